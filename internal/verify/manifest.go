@@ -1,0 +1,345 @@
+package verify
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode/utf8"
+)
+
+// MaxManifestSize bounds a signature.json. Nextcloud's own core manifest is
+// a few MB; 64 MiB leaves room without letting a hostile file exhaust memory.
+var MaxManifestSize int64 = 64 << 20
+
+// maxJSONDepth is PHP json_decode's default nesting limit.
+const maxJSONDepth = 512
+
+// Manifest is a parsed signature.json.
+type Manifest struct {
+	// Hashes maps each file, relative to the scope's root with "/"
+	// separators, to its expected lowercase hex SHA-512.
+	Hashes map[string]string
+	// Signature is the decoded signature; Certificate the PEM text.
+	Signature   []byte
+	Certificate string
+	// sigNote says why the signature field is suspicious (PHP ignores
+	// characters outside the base64 alphabet, and so do we).
+	sigNote string
+
+	entries   []entry // ksort order
+	canonical []byte  // json_encode of entries: the signed message
+}
+
+// ManifestError says why a signature.json could not be read. Nextcloud
+// reports all of these as "Signature data not found.".
+type ManifestError struct {
+	Path   string
+	Reason string
+}
+
+func (e *ManifestError) Error() string {
+	return fmt.Sprintf("signature data %s: %s", e.Path, e.Reason)
+}
+
+// ParseManifest reads a signature.json from r; name is used in errors.
+func ParseManifest(r io.Reader, name string) (*Manifest, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxManifestSize+1))
+	if err != nil {
+		return nil, &ManifestError{name, "read: " + err.Error()}
+	}
+	if int64(len(data)) > MaxManifestSize {
+		return nil, &ManifestError{name, fmt.Sprintf("larger than %d bytes", MaxManifestSize)}
+	}
+	m, err := parseManifest(data)
+	if err != nil {
+		return nil, &ManifestError{name, err.Error()}
+	}
+	return m, nil
+}
+
+func parseManifest(data []byte) (*Manifest, error) {
+	if err := phpJSONCheck(data); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("invalid JSON: %v", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	m := &Manifest{}
+	var haveHashes, haveSig, haveCert bool
+	var sig string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("invalid JSON: %v", err)
+		}
+		key := tok.(string)
+		switch key {
+		case "hashes":
+			if m.entries, err = decodeHashes(dec); err != nil {
+				return nil, fmt.Errorf("hashes: %v", err)
+			}
+			haveHashes = true
+		case "signature", "certificate":
+			var s *string
+			if err := dec.Decode(&s); err != nil || s == nil {
+				return nil, fmt.Errorf("%s: not a string", key)
+			}
+			if key == "signature" {
+				sig, haveSig = *s, true
+			} else {
+				m.Certificate, haveCert = *s, true
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, fmt.Errorf("invalid JSON: %v", err)
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("invalid JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("invalid JSON: data after the top-level object")
+	}
+	switch {
+	case !haveHashes:
+		return nil, errors.New(`missing "hashes"`)
+	case !haveSig:
+		return nil, errors.New(`missing "signature"`)
+	case !haveCert:
+		return nil, errors.New(`missing "certificate"`)
+	}
+	m.Signature, m.sigNote = phpBase64Decode(sig)
+	ksort(m.entries)
+	m.Hashes = make(map[string]string, len(m.entries))
+	for _, e := range m.entries {
+		m.Hashes[e.key.str] = e.value
+	}
+	if m.canonical, err = encodeHashes(m.entries, false, 0); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// decodeHashes reads the "hashes" value, an object or (as PHP allows) a
+// list, into entries in first-seen order with the last value winning, as
+// a PHP array built by json_decode would hold them.
+func decodeHashes(dec *json.Decoder) ([]entry, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	d, ok := tok.(json.Delim)
+	if !ok || (d != '{' && d != '[') {
+		return nil, errors.New("not an object")
+	}
+	var entries []entry
+	index := map[string]int{}
+	for n := 0; dec.More(); n++ {
+		var name string
+		if d == '{' {
+			tok, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			name = tok.(string)
+		} else {
+			name = fmt.Sprint(n)
+		}
+		var v *string
+		if err := dec.Decode(&v); err != nil || v == nil {
+			return nil, fmt.Errorf("value for %q is not a string", name)
+		}
+		k := newPHPKey(name)
+		if i, ok := index[k.str]; ok {
+			entries[i].value = *v
+			continue
+		}
+		k.pos = len(entries)
+		index[k.str] = len(entries)
+		entries = append(entries, entry{key: k, value: *v})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	return entries, nil
+}
+
+// phpJSONCheck refuses what PHP's json_decode refuses and Go's decoder
+// would accept or silently repair: invalid UTF-8, unpaired UTF-16
+// surrogate escapes, and nesting deeper than 512.
+func phpJSONCheck(data []byte) error {
+	if !utf8.Valid(data) {
+		return errors.New("invalid JSON: malformed UTF-8")
+	}
+	if !json.Valid(data) {
+		var v any
+		err := json.Unmarshal(data, &v)
+		return fmt.Errorf("invalid JSON: %v", err)
+	}
+	depth := 0
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '{', '[':
+			depth++
+			if depth > maxJSONDepth {
+				return fmt.Errorf("invalid JSON: nested deeper than %d", maxJSONDepth)
+			}
+		case '}', ']':
+			depth--
+		case '"':
+			end, err := checkSurrogates(data, i+1)
+			if err != nil {
+				return err
+			}
+			i = end
+		}
+	}
+	return nil
+}
+
+// checkSurrogates scans the string starting at data[i] (after the quote)
+// and returns the index of its closing quote.
+func checkSurrogates(data []byte, i int) (int, error) {
+	pendingHigh := false
+	for ; i < len(data); i++ {
+		c := data[i]
+		if c == '"' {
+			break
+		}
+		if c != '\\' {
+			if pendingHigh {
+				return 0, errors.New("invalid JSON: single unpaired UTF-16 surrogate")
+			}
+			continue
+		}
+		i++
+		if data[i] != 'u' {
+			if pendingHigh {
+				return 0, errors.New("invalid JSON: single unpaired UTF-16 surrogate")
+			}
+			continue
+		}
+		v, _ := strconv.ParseUint(string(data[i+1:i+5]), 16, 16) // json.Valid checked the digits
+		u := uint16(v)
+		i += 4
+		switch {
+		case u >= 0xD800 && u < 0xDC00:
+			if pendingHigh {
+				return 0, errors.New("invalid JSON: single unpaired UTF-16 surrogate")
+			}
+			pendingHigh = true
+		case u >= 0xDC00 && u < 0xE000:
+			if !pendingHigh {
+				return 0, errors.New("invalid JSON: single unpaired UTF-16 surrogate")
+			}
+			pendingHigh = false
+		default:
+			if pendingHigh {
+				return 0, errors.New("invalid JSON: single unpaired UTF-16 surrogate")
+			}
+		}
+	}
+	if pendingHigh {
+		return 0, errors.New("invalid JSON: single unpaired UTF-16 surrogate")
+	}
+	return i, nil
+}
+
+// phpBase64Decode decodes like PHP's base64_decode($s) (not strict):
+// characters outside the alphabet and "=" are skipped. The note says what
+// was odd about the input, for error details.
+func phpBase64Decode(s string) ([]byte, string) {
+	clean := make([]byte, 0, len(s))
+	skipped := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/':
+			clean = append(clean, c)
+		case c == '=':
+		default:
+			skipped++
+		}
+	}
+	if len(clean)%4 == 1 {
+		return nil, "signature is not valid base64 (truncated)"
+	}
+	out, err := base64.RawStdEncoding.DecodeString(string(clean))
+	if err != nil {
+		return nil, "signature is not valid base64"
+	}
+	if skipped > 0 {
+		return out, fmt.Sprintf("signature has %d characters outside base64", skipped)
+	}
+	return out, ""
+}
+
+// Exception is a scope-level failure, reported like Nextcloud's
+// InvalidSignatureException. Message is one of Nextcloud's exact texts
+// (or our own for revocation); Detail says more for the admin.
+type Exception struct {
+	Class   string
+	Message string
+	Detail  string
+}
+
+const invalidSignatureClass = `OC\IntegrityCheck\Exceptions\InvalidSignatureException`
+
+// Nextcloud's messages.
+const (
+	MsgNoSignature  = "Signature data not found."
+	MsgBadCert      = "Certificate is not valid."
+	MsgScope        = "Certificate is not valid for required scope. (Requested: %s, current: CN=%s)"
+	MsgBadSignature = "Signature could not get verified."
+	MsgRevoked      = "Certificate has been revoked."
+)
+
+func invalidSignature(msg, detail string) *Exception {
+	return &Exception{Class: invalidSignatureClass, Message: msg, Detail: detail}
+}
+
+// Verify checks the certificate and the signature of m for scope (an app
+// id, or "core") against t, in Nextcloud's order. It returns nil when the
+// manifest can be trusted.
+func (m *Manifest) Verify(t *Trust, scope string) *Exception {
+	leaf, err := parseLeaf(m.Certificate)
+	if err != nil {
+		return invalidSignature(MsgBadCert, "cannot parse certificate: "+err.Error())
+	}
+	if t.issuerOf(leaf.RawIssuer, leaf.AuthorityKeyId, leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil {
+		return invalidSignature(MsgBadCert, fmt.Sprintf("certificate %q (issuer %q) is not signed by a certificate in %s",
+			leaf.Subject.String(), leaf.Issuer.String(), t.AnchorFile))
+	}
+	if t.revoked(leaf) {
+		return invalidSignature(MsgRevoked, fmt.Sprintf("certificate %q serial %s is revoked by %s",
+			leaf.Subject.String(), leaf.SerialNumber, t.CRLFile))
+	}
+	cn, _ := commonName(leaf)
+	if cn != scope && cn != "core" {
+		return invalidSignature(fmt.Sprintf(MsgScope, scope, cn), "")
+	}
+	pub, ok := leaf.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return invalidSignature(MsgBadSignature, "certificate key is not RSA")
+	}
+	if err := VerifyPSS(pub, m.canonical, m.Signature); err != nil {
+		detail := err.Error()
+		if m.sigNote != "" {
+			detail = m.sigNote + "; " + detail
+		}
+		return invalidSignature(MsgBadSignature, detail)
+	}
+	return nil
+}

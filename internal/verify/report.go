@@ -1,0 +1,285 @@
+package verify
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Kind is the kind of a finding, as Nextcloud names it.
+type Kind string
+
+const (
+	InvalidHash   Kind = "INVALID_HASH"
+	MissingFile   Kind = "MISSING_FILE"
+	ExtraFile     Kind = "EXTRA_FILE"
+	KindException Kind = "EXCEPTION"
+)
+
+var kindOrder = map[Kind]int{InvalidHash: 0, MissingFile: 1, ExtraFile: 2, KindException: 3}
+
+// Finding is one file that failed the check, or (Path empty, Kind
+// EXCEPTION) a scope that could not be checked.
+type Finding struct {
+	Scope    string `json:"scope"`
+	Kind     Kind   `json:"kind"`
+	Path     string `json:"path,omitempty"`
+	Expected string `json:"expected,omitempty"`
+	Current  string `json:"current,omitempty"`
+	Class    string `json:"class,omitempty"`
+	Message  string `json:"message,omitempty"`
+	Detail   string `json:"detail,omitempty"`
+}
+
+func sortFindings(f []Finding) {
+	sort.SliceStable(f, func(i, j int) bool {
+		if f[i].Kind != f[j].Kind {
+			return kindOrder[f[i].Kind] < kindOrder[f[j].Kind]
+		}
+		return f[i].Path < f[j].Path
+	})
+}
+
+// ScopeResult is the outcome of checking one scope.
+type ScopeResult struct {
+	Scope     string
+	Exception *Exception // the scope could not be checked at all
+	Findings  []Finding  // file-level findings, sorted
+	Files     int        // files hashed
+	Bytes     int64      // bytes hashed
+}
+
+// AllFindings returns the findings of r, the scope exception first.
+func (r ScopeResult) AllFindings() []Finding {
+	if r.Exception == nil {
+		return r.Findings
+	}
+	e := r.Exception
+	return append([]Finding{{Scope: r.Scope, Kind: KindException, Class: e.Class, Message: e.Message, Detail: e.Detail}}, r.Findings...)
+}
+
+// Clean reports whether the scope passed.
+func (r ScopeResult) Clean() bool { return r.Exception == nil && len(r.Findings) == 0 }
+
+// Report is the result of a check of one or more scopes.
+type Report struct {
+	Scopes []ScopeResult
+}
+
+// Clean reports whether every scope passed.
+func (r *Report) Clean() bool {
+	for _, s := range r.Scopes {
+		if !s.Clean() {
+			return false
+		}
+	}
+	return true
+}
+
+// node is a PHP array as Nextcloud builds its results: ordered keys with
+// string or array values.
+type node struct {
+	key  string
+	val  string
+	kids []node
+	arr  bool
+}
+
+// tree returns the results of s in Nextcloud's shape:
+// KIND => path => {expected, current}, or EXCEPTION => {class, message}.
+func (s ScopeResult) tree() node {
+	n := node{key: s.Scope, arr: true}
+	if e := s.Exception; e != nil {
+		n.kids = append(n.kids, node{key: "EXCEPTION", arr: true, kids: []node{
+			{key: "class", val: e.Class}, {key: "message", val: e.Message}}})
+		return n
+	}
+	var fileErrs []node
+	for _, f := range s.Findings {
+		if f.Kind == KindException {
+			fileErrs = append(fileErrs, node{key: f.Path, val: f.Message})
+			continue
+		}
+		if len(n.kids) == 0 || n.kids[len(n.kids)-1].key != string(f.Kind) {
+			n.kids = append(n.kids, node{key: string(f.Kind), arr: true})
+		}
+		k := &n.kids[len(n.kids)-1]
+		k.kids = append(k.kids, node{key: f.Path, arr: true, kids: []node{
+			{key: "expected", val: f.Expected}, {key: "current", val: f.Current}}})
+	}
+	if len(fileErrs) > 0 {
+		msg := fmt.Sprintf("%d files could not be read.", len(fileErrs))
+		if len(fileErrs) == 1 {
+			msg = "1 file could not be read."
+		}
+		n.kids = append(n.kids, node{key: "EXCEPTION", arr: true, kids: []node{
+			{key: "class", val: readErrorClass}, {key: "message", val: msg},
+			{key: "files", arr: true, kids: fileErrs}}})
+	}
+	return n
+}
+
+func (r *Report) tree() node {
+	root := node{arr: true}
+	for _, s := range r.Scopes {
+		if t := s.tree(); len(t.kids) > 0 {
+			root.kids = append(root.kids, t)
+		}
+	}
+	return root
+}
+
+// Formats accepted by Format.
+var Formats = []string{"text", "plain", "json", "json_pretty"}
+
+// Format writes the report in one of Formats. single is true for the
+// one-scope commands (check-core, check-app): like occ, they print that
+// scope's results without the scope level.
+func (r *Report) Format(format string, single bool) ([]byte, error) {
+	t := r.tree()
+	if single {
+		if len(t.kids) == 1 {
+			t = node{arr: true, kids: t.kids[0].kids}
+		}
+	}
+	var b bytes.Buffer
+	switch format {
+	case "json", "json_pretty":
+		if err := writeJSON(&b, t, format == "json_pretty", 0); err != nil {
+			return nil, err
+		}
+		b.WriteByte('\n')
+	case "plain":
+		writePlain(&b, t, "  - ")
+	case "text":
+		writeText(&b, r.tree())
+	default:
+		return nil, fmt.Errorf("unknown output format %q (want one of %s)", format, strings.Join(Formats, ", "))
+	}
+	return b.Bytes(), nil
+}
+
+// writeJSON writes n as PHP's json_encode (JSON_PRETTY_PRINT when pretty)
+// would: an empty array is [].
+func writeJSON(b *bytes.Buffer, n node, pretty bool, depth int) error {
+	if !n.arr {
+		s, err := appendPHPString(nil, n.val)
+		if err != nil {
+			// File names need not be UTF-8; keep them readable.
+			s, _ = appendPHPString(nil, strings.ToValidUTF8(n.val, "\uFFFD"))
+		}
+		b.Write(s)
+		return nil
+	}
+	if len(n.kids) == 0 {
+		b.WriteString("[]")
+		return nil
+	}
+	b.WriteByte('{')
+	for i, k := range n.kids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if pretty {
+			b.Write(appendIndent(nil, depth+1))
+		}
+		if err := writeJSON(b, node{val: k.key}, pretty, 0); err != nil {
+			return err
+		}
+		b.WriteByte(':')
+		if pretty {
+			b.WriteByte(' ')
+		}
+		if err := writeJSON(b, k, pretty, depth+1); err != nil {
+			return err
+		}
+	}
+	if pretty {
+		b.Write(appendIndent(nil, depth))
+	}
+	b.WriteByte('}')
+	return nil
+}
+
+// writePlain is occ's plain output (Base::writeArrayInOutputFormat).
+func writePlain(b *bytes.Buffer, n node, prefix string) {
+	for _, k := range n.kids {
+		if k.arr {
+			fmt.Fprintf(b, "%s%s:\n", prefix, escapeControl(k.key))
+			writePlain(b, k, "  "+prefix)
+			continue
+		}
+		if k.val == "" {
+			fmt.Fprintf(b, "%s%s\n", prefix, escapeControl(k.key))
+		} else {
+			fmt.Fprintf(b, "%s%s: %s\n", prefix, escapeControl(k.key), escapeControl(k.val))
+		}
+	}
+}
+
+// writeText is the admin page's "List of invalid files".
+func writeText(b *bytes.Buffer, t node) {
+	if len(t.kids) == 0 {
+		b.WriteString("No errors have been found.\n")
+		return
+	}
+	b.WriteString("Technical information\n" +
+		"=====================\n" +
+		"The following list covers which files have failed the integrity check. Please read\n" +
+		"the previous linked documentation to learn more about the errors and how to fix\n" +
+		"them.\n\n" +
+		"Results\n" +
+		"=======\n")
+	for _, scope := range t.kids {
+		fmt.Fprintf(b, "- %s\n", escapeControl(scope.key))
+		for _, cat := range scope.kids {
+			fmt.Fprintf(b, "\t- %s\n", cat.key)
+			for _, item := range cat.kids {
+				if cat.key == "EXCEPTION" {
+					if item.arr { // files that could not be read
+						for _, f := range item.kids {
+							fmt.Fprintf(b, "\t\t- %s: %s\n", escapeControl(f.key), escapeControl(f.val))
+						}
+						continue
+					}
+					fmt.Fprintf(b, "\t\t- %s\n", escapeControl(item.val))
+				} else {
+					fmt.Fprintf(b, "\t\t- %s\n", escapeControl(item.key))
+				}
+			}
+		}
+	}
+	b.WriteString("\nRaw output\n==========\n")
+	printR(b, t, 0)
+}
+
+// printR is PHP's print_r($array, true).
+func printR(b *bytes.Buffer, n node, indent int) {
+	b.WriteString("Array\n")
+	pad := strings.Repeat(" ", indent)
+	b.WriteString(pad + "(\n")
+	for _, k := range n.kids {
+		fmt.Fprintf(b, "%s    [%s] => ", pad, escapeControl(k.key))
+		if k.arr {
+			printR(b, k, indent+8)
+		} else {
+			b.WriteString(escapeControl(k.val))
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString(pad + ")\n")
+}
+
+// escapeControl keeps file names from forging lines in text output:
+// control characters and invalid UTF-8 are shown Go-quoted.
+func escapeControl(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '\uFFFD' {
+			q := strconv.Quote(s)
+			return q[1 : len(q)-1]
+		}
+	}
+	return s
+}

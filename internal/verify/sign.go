@@ -1,0 +1,158 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// ParsePrivateKey reads an RSA private key in PEM (PKCS#1 or PKCS#8).
+func ParsePrivateKey(data []byte, name string) (*rsa.PrivateKey, error) {
+	b, _ := pem.Decode(data)
+	if b == nil {
+		return nil, fmt.Errorf("private key %s: no PEM block", name)
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(b.Bytes); err == nil {
+		return k, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("private key %s: %v", name, err)
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("private key %s: %T is not an RSA key", name, k)
+	}
+	return rk, nil
+}
+
+// phpseclibPEM writes a certificate the way phpseclib 2's saveX509 does:
+// 64-character base64 lines ended by CRLF, no newline after the footer.
+func phpseclibPEM(der []byte) string {
+	enc := base64.StdEncoding.EncodeToString(der)
+	var b bytes.Buffer
+	b.WriteString("-----BEGIN CERTIFICATE-----\r\n")
+	for len(enc) > 64 {
+		b.WriteString(enc[:64] + "\r\n")
+		enc = enc[64:]
+	}
+	b.WriteString(enc + "\r\n")
+	b.WriteString("-----END CERTIFICATE-----")
+	return b.String()
+}
+
+// Sign hashes the scope's files and writes its signature.json exactly as
+// Nextcloud's integrity:sign-app and integrity:sign-core do (pretty JSON
+// with 4-space indent, "\/" escapes, the certificate re-encoded with CRLF
+// lines). The file is replaced atomically.
+func (s *Scope) Sign(ctx context.Context, key *rsa.PrivateKey, certPEM []byte) error {
+	b, _ := pem.Decode(certPEM)
+	if b == nil || b.Type != "CERTIFICATE" {
+		return errors.New("certificate: no PEM CERTIFICATE block")
+	}
+	cert, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return fmt.Errorf("certificate: %v", err)
+	}
+	if pub, ok := cert.PublicKey.(*rsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
+		return errors.New("the private key does not belong to the certificate")
+	}
+	dir := filepath.Dir(s.ManifestPath())
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("sign %s: %s is not a directory", s.Name, dir)
+	}
+	current, err := s.hashAll(ctx)
+	if err != nil {
+		return fmt.Errorf("sign %s: %w", s.Name, err)
+	}
+	var entries []entry
+	for _, k := range sortedKeys(current) {
+		st := current[k]
+		if st.err != nil {
+			return fmt.Errorf("sign %s: %s: %v", s.Name, filepath.Join(s.Dir, k), st.err)
+		}
+		pk := newPHPKey(k)
+		pk.pos = len(entries)
+		entries = append(entries, entry{key: pk, value: st.hash})
+	}
+	data, err := signatureJSON(entries, key, cert.Raw)
+	if err != nil {
+		return fmt.Errorf("sign %s: %w", s.Name, err)
+	}
+	return WriteFileAtomic(s.ManifestPath(), data, 0o644)
+}
+
+// signatureJSON builds the signature.json document for entries.
+func signatureJSON(entries []entry, key *rsa.PrivateKey, certDER []byte) ([]byte, error) {
+	ksort(entries)
+	msg, err := encodeHashes(entries, false, 0)
+	if err != nil {
+		return nil, fmt.Errorf("file name cannot be signed: %w", err)
+	}
+	sig, err := SignPSS(key, msg)
+	if err != nil {
+		return nil, err
+	}
+	pretty, err := encodeHashes(entries, true, 1)
+	if err != nil {
+		return nil, err
+	}
+	var b []byte
+	b = append(b, "{\n    \"hashes\": "...)
+	b = append(b, pretty...)
+	b = append(b, ",\n    \"signature\": "...)
+	b, _ = appendPHPString(b, base64.StdEncoding.EncodeToString(sig))
+	b = append(b, ",\n    \"certificate\": "...)
+	b, _ = appendPHPString(b, phpseclibPEM(certDER))
+	b = append(b, "\n}"...)
+	return b, nil
+}
+
+// WriteFileAtomic writes data to path through a temporary file in the
+// same directory: write, fsync, rename, fsync the directory.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("write %s: sync directory: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("write %s: sync directory: %w", path, err)
+	}
+	return nil
+}
