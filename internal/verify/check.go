@@ -25,6 +25,9 @@ type Install struct {
 // only literal strings are understood); pass non-empty appsRoots or
 // dataDir to override.
 func NewInstall(root string, appsRoots []string, dataDir string) *Install {
+	if root == "" {
+		return &Install{}
+	}
 	in := &Install{Root: cleanAbs(root)}
 	cfg := readConfig(filepath.Join(in.Root, "config", "config.php"))
 	if len(appsRoots) == 0 {
@@ -131,7 +134,9 @@ func (in *Install) Core() *Scope {
 // App returns the scope of app id at dir; an empty dir means the first
 // apps root that has it (or the first apps root).
 func (in *Install) App(id, dir string) *Scope {
-	if dir == "" {
+	if dir == "" && len(in.AppsRoots) == 0 {
+		dir = id
+	} else if dir == "" {
 		dir = filepath.Join(in.AppsRoots[0], id)
 		for _, r := range in.AppsRoots {
 			if fi, err := os.Stat(filepath.Join(r, id)); err == nil && fi.IsDir() {
@@ -155,6 +160,9 @@ func (s *Scope) ManifestPath() string {
 func (s *Scope) excluded() map[string]bool {
 	r := s.in.Root
 	ex := map[string]bool{}
+	if r == "" { // a standalone app (sign-app without --root)
+		return ex
+	}
 	for _, d := range []string{"data", "themes", "config", "apps", "assets", "lost+found", "updater", "_oc_upgrade"} {
 		ex[r+"/"+d] = true
 	}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+var errHelp = errors.New("help shown")
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// parseFlags parses args allowing flags after positional arguments
+// (integrityd check-app APPID --root DIR) and returns the positionals.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errHelp
+			}
+			return nil, usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("integrityd "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// checkFlags are the flags of the check commands.
+type checkFlags struct {
+	root, dataDir, trust, crl, output, enforce string
+	appsPaths                                  stringList
+	workers                                    int
+}
+
+func (c *checkFlags) register(fs *flag.FlagSet, defaultOutput string) {
+	fs.StringVar(&c.root, "root", "", "Nextcloud server root (where version.php is)")
+	fs.Var(&c.appsPaths, "apps-path", "apps directory (repeatable; default: apps_paths of config/config.php, else ROOT/apps)")
+	fs.StringVar(&c.dataDir, "data-dir", "", "custom data directory to exclude (default: datadirectory of config/config.php)")
+	fs.StringVar(&c.trust, "trust", "", "PEM trust anchors (default ROOT/resources/codesigning/root.crt)")
+	fs.StringVar(&c.crl, "crl", "", `CRL signed by a trust anchor (default ROOT/resources/codesigning/root.crl if present; "none" to skip)`)
+	fs.StringVar(&c.output, "output", defaultOutput, "output format: "+strings.Join(verify.Formats, ", "))
+	fs.StringVar(&c.enforce, "enforce", "auto", `check even where Nextcloud would not: "auto" (follow $OC_Channel in version.php and integrity.check.disabled), "yes" or "no"`)
+	fs.IntVar(&c.workers, "workers", 0, "files hashed in parallel (default: one per CPU)")
+}
+
+// setup validates the flags and loads the install and the trust.
+func (c *checkFlags) setup() (*verify.Install, *verify.Trust, error) {
+	if c.root == "" {
+		return nil, nil, usageError{"--root is required"}
+	}
+	if !slices.Contains(verify.Formats, c.output) {
+		return nil, nil, usageError{fmt.Sprintf("unknown --output %q (want one of %s)", c.output, strings.Join(verify.Formats, ", "))}
+	}
+	if c.enforce != "auto" && c.enforce != "yes" && c.enforce != "no" {
+		return nil, nil, usageError{fmt.Sprintf(`--enforce must be "auto", "yes" or "no", not %q`, c.enforce)}
+	}
+	if fi, err := os.Stat(c.root); err != nil || !fi.IsDir() {
+		return nil, nil, fmt.Errorf("server root %s: not a directory", c.root)
+	}
+	verify.Workers = c.workers
+	in := verify.NewInstall(c.root, c.appsPaths, c.dataDir)
+	trust := c.trust
+	if trust == "" {
+		trust = filepath.Join(in.Root, "resources", "codesigning", "root.crt")
+	}
+	crl := c.crl
+	switch crl {
+	case "none":
+		crl = ""
+	case "":
+		def := filepath.Join(in.Root, "resources", "codesigning", "root.crl")
+		if _, err := os.Stat(def); err == nil {
+			crl = def
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("CRL %s: %w", def, err)
+		}
+	}
+	t, err := verify.LoadTrust(trust, crl)
+	if err != nil {
+		return nil, nil, err
+	}
+	return in, t, nil
+}
+
+// enforced applies --enforce; it returns false with a reason when the
+// check must not run.
+func (c *checkFlags) enforced(in *verify.Install) (bool, string, error) {
+	switch c.enforce {
+	case "yes":
+		return true, "", nil
+	case "no":
+		return false, "--enforce=no", nil
+	}
+	ok, channel, err := in.Enforced()
+	if err != nil {
+		return false, "", fmt.Errorf("%v (use --enforce=yes to check anyway)", err)
+	}
+	if !ok {
+		return false, fmt.Sprintf("Nextcloud does not enforce the integrity check on this install (release channel %q in version.php, or integrity.check.disabled in config.php); use --enforce=yes to check anyway", channel), nil
+	}
+	return true, "", nil
+}
+
+func printReport(w io.Writer, r *verify.Report, format string, single bool) error {
+	out, err := r.Format(format, single)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(out); err != nil {
+		return err
+	}
+	if !r.Clean() {
+		return errFindings
+	}
+	return nil
+}
+
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c checkFlags
+	fs := newFlagSet("check", stderr)
+	c.register(fs, "text")
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
+	}
+	in, t, err := c.setup()
+	if err != nil {
+		return err
+	}
+	if ok, why, err := c.enforced(in); err != nil {
+		return err
+	} else if !ok {
+		return errors.New(why)
+	}
+	scopes, err := in.Apps()
+	if err != nil {
+		return err
+	}
+	scopes = append([]*verify.Scope{in.Core()}, scopes...)
+	var r verify.Report
+	for _, sc := range scopes {
+		res, err := sc.Check(ctx, t)
+		if err != nil {
+			return err
+		}
+		r.Scopes = append(r.Scopes, res)
+	}
+	return printReport(stdout, &r, c.output, false)
+}
+
+func runCheckCore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c checkFlags
+	fs := newFlagSet("check-core", stderr)
+	c.register(fs, "plain")
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
+	}
+	in, t, err := c.setup()
+	if err != nil {
+		return err
+	}
+	if ok, why, err := c.enforced(in); err != nil {
+		return err
+	} else if !ok {
+		return errors.New(why)
+	}
+	res, err := in.Core().Check(ctx, t)
+	if err != nil {
+		return err
+	}
+	return printReport(stdout, &verify.Report{Scopes: []verify.ScopeResult{res}}, c.output, true)
+}
+
+// runCheckApp checks one app. Like occ integrity:check-app it always
+// checks, whatever the release channel.
+func runCheckApp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c checkFlags
+	var path string
+	fs := newFlagSet("check-app", stderr)
+	c.register(fs, "plain")
+	fs.StringVar(&path, "path", "", "directory of the app (default: found in the apps directories)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"exactly one APPID is required"}
+	}
+	in, t, err := c.setup()
+	if err != nil {
+		return err
+	}
+	sc := in.App(pos[0], path)
+	if fi, err := os.Stat(sc.Dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("app %s: %s is not a directory", pos[0], sc.Dir)
+	}
+	res, err := sc.Check(ctx, t)
+	if err != nil {
+		return err
+	}
+	return printReport(stdout, &verify.Report{Scopes: []verify.ScopeResult{res}}, c.output, true)
+}

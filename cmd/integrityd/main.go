@@ -1,0 +1,96 @@
+// Command integrityd checks a Nextcloud installation against its code
+// signatures: one-shot checks like occ integrity:check-core/check-app, a
+// check of everything, signing, and a demo.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit statuses.
+const (
+	exitClean    = 0 // no findings
+	exitFindings = 1 // the check found problems
+	exitError    = 2 // usage or fatal error
+)
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// findingsError reports that a check completed with findings.
+var errFindings = errors.New("findings")
+
+type command struct {
+	name, args, help string
+	run              func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"check", "--root DIR", "check core and every app that must be checked", runCheck},
+		{"check-core", "--root DIR", "check core (occ integrity:check-core)", runCheckCore},
+		{"check-app", "APPID --root DIR [--path DIR]", "check one app (occ integrity:check-app)", runCheckApp},
+		{"sign-app", "--path DIR --privateKey KEY --certificate CRT", "write DIR/appinfo/signature.json", runSignApp},
+		{"sign-core", "--path DIR --privateKey KEY --certificate CRT", "write DIR/core/signature.json", runSignCore},
+		{"demo", "[DIR]", "build a signed demo install, check it, tamper with it, check again", runDemo},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return exitError
+		}
+		return exitClean
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		var ue usageError
+		switch {
+		case err == nil:
+			return exitClean
+		case errors.Is(err, errFindings):
+			return exitFindings
+		case errors.As(err, &ue):
+			fmt.Fprintf(stderr, "integrityd %s: %v\nusage: integrityd %s %s\n", c.name, err, c.name, c.args)
+			return exitError
+		case errors.Is(err, errHelp):
+			return exitClean
+		default:
+			fmt.Fprintf(stderr, "integrityd %s: %v\n", c.name, err)
+			return exitError
+		}
+	}
+	fmt.Fprintf(stderr, "integrityd: unknown command %q\n", args[0])
+	usage(stderr)
+	return exitError
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: integrityd COMMAND [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-11s %s\n              %s\n", c.name, c.args, c.help)
+	}
+	fmt.Fprintln(w, "\nRun 'integrityd COMMAND -h' for the flags of a command.\nExit status: 0 clean, 1 findings, 2 usage or fatal error.")
+}
