@@ -279,12 +279,28 @@ func (s *Scope) Expected(m *Manifest) map[string]string {
 // Check verifies the scope's manifest and compares every file with it.
 func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
 	res := ScopeResult{Scope: s.Name}
+	// Hash while the manifest is parsed and verified; a bad manifest
+	// cancels the hashing.
+	type hashed struct {
+		files map[string]fileState
+		err   error
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan hashed, 1)
+	go func() {
+		files, err := s.hashAll(hctx)
+		done <- hashed{files, err}
+	}()
 	m, ex := s.LoadManifest(t)
 	if ex != nil {
+		cancel()
+		<-done
 		res.Exception = ex
 		return res, nil
 	}
-	current, err := s.hashAll(ctx)
+	h := <-done
+	current, err := h.files, h.err
 	if err != nil {
 		if ctx.Err() != nil {
 			return res, ctx.Err()

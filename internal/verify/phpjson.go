@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"strconv"
@@ -271,7 +270,7 @@ func smartStrcmp(a, b string) int {
 	return sign(bytesCompare(a, b))
 }
 
-func bytesCompare(a, b string) int { return bytes.Compare([]byte(a), []byte(b)) }
+func bytesCompare(a, b string) int { return strings.Compare(a, b) }
 
 // compareLongToString is compare_longs_to_string (PHP 8).
 func compareLongToString(l int64, s string) int {
@@ -532,7 +531,19 @@ func appendPHPString(b []byte, s string) ([]byte, error) {
 		return b, &InvalidUTF8Error{S: s}
 	}
 	b = append(b, '"')
-	for _, r := range s {
+	for len(s) > 0 {
+		// Copy the run of bytes that need no escape in one go.
+		i := 0
+		for i < len(s) && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\' && s[i] != '/' {
+			i++
+		}
+		b = append(b, s[:i]...)
+		s = s[i:]
+		if len(s) == 0 {
+			break
+		}
+		r, size := utf8.DecodeRuneInString(s)
+		s = s[size:]
 		switch {
 		case r == '"':
 			b = append(b, '\\', '"')
@@ -578,7 +589,12 @@ func encodeHashes(e []entry, pretty bool, depth int) ([]byte, error) {
 	if list {
 		open, closing = '[', ']'
 	}
-	b := []byte{open}
+	size := 2
+	for i := range e {
+		size += len(e[i].key.str) + len(e[i].value) + 16
+	}
+	b := make([]byte, 1, size)
+	b[0] = open
 	if len(e) == 0 {
 		return append(b, closing), nil
 	}

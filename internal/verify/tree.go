@@ -142,19 +142,27 @@ func newHasher() *hasher { return &hasher{buf: make([]byte, 256<<10)} }
 // one swapped in meanwhile cannot hang the scan. htaccess applies the
 // root .htaccess rule.
 func (h *hasher) hashFile(path string, htaccess bool) fileState {
-	fi, err := os.Stat(path) // follows a symlink to a file, as PHP does
-	if err != nil {
-		return fileState{err: cleanErr(err)}
-	}
-	if !fi.Mode().IsRegular() {
-		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(fi.Mode()))}
+	return h.hash(path, htaccess, true)
+}
+
+// hash is hashFile; statFirst can be false when the caller already knows
+// (from lstat or the directory entry) that path is a regular file.
+func (h *hasher) hash(path string, htaccess, statFirst bool) fileState {
+	if statFirst {
+		fi, err := os.Stat(path) // follows a symlink to a file, as PHP does
+		if err != nil {
+			return fileState{err: cleanErr(err)}
+		}
+		if !fi.Mode().IsRegular() {
+			return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(fi.Mode()))}
+		}
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return fileState{err: cleanErr(err)}
 	}
 	defer f.Close()
-	fi, err = f.Stat()
+	fi, err := f.Stat()
 	if err != nil {
 		return fileState{err: cleanErr(err)}
 	}
@@ -178,9 +186,19 @@ func (h *hasher) hashFile(path string, htaccess bool) fileState {
 			return fileState{err: cleanErr(err)}
 		}
 	}
-	n, err := io.CopyBuffer(d, f, h.buf)
-	if err != nil {
-		return fileState{err: cleanErr(err)}
+	// A plain read loop: io.CopyBuffer would ignore h.buf, because
+	// *os.File has a WriteTo that allocates a buffer per call.
+	var n int64
+	for {
+		k, err := f.Read(h.buf)
+		d.Write(h.buf[:k])
+		n += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fileState{err: cleanErr(err)}
+		}
 	}
 	return fileState{hash: hex.EncodeToString(d.Sum(nil)), size: n}
 }
@@ -247,7 +265,7 @@ func hashTree(ctx context.Context, dir string, excluded map[string]bool, htacces
 				case f.mode&fs.ModeSymlink == 0 && !f.mode.IsRegular():
 					st = fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(f.mode))}
 				default:
-					st = h.hashFile(f.path, f.path == htaccessPath)
+					st = h.hash(f.path, f.path == htaccessPath, f.mode&fs.ModeSymlink != 0)
 				}
 				mu.Lock()
 				out[f.key] = st
