@@ -188,4 +188,3 @@ func rsaPrivate(priv *rsa.PrivateKey, c []byte) ([]byte, error) {
 	}
 	return m.Bytes(N), nil
 }
-

@@ -2,8 +2,8 @@ package verify
 
 import (
 	"bytes"
-	"crypto/rsa"
 	"context"
+	"crypto/rsa"
 	"io/fs"
 	"os"
 	"path/filepath"
