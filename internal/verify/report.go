@@ -211,11 +211,7 @@ func writePlain(b *bytes.Buffer, n node, prefix string) {
 			writePlain(b, k, "  "+prefix)
 			continue
 		}
-		if k.val == "" {
-			fmt.Fprintf(b, "%s%s\n", prefix, escapeControl(k.key))
-		} else {
-			fmt.Fprintf(b, "%s%s: %s\n", prefix, escapeControl(k.key), escapeControl(k.val))
-		}
+		fmt.Fprintf(b, "%s%s: %s\n", prefix, escapeControl(k.key), escapeControl(k.val))
 	}
 }
 
