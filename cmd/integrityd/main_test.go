@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"encoding/json"
 	"flag"
 	"io/fs"
@@ -182,6 +184,15 @@ func TestSignAppOpenSSL(t *testing.T) {
 	sh("req", "-x509", "-newkey", "rsa:4096", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=Test Code Signing CA", "-days", "1")
 	sh("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "app.key", "-out", "app.csr", "-subj", "/CN=demoapp")
 	sh("x509", "-req", "-in", "app.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "app.crt", "-days", "1")
+	// openssl x509 -req without extensions makes an X.509 v1 leaf, which
+	// Nextcloud accepts: so must we.
+	if leaf, err := os.ReadFile(filepath.Join(dir, "app.crt")); err != nil {
+		t.Fatal(err)
+	} else if b, _ := pem.Decode(leaf); b == nil {
+		t.Fatal("app.crt: no PEM")
+	} else if c, err := x509.ParseCertificate(b.Bytes); err != nil || c.Version != 1 {
+		t.Fatalf("app.crt: version %v, err %v; want a v1 certificate", c, err)
+	}
 	app := filepath.Join(dir, "root", "apps", "demoapp")
 	for name, content := range map[string]string{
 		"appinfo/info.xml": "<info/>\n", "lib/A.php": "<?php\n", "js/a/b.js": "x\n", "l10n/é.json": "{}\n",
