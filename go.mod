@@ -2,6 +2,11 @@ module github.com/integrityd/integrityd
 
 go 1.26.8
 
-require filippo.io/bigmod v0.1.0
+require (
+	filippo.io/bigmod v0.1.0
+	github.com/fsnotify/fsnotify v1.10.1
+	go.uber.org/zap v1.28.0
+	golang.org/x/sys v0.50.0
+)
 
-require golang.org/x/sys v0.11.0 // indirect
+require go.uber.org/multierr v1.10.0 // indirect

@@ -37,6 +37,7 @@ var commands []command
 
 func init() {
 	commands = []command{
+		{"run", "--root DIR [--state-dir DIR]", "full scan, then watch and recheck what changes (the daemon)", runDaemon},
 		{"check", "--root DIR", "check core and every app that must be checked", runCheck},
 		{"check-core", "--root DIR", "check core (occ integrity:check-core)", runCheckCore},
 		{"check-app", "APPID --root DIR [--path DIR]", "check one app (occ integrity:check-app)", runCheckApp},

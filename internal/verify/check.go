@@ -305,7 +305,8 @@ func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
-		res.Exception = &Exception{Class: readErrorClass, Message: "Files could not be listed.", Detail: err.Error()}
+		f := ListException(s.Name, err)
+		res.Exception = &Exception{Class: f.Class, Message: f.Message, Detail: f.Detail}
 		return res, nil
 	}
 	res.Findings = compare(s.Name, s.Expected(m), current)
@@ -376,3 +377,9 @@ func underAny(key string, dirs []string) bool {
 // readErrorClass names file-level exceptions (a file or directory that
 // could not be read); Nextcloud has no such class, it would fail the scan.
 const readErrorClass = `integrityd\ReadException`
+
+// ListException is the scope-level finding for a scope whose directory
+// cannot be listed.
+func ListException(scope string, err error) Finding {
+	return Finding{Scope: scope, Kind: KindException, Class: readErrorClass, Message: "Files could not be listed.", Detail: err.Error()}
+}

@@ -1,0 +1,420 @@
+// Package daemon is integrityd's long-running job: a full scan of every
+// scope, then incremental rechecks of what the watcher reports, with one
+// alert per finding that appears and one entry per finding that heals.
+//
+// The order at start guarantees that no change is missed: watches first,
+// then the full scan, then every batch of events that arrived meanwhile.
+// A scope that churns (a manifest changes, as in an update, or a burst
+// touches many of its files) is held: its events only push back a settle
+// timer, and once it has been quiet for Settle it is reloaded and checked
+// as a whole, so an update does not flood the journal and nothing is lost.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/state"
+	"github.com/integrityd/integrityd/internal/verify"
+	"github.com/integrityd/integrityd/internal/watch"
+)
+
+// Config is what the daemon checks and how.
+type Config struct {
+	Root      string
+	AppsPaths []string
+	DataDir   string
+	Trust     string // PEM trust anchors
+	CRL       string // "" for none
+	StateDir  string
+	// RescanInterval is the safety-net full rescan (0: never).
+	RescanInterval time.Duration
+	// DegradedRescan is the full-rescan interval while some directories
+	// cannot be watched.
+	DegradedRescan time.Duration
+	// Settle is how long a churning scope must be quiet before it is
+	// checked again; ChurnPaths is how many changed paths in one batch
+	// make a scope churn.
+	Settle     time.Duration
+	ChurnPaths int
+}
+
+// Defaults fills the zero fields of c.
+func (c *Config) Defaults() {
+	if c.RescanInterval == 0 {
+		c.RescanInterval = time.Hour
+	}
+	if c.DegradedRescan == 0 {
+		c.DegradedRescan = 5 * time.Minute
+	}
+	if c.Settle == 0 {
+		c.Settle = 3 * time.Second
+	}
+	if c.ChurnPaths == 0 {
+		c.ChurnPaths = 256
+	}
+}
+
+type scope struct {
+	sc      *verify.Scope
+	exp     *verify.Expected // nil when the manifest is not trusted
+	files   int
+	settle  time.Time // non-zero while the scope churns
+	isAppOf string    // apps root, for apps
+}
+
+// Daemon runs the checks. Use New, then Run.
+type Daemon struct {
+	cfg Config
+	log *zap.Logger
+	in  *verify.Install
+	w   *watch.Watcher
+
+	trust  *verify.Trust
+	scopes map[string]*scope
+
+	mu       sync.Mutex
+	findings map[string]map[string]verify.Finding // scope -> path ("" for the scope) -> finding
+	st       state.State
+	working  bool
+	dirty    bool // state not saved yet
+	saveErr  string
+
+	rescanReq chan chan struct{}
+}
+
+// New prepares a daemon; it loads the previous state (a corrupt one is
+// logged and ignored).
+func New(cfg Config, log *zap.Logger) (*Daemon, error) {
+	cfg.Defaults()
+	d := &Daemon{
+		cfg:       cfg,
+		log:       log,
+		in:        verify.NewInstall(cfg.Root, cfg.AppsPaths, cfg.DataDir),
+		scopes:    map[string]*scope{},
+		findings:  map[string]map[string]verify.Finding{},
+		rescanReq: make(chan chan struct{}),
+	}
+	t, err := verify.LoadTrust(cfg.Trust, cfg.CRL)
+	if err != nil {
+		return nil, err
+	}
+	d.trust = t
+	if cfg.StateDir != "" {
+		state.CleanTemp(cfg.StateDir)
+		prev, err := state.Load(cfg.StateDir)
+		if err != nil {
+			log.Warn("previous state unusable; starting from a full scan, findings will be alerted again", zap.Error(err))
+		}
+		if prev != nil {
+			for _, f := range prev.Findings {
+				d.put(f)
+			}
+			log.Info("previous state loaded", zap.Int("findings", len(prev.Findings)), zap.Time("updated", prev.Updated))
+		}
+	}
+	return d, nil
+}
+
+// skipDir says which directories are not watched: those no scope checks.
+func (d *Daemon) skipDir(p string) bool {
+	r := d.in.Root
+	for _, a := range d.in.AppsRoots {
+		if p == a {
+			return false
+		}
+	}
+	if p == d.in.DataDir {
+		return true
+	}
+	if filepath.Dir(p) == r {
+		switch filepath.Base(p) {
+		case "data", "themes", "config", "assets", "lost+found", "updater", "_oc_upgrade":
+			return true
+		case "apps":
+			return true // unless it is an apps root, handled above
+		}
+	}
+	return false
+}
+
+// Run watches and checks until ctx is done. ready is called once the
+// first full scan is done (for sd_notify).
+func (d *Daemon) Run(ctx context.Context, ready func()) error {
+	w, err := watch.New(d.log.Named("watch"), d.skipDir)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	d.w = w
+	// Watches first, then the scan: nothing changed meanwhile is missed.
+	if err := w.AddTree(d.in.Root); err != nil {
+		return err
+	}
+	for _, a := range d.in.AppsRoots {
+		if a != d.in.Root && !strings.HasPrefix(a, d.in.Root+"/") {
+			if err := w.AddTree(a); err != nil {
+				d.log.Error("apps directory not watched", zap.String("dir", a), zap.Error(err))
+			}
+		}
+	}
+	for _, f := range []string{d.cfg.Trust, d.cfg.CRL} {
+		if dir := filepath.Dir(f); f != "" && !d.inTree(dir) {
+			if err := w.AddDir(dir); err != nil {
+				d.log.Error("trust file not watched", zap.String("file", f), zap.Error(err))
+			}
+		}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	werr := make(chan error, 1)
+	go func() { werr <- w.Run(wctx) }()
+
+	if err := d.fullScan(ctx, "start"); err != nil {
+		return err
+	}
+	if ready != nil {
+		ready()
+	}
+	rescan := time.NewTicker(d.rescanInterval())
+	defer rescan.Stop()
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	save := time.NewTicker(time.Second)
+	defer save.Stop()
+	defer d.save()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-werr:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("watcher stopped: %w", err)
+		case b := <-w.Batches():
+			d.setWorking(true)
+			if b.Rescan {
+				d.log.Warn("rescanning everything", zap.String("reason", b.Reason))
+				d.fullScan(ctx, b.Reason)
+			} else {
+				d.apply(ctx, b.Paths)
+			}
+			d.setWorking(false)
+		case <-settle.C:
+			d.setWorking(true)
+			d.settled(ctx)
+			d.setWorking(false)
+		case <-rescan.C:
+			if _, degraded := w.Stats(); degraded != "" {
+				w.Resync()
+			}
+			d.fullScan(ctx, "periodic")
+		case done := <-d.rescanReq:
+			d.fullScan(ctx, "requested")
+			close(done)
+		case <-save.C:
+			d.save()
+		}
+		rescan.Reset(d.rescanInterval())
+		if next := d.nextSettle(); !next.IsZero() {
+			settle.Reset(max(time.Until(next), 0))
+		}
+	}
+}
+
+func (d *Daemon) rescanInterval() time.Duration {
+	if d.w != nil {
+		if _, degraded := d.w.Stats(); degraded != "" {
+			return min(d.cfg.RescanInterval, d.cfg.DegradedRescan)
+		}
+	}
+	return d.cfg.RescanInterval
+}
+
+func (d *Daemon) inTree(p string) bool {
+	if p == d.in.Root || strings.HasPrefix(p, d.in.Root+"/") {
+		return true
+	}
+	for _, a := range d.in.AppsRoots {
+		if p == a || strings.HasPrefix(p, a+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// Rescan asks for a full rescan and waits for it (SIGHUP).
+func (d *Daemon) Rescan(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case d.rescanReq <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (d *Daemon) setWorking(b bool) {
+	d.mu.Lock()
+	d.working = b
+	d.mu.Unlock()
+}
+
+// Idle reports whether the daemon has nothing to do: the watcher saw
+// nothing for quiet, and no scope is settling.
+func (d *Daemon) Idle(quiet time.Duration) bool {
+	d.mu.Lock()
+	working := d.working
+	d.mu.Unlock()
+	return !working && d.w != nil && d.w.Idle(quiet) && d.nextSettle().IsZero()
+}
+
+func (d *Daemon) nextSettle() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var next time.Time
+	for _, s := range d.scopes {
+		if !s.settle.IsZero() && (next.IsZero() || s.settle.Before(next)) {
+			next = s.settle
+		}
+	}
+	return next
+}
+
+// Findings returns the current findings, scope exceptions first, in the
+// order of a one-shot check (core, then apps by name).
+func (d *Daemon) Findings() []verify.Finding {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []verify.Finding
+	for _, m := range d.findings {
+		for _, f := range m {
+			out = append(out, f)
+		}
+	}
+	SortFindings(out)
+	return out
+}
+
+// SortFindings orders findings as a report lists them: core first, then
+// scopes by name; in a scope the scope exception, then by kind and path.
+func SortFindings(f []verify.Finding) {
+	kind := map[verify.Kind]int{verify.InvalidHash: 0, verify.MissingFile: 1, verify.ExtraFile: 2, verify.KindException: 3}
+	sort.SliceStable(f, func(i, j int) bool {
+		a, b := f[i], f[j]
+		if a.Scope != b.Scope {
+			if a.Scope == "core" || b.Scope == "core" {
+				return a.Scope == "core"
+			}
+			return a.Scope < b.Scope
+		}
+		if (a.Path == "") != (b.Path == "") {
+			return a.Path == ""
+		}
+		if a.Kind != b.Kind {
+			return kind[a.Kind] < kind[b.Kind]
+		}
+		return a.Path < b.Path
+	})
+}
+
+func (d *Daemon) put(f verify.Finding) {
+	m := d.findings[f.Scope]
+	if m == nil {
+		m = map[string]verify.Finding{}
+		d.findings[f.Scope] = m
+	}
+	m[f.Path] = f
+}
+
+// replace sets the findings of scope name at key and below (all of the
+// scope when key is "") and alerts on every transition: a finding that
+// appears or changes kind, and one that heals.
+func (d *Daemon) replace(name, key string, fresh []verify.Finding) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cur := d.findings[name]
+	if cur == nil {
+		cur = map[string]verify.Finding{}
+		d.findings[name] = cur
+	}
+	next := make(map[string]verify.Finding, len(fresh))
+	for _, f := range fresh {
+		next[f.Path] = f
+	}
+	for p, f := range cur {
+		if key != "" && p != key && !strings.HasPrefix(p, key+"/") {
+			continue
+		}
+		if _, ok := next[p]; !ok {
+			d.alertHealed(f)
+			delete(cur, p)
+			d.dirty = true
+		}
+	}
+	for p, f := range next {
+		o, ok := cur[p]
+		if !ok || o.Kind != f.Kind || o.Message != f.Message {
+			d.alert(f)
+		}
+		if o != f {
+			cur[p] = f
+			d.dirty = true
+		}
+	}
+}
+
+// drop forgets a scope that no longer exists (an app that was removed).
+func (d *Daemon) drop(name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n := len(d.findings[name]); n > 0 {
+		d.log.Info("app removed; its findings are dropped", zap.String("integrity_scope", name), zap.Int("findings", n))
+	}
+	delete(d.findings, name)
+	d.dirty = true
+}
+
+func (d *Daemon) alertHealed(f verify.Finding) {
+	d.log.Info("integrity finding resolved", alertFields(f)...)
+}
+
+func (d *Daemon) alert(f verify.Finding) {
+	d.log.Warn("integrity check failed", alertFields(f)...)
+}
+
+func alertFields(f verify.Finding) []zap.Field {
+	fs := []zap.Field{zap.String("integrity_kind", string(f.Kind)), zap.String("integrity_scope", f.Scope)}
+	if f.Path != "" {
+		fs = append(fs, zap.String("integrity_path", f.Path))
+	}
+	if f.Expected != "" {
+		fs = append(fs, zap.String("integrity_expected", f.Expected))
+	}
+	if f.Current != "" {
+		fs = append(fs, zap.String("integrity_current", f.Current))
+	}
+	if f.Class != "" {
+		fs = append(fs, zap.String("integrity_class", f.Class))
+	}
+	if f.Message != "" {
+		fs = append(fs, zap.String("integrity_message", f.Message))
+	}
+	if f.Detail != "" {
+		fs = append(fs, zap.String("integrity_detail", f.Detail))
+	}
+	return fs
+}

@@ -1,0 +1,355 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/state"
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// loadScope (re)reads the scope's manifest and checks the whole scope.
+func (d *Daemon) loadScope(ctx context.Context, s *scope) error {
+	m, ex := s.sc.LoadManifest(d.trust)
+	if ex != nil {
+		s.exp, s.files = nil, 0
+		d.replace(s.sc.Name, "", []verify.Finding{{Scope: s.sc.Name, Kind: verify.KindException,
+			Class: ex.Class, Message: ex.Message, Detail: ex.Detail}})
+		return nil
+	}
+	s.exp = s.sc.NewExpected(m)
+	s.files = s.exp.Len()
+	fresh, err := s.sc.Recheck(ctx, s.exp, "")
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fresh = []verify.Finding{verify.ListException(s.sc.Name, err)}
+	}
+	d.replace(s.sc.Name, "", fresh)
+	return nil
+}
+
+// enumerate returns the scopes that must be checked now.
+func (d *Daemon) enumerate() (map[string]*verify.Scope, error) {
+	apps, err := d.in.Apps()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*verify.Scope{"core": d.in.Core()}
+	for _, a := range apps {
+		out[a.Name] = a
+	}
+	return out, nil
+}
+
+// syncScopes adds new scopes and drops vanished ones; it returns the
+// scopes that were added.
+func (d *Daemon) syncScopes() []*scope {
+	now, err := d.enumerate()
+	if err != nil {
+		d.log.Error("cannot list apps; keeping the known ones", zap.Error(err))
+		return nil
+	}
+	var added []*scope
+	d.mu.Lock()
+	for name := range d.scopes {
+		if _, ok := now[name]; !ok {
+			delete(d.scopes, name)
+			d.mu.Unlock()
+			d.drop(name)
+			d.mu.Lock()
+		}
+	}
+	for name, sc := range now {
+		if old, ok := d.scopes[name]; !ok || old.sc.Dir != sc.Dir {
+			s := &scope{sc: sc}
+			d.scopes[name] = s
+			added = append(added, s)
+		}
+	}
+	// Findings of scopes that no longer exist (from the previous state).
+	var stale []string
+	for name := range d.findings {
+		if _, ok := d.scopes[name]; !ok {
+			stale = append(stale, name)
+		}
+	}
+	d.mu.Unlock()
+	for _, name := range stale {
+		d.drop(name)
+	}
+	return added
+}
+
+// fullScan reloads the trust, lists the scopes and checks all of them.
+func (d *Daemon) fullScan(ctx context.Context, reason string) error {
+	start := time.Now()
+	if t, err := verify.LoadTrust(d.cfg.Trust, d.cfg.CRL); err != nil {
+		d.log.Error("cannot reload the trust anchors; keeping the previous ones", zap.Error(err))
+	} else {
+		d.trust = t
+	}
+	d.syncScopes()
+	d.mu.Lock()
+	scopes := make([]*scope, 0, len(d.scopes))
+	for _, s := range d.scopes {
+		scopes = append(scopes, s)
+	}
+	d.mu.Unlock()
+	files := 0
+	for _, s := range scopes {
+		if err := d.loadScope(ctx, s); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		s.settle = time.Time{}
+		d.mu.Unlock()
+		files += s.files
+	}
+	dur := time.Since(start)
+	dirs, degraded := 0, ""
+	if d.w != nil {
+		dirs, degraded = d.w.Stats()
+	}
+	d.mu.Lock()
+	d.st.Complete = true
+	d.st.LastFullScan = start
+	d.st.LastFullDuration = dur
+	d.st.Files = files
+	d.st.Scopes = len(scopes)
+	d.st.WatchedDirs = dirs
+	d.st.Degraded = degraded
+	n := 0
+	for _, m := range d.findings {
+		n += len(m)
+	}
+	d.dirty = true
+	d.mu.Unlock()
+	d.log.Info("full scan done", zap.String("reason", reason), zap.Int("scopes", len(scopes)),
+		zap.Int("files", files), zap.Int("findings", n), zap.Duration("duration", dur),
+		zap.Int("watched_dirs", dirs), zap.String("degraded", degraded))
+	d.save()
+	return nil
+}
+
+// target is where a changed path belongs.
+type target struct {
+	scope *scope
+	key   string
+}
+
+// locate maps an absolute path to its scope and key. apps says the set of
+// apps may have changed; trust that the trust anchors or CRL did.
+func (d *Daemon) locate(p string) (t target, ok, apps, trust bool) {
+	if p == d.cfg.Trust || (d.cfg.CRL != "" && p == d.cfg.CRL) {
+		trust = true
+	}
+	for _, root := range d.in.AppsRoots {
+		if !strings.HasPrefix(p, root+"/") {
+			continue
+		}
+		rel := p[len(root)+1:]
+		id, key, _ := strings.Cut(rel, "/")
+		d.mu.Lock()
+		s := d.scopes[id]
+		d.mu.Unlock()
+		if s == nil || s.sc.Dir != root+"/"+id {
+			// An app appeared, or one that was not checked got a manifest.
+			apps = key == "" || key == "appinfo" || key == "appinfo/signature.json"
+			return t, false, apps, trust
+		}
+		if key == "" {
+			apps = true // the app directory itself was replaced or removed
+		}
+		return target{s, key}, true, apps, trust
+	}
+	if !strings.HasPrefix(p, d.in.Root+"/") {
+		return t, false, false, trust
+	}
+	key := p[len(d.in.Root)+1:]
+	switch {
+	case key == "core/shipped.json":
+		apps = true
+	case key == "core" || key == "resources" || key == "resources/codesigning":
+		trust = trust || d.isTrustDir(p)
+	}
+	d.mu.Lock()
+	core := d.scopes["core"]
+	d.mu.Unlock()
+	return target{core, key}, core != nil, apps, trust
+}
+
+func (d *Daemon) isTrustDir(p string) bool {
+	return strings.HasPrefix(d.cfg.Trust, p+"/") || (d.cfg.CRL != "" && strings.HasPrefix(d.cfg.CRL, p+"/"))
+}
+
+// isManifest reports whether key is the scope's signature.json (or a
+// directory holding it).
+func isManifest(s *scope, key string) bool {
+	m := s.sc.ManifestPath()
+	rel := strings.TrimPrefix(m, s.sc.Dir+"/")
+	return key == rel || strings.HasPrefix(rel, key+"/")
+}
+
+// apply rechecks the changed paths of one batch.
+func (d *Daemon) apply(ctx context.Context, paths []string) {
+	var appsChanged, trustChanged bool
+	byScope := map[*scope][]string{}
+	for _, p := range paths {
+		t, ok, apps, trust := d.locate(p)
+		appsChanged = appsChanged || apps
+		trustChanged = trustChanged || trust
+		if ok {
+			byScope[t.scope] = append(byScope[t.scope], t.key)
+		}
+	}
+	if trustChanged {
+		d.log.Warn("trust anchors or CRL changed; verifying every manifest again")
+		d.fullScan(ctx, "trust anchors changed")
+		return
+	}
+	if appsChanged {
+		for _, s := range d.syncScopes() {
+			d.log.Info("app to check appeared", zap.String("integrity_scope", s.sc.Name))
+			d.hold(s)
+		}
+	}
+	for s, keys := range byScope {
+		d.mu.Lock()
+		_, live := d.scopes[s.sc.Name]
+		settling := !s.settle.IsZero()
+		d.mu.Unlock()
+		if !live {
+			continue
+		}
+		churn := len(keys) >= d.cfg.ChurnPaths
+		for _, k := range keys {
+			churn = churn || isManifest(s, k) || (s.sc.Name == "core" && k == "version.php")
+		}
+		if settling || churn || s.exp == nil {
+			if !settling && churn {
+				d.log.Info("scope is changing; holding alerts until it is quiet",
+					zap.String("integrity_scope", s.sc.Name), zap.Int("changed_paths", len(keys)), zap.Duration("settle", d.cfg.Settle))
+			}
+			d.hold(s)
+			continue
+		}
+		for _, k := range topmost(keys) {
+			fresh, err := s.sc.Recheck(ctx, s.exp, k)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				d.log.Error("recheck failed; rechecking the scope", zap.String("integrity_scope", s.sc.Name), zap.String("path", k), zap.Error(err))
+				d.hold(s)
+				break
+			}
+			d.replace(s.sc.Name, k, fresh)
+		}
+	}
+}
+
+// hold makes a scope wait until it has been quiet for Settle.
+func (d *Daemon) hold(s *scope) {
+	d.mu.Lock()
+	s.settle = time.Now().Add(d.cfg.Settle)
+	d.mu.Unlock()
+}
+
+// settled reloads and checks the scopes whose settle time has come.
+func (d *Daemon) settled(ctx context.Context) {
+	now := time.Now()
+	d.mu.Lock()
+	var due []*scope
+	for _, s := range d.scopes {
+		if !s.settle.IsZero() && !s.settle.After(now) {
+			due = append(due, s)
+		}
+	}
+	d.mu.Unlock()
+	for _, s := range due {
+		d.mu.Lock()
+		s.settle = time.Time{}
+		d.mu.Unlock()
+		if err := d.loadScope(ctx, s); err != nil {
+			return
+		}
+		d.log.Info("scope checked after changes", zap.String("integrity_scope", s.sc.Name), zap.Int("files", s.files))
+	}
+}
+
+// topmost drops keys below another key of the list ("" covers all).
+func topmost(keys []string) []string {
+	set := map[string]bool{}
+	for _, k := range keys {
+		set[k] = true
+	}
+	if set[""] {
+		return []string{""}
+	}
+	var out []string
+	for k := range set {
+		covered := false
+		for p := k; ; {
+			i := strings.LastIndexByte(p, '/')
+			if i < 0 {
+				break
+			}
+			p = p[:i]
+			if set[p] {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// save writes the state if it changed.
+func (d *Daemon) save() {
+	if d.cfg.StateDir == "" {
+		return
+	}
+	d.mu.Lock()
+	if !d.dirty {
+		d.mu.Unlock()
+		return
+	}
+	st := d.st
+	st.PID = os.Getpid()
+	st.Updated = time.Now()
+	st.Findings = nil
+	for _, m := range d.findings {
+		for _, f := range m {
+			st.Findings = append(st.Findings, f)
+		}
+	}
+	d.dirty = false
+	d.mu.Unlock()
+	SortFindings(st.Findings)
+	if err := state.Save(d.cfg.StateDir, &st); err != nil {
+		d.mu.Lock()
+		d.dirty = true // retried at the next tick
+		first := d.saveErr != err.Error()
+		d.saveErr = err.Error()
+		d.mu.Unlock()
+		if first {
+			d.log.Warn("cannot save state; still watching, will retry", zap.Error(err))
+		}
+		return
+	}
+	d.mu.Lock()
+	if d.saveErr != "" {
+		d.log.Info("state saved again", zap.String("dir", d.cfg.StateDir))
+	}
+	d.saveErr = ""
+	d.mu.Unlock()
+}

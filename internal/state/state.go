@@ -1,0 +1,101 @@
+// Package state persists what integrityd knows across restarts: the
+// current findings (so that a restart does not alert again on what was
+// already reported) and metadata about the last scans, which the status
+// command reads. Writes are atomic (temporary file, fsync, rename, fsync of
+// the directory); a missing or corrupt file means "no previous state".
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// FileName is the state file inside the state directory.
+const FileName = "state.json"
+
+// formatVersion changes when the file's meaning changes.
+const formatVersion = 1
+
+// maxSize bounds the state file (findings of a whole install fit easily).
+const maxSize = 256 << 20
+
+// State is what persists.
+type State struct {
+	Version  int              `json:"version"`
+	PID      int              `json:"pid"`
+	Updated  time.Time        `json:"updated"`
+	Findings []verify.Finding `json:"findings"`
+	// Complete is false until the first full scan of this run finished;
+	// findings then reflect a full scan.
+	Complete         bool          `json:"complete"`
+	LastFullScan     time.Time     `json:"last_full_scan"`
+	LastFullDuration time.Duration `json:"last_full_scan_duration_ns"`
+	Files            int           `json:"files"`
+	Scopes           int           `json:"scopes"`
+	WatchedDirs      int           `json:"watched_dirs"`
+	// Degraded says why watching is incomplete ("" when it is not).
+	Degraded string `json:"degraded,omitempty"`
+}
+
+// Path is the state file in dir.
+func Path(dir string) string { return filepath.Join(dir, FileName) }
+
+// Load reads the state in dir. A missing file returns (nil, nil); a
+// corrupt one returns an error that names it.
+func Load(dir string) (*State, error) {
+	p := Path(dir)
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read state %s: %w", p, err)
+	}
+	if len(data) > maxSize {
+		return nil, fmt.Errorf("read state %s: larger than %d bytes", p, maxSize)
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("read state %s: corrupt: %v", p, err)
+	}
+	if s.Version != formatVersion {
+		return nil, fmt.Errorf("read state %s: version %d, want %d", p, s.Version, formatVersion)
+	}
+	return &s, nil
+}
+
+// Save writes s to dir atomically.
+func Save(dir string, s *State) error {
+	s.Version = formatVersion
+	data, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return verify.WriteFileAtomic(Path(dir), data, 0o640)
+}
+
+// CleanTemp removes temporary files that an interrupted Save left.
+func CleanTemp(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "."+FileName+".tmp-") {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
