@@ -12,7 +12,9 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -67,7 +69,24 @@ type scope struct {
 	exp     *verify.Expected // nil when the manifest is not trusted
 	files   int
 	settle  time.Time // non-zero while the scope churns
-	isAppOf string    // apps root, for apps
+	// links are the symlinks of the scope: their targets can change
+	// without an event on them, so they are rechecked after every batch.
+	links map[string]bool
+}
+
+// setLinks records the symlinks found at key and below.
+func (s *scope) setLinks(key string, links []string) {
+	if s.links == nil {
+		s.links = map[string]bool{}
+	}
+	for l := range s.links {
+		if key == "" || l == key || strings.HasPrefix(l, key+"/") {
+			delete(s.links, l)
+		}
+	}
+	for _, l := range links {
+		s.links[l] = true
+	}
 }
 
 // Daemon runs the checks. Use New, then Run.
@@ -83,11 +102,12 @@ type Daemon struct {
 	mu       sync.Mutex
 	findings map[string]map[string]verify.Finding // scope -> path ("" for the scope) -> finding
 	st       state.State
-	working  bool
 	dirty    bool // state not saved yet
 	saveErr  string
 
 	rescanReq chan chan struct{}
+	syncSeq   int
+	syncs     map[string]chan struct{} // sync file name -> waiter
 }
 
 // New prepares a daemon; it loads the previous state (a corrupt one is
@@ -101,6 +121,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		scopes:    map[string]*scope{},
 		findings:  map[string]map[string]verify.Finding{},
 		rescanReq: make(chan chan struct{}),
+		syncs:     map[string]chan struct{}{},
 	}
 	t, err := verify.LoadTrust(cfg.Trust, cfg.CRL)
 	if err != nil {
@@ -165,6 +186,14 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 			}
 		}
 	}
+	if d.cfg.StateDir != "" {
+		if err := os.MkdirAll(d.cfg.StateDir, 0o750); err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
+		if err := w.AddDir(d.cfg.StateDir); err != nil {
+			d.log.Warn("state directory not watched; Sync will not work", zap.Error(err))
+		}
+	}
 	for _, f := range []string{d.cfg.Trust, d.cfg.CRL} {
 		if dir := filepath.Dir(f); f != "" && !d.inTree(dir) {
 			if err := w.AddDir(dir); err != nil {
@@ -200,18 +229,15 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 			}
 			return fmt.Errorf("watcher stopped: %w", err)
 		case b := <-w.Batches():
-			d.setWorking(true)
 			if b.Rescan {
 				d.log.Warn("rescanning everything", zap.String("reason", b.Reason))
 				d.fullScan(ctx, b.Reason)
 			} else {
 				d.apply(ctx, b.Paths)
 			}
-			d.setWorking(false)
+			d.synced(b.Paths)
 		case <-settle.C:
-			d.setWorking(true)
 			d.settled(ctx)
-			d.setWorking(false)
 		case <-rescan.C:
 			if _, degraded := w.Stats(); degraded != "" {
 				w.Resync()
@@ -267,19 +293,69 @@ func (d *Daemon) Rescan(ctx context.Context) error {
 	}
 }
 
-func (d *Daemon) setWorking(b bool) {
-	d.mu.Lock()
-	d.working = b
-	d.mu.Unlock()
+// Sync waits until every change made before it was called has been
+// checked: it creates a file in the (watched) state directory and waits
+// for its event, which inotify delivers after all earlier ones, then for
+// any settling scope to be checked.
+func (d *Daemon) Sync(ctx context.Context) error {
+	if d.cfg.StateDir == "" {
+		return errors.New("sync needs a state directory")
+	}
+	for {
+		d.mu.Lock()
+		d.syncSeq++
+		name := fmt.Sprintf(".sync-%d-%d", os.Getpid(), d.syncSeq)
+		ch := make(chan struct{})
+		d.syncs[name] = ch
+		d.mu.Unlock()
+		p := filepath.Join(d.cfg.StateDir, name)
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			return fmt.Errorf("sync: %w", err)
+		}
+		var err error
+		select {
+		case <-ch:
+		case <-time.After(2 * time.Second): // lost in an overflow: try again
+			err = errRetry
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		os.Remove(p)
+		d.mu.Lock()
+		delete(d.syncs, name)
+		d.mu.Unlock()
+		if err == errRetry {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for !d.nextSettle().IsZero() {
+			select {
+			case <-time.After(10 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
 }
 
-// Idle reports whether the daemon has nothing to do: the watcher saw
-// nothing for quiet, and no scope is settling.
-func (d *Daemon) Idle(quiet time.Duration) bool {
+var errRetry = errors.New("retry")
+
+// synced releases the Sync callers whose file is among paths.
+func (d *Daemon) synced(paths []string) {
 	d.mu.Lock()
-	working := d.working
-	d.mu.Unlock()
-	return !working && d.w != nil && d.w.Idle(quiet) && d.nextSettle().IsZero()
+	defer d.mu.Unlock()
+	for _, p := range paths {
+		if filepath.Dir(p) != d.cfg.StateDir {
+			continue
+		}
+		if ch, ok := d.syncs[filepath.Base(p)]; ok {
+			close(ch)
+			delete(d.syncs, filepath.Base(p))
+		}
+	}
 }
 
 func (d *Daemon) nextSettle() time.Time {

@@ -23,13 +23,14 @@ func (d *Daemon) loadScope(ctx context.Context, s *scope) error {
 	}
 	s.exp = s.sc.NewExpected(m)
 	s.files = s.exp.Len()
-	fresh, err := s.sc.Recheck(ctx, s.exp, "")
+	fresh, links, err := s.sc.Recheck(ctx, s.exp, "")
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		fresh = []verify.Finding{verify.ListException(s.sc.Name, err)}
 	}
+	s.setLinks("", links)
 	d.replace(s.sc.Name, "", fresh)
 	return nil
 }
@@ -150,6 +151,9 @@ func (d *Daemon) locate(p string) (t target, ok, apps, trust bool) {
 		trust = true
 	}
 	for _, root := range d.in.AppsRoots {
+		if p == root || strings.HasPrefix(root, p+"/") {
+			apps = true // an apps directory (or one above it) appeared or went
+		}
 		if !strings.HasPrefix(p, root+"/") {
 			continue
 		}
@@ -163,9 +167,9 @@ func (d *Daemon) locate(p string) (t target, ok, apps, trust bool) {
 			apps = key == "" || key == "appinfo" || key == "appinfo/signature.json"
 			return t, false, apps, trust
 		}
-		if key == "" {
-			apps = true // the app directory itself was replaced or removed
-		}
+		// The app directory itself, or its manifest, may make it a scope
+		// or not.
+		apps = key == "" || key == "appinfo" || key == "appinfo/signature.json"
 		return target{s, key}, true, apps, trust
 	}
 	if !strings.HasPrefix(p, d.in.Root+"/") {
@@ -240,18 +244,41 @@ func (d *Daemon) apply(ctx context.Context, paths []string) {
 			continue
 		}
 		for _, k := range topmost(keys) {
-			fresh, err := s.sc.Recheck(ctx, s.exp, k)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				d.log.Error("recheck failed; rechecking the scope", zap.String("integrity_scope", s.sc.Name), zap.String("path", k), zap.Error(err))
-				d.hold(s)
+			if !d.recheck(ctx, s, k) {
 				break
 			}
-			d.replace(s.sc.Name, k, fresh)
 		}
 	}
+	// Symlinks: their targets may have changed with this batch.
+	d.mu.Lock()
+	var linked []target
+	for _, s := range d.scopes {
+		if s.exp != nil && s.settle.IsZero() {
+			for l := range s.links {
+				linked = append(linked, target{s, l})
+			}
+		}
+	}
+	d.mu.Unlock()
+	for _, t := range linked {
+		d.recheck(ctx, t.scope, t.key)
+	}
+}
+
+// recheck checks key of s and records the result; on failure the scope
+// is held for a whole check, and it returns false.
+func (d *Daemon) recheck(ctx context.Context, s *scope, key string) bool {
+	fresh, links, err := s.sc.Recheck(ctx, s.exp, key)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Error("recheck failed; rechecking the scope", zap.String("integrity_scope", s.sc.Name), zap.String("path", key), zap.Error(err))
+			d.hold(s)
+		}
+		return false
+	}
+	s.setLinks(key, links)
+	d.replace(s.sc.Name, key, fresh)
+	return true
 }
 
 // hold makes a scope wait until it has been quiet for Settle.
@@ -273,10 +300,11 @@ func (d *Daemon) settled(ctx context.Context) {
 	}
 	d.mu.Unlock()
 	for _, s := range due {
+		err := d.loadScope(ctx, s)
 		d.mu.Lock()
-		s.settle = time.Time{}
+		s.settle = time.Time{} // only now: Sync waits for it
 		d.mu.Unlock()
-		if err := d.loadScope(ctx, s); err != nil {
+		if err != nil {
 			return
 		}
 		d.log.Info("scope checked after changes", zap.String("integrity_scope", s.sc.Name), zap.Int("files", s.files))

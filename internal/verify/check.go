@@ -311,8 +311,10 @@ func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
 	}
 	res.Findings = compare(s.Name, s.Expected(m), current)
 	for _, st := range current {
-		res.Files++
-		res.Bytes += st.size
+		if !st.skip {
+			res.Files++
+			res.Bytes += st.size
+		}
 	}
 	return res, nil
 }
@@ -334,6 +336,10 @@ func compare(scope string, expected map[string]string, current map[string]fileSt
 	var badDirs []string
 	for _, key := range sortedKeys(current) {
 		st := current[key]
+		if st.skip {
+			delete(current, key) // so that an expected key there is missing
+			continue
+		}
 		if strings.HasSuffix(key, "/") {
 			badDirs = append(badDirs, key)
 			out = append(out, Finding{Scope: scope, Kind: KindException, Path: strings.TrimSuffix(key, "/"),

@@ -45,16 +45,17 @@ func (e *Expected) under(key string) map[string]string {
 
 // Recheck checks key (a file or directory of the scope, "/"-separated,
 // "" for the whole scope) and everything below it, exactly as a full
-// Check would see them, and returns the findings for that part.
-func (s *Scope) Recheck(ctx context.Context, exp *Expected, key string) ([]Finding, error) {
+// Check would see them, and returns the findings for that part and the
+// symlinks in it (whose targets can change without an event on them).
+func (s *Scope) Recheck(ctx context.Context, exp *Expected, key string) ([]Finding, []string, error) {
 	current := map[string]fileState{}
 	if key == "" {
 		var err error
 		if current, err = s.hashAll(ctx); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	} else if s.reachable(key) {
 		p := s.Dir + "/" + key
@@ -66,11 +67,12 @@ func (s *Scope) Recheck(ctx context.Context, exp *Expected, key string) ([]Findi
 		case s.excluded()[p]:
 		case fi.IsDir():
 			if current, err = s.hashSubtree(ctx, key); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		case fi.Mode()&fs.ModeSymlink != 0:
 			if st, err := os.Stat(p); err == nil && st.IsDir() {
-				break // a symlinked directory is not entered
+				current[key] = fileState{link: true, skip: true} // not entered
+				break
 			}
 			fallthrough
 		default:
@@ -81,10 +83,17 @@ func (s *Scope) Recheck(ctx context.Context, exp *Expected, key string) ([]Findi
 			if fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0 {
 				st = newHasher().hash(p, s.core && key == ".htaccess", true)
 			}
+			st.link = fi.Mode()&fs.ModeSymlink != 0
 			current[key] = st
 		}
 	}
-	return compare(s.Name, exp.under(key), current), nil
+	var links []string
+	for k, st := range current {
+		if st.link {
+			links = append(links, k)
+		}
+	}
+	return compare(s.Name, exp.under(key), current), links, nil
 }
 
 func errNotRegularMode(m fs.FileMode) error {

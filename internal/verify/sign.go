@@ -75,6 +75,9 @@ func (s *Scope) Sign(ctx context.Context, key *rsa.PrivateKey, certPEM []byte) e
 	var entries []entry
 	for _, k := range sortedKeys(current) {
 		st := current[k]
+		if st.skip {
+			continue
+		}
 		if st.err != nil {
 			return fmt.Errorf("sign %s: %s: %v", s.Name, filepath.Join(s.Dir, k), st.err)
 		}

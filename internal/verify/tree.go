@@ -57,6 +57,8 @@ type fileState struct {
 	hash string // lowercase hex SHA-512; "" when it could not be read
 	size int64
 	err  error // why it could not be hashed
+	link bool  // a symlink: its target can change without an event on it
+	skip bool  // not a file of the scope (a symlink to a directory)
 }
 
 // walkTree lists the files of a scope: dir is walked, excluded holds the
@@ -68,6 +70,8 @@ type walkedFile struct {
 	path string
 	mode fs.FileMode
 	err  error // for a directory that could not be read
+	// dirLink marks a symlink to a directory.
+	dirLink bool
 }
 
 func walkTree(ctx context.Context, dir string, excluded map[string]bool, out chan<- walkedFile) error {
@@ -102,8 +106,14 @@ func walkTree(ctx context.Context, dir string, excluded map[string]bool, out cha
 			}
 			mode := e.Type()
 			if mode&fs.ModeSymlink != 0 {
-				// Follow for the type only, like PHP's isDir().
+				// Follow for the type only, like PHP's isDir(): a
+				// symlinked directory is not entered, only noted.
 				if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+					select {
+					case out <- walkedFile{key: key, path: p, mode: mode, dirLink: true}:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
 					continue
 				}
 			}
@@ -263,12 +273,15 @@ func hashTree(ctx context.Context, dir string, excluded map[string]bool, htacces
 			for f := range files {
 				var st fileState
 				switch {
+				case f.dirLink:
+					st = fileState{link: true, skip: true}
 				case f.mode.IsDir():
 					st = fileState{err: fmt.Errorf("directory cannot be read: %w", f.err)}
 				case f.mode&fs.ModeSymlink == 0 && !f.mode.IsRegular():
 					st = fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(f.mode))}
 				default:
 					st = h.hash(f.path, f.path == htaccessPath, f.mode&fs.ModeSymlink != 0)
+					st.link = f.mode&fs.ModeSymlink != 0
 				}
 				mu.Lock()
 				out[f.key] = st

@@ -53,12 +53,10 @@ type Watcher struct {
 	skip func(dir string) bool
 	out  chan Batch
 
-	mu        sync.Mutex
-	roots     []string        // recursive roots
-	watched   map[string]bool // directories with a watch
-	degraded  string          // why some directories are not watched
-	lastEvent time.Time       // for Idle
-	busy      bool            // a batch is pending or out
+	mu       sync.Mutex
+	roots    []string        // recursive roots
+	watched  map[string]bool // directories with a watch
+	degraded string          // why some directories are not watched
 }
 
 // New returns a Watcher. skip says which directories (absolute paths)
@@ -202,13 +200,6 @@ func (w *Watcher) Stats() (dirs int, degraded string) {
 	return len(w.watched), w.degraded
 }
 
-// Idle reports whether no event arrived for quiet and no batch is waiting.
-func (w *Watcher) Idle(quiet time.Duration) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return !w.busy && time.Since(w.lastEvent) >= quiet
-}
-
 // underRoot reports whether p is inside a recursive root.
 func (w *Watcher) underRoot(p string) bool {
 	w.mu.Lock()
@@ -263,12 +254,6 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 		timer.Reset(d)
 	}
-	setBusy := func() {
-		w.mu.Lock()
-		w.busy = armed || sendCh != nil
-		w.lastEvent = time.Now()
-		w.mu.Unlock()
-	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -286,7 +271,6 @@ func (w *Watcher) Run(ctx context.Context) error {
 				}
 			}
 			arm()
-			setBusy()
 		case err, ok := <-w.fsw.Errors:
 			if !ok {
 				return errors.New("watcher closed")
@@ -302,7 +286,6 @@ func (w *Watcher) Run(ctx context.Context) error {
 			rescan = true
 			pending = map[string]struct{}{}
 			arm()
-			setBusy()
 		case <-timer.C:
 			armed = false
 			// Merge into the batch waiting to go out, if any.
@@ -322,10 +305,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 			pending = map[string]struct{}{}
 			rescan, reason = false, ""
 			sendCh = w.out
-			setBusy()
 		case sendCh <- batch:
 			sendCh, batch = nil, Batch{}
-			setBusy()
 		}
 	}
 }

@@ -1,0 +1,325 @@
+package daemon
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// running is a daemon started for a test.
+type running struct {
+	d      *Daemon
+	logs   *observer.ObservedLogs
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func testConfig(root, stateDir string) Config {
+	return Config{
+		Root:     root,
+		Trust:    filepath.Join(root, "resources/codesigning/root.crt"),
+		StateDir: stateDir,
+		Settle:   300 * time.Millisecond,
+	}
+}
+
+const logTail = 25
+
+var extraSeeds = flag.Int("model.seeds", 0, "run TestModel with this many other seeds (101, 102, ...)")
+
+func start(t testing.TB, cfg Config) *running {
+	t.Helper()
+	core, logs := observer.New(zapcore.InfoLevel)
+	d, err := New(cfg, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{d: d, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() { r.done <- d.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-r.done:
+		t.Fatalf("daemon stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("no initial scan after 60 s")
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *running) stop() {
+	r.cancel()
+	<-r.done
+	r.done <- nil // stop is idempotent
+}
+
+// waitIdle waits until the daemon has processed everything.
+func (r *running) waitIdle(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := r.d.Sync(ctx); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+}
+
+// oneShot is what integrityd check would report for root now.
+func oneShot(t testing.TB, root string) []verify.Finding {
+	t.Helper()
+	in := verify.NewInstall(root, nil, "")
+	tr, err := verify.LoadTrust(filepath.Join(root, "resources/codesigning/root.crt"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps, err := in.Apps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []verify.Finding
+	for _, sc := range append([]*verify.Scope{in.Core()}, apps...) {
+		res, err := sc.Check(context.Background(), tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, res.AllFindings()...)
+	}
+	SortFindings(out)
+	return out
+}
+
+func render(fs []verify.Finding) string {
+	var b strings.Builder
+	for _, f := range fs {
+		fmt.Fprintf(&b, "%s %s %q exp=%.8s cur=%.8s %s\n", f.Scope, f.Kind, f.Path, f.Expected, f.Current, f.Message)
+	}
+	return b.String()
+}
+
+func assertSame(t testing.TB, r *running, root, context string) {
+	t.Helper()
+	got, want := render(r.d.Findings()), render(oneShot(t, root))
+	if got != want {
+		entries := r.logs.All()
+		for _, e := range entries[max(0, len(entries)-int(logTail)):] {
+			t.Logf("log: %s %s %v", e.Level, e.Message, e.ContextMap())
+		}
+		t.Fatalf("%s: daemon findings differ from a one-shot check\ndaemon:\n%s\ncheck:\n%s", context, got, want)
+	}
+}
+
+// alerts counts the log entries with msg, by path.
+func alerts(logs *observer.ObservedLogs, msg string) map[string]int {
+	n := map[string]int{}
+	for _, e := range logs.FilterMessage(msg).All() {
+		n[e.ContextMap()["integrity_scope"].(string)+":"+fmt.Sprint(e.ContextMap()["integrity_path"])]++
+	}
+	return n
+}
+
+// model applies random operations to a demo tree.
+type model struct {
+	t    testing.TB
+	root string
+	rnd  *rand.Rand
+	keys *demo.Keys
+	log  []string
+}
+
+// files lists the regular files under the checked parts of the tree.
+func (m *model) files() []string {
+	var out []string
+	filepath.WalkDir(m.root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(m.root, p)
+		if d.IsDir() && (rel == "data" || rel == "config" || rel == "resources") {
+			return filepath.SkipDir // not checked, or the trust anchor (tested apart)
+		}
+		if d.Type().IsRegular() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out
+}
+
+func (m *model) dirs() []string {
+	var out []string
+	filepath.WalkDir(m.root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if rel, _ := filepath.Rel(m.root, p); rel == "resources" {
+			return filepath.SkipDir
+		}
+		out = append(out, p)
+		return nil
+	})
+	sort.Strings(out)
+	return out
+}
+
+func (m *model) pick(list []string) string { return list[m.rnd.Intn(len(list))] }
+
+func (m *model) content() []byte {
+	return []byte(fmt.Sprintf("<?php // %d\n", m.rnd.Intn(5))) // few values: same-content cases happen
+}
+
+func (m *model) newName(dir string) string {
+	return filepath.Join(dir, fmt.Sprintf("n%d.php", m.rnd.Intn(1000)))
+}
+
+// step applies one random operation.
+func (m *model) step() {
+	files, dirs := m.files(), m.dirs()
+	f, d := m.pick(files), m.pick(dirs)
+	var op string
+	var err error
+	switch m.rnd.Intn(15) {
+	case 0:
+		op = "write " + f
+		err = os.WriteFile(f, m.content(), 0o644)
+	case 1:
+		op = "append " + f
+		var h *os.File
+		if h, err = os.OpenFile(f, os.O_APPEND|os.O_WRONLY, 0); err == nil {
+			h.Write([]byte("x"))
+			err = h.Close()
+		}
+	case 2:
+		op = "truncate " + f
+		err = os.Truncate(f, 0)
+	case 3:
+		op = "chmod " + f
+		err = os.Chmod(f, os.FileMode(0o600+m.rnd.Intn(2)*0o44))
+	case 4:
+		op = "delete " + f
+		err = os.Remove(f)
+	case 5:
+		n := m.newName(d)
+		op = "create " + n
+		err = os.WriteFile(n, m.content(), 0o644)
+	case 6:
+		n := m.newName(d)
+		op = "rename " + f + " " + n
+		err = os.Rename(f, n)
+	case 7:
+		if d == m.root {
+			return
+		}
+		n := filepath.Join(filepath.Dir(d), fmt.Sprintf("d%d", m.rnd.Intn(100)))
+		op = "rename dir " + d + " " + n
+		if strings.HasPrefix(n, d+"/") {
+			return
+		}
+		err = os.Rename(d, n)
+	case 8:
+		n := filepath.Join(d, fmt.Sprintf("m%d", m.rnd.Intn(100)))
+		op = "mkdir+populate " + n
+		if err = os.MkdirAll(filepath.Join(n, "sub"), 0o755); err == nil {
+			os.WriteFile(filepath.Join(n, "a.php"), m.content(), 0o644)
+			err = os.WriteFile(filepath.Join(n, "sub", "b.js"), m.content(), 0o644)
+		}
+	case 9:
+		op = "atomic replace " + f
+		tmp := f + ".tmp"
+		if err = os.WriteFile(tmp, m.content(), 0o644); err == nil {
+			err = os.Rename(tmp, f)
+		}
+	case 10:
+		op = "same content " + f
+		var data []byte
+		if data, err = os.ReadFile(f); err == nil {
+			err = os.WriteFile(f, data, 0o644)
+		}
+	case 11:
+		n := filepath.Join(d, fmt.Sprintf("l%d", m.rnd.Intn(100)))
+		target := f
+		if m.rnd.Intn(2) == 0 {
+			target = m.pick(dirs)
+		}
+		op = "symlink " + n + " -> " + target
+		err = os.Symlink(target, n)
+	case 12:
+		in := verify.NewInstall(m.root, nil, "")
+		sc := in.Core()
+		if apps, _ := in.Apps(); len(apps) > 0 && m.rnd.Intn(2) == 0 {
+			sc = m.pick2(apps)
+		}
+		op = "re-sign " + sc.Name
+		if _, e := os.Stat(filepath.Dir(sc.ManifestPath())); e != nil {
+			return
+		}
+		err = m.keys.Sign(context.Background(), sc)
+	case 13:
+		p := filepath.Join(m.root, "apps", m.pick([]string{"files", "dashboard"}), "appinfo/signature.json")
+		op = "corrupt " + p
+		err = os.WriteFile(p, []byte(`{"hashes": {}, "signature": "`), 0o644)
+	case 14:
+		op = "restore " + f
+		rel, _ := filepath.Rel(m.root, f)
+		if c, ok := demo.Files[rel]; ok {
+			err = os.WriteFile(f, []byte(c), 0o644)
+		}
+	}
+	if err != nil && !os.IsExist(err) {
+		op += " (" + err.Error() + ")"
+	}
+	m.log = append(m.log, op)
+}
+
+func (m *model) pick2(s []*verify.Scope) *verify.Scope { return s[m.rnd.Intn(len(s))] }
+
+// TestModel applies random operations to a signed tree while the daemon
+// runs; after each batch the daemon's findings must equal a fresh check.
+func TestModel(t *testing.T) {
+	rounds := 40
+	if testing.Short() {
+		rounds = 10
+	}
+	seeds := []int64{1, 2}
+	if *extraSeeds > 0 {
+		seeds = nil
+		for i := int64(1); i <= int64(*extraSeeds); i++ {
+			seeds = append(seeds, 100+i)
+		}
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "nc")
+			keys, err := demo.BuildWithKeys(context.Background(), root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := start(t, testConfig(root, t.TempDir()))
+			assertSame(t, r, root, "initial scan")
+			m := &model{t: t, root: root, rnd: rand.New(rand.NewSource(seed)), keys: keys}
+			for i := 0; i < rounds; i++ {
+				n := 1 + m.rnd.Intn(5)
+				for j := 0; j < n; j++ {
+					m.step()
+				}
+				r.waitIdle(t)
+				assertSame(t, r, root, fmt.Sprintf("round %d after:\n  %s", i, strings.Join(m.log[len(m.log)-n:], "\n  ")))
+			}
+		})
+	}
+}
