@@ -65,10 +65,13 @@ func (c *Config) Defaults() {
 }
 
 type scope struct {
-	sc      *verify.Scope
-	exp     *verify.Expected // nil when the manifest is not trusted
-	files   int
-	settle  time.Time // non-zero while the scope churns
+	sc     *verify.Scope
+	exp    *verify.Expected // nil when the manifest is not trusted
+	files  int
+	settle time.Time // non-zero while the scope churns
+	// real is where a symlinked app directory resolves to ("" when Dir is
+	// not a symlink): events arrive with that path.
+	real string
 	// links are the symlinks of the scope: their targets can change
 	// without an event on them, so they are rechecked after every batch.
 	links map[string]bool
@@ -106,6 +109,7 @@ type Daemon struct {
 	saveErr  string
 
 	rescanReq chan chan struct{}
+	extraTree map[string]bool // watched trees added for symlinked apps
 	syncSeq   int
 	syncs     map[string]chan struct{} // sync file name -> waiter
 }
@@ -122,6 +126,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		findings:  map[string]map[string]verify.Finding{},
 		rescanReq: make(chan chan struct{}),
 		syncs:     map[string]chan struct{}{},
+		extraTree: map[string]bool{},
 	}
 	t, err := verify.LoadTrust(cfg.Trust, cfg.CRL)
 	if err != nil {

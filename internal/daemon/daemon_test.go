@@ -39,7 +39,7 @@ func testConfig(root, stateDir string) Config {
 
 const logTail = 25
 
-var extraSeeds = flag.Int("model.seeds", 0, "run TestModel with this many other seeds (101, 102, ...)")
+var modelSeeds = flag.String("model.seeds", "", "seeds for TestModel instead of 1,2: e.g. 101-120,7")
 
 func start(t testing.TB, cfg Config) *running {
 	t.Helper()
@@ -296,10 +296,17 @@ func TestModel(t *testing.T) {
 		rounds = 10
 	}
 	seeds := []int64{1, 2}
-	if *extraSeeds > 0 {
+	if *modelSeeds != "" {
 		seeds = nil
-		for i := int64(1); i <= int64(*extraSeeds); i++ {
-			seeds = append(seeds, 100+i)
+		for _, f := range strings.Split(*modelSeeds, ",") {
+			var a, b int64
+			if n, _ := fmt.Sscanf(f, "%d-%d", &a, &b); n == 2 {
+				for i := a; i <= b; i++ {
+					seeds = append(seeds, i)
+				}
+			} else if _, err := fmt.Sscan(f, &a); err == nil {
+				seeds = append(seeds, a)
+			}
 		}
 	}
 	for _, seed := range seeds {

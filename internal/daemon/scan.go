@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -66,11 +67,20 @@ func (d *Daemon) syncScopes() []*scope {
 			d.mu.Lock()
 		}
 	}
+	var watchReal []string
 	for name, sc := range now {
-		if old, ok := d.scopes[name]; !ok || old.sc.Dir != sc.Dir {
-			s := &scope{sc: sc}
+		real := ""
+		if r, err := filepath.EvalSymlinks(sc.Dir); err == nil && r != sc.Dir {
+			real = r
+		}
+		if old, ok := d.scopes[name]; !ok || old.sc.Dir != sc.Dir || old.real != real {
+			s := &scope{sc: sc, real: real}
 			d.scopes[name] = s
 			added = append(added, s)
+			if real != "" && !d.extraTree[real] {
+				d.extraTree[real] = true
+				watchReal = append(watchReal, real)
+			}
 		}
 	}
 	// Findings of scopes that no longer exist (from the previous state).
@@ -83,6 +93,15 @@ func (d *Daemon) syncScopes() []*scope {
 	d.mu.Unlock()
 	for _, name := range stale {
 		d.drop(name)
+	}
+	for _, r := range watchReal {
+		// A symlinked app: Nextcloud checks it through the link, so its
+		// target is watched too.
+		if d.w != nil {
+			if err := d.w.AddTree(r); err != nil {
+				d.log.Warn("target of a symlinked app not watched", zap.String("dir", r), zap.Error(err))
+			}
+		}
 	}
 	return added
 }
@@ -176,12 +195,9 @@ func (d *Daemon) locate(p string) (t target, ok, apps, trust bool) {
 		return t, false, false, trust
 	}
 	key := p[len(d.in.Root)+1:]
-	switch {
-	case key == "core/shipped.json":
-		apps = true
-	case key == "core" || key == "resources" || key == "resources/codesigning":
-		trust = trust || d.isTrustDir(p)
-	}
+	// The list of shipped apps, or a directory above it.
+	apps = apps || key == "core/shipped.json" || strings.HasPrefix("core/shipped.json", key+"/")
+	trust = trust || d.isTrustDir(p)
 	d.mu.Lock()
 	core := d.scopes["core"]
 	d.mu.Unlock()
@@ -211,6 +227,13 @@ func (d *Daemon) apply(ctx context.Context, paths []string) {
 		if ok {
 			byScope[t.scope] = append(byScope[t.scope], t.key)
 		}
+		d.mu.Lock()
+		for _, s := range d.scopes {
+			if s.real != "" && (p == s.real || strings.HasPrefix(p, s.real+"/")) {
+				byScope[s] = append(byScope[s], strings.TrimPrefix(strings.TrimPrefix(p, s.real), "/"))
+			}
+		}
+		d.mu.Unlock()
 	}
 	if trustChanged {
 		d.log.Warn("trust anchors or CRL changed; verifying every manifest again")

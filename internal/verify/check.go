@@ -226,7 +226,9 @@ func (in *Install) shipped() (map[string]bool, error) {
 		ShippedApps []string `json:"shippedApps"`
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
-		return nil, fmt.Errorf("read shipped apps: %s: %v", path, err)
+		// A damaged shipped.json is reported as a core finding (it is a
+		// signed file); the apps that carry a signature are still checked.
+		return map[string]bool{}, nil
 	}
 	m := map[string]bool{}
 	for _, a := range v.ShippedApps {
@@ -325,7 +327,7 @@ func (s *Scope) hashAll(ctx context.Context) (map[string]fileState, error) {
 	if s.core {
 		ht = s.Dir + "/.htaccess"
 	}
-	return hashTree(ctx, s.Dir, s.excluded(), ht)
+	return hashTree(ctx, s.Dir, "", s.excluded(), ht)
 }
 
 // compare matches files by path (Nextcloud compares hash values only, and

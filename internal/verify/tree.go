@@ -74,7 +74,7 @@ type walkedFile struct {
 	dirLink bool
 }
 
-func walkTree(ctx context.Context, dir string, excluded map[string]bool, out chan<- walkedFile) error {
+func walkTree(ctx context.Context, dir, prefix string, excluded map[string]bool, out chan<- walkedFile) error {
 	var walk func(abs, rel string) error
 	walk = func(abs, rel string) error {
 		if err := ctx.Err(); err != nil {
@@ -82,7 +82,7 @@ func walkTree(ctx context.Context, dir string, excluded map[string]bool, out cha
 		}
 		ents, err := os.ReadDir(abs)
 		if err != nil {
-			if rel == "" {
+			if abs == dir {
 				return fmt.Errorf("read directory %s: %w", abs, cleanErr(err))
 			}
 			// An unreadable directory is one entry, key ending in "/",
@@ -134,7 +134,7 @@ func walkTree(ctx context.Context, dir string, excluded map[string]bool, out cha
 		}
 		return nil
 	}
-	return walk(dir, "")
+	return walk(dir, prefix)
 }
 
 // errNotRegular marks files that are never opened for reading.
@@ -253,14 +253,15 @@ func workers() int {
 	return min(4*runtime.NumCPU(), 32)
 }
 
-// hashTree walks dir and hashes every file with a pool of workers. The
+// hashTree walks dir and hashes every file with a pool of workers; keys
+// are relative to dir, below prefix (the key of dir in its scope). The
 // root .htaccess rule applies to htaccessPath (empty for apps).
-func hashTree(ctx context.Context, dir string, excluded map[string]bool, htaccessPath string) (map[string]fileState, error) {
+func hashTree(ctx context.Context, dir, prefix string, excluded map[string]bool, htaccessPath string) (map[string]fileState, error) {
 	files := make(chan walkedFile, 1024)
 	var walkErr error
 	go func() {
 		defer close(files)
-		walkErr = walkTree(ctx, dir, excluded, files)
+		walkErr = walkTree(ctx, dir, prefix, excluded, files)
 	}()
 	var mu sync.Mutex
 	out := make(map[string]fileState)
