@@ -330,3 +330,5 @@ func TestModel(t *testing.T) {
 		})
 	}
 }
+
+func verifyCore(root string) *verify.Scope { return verify.NewInstall(root, nil, "").Core() }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 )
 
 // Nextcloud checks a manifest's certificate with phpseclib's
@@ -73,18 +74,11 @@ func LoadTrust(anchorFile, crlFile string) (*Trust, error) {
 }
 
 func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
@@ -201,4 +195,24 @@ func commonName(c *x509.Certificate) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// openRegular opens path for reading only if it is a regular file. It
+// opens non-blocking, so a FIFO put in its place cannot hang the caller,
+// and checks the type of what it opened.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, modeName(fi.Mode()))
+	}
+	return f, nil
 }

@@ -240,14 +240,11 @@ func (in *Install) shipped() (map[string]bool, error) {
 // LoadManifest reads and verifies the scope's signature.json.
 func (s *Scope) LoadManifest(t *Trust) (*Manifest, *Exception) {
 	path := s.ManifestPath()
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, invalidSignature(MsgNoSignature, fmt.Sprintf("open %s: %v", path, cleanErr(err)))
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, invalidSignature(MsgNoSignature, path+": not a regular file")
-	}
 	m, err := ParseManifest(f, path)
 	if err != nil {
 		return nil, invalidSignature(MsgNoSignature, err.Error())

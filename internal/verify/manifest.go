@@ -288,7 +288,7 @@ func phpJSONCheck(data []byte) error {
 		switch data[i] {
 		case '{', '[':
 			depth++
-			if depth > maxJSONDepth {
+			if depth >= maxJSONDepth { // PHP refuses 512 levels (checked with PHP 8.2)
 				return fmt.Errorf("invalid JSON: nested deeper than %d", maxJSONDepth)
 			}
 		case '}', ']':
@@ -369,7 +369,9 @@ func phpBase64Decode(s string) ([]byte, string) {
 		}
 	}
 	if len(clean)%4 == 1 {
-		return nil, "signature is not valid base64 (truncated)"
+		// PHP drops a last character that cannot make a byte.
+		clean = clean[:len(clean)-1]
+		skipped++
 	}
 	out, err := base64.RawStdEncoding.DecodeString(string(clean))
 	if err != nil {

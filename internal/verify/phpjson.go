@@ -46,8 +46,7 @@ func newPHPKey(s string) phpKey {
 }
 
 // handleNumericStr reports whether PHP turns the array key s into an
-// integer key, and which integer. It follows _zend_handle_numeric_str_ex,
-// including its saturation of too-small negative numbers to PHP_INT_MIN.
+// integer key, and which integer. It follows _zend_handle_numeric_str_ex.
 func handleNumericStr(s string) (int64, bool) {
 	if s == "" {
 		return 0, false
@@ -73,10 +72,9 @@ func handleNumericStr(s string) (int64, bool) {
 	}
 	u, err := strconv.ParseUint(t, 10, 64)
 	if neg {
-		// ZEND_STRTOL saturates at PHP_INT_MIN; PHP then keeps the key as
-		// that integer (only 0 would be refused, and "-0" is already out).
+		// Below PHP_INT_MIN the key stays a string (checked with PHP 8.2).
 		if err != nil || u > 1<<63 {
-			return math.MinInt64, true
+			return 0, false
 		}
 		return -int64(u), true
 	}

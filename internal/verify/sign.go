@@ -95,7 +95,18 @@ func (s *Scope) Sign(ctx context.Context, key *rsa.PrivateKey, certPEM []byte) e
 // signatureJSON builds the signature.json document for entries.
 func signatureJSON(entries []entry, key *rsa.PrivateKey, certDER []byte) ([]byte, error) {
 	ksort(entries)
-	msg, err := encodeHashes(entries, false, 0)
+	// A verifier decodes the hashes in the order of the file and sorts
+	// them again; PHP's ksort is not always stable under a second run
+	// (its comparison is not transitive for some numeric names), so the
+	// signed message is the sort of the order written, not the first sort.
+	// (Nextcloud signs the first sort, and its own check then fails.)
+	again := make([]entry, len(entries))
+	copy(again, entries)
+	for i := range again {
+		again[i].key.pos = i
+	}
+	ksort(again)
+	msg, err := encodeHashes(again, false, 0)
 	if err != nil {
 		return nil, fmt.Errorf("file name cannot be signed: %w", err)
 	}

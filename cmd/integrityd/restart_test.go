@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/state"
+)
+
+// TestMain lets tests run the command as a subprocess (to kill -9 it).
+func TestMain(m *testing.M) {
+	if os.Getenv("INTEGRITYD_TEST_MAIN") == "1" {
+		os.Exit(runWithSignals(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// daemonProc is integrityd run in a subprocess.
+type daemonProc struct {
+	cmd *exec.Cmd
+	log string
+}
+
+func startProc(t *testing.T, root, stateDir string) *daemonProc {
+	t.Helper()
+	log := filepath.Join(t.TempDir(), "stderr.log")
+	f, err := os.Create(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "run", "--root", root, "--state-dir", stateDir, "--log-format", "json")
+	cmd.Env = append(os.Environ(), "INTEGRITYD_TEST_MAIN=1")
+	cmd.Stderr = f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	p := &daemonProc{cmd: cmd, log: log}
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+func (p *daemonProc) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+}
+
+// entries returns the JSON log lines with message msg.
+func (p *daemonProc) entries(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e map[string]any
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e["msg"] == msg {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// waitScanned waits until the process logged its first full scan.
+func (p *daemonProc) waitScanned(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(p.entries(t, "initial scan done; watching")) == 0 {
+		if time.Now().After(deadline) {
+			data, _ := os.ReadFile(p.log)
+			t.Fatalf("no initial scan after 30 s:\n%s", data)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func alertedPaths(es []map[string]any) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, fmt.Sprint(e["integrity_scope"], ":", e["integrity_path"]))
+	}
+	return out
+}
+
+// TestRestart: findings already reported are not alerted again after a
+// kill -9; what changed while the daemon was down is.
+func TestRestart(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "nc")
+	if err := demo.Build(context.Background(), root); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := t.TempDir()
+	write := func(rel, s string) {
+		if err := os.WriteFile(filepath.Join(root, rel), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("index.php", "tampered A")  // stays
+	write("status.php", "tampered B") // healed while down
+	p := startProc(t, root, stateDir)
+	p.waitScanned(t)
+	if got := alertedPaths(p.entries(t, "integrity check failed")); len(got) != 2 {
+		t.Fatalf("first run alerts: %v", got)
+	}
+	p.kill()
+
+	write("status.php", demo.Files["status.php"]) // heal B
+	write("lib/base.php", "tampered C")           // new while down
+	p = startProc(t, root, stateDir)
+	p.waitScanned(t)
+	if got := alertedPaths(p.entries(t, "integrity check failed")); strings.Join(got, ",") != "core:lib/base.php" {
+		t.Errorf("alerts after restart: %v, want only core:lib/base.php", got)
+	}
+	if got := alertedPaths(p.entries(t, "integrity finding resolved")); strings.Join(got, ",") != "core:status.php" {
+		t.Errorf("resolved after restart: %v, want core:status.php", got)
+	}
+	// SIGTERM stops cleanly and leaves the state.
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+	st, err := state.Load(stateDir)
+	if err != nil || st == nil || len(st.Findings) != 2 || !st.Complete {
+		t.Fatalf("state after SIGTERM: %+v, %v", st, err)
+	}
+}
+
+// TestKillAnywhere kills the daemon at random moments, during its first
+// scan and while it saves state under a stream of changes: the state file
+// always loads, and a final run reports exactly the current findings.
+func TestKillAnywhere(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "nc")
+	if err := demo.Build(context.Background(), root); err != nil {
+		t.Fatal(err)
+	}
+	// Enough files that the scan takes a while.
+	for i := 0; i < 3000; i++ {
+		p := filepath.Join(root, "lib", "bulk", fmt.Sprintf("d%02d", i%30), fmt.Sprintf("f%d.php", i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, make([]byte, 4096), 0o644)
+	}
+	stateDir := t.TempDir()
+	rnd := rand.New(rand.NewSource(1))
+	rounds := 12
+	if testing.Short() {
+		rounds = 4
+	}
+	for i := 0; i < rounds; i++ {
+		p := startProc(t, root, stateDir)
+		stop := make(chan struct{})
+		go func() { // changes while it runs: findings and state saves
+			for j := 0; ; j++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				os.WriteFile(filepath.Join(root, "lib", "bulk", "d00", fmt.Sprintf("f%d.php", j%30*30)), []byte(fmt.Sprint(j)), 0o644)
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		time.Sleep(time.Duration(rnd.Intn(1500)) * time.Millisecond)
+		p.kill()
+		close(stop)
+		if _, err := state.Load(stateDir); err != nil {
+			t.Fatalf("round %d: state unusable after kill -9: %v", i, err)
+		}
+	}
+	p := startProc(t, root, stateDir)
+	p.waitScanned(t)
+	code, out, _ := runCmd(t, "check", "--root", root, "--output", "json")
+	if code != exitFindings {
+		t.Fatalf("check: exit %d", code)
+	}
+	var want map[string]map[string]map[string]any
+	json.Unmarshal([]byte(out), &want)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := state.Load(stateDir)
+		if err == nil && st != nil && st.Complete && st.PID == p.cmd.Process.Pid && len(st.Findings) == countFindings(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("final state %+v (err %v), want %d findings", st, err, countFindings(want))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	entries, _ := os.ReadDir(stateDir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file left: %s", e.Name())
+		}
+	}
+}
+
+func countFindings(report map[string]map[string]map[string]any) int {
+	n := 0
+	for _, kinds := range report {
+		for _, files := range kinds {
+			n += len(files)
+		}
+	}
+	return n
+}

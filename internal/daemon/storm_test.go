@@ -1,0 +1,79 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/integrityd/integrityd/internal/demo"
+)
+
+// stormTree is a demo install whose core has n more files, signed.
+func stormTree(t testing.TB, n int) (string, []string) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "nc")
+	keys, err := demo.BuildWithKeys(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for i := 0; i < n; i++ {
+		p := filepath.Join(root, "lib", "storm", fmt.Sprintf("d%02d", i%50), fmt.Sprintf("f%05d.php", i))
+		if i < 50 {
+			os.MkdirAll(filepath.Dir(p), 0o755)
+		}
+		if err := os.WriteFile(p, []byte(fmt.Sprintf("<?php // %d\n", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, p)
+	}
+	if err := keys.Sign(context.Background(), verifyCore(root)); err != nil {
+		t.Fatal(err)
+	}
+	return root, files
+}
+
+// TestStorm modifies 10,000 files as fast as possible: afterwards the
+// findings equal a fresh check, and each changed file was alerted once.
+func TestStorm(t *testing.T) {
+	n := 10000
+	if testing.Short() {
+		n = 2000
+	}
+	root, files := stormTree(t, n)
+	r := start(t, testConfig(root, t.TempDir()))
+	begin := time.Now()
+	for _, f := range files {
+		h, err := os.OpenFile(f, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Write([]byte("// tampered\n"))
+		h.Close()
+	}
+	written := time.Since(begin)
+	r.waitIdle(t)
+	t.Logf("%d files modified in %v, all checked %v after the first write", n, written, time.Since(begin))
+	assertSame(t, r, root, "after the storm")
+	got := alerts(r.logs, "integrity check failed")
+	if len(got) != n {
+		t.Errorf("alerts for %d paths, want %d", len(got), n)
+	}
+	for p, c := range got {
+		if c != 1 {
+			t.Errorf("%s alerted %d times", p, c)
+		}
+	}
+	// Heal them all: one resolved entry each.
+	for i, f := range files {
+		os.WriteFile(f, []byte(fmt.Sprintf("<?php // %d\n", i)), 0o644)
+	}
+	r.waitIdle(t)
+	assertSame(t, r, root, "after healing")
+	if healed := alerts(r.logs, "integrity finding resolved"); len(healed) != n {
+		t.Errorf("resolved entries for %d paths, want %d", len(healed), n)
+	}
+}
