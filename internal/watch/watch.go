@@ -57,6 +57,7 @@ type Watcher struct {
 	roots    []string        // recursive roots
 	watched  map[string]bool // directories with a watch
 	degraded string          // why some directories are not watched
+	failures int             // watches that could not be added, ever
 }
 
 // New returns a Watcher. skip says which directories (absolute paths)
@@ -109,19 +110,31 @@ func (w *Watcher) AddDir(dir string) error {
 }
 
 // Resync re-adds every tree, for after a degraded period: watches that
-// could not be added may fit now. Existing watches are kept.
+// could not be added may fit now. Existing watches are kept. Watching is
+// no longer degraded when every directory got its watch.
 func (w *Watcher) Resync() {
 	w.mu.Lock()
 	roots := append([]string(nil), w.roots...)
-	w.degraded = ""
+	before := w.failures
 	w.mu.Unlock()
 	for _, r := range roots {
-		if err := w.fsw.Add(r); err == nil {
-			w.mu.Lock()
-			w.watched[r] = true
-			w.mu.Unlock()
-			w.addBelow(r)
+		if err := w.fsw.Add(r); err != nil {
+			w.noteAddError(r, err)
+			continue
 		}
+		w.mu.Lock()
+		w.watched[r] = true
+		w.mu.Unlock()
+		w.addBelow(r)
+	}
+	w.mu.Lock()
+	recovered := w.failures == before && w.degraded != ""
+	if recovered {
+		w.degraded = ""
+	}
+	w.mu.Unlock()
+	if recovered {
+		w.log.Info("every directory is watched again")
 	}
 }
 
@@ -159,11 +172,14 @@ func (w *Watcher) noteAddError(p string, err error) {
 		return // gone meanwhile; its removal event says so
 	}
 	w.mu.Lock()
+	w.failures++
 	first := w.degraded == ""
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EMFILE) {
-		w.degraded = "inotify limit reached" + limitHint(err)
-	} else if first {
-		w.degraded = fmt.Sprintf("cannot watch %s: %v", p, err)
+	if first {
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EMFILE) {
+			w.degraded = "inotify limit reached" + limitHint(err)
+		} else {
+			w.degraded = fmt.Sprintf("cannot watch %s: %v", p, err)
+		}
 	}
 	msg := w.degraded
 	w.mu.Unlock()
