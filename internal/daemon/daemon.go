@@ -46,6 +46,8 @@ type Config struct {
 	// make a scope churn.
 	Settle     time.Duration
 	ChurnPaths int
+	// MaxHold bounds how long a churning scope waits.
+	MaxHold time.Duration
 }
 
 // Defaults fills the zero fields of c.
@@ -59,16 +61,20 @@ func (c *Config) Defaults() {
 	if c.Settle == 0 {
 		c.Settle = 3 * time.Second
 	}
+	if c.MaxHold == 0 {
+		c.MaxHold = 20 * c.Settle
+	}
 	if c.ChurnPaths == 0 {
 		c.ChurnPaths = 256
 	}
 }
 
 type scope struct {
-	sc     *verify.Scope
-	exp    *verify.Expected // nil when the manifest is not trusted
-	files  int
-	settle time.Time // non-zero while the scope churns
+	sc        *verify.Scope
+	exp       *verify.Expected // nil when the manifest is not trusted
+	files     int
+	settle    time.Time // non-zero while the scope churns
+	holdSince time.Time // when the scope started to churn
 	// real is where a symlinked app directory resolves to ("" when Dir is
 	// not a symlink): events arrive with that path.
 	real string

@@ -304,10 +304,19 @@ func (d *Daemon) recheck(ctx context.Context, s *scope, key string) bool {
 	return true
 }
 
-// hold makes a scope wait until it has been quiet for Settle.
+// hold makes a scope wait until it has been quiet for Settle, but no
+// longer than MaxHold in all: a scope that never stops changing is still
+// checked.
 func (d *Daemon) hold(s *scope) {
 	d.mu.Lock()
-	s.settle = time.Now().Add(d.cfg.Settle)
+	now := time.Now()
+	if s.settle.IsZero() {
+		s.holdSince = now
+	}
+	s.settle = now.Add(d.cfg.Settle)
+	if limit := s.holdSince.Add(d.cfg.MaxHold); s.settle.After(limit) {
+		s.settle = limit
+	}
 	d.mu.Unlock()
 }
 

@@ -77,3 +77,31 @@ func TestStorm(t *testing.T) {
 		t.Errorf("resolved entries for %d paths, want %d", len(healed), n)
 	}
 }
+
+// TestNeverQuiet: a scope that keeps changing is still checked after
+// MaxHold, so its findings are delayed, not lost.
+func TestNeverQuiet(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "nc")
+	if err := demo.Build(context.Background(), root); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(root, t.TempDir())
+	cfg.Settle, cfg.MaxHold = 300*time.Millisecond, 1500*time.Millisecond
+	r := start(t, cfg)
+	os.WriteFile(filepath.Join(root, "index.php"), []byte("tampered"), 0o644)
+	stop := time.Now().Add(4 * time.Second)
+	seen := false
+	for time.Now().Before(stop) {
+		// Rewriting the manifest (same content) every 100 ms keeps core churning.
+		data, _ := os.ReadFile(filepath.Join(root, "core/signature.json"))
+		os.WriteFile(filepath.Join(root, "core/signature.json"), data, 0o644)
+		if len(alerts(r.logs, "integrity check failed")) > 0 {
+			seen = true
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !seen {
+		t.Fatal("no alert while the scope kept changing for 4 s (MaxHold 1.5 s)")
+	}
+}
