@@ -11,11 +11,14 @@ import (
 	"syscall"
 	"time"
 
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	sdjournal "github.com/coreos/go-systemd/v22/journal"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
 	"github.com/integrityd/integrityd/internal/daemon"
+	"github.com/integrityd/integrityd/internal/journal"
 )
 
 // newLogger logs JSON lines, or a console format on a terminal.
@@ -26,11 +29,17 @@ func newLogger(w io.Writer, format string) (*zap.Logger, error) {
 	var encoder zapcore.Encoder
 	if format == "auto" {
 		format = "json"
-		if f, ok := w.(*os.File); ok && isTerminal(f) {
+		if ok, _ := sdjournal.StderrIsJournalStream(); ok {
+			format = "journal"
+		} else if f, ok := w.(*os.File); ok && isTerminal(f) {
 			format = "console"
 		}
 	}
 	switch format {
+	case "journal":
+		// Native journal fields; JSON on stderr if the journal is gone.
+		stderr := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), zapcore.InfoLevel)
+		return zap.New(journal.New(zapcore.InfoLevel, "integrityd", nil, stderr)), nil
 	case "json":
 		encoder = zapcore.NewJSONEncoder(enc)
 	case "console":
@@ -38,7 +47,7 @@ func newLogger(w io.Writer, format string) (*zap.Logger, error) {
 		enc.EncodeTime = zapcore.TimeEncoderOfLayout("2006-01-02 15:04:05.000")
 		encoder = zapcore.NewConsoleEncoder(enc)
 	default:
-		return nil, usageError{fmt.Sprintf(`--log-format must be "auto", "json" or "console", not %q`, format)}
+		return nil, usageError{fmt.Sprintf(`--log-format must be "auto", "journal", "json" or "console", not %q`, format)}
 	}
 	// No sampling: alerts are never dropped.
 	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), zapcore.InfoLevel)), nil
@@ -53,7 +62,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	c.register(fs, "text")
 	fs.StringVar(&stateDir, "state-dir", "/var/lib/integrityd", "where findings and scan metadata persist")
 	fs.DurationVar(&rescan, "rescan-interval", time.Hour, "safety-net full rescan interval")
-	fs.StringVar(&logFormat, "log-format", "auto", `"json", "console", or "auto" (console on a terminal)`)
+	fs.StringVar(&logFormat, "log-format", "auto", `"journal", "json", "console", or "auto" (journal when stderr is the journal, console on a terminal, else json)`)
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -76,8 +85,13 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else if !ok {
 		return errors.New(why)
 	}
+	watchdog, err := sddaemon.SdWatchdogEnabled(false)
+	if err != nil {
+		log.Warn("ignoring the watchdog settings", zap.Error(err))
+	}
 	cfg := daemon.Config{
-		Root: in.Root, AppsPaths: in.AppsRoots, DataDir: in.DataDir,
+		Watchdog: watchdog,
+		Root:     in.Root, AppsPaths: in.AppsRoots, DataDir: in.DataDir,
 		Trust: t.AnchorFile, CRL: t.CRLFile, StateDir: stateDir, RescanInterval: rescan,
 	}
 	if cfg.Trust, err = filepath.Abs(cfg.Trust); err != nil {

@@ -21,8 +21,10 @@ import (
 	"sync"
 	"time"
 
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 	"github.com/integrityd/integrityd/internal/watch"
@@ -48,6 +50,9 @@ type Config struct {
 	ChurnPaths int
 	// MaxHold bounds how long a churning scope waits.
 	MaxHold time.Duration
+	// Watchdog is systemd's WatchdogSec (0: no watchdog). Notifications go
+	// to $NOTIFY_SOCKET when it is set.
+	Watchdog time.Duration
 }
 
 // Defaults fills the zero fields of c.
@@ -217,12 +222,23 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 	werr := make(chan error, 1)
 	go func() { werr <- w.Run(wctx) }()
 
-	if err := d.fullScan(ctx, "start"); err != nil {
+	stop := d.pulse(true)
+	err = d.fullScan(ctx, "start")
+	stop()
+	if err != nil {
 		return err
 	}
+	d.notify("READY=1\nSTATUS=" + d.statusLine())
 	if ready != nil {
 		ready()
 	}
+	var watchdog <-chan time.Time
+	if d.cfg.Watchdog > 0 {
+		t := time.NewTicker(d.cfg.Watchdog / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	status := ""
 	rescan := time.NewTicker(d.rescanInterval())
 	defer rescan.Stop()
 	settle := time.NewTimer(time.Hour)
@@ -233,32 +249,51 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 	for {
 		select {
 		case <-ctx.Done():
+			d.notify("STOPPING=1")
 			return nil
+		case <-watchdog:
+			d.notify("WATCHDOG=1")
 		case err := <-werr:
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("watcher stopped: %w", err)
 		case b := <-w.Batches():
+			stop := d.pulse(false)
 			if b.Rescan {
 				d.log.Warn("rescanning everything", zap.String("reason", b.Reason))
 				d.fullScan(ctx, b.Reason)
 			} else {
 				d.apply(ctx, b.Paths)
 			}
+			stop()
 			d.synced(b.Paths)
 		case <-settle.C:
+			stop := d.pulse(false)
 			d.settled(ctx)
+			stop()
 		case <-rescan.C:
+			stop := d.pulse(false)
 			if _, degraded := w.Stats(); degraded != "" {
 				w.Resync()
 			}
 			d.fullScan(ctx, "periodic")
+			stop()
 		case done := <-d.rescanReq:
+			// systemctl reload: RELOADING=1 with the time, READY=1 when done.
+			d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "\nSTATUS=full rescan")
+			stop := d.pulse(false)
 			d.fullScan(ctx, "requested")
+			stop()
+			d.notify("READY=1\nSTATUS=" + d.statusLine())
+			status = ""
 			close(done)
 		case <-save.C:
 			d.save()
+		}
+		if st := d.statusLine(); st != status {
+			d.notify("STATUS=" + st)
+			status = st
 		}
 		rescan.Reset(d.rescanInterval())
 		if next := d.nextSettle(); !next.IsZero() {
@@ -476,11 +511,16 @@ func (d *Daemon) drop(name string) {
 }
 
 func (d *Daemon) alertHealed(f verify.Finding) {
-	d.log.Info("integrity finding resolved", alertFields(f)...)
+	d.log.Info("integrity finding resolved", append(alertFields(f), zap.String("message_id", journal.IDResolved))...)
 }
 
 func (d *Daemon) alert(f verify.Finding) {
-	d.log.Warn("integrity check failed", alertFields(f)...)
+	fields := append(alertFields(f), zap.String("message_id", journal.AlertID(string(f.Kind))))
+	if f.Kind == verify.KindException && f.Path == "" {
+		d.log.Error("integrity check failed", fields...)
+		return
+	}
+	d.log.Warn("integrity check failed", fields...)
 }
 
 func alertFields(f verify.Finding) []zap.Field {
@@ -504,4 +544,81 @@ func alertFields(f verify.Finding) []zap.Field {
 		fs = append(fs, zap.String("integrity_detail", f.Detail))
 	}
 	return fs
+}
+
+// notify sends a state to systemd (nothing without $NOTIFY_SOCKET).
+func (d *Daemon) notify(state string) {
+	if _, err := sddaemon.SdNotify(false, state); err != nil {
+		d.log.Debug("sd_notify failed", zap.Error(err))
+	}
+}
+
+// statusLine is the one-line summary for systemctl status.
+func (d *Daemon) statusLine() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	files, n := 0, 0
+	for _, s := range d.scopes {
+		files += s.files
+	}
+	for _, m := range d.findings {
+		n += len(m)
+	}
+	line := fmt.Sprintf("watching %s files in %d scopes; %d findings", thousands(files), len(d.scopes), n)
+	if d.w != nil {
+		if _, degraded := d.w.Stats(); degraded != "" {
+			line += "; degraded: some directories not watched"
+		}
+	}
+	return line
+}
+
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// pulse keeps systemd informed during long work: while files are being
+// checked it sends WATCHDOG=1 (the main loop is busy, not wedged) and,
+// for the initial scan, extends the start timeout. Without progress it
+// stays silent, so a scan that hangs is caught by the watchdog.
+func (d *Daemon) pulse(initial bool) (stop func()) {
+	every := 5 * time.Second
+	if d.cfg.Watchdog > 0 {
+		every = min(every, d.cfg.Watchdog/2)
+	} else if !initial {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		last := verify.HashedFiles()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			now := verify.HashedFiles()
+			if now == last {
+				continue
+			}
+			last = now
+			msg := ""
+			if d.cfg.Watchdog > 0 {
+				msg = "WATCHDOG=1\n"
+			}
+			if initial {
+				msg += fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=initial scan: %s files checked", (3 * every).Microseconds(), thousands(int(now)))
+			}
+			d.notify(msg)
+		}
+	}()
+	return func() { close(done); <-finished }
 }

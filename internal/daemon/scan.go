@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -150,7 +151,7 @@ func (d *Daemon) fullScan(ctx context.Context, reason string) error {
 	}
 	d.dirty = true
 	d.mu.Unlock()
-	d.log.Info("full scan done", zap.String("reason", reason), zap.Int("scopes", len(scopes)),
+	d.log.Info("full scan done", zap.String("message_id", journal.IDFullScan), zap.String("reason", reason), zap.Int("scopes", len(scopes)),
 		zap.Int("files", files), zap.Int("findings", n), zap.Duration("duration", dur),
 		zap.Int("watched_dirs", dirs), zap.String("degraded", degraded))
 	d.save()
@@ -402,7 +403,7 @@ func (d *Daemon) save() {
 		d.saveErr = err.Error()
 		d.mu.Unlock()
 		if first {
-			d.log.Warn("cannot save state; still watching, will retry", zap.Error(err))
+			d.log.Warn("cannot save state; still watching, will retry", zap.String("message_id", journal.IDStateError), zap.Error(err))
 		}
 		return
 	}

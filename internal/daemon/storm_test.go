@@ -105,3 +105,5 @@ func TestNeverQuiet(t *testing.T) {
 		t.Fatal("no alert while the scope kept changing for 4 s (MaxHold 1.5 s)")
 	}
 }
+
+func openAppend(path string) (*os.File, error) { return os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0) }

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -284,6 +285,7 @@ func hashTree(ctx context.Context, dir, prefix string, excluded map[string]bool,
 					st = h.hash(f.path, f.path == htaccessPath, f.mode&fs.ModeSymlink != 0)
 					st.link = f.mode&fs.ModeSymlink != 0
 				}
+				hashed.Add(1)
 				mu.Lock()
 				out[f.key] = st
 				mu.Unlock()
@@ -314,3 +316,10 @@ func cleanAbs(p string) string {
 	}
 	return strings.TrimRight(filepath.Clean(p), "/")
 }
+
+// hashed counts the files looked at by every walk of this process.
+var hashed atomic.Int64
+
+// HashedFiles is how many files this process has checked so far: a
+// progress counter (for watchdogs and progress lines).
+func HashedFiles() int64 { return hashed.Load() }

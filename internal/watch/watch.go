@@ -27,6 +27,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/journal"
 )
 
 // Tunables; package variables so that tests can change them.
@@ -185,7 +187,7 @@ func (w *Watcher) noteAddError(p string, err error) {
 	w.mu.Unlock()
 	if first {
 		w.log.Error("directory not watched; changes below it are only seen by periodic full rescans",
-			zap.String("dir", p), zap.Error(err), zap.String("hint", msg))
+			zap.String("message_id", journal.IDNotWatched), zap.String("dir", p), zap.Error(err), zap.String("hint", msg))
 	}
 }
 
@@ -297,7 +299,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				} else {
 					reason = "watcher error: " + err.Error()
 				}
-				w.log.Warn("events lost; rescanning everything", zap.String("reason", reason))
+				w.log.Warn("events lost; rescanning everything", zap.String("message_id", journal.IDEventsLost), zap.String("reason", reason))
 			}
 			rescan = true
 			pending = map[string]struct{}{}

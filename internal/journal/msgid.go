@@ -1,0 +1,32 @@
+package journal
+
+// MESSAGE_IDs of integrityd's journal entries: stable, so that alerting
+// rules and journalctl MESSAGE_ID=... can match them. Each is explained in
+// packaging/systemd/integrityd.catalog.
+const (
+	IDInvalidHash = "90db44e0a320482eb73a78bb4bb5ef96" // a file's hash differs from its manifest
+	IDMissingFile = "bd8377a0e8fd4ed99de8970daa194aa2" // a signed file is missing
+	IDExtraFile   = "207ff942e1af4ca1980adfba3e930bed" // a file not in the manifest
+	IDException   = "b23377c004f74fe2bbd2cc5ca88918b3" // a manifest, certificate or file could not be verified
+	IDResolved    = "f12abb9c394b43fcb30bb54a5894946d" // a finding healed
+	IDFullScan    = "dcc6a7a5693d4a80bbb01b8a05f1c2b2" // a full scan finished
+	IDNotWatched  = "a1500115dd024703b3ed2aac43266fe1" // directories not watched (inotify limit)
+	IDEventsLost  = "b4c02f0874874d628d3710d721f816e8" // events lost; everything is rescanned
+	IDStateError  = "c9d9ac4f2b4f4920b5a6b522cd070b79" // the state could not be saved
+)
+
+// AlertID is the MESSAGE_ID of an alert of kind (INVALID_HASH, ...).
+func AlertID(kind string) string {
+	switch kind {
+	case "INVALID_HASH":
+		return IDInvalidHash
+	case "MISSING_FILE":
+		return IDMissingFile
+	case "EXTRA_FILE":
+		return IDExtraFile
+	}
+	return IDException
+}
+
+// AllIDs lists every MESSAGE_ID, for the catalog test.
+var AllIDs = []string{IDInvalidHash, IDMissingFile, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError}
