@@ -15,6 +15,7 @@ import (
 // checks it, tampers with it and checks again.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", stderr)
+	buildOnly := fs.Bool("build-only", false, "only build the signed install (for scripts)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -34,6 +35,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "Building a signed demo install in %s (test CA, RSA-2048 keys)...\n", dir)
 	if err := demo.Build(ctx, dir); err != nil {
 		return err
+	}
+	if *buildOnly {
+		return nil
 	}
 	check := func(title string) error {
 		fmt.Fprintf(stdout, "\n$ integrityd check --root %s\n# %s\n", dir, title)

@@ -43,7 +43,7 @@ func init() {
 		{"check-app", "APPID --root DIR [--path DIR]", "check one app (occ integrity:check-app)", runCheckApp},
 		{"sign-app", "--path DIR --privateKey KEY --certificate CRT", "write DIR/appinfo/signature.json", runSignApp},
 		{"sign-core", "--path DIR --privateKey KEY --certificate CRT", "write DIR/core/signature.json", runSignCore},
-		{"demo", "[DIR]", "build a signed demo install, check it, tamper with it, check again", runDemo},
+		{"demo", "[--build-only] [DIR]", "build a signed demo install, check it, tamper with it, check again", runDemo},
 	}
 }
 

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,29 @@ func TestFieldName(t *testing.T) {
 	} {
 		if got := FieldName(in); got != want {
 			t.Errorf("FieldName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Every MESSAGE_ID is explained in the catalog, and the catalog names no
+// other.
+func TestCatalog(t *testing.T) {
+	data, err := os.ReadFile("../../packaging/systemd/integrityd.catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inCatalog []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if id, ok := strings.CutPrefix(line, "-- "); ok {
+			inCatalog = append(inCatalog, id)
+		}
+	}
+	if strings.Join(inCatalog, ",") != strings.Join(AllIDs, ",") {
+		t.Errorf("catalog IDs %v, want %v", inCatalog, AllIDs)
+	}
+	for _, id := range AllIDs {
+		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+			t.Errorf("MESSAGE_ID %q is not 128 bits in hex", id)
 		}
 	}
 }

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# End-to-end test of the packaged service under a real systemd and journald.
+#
+# Boots the host's systemd as PID 1 in new pid/mount/uts/ipc/cgroup
+# namespaces over a throwaway overlay of /, installs integrityd with
+# packaging/install.sh, checks the unit (systemd-analyze verify and
+# security), starts it on a signed demo install, tampers with a file and
+# reads the alert back with journalctl -o json (fields and MESSAGE_ID),
+# reloads (full rescan), stops, and removes every namespace, mount and
+# cgroup it made. Needs root. Prints SKIP and why when this machine cannot
+# do it; exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+HERE=$repo/packaging/systemd/e2e
+
+skip() { echo "SKIP systemd end-to-end test: $*"; exit 0; }
+fail() { echo "FAIL systemd end-to-end test: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || skip "needs root (namespaces, mounts, cgroups)"
+[ -x /lib/systemd/systemd ] || skip "/lib/systemd/systemd is not installed"
+for c in unshare nsenter systemd-analyze journalctl python3; do
+	command -v $c >/dev/null || skip "$c is not installed"
+done
+if [ -e /sys/fs/cgroup/unified/cgroup.procs ]; then
+	cgbase=/sys/fs/cgroup/unified
+elif [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+	cgbase=/sys/fs/cgroup
+else
+	skip "no cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified"
+fi
+
+# Not under /tmp or /var/tmp: the service has PrivateTmp=yes.
+mkdir -p /srv
+work=$(mktemp -d /srv/integrityd-e2e.XXXXXX)
+cg=$cgbase/integrityd-e2e-$$
+boot_pid=
+sd_pid=
+cleanup() {
+	set +e
+	if [ -n "$sd_pid" ] && kill -0 "$sd_pid" 2>/dev/null; then
+		nsenter -t "$sd_pid" -m -p -u -i -C systemctl poweroff --no-block >/dev/null 2>&1
+		for _ in $(seq 100); do kill -0 "$sd_pid" 2>/dev/null || break; sleep 0.05; done
+		kill -9 "$sd_pid" 2>/dev/null
+	fi
+	[ -n "$boot_pid" ] && { kill -9 "$boot_pid" 2>/dev/null; wait "$boot_pid" 2>/dev/null; }
+	if [ -d "$cg" ]; then
+		# Move stragglers out, then remove the tree deepest first.
+		find "$cg" -name cgroup.procs -exec cat {} \; 2>/dev/null | while read -r p; do echo "$p" >"$cgbase/cgroup.procs" 2>/dev/null; done
+		find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
+	fi
+	rm -rf "$work"
+	[ -d "$cg" ] && echo "warning: cgroup $cg left behind" >&2
+}
+trap cleanup EXIT
+
+echo "== build and demo install in $work"
+CGO_ENABLED=0 go build -o "$work/integrityd" ./cmd/integrityd
+"$work/integrityd" demo --build-only "$work/nc" >/dev/null
+
+echo "== security score (offline)"
+score=$(systemd-analyze security --offline=yes packaging/systemd/integrityd.service 2>&1 | sed -n 's/.*Overall exposure level for integrityd.service: \([0-9.]*\).*/\1/p')
+[ -n "$score" ] || fail "systemd-analyze security printed no score"
+echo "systemd-analyze security --offline=yes: $score"
+python3 -c "import sys; sys.exit(0 if float('$score') <= 1.5 else 1)" || fail "exposure $score > 1.5"
+
+echo "== boot systemd in namespaces"
+mkdir -p "$cg"
+log=$work/boot.log
+# The subshell moves itself into the new cgroup, then unshares.
+(echo $BASHPID >"$cg/cgroup.procs" && exec env HERE="$HERE" unshare --pid --fork --mount --uts --ipc --cgroup --propagation private "$HERE/inner.sh") >"$log" 2>&1 </dev/null &
+boot_pid=$!
+for _ in $(seq 200); do
+	sd_pid=$(pgrep -P "$boot_pid" -f /lib/systemd/systemd || true)
+	[ -n "$sd_pid" ] && break
+	sleep 0.05
+done
+[ -n "$sd_pid" ] || { cat "$log"; fail "systemd did not start"; }
+E="nsenter -t $sd_pid -m -p -u -i -C"
+for _ in $(seq 200); do
+	state=$($E systemctl is-system-running 2>/dev/null || true)
+	case $state in running | degraded) break ;; esac
+	sleep 0.05
+done
+echo "systemd is $state"
+case $state in running | degraded) ;; *) cat "$log"; fail "systemd did not boot" ;; esac
+
+echo "== install and verify the unit"
+$E env BIN="$work/integrityd" "$repo/packaging/install.sh" --root "$work/nc"
+$E systemd-analyze verify /etc/systemd/system/integrityd.service || fail "systemd-analyze verify"
+$E journalctl --list-catalog 90db44e0a320482eb73a78bb4bb5ef96 | grep -q integrityd || fail "catalog not installed"
+
+echo "== start"
+$E systemctl start integrityd || { $E journalctl -u integrityd --no-pager | tail -20; fail "start failed"; }
+$E systemctl is-active integrityd
+$E systemctl show -p Type,MainPID,StatusText,ActiveState,SubState,WatchdogUSec integrityd
+$E systemctl show -p StatusText integrityd | grep -q "StatusText=watching .* files in 3 scopes; 0 findings" || fail "no STATUS= line"
+
+journal() { $E journalctl -u integrityd -o json --no-pager "$@"; }
+wait_entry() { # wait_entry FIELD=VALUE...: until journalctl finds it
+	for _ in $(seq 100); do
+		out=$(journal "$@")
+		[ -n "$out" ] && { echo "$out"; return 0; }
+		sleep 0.1
+	done
+	journal | tail -5 >&2
+	fail "no journal entry with $*"
+}
+
+echo "== tamper: append to index.php, add core/shell.php"
+$E sh -c "echo 'eval(\$_GET[1]);' >>'$work/nc/index.php'; echo '<?php' >'$work/nc/core/shell.php'"
+entry=$(wait_entry MESSAGE_ID=90db44e0a320482eb73a78bb4bb5ef96 | tail -1)
+echo "$entry" | python3 -c '
+import json, sys
+e = json.load(sys.stdin)
+want = {"MESSAGE": "integrity check failed", "PRIORITY": "4", "INTEGRITY_KIND": "INVALID_HASH",
+        "INTEGRITY_SCOPE": "core", "INTEGRITY_PATH": "index.php", "SYSLOG_IDENTIFIER": "integrityd",
+        "_SYSTEMD_UNIT": "integrityd.service"}
+for k in sorted(e):
+    if k.startswith(("INTEGRITY_", "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "_SYSTEMD_UNIT")):
+        print("   ", k, "=", e[k])
+bad = {k: (e.get(k), v) for k, v in want.items() if e.get(k) != v}
+assert not bad, bad
+assert len(e.get("INTEGRITY_EXPECTED", "")) == 128 and len(e.get("INTEGRITY_CURRENT", "")) == 128
+' || fail "alert fields"
+wait_entry MESSAGE_ID=207ff942e1af4ca1980adfba3e930bed INTEGRITY_PATH=core/shell.php >/dev/null
+echo "EXTRA_FILE alert for core/shell.php found"
+
+echo "== reload: full rescan"
+$E systemctl reload integrityd
+wait_entry MESSAGE_ID=dcc6a7a5693d4a80bbb01b8a05f1c2b2 REASON=requested | tail -1 | python3 -c '
+import json, sys
+e = json.load(sys.stdin)
+print("    full scan:", e["MESSAGE"], "reason", e["REASON"], "findings", e["FINDINGS"])
+assert e["FINDINGS"] == "2", e["FINDINGS"]
+' || fail "rescan entry"
+$E systemctl is-active integrityd
+$E systemctl show -p StatusText integrityd | grep -q "2 findings" || fail "status after reload"
+
+echo "== stop"
+$E systemctl stop integrityd
+if $E systemctl is-active integrityd; then fail "still active after stop"; fi
+journal MESSAGE="integrityd stopped" | grep -q stopped || fail "no clean stop entry"
+echo "PASS systemd end-to-end test"
