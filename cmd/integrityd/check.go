@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/integrityd/integrityd/internal/config"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -49,28 +50,74 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// checkFlags are the flags of the check commands.
+// checkFlags are the settings of the commands that check: flags, and the
+// configuration file for what the flags do not set.
 type checkFlags struct {
+	config                                     string
 	root, dataDir, trust, crl, output, enforce string
-	appsPaths                                  stringList
+	appsPaths, exclude                         stringList
 	workers                                    int
+	fs                                         *flag.FlagSet
+	file                                       *config.Config // the configuration file read, if any
 }
 
 func (c *checkFlags) register(fs *flag.FlagSet, defaultOutput string) {
+	c.fs = fs
+	fs.StringVar(&c.config, "config", "", "configuration file (default "+config.DefaultPath+" if it exists); flags override it")
 	fs.StringVar(&c.root, "root", "", "Nextcloud server root (where version.php is)")
 	fs.Var(&c.appsPaths, "apps-path", "apps directory (repeatable; default: apps_paths of config/config.php, else ROOT/apps)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "custom data directory to exclude (default: datadirectory of config/config.php)")
 	fs.StringVar(&c.trust, "trust", "", "PEM trust anchors (default ROOT/resources/codesigning/root.crt)")
 	fs.StringVar(&c.crl, "crl", "", `CRL signed by a trust anchor (default ROOT/resources/codesigning/root.crl if present; "none" to skip)`)
+	fs.Var(&c.exclude, "exclude", "path not checked at all (repeatable; this weakens the check)")
 	fs.StringVar(&c.output, "output", defaultOutput, "output format: "+strings.Join(verify.Formats, ", "))
 	fs.StringVar(&c.enforce, "enforce", "auto", `check even where Nextcloud would not: "auto" (follow $OC_Channel in version.php and integrity.check.disabled), "yes" or "no"`)
-	fs.IntVar(&c.workers, "workers", 0, "files hashed in parallel (default: one per CPU)")
+	fs.IntVar(&c.workers, "workers", 0, "files hashed in parallel (default: four per CPU)")
+}
+
+// loadConfig reads the configuration file and applies what the flags did
+// not set.
+func (c *checkFlags) loadConfig() error {
+	path := c.config
+	if path == "" {
+		if _, err := os.Stat(config.DefaultPath); err != nil {
+			return nil
+		}
+		path = config.DefaultPath
+	}
+	f, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	c.file = f
+	set := map[string]bool{}
+	c.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	str := func(flagName, key string, dst *string, v string) {
+		if !set[flagName] && f.Set[key] {
+			*dst = v
+		}
+	}
+	str("root", "root", &c.root, f.Root)
+	str("data-dir", "data_dir", &c.dataDir, f.DataDir)
+	str("trust", "trust", &c.trust, f.Trust)
+	str("crl", "crl", &c.crl, f.CRL)
+	str("enforce", "enforce", &c.enforce, f.Enforce)
+	if !set["apps-path"] {
+		c.appsPaths = append(c.appsPaths, f.AppsPaths...)
+	}
+	if !set["exclude"] {
+		c.exclude = append(c.exclude, f.Exclude...)
+	}
+	return nil
 }
 
 // setup validates the flags and loads the install and the trust.
 func (c *checkFlags) setup() (*verify.Install, *verify.Trust, error) {
+	if err := c.loadConfig(); err != nil {
+		return nil, nil, err
+	}
 	if c.root == "" {
-		return nil, nil, usageError{"--root is required"}
+		return nil, nil, usageError{"--root is required (or root = in the configuration file)"}
 	}
 	if !slices.Contains(verify.Formats, c.output) {
 		return nil, nil, usageError{fmt.Sprintf("unknown --output %q (want one of %s)", c.output, strings.Join(verify.Formats, ", "))}
@@ -83,6 +130,12 @@ func (c *checkFlags) setup() (*verify.Install, *verify.Trust, error) {
 	}
 	verify.Workers = c.workers
 	in := verify.NewInstall(c.root, c.appsPaths, c.dataDir)
+	for _, e := range c.exclude {
+		if !filepath.IsAbs(e) {
+			e = filepath.Join(in.Root, e)
+		}
+		in.Exclude = append(in.Exclude, filepath.Clean(e))
+	}
 	trust := c.trust
 	if trust == "" {
 		trust = filepath.Join(in.Root, "resources", "codesigning", "root.crt")
@@ -163,6 +216,8 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	scopes = append([]*verify.Scope{in.Core()}, scopes...)
 	var r verify.Report
+	stop := progress(stderr, expectedFiles(scopes, t))
+	defer stop()
 	for _, sc := range scopes {
 		res, err := sc.Check(ctx, t)
 		if err != nil {
@@ -191,7 +246,9 @@ func runCheckCore(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	} else if !ok {
 		return errors.New(why)
 	}
+	stop := progress(stderr, expectedFiles([]*verify.Scope{in.Core()}, t))
 	res, err := in.Core().Check(ctx, t)
+	stop()
 	if err != nil {
 		return err
 	}
@@ -221,7 +278,9 @@ func runCheckApp(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fi, err := os.Stat(sc.Dir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("app %s: %s is not a directory", pos[0], sc.Dir)
 	}
+	stop := progress(stderr, expectedFiles([]*verify.Scope{sc}, t))
 	res, err := sc.Check(ctx, t)
+	stop()
 	if err != nil {
 		return err
 	}

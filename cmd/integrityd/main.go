@@ -38,6 +38,10 @@ var commands []command
 func init() {
 	commands = []command{
 		{"run", "--root DIR [--state-dir DIR]", "full scan, then watch and recheck what changes (the daemon)", runDaemon},
+		{"status", "[--state-dir DIR]", "what the running daemon knows (exit 0 clean, 1 findings, 3 not running or stale)", runStatus},
+		{"report", "[--output FORMAT] [--state-dir DIR]", "the daemon's current findings, as check prints them", runReport},
+		{"rescan", "[--output FORMAT] [--state-dir DIR]", "ask the daemon for a full rescan, wait, print the result", runRescan},
+		{"check-config", "[--config FILE] [run flags]", "validate the configuration and exit", runCheckConfig},
 		{"check", "--root DIR", "check core and every app that must be checked", runCheck},
 		{"check-core", "--root DIR", "check core (occ integrity:check-core)", runCheckCore},
 		{"check-app", "APPID --root DIR [--path DIR]", "check one app (occ integrity:check-app)", runCheckApp},
@@ -70,11 +74,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
 		var ue usageError
+		var nr errNotRunning
 		switch {
 		case err == nil:
 			return exitClean
 		case errors.Is(err, errFindings):
 			return exitFindings
+		case errors.As(err, &nr):
+			fmt.Fprintf(stderr, "integrityd %s: %v\n", c.name, err)
+			return exitNotRunning
 		case errors.As(err, &ue):
 			fmt.Fprintf(stderr, "integrityd %s: %v\nusage: integrityd %s %s\n", c.name, err, c.name, c.args)
 			return exitError
@@ -95,5 +103,5 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-11s %s\n              %s\n", c.name, c.args, c.help)
 	}
-	fmt.Fprintln(w, "\nRun 'integrityd COMMAND -h' for the flags of a command.\nExit status: 0 clean, 1 findings, 2 usage or fatal error.")
+	fmt.Fprintln(w, "\nRun 'integrityd COMMAND -h' for the flags of a command.\nExit status: 0 clean, 1 findings, 2 usage or fatal error, 3 (status) daemon not running or stale.")
 }

@@ -34,12 +34,17 @@ type daemonProc struct {
 
 func startProc(t *testing.T, root, stateDir string) *daemonProc {
 	t.Helper()
+	return startProcArgs(t, "run", "--root", root, "--state-dir", stateDir, "--log-format", "json")
+}
+
+func startProcArgs(t *testing.T, args ...string) *daemonProc {
+	t.Helper()
 	log := filepath.Join(t.TempDir(), "stderr.log")
 	f, err := os.Create(log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "run", "--root", root, "--state-dir", stateDir, "--log-format", "json")
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "INTEGRITYD_TEST_MAIN=1")
 	cmd.Stderr = f
 	if err := cmd.Start(); err != nil {

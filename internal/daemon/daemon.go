@@ -35,8 +35,9 @@ type Config struct {
 	Root      string
 	AppsPaths []string
 	DataDir   string
-	Trust     string // PEM trust anchors
-	CRL       string // "" for none
+	Exclude   []string // absolute paths not checked (weakens the check)
+	Trust     string   // PEM trust anchors
+	CRL       string   // "" for none
 	StateDir  string
 	// RescanInterval is the safety-net full rescan (0: never).
 	RescanInterval time.Duration
@@ -119,7 +120,8 @@ type Daemon struct {
 	dirty    bool // state not saved yet
 	saveErr  string
 
-	rescanReq chan chan struct{}
+	rescanReq chan rescanRequest
+	metrics   *Metrics
 	extraTree map[string]bool // watched trees added for symlinked apps
 	syncSeq   int
 	syncs     map[string]chan struct{} // sync file name -> waiter
@@ -132,10 +134,10 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 	d := &Daemon{
 		cfg:       cfg,
 		log:       log,
-		in:        verify.NewInstall(cfg.Root, cfg.AppsPaths, cfg.DataDir),
+		in:        newInstall(cfg),
 		scopes:    map[string]*scope{},
 		findings:  map[string]map[string]verify.Finding{},
-		rescanReq: make(chan chan struct{}),
+		rescanReq: make(chan rescanRequest),
 		syncs:     map[string]chan struct{}{},
 		extraTree: map[string]bool{},
 	}
@@ -144,6 +146,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.trust = t
+	d.metrics = newMetrics(d)
 	if cfg.StateDir != "" {
 		state.CleanTemp(cfg.StateDir)
 		prev, err := state.Load(cfg.StateDir)
@@ -160,8 +163,19 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 	return d, nil
 }
 
+func newInstall(cfg Config) *verify.Install {
+	in := verify.NewInstall(cfg.Root, cfg.AppsPaths, cfg.DataDir)
+	in.Exclude = cfg.Exclude
+	return in
+}
+
 // skipDir says which directories are not watched: those no scope checks.
 func (d *Daemon) skipDir(p string) bool {
+	for _, e := range d.in.Exclude {
+		if p == e {
+			return true
+		}
+	}
 	r := d.in.Root
 	for _, a := range d.in.AppsRoots {
 		if p == a {
@@ -261,6 +275,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 		case b := <-w.Batches():
 			stop := d.pulse(false)
 			if b.Rescan {
+				d.metrics.eventsLost.Inc()
 				d.log.Warn("rescanning everything", zap.String("reason", b.Reason))
 				d.fullScan(ctx, b.Reason)
 			} else {
@@ -279,15 +294,18 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 			}
 			d.fullScan(ctx, "periodic")
 			stop()
-		case done := <-d.rescanReq:
+		case req := <-d.rescanReq:
 			// systemctl reload: RELOADING=1 with the time, READY=1 when done.
 			d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "\nSTATUS=full rescan")
+			if req.cfg != nil {
+				d.reconfigure(*req.cfg)
+			}
 			stop := d.pulse(false)
 			d.fullScan(ctx, "requested")
 			stop()
 			d.notify("READY=1\nSTATUS=" + d.statusLine())
 			status = ""
-			close(done)
+			close(req.done)
 		case <-save.C:
 			d.save()
 		}
@@ -323,11 +341,22 @@ func (d *Daemon) inTree(p string) bool {
 	return false
 }
 
+type rescanRequest struct {
+	done chan struct{}
+	cfg  *Config // a new configuration to apply first, or nil
+}
+
 // Rescan asks for a full rescan and waits for it (SIGHUP).
-func (d *Daemon) Rescan(ctx context.Context) error {
+func (d *Daemon) Rescan(ctx context.Context) error { return d.request(ctx, nil) }
+
+// Reload applies a new configuration (what can change without a restart:
+// trust anchors, CRL, exclusions, rescan interval) and rescans everything.
+func (d *Daemon) Reload(ctx context.Context, cfg Config) error { return d.request(ctx, &cfg) }
+
+func (d *Daemon) request(ctx context.Context, cfg *Config) error {
 	done := make(chan struct{})
 	select {
-	case d.rescanReq <- done:
+	case d.rescanReq <- rescanRequest{done, cfg}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -515,6 +544,7 @@ func (d *Daemon) alertHealed(f verify.Finding) {
 }
 
 func (d *Daemon) alert(f verify.Finding) {
+	d.metrics.alerts.WithLabelValues(string(f.Kind)).Inc()
 	fields := append(alertFields(f), zap.String("message_id", journal.AlertID(string(f.Kind))))
 	if f.Kind == verify.KindException && f.Path == "" {
 		d.log.Error("integrity check failed", fields...)
@@ -621,4 +651,29 @@ func (d *Daemon) pulse(initial bool) (stop func()) {
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// reconfigure applies what can change without a restart.
+func (d *Daemon) reconfigure(next Config) {
+	fixed := []struct {
+		name      string
+		old, next any
+	}{
+		{"root", d.cfg.Root, next.Root}, {"apps paths", d.cfg.AppsPaths, next.AppsPaths},
+		{"data directory", d.cfg.DataDir, next.DataDir}, {"state directory", d.cfg.StateDir, next.StateDir},
+	}
+	for _, f := range fixed {
+		if fmt.Sprint(f.old) != fmt.Sprint(f.next) {
+			d.log.Warn("this setting changes only with a restart", zap.String("setting", f.name),
+				zap.Any("running", f.old), zap.Any("configured", f.next))
+		}
+	}
+	d.cfg.Trust, d.cfg.CRL = next.Trust, next.CRL
+	if next.RescanInterval > 0 {
+		d.cfg.RescanInterval = next.RescanInterval
+	}
+	d.mu.Lock()
+	d.in.Exclude = next.Exclude
+	d.cfg.Exclude = next.Exclude
+	d.mu.Unlock()
 }

@@ -18,6 +18,7 @@ import (
 func (d *Daemon) loadScope(ctx context.Context, s *scope) error {
 	m, ex := s.sc.LoadManifest(d.trust)
 	if ex != nil {
+		d.metrics.manifestFails.Inc()
 		s.exp, s.files = nil, 0
 		d.replace(s.sc.Name, "", []verify.Finding{{Scope: s.sc.Name, Kind: verify.KindException,
 			Class: ex.Class, Message: ex.Message, Detail: ex.Detail}})
@@ -133,6 +134,7 @@ func (d *Daemon) fullScan(ctx context.Context, reason string) error {
 		files += s.files
 	}
 	dur := time.Since(start)
+	d.metrics.scanDone(dur)
 	dirs, degraded := 0, ""
 	if d.w != nil {
 		dirs, degraded = d.w.Stats()
@@ -141,6 +143,7 @@ func (d *Daemon) fullScan(ctx context.Context, reason string) error {
 	d.st.Complete = true
 	d.st.LastFullScan = start
 	d.st.LastFullDuration = dur
+	d.st.RescanInterval = d.cfg.RescanInterval
 	d.st.Files = files
 	d.st.Scopes = len(scopes)
 	d.st.WatchedDirs = dirs

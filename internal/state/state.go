@@ -38,6 +38,7 @@ type State struct {
 	Complete         bool          `json:"complete"`
 	LastFullScan     time.Time     `json:"last_full_scan"`
 	LastFullDuration time.Duration `json:"last_full_scan_duration_ns"`
+	RescanInterval   time.Duration `json:"rescan_interval_ns"`
 	Files            int           `json:"files"`
 	Scopes           int           `json:"scopes"`
 	WatchedDirs      int           `json:"watched_dirs"`

@@ -18,6 +18,9 @@ type Install struct {
 	Root      string   // server root (where version.php is)
 	AppsRoots []string // apps directories; default Root/apps
 	DataDir   string   // a data directory to exclude from core, if custom
+	// Exclude lists absolute paths the admin chose not to check: neither
+	// walked nor expected. This weakens the check.
+	Exclude []string
 }
 
 // NewInstall returns the installation at root. Apps roots and the data
@@ -172,7 +175,22 @@ func (s *Scope) excluded() map[string]bool {
 	for _, a := range s.in.AppsRoots {
 		ex[a] = true
 	}
+	for _, e := range s.in.Exclude {
+		ex[e] = true
+	}
 	return ex
+}
+
+// adminExcluded reports whether key is at or below a path the admin
+// excluded.
+func (s *Scope) adminExcluded(key string) bool {
+	p := s.Dir + "/" + key
+	for _, e := range s.in.Exclude {
+		if p == e || strings.HasPrefix(p, e+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // Apps lists the apps Nextcloud checks: every directory in an apps root
@@ -263,14 +281,15 @@ func (s *Scope) LoadManifest(t *Trust) (*Manifest, *Exception) {
 // Expected returns the manifest's hashes that this scope checks (core
 // drops updater/, which Nextcloud replaces after its check).
 func (s *Scope) Expected(m *Manifest) map[string]string {
-	if !s.core {
+	if !s.core && len(s.in.Exclude) == 0 {
 		return m.Hashes
 	}
 	exp := make(map[string]string, len(m.Hashes))
 	for k, v := range m.Hashes {
-		if !strings.HasPrefix(k, "updater/") {
-			exp[k] = v
+		if (s.core && strings.HasPrefix(k, "updater/")) || s.adminExcluded(k) {
+			continue
 		}
+		exp[k] = v
 	}
 	return exp
 }

@@ -113,6 +113,9 @@ func (e *notRegularError) Unwrap() error { return errNotRegular }
 // reachable reports whether the walk of a full check gets to key: no
 // ancestor is excluded, a symlink or not a directory.
 func (s *Scope) reachable(key string) bool {
+	if s.adminExcluded(key) {
+		return false
+	}
 	ex := s.excluded()
 	p := s.Dir
 	parts := strings.Split(key, "/")

@@ -279,3 +279,35 @@ func escapeControl(s string) string {
 	}
 	return s
 }
+
+// ReportFromFindings groups findings (as a daemon keeps them) into a
+// Report: core first, then apps by name.
+func ReportFromFindings(fs []Finding) *Report {
+	by := map[string]*ScopeResult{}
+	var names []string
+	for _, f := range fs {
+		r := by[f.Scope]
+		if r == nil {
+			r = &ScopeResult{Scope: f.Scope}
+			by[f.Scope] = r
+			names = append(names, f.Scope)
+		}
+		if f.Kind == KindException && f.Path == "" {
+			r.Exception = &Exception{Class: f.Class, Message: f.Message, Detail: f.Detail}
+			continue
+		}
+		r.Findings = append(r.Findings, f)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if (names[i] == "core") != (names[j] == "core") {
+			return names[i] == "core"
+		}
+		return names[i] < names[j]
+	})
+	rep := &Report{}
+	for _, n := range names {
+		sortFindings(by[n].Findings)
+		rep.Scopes = append(rep.Scopes, *by[n])
+	}
+	return rep
+}

@@ -286,6 +286,7 @@ func hashTree(ctx context.Context, dir, prefix string, excluded map[string]bool,
 					st.link = f.mode&fs.ModeSymlink != 0
 				}
 				hashed.Add(1)
+				hashedBytes.Add(st.size)
 				mu.Lock()
 				out[f.key] = st
 				mu.Unlock()
@@ -317,8 +318,12 @@ func cleanAbs(p string) string {
 	return strings.TrimRight(filepath.Clean(p), "/")
 }
 
-// hashed counts the files looked at by every walk of this process.
-var hashed atomic.Int64
+// hashed and hashedBytes count the files looked at by every walk of this
+// process, and their bytes.
+var hashed, hashedBytes atomic.Int64
+
+// HashedBytes is how many bytes this process has hashed so far.
+func HashedBytes() int64 { return hashedBytes.Load() }
 
 // HashedFiles is how many files this process has checked so far: a
 // progress counter (for watchdogs and progress lines).

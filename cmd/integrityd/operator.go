@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/integrityd/integrityd/internal/config"
+	"github.com/integrityd/integrityd/internal/state"
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// exitNotRunning is status's exit code when the daemon is not running or
+// its state is stale.
+const exitNotRunning = 3
+
+// errNotRunning makes run() exit with exitNotRunning.
+type errNotRunning struct{ msg string }
+
+func (e errNotRunning) Error() string { return e.msg }
+
+// stateFlags locate the running daemon's state.
+type stateFlags struct {
+	configPath, stateDir string
+	fs                   *flag.FlagSet
+}
+
+func (s *stateFlags) register(fs *flag.FlagSet) {
+	s.fs = fs
+	fs.StringVar(&s.configPath, "config", "", "configuration file (default "+config.DefaultPath+" if it exists)")
+	fs.StringVar(&s.stateDir, "state-dir", "/var/lib/integrityd", "the daemon's state directory")
+}
+
+// dir applies the configuration file's state_dir when the flag is not set.
+func (s *stateFlags) dir() (string, error) {
+	set := false
+	s.fs.Visit(func(f *flag.Flag) { set = set || f.Name == "state-dir" })
+	if set {
+		return s.stateDir, nil
+	}
+	path := s.configPath
+	if path == "" {
+		if _, err := os.Stat(config.DefaultPath); err != nil {
+			return s.stateDir, nil
+		}
+		path = config.DefaultPath
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		return "", err
+	}
+	if c.Set["state_dir"] {
+		return c.StateDir, nil
+	}
+	return s.stateDir, nil
+}
+
+// daemonState is the state with what status concludes from it.
+type daemonState struct {
+	*state.State
+	dir     string
+	running bool
+	stale   string // why the state cannot be trusted ("" if it can)
+}
+
+func loadState(dir string) (*daemonState, error) {
+	st, err := state.Load(dir)
+	if err != nil {
+		return nil, errNotRunning{err.Error()}
+	}
+	if st == nil {
+		return nil, errNotRunning{fmt.Sprintf("no state in %s: integrityd is not running there, or never ran", dir)}
+	}
+	ds := &daemonState{State: st, dir: dir, running: processIsIntegrityd(st.PID)}
+	switch {
+	case !ds.running:
+		ds.stale = fmt.Sprintf("integrityd (pid %d) is not running", st.PID)
+	case !st.Complete:
+		ds.stale = "the first full scan has not finished"
+	case st.RescanInterval > 0 && time.Since(st.LastFullScan) > 2*st.RescanInterval+time.Minute:
+		ds.stale = fmt.Sprintf("the last full scan is %s old (rescan interval %s)", time.Since(st.LastFullScan).Round(time.Second), st.RescanInterval)
+	}
+	return ds, nil
+}
+
+// processIsIntegrityd reports whether pid is alive and runs integrityd
+// (not another process that reused the pid).
+func processIsIntegrityd(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return true // hidden (ProtectProc): alive is all we know
+	}
+	args := strings.Split(string(cmd), "\x00")
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return strings.Contains(exe, "integrityd") || strings.Contains(args[0], "integrityd")
+}
+
+func countKinds(fs []verify.Finding) map[verify.Kind]int {
+	n := map[verify.Kind]int{}
+	for _, f := range fs {
+		n[f.Kind]++
+	}
+	return n
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return fmt.Sprintf("%s (%s ago)", t.Local().Format("2006-01-02 15:04:05"), time.Since(t).Round(time.Second))
+}
+
+// runStatus prints what the running daemon knows.
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var s stateFlags
+	var output string
+	fs := newFlagSet("status", stderr)
+	s.register(fs)
+	fs.StringVar(&output, "output", "text", `"text" or "json"`)
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
+	}
+	if output != "text" && output != "json" {
+		return usageError{fmt.Sprintf(`--output must be "text" or "json", not %q`, output)}
+	}
+	dir, err := s.dir()
+	if err != nil {
+		return err
+	}
+	ds, err := loadState(dir)
+	if err != nil {
+		return err
+	}
+	kinds := countKinds(ds.Findings)
+	if output == "json" {
+		out, _ := json.MarshalIndent(map[string]any{
+			"running": ds.running, "stale": ds.stale, "pid": ds.PID, "updated": ds.Updated,
+			"last_full_scan": ds.LastFullScan, "last_full_scan_seconds": ds.LastFullDuration.Seconds(),
+			"files": ds.Files, "scopes": ds.Scopes, "watched_dirs": ds.WatchedDirs, "degraded": ds.Degraded,
+			"findings": len(ds.Findings), "findings_by_kind": kinds,
+		}, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", out)
+	} else {
+		run := fmt.Sprintf("running (pid %d)", ds.PID)
+		if !ds.running {
+			run = fmt.Sprintf("NOT RUNNING (last pid %d)", ds.PID)
+		}
+		fmt.Fprintf(stdout, "integrityd:      %s, state %s, updated %s\n", run, ds.dir, ago(ds.Updated))
+		fmt.Fprintf(stdout, "last full scan:  %s, took %s\n", ago(ds.LastFullScan), ds.LastFullDuration.Round(time.Millisecond))
+		fmt.Fprintf(stdout, "watching:        %d files in %d scopes, %d directories\n", ds.Files, ds.Scopes, ds.WatchedDirs)
+		if ds.Degraded != "" {
+			fmt.Fprintf(stdout, "watcher:         DEGRADED: %s\n", ds.Degraded)
+		} else {
+			fmt.Fprintf(stdout, "watcher:         ok\n")
+		}
+		fmt.Fprintf(stdout, "findings:        %d (INVALID_HASH %d, MISSING_FILE %d, EXTRA_FILE %d, EXCEPTION %d)\n", len(ds.Findings),
+			kinds[verify.InvalidHash], kinds[verify.MissingFile], kinds[verify.ExtraFile], kinds[verify.KindException])
+		if ds.stale != "" {
+			fmt.Fprintf(stdout, "STALE:           %s\n", ds.stale)
+		}
+	}
+	if ds.stale != "" {
+		return errNotRunning{ds.stale}
+	}
+	if len(ds.Findings) > 0 {
+		return errFindings
+	}
+	return nil
+}
+
+// runReport prints the current findings like a one-shot check.
+func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var s stateFlags
+	var output string
+	fs := newFlagSet("report", stderr)
+	s.register(fs)
+	fs.StringVar(&output, "output", "text", "output format: "+strings.Join(verify.Formats, ", "))
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
+	}
+	if !slices.Contains(verify.Formats, output) {
+		return usageError{fmt.Sprintf("unknown --output %q (want one of %s)", output, strings.Join(verify.Formats, ", "))}
+	}
+	dir, err := s.dir()
+	if err != nil {
+		return err
+	}
+	ds, err := loadState(dir)
+	if err != nil {
+		return err
+	}
+	if ds.stale != "" {
+		fmt.Fprintf(stderr, "integrityd report: warning: %s; these findings may be out of date\n", ds.stale)
+	}
+	return printReport(stdout, verify.ReportFromFindings(ds.Findings), output, false)
+}
+
+// runRescan asks the running daemon for a full rescan, waits for it and
+// prints the result.
+func runRescan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var s stateFlags
+	var output string
+	var timeout time.Duration
+	fs := newFlagSet("rescan", stderr)
+	s.register(fs)
+	fs.StringVar(&output, "output", "text", "output format: "+strings.Join(verify.Formats, ", "))
+	fs.DurationVar(&timeout, "timeout", 30*time.Minute, "how long to wait for the rescan")
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
+	}
+	if !slices.Contains(verify.Formats, output) {
+		return usageError{fmt.Sprintf("unknown --output %q (want one of %s)", output, strings.Join(verify.Formats, ", "))}
+	}
+	dir, err := s.dir()
+	if err != nil {
+		return err
+	}
+	ds, err := loadState(dir)
+	if err != nil {
+		return err
+	}
+	if !ds.running {
+		return errNotRunning{ds.stale}
+	}
+	asked := time.Now()
+	if err := syscall.Kill(ds.PID, syscall.SIGHUP); err != nil {
+		if errors.Is(err, syscall.EPERM) {
+			return fmt.Errorf("not allowed to signal integrityd (pid %d): run as root, or use systemctl reload integrityd", ds.PID)
+		}
+		return fmt.Errorf("signal integrityd (pid %d): %w", ds.PID, err)
+	}
+	tty := false
+	if f, ok := stderr.(*os.File); ok {
+		tty = isTerminal(f)
+	}
+	deadline := asked.Add(timeout)
+	for {
+		st, err := state.Load(dir)
+		if err == nil && st != nil && !st.LastFullScan.Before(asked) && !st.Updated.Before(st.LastFullScan) {
+			if tty {
+				fmt.Fprintf(stderr, "\r\033[Krescan done in %s\n", time.Since(asked).Round(100*time.Millisecond))
+			}
+			return printReport(stdout, verify.ReportFromFindings(st.Findings), output, false)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no rescan result after %s (integrityd pid %d)", timeout, ds.PID)
+		}
+		if !processIsIntegrityd(ds.PID) {
+			return errNotRunning{fmt.Sprintf("integrityd (pid %d) stopped during the rescan", ds.PID)}
+		}
+		if tty {
+			fmt.Fprintf(stderr, "\r\033[Krescanning... %s", time.Since(asked).Round(100*time.Millisecond))
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// runCheckConfig validates the configuration and the settings of run.
+func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	s, err := parseRun(args, stderr)
+	if err != nil {
+		return err
+	}
+	c := s.cfg
+	fmt.Fprintf(stdout, "configuration OK\nroot:            %s\napps paths:      %s\ntrust anchors:   %s\nCRL:             %s\nstate directory: %s\nrescan interval: %s\n",
+		c.Root, strings.Join(c.AppsPaths, ", "), c.Trust, orNone(c.CRL), c.StateDir, c.RescanInterval)
+	if len(c.Exclude) > 0 {
+		fmt.Fprintf(stdout, "excluded (NOT checked): %s\n", strings.Join(c.Exclude, ", "))
+	}
+	if s.metricsListen != "" || s.metricsTextfile != "" {
+		fmt.Fprintf(stdout, "metrics:         %s\n", strings.TrimSpace(s.metricsListen+" "+s.metricsTextfile))
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

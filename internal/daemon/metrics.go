@@ -1,0 +1,129 @@
+package daemon
+
+import (
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// Metrics are the daemon's Prometheus metrics. Counters count events;
+// the rest is read from the daemon's state at each scrape. No file path
+// is ever a label.
+type Metrics struct {
+	Registry        *prometheus.Registry
+	alerts          *prometheus.CounterVec
+	fullScans       prometheus.Counter
+	fullScanSeconds prometheus.Histogram
+	eventsLost      prometheus.Counter
+	manifestFails   prometheus.Counter
+	d               *Daemon
+}
+
+func newMetrics(d *Daemon) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "integrityd_alerts_total", Help: "Alerts logged, by kind of finding.",
+		}, []string{"kind"}),
+		fullScans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "integrityd_full_scans_total", Help: "Full scans of every scope.",
+		}),
+		fullScanSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "integrityd_full_scan_duration_seconds", Help: "Duration of full scans.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
+		}),
+		eventsLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "integrityd_watcher_overflows_total", Help: "Times file events were lost (queue overflow, watcher error) and everything was rescanned.",
+		}),
+		manifestFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "integrityd_manifest_verification_failures_total", Help: "Manifest loads that ended in an EXCEPTION.",
+		}),
+		d: d,
+	}
+	for _, k := range []verify.Kind{verify.InvalidHash, verify.MissingFile, verify.ExtraFile, verify.KindException} {
+		m.alerts.WithLabelValues(string(k))
+	}
+	version := "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "integrityd_build_info", Help: "Build information.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	m.Registry.MustRegister(m.alerts, m.fullScans, m.fullScanSeconds, m.eventsLost, m.manifestFails, buildInfo, stateCollector{d})
+	return m
+}
+
+// Metrics returns the daemon's metrics.
+func (d *Daemon) Metrics() *Metrics { return d.metrics }
+
+var (
+	descFindings = prometheus.NewDesc("integrityd_findings", "Current findings, by kind and scope.", []string{"kind", "scope"}, nil)
+	descFiles    = prometheus.NewDesc("integrityd_watched_files", "Files listed by the verified manifests.", nil, nil)
+	descDirs     = prometheus.NewDesc("integrityd_watched_directories", "Directories with an inotify watch.", nil, nil)
+	descScopes   = prometheus.NewDesc("integrityd_scopes", "Scopes checked (core and apps).", nil, nil)
+	descLastScan = prometheus.NewDesc("integrityd_last_full_scan_timestamp_seconds", "When the last full scan started.", nil, nil)
+	descDegraded = prometheus.NewDesc("integrityd_watch_degraded", "1 when some directories cannot be watched.", nil, nil)
+)
+
+// stateCollector reads the daemon's state at scrape time.
+type stateCollector struct{ d *Daemon }
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descFindings, descFiles, descDirs, descScopes, descLastScan, descDegraded} {
+		ch <- d
+	}
+}
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	d := c.d
+	d.mu.Lock()
+	counts := map[[2]string]int{}
+	for scope := range d.scopes {
+		for _, k := range []verify.Kind{verify.InvalidHash, verify.MissingFile, verify.ExtraFile, verify.KindException} {
+			counts[[2]string{string(k), scope}] = 0
+		}
+	}
+	for scope, m := range d.findings {
+		for _, f := range m {
+			counts[[2]string{string(f.Kind), scope}]++
+		}
+	}
+	files := 0
+	for _, s := range d.scopes {
+		files += s.files
+	}
+	scopes := len(d.scopes)
+	last := d.st.LastFullScan
+	d.mu.Unlock()
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(descFindings, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
+	ch <- prometheus.MustNewConstMetric(descFiles, prometheus.GaugeValue, float64(files))
+	ch <- prometheus.MustNewConstMetric(descScopes, prometheus.GaugeValue, float64(scopes))
+	if !last.IsZero() {
+		ch <- prometheus.MustNewConstMetric(descLastScan, prometheus.GaugeValue, float64(last.UnixNano())/1e9)
+	}
+	dirs, degraded := 0, ""
+	if d.w != nil {
+		dirs, degraded = d.w.Stats()
+	}
+	ch <- prometheus.MustNewConstMetric(descDirs, prometheus.GaugeValue, float64(dirs))
+	deg := 0.0
+	if degraded != "" {
+		deg = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descDegraded, prometheus.GaugeValue, deg)
+}
+
+// scanDone records a full scan.
+func (m *Metrics) scanDone(d time.Duration) {
+	m.fullScans.Inc()
+	m.fullScanSeconds.Observe(d.Seconds())
+}
