@@ -55,11 +55,15 @@ type Watcher struct {
 	skip func(dir string) bool
 	out  chan Batch
 
-	mu       sync.Mutex
-	roots    []string        // recursive roots
-	watched  map[string]bool // directories with a watch
-	degraded string          // why some directories are not watched
-	failures int             // watches that could not be added, ever
+	mu      sync.Mutex
+	roots   []string        // recursive roots
+	watched map[string]bool // directories with a watch
+	// inodes maps a directory's inode to the watched paths that name it:
+	// inotify has one watch per inode, so a directory renamed and re-added
+	// under its new name shares its watch with the stale old name.
+	inodes   map[uint64]map[string]bool
+	degraded string // why some directories are not watched
+	failures int    // watches that could not be added, ever
 }
 
 // New returns a Watcher. skip says which directories (absolute paths)
@@ -72,7 +76,7 @@ func New(log *zap.Logger, skip func(dir string) bool) (*Watcher, error) {
 	if skip == nil {
 		skip = func(string) bool { return false }
 	}
-	return &Watcher{fsw: fsw, log: log, skip: skip, out: make(chan Batch), watched: map[string]bool{}}, nil
+	return &Watcher{fsw: fsw, log: log, skip: skip, out: make(chan Batch), watched: map[string]bool{}, inodes: map[uint64]map[string]bool{}}, nil
 }
 
 // Batches delivers the batches; Run must be running.
@@ -92,9 +96,7 @@ func (w *Watcher) AddTree(root string) error {
 		w.noteAddError(root, err)
 		return fmt.Errorf("watch %s: %w%s", root, err, limitHint(err))
 	}
-	w.mu.Lock()
-	w.watched[root] = true
-	w.mu.Unlock()
+	w.markWatched(root)
 	w.addBelow(root)
 	return nil
 }
@@ -105,9 +107,7 @@ func (w *Watcher) AddDir(dir string) error {
 	if err := w.fsw.Add(dir); err != nil {
 		return fmt.Errorf("watch %s: %w%s", dir, err, limitHint(err))
 	}
-	w.mu.Lock()
-	w.watched[dir] = true
-	w.mu.Unlock()
+	w.markWatched(dir)
 	return nil
 }
 
@@ -118,15 +118,22 @@ func (w *Watcher) Resync() {
 	w.mu.Lock()
 	roots := append([]string(nil), w.roots...)
 	before := w.failures
+	var gone []string
+	for p := range w.watched {
+		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
+			gone = append(gone, p)
+		}
+	}
 	w.mu.Unlock()
+	for _, p := range gone { // removed or renamed while events were lost
+		w.dropBelow(p)
+	}
 	for _, r := range roots {
 		if err := w.fsw.Add(r); err != nil {
 			w.noteAddError(r, err)
 			continue
 		}
-		w.mu.Lock()
-		w.watched[r] = true
-		w.mu.Unlock()
+		w.markWatched(r)
 		w.addBelow(r)
 	}
 	w.mu.Lock()
@@ -162,9 +169,7 @@ func (w *Watcher) addBelow(dir string) {
 			w.noteAddError(p, err)
 			continue
 		}
-		w.mu.Lock()
-		w.watched[p] = true
-		w.mu.Unlock()
+		w.markWatched(p)
 		w.addBelow(p)
 	}
 }
@@ -230,7 +235,27 @@ func (w *Watcher) underRoot(p string) bool {
 	return false
 }
 
-// dropBelow removes the watches of dir and every directory below it.
+// markWatched records that p has a watch.
+func (w *Watcher) markWatched(p string) {
+	var ino uint64
+	var st syscall.Stat_t
+	if syscall.Lstat(p, &st) == nil {
+		ino = st.Ino
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.watched[p] = true
+	if ino != 0 {
+		if w.inodes[ino] == nil {
+			w.inodes[ino] = map[string]bool{}
+		}
+		w.inodes[ino][p] = true
+	}
+}
+
+// dropBelow removes the watches of dir and every directory below it. A
+// watch that another (newer) path of the same directory shares is added
+// again for that path.
 func (w *Watcher) dropBelow(dir string) {
 	w.mu.Lock()
 	var drop []string
@@ -240,9 +265,32 @@ func (w *Watcher) dropBelow(dir string) {
 			delete(w.watched, p)
 		}
 	}
+	var readd []string
+	for ino, paths := range w.inodes {
+		shared := false
+		for _, p := range drop {
+			if paths[p] {
+				delete(paths, p)
+				shared = true
+			}
+		}
+		if shared {
+			for p := range paths {
+				readd = append(readd, p)
+			}
+		}
+		if len(paths) == 0 {
+			delete(w.inodes, ino)
+		}
+	}
 	w.mu.Unlock()
 	for _, p := range drop {
 		w.fsw.Remove(p) // may already be gone with its inode
+	}
+	for _, p := range readd {
+		if err := w.fsw.Add(p); err != nil {
+			w.noteAddError(p, err)
+		}
 	}
 }
 
@@ -303,12 +351,19 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 			rescan = true
 			pending = map[string]struct{}{}
+			// Directories created or removed meanwhile: fix the watches
+			// before the consumer rescans.
+			w.Resync()
 			arm()
 		case <-timer.C:
 			armed = false
 			// Merge into the batch waiting to go out, if any.
 			if rescan || batch.Rescan {
-				batch = Batch{Rescan: true, Reason: reason}
+				why := batch.Reason // a rescan already waiting keeps its reason
+				if why == "" {
+					why = reason
+				}
+				batch = Batch{Rescan: true, Reason: why}
 			} else {
 				for _, p := range batch.Paths {
 					pending[p] = struct{}{}
@@ -338,9 +393,7 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 				w.noteAddError(p, err)
 				return
 			}
-			w.mu.Lock()
-			w.watched[p] = true
-			w.mu.Unlock()
+			w.markWatched(p)
 			w.addBelow(p)
 		}
 	}
