@@ -31,6 +31,9 @@ fi
 install -D -m 0644 "$unit" "$dest/etc/systemd/system/integrityd.service"
 install -D -m 0644 packaging/systemd/integrityd.catalog "$dest/usr/lib/systemd/catalog/integrityd.catalog"
 install -D -m 0644 packaging/systemd/90-integrityd-inotify.conf "$dest/etc/sysctl.d/90-integrityd-inotify.conf"
+for f in root.crt root.crl; do # Nextcloud's trust anchors, pinned
+	[ -e "$dest/etc/integrityd/$f" ] || install -D -m 0644 "packaging/nextcloud/$f" "$dest/etc/integrityd/$f"
+done
 if [ ! -e "$dest/etc/integrityd/integrityd.env" ]; then
 	install -D -m 0644 packaging/systemd/integrityd.env "$dest/etc/integrityd/integrityd.env"
 	sed -i "s#^NEXTCLOUD_ROOT=.*#NEXTCLOUD_ROOT=$ncroot#" "$dest/etc/integrityd/integrityd.env"

@@ -178,6 +178,20 @@ func (c *checkFlags) enforced(in *verify.Install) (bool, string, error) {
 	return true, "", nil
 }
 
+// pinnedDiffers warns when the trust anchors are pinned outside the
+// install and the install's own root.crt differs from them.
+func pinnedDiffers(stderr io.Writer, in *verify.Install, t *verify.Trust) bool {
+	inTree := filepath.Join(in.Root, verify.InTreeAnchors)
+	if abs, err := filepath.Abs(t.AnchorFile); err != nil || abs == inTree {
+		return false
+	}
+	differs, why := t.DiffersFrom(inTree)
+	if differs {
+		fmt.Fprintf(stderr, "integrityd: WARNING: the install's trust anchor differs from the pinned one: %s\n", why)
+	}
+	return differs
+}
+
 func printReport(w io.Writer, r *verify.Report, format string, single bool) error {
 	out, err := r.Format(format, single)
 	if err != nil {
@@ -225,7 +239,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		r.Scopes = append(r.Scopes, res)
 	}
-	return printReport(stdout, &r, c.output, false)
+	err = printReport(stdout, &r, c.output, false)
+	if pinnedDiffers(stderr, in, t) && err == nil {
+		return errFindings
+	}
+	return err
 }
 
 func runCheckCore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -252,7 +270,11 @@ func runCheckCore(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	return printReport(stdout, &verify.Report{Scopes: []verify.ScopeResult{res}}, c.output, true)
+	err = printReport(stdout, &verify.Report{Scopes: []verify.ScopeResult{res}}, c.output, true)
+	if pinnedDiffers(stderr, in, t) && err == nil {
+		return errFindings
+	}
+	return err
 }
 
 // runCheckApp checks one app. Like occ integrity:check-app it always

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/integrityd/integrityd/internal/demo"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -235,4 +237,30 @@ func TestSignAppOpenSSL(t *testing.T) {
 	sh("x509", "-in", "app.crt", "-pubkey", "-noout", "-out", "pub.pem")
 	sh("dgst", "-sha1", "-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:0", "-sigopt", "rsa_mgf1_md:sha512",
 		"-verify", "pub.pem", "-signature", "sig.bin", "msg.bin")
+}
+
+// check with the trust anchor pinned outside the install warns, and
+// fails, when the install's root.crt differs from it.
+func TestCheckPinnedTrust(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nc")
+	if code, out, errOut := runCmd(t, "demo", "--build-only", dir); code != exitClean {
+		t.Fatalf("demo: %s %s", out, errOut)
+	}
+	pinned := filepath.Join(t.TempDir(), "root.crt")
+	orig, _ := os.ReadFile(filepath.Join(dir, "resources/codesigning/root.crt"))
+	os.WriteFile(pinned, orig, 0o644)
+	if code, out, errOut := runCmd(t, "check", "--root", dir, "--trust", pinned); code != exitClean || errOut != "" {
+		t.Fatalf("equal anchors: exit %d %s %s", code, out, errOut)
+	}
+	// Add another CA to the install's copy.
+	_, other, err := demo.NewCert("attacker CA", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "resources/codesigning/root.crt"),
+		append(orig, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Raw})...), 0o644)
+	code, _, errOut := runCmd(t, "check-core", "--root", dir, "--trust", pinned)
+	if code != exitFindings || !strings.Contains(errOut, "differs from the pinned one") {
+		t.Errorf("differing anchors: exit %d, stderr %q", code, errOut)
+	}
 }

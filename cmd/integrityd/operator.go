@@ -153,7 +153,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			"running": ds.running, "stale": ds.stale, "pid": ds.PID, "updated": ds.Updated,
 			"last_full_scan": ds.LastFullScan, "last_full_scan_seconds": ds.LastFullDuration.Seconds(),
 			"files": ds.Files, "scopes": ds.Scopes, "watched_dirs": ds.WatchedDirs, "degraded": ds.Degraded,
-			"findings": len(ds.Findings), "findings_by_kind": kinds,
+			"findings": len(ds.Findings), "findings_by_kind": kinds, "trust_differs": ds.TrustDiffers,
 		}, "", "  ")
 		fmt.Fprintf(stdout, "%s\n", out)
 	} else {
@@ -171,6 +171,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		fmt.Fprintf(stdout, "findings:        %d (INVALID_HASH %d, MISSING_FILE %d, EXTRA_FILE %d, EXCEPTION %d)\n", len(ds.Findings),
 			kinds[verify.InvalidHash], kinds[verify.MissingFile], kinds[verify.ExtraFile], kinds[verify.KindException])
+		if ds.TrustDiffers != "" {
+			fmt.Fprintf(stdout, "TRUST ANCHOR:    the install's root.crt differs from the pinned one: %s\n", ds.TrustDiffers)
+		}
 		if ds.stale != "" {
 			fmt.Fprintf(stdout, "STALE:           %s\n", ds.stale)
 		}
@@ -178,7 +181,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if ds.stale != "" {
 		return errNotRunning{ds.stale}
 	}
-	if len(ds.Findings) > 0 {
+	if len(ds.Findings) > 0 || ds.TrustDiffers != "" {
 		return errFindings
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,6 +134,7 @@ func (d *Daemon) fullScan(ctx context.Context, reason string) error {
 		d.mu.Unlock()
 		files += s.files
 	}
+	d.checkPinned()
 	dur := time.Since(start)
 	d.metrics.scanDone(dur)
 	dirs, degraded := 0, ""
@@ -243,6 +245,13 @@ func (d *Daemon) apply(ctx context.Context, paths []string) {
 		d.log.Warn("trust anchors or CRL changed; verifying every manifest again")
 		d.fullScan(ctx, "trust anchors changed")
 		return
+	}
+	for s, keys := range byScope {
+		if s.sc.Name == "core" && slices.ContainsFunc(keys, func(k string) bool {
+			return k == verify.InTreeAnchors || strings.HasPrefix(verify.InTreeAnchors, k+"/")
+		}) {
+			d.checkPinned()
+		}
 	}
 	if appsChanged {
 		for _, s := range d.syncScopes() {
@@ -416,4 +425,34 @@ func (d *Daemon) save() {
 	}
 	d.saveErr = ""
 	d.mu.Unlock()
+}
+
+// checkPinned compares the install's root.crt with the pinned trust
+// anchors (when they are pinned outside the install) and alerts when that
+// changes: whoever can write the install can also write its root.crt.
+func (d *Daemon) checkPinned() {
+	inTree := filepath.Join(d.in.Root, verify.InTreeAnchors)
+	if d.cfg.Trust == inTree {
+		return
+	}
+	differs, why := d.trust.DiffersFrom(inTree)
+	if !differs {
+		why = ""
+	}
+	d.mu.Lock()
+	was := d.st.TrustDiffers
+	d.st.TrustDiffers = why
+	if was != why {
+		d.dirty = true
+	}
+	d.mu.Unlock()
+	switch {
+	case why != "" && was == "":
+		d.log.Error("the install's trust anchor differs from the pinned one", zap.String("message_id", journal.IDTrustDiffer),
+			zap.String("integrity_scope", "core"), zap.String("integrity_path", verify.InTreeAnchors),
+			zap.String("pinned", d.cfg.Trust), zap.String("integrity_detail", why))
+	case why == "" && was != "":
+		d.log.Info("the install's trust anchor matches the pinned one again", zap.String("message_id", journal.IDResolved),
+			zap.String("integrity_scope", "core"), zap.String("integrity_path", verify.InTreeAnchors), zap.String("pinned", d.cfg.Trust))
+	}
 }

@@ -13,6 +13,7 @@ const (
 	IDNotWatched  = "a1500115dd024703b3ed2aac43266fe1" // directories not watched (inotify limit)
 	IDEventsLost  = "b4c02f0874874d628d3710d721f816e8" // events lost; everything is rescanned
 	IDStateError  = "c9d9ac4f2b4f4920b5a6b522cd070b79" // the state could not be saved
+	IDTrustDiffer = "699e8238dbf14c65af2eaec7e7833dfa" // the install's root.crt differs from the pinned one
 )
 
 // AlertID is the MESSAGE_ID of an alert of kind (INVALID_HASH, ...).
@@ -29,4 +30,4 @@ func AlertID(kind string) string {
 }
 
 // AllIDs lists every MESSAGE_ID, for the catalog test.
-var AllIDs = []string{IDInvalidHash, IDMissingFile, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError}
+var AllIDs = []string{IDInvalidHash, IDMissingFile, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer}

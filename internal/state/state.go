@@ -44,6 +44,9 @@ type State struct {
 	WatchedDirs      int           `json:"watched_dirs"`
 	// Degraded says why watching is incomplete ("" when it is not).
 	Degraded string `json:"degraded,omitempty"`
+	// TrustDiffers says how the install's root.crt differs from the
+	// pinned trust anchors ("" when it does not, or nothing is pinned).
+	TrustDiffers string `json:"trust_differs,omitempty"`
 }
 
 // Path is the state file in dir.

@@ -216,3 +216,39 @@ func openRegular(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// InTreeAnchors is where Nextcloud keeps its trust anchors, relative to
+// the server root.
+const InTreeAnchors = "resources/codesigning/root.crt"
+
+// DiffersFrom reports whether the certificates in the PEM file at path are
+// not exactly the trust anchors t holds, and why. When the anchors are
+// pinned outside the install, a difference means someone changed the
+// install's own copy.
+func (t *Trust) DiffersFrom(path string) (bool, string) {
+	data, err := readLimited(path, maxTrustFile)
+	if err != nil {
+		return true, err.Error()
+	}
+	certs, err := parseCertificates(data)
+	if err != nil {
+		return true, fmt.Sprintf("%s: %v", path, err)
+	}
+	have := map[string]bool{}
+	for _, c := range certs {
+		have[string(c.Raw)] = true
+	}
+	want := map[string]bool{}
+	for _, c := range t.Anchors {
+		want[string(c.Raw)] = true
+	}
+	if len(have) != len(want) {
+		return true, fmt.Sprintf("%s holds %d certificates, %s holds %d", path, len(have), t.AnchorFile, len(want))
+	}
+	for c := range want {
+		if !have[c] {
+			return true, fmt.Sprintf("%s holds other certificates than %s", path, t.AnchorFile)
+		}
+	}
+	return false, ""
+}

@@ -86,6 +86,9 @@ case $state in running | degraded) ;; *) cat "$log"; fail "systemd did not boot"
 
 echo "== install and verify the unit"
 $E env BIN="$work/integrityd" "$repo/packaging/install.sh" --root "$work/nc"
+# The demo install has its own CA: pin that one instead of Nextcloud's.
+$E install -m 0644 "$work/nc/resources/codesigning/root.crt" /etc/integrityd/root.crt
+$E sed -i 's#^INTEGRITYD_OPTS=.*#INTEGRITYD_OPTS=--trust /etc/integrityd/root.crt --crl none#' /etc/integrityd/integrityd.env
 $E systemd-analyze verify /etc/systemd/system/integrityd.service || fail "systemd-analyze verify"
 $E journalctl --list-catalog 90db44e0a320482eb73a78bb4bb5ef96 | grep -q integrityd || fail "catalog not installed"
 
@@ -125,16 +128,25 @@ assert len(e.get("INTEGRITY_EXPECTED", "")) == 128 and len(e.get("INTEGRITY_CURR
 wait_entry MESSAGE_ID=207ff942e1af4ca1980adfba3e930bed INTEGRITY_PATH=core/shell.php >/dev/null
 echo "EXTRA_FILE alert for core/shell.php found"
 
+echo "== the install's root.crt replaced: alerted (the pinned one is trusted)"
+$E sh -c "cp '$repo/packaging/nextcloud/root.crt' '$work/nc/resources/codesigning/root.crt'"
+wait_entry MESSAGE_ID=699e8238dbf14c65af2eaec7e7833dfa | tail -1 | python3 -c '
+import json, sys
+e = json.load(sys.stdin)
+print("    ", e["MESSAGE"], "| PINNED =", e["PINNED"], "| PRIORITY =", e["PRIORITY"])
+assert e["PRIORITY"] == "3"
+' || fail "trust anchor mismatch entry"
+
 echo "== reload: full rescan"
 $E systemctl reload integrityd
 wait_entry MESSAGE_ID=dcc6a7a5693d4a80bbb01b8a05f1c2b2 REASON=requested | tail -1 | python3 -c '
 import json, sys
 e = json.load(sys.stdin)
 print("    full scan:", e["MESSAGE"], "reason", e["REASON"], "findings", e["FINDINGS"])
-assert e["FINDINGS"] == "2", e["FINDINGS"]
+assert e["FINDINGS"] == "3", e["FINDINGS"]  # index.php, core/shell.php, root.crt
 ' || fail "rescan entry"
 $E systemctl is-active integrityd
-$E systemctl show -p StatusText integrityd | grep -q "2 findings" || fail "status after reload"
+$E systemctl show -p StatusText integrityd | grep -q "3 findings" || fail "status after reload"
 
 echo "== stop"
 $E systemctl stop integrityd
