@@ -40,6 +40,17 @@ func LoadTrust(anchorFile, crlFile string) (*Trust, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read trust anchors: %w", err)
 	}
+	var crl []byte
+	if crlFile != "" {
+		if crl, err = readLimited(crlFile, maxTrustFile); err != nil {
+			return nil, fmt.Errorf("read CRL: %w", err)
+		}
+	}
+	return parseTrust(data, crl, anchorFile, crlFile)
+}
+
+// parseTrust is LoadTrust on the files' contents (crlFile "" for none).
+func parseTrust(data, crlData []byte, anchorFile, crlFile string) (*Trust, error) {
 	anchors, err := parseCertificates(data)
 	if err != nil {
 		return nil, fmt.Errorf("trust anchors %s: %v", anchorFile, err)
@@ -51,10 +62,7 @@ func LoadTrust(anchorFile, crlFile string) (*Trust, error) {
 	if crlFile == "" {
 		return t, nil
 	}
-	data, err = readLimited(crlFile, maxTrustFile)
-	if err != nil {
-		return nil, fmt.Errorf("read CRL: %w", err)
-	}
+	data = crlData
 	if b, _ := pem.Decode(data); b != nil {
 		if b.Type != "X509 CRL" {
 			return nil, fmt.Errorf("CRL %s: PEM block is %q, want \"X509 CRL\"", crlFile, b.Type)
