@@ -44,6 +44,26 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseNoArgs parses args for a command that takes no positional argument.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
+	}
+	return nil
+}
+
+// checkFormat refuses an unknown --output.
+func checkFormat(output string) error {
+	if !slices.Contains(verify.Formats, output) {
+		return usageError{fmt.Sprintf("unknown --output %q (want one of %s)", output, strings.Join(verify.Formats, ", "))}
+	}
+	return nil
+}
+
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("integrityd "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -119,8 +139,8 @@ func (c *checkFlags) setup() (*verify.Install, *verify.Trust, error) {
 	if c.root == "" {
 		return nil, nil, usageError{"--root is required (or root = in the configuration file)"}
 	}
-	if !slices.Contains(verify.Formats, c.output) {
-		return nil, nil, usageError{fmt.Sprintf("unknown --output %q (want one of %s)", c.output, strings.Join(verify.Formats, ", "))}
+	if err := checkFormat(c.output); err != nil {
+		return nil, nil, err
 	}
 	if c.enforce != "auto" && c.enforce != "yes" && c.enforce != "no" {
 		return nil, nil, usageError{fmt.Sprintf(`--enforce must be "auto", "yes" or "no", not %q`, c.enforce)}
@@ -155,6 +175,24 @@ func (c *checkFlags) setup() (*verify.Install, *verify.Trust, error) {
 	t, err := verify.LoadTrust(trust, crl)
 	if err != nil {
 		return nil, nil, err
+	}
+	return in, t, nil
+}
+
+// prepare parses args and loads the install and trust of a check that
+// Nextcloud only runs where it is enforced (check, check-core).
+func (c *checkFlags) prepare(fs *flag.FlagSet, args []string) (*verify.Install, *verify.Trust, error) {
+	if err := parseNoArgs(fs, args); err != nil {
+		return nil, nil, err
+	}
+	in, t, err := c.setup()
+	if err != nil {
+		return nil, nil, err
+	}
+	if ok, why, err := c.enforced(in); err != nil {
+		return nil, nil, err
+	} else if !ok {
+		return nil, nil, errors.New(why)
 	}
 	return in, t, nil
 }
@@ -210,19 +248,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var c checkFlags
 	fs := newFlagSet("check", stderr)
 	c.register(fs, "text")
-	if pos, err := parseFlags(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
-	}
-	in, t, err := c.setup()
+	in, t, err := c.prepare(fs, args)
 	if err != nil {
 		return err
-	}
-	if ok, why, err := c.enforced(in); err != nil {
-		return err
-	} else if !ok {
-		return errors.New(why)
 	}
 	scopes, err := in.Apps()
 	if err != nil {
@@ -250,19 +278,9 @@ func runCheckCore(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var c checkFlags
 	fs := newFlagSet("check-core", stderr)
 	c.register(fs, "plain")
-	if pos, err := parseFlags(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
-	}
-	in, t, err := c.setup()
+	in, t, err := c.prepare(fs, args)
 	if err != nil {
 		return err
-	}
-	if ok, why, err := c.enforced(in); err != nil {
-		return err
-	} else if !ok {
-		return errors.New(why)
 	}
 	stop := progress(stderr, expectedFiles([]*verify.Scope{in.Core()}, t))
 	res, err := in.Core().Check(ctx, t)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -61,6 +60,15 @@ func (s *stateFlags) dir() (string, error) {
 		return c.StateDir, nil
 	}
 	return s.stateDir, nil
+}
+
+// load reads the daemon's state.
+func (s *stateFlags) load() (*daemonState, error) {
+	dir, err := s.dir()
+	if err != nil {
+		return nil, err
+	}
+	return loadState(dir)
 }
 
 // daemonState is the state with what status concludes from it.
@@ -131,19 +139,13 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("status", stderr)
 	s.register(fs)
 	fs.StringVar(&output, "output", "text", `"text" or "json"`)
-	if pos, err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
 	}
 	if output != "text" && output != "json" {
 		return usageError{fmt.Sprintf(`--output must be "text" or "json", not %q`, output)}
 	}
-	dir, err := s.dir()
-	if err != nil {
-		return err
-	}
-	ds, err := loadState(dir)
+	ds, err := s.load()
 	if err != nil {
 		return err
 	}
@@ -194,19 +196,13 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("report", stderr)
 	s.register(fs)
 	fs.StringVar(&output, "output", "text", "output format: "+strings.Join(verify.Formats, ", "))
-	if pos, err := parseFlags(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
-	}
-	if !slices.Contains(verify.Formats, output) {
-		return usageError{fmt.Sprintf("unknown --output %q (want one of %s)", output, strings.Join(verify.Formats, ", "))}
-	}
-	dir, err := s.dir()
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	ds, err := loadState(dir)
+	if err := checkFormat(output); err != nil {
+		return err
+	}
+	ds, err := s.load()
 	if err != nil {
 		return err
 	}
@@ -226,19 +222,13 @@ func runRescan(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	s.register(fs)
 	fs.StringVar(&output, "output", "text", "output format: "+strings.Join(verify.Formats, ", "))
 	fs.DurationVar(&timeout, "timeout", 30*time.Minute, "how long to wait for the rescan")
-	if pos, err := parseFlags(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
-	}
-	if !slices.Contains(verify.Formats, output) {
-		return usageError{fmt.Sprintf("unknown --output %q (want one of %s)", output, strings.Join(verify.Formats, ", "))}
-	}
-	dir, err := s.dir()
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	ds, err := loadState(dir)
+	if err := checkFormat(output); err != nil {
+		return err
+	}
+	ds, err := s.load()
 	if err != nil {
 		return err
 	}
@@ -258,7 +248,7 @@ func runRescan(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	deadline := asked.Add(timeout)
 	for {
-		st, err := state.Load(dir)
+		st, err := state.Load(ds.dir)
 		if err == nil && st != nil && !st.LastFullScan.Before(asked) && !st.Updated.Before(st.LastFullScan) {
 			if tty {
 				fmt.Fprintf(stderr, "\r\033[Krescan done in %s\n", time.Since(asked).Round(100*time.Millisecond))

@@ -74,10 +74,8 @@ func parseRun(args []string, stderr io.Writer) (*runSettings, error) {
 	fs.StringVar(&logFormat, "log-format", "auto", `"journal", "json", "console", or "auto" (journal when stderr is the journal, console on a terminal, else json)`)
 	fs.StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics on this address (host:port, or unix:/path)")
 	fs.StringVar(&metricsTextfile, "metrics-textfile", "", "write Prometheus metrics to this file for node_exporter's textfile collector")
-	if pos, err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return nil, err
-	} else if len(pos) > 0 {
-		return nil, usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
 	}
 	in, t, err := c.setup()
 	if err != nil {

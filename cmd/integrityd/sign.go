@@ -28,12 +28,8 @@ func runSign(ctx context.Context, name string, args []string, stdout, stderr io.
 	if name == "sign-app" {
 		fs.StringVar(&root, "root", "", "server root the app lives in, whose excluded directories apply (optional)")
 	}
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
 	}
 	if path == "" || keyFile == "" || certFile == "" {
 		return usageError{"--path, --privateKey and --certificate are required"}
