@@ -31,16 +31,7 @@ func BenchmarkAlertLatency(b *testing.B) {
 		}
 		return nil
 	}))
-	cfg := testConfig(root, b.TempDir())
-	d, err := New(cfg, log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan struct{})
-	go d.Run(ctx, func() { close(ready) })
-	<-ready
+	startWith(b, testConfig(root, b.TempDir()), log)
 	file := filepath.Join(root, "index.php")
 	orig := []byte(demo.Files["index.php"])
 	var lat []time.Duration
@@ -73,16 +64,8 @@ func BenchmarkBurst(b *testing.B) {
 	root, files := stormTree(b, 10000)
 	cfg := testConfig(root, b.TempDir())
 	cfg.Settle = time.Second
-	log := zap.NewNop()
-	d, err := New(cfg, log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan struct{})
-	go d.Run(ctx, func() { close(ready) })
-	<-ready
+	d := startWith(b, cfg, zap.NewNop()).d
+	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()

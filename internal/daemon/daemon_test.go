@@ -41,15 +41,26 @@ const logTail = 25
 
 var modelSeeds = flag.String("model.seeds", "", "seeds for TestModel instead of 1,2: e.g. 101-120,7")
 
+// start runs a daemon with cfg until the test ends; its entries are in
+// r.logs.
 func start(t testing.TB, cfg Config) *running {
 	t.Helper()
 	core, logs := observer.New(zapcore.InfoLevel)
-	d, err := New(cfg, zap.New(core))
+	r := startWith(t, cfg, zap.New(core))
+	r.logs = logs
+	return r
+}
+
+// startWith runs a daemon with cfg and log until the test ends, once its
+// first full scan is done.
+func startWith(t testing.TB, cfg Config, log *zap.Logger) *running {
+	t.Helper()
+	d, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{d: d, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	r := &running{d: d, cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan struct{})
 	go func() { r.done <- d.Run(ctx, func() { close(ready) }) }()
 	select {
