@@ -289,9 +289,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 			stop()
 		case <-rescan.C:
 			stop := d.pulse(false)
-			if _, degraded := w.Stats(); degraded != "" {
-				w.Resync()
-			}
+			w.Resync() // repairs watches, and retries those a limit refused
 			d.fullScan(ctx, "periodic")
 			stop()
 		case req := <-d.rescanReq:

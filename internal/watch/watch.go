@@ -136,6 +136,7 @@ func (w *Watcher) Resync() {
 		w.markWatched(r)
 		w.addBelow(r)
 	}
+	w.repair()
 	w.mu.Lock()
 	recovered := w.failures == before && w.degraded != ""
 	if recovered {
@@ -294,8 +295,51 @@ func (w *Watcher) dropBelow(dir string) {
 	}
 }
 
+// repair re-adds the watches that fsnotify no longer has for directories
+// still recorded as watched (a watch shared by two names of one directory
+// can be lost when one name goes).
+func (w *Watcher) repair() {
+	have := map[string]bool{}
+	for _, p := range w.fsw.WatchList() {
+		have[p] = true
+	}
+	w.mu.Lock()
+	var missing []string
+	for p := range w.watched {
+		if !have[p] {
+			missing = append(missing, p)
+		}
+	}
+	w.mu.Unlock()
+	for _, p := range missing {
+		if err := w.fsw.Add(p); err != nil {
+			w.noteAddError(p, err)
+		}
+	}
+}
+
 // Run reads events until ctx is done or the watcher is closed.
 func (w *Watcher) Run(ctx context.Context) error {
+	// fsnotify can send an error while it holds the lock that Add and
+	// Remove take (when it drops the watch of a moved directory itself):
+	// errors are read by a goroutine that never calls fsnotify, so Run,
+	// busy in Add, cannot deadlock with it. Errors are not lost: a full
+	// buffer means a rescan is coming anyway.
+	errs := make(chan error, 16)
+	go func() {
+		defer close(errs)
+		for err := range w.fsw.Errors {
+			if errors.Is(err, syscall.EINVAL) {
+				// fsnotify removing the watch of a moved directory that
+				// the kernel already dropped: nothing was lost.
+				continue
+			}
+			select {
+			case errs <- err:
+			default:
+			}
+		}
+	}()
 	pending := map[string]struct{}{}
 	var rescan bool
 	var reason string
@@ -337,7 +381,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				}
 			}
 			arm()
-		case err, ok := <-w.fsw.Errors:
+		case err, ok := <-errs:
 			if !ok {
 				return errors.New("watcher closed")
 			}
@@ -403,6 +447,17 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 		w.mu.Unlock()
 		if was {
 			w.dropBelow(p)
+			// The event may be stale: a new directory can stand at p by
+			// now (its Create was handled before this), and dropping
+			// took its watches. Watch it again.
+			if fi, err := os.Lstat(p); err == nil && fi.IsDir() && w.underRoot(p) && !w.skip(p) {
+				if err := w.fsw.Add(p); err != nil {
+					w.noteAddError(p, err)
+					return
+				}
+				w.markWatched(p)
+				w.addBelow(p)
+			}
 		}
 	}
 }
