@@ -516,7 +516,11 @@ func (d *Daemon) replace(name, key string, fresh []verify.Finding) {
 	}
 	for p, f := range next {
 		o, ok := cur[p]
-		if !ok || o.Kind != f.Kind || o.Message != f.Message {
+		// A transition: a new finding, another kind, or (for an
+		// EXCEPTION) another reason. A file that stays INVALID_HASH with
+		// other content, or an extra file that becomes unreadable, is
+		// not alerted again.
+		if !ok || o.Kind != f.Kind || (f.Kind == verify.KindException && o.Message != f.Message) {
 			d.alert(f)
 		}
 		if o != f {

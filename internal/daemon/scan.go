@@ -411,7 +411,7 @@ func (d *Daemon) save() {
 	if err := state.Save(d.cfg.StateDir, &st); err != nil {
 		d.mu.Lock()
 		d.dirty = true // retried at the next tick
-		first := d.saveErr != err.Error()
+		first := d.saveErr == "" // once until it works again: the message varies (temporary names)
 		d.saveErr = err.Error()
 		d.mu.Unlock()
 		if first {
