@@ -410,7 +410,7 @@ func (d *Daemon) save() {
 	SortFindings(st.Findings)
 	if err := state.Save(d.cfg.StateDir, &st); err != nil {
 		d.mu.Lock()
-		d.dirty = true // retried at the next tick
+		d.dirty = true           // retried at the next tick
 		first := d.saveErr == "" // once until it works again: the message varies (temporary names)
 		d.saveErr = err.Error()
 		d.mu.Unlock()
