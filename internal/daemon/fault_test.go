@@ -696,3 +696,9 @@ func TestFaultDaemonSpecialFiles(t *testing.T) {
 	}
 	idle("full rescan")
 }
+
+// TestFaultDaemonUnreadableDirs is TestFaultDaemonUnreadableFiles with
+// directories that cannot be listed as well.
+func TestFaultDaemonUnreadableDirs(t *testing.T) {
+	faultUnreadableDaemon(t, "TestFaultDaemonUnreadableDirs", true)
+}

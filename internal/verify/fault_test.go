@@ -870,3 +870,28 @@ func TestFaultSymlinks(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultUnreadableRecheck: the daemon's rechecks (Scope.Recheck) of
+// unreadable files and directories, and of what they hide, see exactly
+// what the full check sees (the daemon compares its findings, messages
+// included, and alerts again when a message changes).
+func TestFaultUnreadableRecheck(t *testing.T) {
+	_, res := unreadableTree(t)
+	for _, e := range res.Errors {
+		t.Error(e)
+	}
+	for _, sk := range unreadableRechecks {
+		scope, key, _ := strings.Cut(sk, "|")
+		got, ok := res.Recheck[sk]
+		if !ok {
+			continue // reported in res.Errors
+		}
+		if want := under(res.Check, scope, key); !sameFindings(got, want) {
+			t.Errorf("Recheck(%s, %q) differs from the full check:\nrecheck: %+v\ncheck:   %+v", scope, key, got, want)
+		}
+	}
+}
+
+// ---------------------------------------------------------------------
+// Helpers for trees whose paths are longer than PATH_MAX: the os package
+// takes whole paths, so these walk down with openat.

@@ -3,6 +3,8 @@ package verify
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -57,7 +59,11 @@ func (s *Scope) Recheck(ctx context.Context, exp *Expected, key string) ([]Findi
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
-	} else if s.reachable(key) {
+	} else if reach, blocked := s.reachable(key); blocked {
+		// Below a directory that cannot be listed: a full check does not
+		// see it either; that directory's own EXCEPTION covers it.
+		return nil, nil, nil
+	} else if reach {
 		p := s.Dir + "/" + key
 		fi, err := os.Lstat(p)
 		switch {
@@ -111,29 +117,49 @@ func (e *notRegularError) Error() string {
 func (e *notRegularError) Unwrap() error { return errNotRegular }
 
 // reachable reports whether the walk of a full check gets to key: no
-// ancestor is excluded, a symlink or not a directory.
-func (s *Scope) reachable(key string) bool {
+// ancestor is excluded, a symlink or not a directory. blocked means an
+// ancestor (or the scope directory) cannot be listed: the walk reports
+// that directory and nothing below it.
+func (s *Scope) reachable(key string) (ok, blocked bool) {
 	if s.adminExcluded(key) {
-		return false
+		return false, false
 	}
 	ex := s.excluded()
 	p := s.Dir
+	if !listable(p) {
+		return false, true
+	}
 	parts := strings.Split(key, "/")
 	for _, part := range parts[:len(parts)-1] {
 		if part == "" || part == "." || part == ".." {
-			return false
+			return false, false
 		}
 		p += "/" + part
 		if ex[p] {
-			return false
+			return false, false
 		}
 		fi, err := os.Lstat(p)
 		if err != nil || !fi.IsDir() {
-			return false
+			return false, false
+		}
+		if !listable(p) {
+			return false, true
 		}
 	}
 	last := parts[len(parts)-1]
-	return last != "" && last != "." && last != ".."
+	return last != "" && last != "." && last != "..", false
+}
+
+// listable reports whether the directory dir can be read, as the walk
+// needs (a directory that can be entered but not read hides its files).
+func listable(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	_, err = f.Readdirnames(1)
+	f.Close()
+	return err == nil || err == io.EOF
 }
 
 // hashSubtree hashes the files below the directory key, with keys
@@ -148,8 +174,9 @@ func (s *Scope) hashSubtree(ctx context.Context, key string) (map[string]fileSta
 		return nil, ctx.Err()
 	}
 	if err != nil {
-		// The directory itself could not be read.
-		return map[string]fileState{key + "/": {err: errors.Unwrap(err)}}, nil
+		// The directory itself could not be read: the same entry, with
+		// the same message, as the walk of a full check makes.
+		return map[string]fileState{key + "/": {err: fmt.Errorf("directory cannot be read: %w", errors.Unwrap(err))}}, nil
 	}
 	return sub, nil
 }
