@@ -64,6 +64,9 @@ func Load(dir string) (*State, error) {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > maxSize {
+		return nil, fmt.Errorf("read state %s: larger than %d bytes", p, maxSize)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read state %s: %w", p, err)
