@@ -15,7 +15,7 @@ bench/gentree.sh "$bin" "$dir" "$files" "$total_mb" >/dev/null
 start=$(date +%s.%N)
 "$bin" run --root "$dir" --trust "$dir.crt" --crl none --enforce yes --state-dir "$state" --log-format json 2>"$bin.log" &
 pid=$!
-until grep -q '"initial scan done' "$bin.log"; do sleep 0.05; kill -0 "$pid"; done
+until grep -qs '"initial scan done' "$bin.log"; do sleep 0.05; kill -0 "$pid"; done
 ready=$(echo "$(date +%s.%N) - $start" | bc)
 sleep 2 # let the scan's garbage be collected
 rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)

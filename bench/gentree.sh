@@ -27,5 +27,8 @@ PY
 du -sh "$dir"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir.key" -out "$dir.crt" -subj /CN=core -days 1 2>/dev/null
 mkdir -p "$dir/core"
+mkdir -p "$dir/resources/codesigning" # the install's own copy of the trust anchor, as in Nextcloud
+cp "$dir.crt" "$dir/resources/codesigning/root.crt"
 "$bin" sign-core --path "$dir" --privateKey "$dir.key" --certificate "$dir.crt" >/dev/null
+sync
 rm -f "$dir.key"

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
@@ -44,9 +45,9 @@ type Config struct {
 	// DegradedRescan is the full-rescan interval while some directories
 	// cannot be watched.
 	DegradedRescan time.Duration
-	// Settle is how long a churning scope must be quiet before it is
-	// checked again; ChurnPaths is how many changed paths in one batch
-	// make a scope churn.
+	// Settle is how long a scope being updated must be quiet before it
+	// is checked again; ChurnPaths is how many changed paths in one batch
+	// are folded into one recheck of the whole scope.
 	Settle     time.Duration
 	ChurnPaths int
 	// MaxHold bounds how long a churning scope waits.
@@ -121,6 +122,7 @@ type Daemon struct {
 	saveErr  string
 
 	rescanReq chan rescanRequest
+	lastPing  atomic.Int64 // when WATCHDOG=1 was last sent (unix ns)
 	metrics   *Metrics
 	extraTree map[string]bool // watched trees added for symlinked apps
 	syncSeq   int
@@ -580,6 +582,9 @@ func alertFields(f verify.Finding) []zap.Field {
 
 // notify sends a state to systemd (nothing without $NOTIFY_SOCKET).
 func (d *Daemon) notify(state string) {
+	if strings.Contains(state, "WATCHDOG=1") {
+		d.lastPing.Store(time.Now().UnixNano())
+	}
 	if _, err := sddaemon.SdNotify(false, state); err != nil {
 		d.log.Debug("sd_notify failed", zap.Error(err))
 	}
@@ -618,9 +623,12 @@ func thousands(n int) string {
 // for the initial scan, extends the start timeout. Without progress it
 // stays silent, so a scan that hangs is caught by the watchdog.
 func (d *Daemon) pulse(initial bool) (stop func()) {
+	// Ticks every W/8 (at most 5 s) and pings once W/4 has passed since
+	// the last ping from anywhere: gaps stay near W/4 + W/8, well inside
+	// WatchdogSec.
 	every := 5 * time.Second
 	if d.cfg.Watchdog > 0 {
-		every = min(every, d.cfg.Watchdog/2)
+		every = min(every, d.cfg.Watchdog/8)
 	} else if !initial {
 		return func() {}
 	}
@@ -637,18 +645,21 @@ func (d *Daemon) pulse(initial bool) (stop func()) {
 				return
 			case <-t.C:
 			}
-			now := verify.HashedFiles()
+			now := verify.HashedFiles() + verify.HashedBytes() // bytes count while a big file is read
 			if now == last {
 				continue
 			}
-			last = now
 			msg := ""
-			if d.cfg.Watchdog > 0 {
+			if d.cfg.Watchdog > 0 && time.Since(time.Unix(0, d.lastPing.Load())) >= d.cfg.Watchdog/4 {
 				msg = "WATCHDOG=1\n"
 			}
 			if initial {
-				msg += fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=initial scan: %s files checked", (3 * every).Microseconds(), thousands(int(now)))
+				msg += fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=initial scan: %s files checked", (3 * max(every, time.Second)).Microseconds(), thousands(int(verify.HashedFiles())))
 			}
+			if msg == "" {
+				continue // progress is remembered from the last ping only
+			}
+			last = now
 			d.notify(msg)
 		}
 	}()

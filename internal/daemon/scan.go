@@ -267,17 +267,24 @@ func (d *Daemon) apply(ctx context.Context, paths []string) {
 		if !live {
 			continue
 		}
-		churn := len(keys) >= d.cfg.ChurnPaths
+		// An update (a new manifest, a new version.php) holds the scope's
+		// alerts until it is quiet; a big burst alone does not (holding
+		// then would let steady writes delay alerts for a minute): it is
+		// folded into one recheck of the whole scope.
+		update := false
 		for _, k := range keys {
-			churn = churn || isManifest(s, k) || (s.sc.Name == "core" && k == "version.php")
+			update = update || isManifest(s, k) || (s.sc.Name == "core" && k == "version.php")
 		}
-		if settling || churn || s.exp == nil {
-			if !settling && churn {
-				d.log.Info("scope is changing; holding alerts until it is quiet",
+		if settling || update || s.exp == nil {
+			if !settling && update {
+				d.log.Info("scope is being updated; holding alerts until it is quiet",
 					zap.String("integrity_scope", s.sc.Name), zap.Int("changed_paths", len(keys)), zap.Duration("settle", d.cfg.Settle))
 			}
 			d.hold(s)
 			continue
+		}
+		if len(keys) >= d.cfg.ChurnPaths {
+			keys = []string{""}
 		}
 		for _, k := range topmost(keys) {
 			if !d.recheck(ctx, s, k) {

@@ -107,3 +107,28 @@ func TestNeverQuiet(t *testing.T) {
 }
 
 func openAppend(path string) (*os.File, error) { return os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0) }
+
+// TestBurstNotHeld: a big burst is folded into one recheck of the scope
+// at once, not held until the scope is quiet (steady writes would then
+// delay every alert); only updates (a new manifest) are held.
+func TestBurstNotHeld(t *testing.T) {
+	root, files := stormTree(t, 200)
+	cfg := testConfig(root, t.TempDir())
+	cfg.ChurnPaths, cfg.Settle = 10, time.Minute
+	r := start(t, cfg)
+	begin := time.Now()
+	for _, f := range files {
+		if err := appendTo(f, "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for len(alerts(r.logs, "integrity check failed")) < len(files) {
+		if time.Since(begin) > 20*time.Second {
+			t.Fatalf("%d of %d alerts after 20 s (settle is 1 min: were they held?)", len(alerts(r.logs, "integrity check failed")), len(files))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("%d alerts %v after the first write", len(files), time.Since(begin))
+	r.waitIdle(t)
+	assertSame(t, r, root, "after the burst")
+}

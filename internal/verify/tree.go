@@ -204,6 +204,7 @@ func (h *hasher) hash(path string, htaccess, statFirst bool) fileState {
 		k, err := f.Read(h.buf)
 		d.Write(h.buf[:k])
 		n += int64(k)
+		hashedBytes.Add(int64(k))
 		if err == io.EOF {
 			break
 		}
@@ -286,7 +287,6 @@ func hashTree(ctx context.Context, dir, prefix string, excluded map[string]bool,
 					st.link = f.mode&fs.ModeSymlink != 0
 				}
 				hashed.Add(1)
-				hashedBytes.Add(st.size)
 				mu.Lock()
 				out[f.key] = st
 				mu.Unlock()
