@@ -123,6 +123,7 @@ type Daemon struct {
 
 	rescanReq chan rescanRequest
 	lastPing  atomic.Int64 // when WATCHDOG=1 was last sent (unix ns)
+	beat      atomic.Int64 // when the main loop last went round (unix ns)
 	metrics   *Metrics
 	extraTree map[string]bool // watched trees added for symlinked apps
 	syncSeq   int
@@ -248,11 +249,15 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 	if ready != nil {
 		ready()
 	}
-	var watchdog <-chan time.Time
+	var heartbeat <-chan time.Time
 	if d.cfg.Watchdog > 0 {
-		t := time.NewTicker(d.cfg.Watchdog / 2)
+		// The loop beats at least every W/4, also when idle; the
+		// watchdog goroutine pings while the beat is fresh or files are
+		// being checked, so a wedged loop is restarted by systemd.
+		t := time.NewTicker(d.cfg.Watchdog / 4)
 		defer t.Stop()
-		watchdog = t.C
+		heartbeat = t.C
+		go d.watchdog(ctx)
 	}
 	status := ""
 	rescan := time.NewTicker(d.rescanInterval())
@@ -263,19 +268,18 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 	defer save.Stop()
 	defer d.save()
 	for {
+		d.beat.Store(time.Now().UnixNano())
 		select {
 		case <-ctx.Done():
 			d.notify("STOPPING=1")
 			return nil
-		case <-watchdog:
-			d.notify("WATCHDOG=1")
+		case <-heartbeat:
 		case err := <-werr:
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("watcher stopped: %w", err)
 		case b := <-w.Batches():
-			stop := d.pulse(false)
 			if b.Rescan {
 				d.metrics.eventsLost.Inc()
 				d.log.Warn("rescanning everything", zap.String("reason", b.Reason))
@@ -283,26 +287,19 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 			} else {
 				d.apply(ctx, b.Paths)
 			}
-			stop()
 			d.synced(b.Paths)
 		case <-settle.C:
-			stop := d.pulse(false)
 			d.settled(ctx)
-			stop()
 		case <-rescan.C:
-			stop := d.pulse(false)
 			w.Resync() // repairs watches, and retries those a limit refused
 			d.fullScan(ctx, "periodic")
-			stop()
 		case req := <-d.rescanReq:
 			// systemctl reload: RELOADING=1 with the time, READY=1 when done.
 			d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "\nSTATUS=full rescan")
 			if req.cfg != nil {
 				d.reconfigure(*req.cfg)
 			}
-			stop := d.pulse(false)
 			d.fullScan(ctx, "requested")
-			stop()
 			d.notify("READY=1\nSTATUS=" + d.statusLine())
 			status = ""
 			close(req.done)
@@ -618,19 +615,42 @@ func thousands(n int) string {
 	return s
 }
 
-// pulse keeps systemd informed during long work: while files are being
-// checked it sends WATCHDOG=1 (the main loop is busy, not wedged) and,
-// for the initial scan, extends the start timeout. Without progress it
-// stays silent, so a scan that hangs is caught by the watchdog.
+// watchdog sends WATCHDOG=1 every W/4 or so while the main loop goes round
+// (its beat is fresh) or files are being checked (a long scan), and stays
+// silent otherwise, so that systemd restarts a wedged daemon.
+func (d *Daemon) watchdog(ctx context.Context) {
+	w := d.cfg.Watchdog
+	t := time.NewTicker(w / 8)
+	defer t.Stop()
+	last := progress()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := progress()
+		alive := time.Since(time.Unix(0, d.beat.Load())) < w/2 || now != last
+		last = now
+		if alive && time.Since(time.Unix(0, d.lastPing.Load())) >= w/4 {
+			d.notify("WATCHDOG=1")
+		}
+	}
+}
+
+// progress counts files and bytes checked (bytes move while a big file
+// is read).
+func progress() int64 { return verify.HashedFiles() + verify.HashedBytes() }
+
+// pulse extends systemd's start timeout while the initial scan makes
+// progress, and stays silent without progress.
 func (d *Daemon) pulse(initial bool) (stop func()) {
-	// Ticks every W/8 (at most 5 s) and pings once W/4 has passed since
-	// the last ping from anywhere: gaps stay near W/4 + W/8, well inside
-	// WatchdogSec.
+	if !initial {
+		return func() {}
+	}
 	every := 5 * time.Second
 	if d.cfg.Watchdog > 0 {
-		every = min(every, d.cfg.Watchdog/8)
-	} else if !initial {
-		return func() {}
+		every = min(every, d.cfg.Watchdog/2)
 	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
@@ -638,29 +658,18 @@ func (d *Daemon) pulse(initial bool) (stop func()) {
 		defer close(finished)
 		t := time.NewTicker(every)
 		defer t.Stop()
-		last := verify.HashedFiles()
+		last := progress()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
 			}
-			now := verify.HashedFiles() + verify.HashedBytes() // bytes count while a big file is read
-			if now == last {
-				continue
+			if now := progress(); now != last {
+				last = now
+				d.notify(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=initial scan: %s files checked",
+					(3 * every).Microseconds(), thousands(int(verify.HashedFiles()))))
 			}
-			msg := ""
-			if d.cfg.Watchdog > 0 && time.Since(time.Unix(0, d.lastPing.Load())) >= d.cfg.Watchdog/4 {
-				msg = "WATCHDOG=1\n"
-			}
-			if initial {
-				msg += fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=initial scan: %s files checked", (3 * max(every, time.Second)).Microseconds(), thousands(int(verify.HashedFiles())))
-			}
-			if msg == "" {
-				continue // progress is remembered from the last ping only
-			}
-			last = now
-			d.notify(msg)
 		}
 	}()
 	return func() { close(done); <-finished }
