@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/integrityd/integrityd/internal/asnobody"
 	"github.com/integrityd/integrityd/internal/demo"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
@@ -346,82 +346,6 @@ const (
 	faultStateEnv = "INTEGRITYD_FAULT_STATE"
 )
 
-// faultNobodyBase makes a directory that uid 65534 can traverse (the
-// test's temporary directories are below a 0700 one).
-func faultNobodyBase(t *testing.T) string {
-	t.Helper()
-	parent := ""
-	for _, p := range []string{"/var/tmp", os.TempDir(), "/tmp"} {
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() && fi.Mode().Perm()&0o001 != 0 {
-			parent = p
-			break
-		}
-	}
-	if parent == "" {
-		t.Skip("no world-traversable temporary directory (/var/tmp, $TMPDIR, /tmp) for a tree that uid 65534 can reach")
-	}
-	base, err := os.MkdirTemp(parent, "integrityd-fault-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return base
-}
-
-// faultRunAsNobody runs this test binary's test named test as uid/gid
-// 65534 with env added; the child's failure fails the test.
-func faultRunAsNobody(t *testing.T, base, test string, env ...string) {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(base, "fault.test")
-	in, err := os.Open(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.OpenFile(bin, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
-	if err == nil {
-		_, err = io.Copy(out, in)
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-	}
-	in.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^"+test+"$", "-test.count=1", "-test.v")
-	cmd.Dir = "/"
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	if err := cmd.Start(); err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			t.Skipf("running as root but cannot switch to uid 65534 (no CAP_SETUID?): %v", err)
-		}
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("the unprivileged daemon test did not finish within 60 s:\n%s", buf.Bytes())
-	}
-	if err != nil || !bytes.Contains(buf.Bytes(), []byte("--- PASS: "+test)) {
-		t.Fatalf("the daemon test run as uid 65534 failed (%v):\n%s", err, buf.Bytes())
-	}
-	t.Logf("as uid 65534:\n%s", buf.Bytes())
-}
-
 // faultUnreadableChanges are made while the daemon runs, then undone.
 var faultUnreadableChanges = []struct {
 	path      string
@@ -541,7 +465,7 @@ func faultUnreadableDaemon(t *testing.T, test string, directories bool) {
 		faultUnreadableBody(t, root, t.TempDir(), directories)
 		return
 	}
-	base := faultNobodyBase(t)
+	base := asnobody.Dir(t)
 	root := filepath.Join(base, "nc")
 	if err := demo.Build(context.Background(), root); err != nil {
 		t.Fatal(err)
@@ -561,7 +485,7 @@ func faultUnreadableDaemon(t *testing.T, test string, directories bool) {
 			t.Fatal(err)
 		}
 	}
-	faultRunAsNobody(t, base, test, faultChildEnv+"="+test, faultRootEnv+"="+root, faultStateEnv+"="+stateDir)
+	asnobody.Run(t, base, test, faultChildEnv+"="+test, faultRootEnv+"="+root, faultStateEnv+"="+stateDir)
 }
 
 // TestFaultDaemonUnreadableFiles: files (and a manifest) that the daemon

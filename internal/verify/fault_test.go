@@ -13,10 +13,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -28,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/integrityd/integrityd/internal/asnobody"
 	"github.com/integrityd/integrityd/internal/demo"
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -241,90 +240,6 @@ func runUnreadable(root string) unreadableResult {
 	return r
 }
 
-// nobodyBase makes a directory that uid 65534 can traverse (t.TempDir is
-// below a 0700 directory), removed when the test ends.
-func nobodyBase(t *testing.T) string {
-	t.Helper()
-	parent := ""
-	for _, p := range []string{"/var/tmp", os.TempDir(), "/tmp"} {
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() && fi.Mode().Perm()&0o001 != 0 {
-			parent = p
-			break
-		}
-	}
-	if parent == "" {
-		t.Skip("no world-traversable temporary directory (/var/tmp, $TMPDIR, /tmp) for a tree that uid 65534 can reach")
-	}
-	base, err := os.MkdirTemp(parent, "integrityd-fault-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return base
-}
-
-// runAsNobody runs this test binary's test named test as uid/gid 65534
-// with env added, and returns its output.
-func runAsNobody(t *testing.T, base, test string, env ...string) []byte {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(base, "fault.test")
-	if err := copyFile(self, bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^"+test+"$", "-test.count=1", "-test.v")
-	cmd.Dir = "/"
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			t.Skipf("running as root but cannot switch to uid 65534 (no CAP_SETUID?): %v", err)
-		}
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("the unprivileged child did not finish within 60 s: it hangs\n%s", out.Bytes())
-	}
-	if err != nil {
-		t.Fatalf("the unprivileged child failed: %v\n%s", err, out.Bytes())
-	}
-	return out.Bytes()
-}
-
-func copyFile(src, dst string, perm os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Chmod(dst, perm)
-}
-
 // unreadableTree builds a signed tree, modifies two files and makes
 // files and directories unreadable, then checks it (and rechecks the keys
 // of unreadableRechecks) as a user that cannot read them: as root, in a
@@ -333,7 +248,7 @@ func unreadableTree(t *testing.T) (string, unreadableResult) {
 	t.Helper()
 	var base string
 	if os.Geteuid() == 0 {
-		base = nobodyBase(t)
+		base = asnobody.Dir(t)
 	} else {
 		base = t.TempDir()
 	}
@@ -388,7 +303,7 @@ func unreadableTree(t *testing.T) (string, unreadableResult) {
 		}
 		return root, runUnreadable(root)
 	}
-	out := runAsNobody(t, base, "TestFaultUnreadable", faultChildEnv+"=unreadable", faultRootEnv+"="+root)
+	out := asnobody.Run(t, base, "TestFaultUnreadable", faultChildEnv+"=unreadable", faultRootEnv+"="+root)
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
