@@ -244,6 +244,23 @@ func printReport(w io.Writer, r *verify.Report, format string, single bool) erro
 	return nil
 }
 
+// checkScopes checks scopes, with progress on a terminal, and prints the
+// report (single: one scope, printed like occ without the scope level).
+func checkScopes(ctx context.Context, stdout, stderr io.Writer, scopes []*verify.Scope, t *verify.Trust, output string, single bool) error {
+	var r verify.Report
+	stop := progress(stderr, expectedFiles(scopes, t))
+	defer stop()
+	for _, sc := range scopes {
+		res, err := sc.Check(ctx, t)
+		if err != nil {
+			return err
+		}
+		r.Scopes = append(r.Scopes, res)
+	}
+	stop()
+	return printReport(stdout, &r, output, single)
+}
+
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c checkFlags
 	fs := newFlagSet("check", stderr)
@@ -256,18 +273,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	scopes = append([]*verify.Scope{in.Core()}, scopes...)
-	var r verify.Report
-	stop := progress(stderr, expectedFiles(scopes, t))
-	defer stop()
-	for _, sc := range scopes {
-		res, err := sc.Check(ctx, t)
-		if err != nil {
-			return err
-		}
-		r.Scopes = append(r.Scopes, res)
-	}
-	err = printReport(stdout, &r, c.output, false)
+	err = checkScopes(ctx, stdout, stderr, append([]*verify.Scope{in.Core()}, scopes...), t, c.output, false)
 	if pinnedDiffers(stderr, in, t) && err == nil {
 		return errFindings
 	}
@@ -282,13 +288,7 @@ func runCheckCore(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	stop := progress(stderr, expectedFiles([]*verify.Scope{in.Core()}, t))
-	res, err := in.Core().Check(ctx, t)
-	stop()
-	if err != nil {
-		return err
-	}
-	err = printReport(stdout, &verify.Report{Scopes: []verify.ScopeResult{res}}, c.output, true)
+	err = checkScopes(ctx, stdout, stderr, []*verify.Scope{in.Core()}, t, c.output, true)
 	if pinnedDiffers(stderr, in, t) && err == nil {
 		return errFindings
 	}
@@ -318,11 +318,5 @@ func runCheckApp(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fi, err := os.Stat(sc.Dir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("app %s: %s is not a directory", pos[0], sc.Dir)
 	}
-	stop := progress(stderr, expectedFiles([]*verify.Scope{sc}, t))
-	res, err := sc.Check(ctx, t)
-	stop()
-	if err != nil {
-		return err
-	}
-	return printReport(stdout, &verify.Report{Scopes: []verify.ScopeResult{res}}, c.output, true)
+	return checkScopes(ctx, stdout, stderr, []*verify.Scope{sc}, t, c.output, true)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/integrityd/integrityd/internal/verify"
@@ -11,7 +12,8 @@ import (
 
 // progress shows files and bytes checked, the rate and an ETA on stderr
 // while a one-shot check runs, when stderr is a terminal; it is silent
-// otherwise. total is the number of files expected (0 if unknown).
+// otherwise. total is the number of files expected (0 if unknown). stop
+// may be called more than once.
 func progress(stderr io.Writer, total func() int64) (stop func()) {
 	f, ok := stderr.(*os.File)
 	if !ok || !isTerminal(f) {
@@ -43,7 +45,8 @@ func progress(stderr io.Writer, total func() int64) (stop func()) {
 			fmt.Fprint(f, "\r\033[K"+line)
 		}
 	}()
-	return func() { close(done); <-finished }
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-finished }) }
 }
 
 // expectedFiles counts the files the scopes' manifests list (for the ETA).
