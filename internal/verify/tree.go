@@ -148,16 +148,11 @@ type hasher struct {
 
 func newHasher() *hasher { return &hasher{buf: make([]byte, 256<<10)} }
 
-// hashFile hashes the file at path. FIFOs, sockets and devices are never
+// hash hashes the file at path. FIFOs, sockets and devices are never
 // opened; the file is opened non-blocking and checked again after open, so
 // one swapped in meanwhile cannot hang the scan. htaccess applies the
-// root .htaccess rule.
-func (h *hasher) hashFile(path string, htaccess bool) fileState {
-	return h.hash(path, htaccess, true)
-}
-
-// hash is hashFile; statFirst can be false when the caller already knows
-// (from lstat or the directory entry) that path is a regular file.
+// root .htaccess rule. statFirst can be false when the caller already
+// knows (from lstat or the directory entry) that path is a regular file.
 func (h *hasher) hash(path string, htaccess, statFirst bool) fileState {
 	if statFirst {
 		fi, err := os.Stat(path) // follows a symlink to a file, as PHP does
