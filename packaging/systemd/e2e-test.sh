@@ -6,13 +6,13 @@
 # packaging/install.sh, checks the unit (systemd-analyze verify and
 # security), starts it on a signed demo install, tampers with a file and
 # reads the alert back with journalctl -o json (fields and MESSAGE_ID),
-# reloads (full rescan), stops, and removes every namespace, mount and
-# cgroup it made. Needs root. Prints SKIP and why when this machine cannot
+# reloads (full rescan), stops, and removes every namespace, mount,
+# cgroup and staging file it made (and fails if any is left). Runs from a
+# checkout anywhere, /tmp included: the inner side sees only a staging copy
+# under /srv. Needs root. Prints SKIP and why when this machine cannot
 # do it; exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-repo=$(pwd)
-HERE=$repo/packaging/systemd/e2e
 
 skip() { echo "SKIP systemd end-to-end test: $*"; exit 0; }
 fail() { echo "FAIL systemd end-to-end test: $*" >&2; exit 1; }
@@ -29,12 +29,23 @@ else
 	skip "no cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified"
 fi
 
-# Not under /tmp or /var/tmp: the service has PrivateTmp=yes.
+# Everything the namespaced side uses is staged in $work, never read from
+# the checkout, which may be anywhere (a clean clone in /tmp, a path with
+# spaces): the booted systemd has its own tmpfs on /tmp, and the service has
+# PrivateTmp=yes. So $work is under neither /tmp nor /var/tmp, and inner.sh
+# binds it at the same path inside (the overlay's lower layer is only /'s
+# own filesystem, which need not hold /srv). It holds the binary, the demo
+# install and a copy of packaging/ (install.sh, unit, catalog, env file,
+# the pinned certificates, the e2e boot files).
 mkdir -p /srv
 work=$(mktemp -d /srv/integrityd-e2e.XXXXXX)
+case $(realpath "$work") in /tmp/* | /var/tmp/*) rmdir "$work"; fail "$work resolves under /tmp or /var/tmp" ;; esac
+stage=$work/packaging
+HERE=$stage/systemd/e2e
 cg=$cgbase/integrityd-e2e-$$
 boot_pid=
 sd_pid=
+sd_ns= # the namespaces systemd runs in, as /proc/PID/ns/* links read
 cleanup() {
 	set +e
 	if [ -n "$sd_pid" ] && kill -0 "$sd_pid" 2>/dev/null; then
@@ -43,22 +54,47 @@ cleanup() {
 		kill -9 "$sd_pid" 2>/dev/null
 	fi
 	[ -n "$boot_pid" ] && { kill -9 "$boot_pid" 2>/dev/null; wait "$boot_pid" 2>/dev/null; }
+	left=
 	if [ -d "$cg" ]; then
-		# Move stragglers out, then remove the tree deepest first.
-		find "$cg" -name cgroup.procs -exec cat {} \; 2>/dev/null | while read -r p; do echo "$p" >"$cgbase/cgroup.procs" 2>/dev/null; done
+		# Move stragglers out (they count as left behind), then remove
+		# the tree deepest first.
+		for p in $(find "$cg" -name cgroup.procs -exec cat {} \; 2>/dev/null); do
+			left="$left process($p in $cg)"
+			echo "$p" >"$cgbase/cgroup.procs" 2>/dev/null
+		done
 		find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
 	fi
 	rm -rf "$work"
-	[ -d "$cg" ] && echo "warning: cgroup $cg left behind" >&2
+	# Nothing may be left behind: systemd, a process in its cgroup tree or
+	# its namespaces, the tree itself, a mount, the staging dir.
+	if [ -n "$sd_pid" ]; then
+		for _ in $(seq 20); do kill -0 "$sd_pid" 2>/dev/null || break; sleep 0.05; done
+		kill -0 "$sd_pid" 2>/dev/null && left="$left systemd(pid $sd_pid)"
+	fi
+	[ -d "$cg" ] && left="$left cgroup($cg)"
+	if [ -n "$sd_ns" ]; then
+		for p in /proc/[0-9]*; do
+			for n in pid mnt; do
+				l=$(readlink "$p/ns/$n" 2>/dev/null) && case " $sd_ns " in *" $l "*) left="$left process(${p#/proc/} in $l)" ;; esac
+			done
+		done
+	fi
+	grep -q integrityd-e2e /proc/self/mountinfo && left="$left mount($(grep integrityd-e2e /proc/self/mountinfo | awk '{print $5}' | tr '\n' ' '))"
+	[ -e "$work" ] && left="$left staging($work)"
+	if [ -n "$left" ]; then
+		echo "FAIL systemd end-to-end test: left behind:$left" >&2
+		exit 1
+	fi
 }
 trap cleanup EXIT
 
-echo "== build and demo install in $work"
+echo "== build, demo install and packaging staged in $work"
 CGO_ENABLED=0 go build -o "$work/integrityd" ./cmd/integrityd
 "$work/integrityd" demo --build-only "$work/nc" >/dev/null
+cp -R -p packaging "$stage"
 
 echo "== security score (offline)"
-score=$(systemd-analyze security --offline=yes packaging/systemd/integrityd.service 2>&1 | sed -n 's/.*Overall exposure level for integrityd.service: \([0-9.]*\).*/\1/p')
+score=$(systemd-analyze security --offline=yes "$stage/systemd/integrityd.service" 2>&1 | sed -n 's/.*Overall exposure level for integrityd.service: \([0-9.]*\).*/\1/p')
 [ -n "$score" ] || fail "systemd-analyze security printed no score"
 echo "systemd-analyze security --offline=yes: $score"
 python3 -c "import sys; sys.exit(0 if float('$score') <= 1.5 else 1)" || fail "exposure $score > 1.5"
@@ -67,7 +103,7 @@ echo "== boot systemd in namespaces"
 mkdir -p "$cg"
 log=$work/boot.log
 # The subshell moves itself into the new cgroup, then unshares.
-(echo $BASHPID >"$cg/cgroup.procs" && exec env HERE="$HERE" unshare --pid --fork --mount --uts --ipc --cgroup --propagation private "$HERE/inner.sh") >"$log" 2>&1 </dev/null &
+(echo $BASHPID >"$cg/cgroup.procs" && exec env HERE="$HERE" STAGE="$work" unshare --pid --fork --mount --uts --ipc --cgroup --propagation private "$HERE/inner.sh") >"$log" 2>&1 </dev/null &
 boot_pid=$!
 for _ in $(seq 200); do
 	sd_pid=$(pgrep -P "$boot_pid" -f /lib/systemd/systemd || true)
@@ -75,6 +111,7 @@ for _ in $(seq 200); do
 	sleep 0.05
 done
 [ -n "$sd_pid" ] || { cat "$log"; fail "systemd did not start"; }
+sd_ns="$(readlink /proc/"$sd_pid"/ns/pid) $(readlink /proc/"$sd_pid"/ns/mnt)"
 E="nsenter -t $sd_pid -m -p -u -i -C"
 for _ in $(seq 200); do
 	state=$($E systemctl is-system-running 2>/dev/null || true)
@@ -83,9 +120,10 @@ for _ in $(seq 200); do
 done
 echo "systemd is $state"
 case $state in running | degraded) ;; *) cat "$log"; fail "systemd did not boot" ;; esac
+$E test -x "$stage/install.sh" -a -x "$work/integrityd" -a -f "$work/nc/index.php" || fail "$work is not visible inside"
 
 echo "== install and verify the unit"
-$E env BIN="$work/integrityd" "$repo/packaging/install.sh" --root "$work/nc"
+$E env BIN="$work/integrityd" "$stage/install.sh" --root "$work/nc"
 # The demo install has its own CA: pin that one instead of Nextcloud's.
 $E install -m 0644 "$work/nc/resources/codesigning/root.crt" /etc/integrityd/root.crt
 $E sed -i 's#^INTEGRITYD_OPTS=.*#INTEGRITYD_OPTS=--trust /etc/integrityd/root.crt --crl none#' /etc/integrityd/integrityd.env
@@ -110,7 +148,7 @@ wait_entry() { # wait_entry FIELD=VALUE...: until journalctl finds it
 }
 
 echo "== tamper: append to index.php, add core/shell.php"
-$E sh -c "echo 'eval(\$_GET[1]);' >>'$work/nc/index.php'; echo '<?php' >'$work/nc/core/shell.php'"
+$E sh -c 'echo "eval(\$_GET[1]);" >>"$1/index.php"; echo "<?php" >"$1/core/shell.php"' sh "$work/nc"
 entry=$(wait_entry MESSAGE_ID=90db44e0a320482eb73a78bb4bb5ef96 | tail -1)
 echo "$entry" | python3 -c '
 import json, sys
@@ -129,7 +167,7 @@ wait_entry MESSAGE_ID=207ff942e1af4ca1980adfba3e930bed INTEGRITY_PATH=core/shell
 echo "EXTRA_FILE alert for core/shell.php found"
 
 echo "== the install's root.crt replaced: alerted (the pinned one is trusted)"
-$E sh -c "cp '$repo/packaging/nextcloud/root.crt' '$work/nc/resources/codesigning/root.crt'"
+$E cp "$stage/nextcloud/root.crt" "$work/nc/resources/codesigning/root.crt"
 wait_entry MESSAGE_ID=699e8238dbf14c65af2eaec7e7833dfa | tail -1 | python3 -c '
 import json, sys
 e = json.load(sys.stdin)

@@ -1,7 +1,8 @@
 #!/bin/bash
 # PID 1 of fresh pid/mount/uts/ipc/cgroup namespaces (started by
-# e2e-test.sh, which sets HERE): builds a throwaway overlay of the host's /
-# and execs the host's systemd in it. Adapted from the recipe in
+# e2e-test.sh, which sets HERE and STAGE): builds a throwaway overlay of the
+# host's /, binds the staging dir STAGE (never under /tmp) at the same path
+# in it, and execs the host's systemd in it. Adapted from the recipe in
 # shared/recipes/systemd-in-namespace.
 set -e
 B=/run/integrityd-e2e-setup # private tmpfs (this mount namespace only)
@@ -16,6 +17,7 @@ mount -t cgroup2 cgroup2 $R/sys/fs/cgroup                                  # roo
 mount --rbind /dev $R/dev
 mount -t tmpfs -o mode=755 tmpfs $R/run
 mount -t tmpfs -o mode=1777 tmpfs $R/tmp
+mkdir -p "$R${STAGE:?}" && mount --bind "$STAGE" "$R$STAGE"
 # Host enablements make no sense here.
 rm -rf $R/etc/systemd/system/multi-user.target.wants $R/etc/systemd/system/getty.target.wants \
 	$R/etc/systemd/system/sysinit.target.wants $R/etc/systemd/system/timers.target.wants
