@@ -148,8 +148,8 @@ func (c *checkFlags) setup() (*verify.Install, *verify.Trust, error) {
 	if fi, err := os.Stat(c.root); err != nil || !fi.IsDir() {
 		return nil, nil, fmt.Errorf("server root %s: not a directory", c.root)
 	}
-	verify.Workers = c.workers
 	in := verify.NewInstall(c.root, c.appsPaths, c.dataDir)
+	in.Checker = verify.Checker{Workers: c.workers, Progress: new(verify.Progress)}
 	for _, e := range c.exclude {
 		if !filepath.IsAbs(e) {
 			e = filepath.Join(in.Root, e)
@@ -248,7 +248,11 @@ func printReport(w io.Writer, r *verify.Report, format string, single bool) erro
 // report (single: one scope, printed like occ without the scope level).
 func checkScopes(ctx context.Context, stdout, stderr io.Writer, scopes []*verify.Scope, t *verify.Trust, output string, single bool) error {
 	var r verify.Report
-	stop := progress(stderr, expectedFiles(scopes, t))
+	var p *verify.Progress
+	if len(scopes) > 0 {
+		p = scopes[0].Install().Checker.Progress
+	}
+	stop := progress(stderr, p, expectedFiles(scopes, t))
 	defer stop()
 	for _, sc := range scopes {
 		res, err := sc.Check(ctx, t)

@@ -12,9 +12,9 @@ import (
 
 // progress shows files and bytes checked, the rate and an ETA on stderr
 // while a one-shot check runs, when stderr is a terminal; it is silent
-// otherwise. total is the number of files expected (0 if unknown). stop
+// otherwise. p counts what is hashed; total is the number of files expected (0 if unknown). stop
 // may be called more than once.
-func progress(stderr io.Writer, total func() int64) (stop func()) {
+func progress(stderr io.Writer, p *verify.Progress, total func() int64) (stop func()) {
 	f, ok := stderr.(*os.File)
 	if !ok || !isTerminal(f) {
 		return func() {}
@@ -24,7 +24,7 @@ func progress(stderr io.Writer, total func() int64) (stop func()) {
 	go func() {
 		defer close(finished)
 		start := time.Now()
-		files0, bytes0 := verify.HashedFiles(), verify.HashedBytes()
+		files0, bytes0 := p.Files(), p.Bytes()
 		want := total()
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
@@ -35,7 +35,7 @@ func progress(stderr io.Writer, total func() int64) (stop func()) {
 				return
 			case <-t.C:
 			}
-			files, bytes := verify.HashedFiles()-files0, verify.HashedBytes()-bytes0
+			files, bytes := p.Files()-files0, p.Bytes()-bytes0
 			secs := time.Since(start).Seconds()
 			line := fmt.Sprintf("checked %d files, %.1f MB, %.1f MB/s", files, float64(bytes)/1e6, float64(bytes)/1e6/secs)
 			if want > 0 && files > 0 && files < want {
@@ -55,7 +55,7 @@ func expectedFiles(scopes []*verify.Scope, t *verify.Trust) func() int64 {
 		var n int64
 		for _, sc := range scopes {
 			if m, ex := sc.LoadManifest(t); ex == nil {
-				n += int64(len(sc.Expected(m)))
+				n += int64(sc.NewExpected(m).Len())
 			}
 		}
 		return n

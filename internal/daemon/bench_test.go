@@ -64,7 +64,7 @@ func BenchmarkBurst(b *testing.B) {
 	root, files := stormTree(b, 10000)
 	cfg := testConfig(root, b.TempDir())
 	cfg.Settle = time.Second
-	d := startWith(b, cfg, zap.NewNop()).d
+	r := startWith(b, cfg, zap.NewNop())
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -78,7 +78,7 @@ func BenchmarkBurst(b *testing.B) {
 			h.Close()
 		}
 		written := time.Since(start)
-		if err := d.Sync(ctx); err != nil {
+		if err := r.sync.Sync(ctx); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(written.Seconds(), "write-s")

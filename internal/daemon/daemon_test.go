@@ -23,6 +23,7 @@ import (
 // running is a daemon started for a test.
 type running struct {
 	d      *Daemon
+	sync   *syncer
 	logs   *observer.ObservedLogs
 	cancel context.CancelFunc
 	done   chan error
@@ -60,7 +61,7 @@ func startWith(t testing.TB, cfg Config, log *zap.Logger) *running {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{d: d, cancel: cancel, done: make(chan error, 1)}
+	r := &running{d: d, sync: enableSync(d), cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan struct{})
 	go func() { r.done <- d.Run(ctx, func() { close(ready) }) }()
 	select {
@@ -85,7 +86,7 @@ func (r *running) waitIdle(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := r.d.Sync(ctx); err != nil {
+	if err := r.sync.Sync(ctx); err != nil {
 		t.Fatalf("sync: %v", err)
 	}
 }
@@ -110,7 +111,7 @@ func oneShot(t testing.TB, root string) []verify.Finding {
 		}
 		out = append(out, res.AllFindings()...)
 	}
-	SortFindings(out)
+	verify.SortFindings(out)
 	return out
 }
 

@@ -139,6 +139,10 @@ func faultStateHas(t *testing.T, dir string, kind verify.Kind, scope, path strin
 	return false
 }
 
+// faultSaveInterval is the state-save interval of the tests that break
+// the state directory.
+const faultSaveInterval = 100 * time.Millisecond
+
 const (
 	faultCannotSave = "cannot save state"
 	faultSavedAgain = "state saved again"
@@ -155,7 +159,9 @@ func TestFaultStateDirFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	faultMountTmpfs(t, stateDir, "64k")
-	r := start(t, testConfig(root, stateDir))
+	cfg := testConfig(root, stateDir)
+	cfg.SaveInterval = faultSaveInterval
+	r := start(t, cfg)
 	if st, err := state.Load(stateDir); err != nil || st == nil {
 		t.Fatalf("no state after the initial scan: %v", err)
 	}
@@ -174,7 +180,7 @@ func TestFaultStateDirFull(t *testing.T) {
 		faultDumpLogs(t, r.logs)
 		t.Fatal("no warning that the state cannot be saved")
 	}
-	time.Sleep(3500 * time.Millisecond) // three more save ticks, all failing
+	time.Sleep(4 * faultSaveInterval) // three more save ticks, all failing
 	if n := faultCountLog(r.logs, faultCannotSave); n != 1 {
 		faultDumpLogs(t, r.logs)
 		t.Errorf("got %d warnings that the state cannot be saved, want exactly 1 (not one per second)", n)
@@ -199,7 +205,7 @@ func TestFaultStateDirFull(t *testing.T) {
 	if !faultStateHas(t, stateDir, verify.InvalidHash, "core", "lib/base.php") {
 		t.Error("the saved state does not list the INVALID_HASH of lib/base.php")
 	}
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(3 * faultSaveInterval)
 	if n := faultCountLog(r.logs, faultSavedAgain); n != 1 {
 		t.Errorf("got %d \"state saved again\" entries, want 1", n)
 	}
@@ -215,7 +221,9 @@ func TestFaultStateDirReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	faultMountTmpfs(t, stateDir, "1m")
-	r := start(t, testConfig(root, stateDir))
+	cfg := testConfig(root, stateDir)
+	cfg.SaveInterval = faultSaveInterval
+	r := start(t, cfg)
 	if out, err := exec.Command("mount", "-o", "remount,ro", stateDir).CombinedOutput(); err != nil {
 		t.Skipf("cannot remount the tmpfs read-only: %v: %s", err, bytes.TrimSpace(out))
 	}
@@ -238,7 +246,7 @@ func TestFaultStateDirReadOnly(t *testing.T) {
 		faultDumpLogs(t, r.logs)
 		t.Fatal("no warning that the state cannot be saved")
 	}
-	time.Sleep(3500 * time.Millisecond)
+	time.Sleep(4 * faultSaveInterval)
 	if n := faultCountLog(r.logs, faultCannotSave); n != 1 {
 		faultDumpLogs(t, r.logs)
 		t.Errorf("got %d warnings that the state cannot be saved, want exactly 1 (not one per second)", n)
@@ -514,7 +522,7 @@ func TestFaultDaemonSpecialFiles(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(outside, "d0/a.php"), []byte("<?php\n"), 0o644)
 	r := start(t, testConfig(root, t.TempDir()))
-	dirsBefore, _ := r.d.w.Stats()
+	dirsBefore, _ := r.d.Snapshot().WatchedDirs()
 	p := func(k string) string { return filepath.Join(root, k) }
 
 	var fifos []string
@@ -579,7 +587,7 @@ func TestFaultDaemonSpecialFiles(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if err := r.d.Sync(ctx); err != nil {
+		if err := r.sync.Sync(ctx); err != nil {
 			faultDumpLogs(t, r.logs)
 			t.Fatalf("%s: the daemon is not idle after 20 s (hangs?): %v", what, err)
 		}
@@ -591,7 +599,7 @@ func TestFaultDaemonSpecialFiles(t *testing.T) {
 				}
 			}
 		}
-		if dirs, _ := r.d.w.Stats(); dirs != dirsBefore {
+		if dirs, _ := r.d.Snapshot().WatchedDirs(); dirs != dirsBefore {
 			t.Errorf("%s: %d directories watched, want %d as before (a linked directory was entered)", what, dirs, dirsBefore)
 		}
 		if f, _ := opened.Load().(string); f != "" {

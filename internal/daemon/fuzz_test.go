@@ -20,13 +20,13 @@ func FuzzLocate(f *testing.F) {
 		f.Add(s)
 	}
 	in := verify.NewInstall("/srv/nc", []string{"/srv/nc/apps", "/srv/nc/custom"}, "")
-	d := &Daemon{cfg: Config{Trust: "/etc/integrityd/root.crt", CRL: "/etc/integrityd/root.crl"}, in: in,
-		log: zap.NewNop(), scopes: map[string]*scope{}}
-	d.scopes["core"] = &scope{sc: in.Core()}
-	d.scopes["files"] = &scope{sc: in.App("files", "/srv/nc/apps/files")}
-	d.scopes["x"] = &scope{sc: in.App("x", "/srv/nc/custom/x")}
+	d := &Daemon{log: zap.NewNop()}
+	l := newLoop(d, Config{Trust: "/etc/integrityd/root.crt", CRL: "/etc/integrityd/root.crl"}, in, nil)
+	l.scopes["core"] = &scope{sc: in.Core()}
+	l.scopes["files"] = &scope{sc: in.App("files", "/srv/nc/apps/files")}
+	l.scopes["x"] = &scope{sc: in.App("x", "/srv/nc/custom/x")}
 	f.Fuzz(func(t *testing.T, p string) {
-		tg, ok, _, _ := d.locate(p)
+		tg, ok, _, _ := l.locate(p)
 		if !ok {
 			return
 		}

@@ -11,7 +11,7 @@ import (
 )
 
 // Metrics are the daemon's Prometheus metrics. Counters count events;
-// the rest is read from the daemon's state at each scrape. No file path
+// the rest is read from the latest snapshot at each scrape. No file path
 // is ever a label.
 type Metrics struct {
 	Registry        *prometheus.Registry
@@ -82,38 +82,27 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
-	d := c.d
-	d.mu.Lock()
+	s := c.d.snap.Load()
 	counts := map[[2]string]int{}
-	for scope := range d.scopes {
+	for _, scope := range s.scopeNames {
 		for _, k := range []verify.Kind{verify.InvalidHash, verify.MissingFile, verify.ExtraFile, verify.KindException} {
 			counts[[2]string{string(k), scope}] = 0
 		}
 	}
-	for scope, m := range d.findings {
+	for scope, m := range s.findings {
 		for _, f := range m {
 			counts[[2]string{string(f.Kind), scope}]++
 		}
 	}
-	files := 0
-	for _, s := range d.scopes {
-		files += s.files
-	}
-	scopes := len(d.scopes)
-	last := d.st.LastFullScan
-	d.mu.Unlock()
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(descFindings, prometheus.GaugeValue, float64(n), k[0], k[1])
 	}
-	ch <- prometheus.MustNewConstMetric(descFiles, prometheus.GaugeValue, float64(files))
-	ch <- prometheus.MustNewConstMetric(descScopes, prometheus.GaugeValue, float64(scopes))
-	if !last.IsZero() {
+	ch <- prometheus.MustNewConstMetric(descFiles, prometheus.GaugeValue, float64(s.Files))
+	ch <- prometheus.MustNewConstMetric(descScopes, prometheus.GaugeValue, float64(s.Scopes))
+	if last := s.meta.LastFullScan; !last.IsZero() {
 		ch <- prometheus.MustNewConstMetric(descLastScan, prometheus.GaugeValue, float64(last.UnixNano())/1e9)
 	}
-	dirs, degraded := 0, ""
-	if d.w != nil {
-		dirs, degraded = d.w.Stats()
-	}
+	dirs, degraded := s.WatchedDirs()
 	ch <- prometheus.MustNewConstMetric(descDirs, prometheus.GaugeValue, float64(dirs))
 	deg := 0.0
 	if degraded != "" {

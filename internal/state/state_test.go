@@ -1,6 +1,7 @@
 package state
 
 import (
+	"crypto/sha512"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -79,9 +80,9 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			PID:     4242,
 			Updated: now,
 			Findings: []verify.Finding{
-				{Scope: "core", Kind: verify.InvalidHash, Path: "lib/base.php", Expected: "aa", Current: "bb"},
-				{Scope: "app:files", Kind: verify.MissingFile, Path: "appinfo/info.xml", Expected: "cc"},
-				{Scope: "core", Kind: verify.ExtraFile, Path: "evil.php", Current: "dd"},
+				{Scope: "core", Kind: verify.InvalidHash, Path: "lib/base.php", Expected: hashOf("aa"), Current: hashOf("bb")},
+				{Scope: "app:files", Kind: verify.MissingFile, Path: "appinfo/info.xml", Expected: hashOf("cc")},
+				{Scope: "core", Kind: verify.ExtraFile, Path: "evil.php", Current: hashOf("dd")},
 				{Scope: "app:x", Kind: verify.KindException, Class: "Exception", Message: "bad signature", Detail: "line1\nline2 \"quoted\" é \u2028"},
 			},
 			Complete:         true,
@@ -452,7 +453,7 @@ func TestSaveAtomic(t *testing.T) {
 	dir := t.TempDir()
 	big := make([]verify.Finding, 300) // ~40 kB
 	for i := range big {
-		big[i] = verify.Finding{Scope: "core", Kind: verify.InvalidHash, Path: fmt.Sprintf("lib/private/file%05d.php", i), Expected: strings.Repeat("e", 32), Current: strings.Repeat("c", 32)}
+		big[i] = verify.Finding{Scope: "core", Kind: verify.InvalidHash, Path: fmt.Sprintf("lib/private/file%05d.php", i), Expected: hashOf("e"), Current: hashOf("c")}
 	}
 	if err := Save(dir, &State{PID: 0, Findings: big}); err != nil {
 		t.Fatal(err)
@@ -521,3 +522,5 @@ func TestSaveAtomic(t *testing.T) {
 		t.Errorf("after %d saves the directory holds %q", saves, got)
 	}
 }
+
+func hashOf(s string) verify.Hash { return verify.Hash(sha512.Sum512([]byte(s))) }

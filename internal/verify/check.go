@@ -21,6 +21,8 @@ type Install struct {
 	// Exclude lists absolute paths the admin chose not to check: neither
 	// walked nor expected. This weakens the check.
 	Exclude []string
+	// Checker says how files are hashed.
+	Checker Checker
 }
 
 // NewInstall returns the installation at root. Apps roots and the data
@@ -151,6 +153,9 @@ func (in *Install) App(id, dir string) *Scope {
 	return &Scope{Name: id, Dir: cleanAbs(dir), in: in}
 }
 
+// Install is the installation the scope belongs to.
+func (s *Scope) Install() *Install { return s.in }
+
 // ManifestPath is where the scope's signature.json lives.
 func (s *Scope) ManifestPath() string {
 	if s.core {
@@ -159,26 +164,50 @@ func (s *Scope) ManifestPath() string {
 	return filepath.Join(s.Dir, "appinfo", "signature.json")
 }
 
-// excluded is the set of whole paths Nextcloud skips while walking.
-func (s *Scope) excluded() map[string]bool {
-	r := s.in.Root
-	ex := map[string]bool{}
-	if r == "" { // a standalone app (sign-app without --root)
-		return ex
+// notChecked are the directories of the server root that no scope
+// checks (Nextcloud's Checker skips them in core; "apps" unless it is an
+// apps root).
+var notChecked = map[string]bool{"data": true, "themes": true, "config": true, "apps": true, "assets": true,
+	"lost+found": true, "updater": true, "_oc_upgrade": true}
+
+// Excluded reports whether no scope checks the absolute path p, nor
+// anything below it: Nextcloud's excluded directories of the server root,
+// the data directory, and what the admin excluded. The apps roots are not
+// excluded (their apps are scopes). The walk and the watcher share this
+// one rule.
+func (in *Install) Excluded(p string) bool {
+	if in.Root == "" { // a standalone app (sign-app without --root)
+		return false
 	}
-	for _, d := range []string{"data", "themes", "config", "apps", "assets", "lost+found", "updater", "_oc_upgrade"} {
-		ex[r+"/"+d] = true
+	for _, e := range in.Exclude {
+		if p == e {
+			return true
+		}
 	}
-	if s.in.DataDir != "" {
-		ex[s.in.DataDir] = true
+	if in.DataDir != "" && p == in.DataDir {
+		return true
 	}
-	for _, a := range s.in.AppsRoots {
-		ex[a] = true
+	if in.IsAppsRoot(p) {
+		return false
 	}
-	for _, e := range s.in.Exclude {
-		ex[e] = true
+	i := strings.LastIndexByte(p, '/')
+	return i >= 0 && p[:i] == in.Root && notChecked[p[i+1:]]
+}
+
+// IsAppsRoot reports whether p is one of the apps roots.
+func (in *Install) IsAppsRoot(p string) bool {
+	for _, a := range in.AppsRoots {
+		if p == a {
+			return true
+		}
 	}
-	return ex
+	return false
+}
+
+// walkExcluded reports whether the walk of s skips the whole path p: what
+// no scope checks, and the apps roots, which belong to their apps.
+func (s *Scope) walkExcluded(p string) bool {
+	return s.in.Root != "" && (s.in.Excluded(p) || s.in.IsAppsRoot(p))
 }
 
 // adminExcluded reports whether key is at or below a path the admin
@@ -255,17 +284,18 @@ func (in *Install) shipped() (map[string]bool, error) {
 	return m, nil
 }
 
-// LoadManifest reads and verifies the scope's signature.json.
-func (s *Scope) LoadManifest(t *Trust) (*Manifest, *Exception) {
+// LoadManifest reads and verifies the scope's signature.json; a manifest
+// that cannot be trusted is the scope's EXCEPTION finding.
+func (s *Scope) LoadManifest(t *Trust) (*Manifest, *Finding) {
 	path := s.ManifestPath()
 	f, err := openRegular(path)
 	if err != nil {
-		return nil, invalidSignature(MsgNoSignature, fmt.Sprintf("open %s: %v", path, cleanErr(err)))
+		return nil, invalidSignature(s.Name, MsgNoSignature, fmt.Sprintf("open %s: %v", path, cleanErr(err)))
 	}
 	defer f.Close()
 	m, err := ParseManifest(f, path)
 	if err != nil {
-		return nil, invalidSignature(MsgNoSignature, err.Error())
+		return nil, invalidSignature(s.Name, MsgNoSignature, err.Error())
 	}
 	if ex := m.Verify(t, s.Name); ex != nil {
 		if ex.Detail == "" {
@@ -278,20 +308,11 @@ func (s *Scope) LoadManifest(t *Trust) (*Manifest, *Exception) {
 	return m, nil
 }
 
-// Expected returns the manifest's hashes that this scope checks (core
-// drops updater/, which Nextcloud replaces after its check).
-func (s *Scope) Expected(m *Manifest) map[string]string {
-	if !s.core && len(s.in.Exclude) == 0 {
-		return m.Hashes
-	}
-	exp := make(map[string]string, len(m.Hashes))
-	for k, v := range m.Hashes {
-		if (s.core && strings.HasPrefix(k, "updater/")) || s.adminExcluded(k) {
-			continue
-		}
-		exp[k] = v
-	}
-	return exp
+// expects reports whether the scope checks the manifest's key (core drops
+// updater/, which Nextcloud replaces after its check; the admin's
+// exclusions drop theirs).
+func (s *Scope) expects(key string) bool {
+	return !(s.core && strings.HasPrefix(key, "updater/")) && !s.adminExcluded(key)
 }
 
 // Check verifies the scope's manifest and compares every file with it.
@@ -307,7 +328,7 @@ func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
 	defer cancel()
 	done := make(chan hashed, 1)
 	go func() {
-		files, err := s.hashAll(hctx)
+		files, err := s.hashTree(hctx, s.Dir, "")
 		done <- hashed{files, err}
 	}()
 	m, ex := s.LoadManifest(t)
@@ -324,10 +345,10 @@ func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
 			return res, ctx.Err()
 		}
 		f := ListException(s.Name, err)
-		res.Exception = &Exception{Class: f.Class, Message: f.Message, Detail: f.Detail}
+		res.Exception = &f
 		return res, nil
 	}
-	res.Findings = compare(s.Name, s.Expected(m), current)
+	res.Findings = compare(s.Name, s.NewExpected(m).all(), current)
 	for _, st := range current {
 		if !st.skip {
 			res.Files++
@@ -337,19 +358,10 @@ func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
 	return res, nil
 }
 
-// hashAll hashes every file of the scope.
-func (s *Scope) hashAll(ctx context.Context) (map[string]fileState, error) {
-	ht := ""
-	if s.core {
-		ht = s.Dir + "/.htaccess"
-	}
-	return hashTree(ctx, s.Dir, "", s.excluded(), ht)
-}
-
 // compare matches files by path (Nextcloud compares hash values only, and
 // so misses a deleted file whose content equals another's, or two files
-// with swapped contents).
-func compare(scope string, expected map[string]string, current map[string]fileState) []Finding {
+// with swapped contents). expected is sorted by key.
+func compare(scope string, expected []expEntry, current map[string]fileState) []Finding {
 	var out []Finding
 	var badDirs []string
 	for _, key := range sortedKeys(current) {
@@ -364,7 +376,7 @@ func compare(scope string, expected map[string]string, current map[string]fileSt
 				Class: readErrorClass, Message: st.err.Error()})
 			continue
 		}
-		want, ok := expected[key]
+		e, ok := lookup(expected, key)
 		switch {
 		case !ok:
 			f := Finding{Scope: scope, Kind: ExtraFile, Path: key, Current: st.hash}
@@ -373,19 +385,20 @@ func compare(scope string, expected map[string]string, current map[string]fileSt
 			}
 			out = append(out, f)
 		case st.err != nil:
-			out = append(out, Finding{Scope: scope, Kind: KindException, Path: key, Expected: want,
-				Class: readErrorClass, Message: st.err.Error()})
-		case st.hash != want:
-			out = append(out, Finding{Scope: scope, Kind: InvalidHash, Path: key, Expected: want, Current: st.hash})
+			out = append(out, Finding{Scope: scope, Kind: KindException, Path: e.key, Expected: e.hash,
+				Class: readErrorClass, Message: st.err.Error(), Detail: e.oddDetail()})
+		case st.hash != e.hash || e.odd != "":
+			out = append(out, Finding{Scope: scope, Kind: InvalidHash, Path: e.key, Expected: e.hash, Current: st.hash,
+				Detail: e.oddDetail()})
 		}
 	}
-	for _, key := range sortedKeys(expected) {
-		if _, ok := current[key]; ok || underAny(key, badDirs) {
+	for _, e := range expected {
+		if _, ok := current[e.key]; ok || underAny(e.key, badDirs) {
 			continue
 		}
-		out = append(out, Finding{Scope: scope, Kind: MissingFile, Path: key, Expected: expected[key]})
+		out = append(out, Finding{Scope: scope, Kind: MissingFile, Path: e.key, Expected: e.hash, Detail: e.oddDetail()})
 	}
-	sortFindings(out)
+	SortFindings(out)
 	return out
 }
 

@@ -358,12 +358,12 @@ func TestFaultUnreadable(t *testing.T) {
 			if !strings.Contains(f.Message, "permission denied") {
 				t.Errorf("%s %s: got message %q, want it to say permission denied", f.Scope, f.Path, f.Message)
 			}
-			if f.Current != "" {
+			if !f.Current.IsZero() {
 				t.Errorf("%s %s: got current hash %q of a file that could not be read", f.Scope, f.Path, f.Current)
 			}
 		}
 	}
-	if f, _ := findingAt(res.Check, "core", "lib/private/Server.php"); f.Expected != coreHashes["lib/private/Server.php"] || f.Expected == "" {
+	if f, _ := findingAt(res.Check, "core", "lib/private/Server.php"); f.Expected.String() != coreHashes["lib/private/Server.php"] || f.Expected.IsZero() {
 		t.Errorf("unreadable listed file: got expected hash %q, want the manifest's %q", f.Expected, coreHashes["lib/private/Server.php"])
 	}
 }
@@ -467,7 +467,7 @@ func TestFaultHugeFile(t *testing.T) {
 	if len(res.Findings) != 1 || res.Exception != nil {
 		t.Fatalf("got %+v, want one INVALID_HASH for lib/huge.bin", res.AllFindings())
 	}
-	if f := res.Findings[0]; f.Kind != verify.InvalidHash || f.Path != "lib/huge.bin" || f.Expected != want || f.Current != zeros3GiB {
+	if f := res.Findings[0]; f.Kind != verify.InvalidHash || f.Path != "lib/huge.bin" || f.Expected.String() != want || f.Current.String() != zeros3GiB {
 		t.Errorf("got %+v, want INVALID_HASH lib/huge.bin, expected %.16s…, current the SHA-512 of 3 GiB of zeros %.16s…", f, want, zeros3GiB)
 	}
 	if res.Bytes < size {
@@ -534,7 +534,7 @@ func TestFaultDeepTree(t *testing.T) {
 	}
 	got := mustCheck(t, root)
 	wantLines(t, "deepest file modified", got, "core INVALID_HASH "+deepest)
-	if f, _ := findingAt(got, "core", deepest); f.Expected != hashes[deepest] {
+	if f, _ := findingAt(got, "core", deepest); f.Expected.String() != hashes[deepest] {
 		t.Errorf("got expected hash %q, want the manifest's %q", f.Expected, hashes[deepest])
 	}
 	half := strings.Join(append([]string{"lib", "deep"}, parts[:120]...), "/")
@@ -672,10 +672,10 @@ func TestFaultDevicesAndFIFOs(t *testing.T) {
 			scope, rest, _ := strings.Cut(w.line, " ")
 			_, path, _ := strings.Cut(rest, " ")
 			f, ok := findingAt(got, scope, path)
-			if !ok || !strings.Contains(f.Message, w.msg) || f.Current != "" {
+			if !ok || !strings.Contains(f.Message, w.msg) || !f.Current.IsZero() {
 				t.Errorf("%s: got %+v, want a message naming the %s and no current hash", w.line, f, w.msg)
 			}
-			if f.Kind == verify.KindException && f.Expected == "" {
+			if f.Kind == verify.KindException && f.Expected.IsZero() {
 				t.Errorf("%s: got no expected hash", w.line)
 			}
 			// The daemon's recheck of that path says the same.

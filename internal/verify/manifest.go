@@ -11,9 +11,9 @@ import (
 	"unicode/utf8"
 )
 
-// MaxManifestSize bounds a signature.json. Nextcloud's own core manifest is
+// maxManifestSize bounds a signature.json. Nextcloud's own core manifest is
 // a few MB; 64 MiB leaves room without letting a hostile file exhaust memory.
-var MaxManifestSize int64 = 64 << 20
+const maxManifestSize = 64 << 20
 
 // maxJSONDepth is PHP json_decode's default nesting limit.
 const maxJSONDepth = 512
@@ -47,12 +47,17 @@ func (e *ManifestError) Error() string {
 
 // ParseManifest reads a signature.json from r; name is used in errors.
 func ParseManifest(r io.Reader, name string) (*Manifest, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxManifestSize+1))
+	return parseManifestLimit(r, name, maxManifestSize)
+}
+
+// parseManifestLimit is ParseManifest with a size limit of limit bytes.
+func parseManifestLimit(r io.Reader, name string, limit int64) (*Manifest, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, &ManifestError{name, "read: " + err.Error()}
 	}
-	if int64(len(data)) > MaxManifestSize {
-		return nil, &ManifestError{name, fmt.Sprintf("larger than %d bytes", MaxManifestSize)}
+	if int64(len(data)) > limit {
+		return nil, &ManifestError{name, fmt.Sprintf("larger than %d bytes", limit)}
 	}
 	m, err := parseManifest(data)
 	if err != nil {
@@ -383,15 +388,6 @@ func phpBase64Decode(s string) ([]byte, string) {
 	return out, ""
 }
 
-// Exception is a scope-level failure, reported like Nextcloud's
-// InvalidSignatureException. Message is one of Nextcloud's exact texts
-// (or our own for revocation); Detail says more for the admin.
-type Exception struct {
-	Class   string
-	Message string
-	Detail  string
-}
-
 const invalidSignatureClass = `OC\IntegrityCheck\Exceptions\InvalidSignatureException`
 
 // Nextcloud's messages.
@@ -403,40 +399,43 @@ const (
 	MsgRevoked      = "Certificate has been revoked."
 )
 
-func invalidSignature(msg, detail string) *Exception {
-	return &Exception{Class: invalidSignatureClass, Message: msg, Detail: detail}
+// invalidSignature is a scope's EXCEPTION finding, reported like
+// Nextcloud's InvalidSignatureException: msg is one of Nextcloud's exact
+// texts (or our own for revocation); detail says more for the admin.
+func invalidSignature(scope, msg, detail string) *Finding {
+	return &Finding{Scope: scope, Kind: KindException, Class: invalidSignatureClass, Message: msg, Detail: detail}
 }
 
 // Verify checks the certificate and the signature of m for scope (an app
 // id, or "core") against t, in Nextcloud's order. It returns nil when the
-// manifest can be trusted.
-func (m *Manifest) Verify(t *Trust, scope string) *Exception {
+// manifest can be trusted, else the scope's EXCEPTION finding.
+func (m *Manifest) Verify(t *Trust, scope string) *Finding {
 	leaf, err := parseLeaf(m.Certificate)
 	if err != nil {
-		return invalidSignature(MsgBadCert, "cannot parse certificate: "+err.Error())
+		return invalidSignature(scope, MsgBadCert, "cannot parse certificate: "+err.Error())
 	}
 	if t.issuerOf(leaf.RawIssuer, leaf.AuthorityKeyId, leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil {
-		return invalidSignature(MsgBadCert, fmt.Sprintf("certificate %q (issuer %q) is not signed by a certificate in %s",
+		return invalidSignature(scope, MsgBadCert, fmt.Sprintf("certificate %q (issuer %q) is not signed by a certificate in %s",
 			leaf.Subject.String(), leaf.Issuer.String(), t.AnchorFile))
 	}
 	if t.revoked(leaf) {
-		return invalidSignature(MsgRevoked, fmt.Sprintf("certificate %q serial %s is revoked by %s",
+		return invalidSignature(scope, MsgRevoked, fmt.Sprintf("certificate %q serial %s is revoked by %s",
 			leaf.Subject.String(), leaf.SerialNumber, t.CRLFile))
 	}
 	cn, _ := commonName(leaf)
 	if cn != scope && cn != "core" {
-		return invalidSignature(fmt.Sprintf(MsgScope, scope, cn), "")
+		return invalidSignature(scope, fmt.Sprintf(MsgScope, scope, cn), "")
 	}
 	pub, ok := leaf.PublicKey.(*rsa.PublicKey)
 	if !ok {
-		return invalidSignature(MsgBadSignature, "certificate key is not RSA")
+		return invalidSignature(scope, MsgBadSignature, "certificate key is not RSA")
 	}
 	if err := VerifyPSS(pub, m.canonical, m.Signature); err != nil {
 		detail := err.Error()
 		if m.sigNote != "" {
 			detail = m.sigNote + "; " + detail
 		}
-		return invalidSignature(MsgBadSignature, detail)
+		return invalidSignature(scope, MsgBadSignature, detail)
 	}
 	return nil
 }

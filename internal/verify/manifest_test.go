@@ -227,29 +227,26 @@ func TestParseManifestCanonical(t *testing.T) {
 }
 
 func TestParseManifestSizeLimit(t *testing.T) {
-	old := MaxManifestSize
-	t.Cleanup(func() { MaxManifestSize = old })
 	data := []byte(`{"hashes": {}, "signature": "", "certificate": ""}`)
-
-	MaxManifestSize = int64(len(data))
-	if _, err := parseBytes(data); err != nil {
-		t.Errorf("manifest of exactly MaxManifestSize bytes: got %v, want it parsed", err)
+	parse := func(limit int64) (*Manifest, error) {
+		return parseManifestLimit(bytes.NewReader(data), "test", limit)
+	}
+	if _, err := parse(int64(len(data))); err != nil {
+		t.Errorf("manifest of exactly the limit: got %v, want it parsed", err)
 	}
 
-	MaxManifestSize = int64(len(data)) - 1
-	_, err := parseBytes(data)
+	_, err := parse(int64(len(data)) - 1)
 	var me *ManifestError
 	if !errors.As(err, &me) {
-		t.Fatalf("manifest one byte over MaxManifestSize: got %v, want *ManifestError", err)
+		t.Fatalf("manifest one byte over the limit: got %v, want *ManifestError", err)
 	}
 	if want := fmt.Sprintf("larger than %d bytes", len(data)-1); me.Reason != want {
 		t.Errorf("got Reason %q, want %q", me.Reason, want)
 	}
 
 	// The reader is not drained past the limit.
-	MaxManifestSize = 10
 	r := &countingReader{r: bytes.NewReader(bytes.Repeat([]byte(" "), 1<<20))}
-	if _, err := ParseManifest(r, "big"); err == nil {
+	if _, err := parseManifestLimit(r, "big", 10); err == nil {
 		t.Error("1 MiB with a 10-byte limit: got no error")
 	}
 	if r.n > 1<<16 {

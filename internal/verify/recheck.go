@@ -7,42 +7,97 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"sort"
 	"strings"
 )
 
 // Expected is a scope's verified manifest, indexed for rechecking parts of
-// the tree.
+// the tree: one sorted slice of raw hashes (no map), whose keys are the
+// paths that findings for expected files share.
 type Expected struct {
-	hashes map[string]string
-	keys   []string // sorted
+	ents []expEntry // sorted by key
+}
+
+// expEntry is one file the manifest lists. odd holds the manifest's value
+// when it is not a lowercase hex SHA-512 (no content matches it).
+type expEntry struct {
+	key  string
+	hash Hash
+	odd  string
+}
+
+func (e expEntry) oddDetail() string {
+	if e.odd == "" {
+		return ""
+	}
+	return fmt.Sprintf("the manifest's hash %.140q is not a lowercase hex SHA-512", e.odd)
 }
 
 // NewExpected indexes the hashes of m that s checks.
 func (s *Scope) NewExpected(m *Manifest) *Expected {
-	h := s.Expected(m)
-	return &Expected{hashes: h, keys: sortedKeys(h)}
+	ents := make([]expEntry, 0, len(m.Hashes))
+	for k, v := range m.Hashes {
+		if !s.expects(k) {
+			continue
+		}
+		e := expEntry{key: k}
+		var ok bool
+		if e.hash, ok = ParseHash(v); !ok {
+			e.odd = v
+		}
+		ents = append(ents, e)
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].key < ents[j].key })
+	return &Expected{ents: ents}
 }
 
 // Len is the number of files the manifest lists.
-func (e *Expected) Len() int { return len(e.keys) }
+func (e *Expected) Len() int { return len(e.ents) }
 
-// under returns the expected hashes of key and of the files below it
-// (everything when key is "").
-func (e *Expected) under(key string) map[string]string {
-	if key == "" {
-		return e.hashes
+// Has reports whether the manifest lists key.
+func (e *Expected) Has(key string) bool {
+	_, ok := lookup(e.ents, key)
+	return ok
+}
+
+// Intern returns the manifest's own copy of key when it lists key (so
+// that the daemon's findings share it), else key.
+func (e *Expected) Intern(key string) string {
+	if x, ok := lookup(e.ents, key); ok {
+		return x.key
 	}
-	out := map[string]string{}
-	if h, ok := e.hashes[key]; ok {
-		out[key] = h
+	return key
+}
+
+func (e *Expected) all() []expEntry { return e.ents }
+
+// lookup finds key in ents (sorted by key).
+func lookup(ents []expEntry, key string) (expEntry, bool) {
+	i := sort.Search(len(ents), func(i int) bool { return ents[i].key >= key })
+	if i < len(ents) && ents[i].key == key {
+		return ents[i], true
+	}
+	return expEntry{}, false
+}
+
+// under returns the entries of key and of the files below it (all of them
+// when key is ""), sorted.
+func (e *Expected) under(key string) []expEntry {
+	if key == "" {
+		return e.ents
 	}
 	prefix := key + "/"
-	for i := sort.SearchStrings(e.keys, prefix); i < len(e.keys) && strings.HasPrefix(e.keys[i], prefix); i++ {
-		out[e.keys[i]] = e.hashes[e.keys[i]]
+	i := sort.Search(len(e.ents), func(i int) bool { return e.ents[i].key >= prefix })
+	j := i
+	for j < len(e.ents) && strings.HasPrefix(e.ents[j].key, prefix) {
+		j++
 	}
-	return out
+	below := e.ents[i:j:j]
+	if self, ok := lookup(e.ents, key); ok {
+		// key sorts before its "/" prefix range; keep the slice sorted.
+		return append([]expEntry{self}, below...)
+	}
+	return below
 }
 
 // Recheck checks key (a file or directory of the scope, "/"-separated,
@@ -50,48 +105,18 @@ func (e *Expected) under(key string) map[string]string {
 // Check would see them, and returns the findings for that part and the
 // symlinks in it (whose targets can change without an event on them).
 func (s *Scope) Recheck(ctx context.Context, exp *Expected, key string) ([]Finding, []string, error) {
-	current := map[string]fileState{}
-	if key == "" {
-		var err error
-		if current, err = s.hashAll(ctx); err != nil {
-			return nil, nil, err
+	reach := true
+	if key != "" {
+		var blocked bool
+		if reach, blocked = s.reachable(key); blocked {
+			// Below a directory that cannot be listed: a full check does
+			// not see key either; that directory's own EXCEPTION covers it.
+			return nil, nil, nil
 		}
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
-		}
-	} else if reach, blocked := s.reachable(key); blocked {
-		// Below a directory that cannot be listed: a full check does not
-		// see it either; that directory's own EXCEPTION covers it.
-		return nil, nil, nil
-	} else if reach {
-		p := s.Dir + "/" + key
-		fi, err := os.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			current[key] = fileState{err: cleanErr(err)}
-		case s.excluded()[p]:
-		case fi.IsDir():
-			if current, err = s.hashSubtree(ctx, key); err != nil {
-				return nil, nil, err
-			}
-		case fi.Mode()&fs.ModeSymlink != 0:
-			if st, err := os.Stat(p); err == nil && st.IsDir() {
-				current[key] = fileState{link: true, skip: true} // not entered
-				break
-			}
-			fallthrough
-		default:
-			if skipName(path.Base(key)) || skipKey(key) {
-				break
-			}
-			st := fileState{err: errNotRegularMode(fi.Mode())}
-			if fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0 {
-				st = newHasher().hash(p, s.core && key == ".htaccess", true)
-			}
-			st.link = fi.Mode()&fs.ModeSymlink != 0
-			current[key] = st
-		}
+	}
+	current, err := s.current(ctx, key, reach)
+	if err != nil {
+		return nil, nil, err
 	}
 	var links []string
 	for k, st := range current {
@@ -102,19 +127,37 @@ func (s *Scope) Recheck(ctx context.Context, exp *Expected, key string) ([]Findi
 	return compare(s.Name, exp.under(key), current), links, nil
 }
 
-func errNotRegularMode(m fs.FileMode) error {
-	if m.IsRegular() {
-		return nil
+// current is what the walk of a full check finds at key and below; reach
+// says whether the walk gets to key at all.
+func (s *Scope) current(ctx context.Context, key string, reach bool) (map[string]fileState, error) {
+	if key == "" {
+		cur, err := s.hashTree(ctx, s.Dir, "")
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return cur, err
 	}
-	return &notRegularError{m}
+	current := map[string]fileState{}
+	if !reach {
+		return current, nil
+	}
+	p := s.Dir + "/" + key
+	fi, err := os.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return current, nil
+	case err != nil:
+		current[key] = fileState{err: cleanErr(err)}
+		return current, nil
+	}
+	switch act, f := s.classify(p, key, fi.Mode().Type()); act {
+	case descend:
+		return s.hashSubtree(ctx, key)
+	case hashIt:
+		current[key] = newHasher(s.in.Checker.progress()).file(f, s.htaccessPath())
+	}
+	return current, nil
 }
-
-type notRegularError struct{ mode fs.FileMode }
-
-func (e *notRegularError) Error() string {
-	return errNotRegular.Error() + " (" + modeName(e.mode) + ")"
-}
-func (e *notRegularError) Unwrap() error { return errNotRegular }
 
 // reachable reports whether the walk of a full check gets to key: no
 // ancestor is excluded, a symlink or not a directory. blocked means an
@@ -124,7 +167,6 @@ func (s *Scope) reachable(key string) (ok, blocked bool) {
 	if s.adminExcluded(key) {
 		return false, false
 	}
-	ex := s.excluded()
 	p := s.Dir
 	if !listable(p) {
 		return false, true
@@ -135,7 +177,7 @@ func (s *Scope) reachable(key string) (ok, blocked bool) {
 			return false, false
 		}
 		p += "/" + part
-		if ex[p] {
+		if s.walkExcluded(p) {
 			return false, false
 		}
 		fi, err := os.Lstat(p)
@@ -165,11 +207,7 @@ func listable(dir string) bool {
 // hashSubtree hashes the files below the directory key, with keys
 // relative to the scope.
 func (s *Scope) hashSubtree(ctx context.Context, key string) (map[string]fileState, error) {
-	ht := ""
-	if s.core {
-		ht = s.Dir + "/.htaccess"
-	}
-	sub, err := hashTree(ctx, s.Dir+"/"+key, key, s.excluded(), ht)
+	sub, err := s.hashTree(ctx, s.Dir+"/"+key, key)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}

@@ -26,26 +26,40 @@ type Finding struct {
 	Scope    string `json:"scope"`
 	Kind     Kind   `json:"kind"`
 	Path     string `json:"path,omitempty"`
-	Expected string `json:"expected,omitempty"`
-	Current  string `json:"current,omitempty"`
+	Expected Hash   `json:"expected,omitzero"`
+	Current  Hash   `json:"current,omitzero"`
 	Class    string `json:"class,omitempty"`
 	Message  string `json:"message,omitempty"`
 	Detail   string `json:"detail,omitempty"`
 }
 
-func sortFindings(f []Finding) {
+// SortFindings puts findings in report order, the one order used
+// everywhere: core first, then scopes by name; in a scope, the scope's
+// EXCEPTION, then by kind (INVALID_HASH, MISSING_FILE, EXTRA_FILE,
+// EXCEPTION) and path.
+func SortFindings(f []Finding) {
 	sort.SliceStable(f, func(i, j int) bool {
-		if f[i].Kind != f[j].Kind {
-			return kindOrder[f[i].Kind] < kindOrder[f[j].Kind]
+		a, b := &f[i], &f[j]
+		if a.Scope != b.Scope {
+			if a.Scope == "core" || b.Scope == "core" {
+				return a.Scope == "core"
+			}
+			return a.Scope < b.Scope
 		}
-		return f[i].Path < f[j].Path
+		if (a.Path == "") != (b.Path == "") {
+			return a.Path == ""
+		}
+		if a.Kind != b.Kind {
+			return kindOrder[a.Kind] < kindOrder[b.Kind]
+		}
+		return a.Path < b.Path
 	})
 }
 
 // ScopeResult is the outcome of checking one scope.
 type ScopeResult struct {
 	Scope     string
-	Exception *Exception // the scope could not be checked at all
+	Exception *Finding // the scope could not be checked at all (Path "")
 	Findings  []Finding  // file-level findings, sorted
 	Files     int        // files hashed
 	Bytes     int64      // bytes hashed
@@ -56,8 +70,7 @@ func (r ScopeResult) AllFindings() []Finding {
 	if r.Exception == nil {
 		return r.Findings
 	}
-	e := r.Exception
-	return append([]Finding{{Scope: r.Scope, Kind: KindException, Class: e.Class, Message: e.Message, Detail: e.Detail}}, r.Findings...)
+	return append([]Finding{*r.Exception}, r.Findings...)
 }
 
 // Clean reports whether the scope passed.
@@ -107,7 +120,7 @@ func (s ScopeResult) tree() node {
 		}
 		k := &n.kids[len(n.kids)-1]
 		k.kids = append(k.kids, node{key: f.Path, arr: true, kids: []node{
-			{key: "expected", val: f.Expected}, {key: "current", val: f.Current}}})
+			{key: "expected", val: f.Expected.String()}, {key: "current", val: f.Current.String()}}})
 	}
 	if len(fileErrs) > 0 {
 		msg := fmt.Sprintf("%d files could not be read.", len(fileErrs))
@@ -293,7 +306,7 @@ func ReportFromFindings(fs []Finding) *Report {
 			names = append(names, f.Scope)
 		}
 		if f.Kind == KindException && f.Path == "" {
-			r.Exception = &Exception{Class: f.Class, Message: f.Message, Detail: f.Detail}
+			r.Exception = &f
 			continue
 		}
 		r.Findings = append(r.Findings, f)
@@ -306,7 +319,7 @@ func ReportFromFindings(fs []Finding) *Report {
 	})
 	rep := &Report{}
 	for _, n := range names {
-		sortFindings(by[n].Findings)
+		SortFindings(by[n].Findings)
 		rep.Scopes = append(rep.Scopes, *by[n])
 	}
 	return rep

@@ -68,7 +68,7 @@ func (s *Scope) Sign(ctx context.Context, key *rsa.PrivateKey, certPEM []byte) e
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("sign %s: %s is not a directory", s.Name, dir)
 	}
-	current, err := s.hashAll(ctx)
+	current, err := s.hashTree(ctx, s.Dir, "")
 	if err != nil {
 		return fmt.Errorf("sign %s: %w", s.Name, err)
 	}
@@ -83,7 +83,7 @@ func (s *Scope) Sign(ctx context.Context, key *rsa.PrivateKey, certPEM []byte) e
 		}
 		pk := newPHPKey(k)
 		pk.pos = len(entries)
-		entries = append(entries, entry{key: pk, value: st.hash})
+		entries = append(entries, entry{key: pk, value: st.hash.String()})
 	}
 	data, err := signatureJSON(entries, key, cert.Raw)
 	if err != nil {

@@ -4,19 +4,19 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha512"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 )
 
@@ -55,17 +55,15 @@ func skipKey(key string) bool {
 
 // fileState is what the walk found for one key.
 type fileState struct {
-	hash string // lowercase hex SHA-512; "" when it could not be read
+	hash Hash // zero when it could not be read
 	size int64
 	err  error // why it could not be hashed
 	link bool  // a symlink: its target can change without an event on it
 	skip bool  // not a file of the scope (a symlink to a directory)
 }
 
-// walkTree lists the files of a scope: dir is walked, excluded holds the
-// absolute paths Nextcloud skips wherever they appear (ExcludeFolders-
-// ByPathFilterIterator compares whole paths). Symlinked directories are not
-// entered. It returns, for each key, the absolute path and the lstat mode.
+// walkedFile is one entry the walk hands to the hashing workers: key is
+// relative to the scope, path absolute, mode the lstat type.
 type walkedFile struct {
 	key  string
 	path string
@@ -75,7 +73,52 @@ type walkedFile struct {
 	dirLink bool
 }
 
-func walkTree(ctx context.Context, dir, prefix string, excluded map[string]bool, out chan<- walkedFile) error {
+// entryAction is what the walk (and a recheck) does with one path.
+type entryAction int
+
+const (
+	ignore  entryAction = iota // not part of the scope
+	descend                    // a directory: walk it
+	hashIt                     // a file (or what stands in its place): hash or report it
+)
+
+// classify is the one rule, shared by the full walk and Recheck, that says
+// what a path of the scope is: excluded whole paths (Nextcloud's
+// ExcludeFoldersByPathFilterIterator compares whole paths), directories,
+// symlinks to directories (followed for the type only, like PHP's isDir():
+// not entered, only noted), files excluded by name or key, and the rest.
+// mode is the lstat type.
+func (s *Scope) classify(p, key string, mode fs.FileMode) (entryAction, walkedFile) {
+	if s.walkExcluded(p) {
+		return ignore, walkedFile{}
+	}
+	f := walkedFile{key: key, path: p, mode: mode}
+	if mode&fs.ModeSymlink != 0 {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			f.dirLink = true
+			return hashIt, f
+		}
+	}
+	if mode.IsDir() {
+		return descend, f
+	}
+	if skipName(path.Base(key)) || skipKey(key) {
+		return ignore, walkedFile{}
+	}
+	return hashIt, f
+}
+
+// walkTree lists the files of the scope below dir (whose key is prefix)
+// and sends them to out.
+func (s *Scope) walkTree(ctx context.Context, dir, prefix string, out chan<- walkedFile) error {
+	send := func(f walkedFile) error {
+		select {
+		case out <- f:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	var walk func(abs, rel string) error
 	walk = func(abs, rel string) error {
 		if err := ctx.Err(); err != nil {
@@ -88,12 +131,7 @@ func walkTree(ctx context.Context, dir, prefix string, excluded map[string]bool,
 			}
 			// An unreadable directory is one entry, key ending in "/",
 			// so the comparison can flag it and what it hides.
-			select {
-			case out <- walkedFile{key: rel + "/", path: abs, mode: fs.ModeDir, err: cleanErr(err)}:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			return nil
+			return send(walkedFile{key: rel + "/", path: abs, mode: fs.ModeDir, err: cleanErr(err)})
 		}
 		for _, e := range ents {
 			name := e.Name()
@@ -102,35 +140,15 @@ func walkTree(ctx context.Context, dir, prefix string, excluded map[string]bool,
 			if rel != "" {
 				key = rel + "/" + name
 			}
-			if excluded[p] {
-				continue
-			}
-			mode := e.Type()
-			if mode&fs.ModeSymlink != 0 {
-				// Follow for the type only, like PHP's isDir(): a
-				// symlinked directory is not entered, only noted.
-				if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-					select {
-					case out <- walkedFile{key: key, path: p, mode: mode, dirLink: true}:
-					case <-ctx.Done():
-						return ctx.Err()
-					}
-					continue
-				}
-			}
-			if mode.IsDir() {
+			switch act, f := s.classify(p, key, e.Type()); act {
+			case descend:
 				if err := walk(p, key); err != nil {
 					return err
 				}
-				continue
-			}
-			if skipName(name) || skipKey(key) {
-				continue
-			}
-			select {
-			case out <- walkedFile{key: key, path: p, mode: mode}:
-			case <-ctx.Done():
-				return ctx.Err()
+			case hashIt:
+				if err := send(f); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -143,10 +161,29 @@ var errNotRegular = errors.New("not a regular file")
 
 // hasher computes SHA-512 of files with a reusable buffer.
 type hasher struct {
-	buf []byte
+	buf      []byte
+	progress *Progress
 }
 
-func newHasher() *hasher { return &hasher{buf: make([]byte, 256<<10)} }
+func newHasher(p *Progress) *hasher { return &hasher{buf: make([]byte, 256<<10), progress: p} }
+
+// file hashes or reports one entry of the walk; htaccessPath is the file
+// the root .htaccess rule applies to ("" for none).
+func (h *hasher) file(f walkedFile, htaccessPath string) fileState {
+	defer h.progress.addFile()
+	switch {
+	case f.dirLink:
+		return fileState{link: true, skip: true}
+	case f.mode.IsDir():
+		return fileState{err: fmt.Errorf("directory cannot be read: %w", f.err)}
+	case f.mode&fs.ModeSymlink == 0 && !f.mode.IsRegular():
+		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(f.mode))}
+	}
+	link := f.mode&fs.ModeSymlink != 0
+	st := h.hash(f.path, f.path == htaccessPath, link)
+	st.link = link
+	return st
+}
 
 // hash hashes the file at path. FIFOs, sockets and devices are never
 // opened; the file is opened non-blocking and checked again after open, so
@@ -186,7 +223,7 @@ func (h *hasher) hash(path string, htaccess, statFirst bool) fileState {
 				data = parts[0]
 			}
 			d.Write(data)
-			return fileState{hash: hex.EncodeToString(d.Sum(nil)), size: int64(len(data))}
+			return fileState{hash: sum(d), size: int64(len(data))}
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return fileState{err: cleanErr(err)}
@@ -199,7 +236,7 @@ func (h *hasher) hash(path string, htaccess, statFirst bool) fileState {
 		k, err := f.Read(h.buf)
 		d.Write(h.buf[:k])
 		n += int64(k)
-		hashedBytes.Add(int64(k))
+		h.progress.addBytes(k)
 		if err == io.EOF {
 			break
 		}
@@ -207,7 +244,13 @@ func (h *hasher) hash(path string, htaccess, statFirst bool) fileState {
 			return fileState{err: cleanErr(err)}
 		}
 	}
-	return fileState{hash: hex.EncodeToString(d.Sum(nil)), size: n}
+	return fileState{hash: sum(d), size: n}
+}
+
+func sum(d hash.Hash) Hash {
+	var h Hash
+	d.Sum(h[:0])
+	return h
 }
 
 // cleanErr drops the path from an *fs.PathError: findings carry the path.
@@ -237,51 +280,41 @@ func modeName(m fs.FileMode) string {
 	return "irregular file"
 }
 
-// Workers is the number of files hashed at once; 0 means four per CPU
-// (at most 32): hashing is CPU-bound with a warm cache, but a cold one needs
-// reads in flight (measured on 2 CPUs: 8 workers are 5% faster warm and
-// 25% faster cold than 2).
-var Workers = 0
-
-func workers() int {
-	if Workers > 0 {
-		return Workers
+func (c *Checker) workers() int {
+	if c != nil && c.Workers > 0 {
+		return c.Workers
 	}
 	return min(4*runtime.NumCPU(), 32)
 }
 
-// hashTree walks dir and hashes every file with a pool of workers; keys
-// are relative to dir, below prefix (the key of dir in its scope). The
-// root .htaccess rule applies to htaccessPath (empty for apps).
-func hashTree(ctx context.Context, dir, prefix string, excluded map[string]bool, htaccessPath string) (map[string]fileState, error) {
+func (c *Checker) progress() *Progress {
+	if c == nil {
+		return nil
+	}
+	return c.Progress
+}
+
+// hashTree walks dir (the key of which in the scope is prefix) and hashes
+// every file with a pool of workers.
+func (s *Scope) hashTree(ctx context.Context, dir, prefix string) (map[string]fileState, error) {
+	c := &s.in.Checker
 	files := make(chan walkedFile, 1024)
 	var walkErr error
 	go func() {
 		defer close(files)
-		walkErr = walkTree(ctx, dir, prefix, excluded, files)
+		walkErr = s.walkTree(ctx, dir, prefix, files)
 	}()
+	ht := s.htaccessPath()
 	var mu sync.Mutex
 	out := make(map[string]fileState)
 	var wg sync.WaitGroup
-	for i := 0; i < workers(); i++ {
+	for i := 0; i < c.workers(); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h := newHasher()
+			h := newHasher(c.progress())
 			for f := range files {
-				var st fileState
-				switch {
-				case f.dirLink:
-					st = fileState{link: true, skip: true}
-				case f.mode.IsDir():
-					st = fileState{err: fmt.Errorf("directory cannot be read: %w", f.err)}
-				case f.mode&fs.ModeSymlink == 0 && !f.mode.IsRegular():
-					st = fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(f.mode))}
-				default:
-					st = h.hash(f.path, f.path == htaccessPath, f.mode&fs.ModeSymlink != 0)
-					st.link = f.mode&fs.ModeSymlink != 0
-				}
-				hashed.Add(1)
+				st := h.file(f, ht)
 				mu.Lock()
 				out[f.key] = st
 				mu.Unlock()
@@ -293,6 +326,15 @@ func hashTree(ctx context.Context, dir, prefix string, excluded map[string]bool,
 		return nil, walkErr
 	}
 	return out, nil
+}
+
+// htaccessPath is the file the root .htaccess rule applies to ("" for
+// apps).
+func (s *Scope) htaccessPath() string {
+	if s.core {
+		return s.Dir + "/.htaccess"
+	}
+	return ""
 }
 
 // sortedKeys returns the keys of m in byte order.
@@ -313,13 +355,3 @@ func cleanAbs(p string) string {
 	return strings.TrimRight(filepath.Clean(p), "/")
 }
 
-// hashed and hashedBytes count the files looked at by every walk of this
-// process, and their bytes.
-var hashed, hashedBytes atomic.Int64
-
-// HashedBytes is how many bytes this process has hashed so far.
-func HashedBytes() int64 { return hashedBytes.Load() }
-
-// HashedFiles is how many files this process has checked so far: a
-// progress counter (for watchdogs and progress lines).
-func HashedFiles() int64 { return hashed.Load() }

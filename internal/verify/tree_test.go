@@ -503,7 +503,7 @@ func TestSymlinks(t *testing.T) {
 	symlink(t, "nowhere", filepath.Join(sc.Dir, "dangling"))
 	res := check(t, sc, p.trust)
 	wantFindings(t, res, "INVALID_HASH link.txt", "INVALID_HASH realdir/chain.txt", "EXTRA_FILE dangling")
-	if f, _ := findingFor(res, "dangling"); f.Message == "" || f.Current != "" {
+	if f, _ := findingFor(res, "dangling"); f.Message == "" || !f.Current.IsZero() {
 		t.Errorf("dangling link: got %+v, want a message and no current hash", f)
 	}
 }
@@ -566,7 +566,7 @@ func TestSpecialFiles(t *testing.T) {
 		if !strings.Contains(f.Message, wantMsg) {
 			t.Errorf("%s: got message %q, want it to contain %q", f.Path, f.Message, wantMsg)
 		}
-		if f.Kind == KindException && f.Expected != sha512hex("was a file") {
+		if f.Kind == KindException && f.Expected.String() != sha512hex("was a file") {
 			t.Errorf("%s: got expected hash %q, want the manifest's", f.Path, f.Expected)
 		}
 	}
@@ -709,7 +709,7 @@ func TestManifestKeysOutsideTree(t *testing.T) {
 	}
 	wantFindings(t, res, want...)
 	for _, f := range res.Findings {
-		if f.Current != "" || f.Expected != hashes[f.Path] {
+		if !f.Current.IsZero() || f.Expected.String() != hashes[f.Path] {
 			t.Errorf("%s: got expected %q current %q, want the manifest's hash and no current hash", f.Path, f.Expected, f.Current)
 		}
 	}
@@ -760,7 +760,7 @@ func TestPathComparison(t *testing.T) {
 		{"moved/e.txt", "", sha512hex("E")},
 	} {
 		f, _ := findingFor(res, tt.path)
-		if f.Expected != tt.expected || f.Current != tt.current {
+		if f.Expected.String() != tt.expected || f.Current.String() != tt.current {
 			t.Errorf("%s: got expected %q current %q, want %q %q", tt.path, f.Expected, f.Current, tt.expected, tt.current)
 		}
 		if f.Scope != "demoapp" {

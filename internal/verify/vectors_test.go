@@ -207,7 +207,7 @@ func TestRealAppManifest(t *testing.T) {
 		t.Fatalf("got %d findings for %d files", len(res.Findings), len(m.Hashes))
 	}
 	for _, f := range res.Findings {
-		if f.Kind != MissingFile || f.Expected != m.Hashes[f.Path] {
+		if f.Kind != MissingFile || f.Expected.String() != m.Hashes[f.Path] {
 			t.Errorf("finding %+v, want MISSING_FILE with the expected hash", f)
 		}
 	}

@@ -1,0 +1,352 @@
+package daemon
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// plan is what one batch of changed paths asks for.
+type plan struct {
+	apps   bool                // the set of apps may have changed
+	trust  bool                // the trust anchors or CRL changed
+	pinned bool                // the install's own root.crt changed
+	keys   map[*scope][]string // keys to recheck, by scope
+	order  []*scope            // the scopes of keys, in the order seen
+}
+
+// classify turns a batch into a plan.
+func (l *loop) classify(paths []string) plan {
+	p := plan{keys: map[*scope][]string{}}
+	add := func(s *scope, key string) {
+		if _, ok := p.keys[s]; !ok {
+			p.order = append(p.order, s)
+		}
+		p.keys[s] = append(p.keys[s], key)
+		if s.sc.Name == "core" && (key == verify.InTreeAnchors || strings.HasPrefix(verify.InTreeAnchors, key+"/")) {
+			p.pinned = true
+		}
+	}
+	for _, path := range paths {
+		t, ok, apps, trust := l.locate(path)
+		p.apps = p.apps || apps
+		p.trust = p.trust || trust
+		if ok {
+			add(t.scope, t.key)
+		}
+		for _, s := range l.scopes {
+			if s.real != "" && under(path, s.real) {
+				add(s, strings.TrimPrefix(strings.TrimPrefix(path, s.real), "/"))
+			}
+		}
+	}
+	return p
+}
+
+// apply rechecks the changed paths of one batch: classify, then execute.
+func (l *loop) apply(ctx context.Context, paths []string) {
+	p := l.classify(paths)
+	if p.trust {
+		l.log.Warn("trust anchors or CRL changed; verifying every manifest again")
+		l.requestScan(ctx, "trust anchors changed", nil, false)
+	}
+	if p.pinned {
+		l.checkPinned()
+	}
+	if p.apps {
+		for _, s := range l.syncScopes() {
+			l.log.Info("app to check appeared", zap.String("integrity_scope", s.sc.Name))
+			l.hold(s)
+		}
+	}
+	for _, s := range p.order {
+		l.recheckScope(ctx, s, p.keys[s])
+	}
+	l.recheckLinks(ctx)
+}
+
+// recheckScope rechecks keys of s, or holds s while it is being updated.
+func (l *loop) recheckScope(ctx context.Context, s *scope, keys []string) {
+	if l.scopes[s.sc.Name] != s {
+		return // dropped or replaced by this batch
+	}
+	l.touch(s, keys...)
+	// An update (a new manifest, a new version.php) holds the scope's
+	// alerts until it is quiet; a big burst alone does not (holding then
+	// would let steady writes delay alerts for a minute).
+	update := false
+	for _, k := range keys {
+		update = update || isManifest(s, k) || (s.sc.Name == "core" && k == "version.php")
+	}
+	settling := !s.settle.IsZero()
+	if settling || update || s.exp == nil {
+		if !settling && update {
+			l.log.Info("scope is being updated; holding alerts until it is quiet",
+				zap.String("integrity_scope", s.sc.Name), zap.Int("changed_paths", len(keys)), zap.Duration("settle", l.cfg.Settle))
+		}
+		l.hold(s)
+		return
+	}
+	if len(keys) >= l.cfg.ChurnPaths {
+		keys = []string{""}
+	}
+	for _, k := range topmost(keys) {
+		if !l.recheck(ctx, s, k) {
+			return
+		}
+	}
+}
+
+// recheckLinks rechecks the symlinks of every scope: their targets may
+// have changed with this batch, without an event on them.
+func (l *loop) recheckLinks(ctx context.Context) {
+	for _, s := range l.scopes {
+		if s.exp == nil || !s.settle.IsZero() {
+			continue
+		}
+		for k := range s.links {
+			if !l.recheck(ctx, s, k) {
+				break
+			}
+		}
+	}
+}
+
+// recheck checks key of s and records the result; on failure the scope
+// is held for a whole check, and it returns false.
+func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
+	fresh, links, err := s.sc.Recheck(ctx, s.exp, key)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.log.Error("recheck failed; rechecking the scope", zap.String("integrity_scope", s.sc.Name), zap.String("path", key), zap.Error(err))
+			l.hold(s)
+		}
+		return false
+	}
+	s.setLinks(key, links)
+	l.replace(s, key, fresh)
+	return true
+}
+
+// loadScope (re)reads the scope's manifest and checks the whole scope.
+func (l *loop) loadScope(ctx context.Context, s *scope) error {
+	l.touch(s, "")
+	r := checkScope(ctx, s.sc, l.trust)
+	if r.err != nil {
+		return r.err
+	}
+	l.adopt(s, r)
+	return nil
+}
+
+// adopt takes the result of a whole check of s.
+func (l *loop) adopt(s *scope, r scopeScan) {
+	if r.exp == nil {
+		l.d.metrics.manifestFails.Inc()
+	}
+	s.exp = r.exp
+	s.setLinks("", r.links)
+	l.replace(s, "", r.findings)
+	l.changed = true
+}
+
+// hold makes a scope wait until it has been quiet for Settle, but no
+// longer than MaxHold in all: a scope that never stops changing is still
+// checked.
+func (l *loop) hold(s *scope) {
+	now := time.Now()
+	if s.settle.IsZero() {
+		s.holdSince = now
+	}
+	s.settle = now.Add(l.cfg.Settle)
+	if limit := s.holdSince.Add(l.cfg.MaxHold); s.settle.After(limit) {
+		s.settle = limit
+	}
+	l.changed = true
+}
+
+// settled reloads and checks the scopes whose settle time has come.
+func (l *loop) settled(ctx context.Context) {
+	now := time.Now()
+	for _, s := range l.scopes {
+		if s.settle.IsZero() || s.settle.After(now) {
+			continue
+		}
+		err := l.loadScope(ctx, s)
+		s.settle = time.Time{}
+		l.changed = true
+		if err != nil {
+			return
+		}
+		l.log.Info("scope checked after changes", zap.String("integrity_scope", s.sc.Name), zap.Int("files", s.files()))
+	}
+}
+
+func (l *loop) nextSettle() time.Time {
+	var next time.Time
+	for _, s := range l.scopes {
+		if !s.settle.IsZero() && (next.IsZero() || s.settle.Before(next)) {
+			next = s.settle
+		}
+	}
+	return next
+}
+
+// topmost drops keys below another key of the list ("" covers all).
+func topmost(keys []string) []string {
+	set := map[string]bool{}
+	for _, k := range keys {
+		set[k] = true
+	}
+	if set[""] {
+		return []string{""}
+	}
+	var out []string
+	for k := range set {
+		covered := false
+		for p := k; ; {
+			i := strings.LastIndexByte(p, '/')
+			if i < 0 {
+				break
+			}
+			p = p[:i]
+			if set[p] {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// target is where a changed path belongs.
+type target struct {
+	scope *scope
+	key   string
+}
+
+// locate maps an absolute path to its scope and key. apps says the set of
+// apps may have changed; trust that the trust anchors or CRL did.
+func (l *loop) locate(p string) (t target, ok, apps, trust bool) {
+	if p == l.cfg.Trust || (l.cfg.CRL != "" && p == l.cfg.CRL) {
+		trust = true
+	}
+	for _, root := range l.in.AppsRoots {
+		if p == root || strings.HasPrefix(root, p+"/") {
+			apps = true // an apps directory (or one above it) appeared or went
+		}
+		if !strings.HasPrefix(p, root+"/") {
+			continue
+		}
+		rel := p[len(root)+1:]
+		id, key, _ := strings.Cut(rel, "/")
+		// The app directory itself, or its manifest, may make it a scope
+		// or not.
+		apps = key == "" || key == "appinfo" || key == "appinfo/signature.json"
+		s := l.scopes[id]
+		if s == nil || s.sc.Dir != root+"/"+id {
+			return t, false, apps, trust // an app that is not checked
+		}
+		return target{s, key}, true, apps, trust
+	}
+	if !strings.HasPrefix(p, l.in.Root+"/") {
+		return t, false, false, trust
+	}
+	key := p[len(l.in.Root)+1:]
+	// The list of shipped apps, or a directory above it.
+	apps = apps || key == "core/shipped.json" || strings.HasPrefix("core/shipped.json", key+"/")
+	trust = trust || l.isTrustDir(p)
+	core := l.scopes["core"]
+	return target{core, key}, core != nil, apps, trust
+}
+
+func (l *loop) isTrustDir(p string) bool {
+	return strings.HasPrefix(l.cfg.Trust, p+"/") || (l.cfg.CRL != "" && strings.HasPrefix(l.cfg.CRL, p+"/"))
+}
+
+func (l *loop) inTree(p string) bool {
+	if under(p, l.in.Root) {
+		return true
+	}
+	for _, a := range l.in.AppsRoots {
+		if under(p, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// isManifest reports whether key is the scope's signature.json (or a
+// directory holding it).
+func isManifest(s *scope, key string) bool {
+	m := s.sc.ManifestPath()
+	rel := strings.TrimPrefix(m, s.sc.Dir+"/")
+	return key == rel || strings.HasPrefix(rel, key+"/")
+}
+
+// enumerate returns the scopes that must be checked now.
+func (l *loop) enumerate() (map[string]*verify.Scope, error) {
+	apps, err := l.in.Apps()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*verify.Scope{"core": l.in.Core()}
+	for _, a := range apps {
+		out[a.Name] = a
+	}
+	return out, nil
+}
+
+// syncScopes adds new scopes and drops vanished ones; it returns the
+// scopes that were added.
+func (l *loop) syncScopes() []*scope {
+	now, err := l.enumerate()
+	if err != nil {
+		l.log.Error("cannot list apps; keeping the known ones", zap.Error(err))
+		return nil
+	}
+	for name := range l.scopes {
+		if _, ok := now[name]; !ok {
+			delete(l.scopes, name)
+			l.drop(name)
+		}
+	}
+	var added []*scope
+	for name, sc := range now {
+		real := ""
+		if r, err := filepath.EvalSymlinks(sc.Dir); err == nil && r != sc.Dir {
+			real = r
+		}
+		if old, ok := l.scopes[name]; ok && old.sc.Dir == sc.Dir && old.real == real {
+			continue
+		}
+		s := &scope{sc: sc, real: real}
+		l.scopes[name] = s
+		l.recount(s)
+		added = append(added, s)
+		l.changed = true
+		if real != "" && !l.extraTree[real] && l.w != nil {
+			// A symlinked app: Nextcloud checks it through the link, so
+			// its target is watched too.
+			l.extraTree[real] = true
+			if err := l.w.AddTree(real); err != nil {
+				l.log.Warn("target of a symlinked app not watched", zap.String("dir", real), zap.Error(err))
+			}
+		}
+	}
+	// Findings of scopes that no longer exist (from the previous state).
+	for name := range l.findings {
+		if _, ok := l.scopes[name]; !ok {
+			l.drop(name)
+		}
+	}
+	return added
+}

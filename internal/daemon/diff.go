@@ -1,0 +1,80 @@
+package daemon
+
+import (
+	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// Transition is one change of a finding between what the daemon knew
+// (Old) and what a check found (New).
+type Transition struct {
+	Old, New *verify.Finding // Old nil: it appeared; New nil: it healed
+	// Alert says the journal gets an alert: a finding that appears, or
+	// changes kind, or (an EXCEPTION) reason. A healed finding gets a
+	// "resolved" entry; other changes (a file that stays INVALID_HASH with
+	// other content, an extra file that becomes unreadable) are recorded
+	// silently.
+	Alert bool
+}
+
+// diff is the alert rule: the transitions from old (the findings known for
+// a part of a scope, by path) to fresh (a check of that part). It is a
+// pure function.
+func diff(old map[string]*verify.Finding, fresh []verify.Finding) []Transition {
+	var out []Transition
+	seen := make(map[string]bool, len(fresh))
+	for i := range fresh {
+		f := &fresh[i]
+		seen[f.Path] = true
+		o, ok := old[f.Path]
+		switch {
+		case !ok:
+			out = append(out, Transition{New: f, Alert: true})
+		case o.Kind != f.Kind || (f.Kind == verify.KindException && o.Message != f.Message):
+			out = append(out, Transition{Old: o, New: f, Alert: true})
+		case *o != *f:
+			out = append(out, Transition{Old: o, New: f})
+		}
+	}
+	for p, o := range old {
+		if !seen[p] {
+			out = append(out, Transition{Old: o})
+		}
+	}
+	return out
+}
+
+// logTransition writes t to the journal (and counts alerts).
+func (d *Daemon) logTransition(t Transition) {
+	switch {
+	case t.New == nil:
+		d.log.Info("integrity finding resolved", append(alertFields(t.Old), zap.String("message_id", journal.IDResolved))...)
+	case t.Alert:
+		f := t.New
+		d.metrics.alerts.WithLabelValues(string(f.Kind)).Inc()
+		fields := append(alertFields(f), zap.String("message_id", journal.AlertID(string(f.Kind))))
+		if f.Kind == verify.KindException && f.Path == "" {
+			d.log.Error("integrity check failed", fields...)
+			return
+		}
+		d.log.Warn("integrity check failed", fields...)
+	}
+}
+
+func alertFields(f *verify.Finding) []zap.Field {
+	fs := []zap.Field{zap.String("integrity_kind", string(f.Kind)), zap.String("integrity_scope", f.Scope)}
+	str := func(key, v string) {
+		if v != "" {
+			fs = append(fs, zap.String(key, v))
+		}
+	}
+	str("integrity_path", f.Path)
+	str("integrity_expected", f.Expected.String())
+	str("integrity_current", f.Current.String())
+	str("integrity_class", f.Class)
+	str("integrity_message", f.Message)
+	str("integrity_detail", f.Detail)
+	return fs
+}

@@ -1,0 +1,93 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// syncer lets a test wait until the daemon has handled every change made
+// before: it creates a file in the (watched) state directory and waits for
+// the batch with its event, which inotify delivers after all earlier ones,
+// then for a snapshot published after that batch with no scope settling
+// and no full scan running.
+type syncer struct {
+	d       *Daemon
+	mu      sync.Mutex
+	seq     int
+	waiting map[string]chan uint64 // marker file name -> batch number
+}
+
+// enableSync installs the hook; call it before Run.
+func enableSync(d *Daemon) *syncer {
+	s := &syncer{d: d, waiting: map[string]chan uint64{}}
+	d.onBatch = func(paths []string) { // on the loop's goroutine
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, p := range paths {
+			if filepath.Dir(p) != d.cfg.StateDir {
+				continue
+			}
+			if ch, ok := s.waiting[filepath.Base(p)]; ok {
+				ch <- d.loop.batches
+				delete(s.waiting, filepath.Base(p))
+			}
+		}
+	}
+	return s
+}
+
+var errRetry = errors.New("retry")
+
+// Sync waits until every change made before it was called has been
+// checked and published.
+func (s *syncer) Sync(ctx context.Context) error {
+	if s.d.cfg.StateDir == "" {
+		return errors.New("sync needs a state directory")
+	}
+	for {
+		s.mu.Lock()
+		s.seq++
+		name := fmt.Sprintf(".sync-%d-%d", os.Getpid(), s.seq)
+		ch := make(chan uint64, 1)
+		s.waiting[name] = ch
+		s.mu.Unlock()
+		p := filepath.Join(s.d.cfg.StateDir, name)
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			return fmt.Errorf("sync: %w", err)
+		}
+		var n uint64
+		var err error
+		select {
+		case n = <-ch:
+		case <-time.After(2 * time.Second): // lost in an overflow: try again
+			err = errRetry
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		os.Remove(p)
+		s.mu.Lock()
+		delete(s.waiting, name)
+		s.mu.Unlock()
+		if err == errRetry {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for {
+			if snap := s.d.snap.Load(); snap.Batches >= n && snap.Settling == 0 && !snap.Scanning {
+				return nil
+			}
+			select {
+			case <-time.After(5 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}

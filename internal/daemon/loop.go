@@ -1,0 +1,383 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/state"
+	"github.com/integrityd/integrityd/internal/verify"
+	"github.com/integrityd/integrityd/internal/watch"
+)
+
+// loop is the daemon's state. Only the goroutine running Daemon.Run (and
+// New, before it) touches it; the rest of the process sees snapshots.
+type loop struct {
+	d     *Daemon
+	log   *zap.Logger
+	cfg   Config // the running settings (Reload changes some)
+	in    *verify.Install
+	trust *verify.Trust
+	w     *watch.Watcher
+
+	scopes map[string]*scope
+	// findings: scope -> path ("" for the scope) -> finding. The inner
+	// maps are shared with the last snapshot while shared[scope] is set;
+	// own() copies one before it changes.
+	findings map[string]map[string]*verify.Finding
+	shared   map[string]bool
+	meta     state.State // scan metadata (its Findings stay nil)
+
+	batches   uint64 // batches handled
+	changed   bool   // something the snapshot shows changed since publish
+	published time.Time
+	extraTree map[string]bool // watched trees added for symlinked apps
+
+	scan     *scanJob // the full scan running, or nil
+	next     *scanJob // the one to run after it, or nil
+	scanDone chan *scanResult
+	scanStop context.CancelFunc
+	nextScan time.Time // when the periodic rescan is due
+}
+
+type scope struct {
+	sc        *verify.Scope
+	exp       *verify.Expected // nil when the manifest is not trusted
+	settle    time.Time        // non-zero while the scope churns
+	holdSince time.Time        // when the scope started to churn
+	// real is where a symlinked app directory resolves to ("" when Dir is
+	// not a symlink): events arrive with that path.
+	real string
+	// links are the symlinks of the scope: their targets can change
+	// without an event on them, so they are rechecked after every batch.
+	links map[string]bool
+	// dirs counts, for each directory key, the findings below it: a
+	// recheck of a file key then only looks at that key.
+	dirs map[string]int
+}
+
+func (s *scope) files() int {
+	if s.exp == nil {
+		return 0
+	}
+	return s.exp.Len()
+}
+
+// setLinks records the symlinks found at key and below.
+func (s *scope) setLinks(key string, links []string) {
+	if s.links == nil {
+		s.links = map[string]bool{}
+	}
+	for l := range s.links {
+		if under(l, key) {
+			delete(s.links, l)
+		}
+	}
+	for _, l := range links {
+		s.links[l] = true
+	}
+}
+
+// under reports whether key p is key or below it ("" covers all).
+func under(p, key string) bool {
+	return key == "" || p == key || (len(p) > len(key) && p[len(key)] == '/' && p[:len(key)] == key)
+}
+
+func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
+	return &loop{
+		d: d, log: d.log, cfg: cfg, in: in, trust: t,
+		scopes:    map[string]*scope{},
+		findings:  map[string]map[string]*verify.Finding{},
+		shared:    map[string]bool{},
+		extraTree: map[string]bool{},
+		scanDone:  make(chan *scanResult, 1),
+	}
+}
+
+// run is the loop: batches, settle timers, scans, requests, until ctx is
+// done.
+func (l *loop) run(ctx context.Context, werr <-chan error) error {
+	d := l.d
+	var heartbeat <-chan time.Time
+	if l.cfg.Watchdog > 0 {
+		// The loop beats at least every W/4, also when idle; the
+		// watchdog goroutine pings while the beat is fresh or files are
+		// being checked, so a wedged loop is restarted by systemd.
+		t := time.NewTicker(l.cfg.Watchdog / 4)
+		defer t.Stop()
+		heartbeat = t.C
+		go d.watchdog(ctx)
+	}
+	status := d.snap.Load().statusLine()
+	rescan := time.NewTimer(time.Until(l.nextScan))
+	defer rescan.Stop()
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	publish := time.NewTimer(time.Hour)
+	publish.Stop()
+	for {
+		d.beat.Store(time.Now().UnixNano())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-heartbeat:
+		case err := <-werr:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("watcher stopped: %w", err)
+		case b := <-l.w.Batches():
+			l.batches++
+			l.changed = true
+			if b.Rescan {
+				d.metrics.eventsLost.Inc()
+				l.log.Warn("rescanning everything", zap.String("reason", b.Reason))
+				l.requestScan(ctx, b.Reason, nil, false)
+			} else {
+				l.apply(ctx, b.Paths)
+			}
+			if d.onBatch != nil {
+				d.onBatch(b.Paths)
+			}
+		case <-settle.C:
+			l.settled(ctx)
+		case <-rescan.C:
+			l.w.Resync() // repairs watches, and retries those a limit refused
+			l.requestScan(ctx, "periodic", nil, false)
+		case req := <-d.reqs:
+			// systemctl reload: RELOADING=1 with the time now, READY=1
+			// once the rescan is merged.
+			d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "\nSTATUS=full rescan")
+			if req.cfg != nil {
+				l.reconfigure(*req.cfg)
+			}
+			l.requestScan(ctx, "requested", req.done, true)
+		case res := <-l.scanDone:
+			l.scanFinished(ctx, res)
+		case <-publish.C:
+		}
+		if l.changed {
+			if wait := l.cfg.PublishEvery - time.Since(l.published); wait > 0 {
+				publish.Reset(wait)
+			} else {
+				l.publish()
+			}
+		}
+		if st := d.snap.Load().statusLine(); st != status {
+			d.notify("STATUS=" + st)
+			status = st
+		}
+		if !l.nextScan.IsZero() {
+			rescan.Reset(max(time.Until(l.nextScan), 0))
+		}
+		if next := l.nextSettle(); !next.IsZero() {
+			settle.Reset(max(time.Until(next), 0))
+		}
+	}
+}
+
+// put records a finding without alerting (the previous state).
+func (l *loop) put(f verify.Finding) {
+	l.own(f.Scope)[f.Path] = &f
+	if s := l.scopes[f.Scope]; s != nil {
+		s.count(f.Path, 1)
+	}
+	l.changed = true
+}
+
+// own returns the findings of scope, ready to be changed.
+func (l *loop) own(scope string) map[string]*verify.Finding {
+	m := l.findings[scope]
+	if m == nil {
+		m = map[string]*verify.Finding{}
+		l.findings[scope] = m
+		l.shared[scope] = false
+		return m
+	}
+	if l.shared[scope] {
+		c := make(map[string]*verify.Finding, len(m))
+		for k, v := range m {
+			c[k] = v
+		}
+		l.findings[scope], l.shared[scope] = c, false
+		m = c
+	}
+	return m
+}
+
+// count adds n to the finding counts of the directories above path.
+func (s *scope) count(path string, n int) {
+	if s.dirs == nil {
+		s.dirs = map[string]int{}
+	}
+	for i := strings.LastIndexByte(path, '/'); i > 0; i = strings.LastIndexByte(path[:i], '/') {
+		if s.dirs[path[:i]] += n; s.dirs[path[:i]] <= 0 {
+			delete(s.dirs, path[:i])
+		}
+	}
+}
+
+// recount rebuilds the directory counts of s from its findings.
+func (l *loop) recount(s *scope) {
+	s.dirs = nil
+	for p := range l.findings[s.sc.Name] {
+		s.count(p, 1)
+	}
+}
+
+// part returns the findings of scope s at key and below.
+func (l *loop) part(s *scope, key string) map[string]*verify.Finding {
+	cur := l.findings[s.sc.Name]
+	out := map[string]*verify.Finding{}
+	if key != "" && s.dirs[key] == 0 {
+		if f, ok := cur[key]; ok {
+			out[key] = f
+		}
+		return out
+	}
+	for p, f := range cur {
+		if under(p, key) {
+			out[p] = f
+		}
+	}
+	return out
+}
+
+// replace sets the findings of s at key and below (all of the scope when
+// key is "") and logs every transition.
+func (l *loop) replace(s *scope, key string, fresh []verify.Finding) {
+	ts := diff(l.part(s, key), fresh)
+	if len(ts) == 0 {
+		return
+	}
+	m := l.own(s.sc.Name)
+	for _, t := range ts {
+		switch {
+		case t.New == nil:
+			delete(m, t.Old.Path)
+			s.count(t.Old.Path, -1)
+		case t.Old == nil:
+			f := *t.New
+			if s.exp != nil {
+				f.Path = s.exp.Intern(f.Path)
+			}
+			m[f.Path] = &f
+			s.count(f.Path, 1)
+		default:
+			f := *t.New
+			f.Path = t.Old.Path
+			m[f.Path] = &f
+		}
+		l.d.logTransition(t)
+	}
+	l.changed = true
+}
+
+// drop forgets a scope that no longer exists (an app that was removed).
+func (l *loop) drop(name string) {
+	if n := len(l.findings[name]); n > 0 {
+		l.log.Info("app removed; its findings are dropped", zap.String("integrity_scope", name), zap.Int("findings", n))
+	}
+	delete(l.findings, name)
+	delete(l.shared, name)
+	l.changed = true
+}
+
+// publish makes the current state the snapshot that readers see.
+func (l *loop) publish() {
+	s := &Snapshot{
+		findings:  make(map[string]map[string]*verify.Finding, len(l.findings)),
+		meta:      l.meta,
+		Scopes:    len(l.scopes),
+		Batches:   l.batches,
+		Scanning:  l.scan != nil || l.next != nil,
+		Published: time.Now(),
+	}
+	for name, m := range l.findings {
+		s.findings[name] = m
+		l.shared[name] = true
+	}
+	for name, sc := range l.scopes {
+		s.scopeNames = append(s.scopeNames, name)
+		s.Files += sc.files()
+		if !sc.settle.IsZero() {
+			s.Settling++
+		}
+	}
+	s.meta.Files, s.meta.Scopes = s.Files, s.Scopes
+	if l.w != nil {
+		s.meta.WatchedDirs, s.meta.Degraded = l.w.Stats()
+	}
+	if prev := l.d.snap.Load(); prev != nil {
+		s.Seq = prev.Seq + 1
+	}
+	l.d.snap.Store(s)
+	l.changed, l.published = false, s.Published
+}
+
+// reconfigure applies what can change without a restart.
+func (l *loop) reconfigure(next Config) {
+	fixed := []struct {
+		name      string
+		old, next any
+	}{
+		{"root", l.cfg.Root, next.Root}, {"apps paths", l.cfg.AppsPaths, next.AppsPaths},
+		{"data directory", l.cfg.DataDir, next.DataDir}, {"state directory", l.cfg.StateDir, next.StateDir},
+	}
+	for _, f := range fixed {
+		if fmt.Sprint(f.old) != fmt.Sprint(f.next) {
+			l.log.Warn("this setting changes only with a restart", zap.String("setting", f.name),
+				zap.Any("running", f.old), zap.Any("configured", f.next))
+		}
+	}
+	l.cfg.Trust, l.cfg.CRL = next.Trust, next.CRL
+	if next.RescanInterval > 0 {
+		l.cfg.RescanInterval = next.RescanInterval
+	}
+	l.cfg.Exclude = next.Exclude
+	in := *l.in // an Install is never changed once shared
+	in.Exclude = next.Exclude
+	l.in = &in
+	l.d.install.Store(&in)
+	for name, s := range l.scopes {
+		if name == "core" {
+			s.sc = in.Core()
+		} else {
+			s.sc = in.App(name, s.sc.Dir)
+		}
+	}
+}
+
+// checkPinned compares the install's root.crt with the pinned trust
+// anchors (when they are pinned outside the install) and alerts when that
+// changes: whoever can write the install can also write its root.crt.
+func (l *loop) checkPinned() {
+	inTree := l.in.Root + "/" + verify.InTreeAnchors
+	if l.cfg.Trust == inTree {
+		return
+	}
+	differs, why := l.trust.DiffersFrom(inTree)
+	if !differs {
+		why = ""
+	}
+	was := l.meta.TrustDiffers
+	if was == why {
+		return
+	}
+	l.meta.TrustDiffers = why
+	l.changed = true
+	switch {
+	case why != "" && was == "":
+		l.log.Error("the install's trust anchor differs from the pinned one", zap.String("message_id", journal.IDTrustDiffer),
+			zap.String("integrity_scope", "core"), zap.String("integrity_path", verify.InTreeAnchors),
+			zap.String("pinned", l.cfg.Trust), zap.String("integrity_detail", why))
+	case why == "" && was != "":
+		l.log.Info("the install's trust anchor matches the pinned one again", zap.String("message_id", journal.IDResolved),
+			zap.String("integrity_scope", "core"), zap.String("integrity_path", verify.InTreeAnchors), zap.String("pinned", l.cfg.Trust))
+	}
+}

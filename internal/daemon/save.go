@@ -1,0 +1,79 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/state"
+)
+
+// saver writes the latest snapshot to the state directory, off the loop
+// (a slow disk never delays an alert). A failure is logged once until
+// saving works again (messages vary with temporary names) and retried.
+type saver struct {
+	d       *Daemon
+	poke    chan struct{}
+	mu      sync.Mutex
+	saved   uint64 // Seq of the snapshot last written
+	failing bool
+}
+
+func newSaver(d *Daemon) *saver { return &saver{d: d, poke: make(chan struct{}, 1)} }
+
+// soon asks for a save now rather than at the next tick.
+func (sv *saver) soon() {
+	select {
+	case sv.poke <- struct{}{}:
+	default:
+	}
+}
+
+// save writes the latest snapshot if it is newer than the last written.
+func (sv *saver) save() {
+	d := sv.d
+	if d.cfg.StateDir == "" {
+		return
+	}
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	s := d.snap.Load()
+	if s.Seq == sv.saved {
+		return
+	}
+	st := s.State()
+	st.PID = os.Getpid()
+	st.Updated = time.Now()
+	if err := state.Save(d.cfg.StateDir, st); err != nil {
+		if !sv.failing {
+			d.log.Warn("cannot save state; still watching, will retry", zap.String("message_id", journal.IDStateError), zap.Error(err))
+		}
+		sv.failing = true
+		return
+	}
+	if sv.failing {
+		d.log.Info("state saved again", zap.String("dir", d.cfg.StateDir))
+	}
+	sv.failing, sv.saved = false, s.Seq
+}
+
+// run saves every SaveInterval and when poked, and once more when ctx is
+// done.
+func (sv *saver) run(ctx context.Context) {
+	t := time.NewTicker(sv.d.cfg.SaveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			sv.save()
+			return
+		case <-t.C:
+		case <-sv.poke:
+		}
+		sv.save()
+	}
+}

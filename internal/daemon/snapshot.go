@@ -1,0 +1,66 @@
+package daemon
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/integrityd/integrityd/internal/state"
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// Snapshot is the daemon's state at one moment, published by the loop and
+// never changed afterwards: safe to read from any goroutine.
+type Snapshot struct {
+	Seq       uint64 // increases with each snapshot
+	Batches   uint64 // batches of events handled so far
+	Published time.Time
+	Scopes    int  // scopes checked
+	Files     int  // files the verified manifests list
+	Settling  int  // scopes held while they are being updated
+	Scanning  bool // a full scan runs or is queued
+
+	findings   map[string]map[string]*verify.Finding // shared with the loop, read-only
+	scopeNames []string
+	meta       state.State // scan metadata, without findings
+}
+
+// Findings returns the findings in report order.
+func (s *Snapshot) Findings() []verify.Finding {
+	out := make([]verify.Finding, 0, s.Count())
+	for _, m := range s.findings {
+		for _, f := range m {
+			out = append(out, *f)
+		}
+	}
+	verify.SortFindings(out)
+	return out
+}
+
+// Count is the number of findings.
+func (s *Snapshot) Count() int {
+	n := 0
+	for _, m := range s.findings {
+		n += len(m)
+	}
+	return n
+}
+
+// WatchedDirs is the number of directories with a watch, and Degraded why
+// some could not be watched ("" when none).
+func (s *Snapshot) WatchedDirs() (int, string) { return s.meta.WatchedDirs, s.meta.Degraded }
+
+// State is what the state file records of s.
+func (s *Snapshot) State() *state.State {
+	st := s.meta
+	st.Findings = s.Findings()
+	return &st
+}
+
+// statusLine is the one-line summary for systemctl status.
+func (s *Snapshot) statusLine() string {
+	line := fmt.Sprintf("watching %s files in %d scopes; %d findings", thousands(s.Files), s.Scopes, s.Count())
+	if s.meta.Degraded != "" {
+		line += "; degraded: some directories not watched"
+	}
+	return line
+}
