@@ -59,10 +59,10 @@ func SortFindings(f []Finding) {
 // ScopeResult is the outcome of checking one scope.
 type ScopeResult struct {
 	Scope     string
-	Exception *Finding // the scope could not be checked at all (Path "")
-	Findings  []Finding  // file-level findings, sorted
-	Files     int        // files hashed
-	Bytes     int64      // bytes hashed
+	Exception *Finding  // the scope could not be checked at all (Path "")
+	Findings  []Finding // file-level findings, sorted
+	Files     int       // files hashed
+	Bytes     int64     // bytes hashed
 }
 
 // AllFindings returns the findings of r, the scope exception first.

@@ -354,4 +354,3 @@ func cleanAbs(p string) string {
 	}
 	return strings.TrimRight(filepath.Clean(p), "/")
 }
-
