@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"runtime/debug"
 	"sort"
 	"time"
 
@@ -211,6 +212,9 @@ func (l *loop) merge(ctx context.Context, res *scanResult) {
 	}
 	l.nextScan = time.Now().Add(interval)
 	l.d.saver.soon()
+	// A full scan leaves tens of MB of garbage (manifests, hashes of
+	// every file): give it back to the OS now rather than over minutes.
+	debug.FreeOSMemory()
 	if j.reload {
 		l.d.notify("READY=1\nSTATUS=" + snap.statusLine())
 	}

@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"crypto/sha512"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+func hashOf(s string) verify.Hash { return verify.Hash(sha512.Sum512([]byte(s))) }
+
+// TestDiff is the alert rule, case by case: what is alerted, what is
+// resolved, what is recorded silently.
+func TestDiff(t *testing.T) {
+	inv := func(path, cur string) verify.Finding {
+		return verify.Finding{Scope: "core", Kind: verify.InvalidHash, Path: path, Expected: hashOf("signed"), Current: hashOf(cur)}
+	}
+	extra := func(path, cur, msg string) verify.Finding {
+		return verify.Finding{Scope: "core", Kind: verify.ExtraFile, Path: path, Current: hashOf(cur), Message: msg}
+	}
+	missing := func(path string) verify.Finding {
+		return verify.Finding{Scope: "core", Kind: verify.MissingFile, Path: path, Expected: hashOf("signed")}
+	}
+	exc := func(path, msg string) verify.Finding {
+		return verify.Finding{Scope: "core", Kind: verify.KindException, Path: path, Class: "C", Message: msg}
+	}
+	tests := []struct {
+		name       string
+		old, fresh []verify.Finding
+		want       []string // "alert PATH KIND", "resolved PATH", "update PATH"
+	}{
+		{"nothing", nil, nil, nil},
+		{"unchanged", []verify.Finding{inv("a", "x")}, []verify.Finding{inv("a", "x")}, nil},
+		{"appears", nil, []verify.Finding{inv("a", "x")}, []string{"alert a INVALID_HASH"}},
+		{"heals", []verify.Finding{inv("a", "x")}, nil, []string{"resolved a"}},
+		{"several appear", nil, []verify.Finding{inv("a", "x"), missing("b"), extra("c", "y", "")},
+			[]string{"alert a INVALID_HASH", "alert b MISSING_FILE", "alert c EXTRA_FILE"}},
+		{"kind changes", []verify.Finding{inv("a", "x")}, []verify.Finding{missing("a")}, []string{"alert a MISSING_FILE"}},
+		{"missing comes back wrong", []verify.Finding{missing("a")}, []verify.Finding{inv("a", "x")}, []string{"alert a INVALID_HASH"}},
+		{"other content, same kind", []verify.Finding{inv("a", "x")}, []verify.Finding{inv("a", "y")}, []string{"update a"}},
+		{"extra becomes unreadable", []verify.Finding{extra("a", "x", "")}, []verify.Finding{extra("a", "", "open: permission denied")},
+			[]string{"update a"}},
+		{"exception, other reason", []verify.Finding{exc("a", "open: permission denied")}, []verify.Finding{exc("a", "read: I/O error")},
+			[]string{"alert a EXCEPTION"}},
+		{"exception, same reason", []verify.Finding{exc("", "Signature data not found.")}, []verify.Finding{exc("", "Signature data not found.")}, nil},
+		{"scope exception replaces file findings", []verify.Finding{inv("a", "x"), missing("b")},
+			[]verify.Finding{exc("", "Certificate is not valid.")},
+			[]string{"alert  EXCEPTION", "resolved a", "resolved b"}},
+		{"one heals, one appears, one stays", []verify.Finding{inv("a", "x"), inv("b", "x")}, []verify.Finding{inv("b", "x"), extra("c", "z", "")},
+			[]string{"alert c EXTRA_FILE", "resolved a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old := map[string]*verify.Finding{}
+			for i := range tt.old {
+				old[tt.old[i].Path] = &tt.old[i]
+			}
+			var got []string
+			for _, tr := range diff(old, tt.fresh) {
+				switch {
+				case tr.New == nil:
+					got = append(got, "resolved "+tr.Old.Path)
+				case tr.Alert:
+					got = append(got, fmt.Sprintf("alert %s %s", tr.New.Path, tr.New.Kind))
+				default:
+					if tr.Old == nil {
+						t.Errorf("a finding that appears without an alert: %+v", tr.New)
+					}
+					got = append(got, "update "+tr.New.Path)
+				}
+			}
+			sort.Strings(got)
+			want := append([]string(nil), tt.want...)
+			sort.Strings(want)
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("diff:\ngot  %q\nwant %q", got, want)
+			}
+		})
+	}
+}
