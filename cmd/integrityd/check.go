@@ -9,20 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/integrityd/integrityd/internal/config"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
 var errHelp = errors.New("help shown")
-
-// stringList is a repeatable flag.
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // parseFlags parses args allowing flags after positional arguments
 // (integrityd check-app APPID --root DIR) and returns the positionals.
@@ -56,111 +48,47 @@ func parseNoArgs(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// checkFormat refuses an unknown --output.
-func checkFormat(output string) error {
-	if !slices.Contains(verify.Formats, output) {
-		return usageError{fmt.Sprintf("unknown --output %q (want one of %s)", output, strings.Join(verify.Formats, ", "))}
-	}
-	return nil
-}
-
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("integrityd "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
 }
 
-// checkFlags are the settings of the commands that check: flags, and the
-// configuration file for what the flags do not set.
-type checkFlags struct {
-	config                                     string
-	root, dataDir, trust, crl, output, enforce string
-	appsPaths, exclude                         stringList
-	workers                                    int
-	fs                                         *flag.FlagSet
-	file                                       *config.Config // the configuration file read, if any
+// checkFlags are the settings flags of the commands that check.
+func checkFlags() []string {
+	return []string{"config", "root", "apps-path", "data-dir", "trust", "crl", "exclude", "output", "enforce", "workers"}
 }
 
-func (c *checkFlags) register(fs *flag.FlagSet, defaultOutput string) {
-	c.fs = fs
-	fs.StringVar(&c.config, "config", "", "configuration file (default "+config.DefaultPath+" if it exists); flags override it")
-	fs.StringVar(&c.root, "root", "", "Nextcloud server root (where version.php is)")
-	fs.Var(&c.appsPaths, "apps-path", "apps directory (repeatable; default: apps_paths of config/config.php, else ROOT/apps)")
-	fs.StringVar(&c.dataDir, "data-dir", "", "custom data directory to exclude (default: datadirectory of config/config.php)")
-	fs.StringVar(&c.trust, "trust", "", "PEM trust anchors (default ROOT/resources/codesigning/root.crt)")
-	fs.StringVar(&c.crl, "crl", "", `CRL signed by a trust anchor (default ROOT/resources/codesigning/root.crl if present; "none" to skip)`)
-	fs.Var(&c.exclude, "exclude", "path not checked at all (repeatable; this weakens the check)")
-	fs.StringVar(&c.output, "output", defaultOutput, "output format: "+strings.Join(verify.Formats, ", "))
-	fs.StringVar(&c.enforce, "enforce", "auto", `check even where Nextcloud would not: "auto" (follow $OC_Channel in version.php and integrity.check.disabled), "yes" or "no"`)
-	fs.IntVar(&c.workers, "workers", 0, "files hashed in parallel (default: four per CPU)")
+// checkCommand is what check, check-core and check-app take.
+func checkCommand(output string) config.Command {
+	return config.Command{Flags: checkFlags(), Output: output, Outputs: verify.Formats, NeedRoot: true}
 }
 
-// loadConfig reads the configuration file and applies what the flags did
-// not set.
-func (c *checkFlags) loadConfig() error {
-	path := c.config
-	if path == "" {
-		if _, err := os.Stat(config.DefaultPath); err != nil {
-			return nil
-		}
-		path = config.DefaultPath
+// settings returns the settings of a command whose flags are parsed.
+func settings(f *config.Flags) (*config.Settings, error) {
+	s, err := f.Settings()
+	var fe *config.FlagError
+	if errors.As(err, &fe) {
+		return nil, usageError{fe.Msg}
 	}
-	f, err := config.Load(path)
-	if err != nil {
-		return err
-	}
-	c.file = f
-	set := map[string]bool{}
-	c.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	str := func(flagName, key string, dst *string, v string) {
-		if !set[flagName] && f.Set[key] {
-			*dst = v
-		}
-	}
-	str("root", "root", &c.root, f.Root)
-	str("data-dir", "data_dir", &c.dataDir, f.DataDir)
-	str("trust", "trust", &c.trust, f.Trust)
-	str("crl", "crl", &c.crl, f.CRL)
-	str("enforce", "enforce", &c.enforce, f.Enforce)
-	if !set["apps-path"] {
-		c.appsPaths = append(c.appsPaths, f.AppsPaths...)
-	}
-	if !set["exclude"] {
-		c.exclude = append(c.exclude, f.Exclude...)
-	}
-	return nil
+	return s, err
 }
 
-// setup validates the flags and loads the install and the trust.
-func (c *checkFlags) setup() (*verify.Install, *verify.Trust, error) {
-	if err := c.loadConfig(); err != nil {
-		return nil, nil, err
-	}
-	if c.root == "" {
-		return nil, nil, usageError{"--root is required (or root = in the configuration file)"}
-	}
-	if err := checkFormat(c.output); err != nil {
-		return nil, nil, err
-	}
-	if c.enforce != "auto" && c.enforce != "yes" && c.enforce != "no" {
-		return nil, nil, usageError{fmt.Sprintf(`--enforce must be "auto", "yes" or "no", not %q`, c.enforce)}
-	}
-	if fi, err := os.Stat(c.root); err != nil || !fi.IsDir() {
-		return nil, nil, fmt.Errorf("server root %s: not a directory", c.root)
-	}
-	in := verify.NewInstall(c.root, c.appsPaths, c.dataDir)
-	in.Checker = verify.Checker{Workers: c.workers, Progress: new(verify.Progress)}
-	for _, e := range c.exclude {
+// openInstall loads the install and the trust that settings s name.
+func openInstall(s *config.Settings) (*verify.Install, *verify.Trust, error) {
+	in := verify.NewInstall(s.Root, s.AppsPaths, s.DataDir)
+	in.Checker = verify.Checker{Workers: s.Workers, Progress: new(verify.Progress)}
+	for _, e := range s.Exclude {
 		if !filepath.IsAbs(e) {
 			e = filepath.Join(in.Root, e)
 		}
 		in.Exclude = append(in.Exclude, filepath.Clean(e))
 	}
-	trust := c.trust
+	trust := s.Trust
 	if trust == "" {
 		trust = filepath.Join(in.Root, "resources", "codesigning", "root.crt")
 	}
-	crl := c.crl
+	crl := s.CRL
 	switch crl {
 	case "none":
 		crl = ""
@@ -181,26 +109,38 @@ func (c *checkFlags) setup() (*verify.Install, *verify.Trust, error) {
 
 // prepare parses args and loads the install and trust of a check that
 // Nextcloud only runs where it is enforced (check, check-core).
-func (c *checkFlags) prepare(fs *flag.FlagSet, args []string) (*verify.Install, *verify.Trust, error) {
+func prepare(fs *flag.FlagSet, f *config.Flags, args []string) (*config.Settings, *verify.Install, *verify.Trust, error) {
 	if err := parseNoArgs(fs, args); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	in, t, err := c.setup()
+	s, err := settings(f)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if ok, why, err := c.enforced(in); err != nil {
-		return nil, nil, err
-	} else if !ok {
-		return nil, nil, errors.New(why)
+	in, t, err := openInstall(s)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	return in, t, nil
+	if err := enforced(s, in); err != nil {
+		return nil, nil, nil, err
+	}
+	return s, in, t, nil
 }
 
-// enforced applies --enforce; it returns false with a reason when the
-// check must not run.
-func (c *checkFlags) enforced(in *verify.Install) (bool, string, error) {
-	switch c.enforce {
+// enforced applies --enforce: an error when the check must not run.
+func enforced(s *config.Settings, in *verify.Install) error {
+	if ok, why, err := enforcedWhy(s, in); err != nil {
+		return err
+	} else if !ok {
+		return errors.New(why)
+	}
+	return nil
+}
+
+// enforcedWhy returns false with a reason for the user when the check
+// must not run.
+func enforcedWhy(s *config.Settings, in *verify.Install) (bool, string, error) {
+	switch s.Enforce {
 	case "yes":
 		return true, "", nil
 	case "no":
@@ -266,10 +206,9 @@ func checkScopes(ctx context.Context, stdout, stderr io.Writer, scopes []*verify
 }
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c checkFlags
 	fs := newFlagSet("check", stderr)
-	c.register(fs, "text")
-	in, t, err := c.prepare(fs, args)
+	f := checkCommand("text").Bind(fs)
+	s, in, t, err := prepare(fs, f, args)
 	if err != nil {
 		return err
 	}
@@ -277,7 +216,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	err = checkScopes(ctx, stdout, stderr, append([]*verify.Scope{in.Core()}, scopes...), t, c.output, false)
+	err = checkScopes(ctx, stdout, stderr, append([]*verify.Scope{in.Core()}, scopes...), t, s.Output, false)
 	if pinnedDiffers(stderr, in, t) && err == nil {
 		return errFindings
 	}
@@ -285,14 +224,13 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func runCheckCore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c checkFlags
 	fs := newFlagSet("check-core", stderr)
-	c.register(fs, "plain")
-	in, t, err := c.prepare(fs, args)
+	f := checkCommand("plain").Bind(fs)
+	s, in, t, err := prepare(fs, f, args)
 	if err != nil {
 		return err
 	}
-	err = checkScopes(ctx, stdout, stderr, []*verify.Scope{in.Core()}, t, c.output, true)
+	err = checkScopes(ctx, stdout, stderr, []*verify.Scope{in.Core()}, t, s.Output, true)
 	if pinnedDiffers(stderr, in, t) && err == nil {
 		return errFindings
 	}
@@ -302,10 +240,9 @@ func runCheckCore(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // runCheckApp checks one app. Like occ integrity:check-app it always
 // checks, whatever the release channel.
 func runCheckApp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c checkFlags
 	var path string
 	fs := newFlagSet("check-app", stderr)
-	c.register(fs, "plain")
+	f := checkCommand("plain").Bind(fs)
 	fs.StringVar(&path, "path", "", "directory of the app (default: found in the apps directories)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -314,7 +251,11 @@ func runCheckApp(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if len(pos) != 1 {
 		return usageError{"exactly one APPID is required"}
 	}
-	in, t, err := c.setup()
+	s, err := settings(f)
+	if err != nil {
+		return err
+	}
+	in, t, err := openInstall(s)
 	if err != nil {
 		return err
 	}
@@ -322,5 +263,5 @@ func runCheckApp(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fi, err := os.Stat(sc.Dir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("app %s: %s is not a directory", pos[0], sc.Dir)
 	}
-	return checkScopes(ctx, stdout, stderr, []*verify.Scope{sc}, t, c.output, true)
+	return checkScopes(ctx, stdout, stderr, []*verify.Scope{sc}, t, s.Output, true)
 }

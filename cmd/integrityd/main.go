@@ -33,22 +33,19 @@ type command struct {
 	run              func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
-var commands []command
-
-func init() {
-	commands = []command{
-		{"run", "--root DIR [--state-dir DIR]", "full scan, then watch and recheck what changes (the daemon)", runDaemon},
-		{"status", "[--state-dir DIR]", "what the running daemon knows (exit 0 clean, 1 findings, 3 not running or stale)", runStatus},
-		{"report", "[--output FORMAT] [--state-dir DIR]", "the daemon's current findings, as check prints them", runReport},
-		{"rescan", "[--output FORMAT] [--state-dir DIR]", "ask the daemon for a full rescan, wait, print the result", runRescan},
-		{"check-config", "[--config FILE] [run flags]", "validate the configuration and exit", runCheckConfig},
-		{"check", "--root DIR", "check core and every app that must be checked", runCheck},
-		{"check-core", "--root DIR", "check core (occ integrity:check-core)", runCheckCore},
-		{"check-app", "APPID --root DIR [--path DIR]", "check one app (occ integrity:check-app)", runCheckApp},
-		{"sign-app", "--path DIR --privateKey KEY --certificate CRT", "write DIR/appinfo/signature.json", runSignApp},
-		{"sign-core", "--path DIR --privateKey KEY --certificate CRT", "write DIR/core/signature.json", runSignCore},
-		{"demo", "[--build-only] [DIR]", "build a signed demo install, check it, tamper with it, check again", runDemo},
-	}
+// commands is the command table, read-only.
+var commands = []command{
+	{"run", "--root DIR [--state-dir DIR]", "full scan, then watch and recheck what changes (the daemon)", runDaemon},
+	{"status", "[--state-dir DIR]", "what the running daemon knows (exit 0 clean, 1 findings, 3 not running or stale)", runStatus},
+	{"report", "[--output FORMAT] [--state-dir DIR]", "the daemon's current findings, as check prints them", runReport},
+	{"rescan", "[--output FORMAT] [--state-dir DIR]", "ask the daemon for a full rescan, wait, print the result", runRescan},
+	{"check-config", "[--config FILE] [run flags]", "validate the configuration and exit", runCheckConfig},
+	{"check", "--root DIR", "check core and every app that must be checked", runCheck},
+	{"check-core", "--root DIR", "check core (occ integrity:check-core)", runCheckCore},
+	{"check-app", "APPID --root DIR [--path DIR]", "check one app (occ integrity:check-app)", runCheckApp},
+	{"sign-app", "--path DIR --privateKey KEY --certificate CRT", "write DIR/appinfo/signature.json", runSignApp},
+	{"sign-core", "--path DIR --privateKey KEY --certificate CRT", "write DIR/core/signature.json", runSignCore},
+	{"demo", "[--build-only] [DIR]", "build a signed demo install, check it, tamper with it, check again", runDemo},
 }
 
 func main() { os.Exit(runWithSignals(os.Args[1:])) }

@@ -20,17 +20,24 @@ import (
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
-// textfileInterval is how often the metrics textfile is rewritten (when
-// it changed).
-var textfileInterval = 15 * time.Second
+// textfileInterval is how often integrityd run rewrites the metrics
+// textfile (when it changed).
+const textfileInterval = 15 * time.Second
 
-// startMetrics serves or writes the daemon's metrics as configured. The
+// metricsOptions say where the daemon's metrics go.
+type metricsOptions struct {
+	listen   string        // address to serve them on ("" for none)
+	textfile string        // file to write them to ("" for none)
+	interval time.Duration // how often the textfile is rewritten
+}
+
+// startMetrics serves or writes the daemon's metrics as o says. The
 // returned function stops it (and writes the textfile a last time).
-func startMetrics(ctx context.Context, s *runSettings, d *daemon.Daemon, log *zap.Logger) (func(), error) {
+func startMetrics(ctx context.Context, o metricsOptions, d *daemon.Daemon, log *zap.Logger) (func(), error) {
 	reg := d.Metrics().Registry
 	var stops []func()
-	if s.metricsListen != "" {
-		network, addr := "tcp", s.metricsListen
+	if o.listen != "" {
+		network, addr := "tcp", o.listen
 		if p, ok := strings.CutPrefix(addr, "unix:"); ok {
 			network, addr = "unix", p
 			if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
@@ -49,11 +56,11 @@ func startMetrics(ctx context.Context, s *runSettings, d *daemon.Daemon, log *za
 				log.Error("metrics server stopped", zap.Error(err))
 			}
 		}()
-		log.Info("serving metrics", zap.String("address", s.metricsListen))
+		log.Info("serving metrics", zap.String("address", o.listen))
 		stops = append(stops, func() { srv.Close() })
 	}
-	if s.metricsTextfile != "" {
-		path := s.metricsTextfile
+	if o.textfile != "" {
+		path := o.textfile
 		var last []byte
 		write := func() {
 			data, err := textfile(reg)
@@ -70,7 +77,7 @@ func startMetrics(ctx context.Context, s *runSettings, d *daemon.Daemon, log *za
 		finished := make(chan struct{})
 		go func() {
 			defer close(finished)
-			t := time.NewTicker(textfileInterval)
+			t := time.NewTicker(o.interval)
 			defer t.Stop()
 			for {
 				write()

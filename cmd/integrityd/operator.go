@@ -26,49 +26,26 @@ type errNotRunning struct{ msg string }
 
 func (e errNotRunning) Error() string { return e.msg }
 
-// stateFlags locate the running daemon's state.
-type stateFlags struct {
-	configPath, stateDir string
-	fs                   *flag.FlagSet
+// stateCommand is what the commands that read the daemon's state take.
+func stateCommand(outputs ...string) config.Command {
+	return config.Command{Flags: []string{"config", "state-dir", "output"}, Output: "text", Outputs: outputs}
 }
 
-func (s *stateFlags) register(fs *flag.FlagSet) {
-	s.fs = fs
-	fs.StringVar(&s.configPath, "config", "", "configuration file (default "+config.DefaultPath+" if it exists)")
-	fs.StringVar(&s.stateDir, "state-dir", "/var/lib/integrityd", "the daemon's state directory")
-}
-
-// dir applies the configuration file's state_dir when the flag is not set.
-func (s *stateFlags) dir() (string, error) {
-	set := false
-	s.fs.Visit(func(f *flag.Flag) { set = set || f.Name == "state-dir" })
-	if set {
-		return s.stateDir, nil
+// stateSettings parses args of a command that reads the daemon's state
+// (with its own flags on fs) and returns the settings and the state.
+func stateSettings(fs *flag.FlagSet, f *config.Flags, args []string) (*config.Settings, *daemonState, error) {
+	if err := parseNoArgs(fs, args); err != nil {
+		return nil, nil, err
 	}
-	path := s.configPath
-	if path == "" {
-		if _, err := os.Stat(config.DefaultPath); err != nil {
-			return s.stateDir, nil
-		}
-		path = config.DefaultPath
-	}
-	c, err := config.Load(path)
+	s, err := settings(f)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
-	if c.Set["state_dir"] {
-		return c.StateDir, nil
-	}
-	return s.stateDir, nil
-}
-
-// load reads the daemon's state.
-func (s *stateFlags) load() (*daemonState, error) {
-	dir, err := s.dir()
+	ds, err := loadState(s.StateDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return loadState(dir)
+	return s, ds, nil
 }
 
 // daemonState is the state with what status concludes from it.
@@ -134,23 +111,13 @@ func ago(t time.Time) string {
 
 // runStatus prints what the running daemon knows.
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var s stateFlags
-	var output string
 	fs := newFlagSet("status", stderr)
-	s.register(fs)
-	fs.StringVar(&output, "output", "text", `"text" or "json"`)
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	if output != "text" && output != "json" {
-		return usageError{fmt.Sprintf(`--output must be "text" or "json", not %q`, output)}
-	}
-	ds, err := s.load()
+	s, ds, err := stateSettings(fs, stateCommand("text", "json").Bind(fs), args)
 	if err != nil {
 		return err
 	}
 	kinds := countKinds(ds.Findings)
-	if output == "json" {
+	if s.Output == "json" {
 		out, _ := json.MarshalIndent(map[string]any{
 			"running": ds.running, "stale": ds.stale, "pid": ds.PID, "updated": ds.Updated,
 			"last_full_scan": ds.LastFullScan, "last_full_scan_seconds": ds.LastFullDuration.Seconds(),
@@ -191,44 +158,25 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // runReport prints the current findings like a one-shot check.
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var s stateFlags
-	var output string
 	fs := newFlagSet("report", stderr)
-	s.register(fs)
-	fs.StringVar(&output, "output", "text", "output format: "+strings.Join(verify.Formats, ", "))
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	if err := checkFormat(output); err != nil {
-		return err
-	}
-	ds, err := s.load()
+	s, ds, err := stateSettings(fs, stateCommand(verify.Formats...).Bind(fs), args)
 	if err != nil {
 		return err
 	}
 	if ds.stale != "" {
 		fmt.Fprintf(stderr, "integrityd report: warning: %s; these findings may be out of date\n", ds.stale)
 	}
-	return printReport(stdout, verify.ReportFromFindings(ds.Findings), output, false)
+	return printReport(stdout, verify.ReportFromFindings(ds.Findings), s.Output, false)
 }
 
 // runRescan asks the running daemon for a full rescan, waits for it and
 // prints the result.
 func runRescan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var s stateFlags
-	var output string
 	var timeout time.Duration
 	fs := newFlagSet("rescan", stderr)
-	s.register(fs)
-	fs.StringVar(&output, "output", "text", "output format: "+strings.Join(verify.Formats, ", "))
+	f := stateCommand(verify.Formats...).Bind(fs)
 	fs.DurationVar(&timeout, "timeout", 30*time.Minute, "how long to wait for the rescan")
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	if err := checkFormat(output); err != nil {
-		return err
-	}
-	ds, err := s.load()
+	s, ds, err := stateSettings(fs, f, args)
 	if err != nil {
 		return err
 	}
@@ -253,7 +201,7 @@ func runRescan(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if tty {
 				fmt.Fprintf(stderr, "\r\033[Krescan done in %s\n", time.Since(asked).Round(100*time.Millisecond))
 			}
-			return printReport(stdout, verify.ReportFromFindings(st.Findings), output, false)
+			return printReport(stdout, verify.ReportFromFindings(st.Findings), s.Output, false)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no rescan result after %s (integrityd pid %d)", timeout, ds.PID)
@@ -274,18 +222,17 @@ func runRescan(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // runCheckConfig validates the configuration and the settings of run.
 func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	s, err := parseRun(args, stderr)
+	s, c, err := loadRun("check-config", args, stderr)
 	if err != nil {
 		return err
 	}
-	c := s.cfg
 	fmt.Fprintf(stdout, "configuration OK\nroot:            %s\napps paths:      %s\ntrust anchors:   %s\nCRL:             %s\nstate directory: %s\nrescan interval: %s\n",
 		c.Root, strings.Join(c.AppsPaths, ", "), c.Trust, orNone(c.CRL), c.StateDir, c.RescanInterval)
 	if len(c.Exclude) > 0 {
 		fmt.Fprintf(stdout, "excluded (NOT checked): %s\n", strings.Join(c.Exclude, ", "))
 	}
-	if s.metricsListen != "" || s.metricsTextfile != "" {
-		fmt.Fprintf(stdout, "metrics:         %s\n", strings.TrimSpace(s.metricsListen+" "+s.metricsTextfile))
+	if s.MetricsListen != "" || s.MetricsTextfile != "" {
+		fmt.Fprintf(stdout, "metrics:         %s\n", strings.TrimSpace(s.MetricsListen+" "+s.MetricsTextfile))
 	}
 	return nil
 }

@@ -72,8 +72,8 @@ func TestOperatorCommands(t *testing.T) {
 		t.Errorf("report: exit %d, %v:\n%s", code, err, out)
 	}
 	code, textOut, _ := runCmd(t, "report", "--state-dir", stateDir)
-	if !strings.HasPrefix(textOut, "Technical information") || !strings.Contains(textOut, "\t\t- index.php") {
-		t.Errorf("report text:\n%s", textOut)
+	if code != exitFindings || !strings.HasPrefix(textOut, "Technical information") || !strings.Contains(textOut, "\t\t- index.php") {
+		t.Errorf("report text: exit %d, want %d:\n%s", code, exitFindings, textOut)
 	}
 
 	// Fix it, rescan: the result is clean.

@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	sdjournal "github.com/coreos/go-systemd/v22/journal"
@@ -18,8 +15,10 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
+	"github.com/integrityd/integrityd/internal/config"
 	"github.com/integrityd/integrityd/internal/daemon"
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // newLogger logs JSON lines, or a console format on a terminal.
@@ -47,95 +46,69 @@ func newLogger(w io.Writer, format string) (*zap.Logger, error) {
 		enc.EncodeLevel = zapcore.CapitalLevelEncoder
 		enc.EncodeTime = zapcore.TimeEncoderOfLayout("2006-01-02 15:04:05.000")
 		encoder = zapcore.NewConsoleEncoder(enc)
-	default:
-		return nil, usageError{fmt.Sprintf(`--log-format must be "auto", "journal", "json" or "console", not %q`, format)}
+	default: // refused by the settings' validation
+		return nil, fmt.Errorf("unknown log format %q", format)
 	}
 	// No sampling: alerts are never dropped.
 	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), zapcore.InfoLevel)), nil
 }
 
-// runSettings are the daemon's settings: flags over the configuration file.
-type runSettings struct {
-	cfg                            daemon.Config
-	logFormat                      string
-	metricsListen, metricsTextfile string
+// runCommand is what run and check-config take: the check's settings and
+// the daemon's.
+func runCommand() config.Command {
+	return config.Command{
+		Flags:  append(checkFlags(), "state-dir", "rescan-interval", "log-format", "metrics-listen", "metrics-textfile"),
+		Output: "text", Outputs: verify.Formats, NeedRoot: true,
+	}
 }
 
-// parseRun reads the settings of integrityd run from args and the
-// configuration file; it runs again on SIGHUP.
-func parseRun(args []string, stderr io.Writer) (*runSettings, error) {
-	var c checkFlags
-	var stateDir, logFormat, metricsListen, metricsTextfile string
-	var rescan time.Duration
-	fs := newFlagSet("run", stderr)
-	c.register(fs, "text")
-	fs.StringVar(&stateDir, "state-dir", "/var/lib/integrityd", "where findings and scan metadata persist")
-	fs.DurationVar(&rescan, "rescan-interval", time.Hour, "safety-net full rescan interval")
-	fs.StringVar(&logFormat, "log-format", "auto", `"journal", "json", "console", or "auto" (journal when stderr is the journal, console on a terminal, else json)`)
-	fs.StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics on this address (host:port, or unix:/path)")
-	fs.StringVar(&metricsTextfile, "metrics-textfile", "", "write Prometheus metrics to this file for node_exporter's textfile collector")
+// loadRun reads the settings of integrityd run (the command name) from
+// args and the configuration file, and builds the daemon's configuration
+// from them: at start, on every SIGHUP, and for check-config.
+func loadRun(name string, args []string, stderr io.Writer) (*config.Settings, daemon.Config, error) {
+	fs := newFlagSet(name, stderr)
+	f := runCommand().Bind(fs)
 	if err := parseNoArgs(fs, args); err != nil {
-		return nil, err
+		return nil, daemon.Config{}, err
 	}
-	in, t, err := c.setup()
+	s, err := settings(f)
 	if err != nil {
-		return nil, err
+		return nil, daemon.Config{}, err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	if f := c.file; f != nil {
-		if !set["state-dir"] && f.Set["state_dir"] {
-			stateDir = f.StateDir
-		}
-		if !set["rescan-interval"] && f.Set["rescan_interval"] {
-			rescan = f.RescanInterval
-		}
-		if !set["log-format"] && f.Set["log_format"] {
-			logFormat = f.LogFormat
-		}
-		if !set["metrics-listen"] && f.Set["metrics_listen"] {
-			metricsListen = f.MetricsListen
-		}
-		if !set["metrics-textfile"] && f.Set["metrics_textfile"] {
-			metricsTextfile = f.MetricsTextfile
-		}
+	in, t, err := openInstall(s)
+	if err != nil {
+		return nil, daemon.Config{}, err
 	}
-	if rescan <= 0 {
-		return nil, usageError{"--rescan-interval must be positive"}
+	if err := enforced(s, in); err != nil {
+		return nil, daemon.Config{}, err
 	}
-	if ok, why, err := c.enforced(in); err != nil {
-		return nil, err
-	} else if !ok {
-		return nil, errors.New(why)
-	}
-	s := &runSettings{logFormat: logFormat, metricsListen: metricsListen, metricsTextfile: metricsTextfile}
-	s.cfg = daemon.Config{
+	cfg := daemon.Config{
 		Root: in.Root, AppsPaths: in.AppsRoots, DataDir: in.DataDir, Exclude: in.Exclude,
-		Trust: t.AnchorFile, CRL: t.CRLFile, StateDir: stateDir, RescanInterval: rescan,
+		Trust: t.AnchorFile, CRL: t.CRLFile, StateDir: s.StateDir,
+		Workers: s.Workers, RescanInterval: s.RescanInterval,
 	}
-	if s.cfg.Trust, err = filepath.Abs(s.cfg.Trust); err != nil {
-		return nil, err
+	if cfg.Trust, err = filepath.Abs(cfg.Trust); err != nil {
+		return nil, daemon.Config{}, err
 	}
-	if s.cfg.CRL != "" {
-		if s.cfg.CRL, err = filepath.Abs(s.cfg.CRL); err != nil {
-			return nil, err
+	if cfg.CRL != "" {
+		if cfg.CRL, err = filepath.Abs(cfg.CRL); err != nil {
+			return nil, daemon.Config{}, err
 		}
 	}
-	return s, nil
+	return s, cfg, nil
 }
 
 // runDaemon is the long-running job: full scan, then watch.
 func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	s, err := parseRun(args, stderr)
+	s, cfg, err := loadRun("run", args, stderr)
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, s.logFormat)
+	log, err := newLogger(stderr, s.LogFormat)
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
-	cfg := s.cfg
 	if cfg.Watchdog, err = sddaemon.SdWatchdogEnabled(false); err != nil {
 		log.Warn("ignoring the watchdog settings", zap.Error(err))
 	}
@@ -154,7 +127,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stopMetrics, err := startMetrics(ctx, s, d, log)
+	stopMetrics, err := startMetrics(ctx, metricsOptions{s.MetricsListen, s.MetricsTextfile, textfileInterval}, d, log)
 	if err != nil {
 		return err
 	}
@@ -170,14 +143,14 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			case <-hup:
 				// Reload the configuration; keep the running one if the
 				// new one is invalid. Then rescan everything.
-				next, err := parseRun(args, io.Discard)
+				_, next, err := loadRun("run", args, io.Discard)
 				if err != nil {
 					log.Error("SIGHUP: configuration invalid, keeping the running one", zap.Error(err))
 					d.Rescan(ctx)
 					continue
 				}
 				log.Info("SIGHUP: configuration reloaded; full rescan")
-				d.Reload(ctx, next.cfg)
+				d.Reload(ctx, next)
 			}
 		}
 	}()

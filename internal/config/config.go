@@ -1,6 +1,11 @@
-// Package config reads integrityd's configuration file: "key = value"
-// lines, "#" comments, strict (an unknown key, a bad value or a repeated
-// single key is an error that names the file and the line).
+// Package config is integrityd's settings: one Settings value per command,
+// built in one order (defaults, then the configuration file, then the
+// flags the user set) and validated once, on the merged value.
+//
+// The configuration file is "key = value" lines and "#" comments, strict:
+// an unknown key, a malformed line, a relative path or a repeated single
+// key is an error that names the file and the line, and so is a bad value
+// (found when the settings are validated).
 //
 // Keys: root, apps_path (repeatable), data_dir, trust, crl, state_dir,
 // rescan_interval, exclude (repeatable: paths under the server root that
@@ -21,22 +26,14 @@ import (
 // DefaultPath is read when it exists and no other file is named.
 const DefaultPath = "/etc/integrityd/integrityd.conf"
 
-// Config is the file's content; zero values mean "not set".
+// Config is the file's content: the settings it sets (zero values mean
+// "not set"; ConfigFile is the name of the file).
 type Config struct {
-	Root            string
-	AppsPaths       []string
-	DataDir         string
-	Trust           string
-	CRL             string
-	StateDir        string
-	RescanInterval  time.Duration
-	Exclude         []string
-	Enforce         string
-	LogFormat       string
-	MetricsListen   string
-	MetricsTextfile string
-	// Set lists the keys the file set.
-	Set map[string]bool
+	Settings
+	// Set lists the keys the file set; Line says on which line (the
+	// first, for a repeatable key).
+	Set  map[string]bool
+	Line map[string]int
 }
 
 // Error is a problem at a line of a configuration file.
@@ -65,9 +62,10 @@ func Load(path string) (*Config, error) {
 	return Parse(data, path)
 }
 
-// Parse reads a configuration; name is used in errors.
+// Parse reads a configuration; name is used in errors. Values are only
+// parsed here; Flags.Settings validates them once merged with the flags.
 func Parse(data []byte, name string) (*Config, error) {
-	c := &Config{Set: map[string]bool{}}
+	c := &Config{Settings: Settings{ConfigFile: name}, Set: map[string]bool{}, Line: map[string]int{}}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -88,6 +86,9 @@ func Parse(data []byte, name string) (*Config, error) {
 		if err := c.set(key, value); err != nil {
 			return nil, &Error{name, n, err.Error()}
 		}
+		if !c.Set[key] {
+			c.Set[key], c.Line[key] = true, n
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read configuration %s: %w", name, err)
@@ -95,49 +96,35 @@ func Parse(data []byte, name string) (*Config, error) {
 	return c, nil
 }
 
+// set parses one line's value into its setting.
 func (c *Config) set(key, value string) error {
-	single := map[string]*string{
-		"root": &c.Root, "data_dir": &c.DataDir, "trust": &c.Trust, "crl": &c.CRL, "state_dir": &c.StateDir,
-		"enforce": &c.Enforce, "log_format": &c.LogFormat, "metrics_listen": &c.MetricsListen, "metrics_textfile": &c.MetricsTextfile,
+	st, ok := byKey(key)
+	if !ok {
+		return fmt.Errorf("unknown key %q", key)
 	}
-	switch key {
-	case "apps_path":
-		c.AppsPaths = append(c.AppsPaths, value)
-	case "exclude":
-		c.Exclude = append(c.Exclude, value)
-	case "rescan_interval":
-		if c.Set[key] {
-			return fmt.Errorf("%s set twice", key)
-		}
-		d, err := time.ParseDuration(value)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("rescan_interval: %q is not a positive duration (like 30m or 1h)", value)
-		}
-		c.RescanInterval = d
-	default:
-		p, ok := single[key]
-		if !ok {
-			return fmt.Errorf("unknown key %q", key)
-		}
+	if st.abs && !strings.HasPrefix(value, "/") && !(key == "crl" && value == "none") {
+		return fmt.Errorf("%s: %q is not an absolute path", key, value)
+	}
+	switch p := st.field(&c.Settings).(type) {
+	case *[]string:
+		*p = append(*p, value)
+		return nil
+	case *string:
 		if c.Set[key] {
 			return fmt.Errorf("%s set twice", key)
 		}
 		*p = value
+	case *time.Duration:
+		if c.Set[key] {
+			return fmt.Errorf("%s set twice", key)
+		}
+		d, err := time.ParseDuration(value)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not a positive duration (like 30m or 1h)", key, value)
+		}
+		*p = d
+	default:
+		panic(fmt.Sprintf("config: setting %s has a field of type %T", key, p))
 	}
-	switch key {
-	case "enforce":
-		if value != "auto" && value != "yes" && value != "no" {
-			return fmt.Errorf(`enforce: %q, want "auto", "yes" or "no"`, value)
-		}
-	case "log_format":
-		if value != "auto" && value != "journal" && value != "json" && value != "console" {
-			return fmt.Errorf(`log_format: %q, want "auto", "journal", "json" or "console"`, value)
-		}
-	case "root", "data_dir", "trust", "crl", "state_dir", "apps_path", "metrics_textfile":
-		if !strings.HasPrefix(value, "/") && !(key == "crl" && value == "none") {
-			return fmt.Errorf("%s: %q is not an absolute path", key, value)
-		}
-	}
-	c.Set[key] = true
 	return nil
 }

@@ -28,6 +28,17 @@ metrics_textfile = /var/lib/node_exporter/integrityd.prom
 	}
 }
 
+// parseAndValidate parses a file and validates the settings it makes:
+// some bad values are only found once merged.
+func parseAndValidate(data []byte, name string) error {
+	c, err := Parse(data, name)
+	if err != nil {
+		return err
+	}
+	var cmd Command
+	return merge(cmd.Defaults(), c, &Settings{}, nil).validate(cmd)
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"root = /a\nfrobnicate = 1\n", "t.conf:2: unknown key \"frobnicate\""},
@@ -41,10 +52,10 @@ func TestParseErrors(t *testing.T) {
 		{"trust =\n", "t.conf:1: trust: empty value"},
 	}
 	for _, tt := range tests {
-		_, err := Parse([]byte(tt.in), "t.conf")
+		err := parseAndValidate([]byte(tt.in), "t.conf")
 		var ce *Error
 		if !errors.As(err, &ce) || err.Error() != tt.want {
-			t.Errorf("Parse(%q) = %v, want %s", tt.in, err, tt.want)
+			t.Errorf("parse and validate %q: %v, want %s", tt.in, err, tt.want)
 		}
 	}
 }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/integrityd/integrityd/internal/daemon"
+	"github.com/integrityd/integrityd/internal/demo"
+)
+
+func demoRoot(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "nc")
+	if err := demo.Build(context.Background(), root); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func writeConf(t *testing.T, lines ...string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "integrityd.conf")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// The daemon's configuration is made from the merged settings, --workers
+// included; SIGHUP runs the same loadRun.
+func TestLoadRun(t *testing.T) {
+	root := demoRoot(t)
+	conf := writeConf(t, "root = "+root, "state_dir = /srv/state", "rescan_interval = 30m", "exclude = lib/extra.php", "crl = none")
+	s, cfg, err := loadRun("run", []string{"--config", conf, "--workers", "3", "--rescan-interval", "10m", "--metrics-listen", "127.0.0.1:0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := daemon.Config{
+		Root: root, AppsPaths: []string{filepath.Join(root, "apps")}, Exclude: []string{filepath.Join(root, "lib/extra.php")},
+		Trust: filepath.Join(root, "resources/codesigning/root.crt"), StateDir: "/srv/state",
+		Workers: 3, RescanInterval: 10 * time.Minute,
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("daemon.Config\ngot  %+v\nwant %+v", cfg, want)
+	}
+	if s.MetricsListen != "127.0.0.1:0" || s.LogFormat != "auto" || s.ConfigFile != conf {
+		t.Errorf("settings: %+v", s)
+	}
+}
+
+// Every command takes its settings from the one merge: its errors and
+// exit statuses.
+func TestCommandSettings(t *testing.T) {
+	root := demoRoot(t)
+	stateA, stateB := t.TempDir(), t.TempDir()
+	stateConf := writeConf(t, "state_dir = "+stateA)
+	badEnforce := writeConf(t, "root = "+root, "enforce = maybe")
+	noEnforce := writeConf(t, "root = "+root, "enforce = no")
+	tests := []struct {
+		name  string
+		args  []string
+		code  int
+		want  string // in stderr
+		usage bool   // stderr has the usage line
+	}{
+		{"run rescan interval", []string{"run", "--root", root, "--rescan-interval", "0s"}, exitError, `--rescan-interval: "0s" is not a positive duration`, true},
+		{"run log format", []string{"check-config", "--root", root, "--log-format", "xml"}, exitError, `--log-format: "xml", want`, true},
+		{"check-config bad file value", []string{"check-config", "--config", badEnforce}, exitError, badEnforce + `:2: enforce: "maybe"`, false},
+		{"check-config bad file value overridden", []string{"check-config", "--config", badEnforce, "--enforce", "yes"}, exitError, badEnforce + `:2: enforce: "maybe"`, false},
+		{"check-config root not a directory", []string{"check-config", "--root", filepath.Join(root, "index.php")}, exitError, "not a directory", false},
+		{"check-core enforce from the file", []string{"check-core", "--config", noEnforce}, exitError, "--enforce=no", false},
+		{"check-core enforce flag over the file", []string{"check-core", "--config", noEnforce, "--enforce", "yes"}, exitClean, "", false},
+		{"check enforce flag", []string{"check", "--root", root, "--enforce", "sometimes"}, exitError, `--enforce: "sometimes", want "auto", "yes" or "no"`, true},
+		{"status output", []string{"status", "--output", "xml", "--state-dir", stateA}, exitError, `unknown --output "xml" (want one of text, json)`, true},
+		{"report output", []string{"report", "--output", "json_pretty", "--state-dir", stateB}, exitNotRunning, "no state in " + stateB, false},
+		{"report state dir from the file", []string{"report", "--config", stateConf}, exitNotRunning, "no state in " + stateA, false},
+		{"report state dir flag over the file", []string{"report", "--config", stateConf, "--state-dir", stateB}, exitNotRunning, "no state in " + stateB, false},
+		{"rescan state dir from the file", []string{"rescan", "--config", stateConf}, exitNotRunning, "no state in " + stateA, false},
+		{"status bad file", []string{"status", "--config", badEnforce}, exitError, badEnforce + ":2: enforce", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out, errOut)
+			}
+			if !strings.Contains(errOut, tt.want) {
+				t.Errorf("stderr does not contain %q: %s", tt.want, errOut)
+			}
+			if got := strings.Contains(errOut, "\nusage: integrityd "); got != tt.usage {
+				t.Errorf("usage line shown: %v, want %v: %s", got, tt.usage, errOut)
+			}
+		})
+	}
+}
