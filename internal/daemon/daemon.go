@@ -54,8 +54,9 @@ type Config struct {
 	// cannot be watched.
 	DegradedRescan time.Duration
 	// Settle is how long a scope being updated must be quiet before it
-	// is checked again; ChurnPaths is how many changed paths of one scope
-	// in one batch are folded into one recheck of the whole scope.
+	// is checked again. A batch with at least ChurnPaths changed paths of
+	// one scope, and a quarter of its files or more, is folded into one
+	// recheck of the whole scope.
 	Settle     time.Duration
 	ChurnPaths int
 	// MaxHold bounds how long a churning scope waits.

@@ -172,7 +172,9 @@ func (l *loop) run(ctx context.Context, werr <-chan error) error {
 			d.notify("STATUS=" + st)
 			status = st
 		}
-		if !l.nextScan.IsZero() {
+		if l.nextScan.IsZero() {
+			rescan.Stop() // a scan is on its way; its merge sets the next
+		} else {
 			rescan.Reset(max(time.Until(l.nextScan), 0))
 		}
 		if next := l.nextSettle(); !next.IsZero() {
@@ -340,8 +342,10 @@ func (l *loop) reconfigure(next Config) {
 		l.cfg.RescanInterval = next.RescanInterval
 	}
 	l.cfg.Exclude = next.Exclude
+	l.cfg.Workers = next.Workers
 	in := *l.in // an Install is never changed once shared
 	in.Exclude = next.Exclude
+	in.Checker.Workers = next.Workers
 	l.in = &in
 	l.d.install.Store(&in)
 	for name, s := range l.scopes {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -102,6 +103,7 @@ func checkScope(ctx context.Context, sc *verify.Scope, t *verify.Trust) scopeSca
 // (requests queued together share one scan). done, if not nil, is closed
 // once the scan is merged.
 func (l *loop) requestScan(ctx context.Context, reason string, done chan struct{}, reload bool) {
+	l.nextScan = time.Time{} // the periodic one waits for this one's end
 	if l.scan != nil {
 		if l.next == nil {
 			l.next = &scanJob{reason: reason}
@@ -183,10 +185,7 @@ func (l *loop) merge(ctx context.Context, res *scanResult) {
 			s.sc = r.sc
 		}
 		keys := topmost(touched)
-		for _, k := range keys {
-			r.findings = overlay(r.findings, k, l.part(s, k))
-			r.links = overlayLinks(r.links, k, s.links)
-		}
+		r.findings, r.links = l.overlay(s, r, keys)
 		l.adopt(s, r)
 		for _, k := range keys {
 			if s.exp == nil || !l.recheck(ctx, s, k) {
@@ -223,34 +222,55 @@ func (l *loop) merge(ctx context.Context, res *scanResult) {
 	}
 }
 
-// overlay replaces the findings at key and below with cur's.
-func overlay(fs []verify.Finding, key string, cur map[string]*verify.Finding) []verify.Finding {
-	out := fs[:0:0]
-	for _, f := range fs {
-		if f.Path == "" || !under(f.Path, key) {
-			out = append(out, f)
+// overlay returns the scan's findings and links for s with those at keys
+// (topmost: none below another) and below replaced by the loop's own.
+func (l *loop) overlay(s *scope, r scopeScan, keys []string) ([]verify.Finding, []string) {
+	if len(keys) == 0 {
+		return r.findings, r.links
+	}
+	set := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		set[k] = true
+	}
+	touched := func(p string) bool {
+		for ; p != ""; p = parentKey(p) {
+			if set[p] {
+				return true
+			}
+		}
+		return false
+	}
+	fs := make([]verify.Finding, 0, len(r.findings))
+	for _, f := range r.findings {
+		if !touched(f.Path) {
+			fs = append(fs, f)
 		}
 	}
-	for _, f := range cur {
-		out = append(out, *f)
+	for _, k := range keys {
+		for _, f := range l.part(s, k) {
+			fs = append(fs, *f)
+		}
 	}
-	return out
+	links := make([]string, 0, len(r.links))
+	for _, p := range r.links {
+		if !touched(p) {
+			links = append(links, p)
+		}
+	}
+	for p := range s.links {
+		if touched(p) {
+			links = append(links, p)
+		}
+	}
+	return fs, links
 }
 
-// overlayLinks replaces the links at key and below with cur's.
-func overlayLinks(links []string, key string, cur map[string]bool) []string {
-	out := links[:0:0]
-	for _, p := range links {
-		if !under(p, key) {
-			out = append(out, p)
-		}
+// parentKey is the key of the directory holding key ("" at the top).
+func parentKey(key string) string {
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		return key[:i]
 	}
-	for p := range cur {
-		if under(p, key) {
-			out = append(out, p)
-		}
-	}
-	return out
+	return ""
 }
 
 func contains(keys []string, k string) bool {
