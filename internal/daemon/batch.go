@@ -155,7 +155,7 @@ func (l *loop) adopt(s *scope, r scopeScan) {
 	s.exp = r.exp
 	s.setLinks("", r.links)
 	l.replace(s, "", r.findings)
-	l.changed = true
+	l.modified()
 }
 
 // hold makes a scope wait until it has been quiet for Settle, but no
@@ -335,7 +335,7 @@ func (l *loop) syncScopes() []*scope {
 		l.scopes[name] = s
 		l.recount(s)
 		added = append(added, s)
-		l.changed = true
+		l.modified()
 		if real != "" && !l.extraTree[real] && l.w != nil {
 			// A symlinked app: Nextcloud checks it through the link, so
 			// its target is watched too.

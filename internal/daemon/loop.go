@@ -35,6 +35,7 @@ type loop struct {
 
 	batches   uint64 // batches handled
 	changed   bool   // something the snapshot shows changed since publish
+	version   uint64 // increases when what the state file records changes
 	published time.Time
 	extraTree map[string]bool // watched trees added for symlinked apps
 
@@ -189,7 +190,7 @@ func (l *loop) put(f verify.Finding) {
 	if s := l.scopes[f.Scope]; s != nil {
 		s.count(f.Path, 1)
 	}
-	l.changed = true
+	l.modified()
 }
 
 // own returns the findings of scope, ready to be changed.
@@ -277,7 +278,7 @@ func (l *loop) replace(s *scope, key string, fresh []verify.Finding) {
 		}
 		l.d.logTransition(t)
 	}
-	l.changed = true
+	l.modified()
 }
 
 // drop forgets a scope that no longer exists (an app that was removed).
@@ -287,6 +288,14 @@ func (l *loop) drop(name string) {
 	}
 	delete(l.findings, name)
 	delete(l.shared, name)
+	l.modified()
+}
+
+// modified notes a change of what the state file records (findings, scan
+// metadata): the saver writes it. Other changes (a batch handled, a scope
+// held) are only published.
+func (l *loop) modified() {
+	l.version++
 	l.changed = true
 }
 
@@ -317,7 +326,11 @@ func (l *loop) publish() {
 	}
 	if prev := l.d.snap.Load(); prev != nil {
 		s.Seq = prev.Seq + 1
+		if prev.meta.WatchedDirs != s.meta.WatchedDirs || prev.meta.Degraded != s.meta.Degraded {
+			l.version++
+		}
 	}
+	s.Version = l.version
 	l.d.snap.Store(s)
 	l.changed, l.published = false, s.Published
 }
@@ -374,7 +387,7 @@ func (l *loop) checkPinned() {
 		return
 	}
 	l.meta.TrustDiffers = why
-	l.changed = true
+	l.modified()
 	switch {
 	case why != "" && was == "":
 		l.log.Error("the install's trust anchor differs from the pinned one", zap.String("message_id", journal.IDTrustDiffer),

@@ -19,7 +19,7 @@ type saver struct {
 	d       *Daemon
 	poke    chan struct{}
 	mu      sync.Mutex
-	saved   uint64 // Seq of the snapshot last written
+	saved   uint64 // Version of the snapshot last written
 	failing bool
 }
 
@@ -42,7 +42,7 @@ func (sv *saver) save() {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
 	s := d.snap.Load()
-	if s.Seq == sv.saved {
+	if s.Version == sv.saved {
 		return
 	}
 	st := s.State()
@@ -58,7 +58,7 @@ func (sv *saver) save() {
 	if sv.failing {
 		d.log.Info("state saved again", zap.String("dir", d.cfg.StateDir))
 	}
-	sv.failing, sv.saved = false, s.Seq
+	sv.failing, sv.saved = false, s.Version
 }
 
 // run saves every SaveInterval and when poked, and once more when ctx is

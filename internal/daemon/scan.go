@@ -198,7 +198,7 @@ func (l *loop) merge(ctx context.Context, res *scanResult) {
 	l.meta.LastFullScan = j.start
 	l.meta.LastFullDuration = res.dur
 	l.meta.RescanInterval = l.cfg.RescanInterval
-	l.changed = true
+	l.modified()
 	l.publish()
 	snap := l.d.snap.Load()
 	l.d.metrics.scanDone(res.dur)

@@ -12,6 +12,7 @@ import (
 // never changed afterwards: safe to read from any goroutine.
 type Snapshot struct {
 	Seq       uint64 // increases with each snapshot
+	Version   uint64 // increases when what the state file records changes
 	Batches   uint64 // batches of events handled so far
 	Published time.Time
 	Scopes    int  // scopes checked
