@@ -3,8 +3,8 @@ package daemon
 import (
 	"os"
 	"path/filepath"
-	"testing"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/integrityd/integrityd/internal/demo"
