@@ -318,13 +318,7 @@ func (l *loop) addWatches() error {
 			l.log.Warn("state directory not watched", zap.Error(err))
 		}
 	}
-	for _, f := range []string{l.cfg.Trust, l.cfg.CRL} {
-		if dir := filepath.Dir(f); f != "" && !l.inTree(dir) {
-			if err := l.w.AddDir(dir); err != nil {
-				l.log.Error("trust file not watched", zap.String("file", f), zap.Error(err))
-			}
-		}
-	}
+	l.watchTrust()
 	if err := l.w.AddTree(l.in.Root); err != nil {
 		return err
 	}
@@ -336,4 +330,16 @@ func (l *loop) addWatches() error {
 		}
 	}
 	return nil
+}
+
+// watchTrust watches the directories of the trust files (those outside
+// the trees; adding a watch twice is harmless).
+func (l *loop) watchTrust() {
+	for _, f := range []string{l.cfg.Trust, l.cfg.CRL} {
+		if dir := filepath.Dir(f); f != "" && !l.inTree(dir) {
+			if err := l.w.AddDir(dir); err != nil {
+				l.log.Error("trust file not watched", zap.String("file", f), zap.Error(err))
+			}
+		}
+	}
 }

@@ -368,6 +368,12 @@ func (l *loop) reconfigure(next Config) {
 			s.sc = in.App(name, s.sc.Dir)
 		}
 	}
+	if l.w != nil {
+		l.watchTrust()
+		// Directories no longer excluded get their watches (Resync
+		// walks every tree with the new rule).
+		l.w.Resync()
+	}
 }
 
 // checkPinned compares the install's root.crt with the pinned trust

@@ -45,10 +45,10 @@ func (sv *saver) save() {
 	if s.Version == sv.saved {
 		return
 	}
-	st := s.State()
+	st := s.meta
 	st.PID = os.Getpid()
 	st.Updated = time.Now()
-	if err := state.Save(d.cfg.StateDir, st); err != nil {
+	if err := state.SaveFindings(d.cfg.StateDir, &st, s.sorted()); err != nil {
 		if !sv.failing {
 			d.log.Warn("cannot save state; still watching, will retry", zap.String("message_id", journal.IDStateError), zap.Error(err))
 		}

@@ -25,15 +25,13 @@ type Snapshot struct {
 	meta       state.State // scan metadata, without findings
 }
 
-// Findings returns the findings in report order.
+// Findings returns a copy of the findings in report order.
 func (s *Snapshot) Findings() []verify.Finding {
-	out := make([]verify.Finding, 0, s.Count())
-	for _, m := range s.findings {
-		for _, f := range m {
-			out = append(out, *f)
-		}
+	ptrs := s.sorted()
+	out := make([]verify.Finding, len(ptrs))
+	for i, f := range ptrs {
+		out[i] = *f
 	}
-	verify.SortFindings(out)
 	return out
 }
 
@@ -55,6 +53,19 @@ func (s *Snapshot) State() *state.State {
 	st := s.meta
 	st.Findings = s.Findings()
 	return &st
+}
+
+// sorted returns the findings in report order, shared with s (a slice of
+// pointers: the findings are not copied).
+func (s *Snapshot) sorted() []*verify.Finding {
+	out := make([]*verify.Finding, 0, s.Count())
+	for _, m := range s.findings {
+		for _, f := range m {
+			out = append(out, f)
+		}
+	}
+	verify.SortFindingPtrs(out)
+	return out
 }
 
 // statusLine is the one-line summary for systemctl status.

@@ -32,7 +32,7 @@ type State struct {
 	Version  int              `json:"version"`
 	PID      int              `json:"pid"`
 	Updated  time.Time        `json:"updated"`
-	Findings []verify.Finding `json:"findings"`
+	Findings []verify.Finding `json:"findings,omitempty"`
 	// Complete is false until the first full scan of this run finished;
 	// findings then reflect a full scan.
 	Complete         bool          `json:"complete"`
@@ -87,14 +87,48 @@ func Load(dir string) (*State, error) {
 // Save writes s to dir atomically.
 func Save(dir string, s *State) error {
 	s.Version = formatVersion
-	data, err := json.Marshal(s)
+	fs := make([]*verify.Finding, len(s.Findings))
+	for i := range s.Findings {
+		fs[i] = &s.Findings[i]
+	}
+	meta := *s
+	meta.Findings = nil
+	return SaveFindings(dir, &meta, fs)
+}
+
+// SaveFindings writes meta with findings fs (meta.Findings is ignored) to
+// dir atomically, streaming the findings one by one: the JSON of a whole
+// install's findings is never in memory at once.
+func SaveFindings(dir string, meta *State, fs []*verify.Finding) error {
+	m := *meta
+	m.Version = formatVersion
+	m.Findings = nil
+	head, err := json.Marshal(&m) // {"version":...}, findings omitted
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	return verify.WriteFileAtomic(Path(dir), data, 0o640)
+	return verify.WriteAtomic(Path(dir), 0o640, func(w io.Writer) error {
+		if _, err := io.WriteString(w, `{"findings":[`); err != nil {
+			return err
+		}
+		for i, f := range fs {
+			data, err := json.Marshal(f)
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				data = append([]byte{','}, data...)
+			}
+			if _, err := w.Write(data); err != nil {
+				return err
+			}
+		}
+		_, err := fmt.Fprintf(w, "],%s", head[1:])
+		return err
+	})
 }
 
 // CleanTemp removes temporary files that an interrupted Save left.

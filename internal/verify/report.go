@@ -38,22 +38,29 @@ type Finding struct {
 // EXCEPTION, then by kind (INVALID_HASH, MISSING_FILE, EXTRA_FILE,
 // EXCEPTION) and path.
 func SortFindings(f []Finding) {
-	sort.SliceStable(f, func(i, j int) bool {
-		a, b := &f[i], &f[j]
-		if a.Scope != b.Scope {
-			if a.Scope == "core" || b.Scope == "core" {
-				return a.Scope == "core"
-			}
-			return a.Scope < b.Scope
+	sort.SliceStable(f, func(i, j int) bool { return before(&f[i], &f[j]) })
+}
+
+// SortFindingPtrs is SortFindings for pointers.
+func SortFindingPtrs(f []*Finding) {
+	sort.SliceStable(f, func(i, j int) bool { return before(f[i], f[j]) })
+}
+
+// before is the report order.
+func before(a, b *Finding) bool {
+	if a.Scope != b.Scope {
+		if a.Scope == "core" || b.Scope == "core" {
+			return a.Scope == "core"
 		}
-		if (a.Path == "") != (b.Path == "") {
-			return a.Path == ""
-		}
-		if a.Kind != b.Kind {
-			return kindOrder[a.Kind] < kindOrder[b.Kind]
-		}
-		return a.Path < b.Path
-	})
+		return a.Scope < b.Scope
+	}
+	if (a.Path == "") != (b.Path == "") {
+		return a.Path == ""
+	}
+	if a.Kind != b.Kind {
+		return kindOrder[a.Kind] < kindOrder[b.Kind]
+	}
+	return a.Path < b.Path
 }
 
 // ScopeResult is the outcome of checking one scope.
