@@ -151,6 +151,7 @@ type model struct {
 	rnd  *rand.Rand
 	keys *demo.Keys
 	log  []string
+	d    *Daemon // for rescans
 }
 
 // files lists the regular files under the checked parts of the tree.
@@ -205,7 +206,7 @@ func (m *model) step() {
 	f, d := m.pick(files), m.pick(dirs)
 	var op string
 	var err error
-	switch m.rnd.Intn(15) {
+	switch m.rnd.Intn(16) {
 	case 0:
 		op = "write " + f
 		err = os.WriteFile(f, m.content(), 0o644)
@@ -291,6 +292,11 @@ func (m *model) step() {
 		if c, ok := demo.Files[rel]; ok {
 			err = os.WriteFile(f, []byte(c), 0o644)
 		}
+	case 15:
+		// A full rescan that runs while the next operations happen: its
+		// merge must keep what the loop saw meanwhile.
+		op = "rescan (not waited for)"
+		go m.d.Rescan(context.Background())
 	}
 	if err != nil && !os.IsExist(err) {
 		op += " (" + err.Error() + ")"
@@ -323,6 +329,7 @@ func TestModel(t *testing.T) {
 	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			t.Parallel() // each seed has its own tree and daemon
 			root := filepath.Join(t.TempDir(), "nc")
 			keys, err := demo.BuildWithKeys(context.Background(), root)
 			if err != nil {
@@ -330,14 +337,14 @@ func TestModel(t *testing.T) {
 			}
 			r := start(t, testConfig(root, t.TempDir()))
 			assertSame(t, r, root, "initial scan")
-			m := &model{t: t, root: root, rnd: rand.New(rand.NewSource(seed)), keys: keys}
+			m := &model{t: t, root: root, rnd: rand.New(rand.NewSource(seed)), keys: keys, d: r.d}
 			for i := 0; i < rounds; i++ {
-				n := 1 + m.rnd.Intn(5)
+				n, logged := 1+m.rnd.Intn(5), len(m.log)
 				for j := 0; j < n; j++ {
 					m.step()
 				}
 				r.waitIdle(t)
-				assertSame(t, r, root, fmt.Sprintf("round %d after:\n  %s", i, strings.Join(m.log[len(m.log)-n:], "\n  ")))
+				assertSame(t, r, root, fmt.Sprintf("round %d after:\n  %s", i, strings.Join(m.log[logged:], "\n  ")))
 			}
 		})
 	}
