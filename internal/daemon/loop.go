@@ -133,42 +133,19 @@ func (l *loop) run(ctx context.Context, werr <-chan error) error {
 			}
 			return fmt.Errorf("watcher stopped: %w", err)
 		case b := <-l.w.Batches():
-			l.batches++
-			l.changed = true
-			if b.Rescan {
-				d.metrics.eventsLost.Inc()
-				l.log.Warn("rescanning everything", zap.String("reason", b.Reason))
-				l.requestScan(ctx, b.Reason, nil, false)
-			} else {
-				l.apply(ctx, b.Paths)
-			}
-			if d.onBatch != nil {
-				d.onBatch(b.Paths)
-			}
+			l.batch(ctx, b)
 		case <-settle.C:
 			l.settled(ctx)
 		case <-rescan.C:
 			l.w.Resync() // repairs watches, and retries those a limit refused
 			l.requestScan(ctx, "periodic", nil, false)
 		case req := <-d.reqs:
-			// systemctl reload: RELOADING=1 with the time now, READY=1
-			// once the rescan is merged.
-			d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "\nSTATUS=full rescan")
-			if req.cfg != nil {
-				l.reconfigure(*req.cfg)
-			}
-			l.requestScan(ctx, "requested", req.done, true)
+			l.request(ctx, req)
 		case res := <-l.scanDone:
 			l.scanFinished(ctx, res)
 		case <-publish.C:
 		}
-		if l.changed {
-			if wait := l.cfg.PublishEvery - time.Since(l.published); wait > 0 {
-				publish.Reset(wait)
-			} else {
-				l.publish()
-			}
-		}
+		l.publishSoon(publish)
 		if st := d.snap.Load().statusLine(); st != status {
 			d.notify("STATUS=" + st)
 			status = st
@@ -182,6 +159,45 @@ func (l *loop) run(ctx context.Context, werr <-chan error) error {
 			settle.Reset(max(time.Until(next), 0))
 		}
 	}
+}
+
+// batch handles one batch of the watcher.
+func (l *loop) batch(ctx context.Context, b watch.Batch) {
+	l.batches++
+	l.changed = true
+	if b.Rescan {
+		l.d.metrics.eventsLost.Inc()
+		l.log.Warn("rescanning everything", zap.String("reason", b.Reason))
+		l.requestScan(ctx, b.Reason, nil, false)
+	} else {
+		l.apply(ctx, b.Paths)
+	}
+	if l.d.onBatch != nil {
+		l.d.onBatch(b.Paths)
+	}
+}
+
+// request handles a reload or rescan (systemctl reload): RELOADING=1 with
+// the time now, READY=1 once the rescan is merged.
+func (l *loop) request(ctx context.Context, req request) {
+	l.d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "\nSTATUS=full rescan")
+	if req.cfg != nil {
+		l.reconfigure(*req.cfg)
+	}
+	l.requestScan(ctx, "requested", req.done, true)
+}
+
+// publishSoon publishes what changed, at most every PublishEvery: the
+// timer t publishes the rest.
+func (l *loop) publishSoon(t *time.Timer) {
+	if !l.changed {
+		return
+	}
+	if wait := l.cfg.PublishEvery - time.Since(l.published); wait > 0 {
+		t.Reset(wait)
+		return
+	}
+	l.publish()
 }
 
 // put records a finding without alerting (the previous state).
