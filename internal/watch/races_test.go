@@ -32,6 +32,7 @@ import (
 // updaters do) when the IN_MOVE_SELF is handled while Run's dropBelow is
 // between two fsw.Remove calls: TestChurn runs into it.
 func TestMovedAwayAndDeletedWhileBusy(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	d := filepath.Join(t.TempDir(), "d") // e.g. the state or trust directory
 	mkdirs(t, d)
@@ -48,8 +49,8 @@ func TestMovedAwayAndDeletedWhileBusy(t *testing.T) {
 		}
 		return false
 	}
-	// Not newWatcher: Close would hang after the deadlock.
-	w, err := New(zaptest.NewLogger(t), skip)
+	// Not newHarness: Close would hang after the deadlock.
+	w, err := New(zaptest.NewLogger(t), skip, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,12 +122,18 @@ func treeDirs(t *testing.T, root string) []string {
 // that exactly the directories of the tree are watched, that fsnotify
 // agrees, and that a write in each of them is reported under its current
 // path.
+//
+// Not parallel: under load Run falls behind the kernel, and then fsnotify
+// (v1.10.1) can panic in Remove (watches.removePath) when a path was
+// re-added while its new inode was watched under another name. That is a
+// real bug, not a test artefact; running alone keeps this test as likely
+// to pass as before the tests ran in parallel, until the bug is fixed.
 func TestChurn(t *testing.T) {
 	for seed := int64(1); seed <= 3; seed++ {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			root := t.TempDir()
 			outside := t.TempDir()
-			h := startWatcher(t, root, nil)
+			h := startWatcher(t, root, nil, Options{})
 			rnd := newRand(seed)
 			names := []string{"a", "b", "c"}
 			randPath := func(base string) string {
@@ -221,6 +228,7 @@ func newRand(seed int64) *rand.Rand { return rand.New(rand.NewSource(seed)) }
 // a/b/c, which exist, and nothing adds them again. Writes below a/b are
 // lost silently (Stats and fsnotify agree; no degraded state).
 func TestReplacedDirWhileBehind(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
 	mkdirs(t, b+"/c")

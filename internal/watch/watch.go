@@ -7,10 +7,11 @@
 // written into it before its watch existed), and drops the watches below a
 // directory that is renamed or removed (inotify keeps watching the inode
 // under its old name). Events are coalesced: a batch is delivered once the
-// tree has been quiet for Delay, or MaxDelay after its first event, and
-// paths keep accumulating while the consumer is busy. When events were
-// lost (queue overflow, watcher error) or a batch would exceed MaxPaths,
-// the batch says Rescan.
+// tree has been quiet for Options.Delay, or Options.MaxDelay after its
+// first event, and paths keep accumulating while the consumer is busy.
+// When events were lost (queue overflow, watcher error) or a batch would
+// exceed Options.MaxPaths, the batch says Rescan. Each Watcher has its own
+// Options; the package has no mutable state.
 package watch
 
 import (
@@ -31,15 +32,35 @@ import (
 	"github.com/integrityd/integrityd/internal/journal"
 )
 
-// Tunables; package variables so that tests can change them.
-var (
-	// Delay is how long the tree must be quiet before a batch goes out.
-	Delay = 20 * time.Millisecond
-	// MaxDelay bounds the wait from the first event of a batch.
-	MaxDelay = 200 * time.Millisecond
-	// MaxPaths folds a larger batch into a rescan of everything.
-	MaxPaths = 50000
+// Options tune a Watcher; zero fields take the defaults.
+type Options struct {
+	Delay    time.Duration // quiet time before a batch goes out (default 20 ms)
+	MaxDelay time.Duration // bound on the wait from a batch's first event (default 200 ms)
+	MaxPaths int           // a larger batch becomes a Rescan (default 50000)
+}
+
+// The defaults of Options. A security alert must reach the journal within
+// a second, so the delays are tens of milliseconds, not syncthing's 10 s.
+const (
+	defaultDelay    = 20 * time.Millisecond
+	defaultMaxDelay = 200 * time.Millisecond
+	defaultMaxPaths = 50000
 )
+
+// withDefaults returns o with the defaults in its zero (or negative)
+// fields.
+func (o Options) withDefaults() Options {
+	if o.Delay <= 0 {
+		o.Delay = defaultDelay
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = defaultMaxDelay
+	}
+	if o.MaxPaths <= 0 {
+		o.MaxPaths = defaultMaxPaths
+	}
+	return o
+}
 
 // Batch is a set of changed paths.
 type Batch struct {
@@ -53,6 +74,7 @@ type Watcher struct {
 	fsw  *fsnotify.Watcher
 	log  *zap.Logger
 	skip func(dir string) bool
+	opt  Options // with the defaults filled in
 	out  chan Batch
 
 	mu      sync.Mutex
@@ -67,8 +89,9 @@ type Watcher struct {
 }
 
 // New returns a Watcher. skip says which directories (absolute paths)
-// must not be watched, e.g. Nextcloud's data directory.
-func New(log *zap.Logger, skip func(dir string) bool) (*Watcher, error) {
+// must not be watched, e.g. Nextcloud's data directory; opt tunes the
+// batching.
+func New(log *zap.Logger, skip func(dir string) bool, opt Options) (*Watcher, error) {
 	fsw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, fmt.Errorf("start watcher: %w%s", err, limitHint(err))
@@ -76,7 +99,15 @@ func New(log *zap.Logger, skip func(dir string) bool) (*Watcher, error) {
 	if skip == nil {
 		skip = func(string) bool { return false }
 	}
-	return &Watcher{fsw: fsw, log: log, skip: skip, out: make(chan Batch), watched: map[string]bool{}, inodes: map[uint64]map[string]bool{}}, nil
+	return &Watcher{
+		fsw:     fsw,
+		log:     log,
+		skip:    skip,
+		opt:     opt.withDefaults(),
+		out:     make(chan Batch),
+		watched: map[string]bool{},
+		inodes:  map[uint64]map[string]bool{},
+	}, nil
 }
 
 // Batches delivers the batches; Run must be running.
@@ -320,11 +351,56 @@ func (w *Watcher) repair() {
 
 // Run reads events until ctx is done or the watcher is closed.
 func (w *Watcher) Run(ctx context.Context) error {
-	// fsnotify can send an error while it holds the lock that Add and
-	// Remove take (when it drops the watch of a moved directory itself):
-	// errors are read by a goroutine that never calls fsnotify, so Run,
-	// busy in Add, cannot deadlock with it. Errors are not lost: a full
-	// buffer means a rescan is coming anyway.
+	errs := w.relayErrors()
+	b := newBatcher(w.opt)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		var out chan<- Batch // nil, so never ready, while no batch waits
+		next, ready := b.next()
+		if ready {
+			out = w.out
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, ok := <-w.fsw.Events:
+			if !ok {
+				return errors.New("watcher closed")
+			}
+			w.handle(ev)
+			b.add(ev.Name)
+			timer.Reset(b.arm(time.Now()))
+		case err, ok := <-errs:
+			if !ok {
+				return errors.New("watcher closed")
+			}
+			reason := "watcher error: " + err.Error()
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				reason = "inotify event queue overflow (raise fs.inotify.max_queued_events)"
+			}
+			if b.lose(reason) {
+				w.log.Warn("events lost; rescanning everything", zap.String("message_id", journal.IDEventsLost), zap.String("reason", reason))
+			}
+			// Directories created or removed meanwhile: fix the watches
+			// before the consumer rescans.
+			w.Resync()
+			timer.Reset(b.arm(time.Now()))
+		case <-timer.C:
+			b.flush()
+		case out <- next:
+			b.sent()
+		}
+	}
+}
+
+// relayErrors relays fsnotify's errors. fsnotify can send an error while it
+// holds the lock that Add and Remove take (when it drops the watch of a
+// moved directory itself): errors are read by a goroutine that never calls
+// fsnotify, so Run, busy in Add, cannot deadlock with it. Errors are not
+// lost: a full buffer means a rescan is coming anyway. The channel is
+// closed when the watcher is.
+func (w *Watcher) relayErrors() <-chan error {
 	errs := make(chan error, 16)
 	go func() {
 		defer close(errs)
@@ -340,93 +416,99 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	pending := map[string]struct{}{}
-	var rescan bool
-	var reason string
-	var first time.Time
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	armed := false
-	var sendCh chan Batch
-	var batch Batch
+	return errs
+}
 
-	arm := func() {
-		now := time.Now()
-		if !armed {
-			first = now
-			armed = true
-			timer.Reset(Delay)
-			return
-		}
-		d := Delay
-		if left := MaxDelay - now.Sub(first); left < d {
-			d = max(left, 0)
-		}
-		timer.Reset(d)
+// batcher is Run's batching state: what changed since the timer last
+// fired, and the batch waiting for the consumer. It reads no clock and
+// does no I/O (Run owns the timer and the channels), so that its rules can
+// be tested alone.
+type batcher struct {
+	opt     Options
+	pending map[string]struct{} // paths changed since the last flush
+	rescan  bool                // events lost since the last flush
+	reason  string              // why rescan is set
+	first   time.Time           // first event since the last flush
+	armed   bool                // the timer runs; first is set
+	batch   Batch               // waiting for the consumer, if ready
+	ready   bool
+}
+
+func newBatcher(opt Options) *batcher {
+	return &batcher{opt: opt, pending: map[string]struct{}{}}
+}
+
+// add records a changed path. Once the paths to send would exceed
+// MaxPaths, they give way to a rescan.
+func (b *batcher) add(p string) {
+	if b.rescan {
+		return
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case ev, ok := <-w.fsw.Events:
-			if !ok {
-				return errors.New("watcher closed")
-			}
-			w.handle(ev)
-			if !rescan {
-				pending[ev.Name] = struct{}{}
-				if len(pending)+len(batch.Paths) > MaxPaths {
-					rescan, reason = true, fmt.Sprintf("more than %d changed paths", MaxPaths)
-					pending = map[string]struct{}{}
-				}
-			}
-			arm()
-		case err, ok := <-errs:
-			if !ok {
-				return errors.New("watcher closed")
-			}
-			if !rescan {
-				if errors.Is(err, fsnotify.ErrEventOverflow) {
-					reason = "inotify event queue overflow (raise fs.inotify.max_queued_events)"
-				} else {
-					reason = "watcher error: " + err.Error()
-				}
-				w.log.Warn("events lost; rescanning everything", zap.String("message_id", journal.IDEventsLost), zap.String("reason", reason))
-			}
-			rescan = true
-			pending = map[string]struct{}{}
-			// Directories created or removed meanwhile: fix the watches
-			// before the consumer rescans.
-			w.Resync()
-			arm()
-		case <-timer.C:
-			armed = false
-			// Merge into the batch waiting to go out, if any.
-			if rescan || batch.Rescan {
-				why := batch.Reason // a rescan already waiting keeps its reason
-				if why == "" {
-					why = reason
-				}
-				batch = Batch{Rescan: true, Reason: why}
-			} else {
-				for _, p := range batch.Paths {
-					pending[p] = struct{}{}
-				}
-				paths := make([]string, 0, len(pending))
-				for p := range pending {
-					paths = append(paths, p)
-				}
-				sort.Strings(paths)
-				batch = Batch{Paths: paths}
-			}
-			pending = map[string]struct{}{}
-			rescan, reason = false, ""
-			sendCh = w.out
-		case sendCh <- batch:
-			sendCh, batch = nil, Batch{}
-		}
+	b.pending[p] = struct{}{}
+	if len(b.pending)+len(b.batch.Paths) > b.opt.MaxPaths {
+		b.lose(fmt.Sprintf("more than %d changed paths", b.opt.MaxPaths))
 	}
 }
+
+// lose records that events were lost, so everything must be rechecked. It
+// reports whether this is the first loss since the last flush, the one
+// whose reason the batch gives.
+func (b *batcher) lose(reason string) (first bool) {
+	first = !b.rescan
+	if first {
+		b.rescan, b.reason = true, reason
+	}
+	b.pending = map[string]struct{}{}
+	return first
+}
+
+// arm returns the time the timer must run from now, after an add or a
+// lose: Delay of quiet, but no longer than MaxDelay after the first event
+// since the last flush.
+func (b *batcher) arm(now time.Time) time.Duration {
+	if !b.armed {
+		b.first, b.armed = now, true
+		return b.opt.Delay
+	}
+	d := b.opt.Delay
+	if left := b.opt.MaxDelay - now.Sub(b.first); left < d {
+		d = max(left, 0)
+	}
+	return d
+}
+
+// flush is for when the timer fires: what changed merges into the batch
+// waiting for the consumer (or a new one), which is then ready to go out.
+// A rescan absorbs paths, and the first rescan's reason is kept.
+func (b *batcher) flush() {
+	b.armed = false
+	if b.rescan || b.batch.Rescan {
+		why := b.batch.Reason
+		if why == "" {
+			why = b.reason
+		}
+		b.batch = Batch{Rescan: true, Reason: why}
+	} else {
+		for _, p := range b.batch.Paths {
+			b.pending[p] = struct{}{}
+		}
+		paths := make([]string, 0, len(b.pending))
+		for p := range b.pending {
+			paths = append(paths, p)
+		}
+		sort.Strings(paths)
+		b.batch = Batch{Paths: paths}
+	}
+	b.pending = map[string]struct{}{}
+	b.rescan, b.reason = false, ""
+	b.ready = true
+}
+
+// next returns the batch waiting for the consumer, if one is ready.
+func (b *batcher) next() (Batch, bool) { return b.batch, b.ready }
+
+// sent records that the consumer took the batch.
+func (b *batcher) sent() { b.batch, b.ready = Batch{}, false }
 
 // handle maintains the watches for one event.
 func (w *Watcher) handle(ev fsnotify.Event) {

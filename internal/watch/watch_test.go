@@ -22,7 +22,8 @@ import (
 // shared and slow under -race: a generous bound, never a tight timing.
 const waitTimeout = 5 * time.Second
 
-// harness is a Watcher whose Run loop runs for the duration of a test.
+// harness is a Watcher, closed at the end of the test, and its Run loop
+// once started.
 type harness struct {
 	t       *testing.T
 	w       *Watcher
@@ -30,62 +31,43 @@ type harness struct {
 	seq     int
 	cancel  context.CancelFunc
 	done    chan error
+	stuck   bool // Run did not return when asked to
 }
 
-// setTunables changes the package tunables for one test. Call it before
-// startWatcher: the cleanups run in reverse order, so the old values come
-// back only after Run has returned (Run reads them).
-func setTunables(t *testing.T, delay, maxDelay time.Duration, maxPaths int) {
-	d, md, mp := Delay, MaxDelay, MaxPaths
-	t.Cleanup(func() { Delay, MaxDelay, MaxPaths = d, md, mp })
-	if delay > 0 {
-		Delay = delay
-	}
-	if maxDelay > 0 {
-		MaxDelay = maxDelay
-	}
-	if maxPaths > 0 {
-		MaxPaths = maxPaths
-	}
-}
-
-// newWatcher returns a Watcher (not running) closed at the end of the test.
-func newWatcher(t *testing.T, skip func(string) bool) *Watcher {
+// newHarness returns a harness with a Watcher, not running yet.
+func newHarness(t *testing.T, skip func(string) bool, opt Options) *harness {
 	t.Helper()
-	w, err := New(zaptest.NewLogger(t), skip)
+	w, err := New(zaptest.NewLogger(t), skip, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if _, ok := stuck.Load(w); ok {
-			return // Close would hang too: fail, do not hang the test binary
+	h := &harness{t: t, w: w}
+	t.Cleanup(func() { // after stop: cleanups run last-in first-out
+		if !h.stuck { // Close would hang too: fail, do not hang the test binary
+			w.Close()
 		}
-		w.Close()
 	})
-	return w
-}
-
-// stuck holds the Watchers whose Run did not return when asked to.
-var stuck sync.Map
-
-// run starts w.Run; the test's cleanup stops it and checks how it ended.
-func run(t *testing.T, w *Watcher, syncDir string) *harness {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, w: w, syncDir: syncDir, cancel: cancel, done: make(chan error, 1)}
-	go func() { h.done <- w.Run(ctx) }()
-	t.Cleanup(h.stop)
 	return h
 }
 
+// start runs the Watcher; the test's cleanup stops it and checks how it
+// ended. Sentinel files go into syncDir.
+func (h *harness) start(syncDir string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.syncDir, h.cancel, h.done = syncDir, cancel, make(chan error, 1)
+	go func() { h.done <- h.w.Run(ctx) }()
+	h.t.Cleanup(h.stop)
+}
+
 // startWatcher watches the tree root and runs the watcher.
-func startWatcher(t *testing.T, root string, skip func(string) bool) *harness {
+func startWatcher(t *testing.T, root string, skip func(string) bool, opt Options) *harness {
 	t.Helper()
-	w := newWatcher(t, skip)
-	if err := w.AddTree(root); err != nil {
+	h := newHarness(t, skip, opt)
+	if err := h.w.AddTree(root); err != nil {
 		t.Fatal(err)
 	}
-	return run(t, w, root)
+	h.start(root)
+	return h
 }
 
 func (h *harness) stop() {
@@ -97,7 +79,7 @@ func (h *harness) stop() {
 		}
 		h.done <- err // stop is idempotent
 	case <-time.After(waitTimeout):
-		stuck.Store(h.w, true)
+		h.stuck = true
 		h.done <- errors.New("stuck") // stop is idempotent
 		buf := make([]byte, 1<<20)
 		h.t.Errorf("Run did not return %v after its context was cancelled; goroutines:\n%s", waitTimeout, buf[:runtime.Stack(buf, true)])
@@ -283,10 +265,11 @@ func under(batches []Batch, dirs ...string) []string {
 }
 
 func TestNestedWrite(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	deep := filepath.Join(root, "a", "b", "c")
 	mkdirs(t, deep)
-	h := startWatcher(t, root, nil)
+	h := startWatcher(t, root, nil, Options{})
 	waitWatched(t, h.w, root, root+"/a", root+"/a/b", deep)
 
 	f := filepath.Join(deep, "f")
@@ -301,8 +284,9 @@ func TestNestedWrite(t *testing.T) {
 // names the new directory (the consumer rechecks it as a whole), and the
 // new directories are watched, however fast they were created.
 func TestNewTree(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
-	h := startWatcher(t, root, nil)
+	h := startWatcher(t, root, nil, Options{})
 	const trees = 20
 	var want, dirs []string
 	dirs = append(dirs, root)
@@ -330,12 +314,13 @@ func TestNewTree(t *testing.T) {
 // with d/... paths (inotify keeps watching the inodes under their old
 // names unless the watches are dropped and re-added).
 func TestRenameDir(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	outside := t.TempDir()
 	d := filepath.Join(root, "d")
 	mkdirs(t, d+"/s1/s2", d+"/t")
 	write(t, d+"/f")
-	h := startWatcher(t, root, nil)
+	h := startWatcher(t, root, nil, Options{})
 	waitWatched(t, h.w, root, d, d+"/s1", d+"/s1/s2", d+"/t")
 
 	// Rename inside the tree: same number of watches, new names.
@@ -386,10 +371,11 @@ func TestRenameDir(t *testing.T) {
 // TestRenameDirOverEmptyDir: d renamed over an existing, empty, watched
 // directory e (rename(2) replaces it; inotify reports no removal of e).
 func TestRenameDirOverEmptyDir(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	d, e := filepath.Join(root, "d"), filepath.Join(root, "e")
 	mkdirs(t, d+"/s", e)
-	h := startWatcher(t, root, nil)
+	h := startWatcher(t, root, nil, Options{})
 	waitWatched(t, h.w, root, d, d+"/s", e)
 	// os.Rename refuses to replace a directory; rename(2) does it.
 	if err := syscall.Rename(d, e); err != nil {
@@ -407,11 +393,12 @@ func TestRenameDirOverEmptyDir(t *testing.T) {
 }
 
 func TestRemoveTree(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	r := filepath.Join(root, "r")
 	mkdirs(t, r+"/a/b", r+"/c", root+"/keep")
 	write(t, r+"/a/b/f")
-	h := startWatcher(t, root, nil)
+	h := startWatcher(t, root, nil, Options{})
 	waitWatched(t, h.w, root, r, r+"/a", r+"/a/b", r+"/c", root+"/keep")
 	if err := os.RemoveAll(r); err != nil {
 		t.Fatal(err)
@@ -428,6 +415,7 @@ func TestRemoveTree(t *testing.T) {
 }
 
 func TestSkip(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	skipped := filepath.Join(root, "skipme")
 	later := filepath.Join(root, "skiplater")
@@ -440,7 +428,7 @@ func TestSkip(t *testing.T) {
 		mu.Unlock()
 		return dir == skipped || dir == later
 	}
-	h := startWatcher(t, root, skip)
+	h := startWatcher(t, root, skip, Options{})
 	waitWatched(t, h.w, root, root+"/ok")
 
 	mkdirs(t, later+"/sub")
@@ -470,13 +458,14 @@ func TestSkip(t *testing.T) {
 // TestSymlinkNotFollowed: a symlink to a directory outside the tree, there
 // at the start or created later, is not followed.
 func TestSymlinkNotFollowed(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	outside := t.TempDir()
 	mkdirs(t, outside+"/sub")
 	if err := os.Symlink(outside, root+"/l1"); err != nil {
 		t.Fatal(err)
 	}
-	h := startWatcher(t, root, nil)
+	h := startWatcher(t, root, nil, Options{})
 	waitWatched(t, h.w, root)
 
 	if err := os.Symlink(outside, root+"/l2"); err != nil {
@@ -502,11 +491,11 @@ func TestSymlinkNotFollowed(t *testing.T) {
 // TestCoalesce: many writes to one file while the consumer reads give few
 // batches, each naming the file once.
 func TestCoalesce(t *testing.T) {
-	setTunables(t, 100*time.Millisecond, time.Second, 0)
+	t.Parallel()
 	root := t.TempDir()
 	f := filepath.Join(root, "f")
 	write(t, f)
-	h := startWatcher(t, root, nil)
+	h := startWatcher(t, root, nil, Options{Delay: 100 * time.Millisecond, MaxDelay: time.Second})
 
 	var got []Batch
 	var wg sync.WaitGroup
@@ -550,35 +539,79 @@ func TestCoalesce(t *testing.T) {
 	t.Logf("%d writes: %d batches name the file", writes, n)
 }
 
-// TestCoalesceWhileBusy: while the consumer does not read, batches merge:
-// everything arrives in one batch.
+// TestCoalesceWhileBusy: while the consumer does not read, the batch
+// waiting for it absorbs the later changes: paths written in rounds, each
+// long enough for a batch to form, all come in the first batch the
+// consumer reads (the last round's may come next on a slow machine).
+// Without the merge, the earlier rounds' paths would be lost (the waiting
+// batch replaced) or come in later batches.
 func TestCoalesceWhileBusy(t *testing.T) {
+	t.Parallel()
+	opt := Options{Delay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond}
+	const (
+		rounds = 4
+		round  = 2 * 50 * time.Millisecond // 2 MaxDelay: a batch forms and waits
+		settle = 8 * 50 * time.Millisecond // the last round is merged too
+	)
 	root := t.TempDir()
-	f, g := filepath.Join(root, "f"), filepath.Join(root, "g")
+	f := filepath.Join(root, "f") // written every round: named once
 	write(t, f)
-	h := startWatcher(t, root, nil)
-	for i := 0; i < 100; i++ {
+	h := startWatcher(t, root, nil, opt)
+	early := []string{f} // written before the last round
+	var last string
+	for i := 0; i < rounds; i++ {
+		p := filepath.Join(root, fmt.Sprint("p", i))
+		write(t, p)
 		write(t, f)
+		if i == rounds-1 {
+			last = p
+			break
+		}
+		early = append(early, p)
+		time.Sleep(round)
 	}
-	time.Sleep(4 * MaxDelay) // a batch is ready and waits for the consumer
-	write(t, g)
-	time.Sleep(4 * MaxDelay) // merged into it
-	got := h.waitPaths(f, g)
-	got = append(got, h.sync()...)
-	if n := len(under(got, f)); n != 1 {
-		t.Errorf("f named in %d batches, want 1: %+v", n, got)
+	time.Sleep(settle)
+
+	got := h.sync() // the consumer comes back
+	all := append([]string{last}, early...)
+	var named []Batch // the batches that name written paths
+	for _, b := range got {
+		if b.Rescan {
+			t.Fatalf("unexpected rescan: %+v", b)
+		}
+		if len(under([]Batch{b}, all...)) > 0 {
+			named = append(named, b)
+		}
 	}
-	if len(got[0].Paths) != 2 {
-		t.Logf("the batches did not merge (slow machine?): %+v", got)
+	missing := func(batches []Batch, want []string) []string {
+		var m []string
+		for _, p := range want {
+			if len(under(batches, p)) == 0 {
+				m = append(m, p)
+			}
+		}
+		return m
+	}
+	if m := missing(got, all); len(m) > 0 {
+		t.Fatalf("written while the consumer was busy, never reported: %q; got batches %+v", m, got)
+	}
+	switch m := missing(got[:1], early); {
+	case len(m) > 0:
+		t.Errorf("the batch that waited for the consumer did not absorb the later rounds: %q missing from the first batch; got batches %+v", m, got)
+	case len(named) > 2:
+		t.Errorf("%d rounds of writes while the consumer was busy came in %d batches, want 1 (2 on a slow machine): %+v", rounds, len(named), named)
+	case len(named) == 2:
+		t.Logf("the last round was not merged yet (slow machine?): %+v", named)
 	}
 }
 
 // TestMaxDelay: a tree that never goes quiet still gets batches.
 func TestMaxDelay(t *testing.T) {
-	setTunables(t, 2*time.Second, 100*time.Millisecond, 0)
+	t.Parallel()
+	opt := Options{Delay: 2 * time.Second, MaxDelay: 100 * time.Millisecond}
 	root := t.TempDir()
 	f := filepath.Join(root, "f")
-	h := startWatcher(t, root, nil)
+	h := startWatcher(t, root, nil, opt)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -597,7 +630,7 @@ func TestMaxDelay(t *testing.T) {
 	// can make a batch go out.
 	b, ok := h.next(waitTimeout)
 	if !ok {
-		t.Fatalf("no batch within %v while writes go on; MaxDelay is %v", waitTimeout, MaxDelay)
+		t.Fatalf("no batch within %v while writes go on; MaxDelay is %v", waitTimeout, opt.MaxDelay)
 	}
 	if len(under([]Batch{b}, f)) != 1 {
 		t.Errorf("batch %+v does not name %s", b, f)
@@ -606,10 +639,11 @@ func TestMaxDelay(t *testing.T) {
 
 // TestMaxPaths: more changed paths than MaxPaths fold into a rescan.
 func TestMaxPaths(t *testing.T) {
+	t.Parallel()
 	// A long Delay keeps the 200 creations in one batch window.
-	setTunables(t, 500*time.Millisecond, 5*time.Second, 50)
+	opt := Options{Delay: 500 * time.Millisecond, MaxDelay: 5 * time.Second, MaxPaths: 50}
 	root := t.TempDir()
-	h := startWatcher(t, root, nil)
+	h := startWatcher(t, root, nil, opt)
 	for i := 0; i < 200; i++ {
 		write(t, filepath.Join(root, fmt.Sprint("f", i)))
 	}
@@ -627,17 +661,18 @@ func TestMaxPaths(t *testing.T) {
 // TestRescanReasonKeptWhenMerged: a rescan batch waiting for a busy
 // consumer keeps its Reason when later events merge into it.
 func TestRescanReasonKeptWhenMerged(t *testing.T) {
-	setTunables(t, 0, 0, 50)
+	t.Parallel()
+	opt := Options{Delay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond, MaxPaths: 50}
 	root := t.TempDir()
-	h := startWatcher(t, root, nil)
+	h := startWatcher(t, root, nil, opt)
 	for i := 0; i < 200; i++ {
 		write(t, filepath.Join(root, fmt.Sprint("f", i)))
 	}
 	// The consumer is busy: the rescan batch is formed and waits.
-	time.Sleep(4 * MaxDelay)
+	time.Sleep(4 * opt.MaxDelay)
 	// One more change, merged into the waiting batch.
 	write(t, filepath.Join(root, "late"))
-	time.Sleep(4 * MaxDelay)
+	time.Sleep(4 * opt.MaxDelay)
 	b, _ := h.waitRescan(waitTimeout)
 	if b.Reason == "" {
 		t.Errorf("rescan batch without a reason after a later event merged into it: %+v", b)
@@ -677,17 +712,14 @@ func stalled(t *testing.T, root string) (h *harness, stall func(), release func(
 		}
 		return false
 	}
-	w := newWatcher(t, skip)
-	if err := w.AddTree(root); err != nil {
+	h = newHarness(t, skip, Options{})
+	if err := h.w.AddTree(root); err != nil {
 		t.Fatal(err)
 	}
-	// Release before stopping Run: register stop's cleanup first (cleanups
-	// run last-in first-out).
-	ctx, cancel := context.WithCancel(context.Background())
-	h = &harness{t: t, w: w, syncDir: root, cancel: cancel, done: make(chan error, 1)}
-	t.Cleanup(h.stop)
+	// Release before stopping Run: register stop's cleanup (in start)
+	// first, as cleanups run last-in first-out.
+	h.start(root)
 	t.Cleanup(release)
-	go func() { h.done <- w.Run(ctx) }()
 	stall = func() {
 		mkdirs(t, filepath.Join(root, "stall"))
 		select {
@@ -719,6 +751,7 @@ func flood(t *testing.T, dir string, n int) {
 
 // TestOverflow: a real inotify queue overflow gives a rescan batch.
 func TestOverflow(t *testing.T) {
+	t.Parallel()
 	limit := maxQueuedEvents(t)
 	root := t.TempDir()
 	h, stall, release := stalled(t, root)
@@ -738,6 +771,7 @@ func TestOverflow(t *testing.T) {
 // has to walk its trees again (or at least report itself degraded, so
 // that Resync is called).
 func TestOverflowNewDirWatched(t *testing.T) {
+	t.Parallel()
 	limit := maxQueuedEvents(t)
 	root := t.TempDir()
 	h, stall, release := stalled(t, root)
@@ -770,7 +804,8 @@ func TestOverflowNewDirWatched(t *testing.T) {
 }
 
 func TestAddTreeMissingRoot(t *testing.T) {
-	w := newWatcher(t, nil)
+	t.Parallel()
+	w := newHarness(t, nil, Options{}).w
 	missing := filepath.Join(t.TempDir(), "no", "such", "root")
 	err := w.AddTree(missing)
 	if err == nil {
@@ -794,10 +829,12 @@ func TestAddTreeMissingRoot(t *testing.T) {
 // TestAddDir: AddDir watches one directory; a subdirectory created in it
 // is reported but not watched, unless it is under a tree.
 func TestAddDir(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	single := t.TempDir()
 	mkdirs(t, single+"/pre", root+"/in")
-	w := newWatcher(t, nil)
+	h := newHarness(t, nil, Options{})
+	w := h.w
 	if err := w.AddTree(root); err != nil {
 		t.Fatal(err)
 	}
@@ -807,7 +844,7 @@ func TestAddDir(t *testing.T) {
 	if err := w.AddDir(root + "/in"); err != nil { // inside the tree too
 		t.Fatal(err)
 	}
-	h := run(t, w, single)
+	h.start(single)
 	waitWatched(t, w, root, root+"/in", single)
 
 	write(t, single+"/f")
@@ -829,16 +866,20 @@ func TestAddDir(t *testing.T) {
 }
 
 func TestRunStops(t *testing.T) {
+	t.Parallel()
 	t.Run("context cancelled", func(t *testing.T) {
+		t.Parallel()
+		opt := Options{Delay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond}
 		root := t.TempDir()
-		h := startWatcher(t, root, nil)
+		h := startWatcher(t, root, nil, opt)
 		write(t, root+"/f") // a batch waits for a consumer that never comes
-		time.Sleep(4 * MaxDelay)
+		time.Sleep(4 * opt.MaxDelay)
 		h.stop() // fails the test unless Run returns context.Canceled
 	})
 	t.Run("watcher closed", func(t *testing.T) {
+		t.Parallel()
 		root := t.TempDir()
-		w := newWatcher(t, nil)
+		w := newHarness(t, nil, Options{}).w
 		if err := w.AddTree(root); err != nil {
 			t.Fatal(err)
 		}
@@ -860,7 +901,8 @@ func TestRunStops(t *testing.T) {
 }
 
 // TestNoGoroutineLeak: a watcher that ran and was stopped and closed
-// leaves no goroutine behind.
+// leaves no goroutine behind. Not parallel: it counts the goroutines of
+// the whole test binary (the parallel tests wait while it runs).
 func TestNoGoroutineLeak(t *testing.T) {
 	settle := func() int {
 		runtime.GC()
@@ -871,7 +913,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		root := t.TempDir()
 		mkdirs(t, root+"/a/b")
-		w, err := New(zaptest.NewLogger(t), nil)
+		w, err := New(zaptest.NewLogger(t), nil, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -920,6 +962,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 // path for that watch, so dropping p's watches must not leave n/x (counted
 // as watched) without a kernel watch.
 func TestRenameIntoNewDirWhileBehind(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	p := filepath.Join(root, "p")
 	mkdirs(t, p+"/sub")
