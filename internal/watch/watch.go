@@ -317,7 +317,7 @@ func (w *Watcher) dropBelow(dir string) {
 	}
 	w.mu.Unlock()
 	for _, p := range drop {
-		w.fsw.Remove(p) // may already be gone with its inode
+		remove(w.fsw, p) // may already be gone with its inode
 	}
 	for _, p := range readd {
 		if err := w.fsw.Add(p); err != nil {
@@ -326,23 +326,19 @@ func (w *Watcher) dropBelow(dir string) {
 	}
 }
 
-// repair re-adds the watches that fsnotify no longer has for directories
-// still recorded as watched (a watch shared by two names of one directory
-// can be lost when one name goes).
+// repair adds again the watch of every directory recorded as watched.
+// fsnotify's own list cannot be trusted for this: a watch shared by two
+// names of one directory can be lost when one name goes, and fsnotify may
+// keep the stale name listed (fsnotify#652). Adding a watch that exists
+// is one cheap syscall and changes nothing.
 func (w *Watcher) repair() {
-	have := map[string]bool{}
-	for _, p := range w.fsw.WatchList() {
-		have[p] = true
-	}
 	w.mu.Lock()
-	var missing []string
+	all := make([]string, 0, len(w.watched))
 	for p := range w.watched {
-		if !have[p] {
-			missing = append(missing, p)
-		}
+		all = append(all, p)
 	}
 	w.mu.Unlock()
-	for _, p := range missing {
+	for _, p := range all {
 		if err := w.fsw.Add(p); err != nil {
 			w.noteAddError(p, err)
 		}
@@ -542,4 +538,19 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 			}
 		}
 	}
+}
+
+// remove is fsw.Remove(p), which must not take the daemon down:
+// fsnotify v1.10.1 dereferences a nil watch in Remove for a name whose
+// directory was watched again under a new name before fsnotify handled
+// its rename (fsnotify#652; a rename storm in the web root gets there).
+// Remove's lock is released by a defer, so the watcher stays usable; the
+// stale name is reported as an error.
+func remove(fsw *fsnotify.Watcher, p string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("remove watch %s: fsnotify: %v", p, r)
+		}
+	}()
+	return fsw.Remove(p)
 }
