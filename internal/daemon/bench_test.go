@@ -27,14 +27,7 @@ func BenchmarkAlertLatency(b *testing.B) {
 	if err := demo.Build(context.Background(), root); err != nil {
 		b.Fatal(err)
 	}
-	entries := make(chan time.Time, 16)
-	discard := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel)
-	log := zap.New(discard, zap.Hooks(func(e zapcore.Entry) error {
-		if e.Message == "integrity check failed" || e.Message == "integrity finding resolved" {
-			entries <- time.Now()
-		}
-		return nil
-	}))
+	entries, log := entryTimes()
 	startWith(b, testConfig(root, b.TempDir()), log)
 	file := filepath.Join(root, "index.php")
 	orig := []byte(demo.Files["index.php"])
@@ -45,16 +38,7 @@ func BenchmarkAlertLatency(b *testing.B) {
 		if i%2 == 0 {
 			content = []byte("<?php system($_GET['c']);\n")
 		}
-		start := time.Now()
-		if err := os.WriteFile(file, content, 0o644); err != nil {
-			b.Fatal(err)
-		}
-		select {
-		case at := <-entries:
-			lat = append(lat, at.Sub(start))
-		case <-time.After(10 * time.Second):
-			b.Fatal("no journal entry 10 s after a change")
-		}
+		lat = append(lat, writeToEntry(b, file, content, entries))
 	}
 	b.StopTimer()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
@@ -143,14 +127,7 @@ func BenchmarkFindingMemory(b *testing.B) {
 // latency while full rescans of a 30,000-file tree run back to back.
 func BenchmarkAlertLatencyDuringRescan(b *testing.B) {
 	root, _ := stormTree(b, 30000)
-	entries := make(chan time.Time, 16)
-	discard := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel)
-	log := zap.New(discard, zap.Hooks(func(e zapcore.Entry) error {
-		if e.Message == "integrity check failed" || e.Message == "integrity finding resolved" {
-			entries <- time.Now()
-		}
-		return nil
-	}))
+	entries, log := entryTimes()
 	r := startWith(b, testConfig(root, b.TempDir()), log)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -176,16 +153,7 @@ func BenchmarkAlertLatencyDuringRescan(b *testing.B) {
 		if r.d.Snapshot().Scanning {
 			scanning++
 		}
-		start := time.Now()
-		if err := os.WriteFile(file, content, 0o644); err != nil {
-			b.Fatal(err)
-		}
-		select {
-		case at := <-entries:
-			lat = append(lat, at.Sub(start))
-		case <-time.After(10 * time.Second):
-			b.Fatal("no journal entry 10 s after a change")
-		}
+		lat = append(lat, writeToEntry(b, file, content, entries))
 	}
 	b.StopTimer()
 	cancel()
@@ -195,4 +163,33 @@ func BenchmarkAlertLatencyDuringRescan(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 	b.ReportMetric(float64(scanning)/float64(b.N), "during-scan-ratio")
 	b.ReportMetric(float64(rescans.Load()), "rescans")
+}
+
+// entryTimes is a logger that sends the time of each alert and "resolved"
+// entry to the channel.
+func entryTimes() (chan time.Time, *zap.Logger) {
+	entries := make(chan time.Time, 16)
+	discard := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel)
+	return entries, zap.New(discard, zap.Hooks(func(e zapcore.Entry) error {
+		if e.Message == "integrity check failed" || e.Message == "integrity finding resolved" {
+			entries <- time.Now()
+		}
+		return nil
+	}))
+}
+
+// writeToEntry writes content to file and returns the time until the next
+// journal entry.
+func writeToEntry(b *testing.B, file string, content []byte, entries <-chan time.Time) time.Duration {
+	start := time.Now()
+	if err := os.WriteFile(file, content, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case at := <-entries:
+		return at.Sub(start)
+	case <-time.After(10 * time.Second):
+		b.Fatal("no journal entry 10 s after a change")
+	}
+	return 0
 }

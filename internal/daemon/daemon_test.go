@@ -94,8 +94,15 @@ func (r *running) waitIdle(t testing.TB) {
 // oneShot is what integrityd check would report for root now.
 func oneShot(t testing.TB, root string) []verify.Finding {
 	t.Helper()
+	return checkWith(t, root, filepath.Join(root, "resources/codesigning/root.crt"))
+}
+
+// checkWith is what a one-shot check with the trust anchors in trust
+// reports for root.
+func checkWith(t testing.TB, root, trust string) []verify.Finding {
+	t.Helper()
 	in := verify.NewInstall(root, nil, "")
-	tr, err := verify.LoadTrust(filepath.Join(root, "resources/codesigning/root.crt"), "")
+	tr, err := verify.LoadTrust(trust, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/integrityd/integrityd/internal/demo"
-	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // raceStormFor is how long TestRaceReloadScrapeStorm storms.
@@ -39,18 +38,7 @@ var raceStormFor = 4 * time.Second
 func TestRaceReloadScrapeStorm(t *testing.T) {
 	begin := time.Now()
 	root, files := stormTree(t, 500)
-	trustPEM, err := os.ReadFile(filepath.Join(root, "resources/codesigning/root.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Another trust anchor: the dashboard's leaf certificate (no new key).
-	var sig struct{ Certificate string }
-	if data, err := os.ReadFile(filepath.Join(root, "apps/dashboard/appinfo/signature.json")); err != nil {
-		t.Fatal(err)
-	} else if err := json.Unmarshal(data, &sig); err != nil || sig.Certificate == "" {
-		t.Fatalf("dashboard certificate: %v", err)
-	}
-	otherPEM := []byte(sig.Certificate)
+	trustPEM, otherPEM := trustPair(t, root)
 	trustA := filepath.Join(t.TempDir(), "root.crt") // stays as it is
 	trustB := filepath.Join(t.TempDir(), "root.crt") // rewritten during the storm
 	for _, p := range []string{trustA, trustB} {
@@ -354,30 +342,6 @@ func TestRaceReloadScrapeStorm(t *testing.T) {
 	assertSame(t, r, root, "after the storm and the final reload")
 }
 
-// checkWith is what a one-shot check with the trust anchors in trust
-// reports for root.
-func checkWith(t testing.TB, root, trust string) []verify.Finding {
-	t.Helper()
-	in := verify.NewInstall(root, nil, "")
-	tr, err := verify.LoadTrust(trust, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	apps, err := in.Apps()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []verify.Finding
-	for _, sc := range append([]*verify.Scope{in.Core()}, apps...) {
-		res, err := sc.Check(context.Background(), tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, res.AllFindings()...)
-	}
-	verify.SortFindings(out)
-	return out
-}
 
 // TestReloadUnexcluded: once a reload stops excluding a directory that
 // was excluded at start (so never watched), changes in it are checked
@@ -416,16 +380,7 @@ func TestReloadTrustWatched(t *testing.T) {
 	if err := demo.Build(context.Background(), root); err != nil {
 		t.Fatal(err)
 	}
-	trustPEM, err := os.ReadFile(filepath.Join(root, "resources/codesigning/root.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sig struct{ Certificate string }
-	if data, err := os.ReadFile(filepath.Join(root, "apps/dashboard/appinfo/signature.json")); err != nil {
-		t.Fatal(err)
-	} else if err := json.Unmarshal(data, &sig); err != nil || sig.Certificate == "" {
-		t.Fatalf("dashboard certificate: %v", err)
-	}
+	trustPEM, otherPEM := trustPair(t, root)
 	trustA := filepath.Join(t.TempDir(), "root.crt")
 	trustB := filepath.Join(t.TempDir(), "root.crt")
 	for _, p := range []string{trustA, trustB} {
@@ -444,7 +399,7 @@ func TestReloadTrustWatched(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, content := range [][]byte{[]byte(sig.Certificate), trustPEM} {
+		for _, content := range [][]byte{otherPEM, trustPEM} {
 			tmp := trust + ".tmp"
 			if err := os.WriteFile(tmp, content, 0o644); err != nil {
 				t.Fatal(err)
@@ -459,4 +414,21 @@ func TestReloadTrustWatched(t *testing.T) {
 			}
 		}
 	}
+}
+
+// trustPair returns the tree's trust anchor and another certificate to
+// use as one: the dashboard's leaf (no new key needed).
+func trustPair(t testing.TB, root string) (trust, other []byte) {
+	t.Helper()
+	trust, err := os.ReadFile(filepath.Join(root, "resources/codesigning/root.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sig struct{ Certificate string }
+	if data, err := os.ReadFile(filepath.Join(root, "apps/dashboard/appinfo/signature.json")); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(data, &sig); err != nil || sig.Certificate == "" {
+		t.Fatalf("dashboard certificate: %v", err)
+	}
+	return trust, []byte(sig.Certificate)
 }
