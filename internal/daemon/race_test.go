@@ -342,7 +342,6 @@ func TestRaceReloadScrapeStorm(t *testing.T) {
 	assertSame(t, r, root, "after the storm and the final reload")
 }
 
-
 // TestReloadUnexcluded: once a reload stops excluding a directory that
 // was excluded at start (so never watched), changes in it are checked
 // like anywhere else, also in a directory created while it was excluded.
