@@ -12,10 +12,11 @@ import (
 type Transition struct {
 	Old, New *verify.Finding // Old nil: it appeared; New nil: it healed
 	// Alert says the journal gets an alert: a finding that appears, or
-	// changes kind, or (an EXCEPTION) reason. A healed finding gets a
-	// "resolved" entry; other changes (a file that stays INVALID_HASH with
-	// other content, an extra file that becomes unreadable) are recorded
-	// silently.
+	// changes kind, or (an EXCEPTION) reason, or whose content changes
+	// again (a file already INVALID_HASH or EXTRA_FILE that gets another
+	// payload: one alert per distinct content). A healed finding gets a
+	// "resolved" entry; other changes (an extra file that becomes
+	// unreadable, another detail) are recorded silently.
 	Alert bool
 }
 
@@ -32,7 +33,8 @@ func diff(old map[string]*verify.Finding, fresh []verify.Finding) []Transition {
 		switch {
 		case !ok:
 			out = append(out, Transition{New: f, Alert: true})
-		case o.Kind != f.Kind || (f.Kind == verify.KindException && o.Message != f.Message):
+		case o.Kind != f.Kind || (f.Kind == verify.KindException && o.Message != f.Message) ||
+			(!f.Current.IsZero() && f.Current != o.Current):
 			out = append(out, Transition{Old: o, New: f, Alert: true})
 		case *o != *f:
 			out = append(out, Transition{Old: o, New: f})

@@ -19,7 +19,11 @@ func TestDiff(t *testing.T) {
 		return verify.Finding{Scope: "core", Kind: verify.InvalidHash, Path: path, Expected: hashOf("signed"), Current: hashOf(cur)}
 	}
 	extra := func(path, cur, msg string) verify.Finding {
-		return verify.Finding{Scope: "core", Kind: verify.ExtraFile, Path: path, Current: hashOf(cur), Message: msg}
+		f := verify.Finding{Scope: "core", Kind: verify.ExtraFile, Path: path, Message: msg}
+		if cur != "" { // "": could not be read
+			f.Current = hashOf(cur)
+		}
+		return f
 	}
 	missing := func(path string) verify.Finding {
 		return verify.Finding{Scope: "core", Kind: verify.MissingFile, Path: path, Expected: hashOf("signed")}
@@ -40,7 +44,12 @@ func TestDiff(t *testing.T) {
 			[]string{"alert a INVALID_HASH", "alert b MISSING_FILE", "alert c EXTRA_FILE"}},
 		{"kind changes", []verify.Finding{inv("a", "x")}, []verify.Finding{missing("a")}, []string{"alert a MISSING_FILE"}},
 		{"missing comes back wrong", []verify.Finding{missing("a")}, []verify.Finding{inv("a", "x")}, []string{"alert a INVALID_HASH"}},
-		{"other content, same kind", []verify.Finding{inv("a", "x")}, []verify.Finding{inv("a", "y")}, []string{"update a"}},
+		{"other content, same kind", []verify.Finding{inv("a", "x")}, []verify.Finding{inv("a", "y")}, []string{"alert a INVALID_HASH"}},
+		{"extra file, other content", []verify.Finding{extra("a", "x", "")}, []verify.Finding{extra("a", "y", "")}, []string{"alert a EXTRA_FILE"}},
+		{"unreadable extra readable again, same content", []verify.Finding{extra("a", "", "open: permission denied")},
+			[]verify.Finding{extra("a", "x", "")}, []string{"alert a EXTRA_FILE"}},
+		{"other detail only", []verify.Finding{inv("a", "x")}, []verify.Finding{func() verify.Finding { f := inv("a", "x"); f.Detail = "d"; return f }()},
+			[]string{"update a"}},
 		{"extra becomes unreadable", []verify.Finding{extra("a", "x", "")}, []verify.Finding{extra("a", "", "open: permission denied")},
 			[]string{"update a"}},
 		{"exception, other reason", []verify.Finding{exc("a", "open: permission denied")}, []verify.Finding{exc("a", "read: I/O error")},
