@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/integrityd/integrityd/internal/demo"
 )
@@ -57,4 +59,124 @@ func TestAttackSecondPayload(t *testing.T) {
 		}
 	}
 	assertSame(t, r, root, "after the payloads")
+}
+
+// waitAlert waits up to d for an alert for key (scope:path) and returns
+// how long it took, or false.
+func (r *running) waitAlert(key string, d time.Duration) (time.Duration, bool) {
+	begin := time.Now()
+	for time.Since(begin) < d {
+		if alerts(r.logs, "integrity check failed")[key] > 0 {
+			return time.Since(begin), true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return 0, false
+}
+
+// TestAttackTouchManifest: touching the manifest (attributes only, or
+// rewriting the same bytes) over and over does not make the scope "being
+// updated": a backdoor planted meanwhile is alerted at once, not after the
+// touches stop (they stop here after 10 s, with the backdoor removed).
+func TestAttackTouchManifest(t *testing.T) {
+	root := demoTree(t)
+	cfg := testConfig(root, t.TempDir())
+	cfg.Settle, cfg.MaxHold = 3*time.Second, time.Minute // as shipped
+	r := start(t, cfg)
+	manifest := filepath.Join(root, "core/signature.json")
+	data, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	touched := make(chan struct{})
+	go func() {
+		defer close(touched)
+		for i := 0; ctx.Err() == nil; i++ {
+			now := time.Now()
+			if i%2 == 0 {
+				os.Chtimes(manifest, now, now) // touch
+			} else {
+				os.WriteFile(manifest, data, 0o644) // the same bytes
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	time.Sleep(time.Second) // the touches are going on
+	base := filepath.Join(root, "lib/base.php")
+	orig, _ := os.ReadFile(base)
+	if err := os.WriteFile(base, []byte("<?php system($_GET['c']);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	took, ok := r.waitAlert("core:lib/base.php", 10*time.Second)
+	os.WriteFile(base, orig, 0o644) // the attacker cleans up
+	cancel()
+	<-touched
+	if !ok {
+		t.Fatal("a backdoor live for 10 s while the manifest was touched every 200 ms: no alert")
+	}
+	t.Logf("backdoor alerted %v after it was written, while the manifest was being touched", took.Round(time.Millisecond))
+	r.waitIdle(t)
+	assertSame(t, r, root, "after the touches")
+}
+
+// TestAttackDuringUpdate: while a scope is being updated (a new, validly
+// signed manifest is in place and files change), content that matches the
+// new manifest is not alerted, but content that matches neither manifest
+// is, at once; once quiet, the new manifest is in force.
+func TestAttackDuringUpdate(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "nc")
+	keys, err := demo.BuildWithKeys(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(root, t.TempDir())
+	cfg.Settle, cfg.MaxHold = 3*time.Second, time.Minute
+	r := start(t, cfg)
+	// The "release": index.php changes and core is re-signed; its files
+	// then arrive one by one, as an updater writes them.
+	index := filepath.Join(root, "index.php")
+	orig, _ := os.ReadFile(index)
+	update := []byte("<?php // release 2\n")
+	if err := os.WriteFile(index, update, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Sign(t.Context(), verifyCore(root)); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(root, "core/signature.json"))
+	// Back to release 1 (the daemon saw the above: let it settle).
+	os.WriteFile(index, orig, 0o644)
+	if err := keys.Sign(t.Context(), verifyCore(root)); err != nil {
+		t.Fatal(err)
+	}
+	r.waitIdle(t)
+	assertSame(t, r, root, "release 1")
+	indexAlerts := alerts(r.logs, "integrity check failed")["core:index.php"]
+
+	// The update starts: the new manifest, then the new index.php.
+	if err := os.WriteFile(filepath.Join(root, "core/signature.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(index, update, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Meanwhile, a backdoor elsewhere.
+	if err := os.WriteFile(filepath.Join(root, "lib/base.php"), []byte("<?php system($_GET['c']);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	took, ok := r.waitAlert("core:lib/base.php", 2*time.Second)
+	if !ok {
+		t.Fatal("a backdoor written during an update (matching neither manifest) was not alerted within 2 s (settle is 3 s)")
+	}
+	t.Logf("backdoor alerted %v after it was written, during the update", took.Round(time.Millisecond))
+	r.waitIdle(t) // settles: the new manifest is in force
+	if n := alerts(r.logs, "integrity check failed")["core:index.php"]; n != indexAlerts {
+		t.Errorf("index.php, which matches the new manifest, was alerted during the update")
+	}
+	assertSame(t, r, root, "after the update")
+	if fs := r.d.Findings(); len(fs) != 1 || fs[0].Path != "lib/base.php" {
+		t.Errorf("after the update: %s, want only lib/base.php", render(fs))
+	}
 }

@@ -70,27 +70,34 @@ func (l *loop) apply(ctx context.Context, paths []string) {
 	l.recheckLinks(ctx)
 }
 
-// recheckScope rechecks keys of s, or holds s while it is being updated.
+// recheckScope rechecks keys of s. A new manifest makes it an update.
 func (l *loop) recheckScope(ctx context.Context, s *scope, keys []string) {
 	if l.scopes[s.sc.Name] != s {
 		return // dropped or replaced by this batch
 	}
 	l.touch(s, keys...)
-	// An update (a new manifest, a new version.php) holds the scope's
-	// alerts until it is quiet; a big burst alone does not (holding then
-	// would let steady writes delay alerts for a minute).
-	update := false
+	manifest, version := false, false
 	for _, k := range keys {
-		update = update || isManifest(s, k) || (s.sc.Name == "core" && k == "version.php")
+		manifest = manifest || isManifest(s, k)
+		version = version || (s.sc.Name == "core" && k == "version.php")
 	}
-	settling := !s.settle.IsZero()
-	if settling || update || s.exp == nil {
-		if !settling && update {
-			l.log.Info("scope is being updated; holding alerts until it is quiet",
-				zap.String("integrity_scope", s.sc.Name), zap.Int("changed_paths", len(keys)), zap.Duration("settle", l.cfg.Settle))
-		}
+	if manifest {
+		l.manifestChanged(s)
+	}
+	if version && s.settle.IsZero() {
+		// An update may be starting: the scope is reloaded once quiet.
+		// Nothing is held back for it: every change is still checked
+		// against the manifest in force now.
+		l.hold(s)
+	}
+	if s.exp == nil {
+		// No trusted manifest: nothing to compare files with (the
+		// scope's EXCEPTION says so); reload it once quiet.
 		l.hold(s)
 		return
+	}
+	if !s.settle.IsZero() {
+		l.hold(s) // still changing: later reload
 	}
 	// A burst that touches a good part of the scope is one walk of the
 	// scope rather than one lookup per path (cheaper from about a quarter
@@ -102,6 +109,34 @@ func (l *loop) recheckScope(ctx context.Context, s *scope, keys []string) {
 		if !l.recheck(ctx, s, k) {
 			return
 		}
+	}
+}
+
+// manifestChanged handles an event on the manifest of s. Only a manifest
+// whose content really changed to another validly signed one starts an
+// update (a hold): a touch or a rewrite with the same bytes does nothing,
+// and a manifest that cannot be verified is the scope's EXCEPTION at once.
+func (l *loop) manifestChanged(s *scope) {
+	m, ex := s.sc.LoadManifest(l.trust)
+	switch {
+	case ex != nil:
+		if s.next != nil || s.exp != nil {
+			l.log.Warn("manifest no longer verifies", zap.String("integrity_scope", s.sc.Name),
+				zap.String("integrity_message", ex.Message))
+		}
+		s.next = nil
+		l.adopt(s, scopeScan{sc: s.sc, findings: []verify.Finding{*ex}})
+	case s.exp != nil && m.Sum() == s.sum:
+		s.next = nil // back to the manifest in force (or only touched)
+	case s.next != nil && m.Sum() == s.nextSum:
+		l.hold(s)
+	default:
+		if s.next == nil {
+			l.log.Info("scope is being updated: a new signed manifest; changes that match neither manifest are still alerted",
+				zap.String("integrity_scope", s.sc.Name), zap.Duration("settle", l.cfg.Settle))
+		}
+		s.next, s.nextSum = s.sc.NewExpected(m), m.Sum()
+		l.hold(s)
 	}
 }
 
@@ -121,9 +156,17 @@ func (l *loop) recheckLinks(ctx context.Context) {
 }
 
 // recheck checks key of s and records the result; on failure the scope
-// is held for a whole check, and it returns false.
+// is held for a whole check, and it returns false. While s is being
+// updated, a path is a finding only if it is wrong under both the manifest
+// in force and the new one.
 func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 	fresh, links, err := s.sc.Recheck(ctx, s.exp, key)
+	if err == nil && s.next != nil {
+		var next []verify.Finding
+		if next, _, err = s.sc.Recheck(ctx, s.next, key); err == nil {
+			fresh = wrongUnderBoth(fresh, next)
+		}
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			l.log.Error("recheck failed; rechecking the scope", zap.String("integrity_scope", s.sc.Name), zap.String("path", key), zap.Error(err))
@@ -134,6 +177,22 @@ func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 	s.setLinks(key, links)
 	l.replace(s, key, fresh)
 	return true
+}
+
+// wrongUnderBoth keeps the findings of cur whose path is also a finding
+// under next.
+func wrongUnderBoth(cur, next []verify.Finding) []verify.Finding {
+	also := make(map[string]bool, len(next))
+	for _, f := range next {
+		also[f.Path] = true
+	}
+	out := cur[:0]
+	for _, f := range cur {
+		if also[f.Path] {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // loadScope (re)reads the scope's manifest and checks the whole scope.
@@ -152,7 +211,7 @@ func (l *loop) adopt(s *scope, r scopeScan) {
 	if r.exp == nil {
 		l.d.metrics.manifestFails.Inc()
 	}
-	s.exp = r.exp
+	s.exp, s.sum, s.next = r.exp, r.sum, nil
 	s.setLinks("", r.links)
 	l.replace(s, "", r.findings)
 	l.modified()

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"time"
@@ -47,10 +48,16 @@ type loop struct {
 }
 
 type scope struct {
-	sc        *verify.Scope
-	exp       *verify.Expected // nil when the manifest is not trusted
-	settle    time.Time        // non-zero while the scope churns
-	holdSince time.Time        // when the scope started to churn
+	sc  *verify.Scope
+	exp *verify.Expected  // nil when the manifest is not trusted
+	sum [sha256.Size]byte // of the manifest exp comes from
+	// next is a new, validly signed manifest seen while the scope is
+	// being updated (nil when none): until the scope is quiet, a changed
+	// file is a finding only if it matches neither manifest.
+	next      *verify.Expected
+	nextSum   [sha256.Size]byte
+	settle    time.Time // non-zero while the scope is being updated
+	holdSince time.Time // when the update started
 	// real is where a symlinked app directory resolves to ("" when Dir is
 	// not a symlink): events arrive with that path.
 	real string

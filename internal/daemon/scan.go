@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -31,7 +32,8 @@ type scanJob struct {
 // scopeScan is a whole check of one scope.
 type scopeScan struct {
 	sc       *verify.Scope
-	exp      *verify.Expected // nil when the manifest is not trusted
+	exp      *verify.Expected  // nil when the manifest is not trusted
+	sum      [sha256.Size]byte // of the manifest verified
 	findings []verify.Finding
 	links    []string
 	err      error // the check was cancelled
@@ -87,7 +89,7 @@ func checkScope(ctx context.Context, sc *verify.Scope, t *verify.Trust) scopeSca
 	if ex != nil {
 		return scopeScan{sc: sc, findings: []verify.Finding{*ex}}
 	}
-	r := scopeScan{sc: sc, exp: sc.NewExpected(m)}
+	r := scopeScan{sc: sc, exp: sc.NewExpected(m), sum: m.Sum()}
 	fresh, links, err := sc.Recheck(ctx, r.exp, "")
 	if err != nil {
 		if ctx.Err() != nil {

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,7 @@ type Manifest struct {
 
 	entries   []entry // ksort order
 	canonical []byte  // json_encode of entries: the signed message
+	sum       [sha256.Size]byte
 }
 
 // ManifestError says why a signature.json could not be read. Nextcloud
@@ -63,8 +65,13 @@ func parseManifestLimit(r io.Reader, name string, limit int64) (*Manifest, error
 	if err != nil {
 		return nil, &ManifestError{name, err.Error()}
 	}
+	m.sum = sha256.Sum256(data)
 	return m, nil
 }
+
+// Sum is the SHA-256 of the manifest's bytes as read: two manifests with
+// the same Sum are the same file.
+func (m *Manifest) Sum() [sha256.Size]byte { return m.sum }
 
 func parseManifest(data []byte) (*Manifest, error) {
 	if err := phpJSONCheck(data); err != nil {
