@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"os"
@@ -96,4 +97,43 @@ func BenchmarkParseManifest(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkCancelHuge measures how long a full check busy hashing a
+// 20 GiB sparse file takes to return once its context is cancelled
+// (ms/stop: the mean, max-ms/stop: the worst); each iteration cancels
+// once 64 MiB of it have been hashed.
+func BenchmarkCancelHuge(b *testing.B) {
+	root := b.TempDir()
+	tr := benchTree(b, root, 10, 1<<10)
+	sparseFile(b, filepath.Join(root, "lib", "huge.bin"), hugeSize)
+	in := NewInstall(root, nil, "")
+	prog := &Progress{}
+	in.Checker.Progress = prog
+	sc := in.Core()
+	var total, worst time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		start := prog.Bytes()
+		done := make(chan error, 1)
+		go func() {
+			_, err := sc.Check(ctx, tr)
+			done <- err
+		}()
+		for prog.Bytes()-start < 64<<20 {
+			time.Sleep(100 * time.Microsecond)
+		}
+		t0 := time.Now()
+		cancel()
+		err := <-done
+		d := time.Since(t0)
+		if !errors.Is(err, context.Canceled) {
+			b.Fatalf("got %v, want context.Canceled", err)
+		}
+		total += d
+		worst = max(worst, d)
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/stop")
+	b.ReportMetric(float64(worst.Microseconds())/1000, "max-ms/stop")
 }

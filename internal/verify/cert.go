@@ -205,9 +205,11 @@ func commonName(c *x509.Certificate) (string, bool) {
 	return "", false
 }
 
-// openRegular opens path for reading only if it is a regular file. It
-// opens non-blocking, so a FIFO put in its place cannot hang the caller,
-// and checks the type of what it opened.
+// openRegular opens path for reading only if it is a regular file on a
+// real file system. It opens non-blocking, so a FIFO put in its place
+// cannot hang the caller, and checks the type of what it opened and the
+// file system it is on (a signature.json linked to a procfs or tracefs
+// file is not read).
 func openRegular(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
@@ -221,6 +223,10 @@ func openRegular(path string) (*os.File, error) {
 	if !fi.Mode().IsRegular() {
 		f.Close()
 		return nil, fmt.Errorf("%s: not a regular file (%s)", path, modeName(fi.Mode()))
+	}
+	if err := checkRealFS(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return f, nil
 }

@@ -154,7 +154,11 @@ func (s *Scope) current(ctx context.Context, key string, reach bool) (map[string
 	case descend:
 		return s.hashSubtree(ctx, key)
 	case hashIt:
-		current[key] = newHasher(s.in.Checker.progress()).file(f, s.htaccessPath())
+		st, err := newHasher(s.in.Checker.progress()).file(ctx, f, s.htaccessPath())
+		if err != nil {
+			return nil, err
+		}
+		current[key] = st
 	}
 	return current, nil
 }

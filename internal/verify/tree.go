@@ -60,6 +60,9 @@ type fileState struct {
 	err  error // why it could not be hashed
 	link bool  // a symlink: its target can change without an event on it
 	skip bool  // not a file of the scope (a symlink to a directory)
+	// nlink is the link count of the file hashed (a symlink's target),
+	// 0 when it was not hashed.
+	nlink uint64
 }
 
 // walkedFile is one entry the walk hands to the hashing workers: key is
@@ -159,6 +162,32 @@ func (s *Scope) walkTree(ctx context.Context, dir, prefix string, out chan<- wal
 // errNotRegular marks files that are never opened for reading.
 var errNotRegular = errors.New("not a regular file")
 
+// pseudoFSError marks a file on a pseudo file system (procfs, sysfs...):
+// never read, whatever its type says.
+type pseudoFSError struct{ fs string }
+
+func (e *pseudoFSError) Error() string { return "on " + e.fs + " (not a real file system): not read" }
+
+// checkRealFS returns a *pseudoFSError when f is on a pseudo file system.
+func checkRealFS(f *os.File) error {
+	name, err := pseudoFSOf(f)
+	if err != nil {
+		return err
+	}
+	if name != "" {
+		return &pseudoFSError{name}
+	}
+	return nil
+}
+
+// linkCount is the st_nlink of fi (0 when unknown).
+func linkCount(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 0
+}
+
 // hasher computes SHA-512 of files with a reusable buffer.
 type hasher struct {
 	buf      []byte
@@ -168,71 +197,94 @@ type hasher struct {
 func newHasher(p *Progress) *hasher { return &hasher{buf: make([]byte, 256<<10), progress: p} }
 
 // file hashes or reports one entry of the walk; htaccessPath is the file
-// the root .htaccess rule applies to ("" for none).
-func (h *hasher) file(f walkedFile, htaccessPath string) fileState {
+// the root .htaccess rule applies to ("" for none). The error is ctx's
+// when it is done: the file was not hashed, and is no finding.
+func (h *hasher) file(ctx context.Context, f walkedFile, htaccessPath string) (fileState, error) {
 	defer h.progress.addFile()
 	switch {
 	case f.dirLink:
-		return fileState{link: true, skip: true}
+		return fileState{link: true, skip: true}, nil
 	case f.mode.IsDir():
-		return fileState{err: fmt.Errorf("directory cannot be read: %w", f.err)}
+		return fileState{err: fmt.Errorf("directory cannot be read: %w", f.err)}, nil
 	case f.mode&fs.ModeSymlink == 0 && !f.mode.IsRegular():
-		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(f.mode))}
+		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(f.mode))}, nil
 	}
 	link := f.mode&fs.ModeSymlink != 0
-	st := h.hash(f.path, f.path == htaccessPath, link)
+	st, err := h.hash(ctx, f.path, f.path == htaccessPath, link)
 	st.link = link
-	return st
+	return st, err
 }
 
 // hash hashes the file at path. FIFOs, sockets and devices are never
-// opened; the file is opened non-blocking and checked again after open, so
-// one swapped in meanwhile cannot hang the scan. htaccess applies the
-// root .htaccess rule. statFirst can be false when the caller already
-// knows (from lstat or the directory entry) that path is a regular file.
-func (h *hasher) hash(path string, htaccess, statFirst bool) fileState {
+// opened; the file is opened non-blocking and checked again after open
+// (its type, and the file system it is on: a pseudo file system such as
+// procfs is never read), so that one swapped in meanwhile cannot hang the
+// scan. htaccess applies the root .htaccess rule. statFirst can be false
+// when the caller already knows (from lstat or the directory entry) that
+// path is a regular file in the tree; it is true for symlinks, whose
+// target is then looked at before it is opened. The read stops at the
+// next buffer (256 KiB) once ctx is done, and returns ctx's error.
+func (h *hasher) hash(ctx context.Context, path string, htaccess, statFirst bool) (fileState, error) {
+	if err := ctx.Err(); err != nil {
+		return fileState{}, err
+	}
 	if statFirst {
 		fi, err := os.Stat(path) // follows a symlink to a file, as PHP does
 		if err != nil {
-			return fileState{err: cleanErr(err)}
+			return fileState{err: cleanErr(err)}, nil
 		}
 		if !fi.Mode().IsRegular() {
-			return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(fi.Mode()))}
+			return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(fi.Mode()))}, nil
+		}
+		name, err := pseudoFSAt(path)
+		if err != nil {
+			return fileState{err: cleanErr(err)}, nil
+		}
+		if name != "" {
+			return fileState{err: &pseudoFSError{name}}, nil
 		}
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
-		return fileState{err: cleanErr(err)}
+		return fileState{err: cleanErr(err)}, nil
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fileState{err: cleanErr(err)}
+		return fileState{err: cleanErr(err)}, nil
 	}
 	if !fi.Mode().IsRegular() {
-		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(fi.Mode()))}
+		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(fi.Mode()))}, nil
 	}
+	if err := checkRealFS(f); err != nil {
+		return fileState{err: cleanErr(err)}, nil
+	}
+	nlink := linkCount(fi)
 	d := sha512.New()
 	if htaccess && fi.Size() <= maxHtaccess {
 		data, err := io.ReadAll(io.LimitReader(f, maxHtaccess+1))
 		if err != nil {
-			return fileState{err: cleanErr(err)}
+			return fileState{err: cleanErr(err)}, nil
 		}
 		if len(data) <= maxHtaccess {
 			if parts := bytes.Split(data, []byte(htaccessMarker)); len(parts) == 2 {
 				data = parts[0]
 			}
 			d.Write(data)
-			return fileState{hash: sum(d), size: int64(len(data))}
+			return fileState{hash: sum(d), size: int64(len(data)), nlink: nlink}, nil
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return fileState{err: cleanErr(err)}
+			return fileState{err: cleanErr(err)}, nil
 		}
 	}
 	// A plain read loop: io.CopyBuffer would ignore h.buf, because
-	// *os.File has a WriteTo that allocates a buffer per call.
+	// *os.File has a WriteTo that allocates a buffer per call. ctx.Err
+	// is an atomic load: checking it per buffer costs nothing measurable.
 	var n int64
 	for {
+		if err := ctx.Err(); err != nil {
+			return fileState{}, err
+		}
 		k, err := f.Read(h.buf)
 		d.Write(h.buf[:k])
 		n += int64(k)
@@ -241,10 +293,10 @@ func (h *hasher) hash(path string, htaccess, statFirst bool) fileState {
 			break
 		}
 		if err != nil {
-			return fileState{err: cleanErr(err)}
+			return fileState{err: cleanErr(err)}, nil
 		}
 	}
-	return fileState{hash: sum(d), size: n}
+	return fileState{hash: sum(d), size: n, nlink: nlink}, nil
 }
 
 func sum(d hash.Hash) Hash {
@@ -314,7 +366,10 @@ func (s *Scope) hashTree(ctx context.Context, dir, prefix string) (map[string]fi
 			defer wg.Done()
 			h := newHasher(c.progress())
 			for f := range files {
-				st := h.file(f, ht)
+				st, err := h.file(ctx, f, ht)
+				if err != nil {
+					continue // ctx is done: the walk stops, the rest drains
+				}
 				mu.Lock()
 				out[f.key] = st
 				mu.Unlock()
@@ -324,6 +379,10 @@ func (s *Scope) hashTree(ctx context.Context, dir, prefix string) (map[string]fi
 	wg.Wait()
 	if walkErr != nil {
 		return nil, walkErr
+	}
+	if err := ctx.Err(); err != nil {
+		// Some files may not have been hashed: no partial view.
+		return nil, err
 	}
 	return out, nil
 }

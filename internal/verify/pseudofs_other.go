@@ -1,0 +1,13 @@
+//go:build !linux
+
+package verify
+
+import "os"
+
+// pseudoFSOf names the pseudo file system f is on: none is known outside
+// Linux.
+func pseudoFSOf(f *os.File) (string, error) { return "", nil }
+
+// pseudoFSAt names the pseudo file system path is on: none is known
+// outside Linux.
+func pseudoFSAt(path string) (string, error) { return "", nil }
