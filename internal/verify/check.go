@@ -358,9 +358,22 @@ func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
 	return res, nil
 }
 
+// linkNote says why a file with several names is a finding ("" when it
+// has one): inotify reports a write on the directory of the name written
+// through, and the other name may be in a directory nobody watches.
+func (st fileState) linkNote() string {
+	if st.nlink <= 1 {
+		return ""
+	}
+	return fmt.Sprintf("file has %d links: a write through another name is not seen", st.nlink)
+}
+
 // compare matches files by path (Nextcloud compares hash values only, and
 // so misses a deleted file whose content equals another's, or two files
-// with swapped contents). expected is sorted by key.
+// with swapped contents). expected is sorted by key. A file with several
+// names (hard links) is a HARD_LINK finding when nothing else is wrong
+// with it, else its INVALID_HASH or EXTRA_FILE says so in its Message:
+// one finding per path.
 func compare(scope string, expected []expEntry, current map[string]fileState) []Finding {
 	var out []Finding
 	var badDirs []string
@@ -379,7 +392,7 @@ func compare(scope string, expected []expEntry, current map[string]fileState) []
 		e, ok := lookup(expected, key)
 		switch {
 		case !ok:
-			f := Finding{Scope: scope, Kind: ExtraFile, Path: key, Current: st.hash}
+			f := Finding{Scope: scope, Kind: ExtraFile, Path: key, Current: st.hash, Message: st.linkNote()}
 			if st.err != nil {
 				f.Message = st.err.Error()
 			}
@@ -389,7 +402,10 @@ func compare(scope string, expected []expEntry, current map[string]fileState) []
 				Class: readErrorClass, Message: st.err.Error(), Detail: e.oddDetail()})
 		case st.hash != e.hash || e.odd != "":
 			out = append(out, Finding{Scope: scope, Kind: InvalidHash, Path: e.key, Expected: e.hash, Current: st.hash,
-				Detail: e.oddDetail()})
+				Message: st.linkNote(), Detail: e.oddDetail()})
+		case st.nlink > 1:
+			out = append(out, Finding{Scope: scope, Kind: HardLink, Path: e.key, Expected: e.hash, Current: st.hash,
+				Message: st.linkNote()})
 		}
 	}
 	for _, e := range expected {

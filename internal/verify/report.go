@@ -8,17 +8,22 @@ import (
 	"strings"
 )
 
-// Kind is the kind of a finding, as Nextcloud names it.
+// Kind is the kind of a finding, as Nextcloud names it (HARD_LINK is
+// integrityd's own).
 type Kind string
 
 const (
-	InvalidHash   Kind = "INVALID_HASH"
-	MissingFile   Kind = "MISSING_FILE"
-	ExtraFile     Kind = "EXTRA_FILE"
+	InvalidHash Kind = "INVALID_HASH"
+	MissingFile Kind = "MISSING_FILE"
+	ExtraFile   Kind = "EXTRA_FILE"
+	// HardLink is a file of the scope, with the right content, that has
+	// more than one name: a write through another name (in the data
+	// directory, say) changes it without an event on the install.
+	HardLink      Kind = "HARD_LINK"
 	KindException Kind = "EXCEPTION"
 )
 
-var kindOrder = map[Kind]int{InvalidHash: 0, MissingFile: 1, ExtraFile: 2, KindException: 3}
+var kindOrder = map[Kind]int{InvalidHash: 0, MissingFile: 1, ExtraFile: 2, HardLink: 3, KindException: 4}
 
 // Finding is one file that failed the check, or (Path empty, Kind
 // EXCEPTION) a scope that could not be checked.
@@ -36,7 +41,7 @@ type Finding struct {
 // SortFindings puts findings in report order, the one order used
 // everywhere: core first, then scopes by name; in a scope, the scope's
 // EXCEPTION, then by kind (INVALID_HASH, MISSING_FILE, EXTRA_FILE,
-// EXCEPTION) and path.
+// HARD_LINK, EXCEPTION) and path.
 func SortFindings(f []Finding) {
 	sort.SliceStable(f, func(i, j int) bool { return before(&f[i], &f[j]) })
 }
