@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // demoTree builds the signed demo install for a test.
@@ -179,4 +180,58 @@ func TestAttackDuringUpdate(t *testing.T) {
 	if fs := r.d.Findings(); len(fs) != 1 || fs[0].Path != "lib/base.php" {
 		t.Errorf("after the update: %s, want only lib/base.php", render(fs))
 	}
+}
+
+// TestAttackManifestRemoved: deleting appinfo/signature.json of a signed
+// app that is not shipped (Nextcloud then stops checking it) does not end
+// its checks quietly: it is "Signature data not found." at once, also
+// after a restart; removing the app's directory is a warning naming it.
+func TestAttackManifestRemoved(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "nc")
+	keys, err := demo.BuildWithKeys(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := filepath.Join(root, "apps/richdocuments")
+	for name, content := range map[string]string{"appinfo/info.xml": "<info><id>richdocuments</id></info>\n", "lib/Wopi.php": "<?php // wopi\n"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(app, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(app, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := keys.Sign(t.Context(), verify.NewInstall(root, nil, "").App("richdocuments", app)); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := t.TempDir()
+	r := start(t, testConfig(root, stateDir))
+	if err := os.Remove(filepath.Join(app, "appinfo/signature.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.waitAlert("richdocuments:<nil>", 2*time.Second); !ok {
+		t.Fatalf("no alert for richdocuments after its manifest was deleted; findings: %s", render(r.d.Findings()))
+	}
+	r.waitIdle(t)
+	fs := r.d.Findings()
+	if len(fs) != 1 || fs[0].Scope != "richdocuments" || fs[0].Message != verify.MsgNoSignature {
+		t.Fatalf("findings %s, want richdocuments: %q", render(fs), verify.MsgNoSignature)
+	}
+	// A restart keeps it: the state remembers that the app was signed.
+	r.stop()
+	r = start(t, testConfig(root, stateDir))
+	if fs := r.d.Findings(); len(fs) != 1 || fs[0].Scope != "richdocuments" {
+		t.Fatalf("after a restart: findings %s, want richdocuments' EXCEPTION", render(fs))
+	}
+	// The app directory goes: a warning names it, and it is forgotten.
+	if err := os.RemoveAll(app); err != nil {
+		t.Fatal(err)
+	}
+	r.waitIdle(t)
+	var warned bool
+	for _, e := range r.logs.FilterMessage("a signed app was removed").All() {
+		warned = warned || e.ContextMap()["integrity_scope"] == "richdocuments"
+	}
+	if !warned {
+		t.Error("no warning naming richdocuments when its directory was removed")
+	}
+	assertSame(t, r, root, "after the app was removed")
 }

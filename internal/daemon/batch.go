@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -212,6 +214,10 @@ func (l *loop) adopt(s *scope, r scopeScan) {
 		l.d.metrics.manifestFails.Inc()
 	}
 	s.exp, s.sum, s.next = r.exp, r.sum, nil
+	if r.exp != nil && s.sc.Name != "core" && l.meta.Signed[s.sc.Name] != s.sc.Dir {
+		l.meta.Signed[s.sc.Name] = s.sc.Dir // remembered: it stays checked without its manifest
+		l.modified()
+	}
 	s.setLinks("", r.links)
 	l.replace(s, "", r.findings)
 	l.modified()
@@ -364,7 +370,20 @@ func (l *loop) enumerate() (map[string]*verify.Scope, error) {
 	for _, a := range apps {
 		out[a.Name] = a
 	}
+	// An app that was signed stays a scope while its directory is there,
+	// even without its manifest ("Signature data not found."): removing
+	// appinfo/signature.json must not end its checks quietly.
+	for name, dir := range l.meta.Signed {
+		if _, ok := out[name]; !ok && isDir(dir) {
+			out[name] = l.in.App(name, dir)
+		}
+	}
 	return out, nil
+}
+
+func isDir(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.IsDir()
 }
 
 // syncScopes adds new scopes and drops vanished ones; it returns the
@@ -375,10 +394,24 @@ func (l *loop) syncScopes() []*scope {
 		l.log.Error("cannot list apps; keeping the known ones", zap.Error(err))
 		return nil
 	}
-	for name := range l.scopes {
+	gone := func(name, dir string) {
+		if _, signed := l.meta.Signed[name]; signed {
+			l.log.Warn("a signed app was removed", zap.String("message_id", journal.IDScopeGone),
+				zap.String("integrity_scope", name), zap.String("dir", dir))
+			delete(l.meta.Signed, name)
+			l.modified()
+		}
+	}
+	for name, s := range l.scopes {
 		if _, ok := now[name]; !ok {
 			delete(l.scopes, name)
 			l.drop(name)
+			gone(name, s.sc.Dir)
+		}
+	}
+	for name, dir := range l.meta.Signed { // removed while not running
+		if _, ok := now[name]; !ok {
+			gone(name, dir)
 		}
 	}
 	var added []*scope

@@ -143,6 +143,9 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 			for _, f := range prev.Findings {
 				d.loop.put(f)
 			}
+			for name, dir := range prev.Signed {
+				d.loop.meta.Signed[name] = dir
+			}
 			log.Info("previous state loaded", zap.Int("findings", len(prev.Findings)), zap.Time("updated", prev.Updated))
 		}
 	}

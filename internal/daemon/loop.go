@@ -104,6 +104,7 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 		shared:    map[string]bool{},
 		extraTree: map[string]bool{},
 		scanDone:  make(chan *scanResult, 1),
+		meta:      state.State{Signed: map[string]string{}},
 	}
 }
 
@@ -344,6 +345,10 @@ func (l *loop) publish() {
 		}
 	}
 	s.meta.Files, s.meta.Scopes = s.Files, s.Scopes
+	s.meta.Signed = make(map[string]string, len(l.meta.Signed))
+	for name, dir := range l.meta.Signed {
+		s.meta.Signed[name] = dir
+	}
 	if l.w != nil {
 		s.meta.WatchedDirs, s.meta.Degraded = l.w.Stats()
 	}

@@ -407,7 +407,7 @@ func TestReloadTrustWatched(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.waitIdle(t)
-			got, want := render(r.d.Findings()), render(checkWith(t, root, trust))
+			got, want := render(r.d.Findings()), render(checkWith(t, root, trust, r.d.Snapshot().meta.Signed))
 			if got != want {
 				t.Fatalf("trust %s (started with %s) rewritten after a reload to it: findings differ from a one-shot check with it\ndaemon:\n%s\ncheck:\n%s", trust, trustA, got, want)
 			}

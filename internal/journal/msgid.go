@@ -14,6 +14,7 @@ const (
 	IDEventsLost  = "b4c02f0874874d628d3710d721f816e8" // events lost; everything is rescanned
 	IDStateError  = "c9d9ac4f2b4f4920b5a6b522cd070b79" // the state could not be saved
 	IDTrustDiffer = "699e8238dbf14c65af2eaec7e7833dfa" // the install's root.crt differs from the pinned one
+	IDScopeGone   = "5d0f3b1e8a2c4e6f9b7d1c3a5e7f9b2d" // a signed app directory was removed
 )
 
 // AlertID is the MESSAGE_ID of an alert of kind (INVALID_HASH, ...).
@@ -30,4 +31,4 @@ func AlertID(kind string) string {
 }
 
 // AllIDs lists every MESSAGE_ID, for the catalog test.
-var AllIDs = []string{IDInvalidHash, IDMissingFile, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer}
+var AllIDs = []string{IDInvalidHash, IDMissingFile, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone}

@@ -47,6 +47,9 @@ type State struct {
 	// TrustDiffers says how the install's root.crt differs from the
 	// pinned trust anchors ("" when it does not, or nothing is pinned).
 	TrustDiffers string `json:"trust_differs,omitempty"`
+	// Signed are the apps whose manifest verified once, by name, with
+	// their directory: an app that loses its manifest stays checked.
+	Signed map[string]string `json:"signed_apps,omitempty"`
 }
 
 // Path is the state file in dir.
