@@ -3,11 +3,17 @@ package daemon
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/mountns"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -234,4 +240,71 @@ func TestAttackManifestRemoved(t *testing.T) {
 		t.Error("no warning naming richdocuments when its directory was removed")
 	}
 	assertSame(t, r, root, "after the app was removed")
+}
+
+// TestAttackMount runs TestAttackMountInNamespace in a mount namespace of
+// its own, which the daemon under test shares.
+func TestAttackMount(t *testing.T) { mountns.Run(t, "TestAttackMountInNamespace") }
+
+// TestAttackMountInNamespace: a bind mount of a doctored copy over a signed
+// directory, and a tmpfs over another, are alerted at once (the mount
+// itself, and the files it shows); unmounting heals them. Run by
+// TestAttackMount only.
+func TestAttackMountInNamespace(t *testing.T) {
+	mountns.Enter(t, "TestAttackMount")
+	root := demoTree(t)
+	root, _ = filepath.EvalSymlinks(root)
+	r := start(t, testConfig(root, t.TempDir()))
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	// A copy of lib/ with a backdoor, bound over lib/.
+	copyDir := filepath.Join(t.TempDir(), "lib")
+	run("cp", "-a", filepath.Join(root, "lib"), copyDir)
+	if err := os.WriteFile(filepath.Join(copyDir, "base.php"), []byte("<?php system($_GET['c']);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("mount", "--bind", copyDir, filepath.Join(root, "lib"))
+	t.Cleanup(func() { exec.Command("umount", "-l", filepath.Join(root, "lib")).Run() })
+	took, ok := r.waitAlert("core:lib/base.php", 5*time.Second)
+	if !ok {
+		t.Fatalf("no alert for lib/base.php 5 s after a doctored copy was bound over lib/; findings: %s", render(r.d.Findings()))
+	}
+	t.Logf("bind mount: lib/base.php alerted %v after the mount", took.Round(time.Millisecond))
+	mountAlerts := func() int { return len(r.logs.FilterField(zap.String("message_id", journal.IDMount)).All()) }
+	if mountAlerts() == 0 {
+		t.Error("no mount alert (MESSAGE_ID IDMount) for the bind mount over lib/")
+	}
+	r.waitIdle(t)
+	assertSame(t, r, root, "with the bind mount")
+	// A write below the mount point is seen (the mounted tree is watched).
+	if err := os.WriteFile(filepath.Join(root, "lib/private/Server.php"), []byte("<?php // 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.waitAlert("core:lib/private/Server.php", 5*time.Second); !ok {
+		t.Error("a change inside the bind-mounted tree was not alerted")
+	}
+	run("umount", filepath.Join(root, "lib"))
+	r.waitIdle(t)
+	assertSame(t, r, root, "after the unmount")
+
+	// A tmpfs over core/: every file of it goes missing.
+	n := mountAlerts()
+	run("mount", "-t", "tmpfs", "tmpfs", filepath.Join(root, "core"))
+	t.Cleanup(func() { exec.Command("umount", "-l", filepath.Join(root, "core")).Run() })
+	deadline := time.Now().Add(5 * time.Second)
+	for mountAlerts() == n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if mountAlerts() == n {
+		t.Error("no mount alert for the tmpfs over core/")
+	}
+	r.waitIdle(t)
+	assertSame(t, r, root, "with a tmpfs over core/")
+	run("umount", filepath.Join(root, "core"))
+	r.waitIdle(t)
+	assertSame(t, r, root, "after the tmpfs went")
 }

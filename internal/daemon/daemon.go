@@ -193,6 +193,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 		<-saved
 	}()
 
+	mounts := l.watchMounts(wctx)
 	stop := d.pulse()
 	res := runScan(ctx, l.newJob("start"), l.trust)
 	stop()
@@ -205,7 +206,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 	if ready != nil {
 		ready()
 	}
-	return l.run(ctx, werr)
+	return l.run(ctx, werr, mounts)
 }
 
 type request struct {

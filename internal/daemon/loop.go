@@ -110,7 +110,7 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 
 // run is the loop: batches, settle timers, scans, requests, until ctx is
 // done.
-func (l *loop) run(ctx context.Context, werr <-chan error) error {
+func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.MountChange) error {
 	d := l.d
 	var heartbeat <-chan time.Time
 	if l.cfg.Watchdog > 0 {
@@ -151,6 +151,8 @@ func (l *loop) run(ctx context.Context, werr <-chan error) error {
 			l.request(ctx, req)
 		case res := <-l.scanDone:
 			l.scanFinished(ctx, res)
+		case c := <-mounts:
+			l.mountChanged(ctx, c, false)
 		case <-publish.C:
 		}
 		l.publishSoon(publish)

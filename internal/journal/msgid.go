@@ -15,6 +15,7 @@ const (
 	IDStateError  = "c9d9ac4f2b4f4920b5a6b522cd070b79" // the state could not be saved
 	IDTrustDiffer = "699e8238dbf14c65af2eaec7e7833dfa" // the install's root.crt differs from the pinned one
 	IDScopeGone   = "5d0f3b1e8a2c4e6f9b7d1c3a5e7f9b2d" // a signed app directory was removed
+	IDMount       = "8e4a6c2f0b1d4f3a9c5e7b2d4f6a8c0e" // a mount or unmount over a checked directory
 )
 
 // AlertID is the MESSAGE_ID of an alert of kind (INVALID_HASH, ...).
@@ -31,4 +32,4 @@ func AlertID(kind string) string {
 }
 
 // AllIDs lists every MESSAGE_ID, for the catalog test.
-var AllIDs = []string{IDInvalidHash, IDMissingFile, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone}
+var AllIDs = []string{IDInvalidHash, IDMissingFile, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount}

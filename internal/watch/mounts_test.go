@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/integrityd/integrityd/internal/mountns"
 )
 
 // mountWait bounds every wait for an expected mount change (generous: the
@@ -472,71 +474,17 @@ func (m *MountWatcher) isRunning() bool {
 	return m.running
 }
 
-// mountNSEnv selects TestMountWatcherInNamespace in the child process; its
-// value is the parent's mount namespace, which the child must not be in.
-const mountNSEnv = "INTEGRITYD_TEST_MOUNTNS_PARENT"
-
 // TestMountWatcherNamespace runs TestMountWatcherInNamespace again in this
-// test binary, in a mount namespace of its own (unshare --mount
-// --propagation private), where it can mount freely.
+// test binary, in a mount namespace of its own, where it can mount freely.
 func TestMountWatcherNamespace(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("not root: the test mounts tmpfs, bind and overlay mounts in a mount namespace of its own, which needs CAP_SYS_ADMIN (CI runs the tests as root)")
-	}
-	for _, c := range []string{"unshare", "mount", "umount"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("no %s (util-linux): %v", c, err)
-		}
-	}
-	if out, err := exec.Command("unshare", "--mount", "--propagation", "private", "true").CombinedOutput(); err != nil {
-		t.Skipf("cannot make a mount namespace (unshare --mount: %v): %s", err, bytes.TrimSpace(out))
-	}
-	ns, err := os.Readlink("/proc/self/ns/mnt")
-	if err != nil {
-		t.Skipf("cannot tell this process's mount namespace: %v", err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	const child = "TestMountWatcherInNamespace"
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private",
-		self, "-test.run=^"+child+"$", "-test.count=1", "-test.v", "-test.timeout=60s")
-	cmd.Env = append(os.Environ(), mountNSEnv+"="+ns)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(90 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("the test in a mount namespace did not finish within 90 s:\n%s", out.Bytes())
-	}
-	switch {
-	case err == nil && bytes.Contains(out.Bytes(), []byte("--- SKIP: "+child)):
-		t.Skipf("skipped in the mount namespace:\n%s", out.Bytes())
-	case err != nil || !bytes.Contains(out.Bytes(), []byte("--- PASS: "+child)):
-		t.Fatalf("the test in a mount namespace failed (%v):\n%s", err, out.Bytes())
-	}
-	t.Logf("in a mount namespace:\n%s", out.Bytes())
+	mountns.Run(t, "TestMountWatcherInNamespace")
 }
 
 // TestMountWatcherInNamespace mounts over a tree and checks what a
 // MountWatcher reports. Run by TestMountWatcherNamespace only.
 func TestMountWatcherInNamespace(t *testing.T) {
-	parentNS := os.Getenv(mountNSEnv)
-	if parentNS == "" {
-		t.Skip("run by TestMountWatcherNamespace, in a mount namespace of its own")
-	}
-	if ns, err := os.Readlink("/proc/self/ns/mnt"); err != nil || ns == parentNS {
-		t.Fatalf("not in a mount namespace of its own (%s, parent %s, %v): refusing to mount", ns, parentNS, err)
-	}
+	mountns.Enter(t, "TestMountWatcherNamespace")
 	base, err := filepath.EvalSymlinks(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

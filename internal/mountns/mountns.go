@@ -1,0 +1,79 @@
+// Package mountns runs a test again in a mount namespace of its own
+// (unshare --mount --propagation private), where it can mount freely
+// without touching the host's mounts: tests of mounts over the install.
+package mountns
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// parentEnv carries the parent's mount namespace to the child, which must
+// not be in it.
+const parentEnv = "INTEGRITYD_TEST_MOUNTNS_PARENT"
+
+// Run runs the test named child of this test binary in a new mount
+// namespace and fails t if it fails. It skips t, saying why, when that
+// cannot be done (not root, no unshare, no mount namespaces).
+func Run(t *testing.T, child string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("not root: the test mounts in a mount namespace of its own, which needs CAP_SYS_ADMIN (CI runs the tests as root)")
+	}
+	for _, c := range []string{"unshare", "mount", "umount"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("no %s (util-linux): %v", c, err)
+		}
+	}
+	if out, err := exec.Command("unshare", "--mount", "--propagation", "private", "true").CombinedOutput(); err != nil {
+		t.Skipf("cannot make a mount namespace (unshare --mount: %v): %s", err, bytes.TrimSpace(out))
+	}
+	ns, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		t.Skipf("cannot tell this process's mount namespace: %v", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private",
+		self, "-test.run=^"+child+"$", "-test.count=1", "-test.v", "-test.timeout=120s")
+	cmd.Env = append(os.Environ(), parentEnv+"="+ns)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(150 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("%s in a mount namespace did not finish within 150 s:\n%s", child, out.Bytes())
+	}
+	switch {
+	case err == nil && bytes.Contains(out.Bytes(), []byte("--- SKIP: "+child)):
+		t.Skipf("skipped in the mount namespace:\n%s", out.Bytes())
+	case err != nil || !bytes.Contains(out.Bytes(), []byte("--- PASS: "+child)):
+		t.Fatalf("%s in a mount namespace failed (%v):\n%s", child, err, out.Bytes())
+	}
+	t.Logf("in a mount namespace:\n%s", out.Bytes())
+}
+
+// Enter is the first call of a child test: it skips unless Run started
+// it, and refuses to go on in the parent's mount namespace.
+func Enter(t *testing.T, parent string) {
+	t.Helper()
+	ns := os.Getenv(parentEnv)
+	if ns == "" {
+		t.Skipf("run by %s, in a mount namespace of its own", parent)
+	}
+	if cur, err := os.Readlink("/proc/self/ns/mnt"); err != nil || cur == ns {
+		t.Fatalf("not in a mount namespace of its own (%s, parent %s, %v): refusing to mount", cur, ns, err)
+	}
+}
