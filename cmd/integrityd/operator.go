@@ -138,8 +138,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		} else {
 			fmt.Fprintf(stdout, "watcher:         ok\n")
 		}
-		fmt.Fprintf(stdout, "findings:        %d (INVALID_HASH %d, MISSING_FILE %d, EXTRA_FILE %d, EXCEPTION %d)\n", len(ds.Findings),
-			kinds[verify.InvalidHash], kinds[verify.MissingFile], kinds[verify.ExtraFile], kinds[verify.KindException])
+		links := ""
+		if n := kinds[verify.HardLink]; n > 0 {
+			links = fmt.Sprintf(", HARD_LINK %d", n)
+		}
+		fmt.Fprintf(stdout, "findings:        %d (INVALID_HASH %d, MISSING_FILE %d, EXTRA_FILE %d%s, EXCEPTION %d)\n", len(ds.Findings),
+			kinds[verify.InvalidHash], kinds[verify.MissingFile], kinds[verify.ExtraFile], links, kinds[verify.KindException])
 		if ds.TrustDiffers != "" {
 			fmt.Fprintf(stdout, "TRUST ANCHOR:    the install's root.crt differs from the pinned one: %s\n", ds.TrustDiffers)
 		}

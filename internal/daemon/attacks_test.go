@@ -308,3 +308,46 @@ func TestAttackMountInNamespace(t *testing.T) {
 	r.waitIdle(t)
 	assertSame(t, r, root, "after the tmpfs went")
 }
+
+// TestAttackHardLink: a hard link to a signed file placed in data/ (not
+// watched) makes no inotify event in the install (the link count change
+// goes to watches of the file itself, not of its directory): it is found
+// by the next full scan, as HARD_LINK. Once known, a write through it is
+// seen with the next batch of any change (hard-linked files are rechecked
+// after every batch, like symlinks).
+func TestAttackHardLink(t *testing.T) {
+	root := demoTree(t)
+	r := start(t, testConfig(root, t.TempDir()))
+	other := filepath.Join(root, "data", "innocent.txt")
+	if err := os.Link(filepath.Join(root, "lib/base.php"), other); err != nil {
+		t.Skipf("cannot make a hard link here: %v", err)
+	}
+	if err := r.d.Rescan(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.waitAlert("core:lib/base.php", 5*time.Second); !ok {
+		t.Fatal("no alert for a hard link to lib/base.php made in data/, after a full scan")
+	}
+	r.waitIdle(t)
+	if fs := r.d.Findings(); len(fs) != 1 || fs[0].Kind != verify.HardLink {
+		t.Fatalf("findings %s, want lib/base.php HARD_LINK", render(fs))
+	}
+	// The payload, through the other name: no event under the install.
+	if err := os.WriteFile(other, []byte("<?php system($_GET['c']);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Any change in the install makes a batch, after which linked files
+	// are rechecked.
+	if err := os.WriteFile(filepath.Join(root, "core/css/other.css"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.waitIdle(t)
+	assertSame(t, r, root, "after a write through the hard link")
+	found := false
+	for _, f := range r.d.Findings() {
+		found = found || (f.Path == "lib/base.php" && f.Kind == verify.InvalidHash)
+	}
+	if !found {
+		t.Errorf("the write through the hard link was not seen: %s", render(r.d.Findings()))
+	}
+}

@@ -44,7 +44,7 @@ func newMetrics(d *Daemon) *Metrics {
 		}),
 		d: d,
 	}
-	for _, k := range []verify.Kind{verify.InvalidHash, verify.MissingFile, verify.ExtraFile, verify.KindException} {
+	for _, k := range verify.Kinds() {
 		m.alerts.WithLabelValues(string(k))
 	}
 	version := "devel"
@@ -85,7 +85,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.d.snap.Load()
 	counts := map[[2]string]int{}
 	for _, scope := range s.scopeNames {
-		for _, k := range []verify.Kind{verify.InvalidHash, verify.MissingFile, verify.ExtraFile, verify.KindException} {
+		for _, k := range verify.Kinds() {
 			counts[[2]string{string(k), scope}] = 0
 		}
 	}

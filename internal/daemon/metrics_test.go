@@ -37,6 +37,9 @@ integrityd_findings{kind="EXCEPTION",scope="files"} 0
 integrityd_findings{kind="EXTRA_FILE",scope="core"} 0
 integrityd_findings{kind="EXTRA_FILE",scope="dashboard"} 0
 integrityd_findings{kind="EXTRA_FILE",scope="files"} 0
+integrityd_findings{kind="HARD_LINK",scope="core"} 0
+integrityd_findings{kind="HARD_LINK",scope="dashboard"} 0
+integrityd_findings{kind="HARD_LINK",scope="files"} 0
 integrityd_findings{kind="INVALID_HASH",scope="core"} 1
 integrityd_findings{kind="INVALID_HASH",scope="dashboard"} 0
 integrityd_findings{kind="INVALID_HASH",scope="files"} 0

@@ -7,6 +7,7 @@ const (
 	IDInvalidHash = "90db44e0a320482eb73a78bb4bb5ef96" // a file's hash differs from its manifest
 	IDMissingFile = "bd8377a0e8fd4ed99de8970daa194aa2" // a signed file is missing
 	IDExtraFile   = "207ff942e1af4ca1980adfba3e930bed" // a file not in the manifest
+	IDHardLink    = "3c7e9a1f5b2d4c8e8a6f0d2b4e6c8a1f" // a file of a scope has more than one name
 	IDException   = "b23377c004f74fe2bbd2cc5ca88918b3" // a manifest, certificate or file could not be verified
 	IDResolved    = "f12abb9c394b43fcb30bb54a5894946d" // a finding healed
 	IDFullScan    = "dcc6a7a5693d4a80bbb01b8a05f1c2b2" // a full scan finished
@@ -27,9 +28,11 @@ func AlertID(kind string) string {
 		return IDMissingFile
 	case "EXTRA_FILE":
 		return IDExtraFile
+	case "HARD_LINK":
+		return IDHardLink
 	}
 	return IDException
 }
 
 // AllIDs lists every MESSAGE_ID, for the catalog test.
-var AllIDs = []string{IDInvalidHash, IDMissingFile, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount}
+var AllIDs = []string{IDInvalidHash, IDMissingFile, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink}

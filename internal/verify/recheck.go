@@ -103,7 +103,8 @@ func (e *Expected) under(key string) []expEntry {
 // Recheck checks key (a file or directory of the scope, "/"-separated,
 // "" for the whole scope) and everything below it, exactly as a full
 // Check would see them, and returns the findings for that part and the
-// symlinks in it (whose targets can change without an event on them).
+// paths in it whose content can change without an event on them: symlinks
+// (their targets) and files with more than one name (hard links).
 func (s *Scope) Recheck(ctx context.Context, exp *Expected, key string) ([]Finding, []string, error) {
 	reach := true
 	if key != "" {
@@ -120,7 +121,7 @@ func (s *Scope) Recheck(ctx context.Context, exp *Expected, key string) ([]Findi
 	}
 	var links []string
 	for k, st := range current {
-		if st.link {
+		if st.link || st.nlink > 1 {
 			links = append(links, k)
 		}
 	}

@@ -25,6 +25,9 @@ const (
 
 var kindOrder = map[Kind]int{InvalidHash: 0, MissingFile: 1, ExtraFile: 2, HardLink: 3, KindException: 4}
 
+// Kinds returns every kind, in report order.
+func Kinds() []Kind { return []Kind{InvalidHash, MissingFile, ExtraFile, HardLink, KindException} }
+
 // Finding is one file that failed the check, or (Path empty, Kind
 // EXCEPTION) a scope that could not be checked.
 type Finding struct {
