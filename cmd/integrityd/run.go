@@ -57,7 +57,7 @@ func newLogger(w io.Writer, format string) (*zap.Logger, error) {
 // the daemon's.
 func runCommand() config.Command {
 	return config.Command{
-		Flags:  append(checkFlags(), "state-dir", "rescan-interval", "log-format", "metrics-listen", "metrics-textfile"),
+		Flags:  append(checkFlags(), "state-dir", "rescan-interval", "reverify-period", "log-format", "metrics-listen", "metrics-textfile"),
 		Output: "text", Outputs: verify.Formats, NeedRoot: true,
 	}
 }
@@ -85,7 +85,10 @@ func loadRun(name string, args []string, stderr io.Writer) (*config.Settings, da
 	cfg := daemon.Config{
 		Root: in.Root, AppsPaths: in.AppsRoots, DataDir: in.DataDir, Exclude: in.Exclude,
 		Trust: t.AnchorFile, CRL: t.CRLFile, StateDir: s.StateDir,
-		Workers: s.Workers, RescanInterval: s.RescanInterval,
+		Workers: s.Workers, RescanInterval: s.RescanInterval, ReverifyPeriod: s.ReverifyPeriod,
+	}
+	if cfg.ReverifyPeriod == 0 {
+		cfg.ReverifyPeriod = -1 // off (the daemon's zero is its default)
 	}
 	if cfg.Trust, err = filepath.Abs(cfg.Trust); err != nil {
 		return nil, daemon.Config{}, err

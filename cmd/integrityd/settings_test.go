@@ -44,7 +44,7 @@ func TestLoadRun(t *testing.T) {
 	want := daemon.Config{
 		Root: root, AppsPaths: []string{filepath.Join(root, "apps")}, Exclude: []string{filepath.Join(root, "lib/extra.php")},
 		Trust: filepath.Join(root, "resources/codesigning/root.crt"), StateDir: "/srv/state",
-		Workers: 3, RescanInterval: 10 * time.Minute,
+		Workers: 3, RescanInterval: 10 * time.Minute, ReverifyPeriod: 10 * time.Minute,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("daemon.Config\ngot  %+v\nwant %+v", cfg, want)

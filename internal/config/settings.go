@@ -24,6 +24,7 @@ type Settings struct {
 	Workers         int // 0: four per CPU
 	StateDir        string
 	RescanInterval  time.Duration
+	ReverifyPeriod  time.Duration
 	LogFormat       string // "auto", "journal", "json" or "console"
 	MetricsListen   string
 	MetricsTextfile string
@@ -64,7 +65,8 @@ var settings = [...]setting{
 	{"enforce", "enforce", false, `check even where Nextcloud would not: "auto" (follow $OC_Channel in version.php and integrity.check.disabled), "yes" or "no"`, func(s *Settings) any { return &s.Enforce }},
 	{"workers", "", false, "files hashed in parallel (default: four per CPU)", func(s *Settings) any { return &s.Workers }},
 	{"state-dir", "state_dir", true, "the daemon's state directory, where findings and scan metadata persist", func(s *Settings) any { return &s.StateDir }},
-	{"rescan-interval", "rescan_interval", false, "safety-net full rescan interval", func(s *Settings) any { return &s.RescanInterval }},
+	{"rescan-interval", "rescan_interval", false, "full rescan interval when --reverify-period is 0", func(s *Settings) any { return &s.RescanInterval }},
+	{"reverify-period", "reverify_period", false, "every file is hashed again in the background within this period, paced (0: off)", func(s *Settings) any { return &s.ReverifyPeriod }},
 	{"log-format", "log_format", false, `"journal", "json", "console", or "auto" (journal when stderr is the journal, console on a terminal, else json)`, func(s *Settings) any { return &s.LogFormat }},
 	{"metrics-listen", "metrics_listen", false, "serve Prometheus metrics on this address (host:port, or unix:/path)", func(s *Settings) any { return &s.MetricsListen }},
 	{"metrics-textfile", "metrics_textfile", true, "write Prometheus metrics to this file for node_exporter's textfile collector", func(s *Settings) any { return &s.MetricsTextfile }},
@@ -104,6 +106,7 @@ func (c Command) Defaults() Settings {
 		Output:         c.Output,
 		StateDir:       "/var/lib/integrityd",
 		RescanInterval: time.Hour,
+		ReverifyPeriod: 10 * time.Minute,
 		LogFormat:      "auto",
 	}
 }
@@ -245,6 +248,9 @@ func (s *Settings) validate(c Command) error {
 	}
 	if s.RescanInterval <= 0 {
 		return s.invalid("rescan-interval", "%q is not a positive duration (like 30m or 1h)", s.RescanInterval.String())
+	}
+	if s.ReverifyPeriod < 0 || (s.ReverifyPeriod > 0 && s.ReverifyPeriod < time.Second) {
+		return s.invalid("reverify-period", "%q: want 0 (off) or a duration of at least 1s (like 10m)", s.ReverifyPeriod.String())
 	}
 	if !c.NeedRoot {
 		return nil

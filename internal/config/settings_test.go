@@ -136,6 +136,7 @@ trust = /etc/integrityd/root.crt
 crl = none
 state_dir = /srv/state
 rescan_interval = 45m
+reverify_period = 5m
 enforce = yes
 log_format = json
 metrics_listen = 127.0.0.1:9737
@@ -149,7 +150,7 @@ metrics_textfile = /srv/integrityd.prom
 	want := Settings{
 		ConfigFile: path, Root: "/srv/nc", AppsPaths: []string{"/srv/nc/apps", "/srv/nc/custom_apps"}, DataDir: "/srv/data",
 		Exclude: []string{"lib/big"}, Trust: "/etc/integrityd/root.crt", CRL: "none", Enforce: "yes", StateDir: "/srv/state",
-		RescanInterval: 45 * time.Minute, LogFormat: "json", MetricsListen: "127.0.0.1:9737", MetricsTextfile: "/srv/integrityd.prom",
+		RescanInterval: 45 * time.Minute, ReverifyPeriod: 5 * time.Minute, LogFormat: "json", MetricsListen: "127.0.0.1:9737", MetricsTextfile: "/srv/integrityd.prom",
 	}
 	if !reflect.DeepEqual(*s, want) {
 		t.Errorf("got  %+v\nwant %+v", *s, want)
@@ -199,6 +200,7 @@ func TestValidationErrors(t *testing.T) {
 		{"log format file", testCommand, "\n\nlog_format = xml\n", nil, fileError, `CONF:3: log_format: "xml", want "auto", "journal", "json" or "console"`},
 		{"rescan interval flag zero", testCommand, "", []string{"--rescan-interval", "0s"}, flagError, `--rescan-interval: "0s" is not a positive duration (like 30m or 1h)`},
 		{"rescan interval flag negative", testCommand, "", []string{"--rescan-interval=-5m"}, flagError, `--rescan-interval: "-5m0s" is not a positive duration (like 30m or 1h)`},
+		{"reverify period too short", testCommand, "state_dir = /a\nreverify_period = 10ms\n", nil, fileError, `CONF:2: reverify_period: "10ms": want 0 (off) or a duration of at least 1s (like 10m)`},
 		{"rescan interval file", testCommand, "state_dir = /a\nrescan_interval = -1s\n", nil, fileError, `CONF:2: rescan_interval: "-1s" is not a positive duration (like 30m or 1h)`},
 		{"rescan interval file, overridden by the flag", testCommand, "rescan_interval = 0s\n", []string{"--rescan-interval", "1m"}, fileError, `CONF:1: rescan_interval: "0s" is not a positive duration (like 30m or 1h)`},
 		{"bad value in the file, command without the flag", Command{Flags: []string{"config"}}, "log_format = xml\n", nil, fileError, `CONF:1: log_format: "xml", want "auto", "journal", "json" or "console"`},

@@ -6,10 +6,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/integrityd/integrityd/internal/demo"
 	"github.com/integrityd/integrityd/internal/journal"
@@ -350,4 +352,36 @@ func TestAttackHardLink(t *testing.T) {
 	if !found {
 		t.Errorf("the write through the hard link was not seen: %s", render(r.d.Findings()))
 	}
+}
+
+// TestAttackMmapWrite: a write through a MAP_SHARED mapping makes no
+// inotify event; the background re-verification finds it within its
+// period (2 s here; 10 min by default).
+func TestAttackMmapWrite(t *testing.T) {
+	root := demoTree(t)
+	cfg := testConfig(root, t.TempDir())
+	cfg.ReverifyPeriod = 2 * time.Second
+	r := start(t, cfg)
+	f, err := os.OpenFile(filepath.Join(root, "lib/base.php"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	m, err := syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(m, "<?php eval($_GET['x']);//")
+	if err := unix.Msync(m, unix.MS_SYNC); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Munmap(m)
+	took, ok := r.waitAlert("core:lib/base.php", 15*time.Second)
+	if !ok {
+		t.Fatalf("a write through a shared mapping was not found within 15 s (re-verification period 2 s)")
+	}
+	t.Logf("mmap write found %v after it was made (re-verification period %s)", took.Round(time.Millisecond), cfg.ReverifyPeriod)
+	r.waitIdle(t)
+	assertSame(t, r, root, "after the mmap write")
 }

@@ -48,8 +48,13 @@ type Config struct {
 	StateDir  string
 	// Workers is the number of files hashed at once (0: four per CPU).
 	Workers int
-	// RescanInterval is the safety-net full rescan (0: never).
+	// RescanInterval is the interval of full rescans when re-verification
+	// is off.
 	RescanInterval time.Duration
+	// ReverifyPeriod is the period within which the background
+	// re-verification hashes every file again (0: the default, 10 min;
+	// negative: off, full rescans every RescanInterval instead).
+	ReverifyPeriod time.Duration
 	// DegradedRescan is the full-rescan interval while some directories
 	// cannot be watched.
 	DegradedRescan time.Duration
@@ -82,6 +87,7 @@ func (c *Config) Defaults() {
 		}
 	}
 	def(&c.RescanInterval, time.Hour)
+	def(&c.ReverifyPeriod, 10*time.Minute)
 	def(&c.DegradedRescan, 5*time.Minute)
 	def(&c.Settle, 3*time.Second)
 	def(&c.MaxHold, 20*c.Settle)

@@ -354,7 +354,11 @@ func TestModel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := start(t, testConfig(root, t.TempDir()))
+			cfg := testConfig(root, t.TempDir())
+			// Re-verification passes every 0.5 s: their merges meet the
+			// model's changes all the time.
+			cfg.ReverifyPeriod = time.Second
+			r := start(t, cfg)
 			assertSame(t, r, root, "initial scan")
 			m := &model{t: t, root: root, rnd: rand.New(rand.NewSource(seed)), keys: keys, d: r.d}
 			for i := 0; i < rounds; i++ {

@@ -41,6 +41,7 @@ type loop struct {
 	extraTree map[string]bool // watched trees added for symlinked apps
 
 	scan     *scanJob // the full scan running, or nil
+	scanCost int64    // what the last full scan hashed (for the pace of passes)
 	next     *scanJob // the one to run after it, or nil
 	scanDone chan *scanResult
 	scanStop context.CancelFunc
@@ -146,7 +147,16 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 			l.settled(ctx)
 		case <-rescan.C:
 			l.w.Resync() // repairs watches, and retries those a limit refused
-			l.requestScan(ctx, "periodic", nil, false)
+			_, degraded := l.w.Stats()
+			switch {
+			case l.scan != nil:
+				l.nextScan = time.Time{} // its merge sets the next
+			case l.reverifying() && degraded == "":
+				l.nextScan = time.Time{}
+				l.startScan(ctx, l.newPass())
+			default:
+				l.requestScan(ctx, "periodic", nil, false)
+			}
 		case req := <-d.reqs:
 			l.request(ctx, req)
 		case res := <-l.scanDone:
@@ -332,7 +342,7 @@ func (l *loop) publish() {
 		meta:      l.meta,
 		Scopes:    len(l.scopes),
 		Batches:   l.batches,
-		Scanning:  l.scan != nil || l.next != nil,
+		Scanning:  (l.scan != nil && !l.scan.paced) || l.next != nil,
 		Published: time.Now(),
 	}
 	for name, m := range l.findings {

@@ -24,6 +24,7 @@ type scanJob struct {
 	start      time.Time
 	waiters    []chan struct{} // closed once merged
 	reload     bool            // a reload asked for it: READY=1 once merged
+	paced      bool            // a background re-verification pass
 	// touched (owned by the loop) are the keys, by scope, that the loop
 	// rechecked itself while the scan ran: they win over the scan's view.
 	touched map[string][]string
@@ -46,6 +47,7 @@ type scanResult struct {
 	trustErr error
 	scopes   []scopeScan
 	dur      time.Duration
+	cost     int64 // bytes hashed, and verify.PaceFileCost per file
 	err      error // cancelled
 }
 
@@ -66,6 +68,9 @@ func (l *loop) newJob(reason string) *scanJob {
 func runScan(ctx context.Context, j *scanJob, prev *verify.Trust) *scanResult {
 	j.start = time.Now()
 	res := &scanResult{job: j, trust: prev}
+	p := j.in.Checker.Progress
+	files0, bytes0 := p.Files(), p.Bytes()
+	defer func() { res.cost = p.Bytes() - bytes0 + (p.Files()-files0)*verify.PaceFileCost }()
 	if t, err := verify.LoadTrust(j.trust, j.crl); err != nil {
 		res.trustErr = err
 	} else {
@@ -106,6 +111,9 @@ func checkScope(ctx context.Context, sc *verify.Scope, t *verify.Trust) scopeSca
 // once the scan is merged.
 func (l *loop) requestScan(ctx context.Context, reason string, done chan struct{}, reload bool) {
 	l.nextScan = time.Time{} // the periodic one waits for this one's end
+	if l.scan != nil && l.scan.paced {
+		l.stopScan() // a re-verification pass gives way; the next one starts over
+	}
 	if l.scan != nil {
 		if l.next == nil {
 			l.next = &scanJob{reason: reason}
@@ -207,11 +215,19 @@ func (l *loop) merge(ctx context.Context, res *scanResult) {
 	l.log.Info("full scan done", zap.String("message_id", journal.IDFullScan), zap.String("reason", j.reason),
 		zap.Int("scopes", snap.Scopes), zap.Int("files", snap.Files), zap.Int("findings", snap.Count()),
 		zap.Duration("duration", res.dur), zap.Int("watched_dirs", snap.meta.WatchedDirs), zap.String("degraded", snap.meta.Degraded))
-	interval := l.cfg.RescanInterval
-	if snap.meta.Degraded != "" {
-		interval = min(interval, l.cfg.DegradedRescan)
+	if res.cost > 0 && !j.paced {
+		l.scanCost = res.cost
 	}
-	l.nextScan = time.Now().Add(interval)
+	switch {
+	case snap.meta.Degraded != "":
+		l.nextScan = time.Now().Add(min(l.cfg.RescanInterval, l.cfg.DegradedRescan))
+	case l.reverifying():
+		// The next pass starts half a period after this scan began: a
+		// file is hashed at least once per period.
+		l.nextScan = j.start.Add(l.cfg.ReverifyPeriod / 2)
+	default:
+		l.nextScan = time.Now().Add(l.cfg.RescanInterval)
+	}
 	l.d.saver.soon()
 	// A full scan leaves tens of MB of garbage (manifests, hashes of
 	// every file): give it back to the OS now rather than over minutes.

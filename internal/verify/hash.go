@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
@@ -65,7 +66,16 @@ type Checker struct {
 	Workers int
 	// Progress counts what this checker hashed (nil: not counted).
 	Progress *Progress
+	// Pace, when set, is called before each file (n = PaceFileCost) and
+	// after each read (n = the bytes read): it may sleep to spread the
+	// work over time (a background re-verification), and returns ctx's
+	// error when ctx is done.
+	Pace func(ctx context.Context, n int64) error
 }
+
+// PaceFileCost is what a file costs a Pace budget besides its bytes (its
+// open, stat and close): many small files pace like a few big ones.
+const PaceFileCost = 16 << 10
 
 // Progress counts files looked at and bytes hashed, for progress lines
 // and watchdogs. It is safe for concurrent use; a nil *Progress counts

@@ -192,9 +192,12 @@ func linkCount(fi fs.FileInfo) uint64 {
 type hasher struct {
 	buf      []byte
 	progress *Progress
+	pace     func(ctx context.Context, n int64) error
 }
 
-func newHasher(p *Progress) *hasher { return &hasher{buf: make([]byte, 256<<10), progress: p} }
+func newHasher(c *Checker) *hasher {
+	return &hasher{buf: make([]byte, 256<<10), progress: c.progress(), pace: c.pacer()}
+}
 
 // file hashes or reports one entry of the walk; htaccessPath is the file
 // the root .htaccess rule applies to ("" for none). The error is ctx's
@@ -208,6 +211,11 @@ func (h *hasher) file(ctx context.Context, f walkedFile, htaccessPath string) (f
 		return fileState{err: fmt.Errorf("directory cannot be read: %w", f.err)}, nil
 	case f.mode&fs.ModeSymlink == 0 && !f.mode.IsRegular():
 		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(f.mode))}, nil
+	}
+	if h.pace != nil {
+		if err := h.pace(ctx, PaceFileCost); err != nil {
+			return fileState{}, err
+		}
 	}
 	link := f.mode&fs.ModeSymlink != 0
 	st, err := h.hash(ctx, f.path, f.path == htaccessPath, link)
@@ -289,6 +297,11 @@ func (h *hasher) hash(ctx context.Context, path string, htaccess, statFirst bool
 		d.Write(h.buf[:k])
 		n += int64(k)
 		h.progress.addBytes(k)
+		if h.pace != nil && k > 0 {
+			if err := h.pace(ctx, int64(k)); err != nil {
+				return fileState{}, err
+			}
+		}
 		if err == io.EOF {
 			break
 		}
@@ -339,6 +352,13 @@ func (c *Checker) workers() int {
 	return min(4*runtime.NumCPU(), 32)
 }
 
+func (c *Checker) pacer() func(context.Context, int64) error {
+	if c == nil {
+		return nil
+	}
+	return c.Pace
+}
+
 func (c *Checker) progress() *Progress {
 	if c == nil {
 		return nil
@@ -364,7 +384,7 @@ func (s *Scope) hashTree(ctx context.Context, dir, prefix string) (map[string]fi
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h := newHasher(c.progress())
+			h := newHasher(c)
 			for f := range files {
 				st, err := h.file(ctx, f, ht)
 				if err != nil {
