@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -384,4 +385,48 @@ func TestAttackMmapWrite(t *testing.T) {
 	t.Logf("mmap write found %v after it was made (re-verification period %s)", took.Round(time.Millisecond), cfg.ReverifyPeriod)
 	r.waitIdle(t)
 	assertSame(t, r, root, "after the mmap write")
+}
+
+// TestAttackHugeFiles: a 1 GiB sparse extra file and a symlink to
+// /proc/self/pagemap (which reads as 256 TiB) do not hold up the alert
+// for a backdoor written right after them: big files are hashed off the
+// alerting path, pseudo files are never read.
+func TestAttackHugeFiles(t *testing.T) {
+	root := demoTree(t)
+	r := start(t, testConfig(root, t.TempDir()))
+	huge := filepath.Join(root, "lib/huge.bin")
+	f, err := os.Create(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 30); err != nil {
+		t.Skipf("no sparse 1 GiB file here: %v", err)
+	}
+	f.Close()
+	if err := os.Symlink("/proc/self/pagemap", filepath.Join(root, "core/x.php")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // their batch is being handled
+	if err := os.WriteFile(filepath.Join(root, "index.php"), []byte("<?php system($_GET['c']);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	took, ok := r.waitAlert("core:index.php", 10*time.Second)
+	if !ok {
+		t.Fatal("no alert for index.php within 10 s of a 1 GiB file and a pagemap symlink")
+	}
+	t.Logf("backdoor alerted %v after it was written, behind a 1 GiB file and a pagemap symlink", took.Round(time.Millisecond))
+	if _, ok := r.waitAlert("core:core/x.php", 5*time.Second); !ok {
+		t.Error("the symlink to /proc/self/pagemap was not reported")
+	}
+	r.waitIdle(t) // the big file hashed, off the loop
+	// The order tells whether the big file held up the loop: the
+	// backdoor, written after it, must be alerted before it.
+	var order []string
+	for _, e := range r.logs.FilterMessage("integrity check failed").All() {
+		order = append(order, e.ContextMap()["integrity_path"].(string))
+	}
+	if i, j := slices.Index(order, "index.php"), slices.Index(order, "lib/huge.bin"); i < 0 || j < 0 || i > j {
+		t.Errorf("alerts in the order %q: the backdoor in index.php waited for the 1 GiB file", order)
+	}
+	assertSame(t, r, root, "after the huge files")
 }

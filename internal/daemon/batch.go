@@ -162,11 +162,24 @@ func (l *loop) recheckLinks(ctx context.Context) {
 // updated, a path is a finding only if it is wrong under both the manifest
 // in force and the new one.
 func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
-	fresh, links, err := s.sc.Recheck(ctx, s.exp, key)
+	fresh, links, big, err := s.sc.RecheckDeferred(ctx, s.exp, key, bigFile)
 	if err == nil && s.next != nil {
 		var next []verify.Finding
-		if next, _, err = s.sc.Recheck(ctx, s.next, key); err == nil {
+		if next, _, _, err = s.sc.RecheckDeferred(ctx, s.next, key, bigFile); err == nil {
 			fresh = wrongUnderBoth(fresh, next)
+		}
+	}
+	if err == nil {
+		// Big files keep what was known of them until they are hashed
+		// off the loop.
+		for _, k := range big {
+			for _, f := range l.part(s, k) {
+				fresh = append(fresh, *f)
+			}
+			if s.links[k] {
+				links = append(links, k)
+			}
+			l.hashLater(ctx, s, k)
 		}
 	}
 	if err != nil {
@@ -200,11 +213,29 @@ func wrongUnderBoth(cur, next []verify.Finding) []verify.Finding {
 // loadScope (re)reads the scope's manifest and checks the whole scope.
 func (l *loop) loadScope(ctx context.Context, s *scope) error {
 	l.touch(s, "")
-	r := checkScope(ctx, s.sc, l.trust)
-	if r.err != nil {
-		return r.err
+	m, ex := s.sc.LoadManifest(l.trust)
+	if ex != nil {
+		l.adopt(s, scopeScan{sc: s.sc, findings: []verify.Finding{*ex}})
+		return nil
 	}
+	r := scopeScan{sc: s.sc, exp: s.sc.NewExpected(m), sum: m.Sum()}
+	fresh, links, big, err := s.sc.RecheckDeferred(ctx, r.exp, "", bigFile)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fresh = []verify.Finding{verify.ListException(s.sc.Name, err)}
+	}
+	for _, k := range big { // hashed off the loop, once adopted
+		for _, f := range l.part(s, k) {
+			fresh = append(fresh, *f)
+		}
+	}
+	r.findings, r.links = fresh, links
 	l.adopt(s, r)
+	for _, k := range big {
+		l.hashLater(ctx, s, k)
+	}
 	return nil
 }
 

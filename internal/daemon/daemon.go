@@ -212,7 +212,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 	if ready != nil {
 		ready()
 	}
-	return l.run(ctx, werr, mounts)
+	return l.run(wctx, werr, mounts) // wctx: goroutines the loop starts end with Run
 }
 
 type request struct {

@@ -40,6 +40,11 @@ type loop struct {
 	published time.Time
 	extraTree map[string]bool // watched trees added for symlinked apps
 
+	bigRunning map[bigKey]bool // big files being hashed off the loop
+	bigAgain   map[bigKey]bool // ... and changed again meanwhile
+	bigSem     chan struct{}
+	bigDone    chan bigResult
+
 	scan     *scanJob // the full scan running, or nil
 	scanCost int64    // what the last full scan hashed (for the pace of passes)
 	next     *scanJob // the one to run after it, or nil
@@ -100,12 +105,16 @@ func under(p, key string) bool {
 func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 	return &loop{
 		d: d, log: d.log, cfg: cfg, in: in, trust: t,
-		scopes:    map[string]*scope{},
-		findings:  map[string]map[string]*verify.Finding{},
-		shared:    map[string]bool{},
-		extraTree: map[string]bool{},
-		scanDone:  make(chan *scanResult, 1),
-		meta:      state.State{Signed: map[string]string{}},
+		scopes:     map[string]*scope{},
+		findings:   map[string]map[string]*verify.Finding{},
+		shared:     map[string]bool{},
+		extraTree:  map[string]bool{},
+		scanDone:   make(chan *scanResult, 1),
+		meta:       state.State{Signed: map[string]string{}},
+		bigRunning: map[bigKey]bool{},
+		bigAgain:   map[bigKey]bool{},
+		bigSem:     make(chan struct{}, bigWorkers),
+		bigDone:    make(chan bigResult),
 	}
 }
 
@@ -163,6 +172,8 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 			l.scanFinished(ctx, res)
 		case c := <-mounts:
 			l.mountChanged(ctx, c, false)
+		case r := <-l.bigDone:
+			l.bigFinished(ctx, r)
 		case <-publish.C:
 		}
 		l.publishSoon(publish)
@@ -342,7 +353,7 @@ func (l *loop) publish() {
 		meta:      l.meta,
 		Scopes:    len(l.scopes),
 		Batches:   l.batches,
-		Scanning:  (l.scan != nil && !l.scan.paced) || l.next != nil,
+		Scanning:  (l.scan != nil && !l.scan.paced) || l.next != nil || len(l.bigRunning) > 0,
 		Published: time.Now(),
 	}
 	for name, m := range l.findings {

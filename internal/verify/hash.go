@@ -71,6 +71,8 @@ type Checker struct {
 	// work over time (a background re-verification), and returns ctx's
 	// error when ctx is done.
 	Pace func(ctx context.Context, n int64) error
+
+	deferOver int64 // set by RecheckDeferred only
 }
 
 // PaceFileCost is what a file costs a Pace budget besides its bytes (its

@@ -106,26 +106,41 @@ func (e *Expected) under(key string) []expEntry {
 // paths in it whose content can change without an event on them: symlinks
 // (their targets) and files with more than one name (hard links).
 func (s *Scope) Recheck(ctx context.Context, exp *Expected, key string) ([]Finding, []string, error) {
+	fs, links, _, err := s.RecheckDeferred(ctx, exp, key, 0)
+	return fs, links, err
+}
+
+// RecheckDeferred is Recheck without hashing the regular files larger
+// than over bytes: those are listed in deferred, with no finding (and
+// none removed) for them, for the caller to Recheck apart, off its
+// alerting path.
+func (s *Scope) RecheckDeferred(ctx context.Context, exp *Expected, key string, over int64) (fs []Finding, links, deferred []string, err error) {
+	sc := s
+	if over > 0 {
+		in := *s.in
+		in.Checker.deferOver = over
+		sc = &Scope{Name: s.Name, Dir: s.Dir, core: s.core, in: &in}
+	}
 	reach := true
 	if key != "" {
 		var blocked bool
-		if reach, blocked = s.reachable(key); blocked {
-			// Below a directory that cannot be listed: a full check does
-			// not see key either; that directory's own EXCEPTION covers it.
-			return nil, nil, nil
+		if reach, blocked = sc.reachable(key); blocked {
+			return nil, nil, nil, nil
 		}
 	}
-	current, err := s.current(ctx, key, reach)
+	current, err := sc.current(ctx, key, reach)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	var links []string
 	for k, st := range current {
-		if st.link || st.nlink > 1 {
+		switch {
+		case st.deferred:
+			deferred = append(deferred, k)
+		case st.link || st.nlink > 1:
 			links = append(links, k)
 		}
 	}
-	return compare(s.Name, exp.under(key), current), links, nil
+	return compare(s.Name, exp.under(key), current), links, deferred, nil
 }
 
 // current is what the walk of a full check finds at key and below; reach

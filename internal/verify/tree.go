@@ -63,6 +63,8 @@ type fileState struct {
 	// nlink is the link count of the file hashed (a symlink's target),
 	// 0 when it was not hashed.
 	nlink uint64
+	// deferred: a regular file too big to hash now (RecheckDeferred).
+	deferred bool
 }
 
 // walkedFile is one entry the walk hands to the hashing workers: key is
@@ -190,13 +192,18 @@ func linkCount(fi fs.FileInfo) uint64 {
 
 // hasher computes SHA-512 of files with a reusable buffer.
 type hasher struct {
-	buf      []byte
-	progress *Progress
-	pace     func(ctx context.Context, n int64) error
+	buf       []byte
+	progress  *Progress
+	pace      func(ctx context.Context, n int64) error
+	deferOver int64 // > 0: files larger are not read (deferred)
 }
 
 func newHasher(c *Checker) *hasher {
-	return &hasher{buf: make([]byte, 256<<10), progress: c.progress(), pace: c.pacer()}
+	h := &hasher{buf: make([]byte, 256<<10), progress: c.progress(), pace: c.pacer()}
+	if c != nil {
+		h.deferOver = c.deferOver
+	}
+	return h
 }
 
 // file hashes or reports one entry of the walk; htaccessPath is the file
@@ -268,6 +275,9 @@ func (h *hasher) hash(ctx context.Context, path string, htaccess, statFirst bool
 		return fileState{err: cleanErr(err)}, nil
 	}
 	nlink := linkCount(fi)
+	if h.deferOver > 0 && fi.Size() > h.deferOver {
+		return fileState{deferred: true, nlink: nlink}, nil
+	}
 	d := sha512.New()
 	if htaccess && fi.Size() <= maxHtaccess {
 		data, err := io.ReadAll(io.LimitReader(f, maxHtaccess+1))

@@ -1,0 +1,98 @@
+package daemon
+
+import (
+	"context"
+
+	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// Big files are hashed off the loop: a 20 GB file (an attacker's sparse
+// file, a symlink to a huge one) would otherwise hold every other alert
+// for as long as it takes to read. A recheck skips regular files larger
+// than bigFile and keeps what was known of them; each is then rechecked
+// on its own in a goroutine (at most bigWorkers at once), and the loop
+// takes the result.
+const (
+	bigFile    = 32 << 20 // bytes: about 30 ms of hashing
+	bigWorkers = 2
+)
+
+// bigKey names one big file of one scope.
+type bigKey struct{ scope, key string }
+
+// bigResult is the recheck of a big file, done off the loop.
+type bigResult struct {
+	k        bigKey
+	sc       *scope
+	exp      *verify.Expected // what it was checked against
+	findings []verify.Finding
+	links    []string
+	err      error
+}
+
+// hashLater rechecks key of s off the loop. One recheck per file runs at
+// a time; a change meanwhile makes it run again once done.
+func (l *loop) hashLater(ctx context.Context, s *scope, key string) {
+	k := bigKey{s.sc.Name, key}
+	if l.bigRunning[k] {
+		l.bigAgain[k] = true
+		return
+	}
+	l.bigRunning[k] = true
+	l.changed = true
+	sc, exp, next := s.sc, s.exp, s.next
+	sem, done := l.bigSem, l.bigDone
+	go func() {
+		r := bigResult{k: k, sc: s, exp: exp}
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+			r.findings, r.links, r.err = sc.Recheck(ctx, exp, key)
+			if r.err == nil && next != nil {
+				var n []verify.Finding
+				if n, _, r.err = sc.Recheck(ctx, next, key); r.err == nil {
+					r.findings = wrongUnderBoth(r.findings, n)
+				}
+			}
+		case <-ctx.Done():
+			r.err = ctx.Err()
+		}
+		select {
+		case done <- r:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// bigDone takes the recheck of a big file.
+func (l *loop) bigFinished(ctx context.Context, r bigResult) {
+	delete(l.bigRunning, r.k)
+	again := l.bigAgain[r.k]
+	delete(l.bigAgain, r.k)
+	l.changed = true
+	s := r.sc
+	if l.scopes[r.k.scope] != s || s.exp != r.exp {
+		// The scope was replaced or its manifest changed meanwhile.
+		if l.scopes[r.k.scope] == s && s.exp != nil {
+			l.hashLater(ctx, s, r.k.key)
+		}
+		return
+	}
+	switch {
+	case r.err != nil && ctx.Err() != nil:
+		return
+	case r.err != nil:
+		l.log.Error("recheck of a big file failed; rechecking the scope", zap.String("integrity_scope", s.sc.Name),
+			zap.String("path", r.k.key), zap.Error(r.err))
+		l.hold(s)
+	default:
+		l.touch(s, r.k.key)
+		s.setLinks(r.k.key, r.links)
+		l.replace(s, r.k.key, r.findings)
+	}
+	if again {
+		l.hashLater(ctx, s, r.k.key)
+	}
+}
