@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -429,4 +430,68 @@ func TestAttackHugeFiles(t *testing.T) {
 		t.Errorf("alerts in the order %q: the backdoor in index.php waited for the 1 GiB file", order)
 	}
 	assertSame(t, r, root, "after the huge files")
+}
+
+// TestAttackFlood: a new directory with 20,000 files gives every finding
+// in the state (and so report and metrics), but the journal gets at most
+// alertsPerDir entries for it at once, then a summary with the count.
+func TestAttackFlood(t *testing.T) {
+	root := demoTree(t)
+	r := start(t, testConfig(root, t.TempDir()))
+	const n = 20000
+	tmp := filepath.Join(root, "data", "toolkit") // not checked: unpacked out of sight
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(tmp, fmt.Sprintf("s%05d.php", i)), []byte("<?php // shell\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Rename(tmp, filepath.Join(root, "lib", "toolkit")); err != nil { // appears at once, full
+		t.Fatal(err)
+	}
+	r.waitIdle(t)
+	if got := r.d.Snapshot().Count(); got != n {
+		t.Errorf("%d findings, want %d", got, n)
+	}
+	logged := 0
+	for k := range alerts(r.logs, "integrity check failed") {
+		if strings.HasPrefix(k, "core:lib/toolkit/") {
+			logged++
+		}
+	}
+	counted := summarized(r, "more integrity findings in this directory")
+	t.Logf("%d alerts logged one by one, %d counted in summaries", logged, counted)
+	if logged > 2*alertsPerDir || logged+counted != n {
+		t.Errorf("%d alerts and %d in summaries for %d new files, want at most %d (a couple of rounds) and all counted", logged, counted, n, 2*alertsPerDir)
+	}
+	assertSame(t, r, root, "after the flood")
+}
+
+// TestNonUTF8Names: file names that are not valid UTF-8 are kept exactly:
+// the daemon, its saved state (read back after a restart, with no alert
+// again) and a one-shot check agree on them.
+func TestNonUTF8Names(t *testing.T) {
+	root := demoTree(t)
+	stateDir := t.TempDir()
+	r := start(t, testConfig(root, stateDir))
+	names := []string{"lib/a\xffb.php", "lib/\xc3(\x80.php", "core/js/\xfe\xfe.js"}
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(root, n), []byte("<?php // x\n"), 0o644); err != nil {
+			t.Skipf("this file system refuses a non-UTF-8 name: %v", err)
+		}
+	}
+	r.waitIdle(t)
+	assertSame(t, r, root, "with non-UTF-8 names")
+	r.stop()
+	r = start(t, testConfig(root, stateDir))
+	r.waitIdle(t)
+	assertSame(t, r, root, "after a restart")
+	if n := len(r.logs.FilterMessage("integrity check failed").All()); n != 0 {
+		t.Errorf("%d alerts after a restart for findings already reported (the state lost the names?)", n)
+	}
+	if n := len(r.logs.FilterMessage("integrity finding resolved").All()); n != 0 {
+		t.Errorf("%d resolved entries after a restart", n)
+	}
 }

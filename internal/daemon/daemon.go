@@ -207,6 +207,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 		return res.err
 	}
 	l.merge(ctx, res)
+	l.flushFlood()
 	d.saver.save() // the state shows the first scan once READY
 	d.notify("READY=1\nSTATUS=" + d.snap.Load().statusLine())
 	if ready != nil {

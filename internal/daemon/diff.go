@@ -48,6 +48,58 @@ func diff(old map[string]*verify.Finding, fresh []verify.Finding) []Transition {
 	return out
 }
 
+// alertsPerDir is how many entries (alerts, and apart resolved entries)
+// the journal gets for one directory of one scope in one round of the
+// loop (a batch, a merge); the rest are counted in one summary entry. The
+// findings themselves are all in the state, the report and the metrics.
+const alertsPerDir = 100
+
+// floodKey counts journal entries by scope, directory and sort.
+type floodKey struct {
+	scope, dir string
+	healed     bool
+}
+
+// report logs t unless its directory already had alertsPerDir entries
+// this round.
+func (l *loop) report(t Transition) {
+	f := t.New
+	if f == nil {
+		f = t.Old
+	} else if !t.Alert {
+		return // recorded silently
+	}
+	k := floodKey{f.Scope, parentKey(f.Path), t.New == nil}
+	if l.flood == nil {
+		l.flood = map[floodKey]int{}
+	}
+	l.flood[k]++
+	if l.flood[k] > alertsPerDir {
+		if t.Alert {
+			l.d.metrics.alerts.WithLabelValues(string(f.Kind)).Inc()
+		}
+		return
+	}
+	l.d.logTransition(t)
+}
+
+// flushFlood writes one summary per directory whose entries were cut this
+// round, and starts a new round.
+func (l *loop) flushFlood() {
+	for k, n := range l.flood {
+		if n <= alertsPerDir {
+			continue
+		}
+		msg, level := "more integrity findings in this directory, not logged one by one (integrityd report lists them)", l.log.Warn
+		if k.healed {
+			msg, level = "more integrity findings resolved in this directory, not logged one by one", l.log.Info
+		}
+		level(msg, zap.String("message_id", journal.IDFlood), zap.String("integrity_scope", k.scope),
+			zap.String("integrity_path", k.dir), zap.Int("integrity_count", n-alertsPerDir), zap.Int("logged", alertsPerDir))
+	}
+	clear(l.flood)
+}
+
 // logTransition writes t to the journal (and counts alerts).
 func (d *Daemon) logTransition(t Transition) {
 	switch {

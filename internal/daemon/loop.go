@@ -40,8 +40,9 @@ type loop struct {
 	published time.Time
 	extraTree map[string]bool // watched trees added for symlinked apps
 
-	bigRunning map[bigKey]bool // big files being hashed off the loop
-	bigAgain   map[bigKey]bool // ... and changed again meanwhile
+	flood      map[floodKey]int // journal entries this round, by directory
+	bigRunning map[bigKey]bool  // big files being hashed off the loop
+	bigAgain   map[bigKey]bool  // ... and changed again meanwhile
 	bigSem     chan struct{}
 	bigDone    chan bigResult
 
@@ -176,6 +177,7 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 			l.bigFinished(ctx, r)
 		case <-publish.C:
 		}
+		l.flushFlood()
 		l.publishSoon(publish)
 		if st := d.snap.Load().statusLine(); st != status {
 			d.notify("STATUS=" + st)
@@ -323,7 +325,7 @@ func (l *loop) replace(s *scope, key string, fresh []verify.Finding) {
 			f.Path = t.Old.Path
 			m[f.Path] = &f
 		}
-		l.d.logTransition(t)
+		l.report(t)
 	}
 	l.modified()
 }

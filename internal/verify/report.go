@@ -2,10 +2,12 @@ package verify
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Kind is the kind of a finding, as Nextcloud names it (HARD_LINK is
@@ -39,6 +41,47 @@ type Finding struct {
 	Class    string `json:"class,omitempty"`
 	Message  string `json:"message,omitempty"`
 	Detail   string `json:"detail,omitempty"`
+}
+
+// MarshalJSON writes f as its fields, except that a path or scope that
+// is not valid UTF-8 (file names are bytes) goes base64-encoded in
+// path_b64 or scope_b64: JSON strings would replace the bad bytes, and a
+// state read back would name another file.
+func (f Finding) MarshalJSON() ([]byte, error) {
+	type plain Finding
+	v := struct {
+		plain
+		PathB64  []byte `json:"path_b64,omitempty"`
+		ScopeB64 []byte `json:"scope_b64,omitempty"`
+	}{plain: plain(f)}
+	if !utf8.ValidString(f.Path) {
+		v.plain.Path, v.PathB64 = "", []byte(f.Path)
+	}
+	if !utf8.ValidString(f.Scope) {
+		v.plain.Scope, v.ScopeB64 = "", []byte(f.Scope)
+	}
+	return json.Marshal(v)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (f *Finding) UnmarshalJSON(data []byte) error {
+	type plain Finding
+	var v struct {
+		plain
+		PathB64  []byte `json:"path_b64"`
+		ScopeB64 []byte `json:"scope_b64"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*f = Finding(v.plain)
+	if v.PathB64 != nil {
+		f.Path = string(v.PathB64)
+	}
+	if v.ScopeB64 != nil {
+		f.Scope = string(v.ScopeB64)
+	}
+	return nil
 }
 
 // SortFindings puts findings in report order, the one order used

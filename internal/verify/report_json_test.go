@@ -1,0 +1,29 @@
+package verify
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// TestFindingJSONBytes: paths and scopes are bytes; a state written and
+// read back names the same file, also when its name is not UTF-8.
+func TestFindingJSONBytes(t *testing.T) {
+	for _, f := range []Finding{
+		{Scope: "core", Kind: ExtraFile, Path: "lib/a.php", Current: Hash{1}},
+		{Scope: "core", Kind: ExtraFile, Path: "lib/a\xffb.php", Current: Hash{2}},
+		{Scope: "app\xfe", Kind: KindException, Class: "C", Message: "m"},
+		{Scope: "core", Kind: InvalidHash, Path: "caf\xc3\xa9/\x80.js", Expected: Hash{3}, Current: Hash{4}, Detail: "d"},
+	} {
+		data, err := json.Marshal(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g Finding
+		if err := json.Unmarshal(data, &g); err != nil {
+			t.Fatalf("%s: %v", data, err)
+		}
+		if g != f {
+			t.Errorf("round trip of %q: got %+v from %s", f.Path, g, data)
+		}
+	}
+}
