@@ -225,7 +225,7 @@ func (m *model) step() {
 	f, d := m.pick(files), m.pick(dirs)
 	var op string
 	var err error
-	switch m.rnd.Intn(16) {
+	switch m.rnd.Intn(18) {
 	case 0:
 		op = "write " + f
 		err = os.WriteFile(f, m.content(), 0o644)
@@ -316,6 +316,21 @@ func (m *model) step() {
 		// merge must keep what the loop saw meanwhile.
 		op = "rescan (not waited for)"
 		go m.d.Rescan(context.Background())
+	case 16:
+		n := filepath.Join(d, fmt.Sprintf("bad\xff%d.php", m.rnd.Intn(100)))
+		op = fmt.Sprintf("create %q (not UTF-8)", n)
+		err = os.WriteFile(n, m.content(), 0o644)
+	case 17:
+		// A touch of a manifest, or a rewrite with the same bytes: no
+		// update, nothing held.
+		p := filepath.Join(m.root, m.pick([]string{"core/signature.json", "apps/files/appinfo/signature.json"}))
+		op = "touch " + p
+		if data, e := os.ReadFile(p); e == nil && m.rnd.Intn(2) == 0 {
+			err = os.WriteFile(p, data, 0o644)
+		} else {
+			now := time.Now()
+			err = os.Chtimes(p, now, now)
+		}
 	}
 	if err != nil && !os.IsExist(err) {
 		op += " (" + err.Error() + ")"
