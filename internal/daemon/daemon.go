@@ -22,9 +22,13 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -110,6 +114,10 @@ type Daemon struct {
 	// watcher's goroutine (which asks what to skip); the loop replaces
 	// it, never changes it.
 	install atomic.Pointer[verify.Install]
+	// scopeDirs are the directories of the loop's app scopes, for the
+	// watcher's goroutine too (skipDir); the loop replaces the set, never
+	// changes it (watchScopes).
+	scopeDirs atomic.Pointer[dirSet]
 	// progress counts what the daemon itself hashed: with the loop's
 	// beat, the watchdog's sign of life.
 	progress verify.Progress
@@ -160,7 +168,105 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 }
 
 // skipDir says which directories are not watched: those no scope checks.
-func (d *Daemon) skipDir(p string) bool { return d.install.Load().Excluded(p) }
+// That is what the install excludes (verify.Install.Excluded), and, in an
+// app directory of an apps root that is not a scope (neither signed nor
+// shipped), everything but its top and appinfo/: a signature.json
+// appearing there makes it a scope, which is then watched whole
+// (watchScopes). Thousands of directories in an unsigned app cost two
+// watches.
+func (d *Daemon) skipDir(p string) bool {
+	in := d.install.Load()
+	if in.Excluded(p) {
+		return true
+	}
+	app, rest := appDir(in, p)
+	return app != "" && rest != "" && rest != "appinfo" && !d.scopeDirs.Load().has(app)
+}
+
+// appDir returns the app directory p is in (one level below the deepest
+// apps root holding p) and p relative to it ("" for the app directory
+// itself); app is "" when p is not below an apps root.
+func appDir(in *verify.Install, p string) (app, rest string) {
+	root := ""
+	for _, a := range in.AppsRoots {
+		if strings.HasPrefix(p, a+"/") && len(a) > len(root) {
+			root = a
+		}
+	}
+	if root == "" || in.IsAppsRoot(p) {
+		return "", ""
+	}
+	id, rest, _ := strings.Cut(p[len(root)+1:], "/")
+	return root + "/" + id, rest
+}
+
+// dirSet is a set of directories, never changed once published.
+type dirSet map[string]bool
+
+// newDirSet returns the set of dirs and of where those that are symlinks
+// resolve to.
+func newDirSet(dirs []string) *dirSet {
+	s := dirSet{}
+	for _, dir := range dirs {
+		s[dir] = true
+		if r, err := filepath.EvalSymlinks(dir); err == nil && r != dir {
+			s[r] = true
+		}
+	}
+	return &s
+}
+
+func (s *dirSet) has(dir string) bool { return s != nil && (*s)[dir] }
+
+// appScopeDirs returns the directories of the app scopes in scopes.
+func appScopeDirs(scopes map[string]*verify.Scope) *dirSet {
+	var dirs []string
+	for name, sc := range scopes {
+		if name != "core" {
+			dirs = append(dirs, sc.Dir)
+		}
+	}
+	return newDirSet(dirs)
+}
+
+// watchScopes publishes the directories of the loop's app scopes for
+// skipDir, and applies the rule again where the set changed: an app that
+// became a scope is watched whole (before its first check, which covers
+// what changed before), one that no longer is keeps the watches of its
+// top and appinfo/ only. The loop calls it whenever its scopes change
+// (syncScopes).
+func (l *loop) watchScopes() {
+	scopes := make(map[string]*verify.Scope, len(l.scopes))
+	for name, s := range l.scopes {
+		scopes[name] = s.sc
+	}
+	next := appScopeDirs(scopes)
+	prev := l.d.scopeDirs.Swap(next)
+	if l.w == nil {
+		return
+	}
+	var changed []string
+	for dir := range *next {
+		if !prev.has(dir) {
+			changed = append(changed, dir)
+		}
+	}
+	if prev != nil {
+		for dir := range *prev {
+			if !next.has(dir) {
+				changed = append(changed, dir)
+			}
+		}
+	}
+	sort.Strings(changed)
+	for _, dir := range changed {
+		// Outside the install and its apps roots (where a symlinked app
+		// resolves to) the rule never skips anything.
+		if l.inTree(dir) {
+			l.w.Rewatch(dir)
+		}
+	}
+}
 
 // Snapshot is the latest published state.
 func (d *Daemon) Snapshot() *Snapshot { return d.snap.Load() }
@@ -318,9 +424,17 @@ func thousands(n int) string {
 	return s
 }
 
-// addWatches watches the state and trust directories, then the install
-// and the apps roots outside it.
+// addWatches watches, in this order (when the inotify limit is short,
+// what comes first gets the watches): the state and trust directories,
+// core (the server root without the apps roots), then the apps roots,
+// where only the apps that are scopes are watched below their top
+// (skipDir; the scopes are listed first for it).
 func (l *loop) addWatches() error {
+	scopes, err := l.enumerate()
+	if err != nil {
+		l.log.Error("cannot list apps; only their top directories are watched until they can be", zap.Error(err))
+	}
+	l.d.scopeDirs.Store(appScopeDirs(scopes))
 	if l.cfg.StateDir != "" {
 		if err := os.MkdirAll(l.cfg.StateDir, 0o750); err != nil {
 			return fmt.Errorf("state directory: %w", err)
@@ -330,27 +444,36 @@ func (l *loop) addWatches() error {
 		}
 	}
 	l.watchTrust()
-	if err := l.w.AddTree(l.in.Root); err != nil {
-		return err
-	}
+	trees := []string{l.in.Root}
 	for _, a := range l.in.AppsRoots {
-		if a != l.in.Root && !strings.HasPrefix(a, l.in.Root+"/") {
-			if err := l.w.AddTree(a); err != nil {
-				l.log.Error("apps directory not watched", zap.String("dir", a), zap.Error(err))
-			}
+		if !slices.Contains(trees, a) {
+			trees = append(trees, a)
+		}
+	}
+	errs := l.w.AddTrees(trees...)
+	if errs[0] != nil {
+		return errs[0]
+	}
+	for i, a := range trees[1:] {
+		// An apps root missing in the server root is no error (it was
+		// never watched on its own); one elsewhere is.
+		if err := errs[i+1]; err != nil && !(errors.Is(err, fs.ErrNotExist) && strings.HasPrefix(a, l.in.Root+"/")) {
+			l.log.Error("apps directory not watched", zap.String("dir", a), zap.Error(err))
 		}
 	}
 	return nil
 }
 
-// watchTrust watches the directories of the trust files (those outside
-// the trees; adding a watch twice is harmless).
+// watchTrust watches the directories of the trust files, also those in
+// the install, so that they get their watches before the trees do
+// (adding a watch twice is harmless).
 func (l *loop) watchTrust() {
 	for _, f := range []string{l.cfg.Trust, l.cfg.CRL} {
-		if dir := filepath.Dir(f); f != "" && !l.inTree(dir) {
-			if err := l.w.AddDir(dir); err != nil {
-				l.log.Error("trust file not watched", zap.String("file", f), zap.Error(err))
-			}
+		if f == "" {
+			continue
+		}
+		if err := l.w.AddDir(filepath.Dir(f)); err != nil {
+			l.log.Error("trust file not watched", zap.String("file", f), zap.Error(err))
 		}
 	}
 }

@@ -12,6 +12,11 @@
 // When events were lost (queue overflow, watcher error) or a batch would
 // exceed Options.MaxPaths, the batch says Rescan. Each Watcher has its own
 // Options; the package has no mutable state.
+//
+// Watches are a budget (fs.inotify.max_user_watches): the consumer's skip
+// rule keeps them where something is checked, AddTrees spends them in the
+// order given, Rewatch follows a rule that changed, and the entry logged
+// when the limit is reached names the subtrees that hold the most.
 package watch
 
 import (
@@ -20,7 +25,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -119,21 +126,92 @@ func (w *Watcher) Close() error { return w.fsw.Close() }
 // AddTree watches root and every directory below it. It fails only when
 // root itself cannot be watched; directories below that cannot be are
 // logged and make the watcher degraded.
-func (w *Watcher) AddTree(root string) error {
+func (w *Watcher) AddTree(root string) error { return w.AddTrees(root)[0] }
+
+// AddTrees is AddTree for each root in turn, with one difference: the
+// walk of a root leaves out the other roots of the list below it, which
+// are walked in their turn. Watches are added in the order of roots, so
+// when the inotify limit is short the first trees get theirs: put first
+// what matters most. It returns one error per root (nil where watched).
+func (w *Watcher) AddTrees(roots ...string) []error {
+	stop := map[string]bool{}
 	w.mu.Lock()
-	w.roots = append(w.roots, root)
-	w.mu.Unlock()
-	if err := w.fsw.Add(root); err != nil {
-		w.noteAddError(root, err)
-		return fmt.Errorf("watch %s: %w%s", root, err, limitHint(err))
+	for _, r := range roots {
+		stop[r] = true
+		if !slices.Contains(w.roots, r) {
+			w.roots = append(w.roots, r)
+		}
 	}
-	w.markWatched(root)
-	w.addBelow(root)
-	return nil
+	w.mu.Unlock()
+	errs := make([]error, len(roots))
+	for i, r := range roots {
+		if err := w.fsw.Add(r); err != nil {
+			w.noteAddError(r, err)
+			errs[i] = fmt.Errorf("watch %s: %w%s", r, err, limitHint(err))
+			continue
+		}
+		w.markWatched(r)
+		w.addBelow(r, stop)
+	}
+	return errs
 }
 
-// AddDir watches dir itself only (for files outside the trees, like a
-// pinned trust anchor).
+// Rewatch applies the skip rule again at and below dir, a directory in a
+// tree, after the rule changed there (an app that became one to check):
+// the directories it no longer skips get their watches, those it skips
+// now lose theirs. A symlink is not followed.
+func (w *Watcher) Rewatch(dir string) {
+	if !w.underRoot(dir) {
+		return
+	}
+	w.mu.Lock()
+	var watched []string
+	for p := range w.watched {
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			watched = append(watched, p)
+		}
+	}
+	w.mu.Unlock()
+	sort.Strings(watched)
+	dropped := map[string]bool{}
+	for _, p := range watched {
+		if !droppedAbove(p, dir, dropped) && w.skip(p) {
+			w.dropBelow(p)
+			dropped[p] = true
+		}
+	}
+	if dropped[dir] {
+		return
+	}
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() || w.skip(dir) {
+		return
+	}
+	if err := w.fsw.Add(dir); err != nil {
+		w.noteAddError(dir, err)
+		return
+	}
+	w.markWatched(dir)
+	w.addBelow(dir, nil)
+}
+
+// droppedAbove reports whether p (at or below top) is below a directory
+// in dropped, between top and p.
+func droppedAbove(p, top string, dropped map[string]bool) bool {
+	for q := p; len(q) > len(top); {
+		i := strings.LastIndexByte(q, '/')
+		if i < 0 {
+			break
+		}
+		if q = q[:i]; dropped[q] {
+			return true
+		}
+	}
+	return false
+}
+
+// AddDir watches dir itself only: for files outside the trees, like a
+// pinned trust anchor, or for a directory of a tree that must get its
+// watch before the rest of the tree.
 func (w *Watcher) AddDir(dir string) error {
 	if err := w.fsw.Add(dir); err != nil {
 		return fmt.Errorf("watch %s: %w%s", dir, err, limitHint(err))
@@ -159,13 +237,19 @@ func (w *Watcher) Resync() {
 	for _, p := range gone { // removed or renamed while events were lost
 		w.dropBelow(p)
 	}
+	// In the order the trees were added, each walked once (a tree does
+	// not enter the trees below it).
+	stop := map[string]bool{}
+	for _, r := range roots {
+		stop[r] = true
+	}
 	for _, r := range roots {
 		if err := w.fsw.Add(r); err != nil {
 			w.noteAddError(r, err)
 			continue
 		}
 		w.markWatched(r)
-		w.addBelow(r)
+		w.addBelow(r, stop)
 	}
 	w.repair()
 	w.mu.Lock()
@@ -180,8 +264,9 @@ func (w *Watcher) Resync() {
 }
 
 // addBelow adds watches for the directories below dir (already watched):
-// watch first, then list, so nothing created in between is missed.
-func (w *Watcher) addBelow(dir string) {
+// watch first, then list, so nothing created in between is missed. The
+// directories in stop (other trees, walked in their turn) are left out.
+func (w *Watcher) addBelow(dir string, stop map[string]bool) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -194,7 +279,7 @@ func (w *Watcher) addBelow(dir string) {
 			continue
 		}
 		p := dir + "/" + e.Name()
-		if w.skip(p) {
+		if stop[p] || w.skip(p) {
 			continue
 		}
 		if err := w.fsw.Add(p); err != nil {
@@ -202,10 +287,14 @@ func (w *Watcher) addBelow(dir string) {
 			continue
 		}
 		w.markWatched(p)
-		w.addBelow(p)
+		w.addBelow(p, stop)
 	}
 }
 
+// noteAddError records a watch that could not be added. The first one
+// since watching was last complete is logged; when the watch limit is
+// what stopped it, the entry also names the subtrees holding the most
+// watches, which is where to look before raising the limit.
 func (w *Watcher) noteAddError(p string, err error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return // gone meanwhile; its removal event says so
@@ -213,34 +302,171 @@ func (w *Watcher) noteAddError(p string, err error) {
 	w.mu.Lock()
 	w.failures++
 	first := w.degraded == ""
+	var largest string
+	var watches int
 	if first {
-		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EMFILE) {
+		switch {
+		case errors.Is(err, syscall.ENOSPC):
+			largest, watches = w.largest(largestShown), len(w.watched)
+			w.degraded = "inotify limit reached" + limitHint(err) + "; most watches: " + largest
+		case errors.Is(err, syscall.EMFILE):
 			w.degraded = "inotify limit reached" + limitHint(err)
-		} else {
+		default:
 			w.degraded = fmt.Sprintf("cannot watch %s: %v", p, err)
 		}
 	}
 	msg := w.degraded
 	w.mu.Unlock()
-	if first {
-		w.log.Error("directory not watched; changes below it are only seen by periodic full rescans",
-			zap.String("message_id", journal.IDNotWatched), zap.String("dir", p), zap.Error(err), zap.String("hint", msg))
+	if !first {
+		return
 	}
+	fields := []zap.Field{zap.String("message_id", journal.IDNotWatched), zap.String("dir", p), zap.Error(err), zap.String("hint", msg)}
+	if largest != "" {
+		fields = append(fields, zap.String("largest", largest), zap.Int("watches", watches))
+	}
+	w.log.Error("directory not watched; changes below it are only seen by periodic full rescans", fields...)
+}
+
+// largestShown is how many subtrees the watch-limit entry names.
+const largestShown = 5
+
+// largest names the n subtrees with the most watched directories, most
+// first ("apps/bigapp: 3,000 directories; lib: 120 directories"). A
+// subtree is a directory just below the root of a tree (in an apps root,
+// an app), or a tree's root alone, or a directory watched on its own.
+// Where nine tenths of a subtree's watches are in one directory below
+// it, that one is named too: "lib: 1,977 directories (1,975 in
+// lib/many)". Paths are relative to the first tree, absolute outside it.
+// w.mu is held.
+func (w *Watcher) largest(n int) string {
+	groups := map[string][]string{}
+	for p := range w.watched {
+		g := w.subtree(p)
+		groups[g] = append(groups[g], p)
+	}
+	names := make([]string, 0, len(groups))
+	for g := range groups {
+		names = append(names, g)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if a, b := len(groups[names[i]]), len(groups[names[j]]); a != b {
+			return a > b
+		}
+		return names[i] < names[j]
+	})
+	var b strings.Builder
+	for i, g := range names[:min(n, len(names))] {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		c := len(groups[g])
+		fmt.Fprintf(&b, "%s: %s", w.shown(g), dirCount(c))
+		if in, k := heaviest(g, groups[g]); in != g {
+			fmt.Fprintf(&b, " (%s in %s)", thousands(k), w.shown(in))
+		}
+	}
+	return b.String()
+}
+
+// heaviest returns the deepest directory below top that holds nine
+// tenths of paths (all at or below top), and how many it holds; top
+// itself when there is none.
+func heaviest(top string, paths []string) (string, int) {
+	total := len(paths)
+	for {
+		count := map[string]int{}
+		for _, p := range paths {
+			if rest, ok := strings.CutPrefix(p, top+"/"); ok {
+				first, _, _ := strings.Cut(rest, "/")
+				count[top+"/"+first]++
+			}
+		}
+		best, k := "", 0
+		for c, m := range count {
+			if m > k || (m == k && c < best) {
+				best, k = c, m
+			}
+		}
+		if best == "" || 10*k < 9*total {
+			return top, len(paths)
+		}
+		below := paths[:0:0]
+		for _, p := range paths {
+			if p == best || strings.HasPrefix(p, best+"/") {
+				below = append(below, p)
+			}
+		}
+		top, paths = best, below
+	}
+}
+
+// shown is p as the watch-limit entry shows it: relative to the first
+// tree, absolute outside it. w.mu is held.
+func (w *Watcher) shown(p string) string {
+	if len(w.roots) > 0 {
+		if rel, ok := strings.CutPrefix(p, w.roots[0]+"/"); ok {
+			return rel
+		}
+	}
+	return p
+}
+
+func dirCount(n int) string {
+	if n == 1 {
+		return "1 directory"
+	}
+	return thousands(n) + " directories"
+}
+
+// subtree returns the subtree of largest that p counts in: the directory
+// just below the deepest root holding p, or p itself. w.mu is held.
+func (w *Watcher) subtree(p string) string {
+	root := ""
+	for _, r := range w.roots {
+		if strings.HasPrefix(p, r+"/") && len(r) > len(root) {
+			root = r
+		}
+	}
+	if root == "" {
+		return p
+	}
+	first, _, _ := strings.Cut(p[len(root)+1:], "/")
+	return root + "/" + first
+}
+
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // limitHint explains inotify limits in an error message.
 func limitHint(err error) string {
 	switch {
 	case errors.Is(err, syscall.ENOSPC):
-		return fmt.Sprintf(" (fs.inotify.max_user_watches=%s is exhausted: raise it, e.g. sysctl -w fs.inotify.max_user_watches=1048576, or install packaging/systemd/90-integrityd-inotify.conf)", readSysctl("max_user_watches"))
+		return fmt.Sprintf(" (%s is exhausted: raise it, e.g. sysctl -w fs.inotify.max_user_watches=1048576, or install packaging/systemd/90-integrityd-inotify.conf)", limits("max_user_watches", "max_inotify_watches"))
 	case errors.Is(err, syscall.EMFILE):
-		return fmt.Sprintf(" (fs.inotify.max_user_instances=%s is exhausted: raise it with sysctl -w fs.inotify.max_user_instances=1024)", readSysctl("max_user_instances"))
+		return fmt.Sprintf(" (%s is exhausted: raise it with sysctl -w fs.inotify.max_user_instances=1024)", limits("max_user_instances", "max_inotify_instances"))
 	}
 	return ""
 }
 
+// limits names an inotify limit and its value, and the user namespace's
+// own when it differs (fs.inotify.* shows the initial namespace's, and a
+// container can have a lower one).
+func limits(fsName, userName string) string {
+	v := readSysctl("fs/inotify/" + fsName)
+	s := "fs.inotify." + fsName + "=" + v
+	if ns := readSysctl("user/" + userName); ns != "?" && ns != v {
+		s += ", user." + userName + "=" + ns + " in this user namespace,"
+	}
+	return s
+}
+
 func readSysctl(name string) string {
-	data, err := os.ReadFile("/proc/sys/fs/inotify/" + name)
+	data, err := os.ReadFile("/proc/sys/" + name)
 	if err != nil {
 		return "?"
 	}
@@ -516,7 +742,7 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 				return
 			}
 			w.markWatched(p)
-			w.addBelow(p)
+			w.addBelow(p, nil)
 		}
 	}
 	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
@@ -534,7 +760,7 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 					return
 				}
 				w.markWatched(p)
-				w.addBelow(p)
+				w.addBelow(p, nil)
 			}
 		}
 	}
