@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -170,6 +171,13 @@ func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 		}
 	}
 	if err == nil {
+		// A big file being hashed off the loop at or below key was just
+		// looked at again: its result, when it comes, is older.
+		for k := range l.bigRunning {
+			if k.scope == s.sc.Name && under(k.key, key) && !slices.Contains(big, k.key) {
+				l.bigStale[k] = true
+			}
+		}
 		// Big files keep what was known of them until they are hashed
 		// off the loop.
 		for _, k := range big {
@@ -474,5 +482,6 @@ func (l *loop) syncScopes() []*scope {
 			l.drop(name)
 		}
 	}
+	l.watchScopes() // a new scope is watched whole before its first check
 	return added
 }

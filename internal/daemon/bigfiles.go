@@ -80,6 +80,13 @@ func (l *loop) bigFinished(ctx context.Context, r bigResult) {
 		}
 		return
 	}
+	if l.bigStale[r.k] {
+		// Looked at again since (renamed, removed, shrunk): check it as
+		// it is now rather than take an older view.
+		delete(l.bigStale, r.k)
+		l.recheck(ctx, s, r.k.key)
+		return
+	}
 	switch {
 	case r.err != nil && ctx.Err() != nil:
 		return

@@ -43,6 +43,7 @@ type loop struct {
 	flood      map[floodKey]int // journal entries this round, by directory
 	bigRunning map[bigKey]bool  // big files being hashed off the loop
 	bigAgain   map[bigKey]bool  // ... and changed again meanwhile
+	bigStale   map[bigKey]bool  // ... and looked at again by a recheck meanwhile
 	bigSem     chan struct{}
 	bigDone    chan bigResult
 
@@ -114,6 +115,7 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 		meta:       state.State{Signed: map[string]string{}},
 		bigRunning: map[bigKey]bool{},
 		bigAgain:   map[bigKey]bool{},
+		bigStale:   map[bigKey]bool{},
 		bigSem:     make(chan struct{}, bigWorkers),
 		bigDone:    make(chan bigResult),
 	}
