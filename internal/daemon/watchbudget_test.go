@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/integrityd/integrityd/internal/demo"
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/mountns"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -34,34 +34,9 @@ func runWithWatchLimit(t *testing.T, child string, limit int) {
 	if out, err := exec.Command(unshare, "--user", "--map-root-user", "sh", "-c", set).CombinedOutput(); err != nil {
 		t.Skipf("user namespaces with their own inotify limit are not available here: %v %s", err, out)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(unshare, "--user", "--map-root-user", "sh", "-c", set+` && exec "$0" "$@"`,
-		self, "-test.run=^"+child+"$", "-test.count=1", "-test.v", "-test.timeout=120s")
-	cmd.Env = append(os.Environ(), watchLimitEnv+"="+strconv.Itoa(limit))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(150 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("%s in a user namespace did not finish within 150 s:\n%s", child, out.Bytes())
-	}
-	switch {
-	case err == nil && bytes.Contains(out.Bytes(), []byte("--- SKIP: "+child)):
-		t.Skipf("skipped in the user namespace:\n%s", out.Bytes())
-	case err != nil || !bytes.Contains(out.Bytes(), []byte("--- PASS: "+child)):
-		t.Fatalf("%s with %d inotify watches failed (%v):\n%s", child, limit, err, out.Bytes())
-	}
-	t.Logf("with %d inotify watches:\n%s", limit, out.Bytes())
+	mountns.Rerun(t, fmt.Sprintf("with %d inotify watches (a user namespace)", limit),
+		[]string{unshare, "--user", "--map-root-user", "sh", "-c", set + ` && exec "$0" "$@"`},
+		[]string{watchLimitEnv + "=" + strconv.Itoa(limit)}, child)
 }
 
 // enterWatchLimit is the first call of a child test: it skips unless

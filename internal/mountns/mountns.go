@@ -1,6 +1,8 @@
 // Package mountns runs a test again in a mount namespace of its own
 // (unshare --mount --propagation private), where it can mount freely
 // without touching the host's mounts: tests of mounts over the install.
+// Rerun does the same under any wrapper (a user namespace with its own
+// inotify limit, say).
 package mountns
 
 import (
@@ -35,13 +37,22 @@ func Run(t *testing.T, child string) {
 	if err != nil {
 		t.Skipf("cannot tell this process's mount namespace: %v", err)
 	}
+	Rerun(t, "in a mount namespace", []string{"unshare", "--mount", "--propagation", "private"}, []string{parentEnv + "=" + ns}, child)
+}
+
+// Rerun runs the test named child of this test binary under the command
+// wrapper (which execs its last arguments: the binary and its flags), with
+// env added, and fails t if it fails or skips t if it skipped; where says
+// in what setting, for messages.
+func Rerun(t *testing.T, where string, wrapper, env []string, child string) {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private",
-		self, "-test.run=^"+child+"$", "-test.count=1", "-test.v", "-test.timeout=120s")
-	cmd.Env = append(os.Environ(), parentEnv+"="+ns)
+	args := append(append([]string(nil), wrapper[1:]...), self, "-test.run=^"+child+"$", "-test.count=1", "-test.v", "-test.timeout=120s")
+	cmd := exec.Command(wrapper[0], args...)
+	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -54,15 +65,15 @@ func Run(t *testing.T, child string) {
 	case <-time.After(150 * time.Second):
 		cmd.Process.Kill()
 		<-done
-		t.Fatalf("%s in a mount namespace did not finish within 150 s:\n%s", child, out.Bytes())
+		t.Fatalf("%s %s did not finish within 150 s:\n%s", child, where, out.Bytes())
 	}
 	switch {
 	case err == nil && bytes.Contains(out.Bytes(), []byte("--- SKIP: "+child)):
-		t.Skipf("skipped in the mount namespace:\n%s", out.Bytes())
+		t.Skipf("skipped %s:\n%s", where, out.Bytes())
 	case err != nil || !bytes.Contains(out.Bytes(), []byte("--- PASS: "+child)):
-		t.Fatalf("%s in a mount namespace failed (%v):\n%s", child, err, out.Bytes())
+		t.Fatalf("%s %s failed (%v):\n%s", child, where, err, out.Bytes())
 	}
-	t.Logf("in a mount namespace:\n%s", out.Bytes())
+	t.Logf("%s:\n%s", where, out.Bytes())
 }
 
 // Enter is the first call of a child test: it skips unless Run started
