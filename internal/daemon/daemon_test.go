@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/sys/unix"
 
 	"github.com/integrityd/integrityd/internal/demo"
 	"github.com/integrityd/integrityd/internal/verify"
@@ -171,6 +173,10 @@ type model struct {
 	keys *demo.Keys
 	log  []string
 	d    *Daemon // for rescans
+	// unseen: an operation inotify does not report happened this round
+	// (a write through a shared mapping or a hard link from data/): a
+	// full rescan must find it before the round is compared.
+	unseen bool
 }
 
 // files lists the regular files under the checked parts of the tree.
@@ -225,7 +231,7 @@ func (m *model) step() {
 	f, d := m.pick(files), m.pick(dirs)
 	var op string
 	var err error
-	switch m.rnd.Intn(18) {
+	switch m.rnd.Intn(20) {
 	case 0:
 		op = "write " + f
 		err = os.WriteFile(f, m.content(), 0o644)
@@ -331,6 +337,17 @@ func (m *model) step() {
 			now := time.Now()
 			err = os.Chtimes(p, now, now)
 		}
+	case 18:
+		op = "write through a shared mapping " + f
+		err = mmapWrite(f, m.content())
+		m.unseen = true
+	case 19:
+		other := filepath.Join(m.root, "data", fmt.Sprintf("link%d", m.rnd.Intn(1000)))
+		op = "hard link " + other + " -> " + f + ", write through it"
+		if err = os.Link(f, other); err == nil {
+			err = os.WriteFile(other, m.content(), 0o644)
+		}
+		m.unseen = true
 	}
 	if err != nil && !os.IsExist(err) {
 		op += " (" + err.Error() + ")"
@@ -382,6 +399,13 @@ func TestModel(t *testing.T) {
 					m.step()
 				}
 				r.waitIdle(t)
+				if m.unseen {
+					if err := r.d.Rescan(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+					r.waitIdle(t)
+					m.unseen = false
+				}
 				assertSame(t, r, root, fmt.Sprintf("round %d after:\n  %s", i, strings.Join(m.log[logged:], "\n  ")))
 			}
 		})
@@ -389,3 +413,26 @@ func TestModel(t *testing.T) {
 }
 
 func verifyCore(root string) *verify.Scope { return verify.NewInstall(root, nil, "").Core() }
+
+// mmapWrite writes data over the start of the file at path through a
+// MAP_SHARED mapping (no inotify event); a file shorter than data, or
+// empty, gets only what fits.
+func mmapWrite(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return err
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return err
+	}
+	copy(m, data)
+	err = unix.Msync(m, unix.MS_SYNC)
+	syscall.Munmap(m)
+	return err
+}
