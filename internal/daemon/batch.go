@@ -87,20 +87,18 @@ func (l *loop) recheckScope(ctx context.Context, s *scope, keys []string) {
 	if manifest {
 		l.manifestChanged(s)
 	}
-	if version && s.settle.IsZero() {
-		// An update may be starting: the scope is reloaded once quiet.
-		// Nothing is held back for it: every change is still checked
-		// against the manifest in force now.
-		l.hold(s)
-	}
 	if s.exp == nil {
 		// No trusted manifest: nothing to compare files with (the
 		// scope's EXCEPTION says so); reload it once quiet.
 		l.hold(s)
 		return
 	}
-	if !s.settle.IsZero() {
-		l.hold(s) // still changing: later reload
+	if version || !s.settle.IsZero() {
+		// An update may be starting, or one goes on: the scope is
+		// reloaded once quiet. Nothing is held back for it: every change
+		// is still checked now (against both manifests while a new one
+		// waits).
+		l.hold(s)
 	}
 	// A burst that touches a good part of the scope is one walk of the
 	// scope rather than one lookup per path (cheaper from about a quarter
@@ -178,15 +176,8 @@ func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 				l.bigStale[k] = true
 			}
 		}
-		// Big files keep what was known of them until they are hashed
-		// off the loop.
+		fresh, links = l.keepBig(s, big, fresh, links)
 		for _, k := range big {
-			for _, f := range l.part(s, k) {
-				fresh = append(fresh, *f)
-			}
-			if s.links[k] {
-				links = append(links, k)
-			}
 			l.hashLater(ctx, s, k)
 		}
 	}
@@ -218,30 +209,31 @@ func wrongUnderBoth(cur, next []verify.Finding) []verify.Finding {
 	return out
 }
 
-// loadScope (re)reads the scope's manifest and checks the whole scope.
-func (l *loop) loadScope(ctx context.Context, s *scope) error {
-	l.touch(s, "")
-	m, ex := s.sc.LoadManifest(l.trust)
-	if ex != nil {
-		l.adopt(s, scopeScan{sc: s.sc, findings: []verify.Finding{*ex}})
-		return nil
-	}
-	r := scopeScan{sc: s.sc, exp: s.sc.NewExpected(m), sum: m.Sum()}
-	fresh, links, big, err := s.sc.RecheckDeferred(ctx, r.exp, "", bigFile)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		fresh = []verify.Finding{verify.ListException(s.sc.Name, err)}
-	}
-	for _, k := range big { // hashed off the loop, once adopted
+// keepBig adds to fresh and links what is known of the big files that a
+// recheck left unhashed: they keep it until they are hashed off the loop.
+func (l *loop) keepBig(s *scope, big []string, fresh []verify.Finding, links []string) ([]verify.Finding, []string) {
+	for _, k := range big {
 		for _, f := range l.part(s, k) {
 			fresh = append(fresh, *f)
 		}
+		if s.links[k] {
+			links = append(links, k)
+		}
 	}
-	r.findings, r.links = fresh, links
+	return fresh, links
+}
+
+// loadScope (re)reads the scope's manifest and checks the whole scope;
+// big files are hashed off the loop once the new manifest is in force.
+func (l *loop) loadScope(ctx context.Context, s *scope) error {
+	l.touch(s, "")
+	r := checkScope(ctx, s.sc, l.trust, bigFile)
+	if r.err != nil {
+		return r.err
+	}
+	r.findings, r.links = l.keepBig(s, r.big, r.findings, r.links)
 	l.adopt(s, r)
-	for _, k := range big {
+	for _, k := range r.big {
 		l.hashLater(ctx, s, k)
 	}
 	return nil
@@ -255,7 +247,6 @@ func (l *loop) adopt(s *scope, r scopeScan) {
 	s.exp, s.sum, s.next = r.exp, r.sum, nil
 	if r.exp != nil && s.sc.Name != "core" && l.meta.Signed[s.sc.Name] != s.sc.Dir {
 		l.meta.Signed[s.sc.Name] = s.sc.Dir // remembered: it stays checked without its manifest
-		l.modified()
 	}
 	s.setLinks("", r.links)
 	l.replace(s, "", r.findings)

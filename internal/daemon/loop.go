@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -254,12 +255,8 @@ func (l *loop) own(scope string) map[string]*verify.Finding {
 		return m
 	}
 	if l.shared[scope] {
-		c := make(map[string]*verify.Finding, len(m))
-		for k, v := range m {
-			c[k] = v
-		}
-		l.findings[scope], l.shared[scope] = c, false
-		m = c
+		m = maps.Clone(m)
+		l.findings[scope], l.shared[scope] = m, false
 	}
 	return m
 }

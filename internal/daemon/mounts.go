@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"path/filepath"
 
 	"go.uber.org/zap"
 
@@ -77,19 +78,10 @@ func (l *loop) mountChanged(ctx context.Context, c watch.MountChange, atStart bo
 
 // excludedBelow reports whether p lies below a directory no scope checks.
 func (l *loop) excludedBelow(p string) bool {
-	for q := parentPath(p); q != "" && q != "/"; q = parentPath(q) {
+	for q := filepath.Dir(p); q != "/" && q != "."; q = filepath.Dir(q) {
 		if l.in.Excluded(q) {
 			return true
 		}
 	}
 	return false
-}
-
-func parentPath(p string) string {
-	for i := len(p) - 1; i > 0; i-- {
-		if p[i] == '/' {
-			return p[:i]
-		}
-	}
-	return ""
 }

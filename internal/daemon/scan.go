@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"crypto/sha256"
+	"maps"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -27,7 +29,9 @@ type scanJob struct {
 	paced      bool            // a background re-verification pass
 	// touched (owned by the loop) are the keys, by scope, that the loop
 	// rechecked itself while the scan ran: they win over the scan's view.
-	touched map[string][]string
+	// A set: a pass of minutes under steady writes sees the same paths
+	// many times.
+	touched map[string]map[string]bool
 }
 
 // scopeScan is a whole check of one scope.
@@ -37,7 +41,8 @@ type scopeScan struct {
 	sum      [sha256.Size]byte // of the manifest verified
 	findings []verify.Finding
 	links    []string
-	err      error // the check was cancelled
+	big      []string // files left unhashed (checkScope's over)
+	err      error    // the check was cancelled
 }
 
 // scanResult is what a scanJob hands back to the loop.
@@ -55,7 +60,7 @@ type scanResult struct {
 // first.
 func (l *loop) newJob(reason string) *scanJob {
 	l.syncScopes()
-	j := &scanJob{reason: reason, in: l.in, trust: l.cfg.Trust, crl: l.cfg.CRL, touched: map[string][]string{}}
+	j := &scanJob{reason: reason, in: l.in, trust: l.cfg.Trust, crl: l.cfg.CRL, touched: map[string]map[string]bool{}}
 	for _, s := range l.scopes {
 		j.scopes = append(j.scopes, s.sc)
 	}
@@ -77,7 +82,7 @@ func runScan(ctx context.Context, j *scanJob, prev *verify.Trust) *scanResult {
 		res.trust = t
 	}
 	for _, sc := range j.scopes {
-		r := checkScope(ctx, sc, res.trust)
+		r := checkScope(ctx, sc, res.trust, 0)
 		if r.err != nil {
 			res.err = r.err
 			return res
@@ -88,21 +93,23 @@ func runScan(ctx context.Context, j *scanJob, prev *verify.Trust) *scanResult {
 	return res
 }
 
-// checkScope verifies the scope's manifest and checks the whole scope.
-func checkScope(ctx context.Context, sc *verify.Scope, t *verify.Trust) scopeScan {
+// checkScope verifies the scope's manifest and checks the whole scope;
+// regular files larger than over bytes (0: none) are not hashed but listed
+// in big.
+func checkScope(ctx context.Context, sc *verify.Scope, t *verify.Trust, over int64) scopeScan {
 	m, ex := sc.LoadManifest(t)
 	if ex != nil {
 		return scopeScan{sc: sc, findings: []verify.Finding{*ex}}
 	}
 	r := scopeScan{sc: sc, exp: sc.NewExpected(m), sum: m.Sum()}
-	fresh, links, err := sc.Recheck(ctx, r.exp, "")
+	fresh, links, big, err := sc.RecheckDeferred(ctx, r.exp, "", over)
 	if err != nil {
 		if ctx.Err() != nil {
 			return scopeScan{err: ctx.Err()}
 		}
 		fresh = []verify.Finding{verify.ListException(sc.Name, err)}
 	}
-	r.findings, r.links = fresh, links
+	r.findings, r.links, r.big = fresh, links, big
 	return r
 }
 
@@ -170,7 +177,14 @@ func (l *loop) scanFinished(ctx context.Context, res *scanResult) {
 // running scan.
 func (l *loop) touch(s *scope, keys ...string) {
 	if l.scan != nil {
-		l.scan.touched[s.sc.Name] = append(l.scan.touched[s.sc.Name], keys...)
+		set := l.scan.touched[s.sc.Name]
+		if set == nil {
+			set = map[string]bool{}
+			l.scan.touched[s.sc.Name] = set
+		}
+		for _, k := range keys {
+			set[k] = true
+		}
 	}
 }
 
@@ -188,13 +202,13 @@ func (l *loop) merge(ctx context.Context, res *scanResult) {
 	for _, r := range res.scopes {
 		s := l.scopes[r.sc.Name]
 		touched := j.touched[r.sc.Name]
-		if s == nil || s.sc.Dir != r.sc.Dir || !s.settle.IsZero() || contains(touched, "") {
+		if s == nil || s.sc.Dir != r.sc.Dir || !s.settle.IsZero() || touched[""] {
 			continue // gone, replaced, held, or checked whole meanwhile
 		}
 		if j.in == l.in {
 			s.sc = r.sc
 		}
-		keys := topmost(touched)
+		keys := topmost(slices.Collect(maps.Keys(touched)))
 		r.findings, r.links = l.overlay(s, r, keys)
 		l.adopt(s, r)
 		for _, k := range keys {
@@ -289,13 +303,4 @@ func parentKey(key string) string {
 		return key[:i]
 	}
 	return ""
-}
-
-func contains(keys []string, k string) bool {
-	for _, x := range keys {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }

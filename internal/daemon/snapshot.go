@@ -48,13 +48,6 @@ func (s *Snapshot) Count() int {
 // some could not be watched ("" when none).
 func (s *Snapshot) WatchedDirs() (int, string) { return s.meta.WatchedDirs, s.meta.Degraded }
 
-// State is what the state file records of s.
-func (s *Snapshot) State() *state.State {
-	st := s.meta
-	st.Findings = s.Findings()
-	return &st
-}
-
 // sorted returns the findings in report order, shared with s (a slice of
 // pointers: the findings are not copied).
 func (s *Snapshot) sorted() []*verify.Finding {
