@@ -65,6 +65,24 @@ func mkTree(t *testing.T, dir string, n int) {
 	}
 }
 
+// bigAppTree is a signed demo install with an app directory apps/name of
+// 3,000 directories below lib/ and an empty appinfo/ (neither signed nor
+// shipped yet).
+func bigAppTree(t *testing.T, name string) (root string, keys *demo.Keys, big string) {
+	t.Helper()
+	root = filepath.Join(t.TempDir(), "nc")
+	keys, err := demo.BuildWithKeys(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big = filepath.Join(root, "apps", name)
+	mkTree(t, filepath.Join(big, "lib"), 3000)
+	if err := os.MkdirAll(filepath.Join(big, "appinfo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root, keys, big
+}
+
 // watchBudget is the inotify watch limit of TestWatchBudget: less than
 // the directories of the unsigned app, far more than the rest.
 const watchBudget = 2000
@@ -82,16 +100,7 @@ func TestWatchBudget(t *testing.T) {
 // 2,500 directories moved into lib/), the entry names it.
 func TestWatchBudgetInUserNS(t *testing.T) {
 	limit := enterWatchLimit(t, "TestWatchBudget")
-	root := filepath.Join(t.TempDir(), "nc")
-	keys, err := demo.BuildWithKeys(t.Context(), root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	big := filepath.Join(root, "apps/bigapp")
-	mkTree(t, filepath.Join(big, "lib"), 3000)
-	if err := os.MkdirAll(filepath.Join(big, "appinfo"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	root, keys, big := bigAppTree(t, "bigapp")
 	newapp := filepath.Join(root, "apps/newapp")
 	deep := filepath.Join(newapp, "lib/deep/er")
 	if err := os.MkdirAll(deep, 0o755); err != nil {
@@ -230,16 +239,7 @@ func TestWatchOrder(t *testing.T) {
 // names the app as holding the most watches.
 func TestWatchOrderInUserNS(t *testing.T) {
 	limit := enterWatchLimit(t, "TestWatchOrder")
-	root := filepath.Join(t.TempDir(), "nc")
-	keys, err := demo.BuildWithKeys(t.Context(), root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	big := filepath.Join(root, "apps/aaabig")
-	mkTree(t, filepath.Join(big, "lib"), 3000)
-	if err := os.MkdirAll(filepath.Join(big, "appinfo"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	root, keys, big := bigAppTree(t, "aaabig")
 	if err := os.WriteFile(filepath.Join(big, "appinfo/info.xml"), []byte("<?xml version=\"1.0\"?>\n<info><id>aaabig</id></info>\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -452,14 +452,7 @@ func TestMountWatcherClose(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if !errors.Is(err, errMountsClosed) {
-			t.Errorf("Run returned %v after Close, want %v", err, errMountsClosed)
-		}
-	case <-time.After(mountWait):
-		t.Fatal("Run did not return after Close")
-	}
+	waitClosed(t, done, "Run")
 	if err := m.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
@@ -622,14 +615,7 @@ func TestMountWatcherInNamespace(t *testing.T) {
 	if err := m2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if !errors.Is(err, errMountsClosed) {
-			t.Errorf("Run returned %v after Close, want %v", err, errMountsClosed)
-		}
-	case <-time.After(mountWait):
-		t.Fatal("Run, blocked sending, did not return after Close")
-	}
+	waitClosed(t, done, "Run, blocked sending,")
 }
 
 // unmountBelow detaches every mount at or below dir, deepest first.
@@ -651,5 +637,19 @@ func unmountBelow(t *testing.T, dir string) {
 		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
 			t.Errorf("unmount %s: %v", p, err)
 		}
+	}
+}
+
+// waitClosed waits for Run's result on done after Close: errMountsClosed,
+// within mountWait. what names the Run in messages.
+func waitClosed(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errMountsClosed) {
+			t.Errorf("%s returned %v after Close, want %v", what, err, errMountsClosed)
+		}
+	case <-time.After(mountWait):
+		t.Fatalf("%s did not return after Close", what)
 	}
 }
