@@ -119,7 +119,9 @@ func (s *Scope) RecheckDeferred(ctx context.Context, exp *Expected, key string, 
 	if over > 0 {
 		in := *s.in
 		in.Checker.deferOver = over
-		sc = &Scope{Name: s.Name, Dir: s.Dir, core: s.core, in: &in}
+		c := *s
+		c.in = &in
+		sc = &c
 	}
 	reach := true
 	if key != "" {
