@@ -71,7 +71,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	}
-	if err := check("after tampering: INVALID_HASH index.php, EXTRA_FILE core/shell.php, MISSING_FILE js/files.js in app files"); err != nil {
+	if err := check("after tampering: INVALID_HASH index.php, EXTRA_FILE core/shell.php, FILE_MISSING js/files.js in app files"); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "\nThe demo install stays in %s; its trust anchor is %s.\n", dir,

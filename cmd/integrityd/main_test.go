@@ -162,7 +162,7 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if len(got) != 2 || len(got["core"]["INVALID_HASH"]) != 1 || len(got["core"]["EXTRA_FILE"]) != 1 || len(got["files"]["MISSING_FILE"]) != 1 {
+	if len(got) != 2 || len(got["core"]["INVALID_HASH"]) != 1 || len(got["core"]["EXTRA_FILE"]) != 1 || len(got["files"]["FILE_MISSING"]) != 1 {
 		t.Errorf("findings: %s", out)
 	}
 }

@@ -142,8 +142,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if n := kinds[verify.HardLink]; n > 0 {
 			links = fmt.Sprintf(", HARD_LINK %d", n)
 		}
-		fmt.Fprintf(stdout, "findings:        %d (INVALID_HASH %d, MISSING_FILE %d, EXTRA_FILE %d%s, EXCEPTION %d)\n", len(ds.Findings),
-			kinds[verify.InvalidHash], kinds[verify.MissingFile], kinds[verify.ExtraFile], links, kinds[verify.KindException])
+		fmt.Fprintf(stdout, "findings:        %d (INVALID_HASH %d, FILE_MISSING %d, EXTRA_FILE %d%s, EXCEPTION %d)\n", len(ds.Findings),
+			kinds[verify.InvalidHash], kinds[verify.FileMissing], kinds[verify.ExtraFile], links, kinds[verify.KindException])
 		if ds.TrustDiffers != "" {
 			fmt.Fprintf(stdout, "TRUST ANCHOR:    the install's root.crt differs from the pinned one: %s\n", ds.TrustDiffers)
 		}

@@ -20,7 +20,7 @@ func runSignCore(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 // runSign is occ integrity:sign-app / integrity:sign-core.
 func runSign(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
-	var path, keyFile, certFile, root string
+	var path, keyFile, certFile, root, digest string
 	fs := newFlagSet(name, stderr)
 	fs.StringVar(&path, "path", "", "directory to sign")
 	fs.StringVar(&keyFile, "privateKey", "", "PEM RSA private key")
@@ -28,8 +28,13 @@ func runSign(ctx context.Context, name string, args []string, stdout, stderr io.
 	if name == "sign-app" {
 		fs.StringVar(&root, "root", "", "server root the app lives in, whose excluded directories apply (optional)")
 	}
+	fs.StringVar(&digest, "digest", "sha1", `PSS message digest: "sha1" verifies in every Nextcloud release, "sha256" only in Nextcloud 34 and later`)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
+	}
+	d, err := verify.ParseDigest(digest)
+	if err != nil {
+		return usageError{"--digest: " + err.Error()}
 	}
 	if path == "" || keyFile == "" || certFile == "" {
 		return usageError{"--path, --privateKey and --certificate are required"}
@@ -56,7 +61,7 @@ func runSign(ctx context.Context, name string, args []string, stdout, stderr io.
 		}
 		sc = verify.NewInstall(root, nil, "").App(filepath.Base(abs), abs)
 	}
-	if err := sc.Sign(ctx, key, certPEM); err != nil {
+	if err := sc.Sign(ctx, key, certPEM, d); err != nil {
 		return fmt.Errorf("%w (key %s, certificate %s)", err, keyFile, certFile)
 	}
 	fmt.Fprintf(stdout, "Successfully signed %q\n", sc.Dir)

@@ -26,7 +26,7 @@ func TestDiff(t *testing.T) {
 		return f
 	}
 	missing := func(path string) verify.Finding {
-		return verify.Finding{Scope: "core", Kind: verify.MissingFile, Path: path, Expected: hashOf("signed")}
+		return verify.Finding{Scope: "core", Kind: verify.FileMissing, Path: path, Expected: hashOf("signed")}
 	}
 	exc := func(path, msg string) verify.Finding {
 		return verify.Finding{Scope: "core", Kind: verify.KindException, Path: path, Class: "C", Message: msg}
@@ -41,8 +41,8 @@ func TestDiff(t *testing.T) {
 		{"appears", nil, []verify.Finding{inv("a", "x")}, []string{"alert a INVALID_HASH"}},
 		{"heals", []verify.Finding{inv("a", "x")}, nil, []string{"resolved a"}},
 		{"several appear", nil, []verify.Finding{inv("a", "x"), missing("b"), extra("c", "y", "")},
-			[]string{"alert a INVALID_HASH", "alert b MISSING_FILE", "alert c EXTRA_FILE"}},
-		{"kind changes", []verify.Finding{inv("a", "x")}, []verify.Finding{missing("a")}, []string{"alert a MISSING_FILE"}},
+			[]string{"alert a INVALID_HASH", "alert b FILE_MISSING", "alert c EXTRA_FILE"}},
+		{"kind changes", []verify.Finding{inv("a", "x")}, []verify.Finding{missing("a")}, []string{"alert a FILE_MISSING"}},
 		{"missing comes back wrong", []verify.Finding{missing("a")}, []verify.Finding{inv("a", "x")}, []string{"alert a INVALID_HASH"}},
 		{"other content, same kind", []verify.Finding{inv("a", "x")}, []verify.Finding{inv("a", "y")}, []string{"alert a INVALID_HASH"}},
 		{"extra file, other content", []verify.Finding{extra("a", "x", "")}, []verify.Finding{extra("a", "y", "")}, []string{"alert a EXTRA_FILE"}},

@@ -43,9 +43,9 @@ integrityd_findings{kind="HARD_LINK",scope="files"} 0
 integrityd_findings{kind="INVALID_HASH",scope="core"} 1
 integrityd_findings{kind="INVALID_HASH",scope="dashboard"} 0
 integrityd_findings{kind="INVALID_HASH",scope="files"} 0
-integrityd_findings{kind="MISSING_FILE",scope="core"} 0
-integrityd_findings{kind="MISSING_FILE",scope="dashboard"} 0
-integrityd_findings{kind="MISSING_FILE",scope="files"} 1
+integrityd_findings{kind="FILE_MISSING",scope="core"} 0
+integrityd_findings{kind="FILE_MISSING",scope="dashboard"} 0
+integrityd_findings{kind="FILE_MISSING",scope="files"} 1
 # HELP integrityd_watched_files Files listed by the verified manifests.
 # TYPE integrityd_watched_files gauge
 integrityd_watched_files 15

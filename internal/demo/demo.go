@@ -67,7 +67,7 @@ func (k *Keys) Sign(ctx context.Context, sc *verify.Scope) error {
 		k.Key[sc.Name] = key
 		k.Cert[sc.Name] = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
 	}
-	return sc.Sign(ctx, k.Key[sc.Name], k.Cert[sc.Name])
+	return sc.Sign(ctx, k.Key[sc.Name], k.Cert[sc.Name], verify.DigestSHA1)
 }
 
 // BuildWithKeys is Build, returning the keys.

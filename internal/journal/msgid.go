@@ -5,7 +5,7 @@ package journal
 // packaging/systemd/integrityd.catalog.
 const (
 	IDInvalidHash = "90db44e0a320482eb73a78bb4bb5ef96" // a file's hash differs from its manifest
-	IDMissingFile = "bd8377a0e8fd4ed99de8970daa194aa2" // a signed file is missing
+	IDFileMissing = "bd8377a0e8fd4ed99de8970daa194aa2" // a signed file is missing
 	IDExtraFile   = "207ff942e1af4ca1980adfba3e930bed" // a file not in the manifest
 	IDHardLink    = "3c7e9a1f5b2d4c8e8a6f0d2b4e6c8a1f" // a file of a scope has more than one name
 	IDException   = "b23377c004f74fe2bbd2cc5ca88918b3" // a manifest, certificate or file could not be verified
@@ -25,8 +25,8 @@ func AlertID(kind string) string {
 	switch kind {
 	case "INVALID_HASH":
 		return IDInvalidHash
-	case "MISSING_FILE":
-		return IDMissingFile
+	case "FILE_MISSING":
+		return IDFileMissing
 	case "EXTRA_FILE":
 		return IDExtraFile
 	case "HARD_LINK":
@@ -36,4 +36,4 @@ func AlertID(kind string) string {
 }
 
 // AllIDs lists every MESSAGE_ID, for the catalog test.
-var AllIDs = []string{IDInvalidHash, IDMissingFile, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood}
+var AllIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood}

@@ -81,7 +81,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			Updated: now,
 			Findings: []verify.Finding{
 				{Scope: "core", Kind: verify.InvalidHash, Path: "lib/base.php", Expected: hashOf("aa"), Current: hashOf("bb")},
-				{Scope: "app:files", Kind: verify.MissingFile, Path: "appinfo/info.xml", Expected: hashOf("cc")},
+				{Scope: "app:files", Kind: verify.FileMissing, Path: "appinfo/info.xml", Expected: hashOf("cc")},
 				{Scope: "core", Kind: verify.ExtraFile, Path: "evil.php", Current: hashOf("dd")},
 				{Scope: "app:x", Kind: verify.KindException, Class: "Exception", Message: "bad signature", Detail: "line1\nline2 \"quoted\" é \u2028"},
 			},

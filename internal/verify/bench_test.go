@@ -43,7 +43,7 @@ func benchTree(b *testing.B, root string, n, size int) *Trust {
 		b.Fatal(err)
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := NewInstall(root, nil, "").Core().Sign(context.Background(), key, certPEM); err != nil {
+	if err := NewInstall(root, nil, "").Core().Sign(context.Background(), key, certPEM, DigestSHA1); err != nil {
 		b.Fatal(err)
 	}
 	crt := filepath.Join(b.TempDir(), "root.crt")

@@ -415,7 +415,7 @@ func compare(scope string, expected []expEntry, current map[string]fileState) []
 		if _, ok := current[e.key]; ok || underAny(e.key, badDirs) {
 			continue
 		}
-		out = append(out, Finding{Scope: scope, Kind: MissingFile, Path: e.key, Expected: e.hash, Detail: e.oddDetail()})
+		out = append(out, Finding{Scope: scope, Kind: FileMissing, Path: e.key, Expected: e.hash, Detail: e.oddDetail()})
 	}
 	SortFindings(out)
 	return out

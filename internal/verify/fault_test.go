@@ -634,7 +634,7 @@ func TestFaultDevicesAndFIFOs(t *testing.T) {
 		)
 	} else {
 		// Still listed: they are missing.
-		wants = append(wants, want{"core MISSING_FILE lib/listed-null", ""}, want{"core MISSING_FILE lib/listed-zero", ""})
+		wants = append(wants, want{"core FILE_MISSING lib/listed-null", ""}, want{"core FILE_MISSING lib/listed-zero", ""})
 	}
 
 	// A writer can open a FIFO only while a reader has it open.
@@ -759,8 +759,8 @@ func TestFaultSymlinks(t *testing.T) {
 		"core EXTRA_FILE lib/loop-b",
 		"core EXTRA_FILE lib/self",
 		"core EXCEPTION lib/base.php",
-		"core MISSING_FILE core/js/login.js",
-		"files MISSING_FILE lib/App.php",
+		"core FILE_MISSING core/js/login.js",
+		"files FILE_MISSING lib/App.php",
 	)
 	for _, k := range []string{"lib/loop-a", "lib/loop-b", "lib/self", "lib/base.php"} {
 		if f, _ := findingAt(got, "core", k); !strings.Contains(f.Message, "too many levels of symbolic links") {

@@ -30,6 +30,9 @@ type Manifest struct {
 	// sigNote says why the signature field is suspicious (PHP ignores
 	// characters outside the base64 alphabet, and so do we).
 	sigNote string
+	// Digest is the PSS message digest the signature verified with (set
+	// by Verify).
+	Digest Digest
 
 	entries   []entry // ksort order
 	canonical []byte  // json_encode of entries: the signed message
@@ -404,6 +407,9 @@ const (
 	MsgScope        = "Certificate is not valid for required scope. (Requested: %s, current: CN=%s)"
 	MsgBadSignature = "Signature could not get verified."
 	MsgRevoked      = "Certificate has been revoked."
+	// MsgNotRSA is Nextcloud 34's message (phpseclib 3) for a certificate
+	// whose key is not RSA; earlier releases say MsgBadSignature.
+	MsgNotRSA = "Certificate does not provide valid public RSA key."
 )
 
 // invalidSignature is a scope's EXCEPTION finding, reported like
@@ -416,7 +422,17 @@ func invalidSignature(scope, msg, detail string) *Finding {
 // Verify checks the certificate and the signature of m for scope (an app
 // id, or "core") against t, in Nextcloud's order. It returns nil when the
 // manifest can be trusted, else the scope's EXCEPTION finding.
-func (m *Manifest) Verify(t *Trust, scope string) *Finding {
+func (m *Manifest) Verify(t *Trust, scope string) *Finding { return m.VerifyFor(t, scope, 0) }
+
+// sha256Since is the first Nextcloud major version whose verifier accepts
+// a SHA-256 message digest (phpseclib 3).
+const sha256Since = 34
+
+// VerifyFor is Verify as the Checker of Nextcloud major version major sees
+// it (0: unknown, every rule of the newest): before 34, a signature made
+// with a SHA-256 digest does not verify and a key that is not RSA is
+// "Signature could not get verified.".
+func (m *Manifest) VerifyFor(t *Trust, scope string, major int) *Finding {
 	leaf, err := parseLeaf(m.Certificate)
 	if err != nil {
 		return invalidSignature(scope, MsgBadCert, "cannot parse certificate: "+err.Error())
@@ -433,16 +449,25 @@ func (m *Manifest) Verify(t *Trust, scope string) *Finding {
 	if cn != scope && cn != "core" {
 		return invalidSignature(scope, fmt.Sprintf(MsgScope, scope, cn), "")
 	}
+	newer := major == 0 || major >= sha256Since
 	pub, ok := leaf.PublicKey.(*rsa.PublicKey)
 	if !ok {
+		if newer {
+			return invalidSignature(scope, MsgNotRSA, fmt.Sprintf("certificate key is %T", leaf.PublicKey))
+		}
 		return invalidSignature(scope, MsgBadSignature, "certificate key is not RSA")
 	}
-	if err := VerifyPSS(pub, m.canonical, m.Signature); err != nil {
+	d, err := VerifyPSS(pub, m.canonical, m.Signature)
+	if err == nil && d == DigestSHA256 && !newer {
+		err = fmt.Errorf("signed with a SHA-256 message digest, which Nextcloud %d does not verify (%d and later do)", major, sha256Since)
+	}
+	if err != nil {
 		detail := err.Error()
 		if m.sigNote != "" {
 			detail = m.sigNote + "; " + detail
 		}
 		return invalidSignature(scope, MsgBadSignature, detail)
 	}
+	m.Digest = d
 	return nil
 }

@@ -83,20 +83,20 @@ func TestPSSRoundTrip(t *testing.T) {
 	large := make([]byte, 1<<20)
 	rand.Read(large)
 	for _, msg := range [][]byte{nil, []byte("hello"), []byte(`{"a":"b"}`), large} {
-		sig, err := SignPSS(key, msg)
+		sig, err := SignPSS(key, DigestSHA1, msg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(sig) != 256 {
 			t.Errorf("got a %d-byte signature, want 256", len(sig))
 		}
-		if err := VerifyPSS(&key.PublicKey, msg, sig); err != nil {
+		if err := verifyPSSErr(&key.PublicKey, msg, sig); err != nil {
 			t.Errorf("VerifyPSS of a fresh signature over %d bytes: %v", len(msg), err)
 		}
 		if !decodePSS(&key.PublicKey, msg, sig) {
 			t.Errorf("signature over %d bytes does not decode as RSASSA-PSS SHA-1/MGF1-SHA-512/salt 0", len(msg))
 		}
-		again, err := SignPSS(key, msg)
+		again, err := SignPSS(key, DigestSHA1, msg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +110,7 @@ func TestPSSTampering(t *testing.T) {
 	key := testPSSKey(t)
 	pub := &key.PublicKey
 	msg := []byte(`{"appinfo\/info.xml":"0123456789abcdef","lib\/a.php":"fedcba9876543210"}`)
-	sig, err := SignPSS(key, msg)
+	sig, err := SignPSS(key, DigestSHA1, msg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestPSSTampering(t *testing.T) {
 		for _, bit := range []byte{0x01, 0x80} {
 			bad := bytes.Clone(sig)
 			bad[i] ^= bit
-			if VerifyPSS(pub, msg, bad) == nil {
+			if verifyPSSErr(pub, msg, bad) == nil {
 				t.Fatalf("signature with byte %d ^ %#x: got nil, want an error", i, bit)
 			}
 		}
@@ -126,7 +126,7 @@ func TestPSSTampering(t *testing.T) {
 	for i := range msg {
 		bad := bytes.Clone(msg)
 		bad[i] ^= 0x01
-		if VerifyPSS(pub, bad, sig) == nil {
+		if verifyPSSErr(pub, bad, sig) == nil {
 			t.Fatalf("message with byte %d flipped: got nil, want an error", i)
 		}
 	}
@@ -156,7 +156,7 @@ func TestPSSTampering(t *testing.T) {
 		{"exponent 1", &rsa.PublicKey{N: pub.N, E: 1}, msg, sig},
 		{"nil key", nil, msg, sig},
 	} {
-		if err := VerifyPSS(tt.pub, tt.msg, tt.sig); err == nil {
+		if err := verifyPSSErr(tt.pub, tt.msg, tt.sig); err == nil {
 			t.Errorf("%s: got nil, want an error", tt.name)
 		}
 	}
@@ -172,7 +172,7 @@ func TestPSSRefusesOtherParameters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := VerifyPSS(&key.PublicKey, msg, sig); err == nil {
+		if err := verifyPSSErr(&key.PublicKey, msg, sig); err == nil {
 			t.Errorf("Go PSS SHA-1/MGF1-SHA-1 salt %d: got nil, want an error", salt)
 		}
 	}
@@ -181,7 +181,7 @@ func TestPSSRefusesOtherParameters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := VerifyPSS(&key.PublicKey, msg, sig); err == nil {
+	if err := verifyPSSErr(&key.PublicKey, msg, sig); err == nil {
 		t.Error("PKCS#1 v1.5 signature: got nil, want an error")
 	}
 }
@@ -204,31 +204,31 @@ func TestSignPSSKeySizes(t *testing.T) {
 		if k.N.BitLen() != 2047 {
 			t.Skipf("generated a %d-bit key", k.N.BitLen())
 		}
-		_, err := SignPSS(k, []byte("m"))
+		_, err := SignPSS(k, DigestSHA1, []byte("m"))
 		if err == nil || !strings.Contains(err.Error(), "multiple of 8") {
 			t.Errorf("got %v, want an error about the key size", err)
 		}
 	})
 	t.Run("1024 bits", func(t *testing.T) {
-		_, err := SignPSS(gen(t, 1024), []byte("m"))
+		_, err := SignPSS(gen(t, 1024), DigestSHA1, []byte("m"))
 		if err == nil || !strings.Contains(err.Error(), "too small") {
 			t.Errorf("got %v, want an error about the key size", err)
 		}
 	})
 	t.Run("2056 bits", func(t *testing.T) {
 		k := gen(t, 2056)
-		sig, err := SignPSS(k, []byte("m"))
+		sig, err := SignPSS(k, DigestSHA1, []byte("m"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(sig) != 257 || VerifyPSS(&k.PublicKey, []byte("m"), sig) != nil || !decodePSS(&k.PublicKey, []byte("m"), sig) {
+		if len(sig) != 257 || verifyPSSErr(&k.PublicKey, []byte("m"), sig) != nil || !decodePSS(&k.PublicKey, []byte("m"), sig) {
 			t.Errorf("2056-bit key: got a %d-byte signature that does not verify", len(sig))
 		}
 	})
 	t.Run("invalid key", func(t *testing.T) {
 		k := *testPSSKey(t)
 		k.D = big.NewInt(3)
-		if _, err := SignPSS(&k, []byte("m")); err == nil {
+		if _, err := SignPSS(&k, DigestSHA1, []byte("m")); err == nil {
 			t.Error("got nil, want an error for a key that fails Validate")
 		}
 	})
@@ -275,7 +275,7 @@ func TestOpenSSLInterop(t *testing.T) {
 	msg := []byte(`{"appinfo\/info.xml":"` + strings.Repeat("ab", 64) + `"}`)
 
 	t.Run("Go signs, openssl verifies", func(t *testing.T) {
-		sig, err := SignPSS(key, msg)
+		sig, err := SignPSS(key, DigestSHA1, msg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -297,11 +297,11 @@ func TestOpenSSLInterop(t *testing.T) {
 			t.Fatalf("openssl dgst -sign: %v\n%s", err, out)
 		}
 		sig := mustRead(t, filepath.Join(dir, "sig2.bin"))
-		if err := VerifyPSS(&key.PublicKey, msg, sig); err != nil {
+		if err := verifyPSSErr(&key.PublicKey, msg, sig); err != nil {
 			t.Errorf("VerifyPSS of openssl's signature: %v", err)
 		}
 		// With salt 0 the scheme is deterministic: both produce the same bytes.
-		ours, err := SignPSS(key, msg)
+		ours, err := SignPSS(key, DigestSHA1, msg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -321,7 +321,7 @@ func TestOpenSSLInterop(t *testing.T) {
 		}
 		put(t, appDir, files)
 		sc := NewInstall("", nil, "").App("demoapp", appDir)
-		if err := sc.Sign(context.Background(), key, certPEM); err != nil {
+		if err := sc.Sign(context.Background(), key, certPEM, DigestSHA1); err != nil {
 			t.Fatal(err)
 		}
 		tr, err := LoadTrust(filepath.Join(dir, "c.pem"), "")
@@ -416,7 +416,7 @@ func TestOpenSSLInterop(t *testing.T) {
 		}
 
 		// Signing again gives the same file (deterministic signature).
-		if err := sc.Sign(context.Background(), key, certPEM); err != nil {
+		if err := sc.Sign(context.Background(), key, certPEM, DigestSHA1); err != nil {
 			t.Fatal(err)
 		}
 		if again := mustRead(t, sc.ManifestPath()); !bytes.Equal(again, raw) {
@@ -471,10 +471,10 @@ func TestVerifyPSSMalformedEncoding(t *testing.T) {
 	key := testPSSKey(t)
 	msg := []byte("signed message")
 	good := forgePSS(key, msg, nil, nil)
-	if err := VerifyPSS(&key.PublicKey, msg, good); err != nil {
+	if err := verifyPSSErr(&key.PublicKey, msg, good); err != nil {
 		t.Fatalf("well-formed encoding: %v", err)
 	}
-	if sig, _ := SignPSS(key, msg); !bytes.Equal(sig, good) {
+	if sig, _ := SignPSS(key, DigestSHA1, msg); !bytes.Equal(sig, good) {
 		t.Fatal("SignPSS differs from the RFC encoding built here")
 	}
 	for _, tt := range []struct {
@@ -492,7 +492,7 @@ func TestVerifyPSSMalformedEncoding(t *testing.T) {
 		{"hash changed", nil, func(em []byte) { em[len(em)-2] ^= 1 }},
 	} {
 		sig := forgePSS(key, msg, tt.breakDB, tt.breakEM)
-		if err := VerifyPSS(&key.PublicKey, msg, sig); err == nil {
+		if err := verifyPSSErr(&key.PublicKey, msg, sig); err == nil {
 			t.Errorf("%s: got nil, want an error", tt.name)
 		}
 	}
@@ -508,10 +508,16 @@ func TestVerifyPSSMalformedEncoding(t *testing.T) {
 			continue
 		}
 		sig := forgePSS(key, msg, nil, func(b []byte) { b[0] |= 0x80 })
-		if err := VerifyPSS(&key.PublicKey, msg, sig); err == nil {
+		if err := verifyPSSErr(&key.PublicKey, msg, sig); err == nil {
 			t.Errorf("EM with the bit above emBits set: got nil, want an error")
 		}
 		return
 	}
 	t.Skip("found no message whose EM with the top bit set stays below N")
+}
+
+// verifyPSSErr is VerifyPSS without the digest.
+func verifyPSSErr(pub *rsa.PublicKey, msg, sig []byte) error {
+	_, err := VerifyPSS(pub, msg, sig)
+	return err
 }

@@ -16,7 +16,7 @@ type Kind string
 
 const (
 	InvalidHash Kind = "INVALID_HASH"
-	MissingFile Kind = "MISSING_FILE"
+	FileMissing Kind = "FILE_MISSING"
 	ExtraFile   Kind = "EXTRA_FILE"
 	// HardLink is a file of the scope, with the right content, that has
 	// more than one name: a write through another name (in the data
@@ -25,10 +25,16 @@ const (
 	KindException Kind = "EXCEPTION"
 )
 
-var kindOrder = map[Kind]int{InvalidHash: 0, MissingFile: 1, ExtraFile: 2, HardLink: 3, KindException: 4}
+// legacyMissingFile is the name earlier integrityd versions wrote for
+// FILE_MISSING (Nextcloud's documentation says MISSING_FILE; its code, occ
+// and the admin page say FILE_MISSING). State files that say it are read
+// as FILE_MISSING.
+const legacyMissingFile Kind = "MISSING_FILE"
+
+var kindOrder = map[Kind]int{InvalidHash: 0, FileMissing: 1, ExtraFile: 2, HardLink: 3, KindException: 4}
 
 // Kinds returns every kind, in report order.
-func Kinds() []Kind { return []Kind{InvalidHash, MissingFile, ExtraFile, HardLink, KindException} }
+func Kinds() []Kind { return []Kind{InvalidHash, FileMissing, ExtraFile, HardLink, KindException} }
 
 // Finding is one file that failed the check, or (Path empty, Kind
 // EXCEPTION) a scope that could not be checked.
@@ -75,6 +81,9 @@ func (f *Finding) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	*f = Finding(v.plain)
+	if f.Kind == legacyMissingFile {
+		f.Kind = FileMissing
+	}
 	if v.PathB64 != nil {
 		f.Path = string(v.PathB64)
 	}
@@ -86,7 +95,7 @@ func (f *Finding) UnmarshalJSON(data []byte) error {
 
 // SortFindings puts findings in report order, the one order used
 // everywhere: core first, then scopes by name; in a scope, the scope's
-// EXCEPTION, then by kind (INVALID_HASH, MISSING_FILE, EXTRA_FILE,
+// EXCEPTION, then by kind (INVALID_HASH, FILE_MISSING, EXTRA_FILE,
 // HARD_LINK, EXCEPTION) and path.
 func SortFindings(f []Finding) {
 	sort.SliceStable(f, func(i, j int) bool { return before(&f[i], &f[j]) })

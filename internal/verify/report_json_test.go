@@ -27,3 +27,23 @@ func TestFindingJSONBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestFindingJSONLegacyKind: a state written by an earlier integrityd says
+// MISSING_FILE; it is read as FILE_MISSING, Nextcloud's name, so that a
+// restart neither re-alerts nor "resolves" every missing file.
+func TestFindingJSONLegacyKind(t *testing.T) {
+	var f Finding
+	if err := json.Unmarshal([]byte(`{"scope":"core","kind":"MISSING_FILE","path":"lib/base.php"}`), &f); err != nil {
+		t.Fatal(err)
+	}
+	if f.Kind != FileMissing {
+		t.Errorf("kind %q, want %q", f.Kind, FileMissing)
+	}
+	data, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"scope":"core","kind":"FILE_MISSING","path":"lib/base.php"}`; string(data) != want {
+		t.Errorf("written as %s, want %s", data, want)
+	}
+}

@@ -53,8 +53,10 @@ func phpseclibPEM(der []byte) string {
 // Sign hashes the scope's files and writes its signature.json exactly as
 // Nextcloud's integrity:sign-app and integrity:sign-core do (pretty JSON
 // with 4-space indent, "\/" escapes, the certificate re-encoded with CRLF
-// lines). The file is replaced atomically.
-func (s *Scope) Sign(ctx context.Context, key *rsa.PrivateKey, certPEM []byte) error {
+// lines). d is the PSS message digest: DigestSHA1 verifies in every
+// released Nextcloud, DigestSHA256 only in Nextcloud 34 and later. The
+// file is replaced atomically.
+func (s *Scope) Sign(ctx context.Context, key *rsa.PrivateKey, certPEM []byte, d Digest) error {
 	b, _ := pem.Decode(certPEM)
 	if b == nil || b.Type != "CERTIFICATE" {
 		return errors.New("certificate: no PEM CERTIFICATE block")
@@ -87,7 +89,7 @@ func (s *Scope) Sign(ctx context.Context, key *rsa.PrivateKey, certPEM []byte) e
 		pk.pos = len(entries)
 		entries = append(entries, entry{key: pk, value: st.hash.String()})
 	}
-	data, err := signatureJSON(entries, key, cert.Raw)
+	data, err := signatureJSON(entries, key, cert.Raw, d)
 	if err != nil {
 		return fmt.Errorf("sign %s: %w", s.Name, err)
 	}
@@ -95,7 +97,7 @@ func (s *Scope) Sign(ctx context.Context, key *rsa.PrivateKey, certPEM []byte) e
 }
 
 // signatureJSON builds the signature.json document for entries.
-func signatureJSON(entries []entry, key *rsa.PrivateKey, certDER []byte) ([]byte, error) {
+func signatureJSON(entries []entry, key *rsa.PrivateKey, certDER []byte, d Digest) ([]byte, error) {
 	ksort(entries)
 	// A verifier decodes the hashes in the order of the file and sorts
 	// them again; PHP's ksort is not always stable under a second run
@@ -112,7 +114,7 @@ func signatureJSON(entries []entry, key *rsa.PrivateKey, certDER []byte) ([]byte
 	if err != nil {
 		return nil, fmt.Errorf("file name cannot be signed: %w", err)
 	}
-	sig, err := SignPSS(key, msg)
+	sig, err := SignPSS(key, d, msg)
 	if err != nil {
 		return nil, err
 	}

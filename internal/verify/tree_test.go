@@ -88,7 +88,7 @@ func (p *signPKI) sign(t *testing.T, sc *Scope) {
 	_, certPEM := p.leaf(t, sc.Name)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := sc.Sign(ctx, p.leafKey, certPEM); err != nil {
+	if err := sc.Sign(ctx, p.leafKey, certPEM, DigestSHA1); err != nil {
 		t.Fatalf("Sign: %v", err)
 	}
 }
@@ -104,7 +104,7 @@ func (p *signPKI) signHashes(t *testing.T, sc *Scope, hashes map[string]string) 
 		pk.pos = len(entries)
 		entries = append(entries, entry{key: pk, value: hashes[k]})
 	}
-	data, err := signatureJSON(entries, p.leafKey, der)
+	data, err := signatureJSON(entries, p.leafKey, der, DigestSHA1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +527,7 @@ func TestSymlinkLoop(t *testing.T) {
 	// Signing refuses such a tree instead of hanging.
 	_, certPEM := p.leaf(t, "core")
 	var err error
-	if !within(t, 10*time.Second, func() { err = sc.Sign(context.Background(), p.leafKey, certPEM) }, nil) {
+	if !within(t, 10*time.Second, func() { err = sc.Sign(context.Background(), p.leafKey, certPEM, DigestSHA1) }, nil) {
 		t.Fatal("Sign did not return within 10s")
 	}
 	if err == nil {
@@ -574,7 +574,7 @@ func TestSpecialFiles(t *testing.T) {
 	// Signing refuses a FIFO instead of hanging on it.
 	_, certPEM := p.leaf(t, "core")
 	var err error
-	if !within(t, 10*time.Second, func() { err = sc.Sign(context.Background(), p.leafKey, certPEM) }, nil) {
+	if !within(t, 10*time.Second, func() { err = sc.Sign(context.Background(), p.leafKey, certPEM, DigestSHA1) }, nil) {
 		t.Fatal("Sign did not return within 10s")
 	}
 	if err == nil || !strings.Contains(err.Error(), "named pipe") {
@@ -704,7 +704,7 @@ func TestManifestKeysOutsideTree(t *testing.T) {
 	var want []string
 	for _, k := range sortedKeys(hashes) {
 		if k != "appinfo/info.xml" && k != "in.txt" {
-			want = append(want, "MISSING_FILE "+k)
+			want = append(want, "FILE_MISSING "+k)
 		}
 	}
 	wantFindings(t, res, want...)
@@ -727,12 +727,12 @@ func TestCoreIgnoresUpdaterEntries(t *testing.T) {
 		"lib/updater/x.php":  sha512hex("x"),
 		"updaterx/index.php": sha512hex("y"),
 	})
-	wantFindings(t, check(t, sc, p.trust), "MISSING_FILE lib/updater/x.php", "MISSING_FILE updaterx/index.php")
+	wantFindings(t, check(t, sc, p.trust), "FILE_MISSING lib/updater/x.php", "FILE_MISSING updaterx/index.php")
 
 	// An app's updater/ directory is an ordinary directory.
 	app := newAppScope(t, "demoapp")
 	p.signHashes(t, app, map[string]string{"updater/gone.php": sha512hex("g")})
-	wantFindings(t, check(t, app, p.trust), "MISSING_FILE updater/gone.php")
+	wantFindings(t, check(t, app, p.trust), "FILE_MISSING updater/gone.php")
 }
 
 // Files are compared by path, not by hash value.
@@ -752,7 +752,7 @@ func TestPathComparison(t *testing.T) {
 	os.MkdirAll(filepath.Join(sc.Dir, "moved"), 0o755)
 	os.Rename(filepath.Join(sc.Dir, "e.txt"), filepath.Join(sc.Dir, "moved", "e.txt"))
 	res = check(t, sc, p.trust)
-	wantFindings(t, res, "INVALID_HASH a.txt", "INVALID_HASH b.txt", "MISSING_FILE d.txt", "MISSING_FILE e.txt", "EXTRA_FILE moved/e.txt")
+	wantFindings(t, res, "INVALID_HASH a.txt", "INVALID_HASH b.txt", "FILE_MISSING d.txt", "FILE_MISSING e.txt", "EXTRA_FILE moved/e.txt")
 	for _, tt := range []struct{ path, expected, current string }{
 		{"a.txt", sha512hex("A"), sha512hex("B")},
 		{"b.txt", sha512hex("B"), sha512hex("A")},
@@ -791,7 +791,7 @@ func TestCheckManyFiles(t *testing.T) {
 			want = append(want, "INVALID_HASH "+k)
 		case 5:
 			os.Remove(filepath.Join(sc.Dir, k))
-			want = append(want, "MISSING_FILE "+k)
+			want = append(want, "FILE_MISSING "+k)
 		}
 	}
 	writeFile(t, filepath.Join(sc.Dir, "lib", "new.php"), nil)
@@ -841,7 +841,7 @@ func TestSignErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.sc.Sign(context.Background(), tt.key, tt.cert)
+			err := tt.sc.Sign(context.Background(), tt.key, tt.cert, DigestSHA1)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want an error containing %q", err, tt.want)
 			}

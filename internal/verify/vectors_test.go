@@ -109,13 +109,13 @@ func TestNextcloudVectors(t *testing.T) {
 		{"v01_app_SomeApp", "app", "SomeApp", nil, false},
 		{"v02_app_signed_by_core", "app", "SomeApp", nil, false},
 		{"v02_app_signed_by_core", "appWithInvalidData", "SomeApp", []string{
-			"INVALID_HASH AnotherFile.txt", "MISSING_FILE subfolder/file.txt", "EXTRA_FILE UnecessaryFile"}, false},
+			"INVALID_HASH AnotherFile.txt", "FILE_MISSING subfolder/file.txt", "EXTRA_FILE UnecessaryFile"}, false},
 		{"v03_app_tampered_hashes_SomeApp", "app", "SomeApp", []string{"EXCEPTION Signature could not get verified."}, false},
 		{"v04_app_AnotherScope", "appWithInvalidData", "SomeApp", []string{
 			"EXCEPTION Certificate is not valid for required scope. (Requested: SomeApp, current: CN=AnotherScope)"}, false},
 		// The fixture lacks subfolder/.htaccess, which the manifest lists
 		// (Nextcloud reports it as missing too); .htaccess itself matches.
-		{"v05_core_htaccessUnmodified", "htaccessUnmodified", "core", []string{"MISSING_FILE subfolder/.htaccess"}, false},
+		{"v05_core_htaccessUnmodified", "htaccessUnmodified", "core", []string{"FILE_MISSING subfolder/.htaccess"}, false},
 		{"v06_core_htaccessWithInvalidModifiedContent", "htaccessWithInvalidModifiedContent", "core", nil, false},
 		{"v07_core_htaccessWithValidModifiedContent", "htaccessWithValidModifiedContent", "core", nil, true},
 		{"v08_core_tampered_hashes_eXes_with_core_cert", "appWithInvalidData", "core", []string{"EXCEPTION Signature could not get verified."}, false},
@@ -171,7 +171,7 @@ func TestCanonicalMessageVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = VerifyPSS(leaf.PublicKey.(*rsa.PublicKey), want, sig)
+			err = verifyPSSErr(leaf.PublicKey.(*rsa.PublicKey), want, sig)
 			// Checked with openssl dgst: the tampered vectors, and those that
 			// fail earlier in Nextcloud (v04, v09, v10), do not verify.
 			valid := map[string]bool{"v01": true, "v02": true, "v05": true, "v06": true, "v07": true, "v11": true}[name[:3]]
@@ -207,8 +207,8 @@ func TestRealAppManifest(t *testing.T) {
 		t.Fatalf("got %d findings for %d files", len(res.Findings), len(m.Hashes))
 	}
 	for _, f := range res.Findings {
-		if f.Kind != MissingFile || f.Expected.String() != m.Hashes[f.Path] {
-			t.Errorf("finding %+v, want MISSING_FILE with the expected hash", f)
+		if f.Kind != FileMissing || f.Expected.String() != m.Hashes[f.Path] {
+			t.Errorf("finding %+v, want FILE_MISSING with the expected hash", f)
 		}
 	}
 	// The same manifest for another app id is refused.
