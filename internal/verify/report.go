@@ -10,8 +10,8 @@ import (
 	"unicode/utf8"
 )
 
-// Kind is the kind of a finding, as Nextcloud names it (HARD_LINK is
-// integrityd's own).
+// Kind is the kind of a finding, as Nextcloud names it (HARD_LINK and
+// DUPLICATE_APP are integrityd's own).
 type Kind string
 
 const (
@@ -21,7 +21,12 @@ const (
 	// HardLink is a file of the scope, with the right content, that has
 	// more than one name: a write through another name (in the data
 	// directory, say) changes it without an event on the install.
-	HardLink      Kind = "HARD_LINK"
+	HardLink Kind = "HARD_LINK"
+	// DuplicateApp is an app id found in several apps roots: Nextcloud
+	// loads the copy with the highest version (and checks only that one),
+	// so a copy added to an apps root can shadow a signed app. Reported on
+	// the appinfo/info.xml of every copy that is checked.
+	DuplicateApp  Kind = "DUPLICATE_APP"
 	KindException Kind = "EXCEPTION"
 )
 
@@ -31,10 +36,12 @@ const (
 // as FILE_MISSING.
 const legacyMissingFile Kind = "MISSING_FILE"
 
-var kindOrder = map[Kind]int{InvalidHash: 0, FileMissing: 1, ExtraFile: 2, HardLink: 3, KindException: 4}
+var kindOrder = map[Kind]int{InvalidHash: 0, FileMissing: 1, ExtraFile: 2, HardLink: 3, DuplicateApp: 4, KindException: 5}
 
 // Kinds returns every kind, in report order.
-func Kinds() []Kind { return []Kind{InvalidHash, FileMissing, ExtraFile, HardLink, KindException} }
+func Kinds() []Kind {
+	return []Kind{InvalidHash, FileMissing, ExtraFile, HardLink, DuplicateApp, KindException}
+}
 
 // Finding is one file that failed the check, or (Path empty, Kind
 // EXCEPTION) a scope that could not be checked.
