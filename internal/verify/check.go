@@ -133,7 +133,7 @@ func (s *Scope) expects(key string) bool {
 
 // Check verifies the scope's manifest and compares every file with it.
 func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
-	res := ScopeResult{Scope: s.Name}
+	res := ScopeResult{Scope: s.Name, Dir: s.Dir}
 	// Hash while the manifest is parsed and verified; a bad manifest
 	// cancels the hashing.
 	type hashed struct {
@@ -154,6 +154,7 @@ func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
 		res.Exception = ex
 		return res, nil
 	}
+	res.Digest = m.Digest
 	h := <-done
 	current, err := h.files, h.err
 	if err != nil {
