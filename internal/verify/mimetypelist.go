@@ -34,7 +34,9 @@ import (
 //   - 32..: human-readable names (resources/config/mimetypenames.dist.json
 //     and config/mimetypenames.json, PRs #52822, #52862) are written as a
 //     `names: {...}` block; the Checker passes getAllNamings() (custom
-//     names included) to both generations.
+//     names included) to both generations, so custom names stay in the
+//     "default" file and Nextcloud itself reports INVALID_HASH for an
+//     install with config/mimetypenames.json (reproduced, not corrected).
 
 // mimetypeListPath is the file Nextcloud special-cases, relative to the root.
 const mimetypeListPath = "core/js/mimetypelist.js"

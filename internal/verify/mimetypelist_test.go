@@ -456,3 +456,97 @@ func TestStripLastExtension(t *testing.T) {
 		}
 	}
 }
+
+// TestMimetypeListCheckerOracle runs Nextcloud's whole Checker (the
+// oracle's nc-oracle.sh) on a core tree whose manifest holds, for
+// core/js/mimetypelist.js, the hash mimetypeListHash returns: Nextcloud
+// must find core clean, and must report INVALID_HASH when the manifest
+// holds the file's own hash instead.
+func TestMimetypeListCheckerOracle(t *testing.T) {
+	oracle := oracleDir(t)
+	if _, err := exec.LookPath("php"); err != nil {
+		t.Skip("php-cli is not installed (apt-get install php-cli): cannot run Nextcloud's own Checker")
+	}
+	pki := newSignPKI(t)
+	cases := []mimeCase{
+		{name: "defaults"},
+		{name: "custom aliases", custom: map[string]string{"mimetypealiases.json": `{"text/csv": "x-office/document", "7": "seven", "a/b": "\u00fc/c"}`}},
+		{name: "custom names", custom: map[string]string{"mimetypenames.json": `{"text/plain": "Klartext \u00fc", "x/y": "New"}`}},
+	}
+	for _, release := range []string{"25.0.12", "33.0.0"} {
+		major, _ := strconv.Atoi(strings.SplitN(release, ".", 2)[0])
+		icons := releaseIcons(t, filepath.Join(oracle, release))
+		for _, c := range cases {
+			t.Run(release+"/"+c.name, func(t *testing.T) {
+				root, config := buildMimeTree(t, c, icons)
+				writeFile(t, filepath.Join(root, "version.php"), mustRead(t, filepath.Join(oracle, release, "root", "version.php")))
+				g := &mimetypeGen{root: root, configDir: config}
+				g.rules, _ = mimetypeRulesFor(major)
+				all, err := g.generate(false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				writeFile(t, filepath.Join(root, mimetypeListPath), all)
+				h, ok, err := mimetypeListHash(root, config, major, all)
+				if err != nil || !ok {
+					t.Fatalf("mimetypeListHash: %v %v", ok, err)
+				}
+				hashes := map[string]string{}
+				for _, dir := range []string{"core", "resources"} {
+					err := filepath.Walk(filepath.Join(root, dir), func(p string, fi os.FileInfo, err error) error {
+						if err != nil || fi.IsDir() {
+							return err
+						}
+						rel, _ := filepath.Rel(root, p)
+						hashes[rel] = sha512hex(string(mustRead(t, p)))
+						return nil
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				hashes["version.php"] = sha512hex(string(mustRead(t, filepath.Join(root, "version.php"))))
+				sc := NewInstall(root, nil, "").Core()
+				for _, own := range []bool{false, true} {
+					if own {
+						hashes[mimetypeListPath] = sha512hex(string(all))
+					} else {
+						hashes[mimetypeListPath] = h.String()
+					}
+					pki.signHashes(t, sc, hashes)
+					cmd := exec.Command("bash", filepath.Join(oracle, "nc-oracle.sh"), "--code", filepath.Join(oracle, release, "code"),
+						"--trust", pki.trust.AnchorFile, root, "core")
+					var stderr bytes.Buffer
+					cmd.Stderr = &stderr
+					out, err := cmd.Output()
+					if err != nil {
+						t.Fatalf("nc-oracle: %v\n%s", err, stderr.String())
+					}
+					var res map[string]map[string]json.RawMessage
+					if err := json.Unmarshal(out, &res); err != nil {
+						t.Fatalf("nc-oracle output %q: %v", out, err)
+					}
+					core := res["core"]
+					customised := !bytes.Equal(all, mustDefault(t, g))
+					switch {
+					case !own && len(core) != 0:
+						t.Fatalf("manifest holds mimetypeListHash's hash, Nextcloud reports %s", out)
+					case own && customised && !strings.Contains(string(core["INVALID_HASH"]), mimetypeListPath):
+						t.Fatalf("manifest holds the customised file's own hash, Nextcloud reports %s, want INVALID_HASH for it", out)
+					case own && !customised && len(core) != 0:
+						t.Fatalf("default file: Nextcloud reports %s", out)
+					}
+				}
+			})
+		}
+	}
+}
+
+func mustDefault(t *testing.T, g *mimetypeGen) []byte {
+	t.Helper()
+	def, err := g.generate(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return def
+}
