@@ -128,7 +128,7 @@ func releaseIcons(t *testing.T, release string) []string {
 	return icons
 }
 
-func buildMimeTree(t *testing.T, c mimeCase, icons []string) (root, config string) {
+func buildMimeTree(t testing.TB, c mimeCase, icons []string) (root, config string) {
 	t.Helper()
 	root = t.TempDir()
 	config = filepath.Join(root, "config")
@@ -146,26 +146,26 @@ func buildMimeTree(t *testing.T, c mimeCase, icons []string) (root, config strin
 		icons = c.icons
 	}
 	for _, n := range icons {
-		writeFile(t, filepath.Join(root, "core/img/filetypes", n), []byte("<svg/>"))
+		mimeWrite(t, filepath.Join(root, "core/img/filetypes", n), []byte("<svg/>"))
 	}
 	for theme, list := range c.themes {
 		switch {
 		case list == nil:
-			writeFile(t, filepath.Join(root, "themes", theme, "core/css/x.css"), []byte("x"))
+			mimeWrite(t, filepath.Join(root, "themes", theme, "core/css/x.css"), []byte("x"))
 		case len(list) == 0:
 			if err := os.MkdirAll(filepath.Join(root, "themes", theme, "core/img/filetypes"), 0o755); err != nil {
 				t.Fatal(err)
 			}
 		case list[0] == "":
-			writeFile(t, filepath.Join(root, "themes", theme, "core/img/filetypes"), []byte("a file, not a directory"))
+			mimeWrite(t, filepath.Join(root, "themes", theme, "core/img/filetypes"), []byte("a file, not a directory"))
 		default:
 			for _, n := range list {
-				writeFile(t, filepath.Join(root, "themes", theme, "core/img/filetypes", n), []byte("x"))
+				mimeWrite(t, filepath.Join(root, "themes", theme, "core/img/filetypes", n), []byte("x"))
 			}
 		}
 	}
 	for p, content := range c.files {
-		writeFile(t, filepath.Join(root, p), []byte(content))
+		mimeWrite(t, filepath.Join(root, p), []byte(content))
 	}
 	dist, err := filepath.Glob("testdata/mimetypelist/dist/*.json")
 	if err != nil || len(dist) != 3 {
@@ -176,7 +176,7 @@ func buildMimeTree(t *testing.T, c mimeCase, icons []string) (root, config strin
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, filepath.Join(root, "resources/config", filepath.Base(f)), data)
+		mimeWrite(t, filepath.Join(root, "resources/config", filepath.Base(f)), data)
 	}
 	for _, n := range c.remove {
 		if err := os.Remove(filepath.Join(root, "resources/config", n)); err != nil {
@@ -184,7 +184,7 @@ func buildMimeTree(t *testing.T, c mimeCase, icons []string) (root, config strin
 		}
 	}
 	for n, content := range c.custom {
-		writeFile(t, filepath.Join(config, n), []byte(content))
+		mimeWrite(t, filepath.Join(config, n), []byte(content))
 	}
 	for _, n := range c.dirs {
 		if err := os.MkdirAll(filepath.Join(config, n), 0o755); err != nil {
@@ -192,6 +192,16 @@ func buildMimeTree(t *testing.T, c mimeCase, icons []string) (root, config strin
 		}
 	}
 	return root, config
+}
+
+func mimeWrite(t testing.TB, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // phpResult is what harness.php prints.
@@ -549,4 +559,22 @@ func mustDefault(t *testing.T, g *mimetypeGen) []byte {
 		t.Fatal(err)
 	}
 	return def
+}
+
+func BenchmarkMimetypeListHash(b *testing.B) {
+	c := mimeCase{custom: map[string]string{"mimetypealiases.json": `{"text/csv": "x-office/document"}`},
+		icons: []string{"application.svg", "audio.svg", "file.svg", "folder.svg", "image.svg", "text.svg", "video.svg"}}
+	root, config := buildMimeTree(b, c, nil)
+	g := &mimetypeGen{root: root, configDir: config}
+	g.rules, _ = mimetypeRulesFor(33)
+	all, err := g.generate(false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, ok, err := mimetypeListHash(root, config, 33, all); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
 }
