@@ -54,6 +54,7 @@ type loop struct {
 	scanDone chan *scanResult
 	scanStop context.CancelFunc
 	nextScan time.Time // when the periodic rescan is due
+	fatal    error     // ends run (ErrInstallChanged)
 }
 
 type scope struct {
@@ -181,6 +182,9 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 		case <-publish.C:
 		}
 		l.flushFlood()
+		if l.fatal != nil {
+			return l.fatal
+		}
 		l.publishSoon(publish)
 		if st := d.snap.Load().statusLine(); st != status {
 			d.notify("STATUS=" + st)
@@ -413,12 +417,8 @@ func (l *loop) reconfigure(next Config) {
 	in.Checker.Workers = next.Workers
 	l.in = &in
 	l.d.install.Store(&in)
-	for name, s := range l.scopes {
-		if name == "core" {
-			s.sc = in.Core()
-		} else {
-			s.sc = in.App(name, s.sc.Dir)
-		}
+	for _, s := range l.scopes {
+		s.sc = s.sc.ForInstall(&in)
 	}
 	if l.w != nil {
 		l.watchTrust()
