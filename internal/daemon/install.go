@@ -17,7 +17,7 @@ import (
 // apps roots or another data directory than the daemon watches: the
 // caller starts it again with the new ones (a full scan, with the state
 // kept, so that nothing changed meanwhile goes unseen).
-var ErrInstallChanged = errors.New("Nextcloud's configuration changed the apps roots or the data directory")
+var ErrInstallChanged = errors.New("the apps roots or the data directory in Nextcloud's configuration changed")
 
 // configDir is the install's config/ directory. It is not part of any
 // scope, but its config.php and *.config.php say where the apps are
