@@ -180,13 +180,14 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		} else {
 			fmt.Fprintf(stdout, "watcher:         ok\n")
 		}
-		links := ""
-		if n := kinds[verify.HardLink]; n > 0 {
-			links = fmt.Sprintf(", %s %d", verify.HardLink, n)
+		// Nextcloud's kinds always, integrityd's own when there are some.
+		var counts []string
+		for _, k := range verify.Kinds() {
+			if n := kinds[k]; n > 0 || k != verify.HardLink && k != verify.DuplicateApp {
+				counts = append(counts, fmt.Sprintf("%s %d", k, n))
+			}
 		}
-		fmt.Fprintf(stdout, "findings:        %d (%s %d, %s %d, %s %d%s, %s %d)\n", len(ds.Findings),
-			verify.InvalidHash, kinds[verify.InvalidHash], verify.FileMissing, kinds[verify.FileMissing],
-			verify.ExtraFile, kinds[verify.ExtraFile], links, verify.KindException, kinds[verify.KindException])
+		fmt.Fprintf(stdout, "findings:        %d (%s)\n", len(ds.Findings), strings.Join(counts, ", "))
 		if ds.TrustDiffers != "" {
 			fmt.Fprintf(stdout, "TRUST ANCHOR:    the install's root.crt differs from the pinned one: %s\n", ds.TrustDiffers)
 		}
