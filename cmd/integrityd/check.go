@@ -212,9 +212,12 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	scopes, err := in.Apps()
+	scopes, warnings, err := in.Apps()
 	if err != nil {
 		return err
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "integrityd check: warning: %v\n", w)
 	}
 	err = checkScopes(ctx, stdout, stderr, append([]*verify.Scope{in.Core()}, scopes...), t, s.Output, false)
 	if pinnedDiffers(stderr, in, t) && err == nil {

@@ -348,8 +348,13 @@ func (l *loop) locate(p string) (t target, ok, apps, trust bool) {
 		id, key, _ := strings.Cut(rel, "/")
 		// The app directory itself, or its manifest, may make it a scope
 		// or not.
-		apps = key == "" || key == "appinfo" || key == "appinfo/signature.json"
+		// (its info.xml makes it an app, and its version decides which
+		// copy of an app in several roots Nextcloud loads).
+		apps = key == "" || key == "appinfo" || key == "appinfo/signature.json" || key == "appinfo/info.xml"
 		s := l.scopes[id]
+		if s == nil || s.sc.Dir != root+"/"+id {
+			s = l.scopes[id+"@"+root] // a copy Nextcloud does not load
+		}
 		if s == nil || s.sc.Dir != root+"/"+id {
 			return t, false, apps, trust // an app that is not checked
 		}
@@ -392,9 +397,12 @@ func isManifest(s *scope, key string) bool {
 
 // enumerate returns the scopes that must be checked now.
 func (l *loop) enumerate() (map[string]*verify.Scope, error) {
-	apps, err := l.in.Apps()
+	apps, warnings, err := l.in.Apps()
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range warnings {
+		l.log.Warn("apps root not listed: its apps are not checked", zap.Error(w))
 	}
 	out := map[string]*verify.Scope{"core": l.in.Core()}
 	for _, a := range apps {

@@ -109,7 +109,7 @@ func checkWith(t testing.TB, root, trust string, signed map[string]string) []ver
 	if err != nil {
 		t.Fatal(err)
 	}
-	apps, err := in.Apps()
+	apps, _, err := in.Apps()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func (m *model) step() {
 	case 12:
 		in := verify.NewInstall(m.root, nil, "")
 		sc := in.Core()
-		if apps, _ := in.Apps(); len(apps) > 0 && m.rnd.Intn(2) == 0 {
+		if apps, _, _ := in.Apps(); len(apps) > 0 && m.rnd.Intn(2) == 0 {
 			sc = m.pick2(apps)
 		}
 		op = "re-sign " + sc.Name

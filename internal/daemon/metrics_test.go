@@ -31,8 +31,11 @@ func TestMetrics(t *testing.T) {
 	want := `
 # HELP integrityd_findings Current findings, by kind and scope.
 # TYPE integrityd_findings gauge
+integrityd_findings{kind="DUPLICATE_APP",scope="core"} 0
 integrityd_findings{kind="EXCEPTION",scope="core"} 0
+integrityd_findings{kind="DUPLICATE_APP",scope="dashboard"} 0
 integrityd_findings{kind="EXCEPTION",scope="dashboard"} 0
+integrityd_findings{kind="DUPLICATE_APP",scope="files"} 0
 integrityd_findings{kind="EXCEPTION",scope="files"} 0
 integrityd_findings{kind="EXTRA_FILE",scope="core"} 0
 integrityd_findings{kind="EXTRA_FILE",scope="dashboard"} 0

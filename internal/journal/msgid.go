@@ -18,6 +18,7 @@ const (
 	IDScopeGone   = "5d0f3b1e8a2c4e6f9b7d1c3a5e7f9b2d" // a signed app directory was removed
 	IDMount       = "8e4a6c2f0b1d4f3a9c5e7b2d4f6a8c0e" // a mount or unmount over a checked directory
 	IDFlood       = "e1f3a5c7b9d24e6f8a0c2e4b6d8f0a13" // more findings in one directory than are logged one by one
+	IDDuplicate   = "da1d6070832549e7ad585d70bec38056" // an app id in several apps roots
 )
 
 // AlertID is the MESSAGE_ID of an alert of kind (INVALID_HASH, ...).
@@ -31,9 +32,11 @@ func AlertID(kind string) string {
 		return IDExtraFile
 	case "HARD_LINK":
 		return IDHardLink
+	case "DUPLICATE_APP":
+		return IDDuplicate
 	}
 	return IDException
 }
 
 // AllIDs lists every MESSAGE_ID, for the catalog test.
-var AllIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood}
+var AllIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood, IDDuplicate}

@@ -2,155 +2,33 @@ package verify
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 )
 
-// Install describes a Nextcloud installation on disk.
-type Install struct {
-	Root      string   // server root (where version.php is)
-	AppsRoots []string // apps directories; default Root/apps
-	DataDir   string   // a data directory to exclude from core, if custom
-	// Exclude lists absolute paths the admin chose not to check: neither
-	// walked nor expected. This weakens the check.
-	Exclude []string
-	// Checker says how files are hashed.
-	Checker Checker
-}
-
-// NewInstall returns the installation at root. Apps roots and the data
-// directory come from config/config.php when it can be read (best effort:
-// only literal strings are understood); pass non-empty appsRoots or
-// dataDir to override.
-func NewInstall(root string, appsRoots []string, dataDir string) *Install {
-	if root == "" {
-		return &Install{}
-	}
-	in := &Install{Root: cleanAbs(root)}
-	cfg := readConfig(filepath.Join(in.Root, "config", "config.php"))
-	if len(appsRoots) == 0 {
-		appsRoots = cfg.appsPaths
-	}
-	if len(appsRoots) == 0 {
-		appsRoots = []string{filepath.Join(in.Root, "apps")}
-	}
-	for _, a := range appsRoots {
-		in.AppsRoots = append(in.AppsRoots, cleanAbs(a))
-	}
-	if dataDir == "" {
-		dataDir = cfg.dataDir
-	}
-	if dataDir != "" {
-		in.DataDir = cleanAbs(dataDir)
-	}
-	return in
-}
-
-type phpConfig struct {
-	appsPaths []string
-	dataDir   string
-	disabled  bool
-}
-
-var (
-	reDataDir  = regexp.MustCompile(`'datadirectory'\s*=>\s*'([^'\\]*)'`)
-	reAppsPath = regexp.MustCompile(`'path'\s*=>\s*'([^'\\]*)'`)
-	reDisabled = regexp.MustCompile(`'integrity\.check\.disabled'\s*=>\s*true`)
-)
-
-// readConfig extracts what matters to the check from config.php.
-func readConfig(path string) phpConfig {
-	var c phpConfig
-	data, err := readLimited(path, 4<<20)
-	if err != nil {
-		return c
-	}
-	s := string(data)
-	if m := reDataDir.FindStringSubmatch(s); m != nil {
-		c.dataDir = m[1]
-	}
-	if i := strings.Index(s, "'apps_paths'"); i >= 0 {
-		// The apps_paths array ends where its brackets balance.
-		block, depth, started := s[i:], 0, false
-		for j := 0; j < len(block); j++ {
-			switch block[j] {
-			case '(', '[':
-				depth++
-				started = true
-			case ')', ']':
-				depth--
-			}
-			if started && depth == 0 {
-				block = block[:j]
-				break
-			}
-		}
-		for _, m := range reAppsPath.FindAllStringSubmatch(block, -1) {
-			c.appsPaths = append(c.appsPaths, m[1])
-		}
-	}
-	c.disabled = reDisabled.MatchString(s)
-	return c
-}
-
-var reChannel = regexp.MustCompile(`\$OC_Channel\s*=\s*'([^']*)'`)
-
-// Enforced reports whether Nextcloud enforces the check on this install:
-// not on the "git" channel or an empty one, nor when config.php sets
-// integrity.check.disabled. The channel is returned for messages.
-func (in *Install) Enforced() (bool, string, error) {
-	data, err := readLimited(filepath.Join(in.Root, "version.php"), 1<<20)
-	if err != nil {
-		return false, "", fmt.Errorf("read version: %w", err)
-	}
-	channel := ""
-	if m := reChannel.FindSubmatch(data); m != nil {
-		channel = string(m[1])
-	}
-	if channel == "" || channel == "git" {
-		return false, channel, nil
-	}
-	if readConfig(filepath.Join(in.Root, "config", "config.php")).disabled {
-		return false, channel, nil
-	}
-	return true, channel, nil
-}
-
 // Scope is one signed unit: core, or one app.
 type Scope struct {
-	Name string // "core" or the app id
+	// Name is "core", the app id, or, for a copy of an app that Nextcloud
+	// does not load because another apps root has a higher version,
+	// "ID@APPSROOT".
+	Name string
 	Dir  string // absolute directory the manifest's keys are relative to
 	core bool
 	in   *Install
+	// id is the app id the certificate must name ("" for Name).
+	id string
+	// dupNote says, when the app id is in several apps roots, which copy
+	// Nextcloud loads (see Install.Apps); it goes on appinfo/info.xml.
+	dupNote string
 }
 
-// Core returns the core scope.
-func (in *Install) Core() *Scope {
-	return &Scope{Name: "core", Dir: in.Root, core: true, in: in}
-}
-
-// App returns the scope of app id at dir; an empty dir means the first
-// apps root that has it (or the first apps root).
-func (in *Install) App(id, dir string) *Scope {
-	if dir == "" && len(in.AppsRoots) == 0 {
-		dir = id
-	} else if dir == "" {
-		dir = filepath.Join(in.AppsRoots[0], id)
-		for _, r := range in.AppsRoots {
-			if fi, err := os.Stat(filepath.Join(r, id)); err == nil && fi.IsDir() {
-				dir = filepath.Join(r, id)
-				break
-			}
-		}
+// certName is the name the scope's certificate must carry (or "core").
+func (s *Scope) certName() string {
+	if s.id != "" {
+		return s.id
 	}
-	return &Scope{Name: id, Dir: cleanAbs(dir), in: in}
+	return s.Name
 }
 
 // Install is the installation the scope belongs to.
@@ -222,68 +100,6 @@ func (s *Scope) adminExcluded(key string) bool {
 	return false
 }
 
-// Apps lists the apps Nextcloud checks: every directory in an apps root
-// (the first root wins for a duplicate id) that is shipped (listed in
-// core/shipped.json) or carries appinfo/signature.json.
-func (in *Install) Apps() ([]*Scope, error) {
-	shipped, err := in.shipped()
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	var apps []*Scope
-	for _, root := range in.AppsRoots {
-		ents, err := os.ReadDir(root)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return nil, fmt.Errorf("list apps: %w", err)
-		}
-		for _, e := range ents {
-			id := e.Name()
-			if strings.HasPrefix(id, ".") || seen[id] {
-				continue
-			}
-			dir := filepath.Join(root, id)
-			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-				continue
-			}
-			seen[id] = true
-			sc := &Scope{Name: id, Dir: dir, in: in}
-			if _, err := os.Lstat(sc.ManifestPath()); shipped[id] || err == nil {
-				apps = append(apps, sc)
-			}
-		}
-	}
-	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
-	return apps, nil
-}
-
-func (in *Install) shipped() (map[string]bool, error) {
-	path := filepath.Join(in.Root, "core", "shipped.json")
-	data, err := readLimited(path, 4<<20)
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]bool{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read shipped apps: %w", err)
-	}
-	var v struct {
-		ShippedApps []string `json:"shippedApps"`
-	}
-	if err := json.Unmarshal(data, &v); err != nil {
-		// A damaged shipped.json is reported as a core finding (it is a
-		// signed file); the apps that carry a signature are still checked.
-		return map[string]bool{}, nil
-	}
-	m := map[string]bool{}
-	for _, a := range v.ShippedApps {
-		m[a] = true
-	}
-	return m, nil
-}
-
 // LoadManifest reads and verifies the scope's signature.json; a manifest
 // that cannot be trusted is the scope's EXCEPTION finding.
 func (s *Scope) LoadManifest(t *Trust) (*Manifest, *Finding) {
@@ -297,7 +113,7 @@ func (s *Scope) LoadManifest(t *Trust) (*Manifest, *Finding) {
 	if err != nil {
 		return nil, invalidSignature(s.Name, MsgNoSignature, err.Error())
 	}
-	if ex := m.Verify(t, s.Name); ex != nil {
+	if ex := m.VerifyFor(t, s.certName(), s.in.Version.Major()); ex != nil {
 		if ex.Detail == "" {
 			ex.Detail = path
 		} else {
@@ -317,7 +133,7 @@ func (s *Scope) expects(key string) bool {
 
 // Check verifies the scope's manifest and compares every file with it.
 func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
-	res := ScopeResult{Scope: s.Name}
+	res := ScopeResult{Scope: s.Name, Dir: s.Dir}
 	// Hash while the manifest is parsed and verified; a bad manifest
 	// cancels the hashing.
 	type hashed struct {
@@ -338,6 +154,7 @@ func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
 		res.Exception = ex
 		return res, nil
 	}
+	res.Digest = m.Digest
 	h := <-done
 	current, err := h.files, h.err
 	if err != nil {
@@ -348,7 +165,7 @@ func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
 		res.Exception = &f
 		return res, nil
 	}
-	res.Findings = compare(s.Name, s.NewExpected(m).all(), current)
+	res.Findings = s.compare(s.NewExpected(m).all(), current)
 	for _, st := range current {
 		if !st.skip {
 			res.Files++
@@ -374,7 +191,8 @@ func (st fileState) linkNote() string {
 // names (hard links) is a HARD_LINK finding when nothing else is wrong
 // with it, else its INVALID_HASH or EXTRA_FILE says so in its Message:
 // one finding per path.
-func compare(scope string, expected []expEntry, current map[string]fileState) []Finding {
+func (s *Scope) compare(expected []expEntry, current map[string]fileState) []Finding {
+	scope := s.Name
 	var out []Finding
 	var badDirs []string
 	for _, key := range sortedKeys(current) {
@@ -417,8 +235,37 @@ func compare(scope string, expected []expEntry, current map[string]fileState) []
 		}
 		out = append(out, Finding{Scope: scope, Kind: FileMissing, Path: e.key, Expected: e.hash, Detail: e.oddDetail()})
 	}
+	out = s.noteDuplicate(out, expected, current)
 	SortFindings(out)
 	return out
+}
+
+// infoXML is the key the duplicate-app finding is reported on.
+const infoXML = "appinfo/info.xml"
+
+// noteDuplicate adds what is known of other copies of the app (Scope.dupNote)
+// to the finding of appinfo/info.xml, or makes it a DUPLICATE_APP finding
+// when nothing else is wrong with it, like linkNote: one finding per path.
+// It applies only when info.xml is among the keys compared.
+func (s *Scope) noteDuplicate(out []Finding, expected []expEntry, current map[string]fileState) []Finding {
+	if s.dupNote == "" {
+		return out
+	}
+	for i := range out {
+		if out[i].Path == infoXML {
+			if out[i].Message != "" {
+				out[i].Message += "; "
+			}
+			out[i].Message += s.dupNote
+			return out
+		}
+	}
+	st, ok := current[infoXML]
+	e, exp := lookup(expected, infoXML)
+	if !ok && !exp {
+		return out
+	}
+	return append(out, Finding{Scope: s.Name, Kind: DuplicateApp, Path: infoXML, Expected: e.hash, Current: st.hash, Message: s.dupNote})
 }
 
 func underAny(key string, dirs []string) bool {

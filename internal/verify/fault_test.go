@@ -62,7 +62,7 @@ func faultCheck(ctx context.Context, root string) ([]verify.Finding, error) {
 	if err != nil {
 		return nil, err
 	}
-	apps, err := in.Apps()
+	apps, _, err := in.Apps()
 	if err != nil {
 		return nil, err
 	}

@@ -142,7 +142,7 @@ func (s *Scope) RecheckDeferred(ctx context.Context, exp *Expected, key string, 
 			links = append(links, k)
 		}
 	}
-	return compare(s.Name, exp.under(key), current), links, deferred, nil
+	return s.compare(exp.under(key), current), links, deferred, nil
 }
 
 // current is what the walk of a full check finds at key and below; reach

@@ -10,8 +10,8 @@ import (
 	"unicode/utf8"
 )
 
-// Kind is the kind of a finding, as Nextcloud names it (HARD_LINK is
-// integrityd's own).
+// Kind is the kind of a finding, as Nextcloud names it (HARD_LINK and
+// DUPLICATE_APP are integrityd's own).
 type Kind string
 
 const (
@@ -21,7 +21,12 @@ const (
 	// HardLink is a file of the scope, with the right content, that has
 	// more than one name: a write through another name (in the data
 	// directory, say) changes it without an event on the install.
-	HardLink      Kind = "HARD_LINK"
+	HardLink Kind = "HARD_LINK"
+	// DuplicateApp is an app id found in several apps roots: Nextcloud
+	// loads the copy with the highest version (and checks only that one),
+	// so a copy added to an apps root can shadow a signed app. Reported on
+	// the appinfo/info.xml of every copy that is checked.
+	DuplicateApp  Kind = "DUPLICATE_APP"
 	KindException Kind = "EXCEPTION"
 )
 
@@ -31,10 +36,12 @@ const (
 // as FILE_MISSING.
 const legacyMissingFile Kind = "MISSING_FILE"
 
-var kindOrder = map[Kind]int{InvalidHash: 0, FileMissing: 1, ExtraFile: 2, HardLink: 3, KindException: 4}
+var kindOrder = map[Kind]int{InvalidHash: 0, FileMissing: 1, ExtraFile: 2, HardLink: 3, DuplicateApp: 4, KindException: 5}
 
 // Kinds returns every kind, in report order.
-func Kinds() []Kind { return []Kind{InvalidHash, FileMissing, ExtraFile, HardLink, KindException} }
+func Kinds() []Kind {
+	return []Kind{InvalidHash, FileMissing, ExtraFile, HardLink, DuplicateApp, KindException}
+}
 
 // Finding is one file that failed the check, or (Path empty, Kind
 // EXCEPTION) a scope that could not be checked.
@@ -125,7 +132,10 @@ func before(a, b *Finding) bool {
 
 // ScopeResult is the outcome of checking one scope.
 type ScopeResult struct {
-	Scope     string
+	Scope  string
+	Dir    string // the scope's directory ("" when not known)
+	Digest Digest // the digest the manifest's signature verified with
+
 	Exception *Finding  // the scope could not be checked at all (Path "")
 	Findings  []Finding // file-level findings, sorted
 	Files     int       // files hashed
@@ -176,10 +186,10 @@ func (s ScopeResult) tree() node {
 			{key: "class", val: e.Class}, {key: "message", val: e.Message}}})
 		return n
 	}
-	var fileErrs []node
-	for _, f := range s.Findings {
+	var fileErrs []*Finding
+	for i, f := range s.Findings {
 		if f.Kind == KindException {
-			fileErrs = append(fileErrs, node{key: f.Path, val: f.Message})
+			fileErrs = append(fileErrs, &s.Findings[i])
 			continue
 		}
 		if len(n.kids) == 0 || n.kids[len(n.kids)-1].key != string(f.Kind) {
@@ -190,13 +200,14 @@ func (s ScopeResult) tree() node {
 			{key: "expected", val: f.Expected.String()}, {key: "current", val: f.Current.String()}}})
 	}
 	if len(fileErrs) > 0 {
-		msg := fmt.Sprintf("%d files could not be read.", len(fileErrs))
+		// Nextcloud's EXCEPTION is {class, message}; the files and why
+		// are in integrityd's own detail-json format.
+		msg := fmt.Sprintf("%d files could not be read (integrityd check --output detail-json lists them and why).", len(fileErrs))
 		if len(fileErrs) == 1 {
-			msg = "1 file could not be read."
+			msg = "1 file could not be read (integrityd check --output detail-json names it and why)."
 		}
 		n.kids = append(n.kids, node{key: "EXCEPTION", arr: true, kids: []node{
-			{key: "class", val: readErrorClass}, {key: "message", val: msg},
-			{key: "files", arr: true, kids: fileErrs}}})
+			{key: "class", val: readErrorClass}, {key: "message", val: msg}}})
 	}
 	return n
 }
@@ -211,8 +222,9 @@ func (r *Report) tree() node {
 	return root
 }
 
-// Formats accepted by Format.
-var Formats = []string{"text", "plain", "json", "json_pretty"}
+// Formats accepted by Format: Nextcloud's four (occ's plain, json and
+// json_pretty, the admin page's text), then integrityd's own detail-json.
+var Formats = []string{"text", "plain", "json", "json_pretty", "detail-json"}
 
 // Format writes the report in one of Formats. single is true for the
 // one-scope commands (check-core, check-app): like occ, they print that
@@ -234,7 +246,11 @@ func (r *Report) Format(format string, single bool) ([]byte, error) {
 	case "plain":
 		writePlain(&b, t, "  - ")
 	case "text":
-		writeText(&b, r.tree())
+		r.writeText(&b, r.tree())
+	case "detail-json":
+		if err := r.writeDetail(&b); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("unknown output format %q (want one of %s)", format, strings.Join(Formats, ", "))
 	}
@@ -295,8 +311,9 @@ func writePlain(b *bytes.Buffer, n node, prefix string) {
 	}
 }
 
-// writeText is the admin page's "List of invalid files".
-func writeText(b *bytes.Buffer, t node) {
+// writeText is the admin page's "List of invalid files" (with a link to
+// the documentation the page links, and a count at the end).
+func (r *Report) writeText(b *bytes.Buffer, t node) {
 	if len(t.kids) == 0 {
 		b.WriteString("No errors have been found.\n")
 		return
@@ -304,8 +321,8 @@ func writeText(b *bytes.Buffer, t node) {
 	b.WriteString("Technical information\n" +
 		"=====================\n" +
 		"The following list covers which files have failed the integrity check. Please read\n" +
-		"the previous linked documentation to learn more about the errors and how to fix\n" +
-		"them.\n\n" +
+		"Nextcloud's documentation (" + docURL + ")\n" +
+		"to learn more about the errors and how to fix them.\n\n" +
 		"Results\n" +
 		"=======\n")
 	for _, scope := range t.kids {
@@ -314,12 +331,6 @@ func writeText(b *bytes.Buffer, t node) {
 			fmt.Fprintf(b, "\t- %s\n", cat.key)
 			for _, item := range cat.kids {
 				if cat.key == "EXCEPTION" {
-					if item.arr { // files that could not be read
-						for _, f := range item.kids {
-							fmt.Fprintf(b, "\t\t- %s: %s\n", escapeControl(f.key), escapeControl(f.val))
-						}
-						continue
-					}
 					fmt.Fprintf(b, "\t\t- %s\n", escapeControl(item.val))
 				} else {
 					fmt.Fprintf(b, "\t\t- %s\n", escapeControl(item.key))
@@ -329,6 +340,32 @@ func writeText(b *bytes.Buffer, t node) {
 	}
 	b.WriteString("\nRaw output\n==========\n")
 	printR(b, t, 0)
+	b.WriteString("\n" + r.summary() + "\n")
+}
+
+// docURL is Nextcloud's page on code signing and its results.
+const docURL = "https://docs.nextcloud.com/server/latest/admin_manual/issues/code_signing.html"
+
+// summary counts the findings: "3 findings in 2 of 5 scopes: INVALID_HASH 1, ...".
+func (r *Report) summary() string {
+	counts := map[Kind]int{}
+	total, bad := 0, 0
+	for _, s := range r.Scopes {
+		if !s.Clean() {
+			bad++
+		}
+		for _, f := range s.AllFindings() {
+			counts[f.Kind]++
+			total++
+		}
+	}
+	var parts []string
+	for _, k := range Kinds() {
+		if counts[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
+		}
+	}
+	return fmt.Sprintf("%d findings in %d of %d scopes checked: %s", total, bad, len(r.Scopes), strings.Join(parts, ", "))
 }
 
 // printR is PHP's print_r($array, true).
@@ -390,4 +427,42 @@ func ReportFromFindings(fs []Finding) *Report {
 		rep.Scopes = append(rep.Scopes, *by[n])
 	}
 	return rep
+}
+
+// detailFormat names the detail-json format and its version: a consumer
+// checks it, and a change that is not only an addition changes it.
+const detailFormat = "integrityd-detail/1"
+
+// writeDetail writes integrityd's own report: every finding with
+// everything integrityd knows of it (the files an EXCEPTION is about and
+// why, the reason of a HARD_LINK or DUPLICATE_APP, names that are not
+// UTF-8 in path_b64), and per scope its directory, the signature's digest
+// and what was hashed. docs/security.md describes the fields.
+func (r *Report) writeDetail(b *bytes.Buffer) error {
+	type scope struct {
+		Scope    string    `json:"scope"`
+		ScopeB64 []byte    `json:"scope_b64,omitempty"`
+		Dir      string    `json:"dir,omitempty"`
+		Digest   Digest    `json:"digest,omitempty"`
+		Files    int       `json:"files"`
+		Bytes    int64     `json:"bytes"`
+		Clean    bool      `json:"clean"`
+		Findings []Finding `json:"findings"`
+	}
+	out := struct {
+		Format string  `json:"format"`
+		Clean  bool    `json:"clean"`
+		Scopes []scope `json:"scopes"`
+	}{Format: detailFormat, Clean: r.Clean(), Scopes: []scope{}}
+	for _, s := range r.Scopes {
+		sc := scope{Scope: s.Scope, Dir: s.Dir, Digest: s.Digest, Files: s.Files, Bytes: s.Bytes, Clean: s.Clean(),
+			Findings: append([]Finding{}, s.AllFindings()...)}
+		if !utf8.ValidString(s.Scope) {
+			sc.Scope, sc.ScopeB64 = strings.ToValidUTF8(s.Scope, "\uFFFD"), []byte(s.Scope)
+		}
+		out.Scopes = append(out.Scopes, sc)
+	}
+	enc := json.NewEncoder(b)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }

@@ -42,11 +42,6 @@ const htaccessMarker = "#### DO NOT CHANGE ANYTHING ABOVE THIS LINE ####"
 // apply the marker rule; a larger file is hashed whole.
 const maxHtaccess = 16 << 20
 
-// skipName reports whether a file is excluded by its name alone.
-func skipName(name string) bool {
-	return excludedNames[name] || webappPattern.MatchString(name)
-}
-
 // skipKey reports whether a file, by its key in the scope, is never
 // hashed: the manifests themselves.
 func skipKey(key string) bool {
@@ -107,7 +102,7 @@ func (s *Scope) classify(p, key string, mode fs.FileMode) (entryAction, walkedFi
 	if mode.IsDir() {
 		return descend, f
 	}
-	if skipName(path.Base(key)) || skipKey(key) {
+	if s.in.skipName(path.Base(key)) || skipKey(key) {
 		return ignore, walkedFile{}
 	}
 	return hashIt, f

@@ -1,0 +1,401 @@
+package verify
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Install describes a Nextcloud installation on disk.
+type Install struct {
+	Root      string   // server root (where version.php is)
+	AppsRoots []string // apps directories; default Root/apps
+	DataDir   string   // a data directory to exclude from core, if custom
+	// Exclude lists absolute paths the admin chose not to check: neither
+	// walked nor expected. This weakens the check.
+	Exclude []string
+	// Version is the release in version.php; the rules that changed
+	// between releases follow it (zero: unknown, the newest rules).
+	Version Version
+	// Checker says how files are hashed.
+	Checker Checker
+}
+
+// Version is a Nextcloud release as version.php states it.
+type Version struct {
+	Parts   []int  // $OC_Version, e.g. 33, 0, 0, 16
+	String  string // $OC_VersionString, e.g. "33.0.0"
+	Channel string // $OC_Channel
+}
+
+// Major is the major release, 0 when unknown.
+func (v Version) Major() int {
+	if len(v.Parts) == 0 {
+		return 0
+	}
+	return v.Parts[0]
+}
+
+// atLeast reports whether v is the release given by parts or a later one;
+// an unknown version is the newest.
+func (v Version) atLeast(parts ...int) bool {
+	if len(v.Parts) == 0 {
+		return true
+	}
+	for i, p := range parts {
+		x := 0
+		if i < len(v.Parts) {
+			x = v.Parts[i]
+		}
+		if x != p {
+			return x > p
+		}
+	}
+	return true
+}
+
+// NewInstall returns the installation at root. Apps roots and the data
+// directory come from config/config.php when it can be read (best effort:
+// only literal strings are understood); pass non-empty appsRoots or
+// dataDir to override.
+func NewInstall(root string, appsRoots []string, dataDir string) *Install {
+	if root == "" {
+		return &Install{}
+	}
+	in := &Install{Root: cleanAbs(root)}
+	in.Version, _ = readVersion(filepath.Join(in.Root, "version.php"))
+	cfg := readConfig(filepath.Join(in.Root, "config", "config.php"))
+	if len(appsRoots) == 0 {
+		appsRoots = cfg.appsPaths
+	}
+	if len(appsRoots) == 0 {
+		appsRoots = []string{filepath.Join(in.Root, "apps")}
+	}
+	for _, a := range appsRoots {
+		in.AppsRoots = append(in.AppsRoots, cleanAbs(a))
+	}
+	if dataDir == "" {
+		dataDir = cfg.dataDir
+	}
+	if dataDir != "" {
+		in.DataDir = cleanAbs(dataDir)
+	}
+	return in
+}
+
+type phpConfig struct {
+	appsPaths []string
+	dataDir   string
+	disabled  bool
+}
+
+var (
+	reDataDir  = regexp.MustCompile(`'datadirectory'\s*=>\s*'([^'\\]*)'`)
+	reAppsPath = regexp.MustCompile(`'path'\s*=>\s*'([^'\\]*)'`)
+	reDisabled = regexp.MustCompile(`'integrity\.check\.disabled'\s*=>\s*true`)
+)
+
+// readConfig extracts what matters to the check from config.php.
+func readConfig(path string) phpConfig {
+	var c phpConfig
+	data, err := readLimited(path, 4<<20)
+	if err != nil {
+		return c
+	}
+	s := string(data)
+	if m := reDataDir.FindStringSubmatch(s); m != nil {
+		c.dataDir = m[1]
+	}
+	if i := strings.Index(s, "'apps_paths'"); i >= 0 {
+		// The apps_paths array ends where its brackets balance.
+		block, depth, started := s[i:], 0, false
+		for j := 0; j < len(block); j++ {
+			switch block[j] {
+			case '(', '[':
+				depth++
+				started = true
+			case ')', ']':
+				depth--
+			}
+			if started && depth == 0 {
+				block = block[:j]
+				break
+			}
+		}
+		for _, m := range reAppsPath.FindAllStringSubmatch(block, -1) {
+			c.appsPaths = append(c.appsPaths, m[1])
+		}
+	}
+	c.disabled = reDisabled.MatchString(s)
+	return c
+}
+
+var (
+	reChannel       = regexp.MustCompile(`\$OC_Channel\s*=\s*'([^']*)'`)
+	reVersion       = regexp.MustCompile(`\$OC_Version\s*=\s*(?:array\s*\(|\[)([0-9,\s]*)`)
+	reVersionString = regexp.MustCompile(`\$OC_VersionString\s*=\s*'([^']*)'`)
+)
+
+// readVersion reads version.php.
+func readVersion(path string) (Version, error) {
+	var v Version
+	data, err := readLimited(path, 1<<20)
+	if err != nil {
+		return v, err
+	}
+	if m := reVersion.FindSubmatch(data); m != nil {
+		for _, f := range strings.Split(string(m[1]), ",") {
+			if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+				v.Parts = append(v.Parts, n)
+			}
+		}
+	}
+	if m := reVersionString.FindSubmatch(data); m != nil {
+		v.String = string(m[1])
+	}
+	if m := reChannel.FindSubmatch(data); m != nil {
+		v.Channel = string(m[1])
+	}
+	return v, nil
+}
+
+// Enforced reports whether Nextcloud enforces the check on this install:
+// not on the "git" channel or an empty one, nor when config.php sets
+// integrity.check.disabled. The channel is returned for messages.
+func (in *Install) Enforced() (bool, string, error) {
+	v, err := readVersion(filepath.Join(in.Root, "version.php"))
+	if err != nil {
+		return false, "", fmt.Errorf("read version: %w", err)
+	}
+	if v.Channel == "" || v.Channel == "git" {
+		return false, v.Channel, nil
+	}
+	if readConfig(filepath.Join(in.Root, "config", "config.php")).disabled {
+		return false, v.Channel, nil
+	}
+	return true, v.Channel, nil
+}
+
+// skipName reports whether a file is excluded by its name alone
+// (ExcludeFileByNameFilterIterator of the install's release).
+func (in *Install) skipName(name string) bool {
+	if name == initSyncLock && !in.Version.atLeast(initSyncLockSince...) {
+		return false
+	}
+	return excludedNames[name] || webappPattern.MatchString(name)
+}
+
+// initSyncLock is the official Docker image's lock file, excluded since
+// nextcloud/server#48268 (master for 31, backported to stable30: first in
+// 30.0.1); earlier releases report it as an EXTRA_FILE.
+const initSyncLock = "nextcloud-init-sync.lock"
+
+var initSyncLockSince = []int{30, 0, 1}
+
+// Core returns the core scope.
+func (in *Install) Core() *Scope {
+	return &Scope{Name: "core", Dir: in.Root, core: true, in: in}
+}
+
+// App returns the scope of app id at dir; an empty dir means the copy
+// Nextcloud loads (see Apps), else the first apps root.
+func (in *Install) App(id, dir string) *Scope {
+	if dir == "" && len(in.AppsRoots) == 0 {
+		dir = id
+	} else if dir == "" {
+		dir = filepath.Join(in.AppsRoots[0], id)
+		if c := in.copies(id); len(c) > 0 {
+			dir = c[loadedCopy(c)].dir
+		}
+	}
+	sc := &Scope{Name: id, Dir: cleanAbs(dir), in: in}
+	if base, parent := filepath.Base(sc.Dir), filepath.Dir(sc.Dir); id == base+"@"+parent {
+		sc.id = base // a copy Nextcloud does not load (see Apps)
+	}
+	return sc
+}
+
+// appCopy is one apps root's copy of an app.
+type appCopy struct {
+	root, dir string
+	isDir     bool
+	version   string // <version> of appinfo/info.xml, "" if none
+}
+
+// copies lists the apps roots that have something named id, as
+// OC_App::findAppInDirectories does (file_exists: a file counts, a
+// dangling symlink does not).
+func (in *Install) copies(id string) []appCopy {
+	var out []appCopy
+	for _, r := range in.AppsRoots {
+		dir := filepath.Join(r, id)
+		fi, err := os.Stat(dir)
+		if err != nil {
+			continue
+		}
+		c := appCopy{root: r, dir: dir, isDir: fi.IsDir()}
+		if c.isDir {
+			c.version = appVersion(dir)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// loadedCopy is the copy Nextcloud loads: the first with the highest
+// version by PHP's version_compare.
+func loadedCopy(c []appCopy) int {
+	best := 0
+	for i := 1; i < len(c); i++ {
+		if phpVersionCompare(c[i].version, c[best].version) > 0 {
+			best = i
+		}
+	}
+	return best
+}
+
+// appVersion is the <version> of dir/appinfo/info.xml, "" when it cannot
+// be read (Nextcloud's getAppVersionByPath then has no version either).
+func appVersion(dir string) string {
+	data, err := readLimited(filepath.Join(dir, infoXML), 1<<20)
+	if err != nil {
+		return ""
+	}
+	var info struct {
+		Version string `xml:"version"`
+	}
+	if xml.Unmarshal(data, &info) != nil {
+		return ""
+	}
+	return strings.TrimSpace(info.Version)
+}
+
+// Apps lists the apps Nextcloud checks (runInstanceVerification): every
+// directory of an apps root that has appinfo/info.xml (OC_App::getAllApps),
+// checked when it is shipped (core/shipped.json) or carries
+// appinfo/signature.json. An app id in several apps roots is the copy
+// with the highest <version> (findAppInDirectories); integrityd also
+// checks every other copy, as scope "ID@APPSROOT", when any copy is
+// checked, and reports the duplicate on each (DUPLICATE_APP). An apps
+// root that cannot be listed is skipped, as in Nextcloud, and returned in
+// warnings.
+func (in *Install) Apps() (apps []*Scope, warnings []error, err error) {
+	shipped, err := in.shipped()
+	if err != nil {
+		return nil, nil, err
+	}
+	seen := map[string]bool{}
+	var ids []string
+	for _, root := range in.AppsRoots {
+		ents, err := os.ReadDir(root)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				warnings = append(warnings, fmt.Errorf("list apps: %w (Nextcloud skips this apps root too)", err))
+			}
+			continue
+		}
+		for _, e := range ents {
+			id := e.Name()
+			if strings.HasPrefix(id, ".") || seen[id] {
+				continue
+			}
+			dir := filepath.Join(root, id)
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				continue
+			}
+			if fi, err := os.Stat(filepath.Join(dir, infoXML)); err != nil || !fi.Mode().IsRegular() {
+				continue // not an app (a leftover directory)
+			}
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	for _, id := range ids {
+		copies := in.copies(id)
+		if len(copies) == 0 {
+			continue // gone since the listing
+		}
+		loaded := loadedCopy(copies)
+		checked := shipped[id]
+		for _, c := range copies {
+			checked = checked || c.isDir && hasManifest(c.dir)
+		}
+		if !checked {
+			continue
+		}
+		note := dupNote(id, copies, loaded)
+		for i, c := range copies {
+			if !c.isDir {
+				continue
+			}
+			sc := &Scope{Name: id, Dir: c.dir, in: in, dupNote: note}
+			if i != loaded {
+				sc.Name, sc.id = id+"@"+c.root, id
+			}
+			apps = append(apps, sc)
+		}
+	}
+	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
+	return apps, warnings, nil
+}
+
+// hasManifest reports whether an app directory has appinfo/signature.json
+// (any kind of file: a symlink or a FIFO there is checked, and fails).
+func hasManifest(dir string) bool {
+	_, err := os.Lstat(filepath.Join(dir, "appinfo", "signature.json"))
+	return err == nil
+}
+
+// dupNote describes the copies of an app found in several apps roots (""
+// for one copy).
+func dupNote(id string, copies []appCopy, loaded int) string {
+	if len(copies) < 2 {
+		return ""
+	}
+	ver := func(c appCopy) string {
+		if c.version == "" {
+			return "no version"
+		}
+		return "version " + c.version
+	}
+	var others []string
+	for i, c := range copies {
+		if i != loaded {
+			others = append(others, fmt.Sprintf("%s (%s)", c.dir, ver(c)))
+		}
+	}
+	return fmt.Sprintf("app %s is in %d apps roots: Nextcloud loads %s (%s); also %s", id, len(copies),
+		copies[loaded].dir, ver(copies[loaded]), strings.Join(others, ", "))
+}
+
+func (in *Install) shipped() (map[string]bool, error) {
+	path := filepath.Join(in.Root, "core", "shipped.json")
+	data, err := readLimited(path, 4<<20)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read shipped apps: %w", err)
+	}
+	var v struct {
+		ShippedApps []string `json:"shippedApps"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		// A damaged shipped.json is reported as a core finding (it is a
+		// signed file); the apps that carry a signature are still checked.
+		return map[string]bool{}, nil
+	}
+	m := map[string]bool{}
+	for _, a := range v.ShippedApps {
+		m[a] = true
+	}
+	return m, nil
+}

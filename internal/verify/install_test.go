@@ -1,0 +1,136 @@
+package verify
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func infoXMLOf(id, version string) []byte {
+	return []byte("<?xml version=\"1.0\"?>\n<info>\n  <id>" + id + "</id>\n  <version>" + version + "</version>\n</info>\n")
+}
+
+// TestAppsAsNextcloudFindsThem: a directory of an apps root is an app only
+// with appinfo/info.xml; an app id in two apps roots is the copy with the
+// highest version, the other copy is checked too as ID@ROOT, and both carry
+// the duplicate on their info.xml.
+func TestAppsAsNextcloudFindsThem(t *testing.T) {
+	p := newSignPKI(t)
+	root := t.TempDir()
+	apps, custom := filepath.Join(root, "apps"), filepath.Join(root, "custom_apps")
+	writeFile(t, filepath.Join(root, "version.php"), []byte("<?php\n$OC_Version = array(33,0,0,16);\n$OC_VersionString = '33.0.0';\n$OC_Channel = 'stable';\n"))
+	writeFile(t, filepath.Join(root, "core", "shipped.json"), []byte(`{"shippedApps":["files"]}`))
+	// files: shipped, one copy. leftover: no info.xml (an old app's
+	// remains). notes: signed, in both roots, custom_apps has the higher
+	// version (4.10.0 > 4.9.1 by version_compare, not by string order).
+	writeFile(t, filepath.Join(apps, "files", "appinfo", "info.xml"), infoXMLOf("files", "2.0.0"))
+	writeFile(t, filepath.Join(apps, "leftover", "appinfo", "signature.json"), []byte("{}"))
+	writeFile(t, filepath.Join(apps, "leftover", "js", "x.js"), []byte("x"))
+	writeFile(t, filepath.Join(apps, "notes", "appinfo", "info.xml"), infoXMLOf("notes", "4.9.1"))
+	writeFile(t, filepath.Join(apps, "notes", "lib", "a.php"), []byte("<?php // 4.9.1"))
+	writeFile(t, filepath.Join(custom, "notes", "appinfo", "info.xml"), infoXMLOf("notes", "4.10.0"))
+	writeFile(t, filepath.Join(custom, "notes", "lib", "a.php"), []byte("<?php // 4.10.0"))
+	in := NewInstall(root, []string{apps, custom}, "")
+	p.sign(t, in.App("notes", filepath.Join(apps, "notes")))
+	p.sign(t, in.App("notes", filepath.Join(custom, "notes")))
+
+	scopes, warnings, err := in.Apps()
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("Apps: %v %v", warnings, err)
+	}
+	var got []string
+	for _, s := range scopes {
+		got = append(got, s.Name+"="+s.Dir)
+	}
+	want := []string{"files=" + apps + "/files", "notes=" + custom + "/notes", "notes@" + apps + "=" + apps + "/notes"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("scopes\n got %q\nwant %q", got, want)
+	}
+	if sc := in.App("notes", ""); sc.Dir != custom+"/notes" {
+		t.Errorf("App(notes) is %s, want the copy Nextcloud loads", sc.Dir)
+	}
+	for _, sc := range scopes[1:] {
+		res, err := sc.Check(context.Background(), p.trust)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Exception != nil || len(res.Findings) != 1 {
+			t.Fatalf("%s: %+v %+v", sc.Name, res.Exception, res.Findings)
+		}
+		f := res.Findings[0]
+		if f.Kind != DuplicateApp || f.Path != "appinfo/info.xml" || !strings.Contains(f.Message, "Nextcloud loads "+custom+"/notes (version 4.10.0)") {
+			t.Errorf("%s: %+v, want DUPLICATE_APP naming the loaded copy", sc.Name, f)
+		}
+	}
+	// A changed info.xml of the shadowed copy is its INVALID_HASH, with
+	// the duplicate in its message (one finding per path).
+	writeFile(t, filepath.Join(apps, "notes", "appinfo", "info.xml"), infoXMLOf("notes", "4.9.2"))
+	scopes, _, _ = in.Apps()
+	res, err := scopes[2].Check(context.Background(), p.trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) != 1 || res.Findings[0].Kind != InvalidHash || !strings.Contains(res.Findings[0].Message, "is in 2 apps roots") {
+		t.Errorf("changed info.xml of the other copy: %+v", res.Findings)
+	}
+}
+
+// TestAppsShadowUnsigned: the attack the duplicate rule is for: a copy with
+// a higher version and no signature.json, in an apps root the attacker
+// added. Nextcloud loads it and checks nothing (it is not shipped and not
+// signed); integrityd checks it as the app, and it fails.
+func TestAppsShadowUnsigned(t *testing.T) {
+	p := newSignPKI(t)
+	root := t.TempDir()
+	apps, evil := filepath.Join(root, "apps"), filepath.Join(root, "evil")
+	writeFile(t, filepath.Join(apps, "notes", "appinfo", "info.xml"), infoXMLOf("notes", "4.9.1"))
+	writeFile(t, filepath.Join(evil, "notes", "appinfo", "info.xml"), infoXMLOf("notes", "99.0.0"))
+	writeFile(t, filepath.Join(evil, "notes", "lib", "shell.php"), []byte("<?php system($_GET['c']);"))
+	in := NewInstall(root, []string{apps, evil}, "")
+	p.sign(t, in.App("notes", filepath.Join(apps, "notes")))
+	scopes, _, err := in.Apps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scopes) != 2 || scopes[0].Name != "notes" || scopes[0].Dir != evil+"/notes" {
+		t.Fatalf("scopes %+v", scopes)
+	}
+	res, err := scopes[0].Check(context.Background(), p.trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Exception == nil || res.Exception.Message != MsgNoSignature {
+		t.Errorf("loaded unsigned copy: %+v", res.Exception)
+	}
+}
+
+// TestInitSyncLockByVersion: the official Docker image's
+// nextcloud-init-sync.lock is excluded from 30.0.1 on, an EXTRA_FILE
+// before, as each release's Checker does.
+func TestInitSyncLockByVersion(t *testing.T) {
+	p := newSignPKI(t)
+	for _, tt := range []struct {
+		version string
+		extra   bool
+	}{{"array(25,0,12,1)", true}, {"array(30,0,0,14)", true}, {"array(30,0,1,2)", false}, {"array(33,0,0,16)", false}, {"", false}} {
+		root := t.TempDir()
+		writeFile(t, filepath.Join(root, "index.php"), []byte("<?php"))
+		writeFile(t, filepath.Join(root, "core", "x.js"), []byte("x"))
+		if tt.version != "" {
+			writeFile(t, filepath.Join(root, "version.php"), []byte("<?php\n$OC_Version = "+tt.version+";\n$OC_Channel = 'stable';\n"))
+		}
+		in := NewInstall(root, nil, "")
+		p.sign(t, in.Core())
+		writeFile(t, filepath.Join(root, "nextcloud-init-sync.lock"), nil)
+		res, err := in.Core().Check(context.Background(), p.trust)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra := len(res.Findings) == 1 && res.Findings[0].Kind == ExtraFile && res.Findings[0].Path == "nextcloud-init-sync.lock"
+		if extra != tt.extra || (!tt.extra && len(res.Findings) > 0) {
+			t.Errorf("version %q: findings %+v, want EXTRA_FILE %v", tt.version, res.Findings, tt.extra)
+		}
+	}
+}
