@@ -58,7 +58,7 @@ import (
 // must pass, comma-separated: add a group when the feature it needs lands
 // on main. INTEGRITYD_ORACLE_NEEDS (comma-separated, or "all") adds groups
 // for one run.
-const oracleEnabledNeeds = "exception-format"
+const oracleEnabledNeeds = "exception-format,appinfo,version-exclusions"
 
 // oracleCase is one tree, checked by both.
 type oracleCase struct {
@@ -73,9 +73,6 @@ type oracleCase struct {
 	// differ, for a documented difference, checks that difference and
 	// returns what is wrong ("" when it holds); nil requires equality.
 	differ func(tr *ncTree, nc, idd results) string
-	// extra reports whether an entry that only integrityd has is a
-	// documented addition (nil: none is).
-	extra func(tr *ncTree, key []string) bool
 }
 
 func TestOracle(t *testing.T) {
@@ -120,7 +117,7 @@ func TestOracle(t *testing.T) {
 				if c.differ != nil {
 					problem = c.differ(tr, nc, idd)
 					t.Logf("documented difference\nnextcloud: %s\nintegrityd: %s", nc, idd)
-				} else if d := diffResults(nc, idd, func(k []string) bool { return c.extra != nil && c.extra(tr, k) }); len(d) > 0 {
+				} else if d := diffResults(nc, idd, func([]string) bool { return false }); len(d) > 0 {
 					problem = fmt.Sprintf("%d difference(s) (scope kind path field):\n  %s", len(d), strings.Join(d, "\n  "))
 				}
 				mu.Lock()
@@ -494,12 +491,11 @@ $CONFIG = array (
 		// <version> (OC_App::findAppInDirectories, version_compare; the
 		// first on a tie); the oracle's stub takes the first root. Here the
 		// first root holds the highest version, so both agree: notes is
-		// checked in apps/notes, nothing. integrityd may report the
-		// duplicate in addition (documented): entries only integrityd has
-		// are accepted when they name custom_apps/notes.
+		// checked in apps/notes: nothing. integrityd also checks the other
+		// copy and marks both (see duplicateDiffer).
 		{name: "duplicate-app-first-newer", needs: "appinfo", build: func(tr *ncTree) {
 			tr.duplicateNotes("4.0.0", "3.0.0")
-		}, extra: duplicateExtra},
+		}, differ: duplicateDiffer("custom_apps")},
 		// The same with the highest version in the second root: real
 		// Nextcloud checks custom_apps/notes (notes INVALID_HASH
 		// lib/Note.php). The oracle's own lookup would take apps/notes, so
@@ -514,7 +510,7 @@ $CONFIG = array (
 				all[k] = v
 			}
 			return all
-		}, extra: duplicateExtra},
+		}, differ: duplicateDiffer("apps")},
 		// config/mimetypealiases.json adds aliases and core/js/mimetypelist.js
 		// was regenerated (occ maintenance:mimetype:update-js): the Checker
 		// rebuilds the file from all aliases, finds it equal, and hashes
@@ -553,15 +549,24 @@ $CONFIG = array (
 	}
 }
 
-// duplicateExtra accepts integrityd-only entries that name the second copy
-// of notes.
-func duplicateExtra(tr *ncTree, key []string) bool {
-	for _, k := range key {
-		if strings.Contains(k, "custom_apps/notes") {
-			return true
+// duplicateDiffer checks a tree with notes in apps and custom_apps, where
+// other is the apps root of the copy Nextcloud does not take: every other
+// result is Nextcloud's, and integrityd adds (documented) DUPLICATE_APP on
+// notes' appinfo/info.xml and the other copy checked as scope
+// notes@ROOT/other, with its own findings and its DUPLICATE_APP.
+func duplicateDiffer(other string) func(tr *ncTree, nc, idd results) string {
+	return func(tr *ncTree, nc, idd results) string {
+		dup := "notes@" + tr.path(other)
+		if d := diffResults(nc, idd, func(k []string) bool {
+			return k[0] == dup || k[0] == "notes" && len(k) > 1 && k[1] == "DUPLICATE_APP"
+		}); len(d) > 0 {
+			return fmt.Sprintf("%d difference(s) (scope kind path field):\n  %s", len(d), strings.Join(d, "\n  "))
 		}
+		if !idd.has("notes", "DUPLICATE_APP", "appinfo/info.xml") || !idd.has(dup, "DUPLICATE_APP", "appinfo/info.xml") {
+			return fmt.Sprintf("integrityd was expected to report DUPLICATE_APP in notes and in %s, reports %s", dup, idd)
+		}
+		return ""
 	}
-	return false
 }
 
 // casesDifferent: documented deliberate differences. Each asserts what
@@ -770,7 +775,7 @@ func TestOracleUnreadable(t *testing.T) {
 			if v, _ := nc.get("core", "INVALID_HASH", "lib/private/Server.php", "current"); v != "false" {
 				t.Errorf("Nextcloud was expected to report INVALID_HASH with current false for the unreadable file, reports %s", nc)
 			}
-			if !idd.has("core", "EXCEPTION", "files", "lib/private/Server.php") || !idd.has("core", "EXTRA_FILE", "lib/x.php") {
+			if v, _ := idd.get("core", "EXCEPTION", "class"); v != `"integrityd\\ReadException"` || !idd.has("core", "EXTRA_FILE", "lib/x.php") || !tr.detailHas("core", "EXCEPTION", "lib/private/Server.php") {
 				t.Errorf("integrityd was expected to report the unreadable file as an EXCEPTION and still lib/x.php, reports %s", idd)
 			}
 			t.Logf("nextcloud: %s\nintegrityd: %s", nc, idd)
@@ -786,7 +791,7 @@ func TestOracleUnreadable(t *testing.T) {
 			if v, _ := nc.get("files", "EXCEPTION", "class"); v != `"UnexpectedValueException"` {
 				t.Errorf("Nextcloud was expected to make the scope one UnexpectedValueException, reports %s", nc)
 			}
-			if !idd.has("files", "EXCEPTION", "files", "lib") || !idd.has("files", "EXTRA_FILE", "x.php") {
+			if v, _ := idd.get("files", "EXCEPTION", "class"); v != `"integrityd\\ReadException"` || !idd.has("files", "EXTRA_FILE", "x.php") || !tr.detailHas("files", "EXCEPTION", "lib") {
 				t.Errorf("integrityd was expected to report the unreadable directory and still x.php, reports %s", idd)
 			}
 			t.Logf("nextcloud: %s\nintegrityd: %s", nc, idd)
@@ -1277,6 +1282,33 @@ func (tr *ncTree) integrityd() results {
 		tr.t.Errorf("integrityd exit %d with results %s", code, r)
 	}
 	return r
+}
+
+// detailHas reports whether integrityd's detail-json report has a finding
+// of kind for path in scope.
+func (tr *ncTree) detailHas(scope, kind, path string) bool {
+	tr.t.Helper()
+	var out, errb bytes.Buffer
+	args := []string{"check", "--root", tr.root, "--trust", tr.trust, "--crl", "none", "--enforce", "yes", "--output", "detail-json"}
+	if code := run(context.Background(), args, &out, &errb); code != exitClean && code != exitFindings {
+		tr.t.Fatalf("integrityd %s: exit %d\n%s", strings.Join(args, " "), code, errb.Bytes())
+	}
+	var r struct {
+		Scopes []struct {
+			Findings []struct{ Scope, Kind, Path string }
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		tr.t.Fatalf("integrityd detail-json: %v\n%s", err, out.Bytes())
+	}
+	for _, sc := range r.Scopes {
+		for _, f := range sc.Findings {
+			if f.Scope == scope && f.Kind == kind && f.Path == path {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func hashOf(s string) string {
