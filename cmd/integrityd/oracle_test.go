@@ -9,15 +9,19 @@ package main
 // kind → path → {expected, current} or EXCEPTION → {class, message}, and
 // must be equal (kinds and messages compared exactly, order ignored).
 //
-// Cases come in three groups:
-//   - needs "": what integrityd does today; must pass.
-//   - needs "phpconf", "appinfo", "mimetype", "version-exclusions",
-//     "exception-format": features being built on main. They run, and while
-//     their group is not in oracleEnabledNeeds a difference is a skip (with
-//     the first differing line) and a pass is an error that asks to enable
-//     the group; once enabled, a difference is an error.
-//   - differ set: documented deliberate differences; the case asserts the
-//     difference itself (what Nextcloud misses, what integrityd reports).
+// Each case has a group, needs:
+//   - "": what integrityd does today; must pass.
+//   - "phpconf", "appinfo", "mimetype", "version-exclusions",
+//     "exception-format": features being built on main; "found":
+//     differences this test found that no list documents. While a group is
+//     not in oracleEnabledNeeds its cases run, a difference is a skip that
+//     shows the first differing line, and when every case of the group
+//     passes the test fails asking to enable it; once enabled, a
+//     difference is an error.
+//
+// A case with differ set is a documented deliberate difference: it asserts
+// the difference itself (what Nextcloud misses or how it fails, what
+// integrityd reports instead).
 //
 // TestOracleUnreadable (unreadable file and directory) runs as uid 65534
 // (internal/asnobody) since root reads everything.
@@ -383,11 +387,11 @@ func casesExceptionFormat() []oracleCase {
 			tr.mkdir(m)
 		}},
 		// The manifest is a symbolic link to a valid manifest: PHP follows
-		// it: nothing.
+		// it, and the file it points to is an extra file of the app: files
+		// EXTRA_FILE appinfo/real-signature.json.
 		{name: "manifest-symlink", needs: ef, build: func(tr *ncTree) {
 			tr.rename(m, "apps/files/appinfo/real-signature.json")
 			tr.symlink("real-signature.json", m)
-			// the file the link points to is an extra file of the app now
 		}},
 	}
 }
@@ -478,8 +482,8 @@ $CONFIG = array (
 		// A directory in the apps root without appinfo/info.xml is no app
 		// (getAllApps): not checked even with a shipped id (comments) or a
 		// signature.json (leftover, whose files are changed): nothing.
-		// (Today integrityd: comments EXCEPTION "Signature data not
-		// found.", leftover INVALID_HASH.)
+		// (integrityd before main's a35a7a8: comments EXCEPTION "Signature
+		// data not found.", leftover FILE_MISSING appinfo/info.xml.)
 		{name: "app-without-info-xml", needs: "appinfo", build: func(tr *ncTree) {
 			tr.write("apps/comments/lib/Comments.php", "<?php\n")
 			tr.app("apps", "leftover", "1.0.0")
@@ -504,13 +508,26 @@ $CONFIG = array (
 		// scopes come from the full run.
 		{name: "duplicate-app-second-newer", needs: "appinfo", build: func(tr *ncTree) {
 			tr.duplicateNotes("3.0.0", "4.0.0")
-		}, nextcloud: func(tr *ncTree) results {
-			all := tr.nextcloud("all").withoutScope("notes")
-			for k, v := range tr.nextcloud("app", "notes", filepath.Join(tr.root, "custom_apps/notes")) {
-				all[k] = v
-			}
-			return all
-		}, differ: duplicateDiffer("apps")},
+		}, nextcloud: secondCopyNextcloud, differ: duplicateDiffer("apps")},
+		// version_compare's order: a tie keeps the first root; 1.10.0 >
+		// 1.9.0; 2.0.0 > 2.0.0-beta (a special form after the last part
+		// sorts lower); 2.0.0 > 2.0 (a number after the last part sorts
+		// higher).
+		{name: "duplicate-app-same-version", needs: "appinfo", build: func(tr *ncTree) {
+			tr.duplicateNotes("4.0.0", "4.0.0")
+		}, differ: duplicateDiffer("custom_apps")},
+		{name: "duplicate-app-1.10-after-1.9", needs: "appinfo", build: func(tr *ncTree) {
+			tr.duplicateNotes("1.9.0", "1.10.0")
+		}, nextcloud: secondCopyNextcloud, differ: duplicateDiffer("apps")},
+		{name: "duplicate-app-beta-before-release", needs: "appinfo", build: func(tr *ncTree) {
+			tr.duplicateNotes("2.0.0-beta", "2.0.0")
+		}, nextcloud: secondCopyNextcloud, differ: duplicateDiffer("apps")},
+		{name: "duplicate-app-2.0-before-2.0.0", needs: "appinfo", build: func(tr *ncTree) {
+			tr.duplicateNotes("2.0", "2.0.0")
+		}, nextcloud: secondCopyNextcloud, differ: duplicateDiffer("apps")},
+		{name: "duplicate-app-release-after-beta", needs: "appinfo", build: func(tr *ncTree) {
+			tr.duplicateNotes("2.0.0", "2.0.0-beta")
+		}, differ: duplicateDiffer("custom_apps")},
 		// config/mimetypealiases.json adds aliases and core/js/mimetypelist.js
 		// was regenerated (occ maintenance:mimetype:update-js): the Checker
 		// rebuilds the file from all aliases, finds it equal, and hashes
@@ -547,6 +564,17 @@ $CONFIG = array (
 			tr.editManifestField("apps/files/appinfo/signature.json", "certificate", func(string) string { return string(tr.keys.ec) })
 		}},
 	}
+}
+
+// secondCopyNextcloud is what real Nextcloud reports when the copy of
+// notes in custom_apps has the highest version: the oracle's full run with
+// notes' result replaced by its check of custom_apps/notes.
+func secondCopyNextcloud(tr *ncTree) results {
+	all := tr.nextcloud("all").withoutScope("notes")
+	for k, v := range tr.nextcloud("app", "notes", filepath.Join(tr.root, "custom_apps/notes")) {
+		all[k] = v
+	}
+	return all
 }
 
 // duplicateDiffer checks a tree with notes in apps and custom_apps, where
@@ -1691,6 +1719,37 @@ func casesTodayMore() []oracleCase {
 		}},
 		// A signed file emptied: core INVALID_HASH with the hash of "".
 		{name: "empty-file-changed", build: func(tr *ncTree) { tr.write("lib/private/Server.php", "") }},
+		// info.xml that is not XML still makes an app (getAllApps tests
+		// is_file): leftover is checked: leftover INVALID_HASH lib/Note.php.
+		// apps/ghost, a link to nowhere, is no directory: not an app.
+		// dashboard (shipped) removed entirely: not in the apps folders,
+		// not checked: nothing for it.
+		{name: "app-odd-entries", build: func(tr *ncTree) {
+			tr.app("apps", "leftover", "1.0.0")
+			tr.write("apps/leftover/appinfo/info.xml", "not xml <<<")
+			tr.signDir("apps/leftover", tr.keys.leaf["leftover"], verify.DigestSHA1)
+			tr.write("apps/leftover/lib/Note.php", "<?php // changed\n")
+			tr.symlink("../nowhere", "apps/ghost")
+			if err := os.RemoveAll(tr.path("apps/dashboard")); err != nil {
+				tr.t.Fatal(err)
+			}
+		}},
+		// Custom aliases, mimetypelist.js not regenerated: the rebuild from
+		// all aliases differs, the file is hashed as it is and matches:
+		// nothing.
+		{name: "mimetypelist-custom-not-regenerated", build: func(tr *ncTree) {
+			tr.mimetypeTree()
+			tr.write("config/mimetypealiases.json", "{\"application/x-custom\": \"text\"}\n")
+		}},
+		// Regenerated with custom aliases that were removed since: the
+		// rebuild (defaults only now) differs from the file, which is hashed
+		// as it is: core INVALID_HASH core/js/mimetypelist.js.
+		{name: "mimetypelist-custom-removed", build: func(tr *ncTree) {
+			tr.mimetypeTree()
+			tr.write("config/mimetypealiases.json", "{\"application/x-custom\": \"text\"}\n")
+			tr.write("core/js/mimetypelist.js", tr.mimetypeList("all"))
+			tr.remove("config/mimetypealiases.json")
+		}},
 		// The excluded names are case-sensitive: core EXTRA_FILE thumbs.db
 		// and lib/.DS_STORE.
 		{name: "excluded-names-case", build: func(tr *ncTree) {
