@@ -76,7 +76,13 @@ func settings(f *config.Flags) (*config.Settings, error) {
 
 // openInstall loads the install and the trust that settings s name.
 func openInstall(s *config.Settings) (*verify.Install, *verify.Trust, error) {
-	in := verify.NewInstall(s.Root, s.AppsPaths, s.DataDir)
+	in := verify.NewInstall("", nil, "")
+	if s.Root != "" {
+		var err error
+		if in, err = verify.OpenInstall(s.Root, s.AppsPaths, s.DataDir); err != nil {
+			return nil, nil, err
+		}
+	}
 	in.Checker = verify.Checker{Workers: s.Workers, Progress: new(verify.Progress)}
 	for _, e := range s.Exclude {
 		if !filepath.IsAbs(e) {

@@ -65,6 +65,10 @@ func appInstall(t *testing.T, tree, vector string) string {
 	if err := os.WriteFile(filepath.Join(app, "appinfo/signature.json"), sig, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A development tree (no channel: Nextcloud does not enforce the check).
+	if err := os.WriteFile(filepath.Join(root, "version.php"), []byte("<?php\n$OC_Version = array(33,0,0,16);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return root
 }
 
@@ -125,6 +129,7 @@ func TestCheckExitCodes(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, exitError, "unknown command"},
 		{"not enforced", []string{"check-core", "--root", clean, "--trust", trust}, exitError, "--enforce=yes"},
 		{"help", []string{"check", "-h"}, exitClean, "-root"},
+		{"not nextcloud", []string{"check", "--root", t.TempDir()}, exitError, "no version.php: not a Nextcloud installation"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,6 +201,8 @@ func TestSignAppOpenSSL(t *testing.T) {
 		t.Fatalf("app.crt: version %v, err %v; want a v1 certificate", c, err)
 	}
 	app := filepath.Join(dir, "root", "apps", "demoapp")
+	os.MkdirAll(filepath.Join(dir, "root"), 0o755)
+	os.WriteFile(filepath.Join(dir, "root", "version.php"), []byte("<?php\n"), 0o644)
 	for name, content := range map[string]string{
 		"appinfo/info.xml": "<info/>\n", "lib/A.php": "<?php\n", "js/a/b.js": "x\n", "l10n/é.json": "{}\n",
 	} {

@@ -91,6 +91,17 @@ func NewInstall(root string, appsRoots []string, dataDir string) *Install {
 	return in
 }
 
+// OpenInstall is NewInstall for a root that must be a Nextcloud
+// installation: without version.php it is an error that says so.
+func OpenInstall(root string, appsRoots []string, dataDir string) (*Install, error) {
+	if _, err := os.Stat(filepath.Join(root, "version.php")); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: no version.php: not a Nextcloud installation (the root is the directory that holds version.php, index.php and core/)", root)
+	} else if err != nil {
+		return nil, fmt.Errorf("read version: %w", err)
+	}
+	return NewInstall(root, appsRoots, dataDir), nil
+}
+
 type phpConfig struct {
 	appsPaths []string
 	dataDir   string
