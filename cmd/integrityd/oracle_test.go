@@ -36,6 +36,7 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -172,7 +173,7 @@ func enabledNeeds() map[string]bool {
 
 func oracleCases() []oracleCase {
 	var all []oracleCase
-	for _, cs := range [][]oracleCase{casesToday(), casesTodayMore(), casesExceptionFormat(), casesBuilding(), casesFound(), casesDifferent()} {
+	for _, cs := range [][]oracleCase{casesToday(), casesTodayMore(), casesExceptionFormat(), casesBuilding(), casesManifestOdd(), casesFound(), casesDifferent()} {
 		all = append(all, cs...)
 	}
 	return all
@@ -1197,6 +1198,66 @@ $CONFIG = array (
 	tr.write("custom_apps/notes/lib/Note.php", "<?php // changed\n")
 }
 
+// resignHashes rewrites the hashes of apps/id's manifest with edit and
+// signs the result as Nextcloud would verify it (this test's own encoder:
+// keys are sorted bytewise, which is PHP's ksort for the non-numeric
+// names used here; json_encode's escapes, "\/" included).
+func (tr *ncTree) resignHashes(id string, edit func(map[string]string)) {
+	tr.t.Helper()
+	rel := "apps/" + id + "/appinfo/signature.json"
+	var m struct{ Hashes map[string]string }
+	if err := json.Unmarshal([]byte(tr.read(rel)), &m); err != nil {
+		tr.t.Fatalf("%s: %v", rel, err)
+	}
+	edit(m.Hashes)
+	keys := make([]string, 0, len(m.Hashes))
+	for k := range m.Hashes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var msg strings.Builder
+	msg.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			msg.WriteByte(',')
+		}
+		msg.WriteString(phpJSONString(k) + ":" + phpJSONString(m.Hashes[k]))
+	}
+	msg.WriteByte('}')
+	l := tr.keys.leaf[id]
+	sig, err := verify.SignPSS(l.key, verify.DigestSHA1, []byte(msg.String()))
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	doc := fmt.Sprintf(`{"hashes": %s, "signature": %s, "certificate": %s}`, msg.String(),
+		phpJSONString(base64.StdEncoding.EncodeToString(sig)), phpJSONString(string(l.cert)))
+	tr.write(rel, doc)
+}
+
+// phpJSONString is PHP's json_encode of an ASCII string.
+func phpJSONString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\' || r == '/':
+			b.WriteString(`\` + string(r))
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r >= 0x7f:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
 // editManifestField rewrites one string field of a manifest (the rest as
 // encoding/json writes it: any JSON reader takes it).
 func (tr *ncTree) editManifestField(rel, field string, f func(string) string) {
@@ -1750,11 +1811,70 @@ func casesTodayMore() []oracleCase {
 			tr.write("core/js/mimetypelist.js", tr.mimetypeList("all"))
 			tr.remove("config/mimetypealiases.json")
 		}},
+		// A manifest re-signed with this test's own encoder, unchanged:
+		// nothing (checks resignHashes itself).
+		{name: "manifest-resigned", build: func(tr *ncTree) { tr.resignHashes("mytool", func(map[string]string) {}) }},
 		// The excluded names are case-sensitive: core EXTRA_FILE thumbs.db
 		// and lib/.DS_STORE.
 		{name: "excluded-names-case", build: func(tr *ncTree) {
 			tr.write("thumbs.db", "lower\n")
 			tr.write("lib/.DS_STORE", "upper\n")
+		}},
+	}
+}
+
+// casesManifestOdd: signed manifests whose hashes hold what a signer
+// would not write; Nextcloud compares keys and values as strings. The two
+// odd values are group "found": integrityd prints expected "" where
+// Nextcloud prints the manifest's text.
+func casesManifestOdd() []oracleCase {
+	const found = "found"
+	tool := func(edit func(tr *ncTree, h map[string]string)) func(tr *ncTree) {
+		return func(tr *ncTree) { tr.resignHashes("mytool", func(h map[string]string) { edit(tr, h) }) }
+	}
+	return []oracleCase{
+		// An uppercase hash of the right content: mytool INVALID_HASH
+		// appinfo/routes.php, expected = the uppercase text, current = the
+		// lowercase hash.
+		{name: "manifest-hash-uppercase", needs: found, build: tool(func(tr *ncTree, h map[string]string) {
+			h["appinfo/routes.php"] = strings.ToUpper(h["appinfo/routes.php"])
+		})},
+		// A value that is no hash: mytool INVALID_HASH lib/Tool.php with
+		// expected "x".
+		{name: "manifest-hash-not-hex", needs: found, build: tool(func(tr *ncTree, h map[string]string) {
+			h["lib/Tool.php"] = "x"
+		})},
+		// Keys no walk produces, with hashes of no file: "lib//x.php",
+		// "../outside.php", "/abs.php", "lib/", "": mytool FILE_MISSING for
+		// each, as written.
+		{name: "manifest-odd-keys", build: tool(func(tr *ncTree, h map[string]string) {
+			for i, k := range []string{"lib//x.php", "../outside.php", "/abs.php", "lib/", ""} {
+				h[k] = hashOf(fmt.Sprint("odd key ", i))
+			}
+		})},
+		// The manifest lists appinfo/signature.json (the walk never hashes
+		// it): mytool FILE_MISSING appinfo/signature.json.
+		{name: "manifest-lists-itself", build: tool(func(tr *ncTree, h map[string]string) {
+			h["appinfo/signature.json"] = hashOf("itself")
+		})},
+		// A key naming a signed file by another spelling (lib//Tool.php,
+		// the hash of lib/Tool.php): 33 (array_diff_assoc): mytool
+		// FILE_MISSING lib//Tool.php, as integrityd; 25 (array_diff on
+		// values): the hash is among the current ones: nothing (the
+		// content-exists-elsewhere difference).
+		{name: "manifest-alias-key", build: tool(func(tr *ncTree, h map[string]string) {
+			h["lib//Tool.php"] = h["lib/Tool.php"]
+		}), differ: func(tr *ncTree, nc, idd results) string {
+			if s := idd.expect("mytool", "FILE_MISSING", "lib//Tool.php"); s != "" {
+				return "integrityd: " + s
+			}
+			if tr.major() >= 26 {
+				return equalOrDiff(nc, idd)
+			}
+			if len(nc) != 0 {
+				return fmt.Sprintf("Nextcloud %s was expected to miss the alias (array_diff on values), reports %s", tr.rel, nc)
+			}
+			return ""
 		}},
 	}
 }
