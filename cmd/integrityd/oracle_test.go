@@ -173,7 +173,7 @@ func enabledNeeds() map[string]bool {
 
 func oracleCases() []oracleCase {
 	var all []oracleCase
-	for _, cs := range [][]oracleCase{casesToday(), casesTodayMore(), casesExceptionFormat(), casesBuilding(), casesManifestOdd(), casesFound(), casesDifferent()} {
+	for _, cs := range [][]oracleCase{casesToday(), casesTodayMore(), casesExceptionFormat(), casesBuilding(), casesCerts(), casesManifestOdd(), casesFound(), casesDifferent()} {
 		all = append(all, cs...)
 	}
 	return all
@@ -906,6 +906,8 @@ type oracleLeaf struct {
 
 type oracleKeys struct {
 	caPEM   []byte
+	caKey   *rsa.PrivateKey
+	ca      *x509.Certificate
 	leaf    map[string]oracleLeaf // core, files, dashboard, mytool, notes, leftover
 	otherCA oracleLeaf            // CN files, from a CA root.crt does not hold
 	expired oracleLeaf            // CN files, valid 2010-2011
@@ -923,7 +925,7 @@ func newOracleKeys(t *testing.T) *oracleKeys {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := &oracleKeys{caPEM: pemCert(ca.Raw), leaf: map[string]oracleLeaf{}}
+	k := &oracleKeys{caPEM: pemCert(ca.Raw), caKey: caKey, ca: ca, leaf: map[string]oracleLeaf{}}
 	cns := []string{"core", "files", "dashboard", "mytool", "notes", "leftover"}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -990,6 +992,38 @@ func newLeaf(cn string, parentKey *rsa.PrivateKey, parent *x509.Certificate, fro
 	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, NotBefore: from, NotAfter: to}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pubKey, parentKey)
 	return key, der, err
+}
+
+// customLeaf makes an RSA-2048 leaf from tmpl (serial and validity filled
+// in when unset), signed by parent.
+func customLeaf(t *testing.T, tmpl *x509.Certificate, parent *x509.Certificate, parentKey *rsa.PrivateKey) oracleLeaf {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tmpl.SerialNumber == nil {
+		tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
+	}
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0)
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return oracleLeaf{key: key, cert: pemCert(der)}
+}
+
+// setTrust replaces the tree's root.crt (the trust both checkers get) and
+// signs core again (root.crt is a core file).
+func (tr *ncTree) setTrust(pems ...[]byte) {
+	tr.t.Helper()
+	tr.write("resources/codesigning/root.crt", string(bytes.Join(pems, nil)))
+	tr.signCore()
 }
 
 func pemCert(der []byte) []byte {
@@ -1819,6 +1853,68 @@ func casesTodayMore() []oracleCase {
 		{name: "excluded-names-case", build: func(tr *ncTree) {
 			tr.write("thumbs.db", "lower\n")
 			tr.write("lib/.DS_STORE", "upper\n")
+		}},
+	}
+}
+
+// casesCerts: certificate chains and names.
+func casesCerts() []oracleCase {
+	const found = "found"
+	cn := func(s string) pkix.Name { return pkix.Name{CommonName: s} }
+	return []oracleCase{
+		// root.crt with two CAs (another first): phpseclib loads every
+		// certificate of the file (splitCerts): nothing.
+		{name: "root-crt-two-cas", build: func(tr *ncTree) {
+			other := customLeaf(tr.t, &x509.Certificate{Subject: cn("another CA"), IsCA: true, BasicConstraintsValid: true}, nil, nil)
+			tr.setTrust(other.cert, []byte("some text between\n"), tr.keys.caPEM)
+		}},
+		// files signed by an intermediate CA that root.crt also holds:
+		// validateSignature finds the issuer among the loaded CAs:
+		// nothing. Without the intermediate in root.crt: files EXCEPTION
+		// "Certificate is not valid." (no chain is built).
+		{name: "cert-intermediate-in-root-crt", build: func(tr *ncTree) {
+			inter := customLeaf(tr.t, &x509.Certificate{Subject: cn("integrityd oracle intermediate"), IsCA: true, BasicConstraintsValid: true}, tr.keys.ca, tr.keys.caKey)
+			b, _ := pem.Decode(inter.cert)
+			ic, _ := x509.ParseCertificate(b.Bytes)
+			tr.setTrust(tr.keys.caPEM, inter.cert)
+			tr.signAppWith("files", customLeaf(tr.t, &x509.Certificate{Subject: cn("files")}, ic, inter.key), verify.DigestSHA1)
+		}},
+		{name: "cert-intermediate-missing", build: func(tr *ncTree) {
+			inter := customLeaf(tr.t, &x509.Certificate{Subject: cn("integrityd oracle intermediate"), IsCA: true, BasicConstraintsValid: true}, tr.keys.ca, tr.keys.caKey)
+			b, _ := pem.Decode(inter.cert)
+			ic, _ := x509.ParseCertificate(b.Bytes)
+			tr.signAppWith("files", customLeaf(tr.t, &x509.Certificate{Subject: cn("files")}, ic, inter.key), verify.DigestSHA1)
+		}},
+		// A CA with the test CA's name but another key signed the leaf:
+		// files EXCEPTION "Certificate is not valid.".
+		{name: "cert-fake-ca-same-name", build: func(tr *ncTree) {
+			fake := customLeaf(tr.t, &x509.Certificate{Subject: tr.keys.ca.Subject, IsCA: true, BasicConstraintsValid: true}, nil, nil)
+			b, _ := pem.Decode(fake.cert)
+			fc, _ := x509.ParseCertificate(b.Bytes)
+			tr.signAppWith("files", customLeaf(tr.t, &x509.Certificate{Subject: cn("files")}, fc, fake.key), verify.DigestSHA1)
+		}},
+		// CN "Files" for app files: the comparison is exact: files
+		// EXCEPTION "Certificate is not valid for required scope.
+		// (Requested: files, current: CN=Files)".
+		{name: "cert-cn-case", build: func(tr *ncTree) {
+			tr.signAppWith("files", customLeaf(tr.t, &x509.Certificate{Subject: cn("Files")}, tr.keys.ca, tr.keys.caKey), verify.DigestSHA1)
+		}},
+		// No CN (an O only): "... (Requested: files, current: CN=)".
+		{name: "cert-no-cn", build: func(tr *ncTree) {
+			tr.signAppWith("files", customLeaf(tr.t, &x509.Certificate{Subject: pkix.Name{Organization: []string{"files"}}}, tr.keys.ca, tr.keys.caKey), verify.DigestSHA1)
+		}},
+		// The leaf signed by the CA with SHA-1 (sha1WithRSAEncryption,
+		// which phpseclib verifies): nothing.
+		{name: "cert-sha1-signed", build: func(tr *ncTree) {
+			tr.signAppWith("files", customLeaf(tr.t, &x509.Certificate{Subject: cn("files"), SignatureAlgorithm: x509.SHA1WithRSA}, tr.keys.ca, tr.keys.caKey), verify.DigestSHA1)
+		}},
+		// The leaf signed by the CA with RSASSA-PSS: phpseclib 2's
+		// _validateSignature knows only the PKCS#1 v1.5 algorithms and
+		// returns null: files EXCEPTION "Certificate is not valid.".
+		// integrityd accepts PSS certificate signatures (checkSignature):
+		// group "found".
+		{name: "cert-pss-signed", needs: found, build: func(tr *ncTree) {
+			tr.signAppWith("files", customLeaf(tr.t, &x509.Certificate{Subject: cn("files"), SignatureAlgorithm: x509.SHA256WithRSAPSS}, tr.keys.ca, tr.keys.caKey), verify.DigestSHA1)
 		}},
 	}
 }
