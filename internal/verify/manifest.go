@@ -2,8 +2,8 @@ package verify
 
 import (
 	"crypto/rsa"
-	"crypto/x509"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -454,7 +454,7 @@ func (m *Manifest) VerifyFor(t *Trust, scope string, major int) *Finding {
 		return invalidSignature(scope, MsgBadCert, fmt.Sprintf("certificate %q is signed with %v, which Nextcloud %d (phpseclib 2) cannot verify",
 			leaf.Subject.String(), leaf.SignatureAlgorithm, major))
 	}
-		if t.issuerOf(leaf.RawIssuer, leaf.AuthorityKeyId, leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil {
+	if t.issuerOf(leaf.RawIssuer, leaf.AuthorityKeyId, leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil {
 		return invalidSignature(scope, MsgBadCert, fmt.Sprintf("certificate %q (issuer %q) is not signed by a certificate in %s",
 			leaf.Subject.String(), leaf.Issuer.String(), t.AnchorFile))
 	}

@@ -53,10 +53,10 @@ type Finding struct {
 	// ExpectedRaw is the manifest's value when it is not a lowercase hex
 	// SHA-512 (Expected is then zero): Nextcloud prints it as it is.
 	ExpectedRaw string `json:"expected_raw,omitempty"`
-	Current  Hash   `json:"current,omitzero"`
-	Class    string `json:"class,omitempty"`
-	Message  string `json:"message,omitempty"`
-	Detail   string `json:"detail,omitempty"`
+	Current     Hash   `json:"current,omitzero"`
+	Class       string `json:"class,omitempty"`
+	Message     string `json:"message,omitempty"`
+	Detail      string `json:"detail,omitempty"`
 }
 
 // MarshalJSON writes f as its fields, except that a path or scope that
