@@ -90,15 +90,20 @@ func openInstall(s *config.Settings) (*verify.Install, *verify.Trust, error) {
 		}
 		in.Exclude = append(in.Exclude, filepath.Clean(e))
 	}
+	// With no --trust, Nextcloud's own anchors built into the binary: the
+	// install's copy could be replaced by whoever writes the install (it
+	// is only compared with them).
 	trust := s.Trust
 	if trust == "" {
-		trust = filepath.Join(in.Root, "resources", "codesigning", "root.crt")
+		trust = verify.EmbeddedAnchorFile
 	}
 	crl := s.CRL
-	switch crl {
-	case "none":
+	switch {
+	case crl == "none":
 		crl = ""
-	case "":
+	case crl == "" && s.Trust == "":
+		crl = verify.EmbeddedCRLFile
+	case crl == "":
 		def := filepath.Join(in.Root, "resources", "codesigning", "root.crl")
 		if _, err := os.Stat(def); err == nil {
 			crl = def
@@ -153,6 +158,9 @@ func enforcedWhy(s *config.Settings, in *verify.Install) (bool, string, error) {
 		return false, "--enforce=no", nil
 	}
 	ok, channel, err := in.Enforced()
+	if errors.Is(err, fs.ErrPermission) {
+		return false, "", err // --enforce=yes would not read it either
+	}
 	if err != nil {
 		return false, "", fmt.Errorf("%v (use --enforce=yes to check anyway)", err)
 	}

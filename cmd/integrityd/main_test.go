@@ -159,7 +159,7 @@ func TestDemo(t *testing.T) {
 	if strings.Contains(out, ".htaccess") && strings.Contains(out, "INVALID_HASH\n\t\t- .htaccess") {
 		t.Errorf("an edit below the .htaccess marker was reported:\n%s", out)
 	}
-	code, out, _ = runCmd(t, "check", "--root", dir, "--output", "json")
+	code, out, _ = runCmd(t, "check", "--root", dir, "--trust", filepath.Join(dir, "resources/codesigning/root.crt"), "--output", "json")
 	if code != exitFindings {
 		t.Fatalf("check exit %d", code)
 	}

@@ -35,7 +35,7 @@ type daemonProc struct {
 
 func startProc(t *testing.T, root, stateDir string) *daemonProc {
 	t.Helper()
-	return startProcArgs(t, "run", "--root", root, "--state-dir", stateDir, "--log-format", "json")
+	return startProcArgs(t, "run", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt"), "--state-dir", stateDir, "--log-format", "json")
 }
 
 func startProcArgs(t *testing.T, args ...string) *daemonProc {
@@ -219,7 +219,7 @@ func TestKillAnywhere(t *testing.T) {
 	}
 	p := startProc(t, root, stateDir)
 	p.waitScanned(t)
-	code, out, _ := runCmd(t, "check", "--root", root, "--output", "json")
+	code, out, _ := runCmd(t, "check", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt"), "--output", "json")
 	if code != exitFindings {
 		t.Fatalf("check: exit %d", code)
 	}

@@ -480,7 +480,7 @@ func (l *loop) addWatches() error {
 // (adding a watch twice is harmless).
 func (l *loop) watchTrust() {
 	for _, f := range []string{l.cfg.Trust, l.cfg.CRL} {
-		if f == "" {
+		if f == "" || verify.IsEmbedded(f) {
 			continue
 		}
 		if err := l.w.AddDir(filepath.Dir(f)); err != nil {
