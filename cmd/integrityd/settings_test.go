@@ -45,6 +45,7 @@ func TestLoadRun(t *testing.T) {
 		Root: root, AppsPaths: []string{filepath.Join(root, "apps")}, Exclude: []string{filepath.Join(root, "lib/extra.php")},
 		Trust: filepath.Join(root, "resources/codesigning/root.crt"), StateDir: "/srv/state",
 		Workers: 3, RescanInterval: 10 * time.Minute, ReverifyPeriod: 10 * time.Minute,
+		FollowConfig: true, // apps_path and data_dir are not pinned: Nextcloud's config.php says
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("daemon.Config\ngot  %+v\nwant %+v", cfg, want)
