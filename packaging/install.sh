@@ -179,7 +179,7 @@ if [ -z "$dest" ]; then
 		else
 			getent group integrityd >/dev/null || groupadd --system integrityd
 			useradd --system --gid integrityd --no-create-home --home-dir /var/lib/integrityd \
-				--shell /usr/sbin/nologin --comment "integrityd: Nextcloud code integrity daemon" integrityd
+				--shell /usr/sbin/nologin --comment "Nextcloud code integrity daemon" integrityd
 		fi
 	fi
 	getent passwd integrityd >/dev/null || die "could not create the user integrityd"
