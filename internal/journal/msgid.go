@@ -1,5 +1,7 @@
 package journal
 
+import "github.com/integrityd/integrityd/internal/verify"
+
 // MESSAGE_IDs of integrityd's journal entries: stable, so that alerting
 // rules and journalctl MESSAGE_ID=... can match them. Each is explained in
 // packaging/systemd/integrityd.catalog.
@@ -22,14 +24,14 @@ const (
 
 // AlertID is the MESSAGE_ID of an alert of kind (INVALID_HASH, ...).
 func AlertID(kind string) string {
-	switch kind {
-	case "INVALID_HASH":
+	switch verify.Kind(kind) {
+	case verify.InvalidHash:
 		return IDInvalidHash
-	case "MISSING_FILE":
+	case verify.MissingFile:
 		return IDMissingFile
-	case "EXTRA_FILE":
+	case verify.ExtraFile:
 		return IDExtraFile
-	case "HARD_LINK":
+	case verify.HardLink:
 		return IDHardLink
 	}
 	return IDException
