@@ -89,8 +89,9 @@ conf_value() {
 if [ -n "$uninstall" ]; then
 	if systemd_running; then
 		step "stopping and disabling integrityd.service and every integrityd@ instance"
-		units=$(systemctl list-units --all --plain --no-legend 'integrityd.service' 'integrityd@*.service' 2>/dev/null | awk '{print $1}')
-		units="$units $(systemctl list-unit-files --plain --no-legend 'integrityd@*.service' 2>/dev/null | awk '$1 != "integrityd@.service" {print $1}')"
+		# (systemctl exits 1 when nothing matches)
+		units=$(systemctl list-units --all --plain --no-legend 'integrityd.service' 'integrityd@*.service' 2>/dev/null | awk '{print $1}' || true)
+		units="$units $(systemctl list-unit-files --plain --no-legend 'integrityd@*.service' 2>/dev/null | awk '$1 != "integrityd@.service" {print $1}' || true)"
 		for u in integrityd.service $units; do
 			systemctl disable --now "$u" >/dev/null 2>&1 || true
 		done
@@ -114,8 +115,8 @@ if [ -n "$uninstall" ]; then
 		step "purging the configuration, the state and the user"
 		rm -rf "$etc" "$dest/var/lib/integrityd"
 		if [ -z "$dest" ]; then
-			getent passwd integrityd >/dev/null && userdel integrityd
-			getent group integrityd >/dev/null && groupdel integrityd
+			if getent passwd integrityd >/dev/null; then userdel integrityd; fi
+			if getent group integrityd >/dev/null; then groupdel integrityd; fi
 		fi
 	else
 		[ -d "$etc" ] && echo "kept $etc (configuration); --purge removes it"
@@ -298,12 +299,10 @@ else
 fi
 unit=integrityd.service
 [ -n "$instance" ] && unit=integrityd@$instance.service
-cat <<EOF
-integrityd installed. Next:
-  sudoedit $conf                          # root, and what else the comments say
-  sudo systemctl enable --now $unit
-  sudo usermod -aG integrityd \$USER      # to run integrityd status/report/rescan without sudo
-EOF
+echo "integrityd installed. Next:"
+printf '  %-50s # %s\n' "sudoedit $conf" "root, and what else its comments say" \
+	"sudo systemctl enable --now $unit" "start it now and at boot" \
+	"sudo usermod -aG integrityd \$USER" "to run integrityd status/report/rescan without sudo"
 if systemd_running && systemctl is-active -q "$unit"; then
-	echo "  sudo systemctl restart $unit         # it is running the binary from before"
+	printf '  %-50s # %s\n' "sudo systemctl restart $unit" "it runs the binary from before"
 fi
