@@ -363,7 +363,8 @@ echo "    127.0.0.1:$port: unreachable without metrics-tcp.conf; integrityd_scop
 echo "== stop integrityd.service: the instances keep their sockets"
 $E systemctl stop integrityd
 $E systemctl is-active -q integrityd && fail "still active after stop"
-eventually has_line integrityd "integrityd stopped" || fail "no clean stop entry: $(journal integrityd -o short-monotonic | tail -8)"
+stopped() { $E journalctl --sync; has_line integrityd "integrityd stopped"; }
+eventually stopped || fail "no clean stop entry: $($E journalctl --no-pager -o short-monotonic -n 25)"
 as alice curl -sf --unix-socket /run/integrityd/a/metrics.sock http://localhost/metrics >/dev/null || fail "stopping integrityd removed instance a's socket"
 rc=0
 as alice $BIN status >/dev/null 2>&1 || rc=$?
