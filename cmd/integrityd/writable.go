@@ -49,7 +49,7 @@ func checkWritableDir(dir string) (dirCheck, error) {
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 			return dirCheck{}, err
 		}
 		parent := filepath.Dir(d)
