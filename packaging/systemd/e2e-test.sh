@@ -107,6 +107,20 @@ for t in nc a b; do "$work/integrityd" demo --build-only "$work/$t" >/dev/null; 
 cp -R -p packaging "$stage"
 BIN=/usr/local/bin/integrityd
 
+echo "== install.sh builds with sudo's PATH (no Go on it) into a staging root"
+gobin=$(command -v go || echo /usr/local/go/bin/go)
+if [ "$(dirname "$gobin")" = /usr/local/go/bin ]; then
+	out=$(env -i HOME="$HOME" PATH=/usr/sbin:/usr/bin:/sbin:/bin ${GOFLAGS:+GOFLAGS=$GOFLAGS} packaging/install.sh --dest "$work/dest" 2>&1) ||
+		fail "install.sh without Go on PATH: $out"
+	echo "$out" | grep -q "^== building ./cmd/integrityd with /usr/local/go/bin/go" || fail "install.sh did not say it builds with /usr/local/go/bin/go: $out"
+	echo "$out" | grep -q "^   built in [0-9]* s" || fail "install.sh showed no build progress: $out"
+	"$work/dest/usr/local/bin/integrityd" -h >/dev/null 2>&1 || [ $? -le 2 ] || fail "the binary install.sh built does not run"
+	echo "    $(echo "$out" | grep -c '^   [a-z]') progress lines; $(echo "$out" | grep '^   built in')"
+	rm -rf "$work/dest"
+else
+	echo "    skipped: go is $gobin, not /usr/local/go/bin/go (the place install.sh must find without PATH)"
+fi
+
 echo "== security score (offline)"
 for u in integrityd.service integrityd@.service; do
 	score=$(systemd-analyze security --offline=yes "$stage/systemd/$u" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
