@@ -190,11 +190,11 @@ $E install -d -m 0755 /var/lib/prometheus/node-exporter
 $E "$stage/install.sh" --bin "$work/integrityd" --root "$work/nc" --textfile-dir /var/lib/prometheus/node-exporter
 $E "$stage/install.sh" --bin "$work/integrityd" --instance a --root "$work/a"
 $E "$stage/install.sh" --bin "$work/integrityd" --instance b --root "$work/b" >/dev/null
-$E "$stage/install.sh" --bin "$work/integrityd" --root "$work/nc" >/dev/null # again: idempotent
+$E "$stage/install.sh" --bin "$work/integrityd" --root "$work/nc" --textfile-dir /var/lib/prometheus/node-exporter >/dev/null # again: idempotent
 $E getent group integrityd >/dev/null || fail "no group integrityd"
 $E $BIN check-config || fail "check-config fails right after install"
 $E $BIN check-config --config /etc/integrityd/a.conf || fail "check-config of instance a fails right after install"
-$E grep -qx "metrics_textfile = /var/lib/prometheus/node-exporter/integrityd.prom" /etc/integrityd/integrityd.conf || fail "install.sh --textfile-dir did not set metrics_textfile"
+[ "$($E grep -c "^metrics_textfile = /var/lib/prometheus/node-exporter/integrityd.prom$" /etc/integrityd/integrityd.conf)" = 1 ] || fail "install.sh --textfile-dir (twice) did not set metrics_textfile once"
 $E grep -qx "state_dir = /var/lib/integrityd/a" /etc/integrityd/a.conf || fail "a.conf has no state_dir"
 # Each demo install has its own CA: pin it, as the real Nextcloud one would be.
 for t in nc a b; do $E install -m 0644 "$work/$t/resources/codesigning/root.crt" "/etc/integrityd/$t-root.crt"; done
