@@ -34,7 +34,7 @@ echo "$ins" | grep -qi '^ADD ' && fail "ADD is used (remote URLs and archives un
 echo "$ins" | grep -Eiq '(curl|wget) ' && fail "the build downloads something by itself"; ok
 hc=$(echo "$final" | grep '^HEALTHCHECK ' || true)
 [ -n "$hc" ] || fail "no HEALTHCHECK in the final stage"; ok
-echo "$hc" | grep -q 'CMD \["/integrityd", *"status", *"--state-dir", *"/state"\]' || fail "HEALTHCHECK is not the exec form of integrityd status --state-dir /state: $hc"; ok
+echo "$hc" | grep -q 'CMD \["/integrityd", *"status", *"--health", *"--state-dir", *"/state"\]' || fail "HEALTHCHECK is not the exec form of integrityd status --health --state-dir /state: $hc"; ok
 echo "$final" | grep -q '^VOLUME \["/state"\]' || fail "no VOLUME /state (state must not go to the read-only root)"; ok
 echo "$final" | grep -q '"--log-format", "json"' || fail "the daemon does not log JSON"; ok
 echo "$final" | grep -q '"--state-dir", "/state"' || fail "the daemon's state is not in /state"; ok
@@ -100,7 +100,7 @@ if command -v unshare >/dev/null && [ "$(id -u)" = 0 ]; then
 	unshare --mount --root "$root" --setuid "$uid" --setgid "$uid" /integrityd check-config --root /var/www/html --state-dir /state --log-format json >/dev/null ||
 		fail "the binary does not run on an empty root as uid $uid"
 	rc=0
-	unshare --mount --root "$root" --setuid "$uid" --setgid "$uid" /integrityd status --state-dir /state >/dev/null 2>&1 || rc=$?
+	unshare --mount --root "$root" --setuid "$uid" --setgid "$uid" /integrityd status --health --state-dir /state >/dev/null 2>&1 || rc=$?
 	[ "$rc" = 3 ] || fail "the HEALTHCHECK command (integrityd status) exits $rc with no daemon, want 3 (unhealthy)"
 	ok
 fi
