@@ -36,11 +36,13 @@ const (
 // as FILE_MISSING.
 const legacyMissingFile Kind = "MISSING_FILE"
 
-var kindOrder = map[Kind]int{InvalidHash: 0, FileMissing: 1, ExtraFile: 2, HardLink: 3, DuplicateApp: 4, KindException: 5}
+var kindOrder = map[Kind]int{InvalidHash: 0, FileMissing: 1, ExtraFile: 2, HardLink: 3, DuplicateApp: 4, KindException: 5,
+	HtaccessDirective: 6, UnsignedChanged: 7, UnsignedExtra: 8, UnsignedMissing: 9}
 
 // Kinds returns every kind, in report order.
 func Kinds() []Kind {
-	return []Kind{InvalidHash, FileMissing, ExtraFile, HardLink, DuplicateApp, KindException}
+	return []Kind{InvalidHash, FileMissing, ExtraFile, HardLink, DuplicateApp, KindException,
+		HtaccessDirective, UnsignedChanged, UnsignedExtra, UnsignedMissing}
 }
 
 // Finding is one file that failed the check, or (Path empty, Kind

@@ -1,0 +1,216 @@
+package verify
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Kinds of the unsigned coverage (integrityd's own, never in a Nextcloud
+// report of a signed scope).
+const (
+	// UnsignedChanged is a covered file whose content or mode differs
+	// from the baseline.
+	UnsignedChanged Kind = "UNSIGNED_CHANGED"
+	// UnsignedExtra is a covered file the baseline does not have.
+	UnsignedExtra Kind = "UNSIGNED_EXTRA"
+	// UnsignedMissing is a file of the baseline that is gone.
+	UnsignedMissing Kind = "UNSIGNED_MISSING"
+	// HtaccessDirective is the root .htaccess, changed since the baseline,
+	// with directives below the marker that Nextcloud's installer does not
+	// write (php_value, AddHandler, ...): one finding naming each
+	// directive and its line.
+	HtaccessDirective Kind = "HTACCESS_DIRECTIVE"
+)
+
+// BaselineFormat names the baseline file's format and version.
+const BaselineFormat = "integrityd-baseline/1"
+
+// BaselineName is the baseline file in the state directory.
+const BaselineName = "baseline.json"
+
+// Baseline is the unsigned coverage as an admin accepted it: key ->
+// file, with who recorded it and when.
+type Baseline struct {
+	Root    string
+	Created time.Time // when integrityd baseline first recorded it
+	Updated time.Time // the last accept
+	UID     int
+	User    string
+	Files   UnsignedFiles
+}
+
+// NewBaseline is the baseline of files, recorded now by uid/user.
+func NewBaseline(root string, files UnsignedFiles, uid int, user string) *Baseline {
+	now := time.Now().UTC().Truncate(time.Second)
+	b := &Baseline{Root: root, Created: now, Updated: now, UID: uid, User: user, Files: UnsignedFiles{}}
+	for k, f := range files {
+		f.Directives = nil
+		b.Files[k] = f
+	}
+	return b
+}
+
+// baselineEntry is one file in the baseline file.
+type baselineEntry struct {
+	Path    string `json:"path,omitempty"`
+	PathB64 []byte `json:"path_b64,omitempty"`
+	UnsignedFile
+}
+
+type baselineFile struct {
+	Format  string          `json:"format"`
+	Root    string          `json:"root"`
+	Created time.Time       `json:"created"`
+	Updated time.Time       `json:"updated"`
+	UID     int             `json:"uid"`
+	User    string          `json:"user"`
+	Files   []baselineEntry `json:"files"`
+}
+
+// ReadBaseline reads the baseline file at path; a missing file is
+// (nil, nil), a bad one an error naming it.
+func ReadBaseline(path string) (*Baseline, error) {
+	f, err := openRegular(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read baseline %s: %w", path, cleanErr(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 1<<30))
+	if err != nil {
+		return nil, fmt.Errorf("read baseline %s: %w", path, cleanErr(err))
+	}
+	var v baselineFile
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("read baseline %s: not a baseline file (%v): run integrityd baseline again", path, err)
+	}
+	if v.Format != BaselineFormat {
+		return nil, fmt.Errorf("read baseline %s: format %q, want %q: run integrityd baseline again", path, v.Format, BaselineFormat)
+	}
+	b := &Baseline{Root: v.Root, Created: v.Created, Updated: v.Updated, UID: v.UID, User: v.User, Files: make(UnsignedFiles, len(v.Files))}
+	for i, e := range v.Files {
+		p := e.Path
+		if e.PathB64 != nil {
+			p = string(e.PathB64)
+		}
+		if p == "" {
+			return nil, fmt.Errorf("read baseline %s: file %d has no path", path, i)
+		}
+		b.Files[p] = e.UnsignedFile
+	}
+	return b, nil
+}
+
+// Write writes b to path atomically (mode 0640).
+func (b *Baseline) Write(path string) error {
+	v := baselineFile{Format: BaselineFormat, Root: b.Root, Created: b.Created, Updated: b.Updated, UID: b.UID, User: b.User,
+		Files: make([]baselineEntry, 0, len(b.Files))}
+	for _, k := range sortedKeys(b.Files) {
+		e := baselineEntry{Path: k, UnsignedFile: b.Files[k]}
+		if !utf8.ValidString(k) {
+			e.Path, e.PathB64 = "", []byte(k)
+		}
+		v.Files = append(v.Files, e)
+	}
+	return WriteAtomic(path, 0o640, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", " ")
+		return enc.Encode(v)
+	})
+}
+
+// Accept takes the current state of keys (and what is below them) into
+// b; it returns what changed, as "KIND path" lines. An accepted key that
+// is gone is dropped from b.
+func (b *Baseline) Accept(cur UnsignedFiles, keys []string) []string {
+	var out []string
+	for _, key := range keys {
+		key = strings.TrimSuffix(key, "/")
+		for _, f := range b.Compare(cur, key) {
+			k := f.Path
+			if f.Kind == UnsignedMissing {
+				delete(b.Files, k)
+			} else {
+				e := cur[k]
+				e.Directives = nil
+				b.Files[k] = e
+			}
+			out = append(out, string(f.Kind)+" "+EscapeControl(k))
+		}
+	}
+	if len(out) > 0 {
+		b.Updated = time.Now().UTC().Truncate(time.Second)
+	}
+	return out
+}
+
+// Compare returns the findings of cur (a scan of the coverage at key and
+// below, "" for all of it) against b, in report order.
+func (b *Baseline) Compare(cur UnsignedFiles, key string) []Finding {
+	var out []Finding
+	for _, k := range keysUnder(cur, key) {
+		c := cur[k]
+		e, ok := b.Files[k]
+		switch {
+		case ok && c.same(e):
+			continue
+		case len(c.Directives) > 0:
+			out = append(out, Finding{Scope: UnsignedScope, Kind: HtaccessDirective, Path: k, Expected: e.Hash, Current: c.Hash,
+				Message: directivesNote(c.Directives)})
+		case !ok:
+			out = append(out, Finding{Scope: UnsignedScope, Kind: UnsignedExtra, Path: k, Current: c.Hash,
+				Message: fileNote(c, "not in the baseline")})
+		default:
+			out = append(out, Finding{Scope: UnsignedScope, Kind: UnsignedChanged, Path: k, Expected: e.Hash, Current: c.Hash,
+				Message: changeNote(e, c)})
+		}
+	}
+	for _, k := range keysUnder(b.Files, key) {
+		if _, ok := cur[k]; !ok {
+			out = append(out, Finding{Scope: UnsignedScope, Kind: UnsignedMissing, Path: k, Expected: b.Files[k].Hash,
+				Message: "in the baseline, gone"})
+		}
+	}
+	SortFindings(out)
+	return out
+}
+
+func fileNote(f UnsignedFile, what string) string {
+	if f.Err != "" {
+		return what + "; cannot be read: " + f.Err
+	}
+	return fmt.Sprintf("%s (%d bytes, %s)", what, f.Size, f.Mode)
+}
+
+func changeNote(old, cur UnsignedFile) string {
+	var parts []string
+	if old.Hash != cur.Hash {
+		parts = append(parts, fmt.Sprintf("content changed (%d -> %d bytes)", old.Size, cur.Size))
+	}
+	if old.Mode != cur.Mode {
+		parts = append(parts, fmt.Sprintf("mode %s -> %s", old.Mode, cur.Mode))
+	}
+	if cur.Err != "" {
+		parts = append(parts, "cannot be read: "+cur.Err)
+	} else if old.Err != "" {
+		parts = append(parts, "readable again")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Summary is one line on the baseline: when and by whom.
+func (b *Baseline) Summary() string {
+	s := fmt.Sprintf("baseline of %s by %s (uid %d), %d files", b.Created.Format(time.RFC3339), b.User, b.UID, len(b.Files))
+	if !b.Updated.Equal(b.Created) {
+		s += ", last accept " + b.Updated.Format(time.RFC3339)
+	}
+	return s
+}
