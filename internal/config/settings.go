@@ -29,6 +29,11 @@ type Settings struct {
 	MetricsListen   string
 	MetricsTextfile string
 	ControlSocket   string // "" for the default ($RUNTIME_DIRECTORY/control.sock), "none" for none
+	// Unsigned says whether code no signature covers is checked against
+	// the baseline in the state directory: "auto" (when a baseline
+	// exists), "on" (an empty baseline until one is recorded: every file
+	// is UNSIGNED_EXTRA) or "off".
+	Unsigned string
 
 	// from says where each setting not at its default came from, by flag
 	// name.
@@ -72,6 +77,7 @@ var settings = [...]setting{
 	{"metrics-listen", "metrics_listen", false, "serve Prometheus metrics on this address (host:port, or unix:/path)", func(s *Settings) any { return &s.MetricsListen }},
 	{"metrics-textfile", "metrics_textfile", true, "write Prometheus metrics to this file for node_exporter's textfile collector", func(s *Settings) any { return &s.MetricsTextfile }},
 	{"control-socket", "control_socket", true, `unix socket on which the daemon takes "rescan" from operators (mode 0660; default $RUNTIME_DIRECTORY/control.sock when systemd sets RUNTIME_DIRECTORY; "none" for none)`, func(s *Settings) any { return &s.ControlSocket }},
+	{"unsigned", "unsigned", false, `check code no signature covers (unsigned apps, themes/, PHP outside the scopes, the .htaccess below the marker) against the baseline in the state directory: "auto" (when integrityd baseline recorded one), "on" or "off"`, func(s *Settings) any { return &s.Unsigned }},
 }
 
 func byFlag(name string) (setting, bool) {
@@ -110,6 +116,7 @@ func (c Command) Defaults() Settings {
 		RescanInterval: time.Hour,
 		ReverifyPeriod: 10 * time.Minute,
 		LogFormat:      "auto",
+		Unsigned:       "auto",
 	}
 }
 
@@ -247,6 +254,9 @@ func (s *Settings) validate(c Command) error {
 	}
 	if !slices.Contains([]string{"auto", "journal", "json", "console"}, s.LogFormat) {
 		return s.invalid("log-format", `%q, want "auto", "journal", "json" or "console"`, s.LogFormat)
+	}
+	if !slices.Contains([]string{"auto", "on", "off"}, s.Unsigned) {
+		return s.invalid("unsigned", `%q, want "auto", "on" or "off"`, s.Unsigned)
 	}
 	if s.RescanInterval <= 0 {
 		return s.invalid("rescan-interval", "%q is not a positive duration (like 30m or 1h)", s.RescanInterval.String())

@@ -15,7 +15,7 @@ import (
 // testCommand takes a string, a list and a duration setting, and an
 // --output.
 var testCommand = Command{
-	Flags:  []string{"config", "state-dir", "exclude", "rescan-interval", "enforce", "log-format", "output", "root"},
+	Flags:  []string{"config", "state-dir", "exclude", "rescan-interval", "enforce", "log-format", "output", "root", "unsigned"},
 	Output: "text", Outputs: []string{"text", "json"},
 }
 
@@ -141,6 +141,7 @@ enforce = yes
 log_format = json
 metrics_listen = 127.0.0.1:9737
 metrics_textfile = /srv/integrityd.prom
+unsigned = on
 `)
 	s, err := load(t, Command{Flags: []string{"config"}}, "", "--config", path)
 	if err != nil {
@@ -151,6 +152,7 @@ metrics_textfile = /srv/integrityd.prom
 		ConfigFile: path, Root: "/srv/nc", AppsPaths: []string{"/srv/nc/apps", "/srv/nc/custom_apps"}, DataDir: "/srv/data",
 		Exclude: []string{"lib/big"}, Trust: "/etc/integrityd/root.crt", CRL: "none", Enforce: "yes", StateDir: "/srv/state",
 		RescanInterval: 45 * time.Minute, ReverifyPeriod: 5 * time.Minute, LogFormat: "json", MetricsListen: "127.0.0.1:9737", MetricsTextfile: "/srv/integrityd.prom",
+		Unsigned: "on",
 	}
 	if !reflect.DeepEqual(*s, want) {
 		t.Errorf("got  %+v\nwant %+v", *s, want)
@@ -204,6 +206,8 @@ func TestValidationErrors(t *testing.T) {
 		{"rescan interval file", testCommand, "state_dir = /a\nrescan_interval = -1s\n", nil, fileError, `CONF:2: rescan_interval: "-1s" is not a positive duration (like 30m or 1h)`},
 		{"rescan interval file, overridden by the flag", testCommand, "rescan_interval = 0s\n", []string{"--rescan-interval", "1m"}, fileError, `CONF:1: rescan_interval: "0s" is not a positive duration (like 30m or 1h)`},
 		{"bad value in the file, command without the flag", Command{Flags: []string{"config"}}, "log_format = xml\n", nil, fileError, `CONF:1: log_format: "xml", want "auto", "journal", "json" or "console"`},
+		{"unsigned flag", testCommand, "", []string{"--unsigned", "yes"}, flagError, `--unsigned: "yes", want "auto", "on" or "off"`},
+		{"unsigned file", testCommand, "unsigned = maybe\n", nil, fileError, `CONF:1: unsigned: "maybe", want "auto", "on" or "off"`},
 		{"root required", needRoot, "", nil, flagError, "--root is required (or root = in the configuration file)"},
 		{"root flag not a directory", needRoot, "", []string{"--root", notDir}, other, "server root " + notDir + ": not a directory"},
 		{"root flag missing", needRoot, "", []string{"--root", filepath.Join(dir, "nope")}, other, "server root " + filepath.Join(dir, "nope") + ": not a directory"},
