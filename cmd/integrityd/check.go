@@ -200,7 +200,7 @@ func printReport(w io.Writer, r *verify.Report, format string, single bool) erro
 
 // checkScopes checks scopes, with progress on a terminal, and prints the
 // report (single: one scope, printed like occ without the scope level).
-func checkScopes(ctx context.Context, stdout, stderr io.Writer, scopes []*verify.Scope, t *verify.Trust, output string, single bool) error {
+func checkScopes(ctx context.Context, stdout, stderr io.Writer, scopes []*verify.Scope, t *verify.Trust, output string, single bool, extra ...verify.ScopeResult) error {
 	var r verify.Report
 	var p *verify.Progress
 	if len(scopes) > 0 {
@@ -215,13 +215,16 @@ func checkScopes(ctx context.Context, stdout, stderr io.Writer, scopes []*verify
 		}
 		r.Scopes = append(r.Scopes, res)
 	}
+	r.Scopes = append(r.Scopes, extra...)
 	stop()
 	return printReport(stdout, &r, output, single)
 }
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("check", stderr)
-	f := checkCommand("text").Bind(fs)
+	cmd := checkCommand("text")
+	cmd.Flags = append(cmd.Flags, "state-dir", "unsigned")
+	f := cmd.Bind(fs)
 	s, in, t, err := prepare(fs, f, args)
 	if err != nil {
 		return err
@@ -233,7 +236,13 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "integrityd check: warning: %v\n", w)
 	}
-	err = checkScopes(ctx, stdout, stderr, append([]*verify.Scope{in.Core()}, scopes...), t, s.Output, false)
+	var extra []verify.ScopeResult
+	if r, ok, err := checkUnsigned(ctx, s, in, stderr); err != nil {
+		return err
+	} else if ok {
+		extra = append(extra, r)
+	}
+	err = checkScopes(ctx, stdout, stderr, append([]*verify.Scope{in.Core()}, scopes...), t, s.Output, false, extra...)
 	if pinnedDiffers(stderr, in, t) && err == nil {
 		return errFindings
 	}
@@ -293,4 +302,31 @@ func runCheckApp(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("app %s: %s is not a directory", pos[0], sc.Dir)
 	}
 	return checkScopes(ctx, stdout, stderr, []*verify.Scope{sc}, t, s.Output, true)
+}
+
+// checkUnsigned checks the code no signature covers against the baseline
+// in the state directory, when the unsigned setting says so (ok false:
+// not checked, and stderr says why when a baseline was asked for).
+func checkUnsigned(ctx context.Context, s *config.Settings, in *verify.Install, stderr io.Writer) (verify.ScopeResult, bool, error) {
+	b, mode, err := verify.OpenBaseline(s.Unsigned, filepath.Join(s.StateDir, verify.BaselineName), in.Root)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) && s.Unsigned == verify.UnsignedAuto {
+			fmt.Fprintf(stderr, "integrityd check: %v; unsigned code not checked\n", err)
+			return verify.ScopeResult{}, false, nil
+		}
+		return verify.ScopeResult{}, false, err
+	}
+	if b == nil {
+		return verify.ScopeResult{}, false, nil // mode says why
+	}
+	_ = mode
+	c, err := in.Unsigned()
+	if err != nil {
+		return verify.ScopeResult{}, false, err
+	}
+	cur, err := c.Scan(ctx)
+	if err != nil {
+		return verify.ScopeResult{}, false, err
+	}
+	return b.Result(cur, in.Root), true, nil
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -144,6 +145,8 @@ denied: run as root or as a member of group integrityd), 3 not running or stale.
   findings                number of findings
   findings_by_kind        {"INVALID_HASH": n, ...}, only kinds present
   trust_differs           how the install's root.crt differs from the trust anchors ("" if not)
+  unsigned                whether code no signature covers is checked, against which baseline
+  unsigned_files          files of that code covered (see integrityd baseline)
 
 `
 
@@ -167,6 +170,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			"last_full_scan": ds.LastFullScan, "last_full_scan_seconds": ds.LastFullDuration.Seconds(),
 			"files": ds.Files, "scopes": ds.Scopes, "watched_dirs": ds.WatchedDirs, "degraded": ds.Degraded,
 			"findings": len(ds.Findings), "findings_by_kind": kinds, "trust_differs": ds.TrustDiffers,
+			"unsigned": ds.Unsigned, "unsigned_files": ds.UnsignedFiles,
 		}, "", "  ")
 		fmt.Fprintf(stdout, "%s\n", out)
 	} else {
@@ -182,10 +186,13 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		} else {
 			fmt.Fprintf(stdout, "watcher:         ok\n")
 		}
+		if ds.Unsigned != "" {
+			fmt.Fprintf(stdout, "unsigned code:   %s; %d files covered\n", strings.TrimPrefix(ds.Unsigned, "unsigned code: "), ds.UnsignedFiles)
+		}
 		// Nextcloud's kinds always, integrityd's own when there are some.
 		var counts []string
 		for _, k := range verify.Kinds() {
-			if n := kinds[k]; n > 0 || k != verify.HardLink && k != verify.DuplicateApp {
+			if n := kinds[k]; n > 0 || slices.Contains([]verify.Kind{verify.InvalidHash, verify.FileMissing, verify.ExtraFile, verify.KindException}, k) {
 				counts = append(counts, fmt.Sprintf("%s %d", k, n))
 			}
 		}

@@ -60,7 +60,7 @@ func newLogger(w io.Writer, format string) (*zap.Logger, error) {
 // the daemon's.
 func runCommand() config.Command {
 	return config.Command{
-		Flags:  append(checkFlags(), "state-dir", "rescan-interval", "reverify-period", "log-format", "metrics-listen", "metrics-textfile", "control-socket"),
+		Flags:  append(checkFlags(), "state-dir", "rescan-interval", "reverify-period", "log-format", "metrics-listen", "metrics-textfile", "control-socket", "unsigned"),
 		Output: "text", Outputs: verify.Formats, NeedRoot: true,
 	}
 }
@@ -88,7 +88,7 @@ func loadRun(name string, args []string, stderr io.Writer) (*config.Settings, da
 	cfg := daemon.Config{
 		Root: in.Root, AppsPaths: in.AppsRoots, DataDir: in.DataDir, Exclude: in.Exclude,
 		Trust: t.AnchorFile, CRL: t.CRLFile, StateDir: s.StateDir,
-		Workers: s.Workers, RescanInterval: s.RescanInterval, ReverifyPeriod: s.ReverifyPeriod,
+		Workers: s.Workers, RescanInterval: s.RescanInterval, ReverifyPeriod: s.ReverifyPeriod, Unsigned: s.Unsigned,
 		// What integrityd's configuration does not pin follows Nextcloud's.
 		FollowConfig: len(s.AppsPaths) == 0 || s.DataDir == "", PinnedAppsPaths: s.AppsPaths, PinnedDataDir: s.DataDir,
 	}

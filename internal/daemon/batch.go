@@ -83,6 +83,7 @@ func (l *loop) apply(ctx context.Context, paths []string) {
 	for _, s := range p.order {
 		l.recheckScope(ctx, s, p.keys[s])
 	}
+	l.unsignedPaths(ctx, paths, p.apps)
 	l.recheckLinks(ctx)
 }
 

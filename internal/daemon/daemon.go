@@ -89,6 +89,9 @@ type Config struct {
 	PublishEvery time.Duration
 	// Watch tunes the watcher's batching.
 	Watch watch.Options
+	// Unsigned is the unsigned setting: "auto" (or ""), "on" or "off"
+	// (see verify.OpenBaseline).
+	Unsigned string
 }
 
 // Defaults fills the zero fields of c.
@@ -126,6 +129,9 @@ type Daemon struct {
 	// watcher's goroutine too (skipDir); the loop replaces the set, never
 	// changes it (watchScopes).
 	scopeDirs atomic.Pointer[dirSet]
+	// coverage is the loop's unsigned coverage (nil when unsigned code is
+	// not checked), for skipDir too; replaced, never changed.
+	coverage atomic.Pointer[verify.Coverage]
 	// progress counts what the daemon itself hashed: with the loop's
 	// beat, the watchdog's sign of life.
 	progress verify.Progress
@@ -171,6 +177,9 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 			log.Info("previous state loaded", zap.Int("findings", len(prev.Findings)), zap.Time("updated", prev.Updated))
 		}
 	}
+	if err := d.loop.startUnsigned(); err != nil {
+		return nil, err
+	}
 	d.loop.publish()
 	return d, nil
 }
@@ -183,6 +192,9 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 // (watchScopes). Thousands of directories in an unsigned app cost two
 // watches.
 func (d *Daemon) skipDir(p string) bool {
+	if c := d.coverage.Load(); c != nil && c.WatchDir(p) {
+		return false // unsigned code checked against the baseline
+	}
 	in := d.install.Load()
 	if in.Excluded(p) {
 		return true

@@ -120,7 +120,7 @@ func (d *Daemon) logTransition(t Transition) {
 			msg = f.Message
 		}
 		line := journal.FindingLine(string(f.Kind), f.Scope, f.Path, msg)
-		if f.Kind == verify.KindException && f.Path == "" {
+		if f.Kind == verify.KindException && f.Path == "" || highPriority(f) {
 			d.log.Error(line, fields...)
 			return
 		}

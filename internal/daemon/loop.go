@@ -55,6 +55,14 @@ type loop struct {
 	scanStop context.CancelFunc
 	nextScan time.Time // when the periodic rescan is due
 	fatal    error     // ends run (ErrInstallChanged)
+
+	// The unsigned coverage (unsigned.go): the baseline (nil: not
+	// checked), the coverage, what it holds now (nil before the first
+	// full scan), and the pseudo-scope its findings are kept under.
+	ubase  *verify.Baseline
+	ucov   *verify.Coverage
+	ufiles verify.UnsignedFiles
+	uscope *scope
 }
 
 type scope struct {
@@ -373,6 +381,7 @@ func (l *loop) publish() {
 		}
 	}
 	s.meta.Files, s.meta.Scopes = s.Files, s.Scopes
+	s.meta.UnsignedFiles, s.unsigned = len(l.ufiles), l.ubase != nil
 	s.meta.Signed = make(map[string]string, len(l.meta.Signed))
 	for name, dir := range l.meta.Signed {
 		s.meta.Signed[name] = dir

@@ -87,7 +87,16 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[[2]string]int{}
 	for _, scope := range s.scopeNames {
 		for _, k := range verify.Kinds() {
-			counts[[2]string{string(k), scope}] = 0
+			if !k.IsUnsigned() {
+				counts[[2]string{string(k), scope}] = 0
+			}
+		}
+	}
+	if s.unsigned {
+		for _, k := range verify.Kinds() {
+			if k.IsUnsigned() {
+				counts[[2]string{string(k), verify.UnsignedScope}] = 0
+			}
 		}
 	}
 	for scope, m := range s.findings {

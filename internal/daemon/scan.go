@@ -27,6 +27,7 @@ type scanJob struct {
 	waiters    []chan struct{} // closed once merged
 	reload     bool            // a reload asked for it: READY=1 once merged
 	paced      bool            // a background re-verification pass
+	unsigned   bool            // the unsigned coverage is scanned too
 	// touched (owned by the loop) are the keys, by scope, that the loop
 	// rechecked itself while the scan ran: they win over the scan's view.
 	// A set: a pass of minutes under steady writes sees the same paths
@@ -54,13 +55,17 @@ type scanResult struct {
 	dur      time.Duration
 	cost     int64 // bytes hashed, and verify.PaceFileCost per file
 	err      error // cancelled
+	// unsigned is the unsigned coverage (nil when not scanned), uerr why
+	// it could not be.
+	unsigned verify.UnsignedFiles
+	uerr     error
 }
 
 // newJob prepares a full scan of the current scopes, listing them again
 // first.
 func (l *loop) newJob(reason string) *scanJob {
 	l.syncScopes()
-	j := &scanJob{reason: reason, in: l.in, trust: l.cfg.Trust, crl: l.cfg.CRL, touched: map[string]map[string]bool{}}
+	j := &scanJob{reason: reason, in: l.in, trust: l.cfg.Trust, crl: l.cfg.CRL, touched: map[string]map[string]bool{}, unsigned: l.ubase != nil}
 	for _, s := range l.scopes {
 		j.scopes = append(j.scopes, s.sc)
 	}
@@ -88,6 +93,11 @@ func runScan(ctx context.Context, j *scanJob, prev *verify.Trust) *scanResult {
 			return res
 		}
 		res.scopes = append(res.scopes, r)
+	}
+	res.unsigned, res.uerr = scanUnsigned(ctx, j)
+	if ctx.Err() != nil {
+		res.err = ctx.Err()
+		return res
 	}
 	res.dur = time.Since(j.start)
 	return res
@@ -217,6 +227,7 @@ func (l *loop) merge(ctx context.Context, res *scanResult) {
 			}
 		}
 	}
+	l.mergeUnsigned(ctx, res)
 	l.checkPinned()
 	l.meta.Complete = true
 	l.meta.LastFullScan = j.start

@@ -22,6 +22,12 @@ const (
 	IDFlood       = "e1f3a5c7b9d24e6f8a0c2e4b6d8f0a13" // more findings in one directory than are logged one by one
 	IDDuplicate   = "da1d6070832549e7ad585d70bec38056" // an app id in several apps roots
 	IDConfig      = "4f0c2b9e7a1d4e58b3c6d9a2e5f8b1c4" // Nextcloud's configuration changed the apps roots, or cannot be read
+	// The unsigned coverage, checked against the admin's baseline.
+	IDUnsignedChanged   = "a9e5bbeba5e14467888a1c4fc31bc16b" // a file no signature covers changed since the baseline
+	IDUnsignedExtra     = "778db624f6804dd4a478a632cd77c008" // a file no signature covers is not in the baseline
+	IDUnsignedMissing   = "40cac81f393e4beca67408310528110e" // a file of the baseline is gone
+	IDHtaccessDirective = "a994cb71afc24c0fabac58c0cb19ab90" // the root .htaccess has directives the installer does not write
+	IDBaseline          = "8a9bf5b912094173a97a7924cfa70530" // the unsigned mode at start, a baseline read again or unusable
 )
 
 // AlertID is the MESSAGE_ID of an alert of kind (INVALID_HASH, ...).
@@ -37,9 +43,18 @@ func AlertID(kind string) string {
 		return IDHardLink
 	case verify.DuplicateApp:
 		return IDDuplicate
+	case verify.UnsignedChanged:
+		return IDUnsignedChanged
+	case verify.UnsignedExtra:
+		return IDUnsignedExtra
+	case verify.UnsignedMissing:
+		return IDUnsignedMissing
+	case verify.HtaccessDirective:
+		return IDHtaccessDirective
 	}
 	return IDException
 }
 
 // AllIDs lists every MESSAGE_ID, for the catalog test.
-var AllIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood, IDDuplicate, IDConfig}
+var AllIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood, IDDuplicate, IDConfig,
+	IDUnsignedChanged, IDUnsignedExtra, IDUnsignedMissing, IDHtaccessDirective, IDBaseline}

@@ -50,6 +50,11 @@ type State struct {
 	// Signed are the apps whose manifest verified once, by name, with
 	// their directory: an app that loses its manifest stays checked.
 	Signed map[string]string `json:"signed_apps,omitempty"`
+	// Unsigned says whether code no signature covers is checked, and
+	// against which baseline (the daemon's line at start); UnsignedFiles
+	// is how many such files it covers.
+	Unsigned      string `json:"unsigned,omitempty"`
+	UnsignedFiles int    `json:"unsigned_files,omitempty"`
 }
 
 // Path is the state file in dir.

@@ -28,6 +28,16 @@ const (
 	HtaccessDirective Kind = "HTACCESS_DIRECTIVE"
 )
 
+// IsUnsigned reports whether k is a kind of the unsigned coverage
+// (scope UnsignedScope), not of a signed scope.
+func (k Kind) IsUnsigned() bool {
+	switch k {
+	case UnsignedChanged, UnsignedExtra, UnsignedMissing, HtaccessDirective:
+		return true
+	}
+	return false
+}
+
 // BaselineFormat names the baseline file's format and version.
 const BaselineFormat = "integrityd-baseline/1"
 
@@ -43,6 +53,20 @@ type Baseline struct {
 	UID     int
 	User    string
 	Files   UnsignedFiles
+	// Log is what was recorded and accepted, by whom, oldest first (the
+	// last maxBaselineLog lines).
+	Log []string
+}
+
+// maxBaselineLog bounds Baseline.Log.
+const maxBaselineLog = 1000
+
+// Note adds a line to the log, stamped now with who.
+func (b *Baseline) Note(uid int, user, what string) {
+	b.Log = append(b.Log, fmt.Sprintf("%s uid %d (%s): %s", time.Now().UTC().Format(time.RFC3339), uid, user, what))
+	if n := len(b.Log) - maxBaselineLog; n > 0 {
+		b.Log = append([]string(nil), b.Log[n:]...)
+	}
 }
 
 // NewBaseline is the baseline of files, recorded now by uid/user.
@@ -70,6 +94,7 @@ type baselineFile struct {
 	Updated time.Time       `json:"updated"`
 	UID     int             `json:"uid"`
 	User    string          `json:"user"`
+	Log     []string        `json:"log,omitempty"`
 	Files   []baselineEntry `json:"files"`
 }
 
@@ -95,7 +120,7 @@ func ReadBaseline(path string) (*Baseline, error) {
 	if v.Format != BaselineFormat {
 		return nil, fmt.Errorf("read baseline %s: format %q, want %q: run integrityd baseline again", path, v.Format, BaselineFormat)
 	}
-	b := &Baseline{Root: v.Root, Created: v.Created, Updated: v.Updated, UID: v.UID, User: v.User, Files: make(UnsignedFiles, len(v.Files))}
+	b := &Baseline{Root: v.Root, Created: v.Created, Updated: v.Updated, UID: v.UID, User: v.User, Log: v.Log, Files: make(UnsignedFiles, len(v.Files))}
 	for i, e := range v.Files {
 		p := e.Path
 		if e.PathB64 != nil {
@@ -111,7 +136,7 @@ func ReadBaseline(path string) (*Baseline, error) {
 
 // Write writes b to path atomically (mode 0640).
 func (b *Baseline) Write(path string) error {
-	v := baselineFile{Format: BaselineFormat, Root: b.Root, Created: b.Created, Updated: b.Updated, UID: b.UID, User: b.User,
+	v := baselineFile{Format: BaselineFormat, Root: b.Root, Created: b.Created, Updated: b.Updated, UID: b.UID, User: b.User, Log: b.Log,
 		Files: make([]baselineEntry, 0, len(b.Files))}
 	for _, k := range sortedKeys(b.Files) {
 		e := baselineEntry{Path: k, UnsignedFile: b.Files[k]}
@@ -213,4 +238,46 @@ func (b *Baseline) Summary() string {
 		s += ", last accept " + b.Updated.Format(time.RFC3339)
 	}
 	return s
+}
+
+// Result is the unsigned coverage's scope result: cur (a full scan)
+// compared with b.
+func (b *Baseline) Result(cur UnsignedFiles, root string) ScopeResult {
+	r := ScopeResult{Scope: UnsignedScope, Dir: root, Findings: b.Compare(cur, "")}
+	for _, f := range cur {
+		r.Files++
+		r.Bytes += f.Size
+	}
+	return r
+}
+
+// Unsigned modes (the unsigned setting).
+const (
+	UnsignedAuto = "auto" // checked when a baseline exists
+	UnsignedOn   = "on"   // checked; without a baseline, every file is UNSIGNED_EXTRA
+	UnsignedOff  = "off"
+)
+
+// OpenBaseline applies the unsigned setting to the baseline file at path
+// for the install at root: the baseline to compare with (nil: unsigned
+// code is not checked) and a line saying which mode applies. A baseline
+// that cannot be read, or one recorded for another root, is an error
+// naming the file.
+func OpenBaseline(setting, path, root string) (*Baseline, string, error) {
+	if setting == UnsignedOff {
+		return nil, "unsigned code: not checked (unsigned = off)", nil
+	}
+	b, err := ReadBaseline(path)
+	if err != nil {
+		return nil, "", err
+	}
+	switch {
+	case b == nil && setting == UnsignedOn:
+		return NewBaseline(root, nil, -1, "nobody"), "unsigned code: checked against an empty baseline (unsigned = on, no baseline in " + path + " yet: every file is UNSIGNED_EXTRA until integrityd baseline)", nil
+	case b == nil:
+		return nil, "unsigned code: not checked (no baseline; run integrityd baseline)", nil
+	case b.Root != root:
+		return nil, "", fmt.Errorf("read baseline %s: recorded for root %s, not %s: run integrityd baseline --accept-all, or use the state directory of that install", path, b.Root, root)
+	}
+	return b, "unsigned code: checked against the " + b.Summary(), nil
 }

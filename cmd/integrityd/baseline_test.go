@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// integrityd baseline records, check compares, --accept takes changes in.
+func TestBaselineCommand(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "nc")
+	if err := demo.Build(context.Background(), root); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := t.TempDir()
+	trust := filepath.Join(root, "resources/codesigning/root.crt")
+	check := func(extra ...string) (int, map[string]map[string]map[string]map[string]string, string) {
+		t.Helper()
+		code, out, errOut := runCmd(t, append([]string{"check", "--root", root, "--trust", trust, "--state-dir", stateDir, "--output", "json"}, extra...)...)
+		var got map[string]map[string]map[string]map[string]string
+		if code != exitError && out != "[]\n" {
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+		}
+		return code, got, errOut
+	}
+	base := func(args ...string) (int, string, string) {
+		t.Helper()
+		return runCmd(t, append([]string{"baseline", "--root", root, "--state-dir", stateDir}, args...)...)
+	}
+	// No baseline: unsigned code is not checked; a web shell in themes/
+	// goes unseen, as in Nextcloud.
+	write := func(rel, content string) {
+		t.Helper()
+		p := filepath.Join(root, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("themes/mine/core/templates/layout.php", "<?php // theme")
+	write("apps/mine/appinfo/info.xml", "<info/>")
+	write("apps/mine/lib/a.php", "<?php // unsigned app")
+	code0, got0, _ := check()
+	if got0["unsigned"] != nil {
+		t.Fatalf("unsigned checked without a baseline: %v", got0)
+	}
+	if code, out, errOut := base(); code != exitClean || !strings.Contains(out, "recorded the baseline of") || !strings.Contains(out, root+"/apps/mine") {
+		t.Fatalf("baseline: exit %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := base(); code != exitError || !strings.Contains(errOut, "--accept") {
+		t.Errorf("second baseline: exit %d %s", code, errOut)
+	}
+	if code, got, _ := check(); code != code0 || got["unsigned"] != nil {
+		t.Errorf("check right after the baseline: exit %d (want %d) %v", code, code0, got["unsigned"])
+	}
+	// The attacks.
+	write("themes/mine/shell.php", "<?php system($_GET['c']);")
+	write("apps/mine/lib/a.php", "<?php eval($_POST['x']);")
+	ht, err := os.ReadFile(filepath.Join(root, ".htaccess"))
+	if err != nil || !strings.Contains(string(ht), "#### DO NOT CHANGE ANYTHING ABOVE THIS LINE ####") {
+		t.Fatalf("the demo's .htaccess has no marker: %v", err)
+	}
+	write(".htaccess", string(ht)+"php_value auto_prepend_file /tmp/x.php\n")
+	code, got, _ := check()
+	u := got["unsigned"]
+	if code != exitFindings || u["UNSIGNED_EXTRA"]["themes/mine/shell.php"] == nil || u["UNSIGNED_CHANGED"]["apps/mine/lib/a.php"] == nil ||
+		u["HTACCESS_DIRECTIVE"][".htaccess"] == nil || len(u) != 3 {
+		t.Errorf("check after the attacks: exit %d %v", code, u)
+	}
+	if code, _, errOut := base("--accept", "themes/nothing-here.php"); code != exitError || !strings.Contains(errOut, "nothing to accept") {
+		t.Errorf("accept of a path without a finding: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := base("--accept", filepath.Join(root, "themes/mine/shell.php")); code != exitClean || !strings.Contains(errOut, "accepted UNSIGNED_EXTRA themes/mine/shell.php") {
+		t.Errorf("accept: exit %d %s", code, errOut)
+	}
+	if _, got, _ := check(); got["unsigned"]["UNSIGNED_EXTRA"] != nil || got["unsigned"]["UNSIGNED_CHANGED"] == nil {
+		t.Errorf("after one accept: %v", got["unsigned"])
+	}
+	if code, _, errOut := base("--accept-all"); code != exitClean || !strings.Contains(errOut, "accepted HTACCESS_DIRECTIVE .htaccess") {
+		t.Errorf("accept-all: exit %d %s", code, errOut)
+	}
+	if code, got, _ := check(); code != code0 || got["unsigned"] != nil {
+		t.Errorf("after accept-all: exit %d %v", code, got["unsigned"])
+	}
+	b, err := verify.ReadBaseline(filepath.Join(stateDir, verify.BaselineName))
+	if err != nil || len(b.Log) != 4 || !strings.Contains(b.Log[1], "accepted UNSIGNED_EXTRA themes/mine/shell.php") {
+		t.Errorf("baseline log: %v %q", err, b.Log)
+	}
+	// A damaged baseline is an error naming it; unsigned = off ignores it.
+	bad := filepath.Join(stateDir, verify.BaselineName)
+	os.WriteFile(bad, []byte("{"), 0o640)
+	if code, _, errOut := check(); code != exitError || !strings.Contains(errOut, bad) {
+		t.Errorf("check with a damaged baseline: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := check("--unsigned", "off"); code != code0 {
+		t.Errorf("check --unsigned off with a damaged baseline: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := base("--accept", "x"); code != exitError || !strings.Contains(errOut, bad) {
+		t.Errorf("accept with a damaged baseline: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := base("--accept-all"); code != exitClean || !strings.Contains(errOut, "recording a new one") {
+		t.Errorf("accept-all over a damaged baseline: exit %d %s", code, errOut)
+	}
+	// unsigned = on without a baseline: every covered file is a finding.
+	os.Remove(bad)
+	if code, got, _ := check("--unsigned", "on"); code != exitFindings || got["unsigned"]["UNSIGNED_EXTRA"]["themes/mine/shell.php"] == nil {
+		t.Errorf("unsigned = on without a baseline: exit %d %v", code, got["unsigned"])
+	}
+	for _, args := range [][]string{{"--accept"}, {"--accept", "--accept-all", "x"}, {"stray"}} {
+		if code, _, _ := base(args...); code != exitError {
+			t.Errorf("baseline %q: exit %d", args, code)
+		}
+	}
+}

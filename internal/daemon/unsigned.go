@@ -1,0 +1,286 @@
+package daemon
+
+import (
+	"context"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// The unsigned coverage (verify.Coverage) is checked against the admin's
+// baseline (verify.Baseline, in the state directory) when the unsigned
+// setting says so: its findings are those of a pseudo-scope,
+// verify.UnsignedScope, kept beside the signed scopes (not in l.scopes:
+// it has no manifest), alerted through the same replace/diff path.
+
+// baselinePath is the baseline file in the state directory ("" without
+// one).
+func (l *loop) baselinePath() string {
+	if l.cfg.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(l.cfg.StateDir, verify.BaselineName)
+}
+
+// unsignedSetting is the unsigned setting ("auto" when unset).
+func (l *loop) unsignedSetting() string {
+	if l.cfg.Unsigned == "" {
+		return verify.UnsignedAuto
+	}
+	return l.cfg.Unsigned
+}
+
+// startUnsigned reads the baseline at start and says which mode applies;
+// a baseline that cannot be read is an error (the daemon does not start:
+// the state directory is integrityd's own).
+func (l *loop) startUnsigned() error {
+	l.uscope = &scope{sc: &verify.Scope{Name: verify.UnsignedScope, Dir: l.in.Root}}
+	path := l.baselinePath()
+	if path == "" {
+		l.meta.Unsigned = "unsigned code: not checked (no state directory)"
+		l.log.Info(l.meta.Unsigned, zap.String("message_id", journal.IDBaseline))
+		l.dropUnsigned()
+		return nil
+	}
+	b, mode, err := verify.OpenBaseline(l.unsignedSetting(), path, l.in.Root)
+	if err != nil {
+		return err
+	}
+	l.log.Info(mode, zap.String("message_id", journal.IDBaseline), zap.String("baseline", path))
+	l.meta.Unsigned = mode
+	l.setBaseline(b)
+	return nil
+}
+
+// setBaseline makes b the baseline (nil: unsigned code is not checked).
+// When checking starts or stops, the covered directories are watched
+// again under the new rule (skipDir).
+func (l *loop) setBaseline(b *verify.Baseline) {
+	was := l.ubase != nil
+	l.ubase = b
+	if b == nil {
+		l.ucov, l.ufiles = nil, nil
+		l.d.coverage.Store(nil)
+		l.dropUnsigned()
+	} else {
+		l.refreshCoverage()
+		l.recount(l.uscope)
+	}
+	if was != (b != nil) {
+		l.rewatchCoverage()
+	}
+}
+
+// rewatchCoverage applies the watch rule again where the coverage may
+// be: the directories of the root that no scope checks, and the apps
+// roots.
+func (l *loop) rewatchCoverage() {
+	if l.w == nil {
+		return
+	}
+	dirs := slices.Clone(l.in.AppsRoots)
+	if ents, err := os.ReadDir(l.in.Root); err == nil {
+		for _, e := range ents {
+			if p := l.in.Root + "/" + e.Name(); e.IsDir() && l.in.Excluded(p) {
+				dirs = append(dirs, p)
+			}
+		}
+	}
+	dirs = append(dirs, l.in.Exclude...)
+	for _, d := range dirs {
+		if l.inTree(d) {
+			l.w.Rewatch(d)
+		}
+	}
+}
+
+// dropUnsigned forgets the unsigned findings (the mode is off).
+func (l *loop) dropUnsigned() {
+	if len(l.findings[verify.UnsignedScope]) > 0 {
+		delete(l.findings, verify.UnsignedScope)
+		delete(l.shared, verify.UnsignedScope)
+		l.modified()
+	}
+	if l.uscope != nil {
+		l.uscope.dirs = nil
+	}
+}
+
+// refreshCoverage lists the unsigned apps again; it returns the app
+// directories that became or ceased to be unsigned apps.
+func (l *loop) refreshCoverage() []string {
+	if l.ubase == nil {
+		return nil
+	}
+	c, err := l.in.Unsigned()
+	if err != nil {
+		l.log.Error("cannot list the unsigned apps; keeping the known ones", zap.Error(err))
+		return nil
+	}
+	var old []string
+	if l.ucov != nil {
+		old = l.ucov.UnsignedApps()
+	}
+	now := c.UnsignedApps()
+	var changed []string
+	for _, a := range now {
+		if !slices.Contains(old, a) {
+			changed = append(changed, a)
+		}
+	}
+	for _, a := range old {
+		if !slices.Contains(now, a) {
+			changed = append(changed, a)
+		}
+	}
+	l.ucov = c
+	l.d.coverage.Store(c)
+	return changed
+}
+
+// baselineChanged reads the baseline again after its file changed (an
+// accept): the findings follow it; one that cannot be read keeps the
+// previous one.
+func (l *loop) baselineChanged(ctx context.Context) {
+	path := l.baselinePath()
+	b, mode, err := verify.OpenBaseline(l.unsignedSetting(), path, l.in.Root)
+	if err != nil {
+		l.log.Error("baseline unusable; keeping the previous one", zap.String("message_id", journal.IDBaseline), zap.Error(err))
+		return
+	}
+	was := l.ubase != nil
+	if b == nil && !was {
+		return
+	}
+	l.log.Info(mode+" (read again)", zap.String("message_id", journal.IDBaseline), zap.String("baseline", path))
+	l.meta.Unsigned = mode
+	l.modified()
+	l.setBaseline(b)
+	if b == nil {
+		return
+	}
+	if !was || l.ufiles == nil {
+		l.requestScan(ctx, "baseline recorded", nil, false)
+		return
+	}
+	l.replace(l.uscope, "", b.Compare(l.ufiles, ""))
+}
+
+// unsignedPaths rechecks the covered paths of a batch (after the apps
+// were listed again when they may have changed).
+func (l *loop) unsignedPaths(ctx context.Context, paths []string, apps bool) {
+	if path := l.baselinePath(); path != "" && slices.Contains(paths, path) {
+		l.baselineChanged(ctx)
+	}
+	if l.ubase == nil || l.ufiles == nil {
+		return // off, or before the first full scan
+	}
+	if apps {
+		paths = append(paths, l.refreshCoverage()...)
+	}
+	var keys []string
+	for _, p := range paths {
+		if l.ucov.Covers(p) {
+			keys = append(keys, p)
+		}
+	}
+	for _, p := range topmost(keys) {
+		if !l.recheckUnsigned(ctx, p) {
+			return
+		}
+	}
+}
+
+// recheckUnsigned checks absolute path p of the coverage (and what is
+// below it) against the baseline; false when ctx is done.
+func (l *loop) recheckUnsigned(ctx context.Context, p string) bool {
+	key, files, err := l.ucov.ScanPath(ctx, p)
+	if err != nil {
+		return false
+	}
+	l.touchUnsigned(key)
+	for k := range l.ufiles {
+		if k == key || strings.HasPrefix(k, key+"/") {
+			delete(l.ufiles, k)
+		}
+	}
+	for k, f := range files {
+		l.ufiles[k] = f
+	}
+	l.replace(l.uscope, key, l.ubase.Compare(files, key))
+	return true
+}
+
+// touchUnsigned notes a key rechecked while a full scan runs: the scan's
+// view of it is stale.
+func (l *loop) touchUnsigned(key string) {
+	if l.scan == nil {
+		return
+	}
+	set := l.scan.touched[verify.UnsignedScope]
+	if set == nil {
+		set = map[string]bool{}
+		l.scan.touched[verify.UnsignedScope] = set
+	}
+	set[key] = true
+}
+
+// scanUnsigned is the full scan's part of the unsigned coverage (nil
+// when it is not checked).
+func scanUnsigned(ctx context.Context, j *scanJob) (verify.UnsignedFiles, error) {
+	if !j.unsigned {
+		return nil, nil
+	}
+	c, err := j.in.Unsigned()
+	if err != nil {
+		return nil, err
+	}
+	return c.Scan(ctx)
+}
+
+// mergeUnsigned takes the full scan's view of the coverage, but for the
+// keys the loop rechecked meanwhile, which are checked again.
+func (l *loop) mergeUnsigned(ctx context.Context, res *scanResult) {
+	if l.ubase == nil {
+		return
+	}
+	if res.uerr != nil {
+		l.log.Error("unsigned code could not be scanned", zap.Error(res.uerr))
+		return
+	}
+	if res.unsigned == nil {
+		return // the scan started before the baseline
+	}
+	l.ufiles = res.unsigned
+	l.replace(l.uscope, "", l.ubase.Compare(l.ufiles, ""))
+	touched := res.job.touched[verify.UnsignedScope]
+	for _, k := range topmost(slices.Collect(maps.Keys(touched))) {
+		p := k
+		if !strings.HasPrefix(k, "/") {
+			p = l.in.Root + "/" + k
+		}
+		if !l.recheckUnsigned(ctx, p) {
+			return
+		}
+	}
+}
+
+// highPriority says which alerts are logged at priority err rather than
+// warning: a directive that makes Apache run code, and a new executable
+// file where no signature covers the code (the web shell).
+func highPriority(f *verify.Finding) bool {
+	switch f.Kind {
+	case verify.HtaccessDirective:
+		return true
+	case verify.UnsignedExtra:
+		return verify.IsExecutableName(filepath.Base(f.Path))
+	}
+	return false
+}

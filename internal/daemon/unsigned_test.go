@@ -1,0 +1,217 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/state"
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// recordBaseline records the unsigned coverage of root now, as
+// integrityd baseline does.
+func recordBaseline(t *testing.T, root, stateDir string) {
+	t.Helper()
+	c, err := verify.NewInstall(root, nil, "").Unsigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := c.Scan(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := verify.NewBaseline(root, cur, 0, "root").Write(filepath.Join(stateDir, verify.BaselineName)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFile(t *testing.T, p, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *running) logged(msg string) bool {
+	for _, e := range r.logs.All() {
+		if strings.Contains(e.Message, msg) {
+			return true
+		}
+	}
+	return false
+}
+
+// Done when: a web shell dropped in themes/ or in an unsigned app, and a
+// directive appended below the .htaccess marker, are alerted within a
+// second once a baseline exists; an accept resolves them; a restart does
+// not alert them again.
+func TestUnsignedAttacks(t *testing.T) {
+	root := demoTree(t)
+	stateDir := t.TempDir()
+	writeFile(t, root+"/themes/mine/core/templates/layout.php", "<?php // theme")
+	writeFile(t, root+"/apps/mine/appinfo/info.xml", "<info/>")
+	writeFile(t, root+"/apps/mine/lib/a.php", "<?php // unsigned app")
+	writeFile(t, root+"/apps/mine/lib/deep/more/b.js", "// deep in the unsigned app")
+	recordBaseline(t, root, stateDir)
+	r := start(t, testConfig(root, stateDir))
+	if !r.logged("unsigned code: checked against the baseline of") {
+		t.Fatal("the daemon did not say it checks unsigned code against the baseline")
+	}
+	if n := len(r.d.Findings()); n != 0 {
+		t.Fatalf("%d findings right after the baseline: %v", n, r.d.Findings())
+	}
+	ht, err := os.ReadFile(root + "/.htaccess")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, key string
+		do        func()
+		kind      verify.Kind
+	}{
+		{"web shell in themes/", "unsigned:themes/mine/shell.php", func() { writeFile(t, root+"/themes/mine/shell.php", "<?php system($_GET['c']);") }, verify.UnsignedExtra},
+		{"web shell in an unsigned app", "unsigned:apps/mine/lib/shell.php", func() { writeFile(t, root+"/apps/mine/lib/shell.php", "<?php eval($_POST['x']);") }, verify.UnsignedExtra},
+		{"unsigned app file changed, deep", "unsigned:apps/mine/lib/deep/more/b.js", func() { writeFile(t, root+"/apps/mine/lib/deep/more/b.js", "fetch('//evil')") }, verify.UnsignedChanged},
+		{"php_value below the .htaccess marker", "unsigned:.htaccess", func() {
+			writeFile(t, root+"/.htaccess", string(ht)+"php_value auto_prepend_file /var/www/data/x.png\n")
+		}, verify.HtaccessDirective},
+		{"PHP in config/", "unsigned:config/evil.config.php", func() { writeFile(t, root+"/config/evil.config.php", "<?php system('id');") }, verify.UnsignedExtra},
+		{"theme file removed", "unsigned:themes/mine/core/templates/layout.php", func() { os.Remove(root + "/themes/mine/core/templates/layout.php") }, verify.UnsignedMissing},
+	} {
+		tt.do()
+		took, ok := r.waitAlert(tt.key, time.Second)
+		if !ok {
+			t.Errorf("%s: no alert for %s within a second", tt.name, tt.key)
+			continue
+		}
+		t.Logf("%s: alerted in %v", tt.name, took)
+		for _, e := range entriesOf(r.logs, sortAlert) {
+			m := e.ContextMap()
+			if m["integrity_scope"].(string)+":"+m["integrity_path"].(string) != tt.key {
+				continue
+			}
+			if m["integrity_kind"] != string(tt.kind) || m["message_id"] != journal.AlertID(string(tt.kind)) {
+				t.Errorf("%s: kind %v, message_id %v", tt.name, m["integrity_kind"], m["message_id"])
+			}
+			high := tt.kind == verify.HtaccessDirective || tt.kind == verify.UnsignedExtra
+			if want := map[bool]zapcore.Level{true: zapcore.ErrorLevel, false: zapcore.WarnLevel}[high]; e.Level != want {
+				t.Errorf("%s: logged at %v, want %v", tt.name, e.Level, want)
+			}
+			if tt.kind == verify.HtaccessDirective && !strings.Contains(m["integrity_message"].(string), "php_value auto_prepend_file") {
+				t.Errorf("the .htaccess alert does not name the directive: %v", m["integrity_message"])
+			}
+		}
+	}
+	r.waitIdle(t)
+	if got := len(r.d.Findings()); got != 6 {
+		t.Errorf("%d findings, want 6: %v", got, r.d.Findings())
+	}
+	if got := findingsGauge(t, r, verify.UnsignedExtra, verify.UnsignedScope); got != 3 {
+		t.Errorf("integrityd_findings{kind=UNSIGNED_EXTRA,scope=unsigned} = %v, want 3", got)
+	}
+	if got := findingsGauge(t, r, verify.UnsignedExtra, "core"); got != -1 {
+		t.Errorf("an unsigned kind on core: %v", got)
+	}
+	// The admin accepts everything: the baseline file changes in the
+	// state directory, the daemon reads it again, the findings resolve.
+	recordBaseline(t, root, stateDir)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r.d.Findings()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if fs := r.d.Findings(); len(fs) != 0 {
+		t.Fatalf("findings after the accept: %v", fs)
+	}
+	if !r.logged("(read again)") {
+		t.Error("the daemon did not log that it read the baseline again")
+	}
+	// A restart on the same state: no findings, no alerts.
+	r.stop()
+	st, err := state.Load(stateDir)
+	if err != nil || !strings.HasPrefix(st.Unsigned, "unsigned code: checked against the baseline of") || st.UnsignedFiles != 7 {
+		t.Errorf("state: %v, unsigned %q, %d files", err, st.Unsigned, st.UnsignedFiles)
+	}
+	r2 := start(t, testConfig(root, stateDir))
+	if fs := r2.d.Findings(); len(fs) != 0 || len(entriesOf(r2.logs, sortAlert)) != 0 {
+		t.Errorf("after a restart: findings %v", fs)
+	}
+	// A change made while the daemon is down is found by its first scan.
+	r2.stop()
+	writeFile(t, root+"/themes/mine/late.php", "<?php")
+	r3 := start(t, testConfig(root, stateDir))
+	if a := alerts(r3.logs, sortAlert); a["unsigned:themes/mine/late.php"] != 1 {
+		t.Errorf("a file added while stopped: alerts %v", a)
+	}
+}
+
+// Without a baseline the daemon says unsigned code is not checked, and
+// does not check it; a baseline that cannot be read stops it, naming the
+// file.
+func TestUnsignedModes(t *testing.T) {
+	root := demoTree(t)
+	stateDir := t.TempDir()
+	r := start(t, testConfig(root, stateDir))
+	if !r.logged("unsigned code: not checked (no baseline; run integrityd baseline)") {
+		t.Error("the daemon did not say unsigned code is not checked")
+	}
+	writeFile(t, root+"/themes/shell.php", "<?php")
+	r.waitIdle(t)
+	if fs := r.d.Findings(); len(fs) != 0 {
+		t.Errorf("findings without a baseline: %v", fs)
+	}
+	// The first baseline, recorded while the daemon runs, starts the checks.
+	recordBaseline(t, root, stateDir)
+	deadline := time.Now().Add(5 * time.Second)
+	for !r.logged("checked against the baseline of") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.waitIdle(t)
+	writeFile(t, root+"/themes/shell2.php", "<?php")
+	if _, ok := r.waitAlert("unsigned:themes/shell2.php", time.Second); !ok {
+		t.Error("no alert after the first baseline was recorded while running")
+	}
+	r.stop()
+	os.WriteFile(filepath.Join(stateDir, verify.BaselineName), []byte("{"), 0o640)
+	if _, err := New(testConfig(root, stateDir), r.d.log); err == nil || !strings.Contains(err.Error(), verify.BaselineName) {
+		t.Errorf("a damaged baseline: %v", err)
+	}
+	cfg := testConfig(root, stateDir)
+	cfg.Unsigned = verify.UnsignedOff
+	r2 := start(t, cfg)
+	if !r2.logged("unsigned code: not checked (unsigned = off)") {
+		t.Error("unsigned = off not said")
+	}
+}
+
+// findingsGauge is integrityd_findings{kind, scope}, -1 when absent.
+func findingsGauge(t *testing.T, r *running, kind verify.Kind, scope string) float64 {
+	t.Helper()
+	mfs, err := r.d.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "integrityd_findings" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["kind"] == string(kind) && labels["scope"] == scope {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}
