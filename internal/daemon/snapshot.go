@@ -22,7 +22,7 @@ type Snapshot struct {
 
 	findings   map[string]map[string]*verify.Finding // shared with the loop, read-only
 	scopeNames []string
-	unsigned   bool // the unsigned coverage is checked
+	unsigned   bool        // the unsigned coverage is checked
 	meta       state.State // scan metadata, without findings
 }
 
