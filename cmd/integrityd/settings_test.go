@@ -36,7 +36,7 @@ func writeConf(t *testing.T, lines ...string) string {
 // included; SIGHUP runs the same loadRun.
 func TestLoadRun(t *testing.T) {
 	root := demoRoot(t)
-	conf := writeConf(t, "root = "+root, "trust = "+filepath.Join(root, "resources/codesigning/root.crt"), "state_dir = /srv/state", "rescan_interval = 30m", "exclude = lib/extra.php", "crl = none")
+	conf := writeConf(t, "root = "+root, "trust = "+filepath.Join(root, "resources/codesigning/root.crt"), "state_dir = /srv/state", "rescan_interval = 30m", "exclude = lib/extra.php", "crl = none", "unsigned = on")
 	s, cfg, err := loadRun("run", []string{"--config", conf, "--workers", "3", "--rescan-interval", "10m", "--metrics-listen", "127.0.0.1:0"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +46,7 @@ func TestLoadRun(t *testing.T) {
 		Trust: filepath.Join(root, "resources/codesigning/root.crt"), StateDir: "/srv/state",
 		Workers: 3, RescanInterval: 10 * time.Minute, ReverifyPeriod: 10 * time.Minute,
 		FollowConfig: true, // apps_path and data_dir are not pinned: Nextcloud's config.php says
+		Unsigned:     "on",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("daemon.Config\ngot  %+v\nwant %+v", cfg, want)
