@@ -429,6 +429,12 @@ func (l *loop) reconfigure(next Config) {
 	for _, s := range l.scopes {
 		s.sc = s.sc.ForInstall(&in)
 	}
+	// The unsigned setting, and the coverage of the new exclusions (the
+	// rescan that follows checks them).
+	l.cfg.Unsigned = next.Unsigned
+	if !l.reloadBaseline() && l.ubase != nil {
+		l.refreshCoverage()
+	}
 	if l.w != nil {
 		l.watchTrust()
 		// Directories no longer excluded get their watches (Resync

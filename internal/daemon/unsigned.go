@@ -149,28 +149,38 @@ func (l *loop) refreshCoverage() []string {
 // accept): the findings follow it; one that cannot be read keeps the
 // previous one.
 func (l *loop) baselineChanged(ctx context.Context) {
-	path := l.baselinePath()
-	b, mode, err := verify.OpenBaseline(l.unsignedSetting(), path, l.in.Root)
-	if err != nil {
-		l.log.Error("baseline unusable; keeping the previous one", zap.String("message_id", journal.IDBaseline), zap.Error(err))
-		return
-	}
 	was := l.ubase != nil
-	if b == nil && !was {
-		return
-	}
-	l.log.Info(mode+" (read again)", zap.String("message_id", journal.IDBaseline), zap.String("baseline", path))
-	l.meta.Unsigned = mode
-	l.modified()
-	l.setBaseline(b)
-	if b == nil {
+	if !l.reloadBaseline() || l.ubase == nil {
 		return
 	}
 	if !was || l.ufiles == nil {
 		l.requestScan(ctx, "baseline recorded", nil, false)
 		return
 	}
-	l.replace(l.uscope, "", b.Compare(l.ufiles, ""))
+	l.replace(l.uscope, "", l.ubase.Compare(l.ufiles, ""))
+}
+
+// reloadBaseline reads the baseline again with the unsigned setting as
+// it is now; false when it is unusable (the previous one stays) or
+// nothing changes (off before and after).
+func (l *loop) reloadBaseline() bool {
+	path := l.baselinePath()
+	if path == "" {
+		return false
+	}
+	b, mode, err := verify.OpenBaseline(l.unsignedSetting(), path, l.in.Root)
+	if err != nil {
+		l.log.Error("baseline unusable; keeping the previous one", zap.String("message_id", journal.IDBaseline), zap.Error(err))
+		return false
+	}
+	if b == nil && l.ubase == nil && mode == l.meta.Unsigned {
+		return false
+	}
+	l.log.Info(mode+" (read again)", zap.String("message_id", journal.IDBaseline), zap.String("baseline", path))
+	l.meta.Unsigned = mode
+	l.modified()
+	l.setBaseline(b)
+	return true
 }
 
 // unsignedPaths rechecks the covered paths of a batch (after the apps

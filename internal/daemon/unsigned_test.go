@@ -184,11 +184,33 @@ func TestUnsignedModes(t *testing.T) {
 	if _, err := New(testConfig(root, stateDir), r.d.log); err == nil || !strings.Contains(err.Error(), verify.BaselineName) {
 		t.Errorf("a damaged baseline: %v", err)
 	}
+	recordBaseline(t, root, stateDir)
 	cfg := testConfig(root, stateDir)
 	cfg.Unsigned = verify.UnsignedOff
 	r2 := start(t, cfg)
 	if !r2.logged("unsigned code: not checked (unsigned = off)") {
 		t.Error("unsigned = off not said")
+	}
+	writeFile(t, root+"/themes/shell3.php", "<?php")
+	r2.waitIdle(t)
+	if fs := r2.d.Findings(); len(fs) != 0 {
+		t.Errorf("findings with unsigned = off: %v", fs)
+	}
+	// A reload with unsigned = auto turns it on: the rescan finds what
+	// came meanwhile, the watches follow.
+	cfg.Unsigned = verify.UnsignedAuto
+	if err := r2.d.Reload(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !r2.logged("checked against the baseline of") {
+		t.Error("the reload did not turn unsigned checks on")
+	}
+	if a := alerts(r2.logs, sortAlert); a["unsigned:themes/shell3.php"] != 1 {
+		t.Errorf("after the reload: alerts %v", a)
+	}
+	writeFile(t, root+"/themes/sub/shell4.php", "<?php")
+	if _, ok := r2.waitAlert("unsigned:themes/sub/shell4.php", time.Second); !ok {
+		t.Error("no alert for a shell in a new directory of themes/ after the reload")
 	}
 }
 
