@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -215,7 +216,9 @@ func (c *Coverage) WatchDir(p string) bool {
 }
 
 // Covers reports whether an event on absolute path p (a file or
-// directory, existing or gone) concerns the coverage.
+// directory, existing or gone) may concern the coverage: a path that
+// may have been a directory of it is (ScanPath then finds what is
+// there).
 func (c *Coverage) Covers(p string) bool {
 	if c.in.Root != "" && p == c.in.Root+"/"+htaccessKey {
 		return true
@@ -223,7 +226,18 @@ func (c *Coverage) Covers(p string) bool {
 	if m := c.dirMode(p); m == covExec || m == covAll || m == covAppsRoot {
 		return true // a directory (or what was one)
 	}
-	return fileCovered(c.dirMode(filepath.Dir(p)), filepath.Base(p)) && !c.isConfigPHP(p)
+	return c.fileIn(p)
+}
+
+// fileIn reports whether the file at absolute path p is covered: by its
+// directory and name, or as an executable file the admin excluded from
+// the signed check.
+func (c *Coverage) fileIn(p string) bool {
+	if c.isConfigPHP(p) {
+		return false
+	}
+	name := filepath.Base(p)
+	return fileCovered(c.dirMode(filepath.Dir(p)), name) || IsExecutableName(name) && slices.Contains(c.in.Exclude, p)
 }
 
 // UnsignedFile is what the coverage found at one key.
@@ -272,8 +286,13 @@ func (c *Coverage) Scan(ctx context.Context) (UnsignedFiles, error) {
 	for _, a := range in.AppsRoots {
 		add(a, covAppsRoot)
 	}
+	var excludedFiles []string
 	for _, e := range in.Exclude {
-		add(e, c.dirMode(e))
+		if fi, err := os.Lstat(e); err == nil && fi.IsDir() {
+			add(e, c.dirMode(e))
+		} else if err == nil && c.fileIn(e) {
+			excludedFiles = append(excludedFiles, e)
+		}
 	}
 	// A start below another is walked as part of it.
 	var keepS []string
@@ -293,6 +312,18 @@ func (c *Coverage) Scan(ctx context.Context) (UnsignedFiles, error) {
 	for i, s := range keepS {
 		if err := c.scanDir(ctx, s, keepM[i], out); err != nil {
 			return nil, err
+		}
+	}
+	for _, p := range excludedFiles {
+		if _, ok := out[c.Key(p)]; ok {
+			continue // walked with its directory
+		}
+		_, files, err := c.ScanPath(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		for k, f := range files {
+			out[k] = f
 		}
 	}
 	if in.Root != "" {
@@ -326,7 +357,7 @@ func (c *Coverage) ScanPath(ctx context.Context, p string) (string, UnsignedFile
 		}
 		return key, out, c.scanDir(ctx, p, m, out)
 	}
-	if fileCovered(c.dirMode(filepath.Dir(p)), filepath.Base(p)) && !c.isConfigPHP(p) {
+	if c.fileIn(p) {
 		h := newHasher(&c.in.Checker)
 		f, err := h.unsigned(ctx, p, fi.Mode())
 		if err != nil {

@@ -155,8 +155,11 @@ func TestUnsignedCoverage(t *testing.T) {
 func TestUnsignedCustomDataDir(t *testing.T) {
 	root, _ := unsignedTree(t)
 	write(t, root+"/store/u/files/shell.php", "<?php")
+	write(t, root+"/lib/big/x.php", "<?php // excluded by the admin")
+	write(t, root+"/lib/big/x.js", "// excluded by the admin")
 	in := NewInstall(root, nil, root+"/store")
-	in.Exclude = nil
+	in.Exclude = []string{root + "/lib/big", root + "/lib/base.php", root + "/index.html"}
+	write(t, root+"/index.html", "not executable")
 	c, err := in.Unsigned()
 	if err != nil {
 		t.Fatal(err)
@@ -167,6 +170,14 @@ func TestUnsignedCustomDataDir(t *testing.T) {
 	}
 	if _, ok := got["store/u/files/shell.php"]; ok {
 		t.Error("the data directory is covered")
+	}
+	for k, want := range map[string]bool{"lib/big/x.php": true, "lib/big/x.js": false, "lib/base.php": true, "index.html": false} {
+		if _, ok := got[k]; ok != want {
+			t.Errorf("admin-excluded %s covered: %v, want %v", k, ok, want)
+		}
+		if want && !c.Covers(root+"/"+k) {
+			t.Errorf("Covers(%s) = false", k)
+		}
 	}
 	if _, ok := got["data/alice/files/x.php"]; ok {
 		// ROOT/data is not the data directory here, but core excludes it:
