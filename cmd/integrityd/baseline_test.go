@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -118,5 +120,32 @@ func TestBaselineCommand(t *testing.T) {
 		if code, _, _ := base(args...); code != exitError {
 			t.Errorf("baseline %q: exit %d", args, code)
 		}
+	}
+}
+
+// status says the unsigned mode and counts the unsigned kinds present;
+// report lists the unsigned findings as a scope of their own.
+func TestStatusUnsigned(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	st := &state.State{PID: os.Getpid(), Updated: now, Complete: true, LastFullScan: now, RescanInterval: time.Hour,
+		Findings: []verify.Finding{{Scope: verify.UnsignedScope, Kind: verify.UnsignedExtra, Path: "themes/x/shell.php", Message: "not in the baseline"}},
+		Unsigned: "unsigned code: checked against the baseline of 2026-01-02T03:04:05Z by root (uid 0), 5 files", UnsignedFiles: 6}
+	if err := state.Save(dir, st); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runCmd(t, "status", "--state-dir", dir)
+	if code != exitFindings || !strings.Contains(out, "unsigned code:   checked against the baseline of 2026-01-02T03:04:05Z by root (uid 0), 5 files; 6 files covered") ||
+		!strings.Contains(out, "UNSIGNED_EXTRA 1") || strings.Contains(out, "HTACCESS_DIRECTIVE") || !strings.Contains(out, "INVALID_HASH 0") {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCmd(t, "status", "--state-dir", dir, "--output", "json")
+	var js map[string]any
+	if err := json.Unmarshal([]byte(out), &js); err != nil || code != exitFindings || js["unsigned_files"] != 6.0 || !strings.HasPrefix(js["unsigned"].(string), "unsigned code: checked") {
+		t.Errorf("status json: exit %d %v\n%s", code, err, out)
+	}
+	code, out, _ = runCmd(t, "report", "--state-dir", dir, "--output", "json")
+	if code != exitFindings || !strings.Contains(out, `{"unsigned":{"UNSIGNED_EXTRA":{"themes\/x\/shell.php":`) {
+		t.Errorf("report: exit %d\n%s", code, out)
 	}
 }
