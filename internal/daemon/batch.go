@@ -489,9 +489,10 @@ func (l *loop) syncScopes() []*scope {
 			}
 		}
 	}
-	// Findings of scopes that no longer exist (from the previous state).
+	// Findings of scopes that no longer exist (from the previous state);
+	// the unsigned coverage's are its own (unsigned.go).
 	for name := range l.findings {
-		if _, ok := l.scopes[name]; !ok {
+		if _, ok := l.scopes[name]; !ok && name != verify.UnsignedScope {
 			l.drop(name)
 		}
 	}
