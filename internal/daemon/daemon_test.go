@@ -175,7 +175,7 @@ func sortOf(e observer.LoggedEntry) string {
 		return ""
 	}
 	reason := ""
-	if verify.Kind(kind) == verify.KindException {
+	if verify.Kind(kind) == verify.KindException || verify.Kind(kind) == verify.HtaccessDirective {
 		reason, _ = m["integrity_message"].(string)
 	}
 	switch m["message_id"] {

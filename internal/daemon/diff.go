@@ -116,8 +116,8 @@ func (d *Daemon) logTransition(t Transition) {
 		d.metrics.alerts.WithLabelValues(string(f.Kind)).Inc()
 		fields := append(alertFields(f), zap.String("message_id", journal.AlertID(string(f.Kind))))
 		msg := ""
-		if f.Kind == verify.KindException {
-			msg = f.Message
+		if f.Kind == verify.KindException || f.Kind == verify.HtaccessDirective {
+			msg = f.Message // the reason, the directives and their lines
 		}
 		line := journal.FindingLine(string(f.Kind), f.Scope, f.Path, msg)
 		if f.Kind == verify.KindException && f.Path == "" || highPriority(f) {
