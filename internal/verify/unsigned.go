@@ -553,10 +553,11 @@ func HtaccessDirectives(below []byte, first int) []Directive {
 			i++
 			text = strings.TrimSuffix(text, "\\") + " " + strings.TrimSpace(strings.TrimSuffix(lines[i], "\r"))
 		}
-		if text == "" || strings.HasPrefix(text, "#") {
+		fields := strings.Fields(text)
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
 			continue
 		}
-		fields := strings.Fields(text)
+		text = strings.Join(fields, " ")
 		name := strings.ToLower(fields[0])
 		bad := !installerDirectives[name]
 		arg := ""

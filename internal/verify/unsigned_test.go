@@ -219,7 +219,7 @@ Action php-script /cgi-bin/x
 	want := []Directive{
 		{28, "php_value", "php_value auto_prepend_file /var/www/nextcloud/data/x.php"},
 		{29, "AddHandler", "AddHandler application/x-httpd-php .jpg"},
-		{30, "SetHandler", "SetHandler  application/x-httpd-php"},
+		{30, "SetHandler", "SetHandler application/x-httpd-php"},
 		{32, "SetEnv", "SetEnv PHPRC /tmp"},
 		{33, "RewriteRule", "RewriteRule ^x$ data/y.png [H=application/x-httpd-php]"},
 		{34, "<IfModule", "<IfModule mod_php.c>"},
@@ -361,4 +361,20 @@ func TestUnsignedScanCancelled(t *testing.T) {
 	if _, err := c.Scan(ctx); err == nil {
 		t.Error("a cancelled scan returned no error")
 	}
+}
+
+// Any content below the marker: no panic, lines within the text, each
+// directive's text a line (or continued lines) of it.
+func FuzzHtaccessDirectives(f *testing.F) {
+	f.Add([]byte(htaccessMarker + "\nphp_value x 1\n"))
+	f.Add([]byte("\\\n\\\nAddHandler a \\\n"))
+	f.Add([]byte("RewriteRule a b [H=x]\r\n<IfModule mod_php.c>\n#\n\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n := 1 + strings.Count(string(data), "\n")
+		for _, d := range HtaccessDirectives(data, 7) {
+			if d.Line < 7 || d.Line >= 7+n || d.Name == "" || d.Text == "" || strings.HasPrefix(d.Text, "#") {
+				t.Fatalf("directive %+v of %q", d, data)
+			}
+		}
+	})
 }
