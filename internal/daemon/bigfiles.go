@@ -30,6 +30,11 @@ type bigResult struct {
 	findings []verify.Finding
 	links    []string
 	err      error
+	// A big file of the unsigned coverage (unsigned.go): the coverage it
+	// was hashed with, its key and what is there.
+	ucov   *verify.Coverage
+	ukey   string
+	ufiles verify.UnsignedFiles
 }
 
 // hashLater rechecks key of s off the loop. One recheck per file runs at
@@ -69,6 +74,11 @@ func (l *loop) hashLater(ctx context.Context, s *scope, key string) {
 // bigDone takes the recheck of a big file.
 func (l *loop) bigFinished(ctx context.Context, r bigResult) {
 	delete(l.bigRunning, r.k)
+	if r.k.scope == verify.UnsignedScope {
+		l.changed = true
+		l.unsignedFinished(ctx, r)
+		return
+	}
 	again := l.bigAgain[r.k]
 	delete(l.bigAgain, r.k)
 	l.changed = true

@@ -211,10 +211,26 @@ func (l *loop) unsignedPaths(ctx context.Context, paths []string, apps bool) {
 // recheckUnsigned checks absolute path p of the coverage (and what is
 // below it) against the baseline; false when ctx is done.
 func (l *loop) recheckUnsigned(ctx context.Context, p string) bool {
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() > bigFile {
+		l.unsignedLater(ctx, p)
+		return true
+	}
+	for k := range l.bigRunning {
+		if k.scope == verify.UnsignedScope && under(k.key, p) {
+			l.bigStale[k] = true // looked at now: the result on its way is older
+		}
+	}
 	key, files, err := l.ucov.ScanPath(ctx, p)
 	if err != nil {
 		return false
 	}
+	l.applyUnsigned(key, files)
+	return true
+}
+
+// applyUnsigned takes a recheck of key (files: what is there now) into
+// the loop's view, and alerts.
+func (l *loop) applyUnsigned(key string, files verify.UnsignedFiles) {
 	l.touchUnsigned(key)
 	for k := range l.ufiles {
 		if k == key || strings.HasPrefix(k, key+"/") {
@@ -225,7 +241,58 @@ func (l *loop) recheckUnsigned(ctx context.Context, p string) bool {
 		l.ufiles[k] = f
 	}
 	l.replace(l.uscope, key, l.ubase.Compare(files, key))
-	return true
+}
+
+// unsignedLater hashes the big file at p off the loop, as hashLater does
+// for the signed scopes (bigfiles.go): a huge file dropped in themes/
+// holds no other alert.
+func (l *loop) unsignedLater(ctx context.Context, p string) {
+	k := bigKey{verify.UnsignedScope, p}
+	if l.bigRunning[k] {
+		l.bigAgain[k] = true
+		return
+	}
+	l.bigRunning[k] = true
+	l.changed = true
+	cov, s, sem, done := l.ucov, l.uscope, l.bigSem, l.bigDone
+	go func() {
+		r := bigResult{k: k, sc: s, ucov: cov}
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+			r.ukey, r.ufiles, r.err = cov.ScanPath(ctx, p)
+		case <-ctx.Done():
+			r.err = ctx.Err()
+		}
+		select {
+		case done <- r:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// unsignedFinished takes the hash of a big file of the coverage.
+func (l *loop) unsignedFinished(ctx context.Context, r bigResult) {
+	p := r.k.key
+	again, stale := l.bigAgain[r.k], l.bigStale[r.k]
+	delete(l.bigAgain, r.k)
+	delete(l.bigStale, r.k)
+	switch {
+	case l.ubase == nil || l.ufiles == nil || l.ucov == nil:
+		return // off meanwhile, or before the first scan's merge
+	case stale || r.ucov != l.ucov:
+		l.recheckUnsigned(ctx, p) // looked at again, or the coverage changed
+		return
+	case r.err != nil && ctx.Err() != nil:
+		return
+	case r.err != nil:
+		l.log.Error("hash of a big unsigned file failed", zap.String("path", p), zap.Error(r.err))
+	default:
+		l.applyUnsigned(r.ukey, r.ufiles)
+	}
+	if again {
+		l.unsignedLater(ctx, p)
+	}
 }
 
 // touchUnsigned notes a key rechecked while a full scan runs: the scan's

@@ -251,3 +251,33 @@ func findingsGauge(t *testing.T, r *running, kind verify.Kind, scope string) flo
 	}
 	return -1
 }
+
+// A huge file dropped in themes/ is hashed off the loop: a web shell
+// dropped right after it is alerted at once, the huge file too once
+// hashed.
+func TestUnsignedBigFile(t *testing.T) {
+	root := demoTree(t)
+	stateDir := t.TempDir()
+	writeFile(t, root+"/themes/mine/README", "theme")
+	recordBaseline(t, root, stateDir)
+	r := start(t, testConfig(root, stateDir))
+	f, err := os.Create(root + "/themes/mine/big.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 GB sparse: seconds to hash, nothing on disk.
+	if err := f.Truncate(1 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	time.Sleep(100 * time.Millisecond) // its batch first
+	writeFile(t, root+"/themes/mine/shell.php", "<?php system($_GET['c']);")
+	if took, ok := r.waitAlert("unsigned:themes/mine/shell.php", time.Second); !ok {
+		t.Error("a shell behind a huge file: no alert within a second")
+	} else {
+		t.Logf("shell alerted in %v while the huge file is hashed", took)
+	}
+	if _, ok := r.waitAlert("unsigned:themes/mine/big.php", 60*time.Second); !ok {
+		t.Error("the huge file was never alerted")
+	}
+}
