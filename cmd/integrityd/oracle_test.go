@@ -117,6 +117,9 @@ func TestOracle(t *testing.T) {
 					nc = tr.nextcloud("all")
 				}
 				d := time.Since(t0)
+				if q := nextcloudQuiet(c.name, rel); c.differ == nil && q != (len(nc) == 0) {
+					t.Errorf("the tree is not what the case says: Nextcloud was expected to report %s, reports %s", map[bool]string{true: "nothing", false: "something"}[q], nc)
+				}
 				idd := tr.integrityd()
 				var problem string
 				if c.differ != nil {
@@ -140,6 +143,25 @@ func TestOracle(t *testing.T) {
 			})
 		}
 	}
+}
+
+// nextcloudQuiet reports whether Nextcloud reports nothing for the case in
+// release rel: a check of each tree, so that no case passes because both
+// checkers saw nothing of what it built.
+func nextcloudQuiet(name, rel string) bool {
+	switch name {
+	case "clean", "htaccess-below-marker", "cert-core-for-app", "cert-expired", "cert-not-yet-valid",
+		"app-unsigned-not-shipped", "manifest-lenient-encodings", "manifest-depth-511",
+		"manifest-duplicate-key-last-wins", "php-sort-names", "symlink-replaces-signed-file",
+		"symlink-dir-extra", "datadirectory-trailing-slash", "datadirectory-nested",
+		"mimetypelist-custom-not-regenerated", "updater-in-manifest", "manifest-resigned",
+		"root-crt-two-cas", "cert-intermediate-in-root-crt", "cert-sha1-signed",
+		"datadirectory-other-config", "app-without-info-xml", "mimetypelist-custom-aliases":
+		return true
+	case "init-sync-lock":
+		return rel != "25.0.12"
+	}
+	return false
 }
 
 // verdict fails, skips or passes a case by its group.
@@ -355,10 +377,10 @@ func casesExceptionFormat() []oracleCase {
 		{name: "manifest-bom", needs: ef, build: func(tr *ncTree) { tr.write(m, "\xef\xbb\xbf"+tr.read(m)) }},
 		// Text after the object: "Signature data not found.".
 		{name: "manifest-trailing", needs: ef, build: func(tr *ncTree) { tr.write(m, tr.read(m)+"\n}") }},
-		// json_decode's depth limit is 512: an object nesting 512 levels
-		// decodes (nothing), 513 does not ("Signature data not found.").
+		// json_decode's default depth is 512: a document nesting 511 levels
+		// decodes (nothing), 512 do not ("Signature data not found.").
+		{name: "manifest-depth-511", needs: ef, build: func(tr *ncTree) { tr.write(m, nestInto(tr.read(m), 510)) }},
 		{name: "manifest-depth-512", needs: ef, build: func(tr *ncTree) { tr.write(m, nestInto(tr.read(m), 511)) }},
-		{name: "manifest-depth-513", needs: ef, build: func(tr *ncTree) { tr.write(m, nestInto(tr.read(m), 512)) }},
 		// Invalid UTF-8 in a string, or a lone surrogate escape: json_decode
 		// fails: "Signature data not found.".
 		{name: "manifest-bad-utf8", needs: ef, build: func(tr *ncTree) { tr.write(m, "{\"x\": \"\xff\","+tr.read(m)[1:]) }},
@@ -1183,6 +1205,25 @@ func (tr *ncTree) signCore() {
 	}
 }
 
+// signCoreUnfiltered signs core over every file below the root, excluded
+// directories included (integrityd's standalone-app signing, moved to
+// core/signature.json): a manifest that lists what the walk skips. The
+// root .htaccess is removed first (outside a server root it would be
+// hashed whole).
+func (tr *ncTree) signCoreUnfiltered() {
+	tr.t.Helper()
+	tr.remove(".htaccess")
+	tr.mkdir("appinfo")
+	l := tr.keys.leaf["core"]
+	if err := verify.NewInstall("", nil, "").App("core", tr.root).Sign(context.Background(), l.key, l.cert, verify.DigestSHA1); err != nil {
+		tr.t.Fatal(err)
+	}
+	tr.rename("appinfo/signature.json", "core/signature.json")
+	if err := os.Remove(tr.path("appinfo")); err != nil {
+		tr.t.Fatal(err)
+	}
+}
+
 // signApp signs apps/id with the certificate of CN id (integrityd sign-app).
 func (tr *ncTree) signApp(id string) {
 	tr.t.Helper()
@@ -1845,6 +1886,28 @@ func casesTodayMore() []oracleCase {
 			tr.write("core/js/mimetypelist.js", tr.mimetypeList("all"))
 			tr.remove("config/mimetypealiases.json")
 		}},
+		// core's manifest lists updater/index.php (as Nextcloud 9.0's
+		// updater left it): verify drops updater/ from core's expected
+		// hashes and the walk skips updater/: deleted, nothing.
+		{name: "updater-in-manifest", build: func(tr *ncTree) {
+			keep := tr.t.TempDir()
+			for _, d := range []string{"apps", "config", "data"} {
+				if err := os.Rename(tr.path(d), filepath.Join(keep, d)); err != nil {
+					tr.t.Fatal(err)
+				}
+			}
+			tr.write("updater/index.php", "<?php // updater\n")
+			tr.signCoreUnfiltered()
+			for _, d := range []string{"apps", "config", "data"} {
+				if err := os.Rename(filepath.Join(keep, d), tr.path(d)); err != nil {
+					tr.t.Fatal(err)
+				}
+			}
+			tr.remove("updater/index.php")
+		}},
+		// core's manifest lists files of apps/, config/ and data/ (what the
+		// walk skips): core FILE_MISSING for each of them.
+		{name: "core-manifest-lists-excluded", build: func(tr *ncTree) { tr.signCoreUnfiltered() }},
 		// A manifest re-signed with this test's own encoder, unchanged:
 		// nothing (checks resignHashes itself).
 		{name: "manifest-resigned", build: func(tr *ncTree) { tr.resignHashes("mytool", func(map[string]string) {}) }},
