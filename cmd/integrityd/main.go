@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -18,7 +19,18 @@ const (
 	exitClean    = 0 // no findings
 	exitFindings = 1 // the check found problems
 	exitError    = 2 // usage or fatal error
+	// exitConfig is EX_CONFIG of sysexits.h: integrityd run could not
+	// start with its configuration (bad settings, unreadable or invalid
+	// file, unknown key). Restarting cannot help: the packaged unit says
+	// RestartPreventExitStatus=78.
+	exitConfig = 78
 )
+
+// configError is a configuration that integrityd run cannot start with.
+type configError struct{ err error }
+
+func (e configError) Error() string { return "configuration error: " + e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
 
 // usageError is a mistake in the command line.
 type usageError struct{ msg string }
@@ -72,11 +84,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err := c.run(ctx, args[1:], stdout, stderr)
 		var ue usageError
 		var nr errNotRunning
+		var ce configError
 		switch {
 		case err == nil:
 			return exitClean
 		case errors.Is(err, errFindings):
 			return exitFindings
+		case errors.As(err, &ce):
+			// One line: it is what systemctl status and the journal show.
+			fmt.Fprintf(stderr, "integrityd %s: %s\n", c.name, strings.ReplaceAll(ce.Error(), "\n", "; "))
+			return exitConfig
 		case errors.As(err, &nr):
 			fmt.Fprintf(stderr, "integrityd %s: %v\n", c.name, err)
 			return exitNotRunning
@@ -100,5 +117,7 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-11s %s\n              %s\n", c.name, c.args, c.help)
 	}
-	fmt.Fprintln(w, "\nRun 'integrityd COMMAND -h' for the flags of a command.\nExit status: 0 clean, 1 findings, 2 usage or fatal error, 3 (status) daemon not running or stale.")
+	fmt.Fprintln(w, "\nRun 'integrityd COMMAND -h' for the flags of a command.\nExit status: 0 clean, 1 findings, 2 usage or fatal error (status, report, rescan: also\n"+
+		"permission denied), 3 (status, report, rescan) daemon not running or stale, 78 (run) configuration error:\n"+
+		"invalid settings, unreadable configuration file, unknown key (EX_CONFIG; the unit does not restart on it).")
 }

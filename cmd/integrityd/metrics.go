@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,16 +40,9 @@ func startMetrics(ctx context.Context, o metricsOptions, d *daemon.Daemon, log *
 	reg := d.Metrics().Registry
 	var stops []func()
 	if o.listen != "" {
-		network, addr := "tcp", o.listen
-		if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-			network, addr = "unix", p
-			if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
-				os.Remove(p) // left by an earlier run
-			}
-		}
-		ln, err := net.Listen(network, addr)
+		ln, err := listenMetrics(o.listen, log)
 		if err != nil {
-			return nil, fmt.Errorf("metrics: %w", err)
+			return nil, err
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -62,16 +58,29 @@ func startMetrics(ctx context.Context, o metricsOptions, d *daemon.Daemon, log *
 	if o.textfile != "" {
 		path := o.textfile
 		var last []byte
-		write := func() {
+		write := func() error {
 			data, err := textfile(reg)
 			if err == nil && !bytes.Equal(data, last) {
-				err = verify.WriteFileAtomic(path, data, 0o644)
+				err = writeTextfile(path, data)
 			}
 			if err != nil {
-				log.Warn("cannot write the metrics textfile", zap.String("file", path), zap.Error(err))
-				return
+				return err
 			}
 			last = data
+			return nil
+		}
+		// The first write is now: a directory the daemon cannot write in
+		// stops it at start, naming the directory.
+		if err := write(); err != nil {
+			for _, s := range stops {
+				s()
+			}
+			return nil, err
+		}
+		warn := func() {
+			if err := write(); err != nil {
+				log.Warn("cannot write the metrics textfile", zap.String("file", path), zap.Error(err))
+			}
 		}
 		done := make(chan struct{})
 		finished := make(chan struct{})
@@ -80,9 +89,9 @@ func startMetrics(ctx context.Context, o metricsOptions, d *daemon.Daemon, log *
 			t := time.NewTicker(o.interval)
 			defer t.Stop()
 			for {
-				write()
 				select {
 				case <-t.C:
+					warn()
 				case <-done:
 					return
 				case <-ctx.Done():
@@ -90,7 +99,7 @@ func startMetrics(ctx context.Context, o metricsOptions, d *daemon.Daemon, log *
 				}
 			}
 		}()
-		stops = append(stops, func() { close(done); <-finished; write() })
+		stops = append(stops, func() { close(done); <-finished; warn() })
 	}
 	return func() {
 		for _, s := range stops {
@@ -113,4 +122,68 @@ func textfile(g prometheus.Gatherer) ([]byte, error) {
 		}
 	}
 	return b.Bytes(), nil
+}
+
+// listenMetrics listens on addr: unix:/path (mode 0660, a stale socket
+// removed) or host:port. A TCP address in a network namespace with only
+// lo (the packaged unit's PrivateNetwork=yes) is unreachable from outside:
+// a failure says so, and so does a warning when it works.
+func listenMetrics(addr string, log *zap.Logger) (net.Listener, error) {
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("metrics: --metrics-listen unix:%s: want an absolute path, like unix:/run/integrityd/metrics.sock", p)
+		}
+		return listenUnix("metrics", p)
+	}
+	private := onlyLoopback()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if private {
+			return nil, fmt.Errorf("metrics: listen on %s: %w; %s", addr, err, privateNetworkHint)
+		}
+		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	if private {
+		log.Warn("metrics served on "+addr+" inside a private network: "+privateNetworkHint, zap.String("address", addr))
+	}
+	return ln, nil
+}
+
+// privateNetworkHint says what to do when the daemon has no network.
+const privateNetworkHint = "this process sees no network interface but lo (the packaged unit has PrivateNetwork=yes), " +
+	"so TCP metrics are unreachable from outside: use --metrics-listen unix:/run/integrityd/metrics.sock or --metrics-textfile, " +
+	"or lift it with a drop-in (systemctl edit integrityd: [Service] PrivateNetwork=no), see README"
+
+// onlyLoopback reports whether every network interface is a loopback one.
+func onlyLoopback() bool {
+	ifs, err := net.Interfaces()
+	if err != nil || len(ifs) == 0 {
+		return false
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// writeTextfile writes the metrics textfile atomically (a temporary file
+// in the same directory, renamed over it), readable by node_exporter;
+// an error names the directory and, for a read-only one, the unit's fix.
+func writeTextfile(path string, data []byte) error {
+	err := verify.WriteFileAtomic(path, data, 0o644)
+	if err == nil {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	switch {
+	case errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("metrics textfile: directory %s is read-only for integrityd (under the packaged unit's ProtectSystem=strict, add ReadWritePaths=%s in a drop-in, see README): %w", dir, dir, err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("metrics textfile: directory %s is not writable by uid %d (make it writable by user or group integrityd): %w", dir, os.Geteuid(), err)
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("metrics textfile: directory %s does not exist: %w", dir, err)
+	}
+	return fmt.Errorf("metrics textfile in %s: %w", dir, err)
 }

@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -56,8 +58,21 @@ type daemonState struct {
 	stale   string // why the state cannot be trusted ("" if it can)
 }
 
+// operatorGroup is the group whose members may read the daemon's state
+// and use its control socket (the packaged unit's Group=).
+const operatorGroup = "integrityd"
+
+// permissionDenied is the error for an operator who may not read or use
+// path: exit 2, not "not running".
+func permissionDenied(what, path string) error {
+	return fmt.Errorf("permission denied %s %s: run as root or as a member of group %s (see README)", what, path, operatorGroup)
+}
+
 func loadState(dir string) (*daemonState, error) {
 	st, err := state.Load(dir)
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, permissionDenied("reading", state.Path(dir))
+	}
 	if err != nil {
 		return nil, errNotRunning{err.Error()}
 	}
@@ -109,9 +124,36 @@ func ago(t time.Time) string {
 	return fmt.Sprintf("%s (%s ago)", t.Local().Format("2006-01-02 15:04:05"), time.Since(t).Round(time.Second))
 }
 
+// statusHelp is status -h before the flags.
+const statusHelp = `usage: integrityd status [--output text|json] [--state-dir DIR] [--config FILE]
+
+What the running daemon knows, read from its state (members of group integrityd may run it).
+Exit status: 0 running and clean, 1 findings or trust anchor mismatch, 2 error (permission
+denied: run as root or as a member of group integrityd), 3 not running or stale.
+
+--output json prints one object:
+  running                 bool: the daemon's pid runs integrityd
+  stale                   why the state cannot be trusted ("" if it can)
+  pid                     the daemon's pid
+  updated                 when the state was last written (RFC 3339)
+  last_full_scan          when the last full scan finished (RFC 3339)
+  last_full_scan_seconds  how long it took
+  files, scopes           files and scopes (core, apps) checked
+  watched_dirs            directories watched
+  degraded                why watching is incomplete ("" if it is not)
+  findings                number of findings
+  findings_by_kind        {"INVALID_HASH": n, ...}, only kinds present
+  trust_differs           how the install's root.crt differs from the trust anchors ("" if not)
+
+`
+
 // runStatus prints what the running daemon knows.
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), statusHelp)
+		fs.PrintDefaults()
+	}
 	s, ds, err := stateSettings(fs, stateCommand("text", "json").Bind(fs), args)
 	if err != nil {
 		return err
@@ -138,12 +180,14 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		} else {
 			fmt.Fprintf(stdout, "watcher:         ok\n")
 		}
-		links := ""
-		if n := kinds[verify.HardLink]; n > 0 {
-			links = fmt.Sprintf(", HARD_LINK %d", n)
+		// Nextcloud's kinds always, integrityd's own when there are some.
+		var counts []string
+		for _, k := range verify.Kinds() {
+			if n := kinds[k]; n > 0 || k != verify.HardLink && k != verify.DuplicateApp {
+				counts = append(counts, fmt.Sprintf("%s %d", k, n))
+			}
 		}
-		fmt.Fprintf(stdout, "findings:        %d (INVALID_HASH %d, FILE_MISSING %d, EXTRA_FILE %d%s, EXCEPTION %d)\n", len(ds.Findings),
-			kinds[verify.InvalidHash], kinds[verify.FileMissing], kinds[verify.ExtraFile], links, kinds[verify.KindException])
+		fmt.Fprintf(stdout, "findings:        %d (%s)\n", len(ds.Findings), strings.Join(counts, ", "))
 		if ds.TrustDiffers != "" {
 			fmt.Fprintf(stdout, "TRUST ANCHOR:    the install's root.crt differs from the pinned one: %s\n", ds.TrustDiffers)
 		}
@@ -188,11 +232,8 @@ func runRescan(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errNotRunning{ds.stale}
 	}
 	asked := time.Now()
-	if err := syscall.Kill(ds.PID, syscall.SIGHUP); err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			return fmt.Errorf("not allowed to signal integrityd (pid %d): run as root, or use systemctl reload integrityd", ds.PID)
-		}
-		return fmt.Errorf("signal integrityd (pid %d): %w", ds.PID, err)
+	if err := askRescan(ctx, ds); err != nil {
+		return err
 	}
 	tty := false
 	if f, ok := stderr.(*os.File); ok {
@@ -224,6 +265,39 @@ func runRescan(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 }
 
+// askRescan asks the daemon of ds for a full rescan: on its control
+// socket when it has one (what operators in its group may use), else with
+// SIGHUP (which also reloads its configuration, and which only root or
+// the daemon's user may send).
+func askRescan(ctx context.Context, ds *daemonState) error {
+	sock, err := state.ReadControl(ds.dir)
+	if errors.Is(err, fs.ErrPermission) {
+		return permissionDenied("reading", filepath.Join(ds.dir, state.ControlName))
+	}
+	if err != nil {
+		return err
+	}
+	if sock != "" {
+		err := requestRescan(ctx, sock)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, fs.ErrPermission):
+			return permissionDenied("connecting to", sock)
+		case !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("ask integrityd (pid %d) for a rescan: %w", ds.PID, err)
+		}
+		// A socket left by a daemon that died; this pid runs without one.
+	}
+	if err := syscall.Kill(ds.PID, syscall.SIGHUP); err != nil {
+		if errors.Is(err, syscall.EPERM) {
+			return fmt.Errorf("not allowed to signal integrityd (pid %d), and it has no control socket: run as root, or use systemctl reload integrityd", ds.PID)
+		}
+		return fmt.Errorf("signal integrityd (pid %d): %w", ds.PID, err)
+	}
+	return nil
+}
+
 // runCheckConfig validates the configuration and the settings of run.
 func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	s, c, err := loadRun("check-config", args, stderr)
@@ -237,6 +311,38 @@ func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	if s.MetricsListen != "" || s.MetricsTextfile != "" {
 		fmt.Fprintf(stdout, "metrics:         %s\n", strings.TrimSpace(s.MetricsListen+" "+s.MetricsTextfile))
+	}
+	sock, err := controlSocketPath(s.ControlSocket, os.Getenv("RUNTIME_DIRECTORY"))
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if sock == "" && s.ControlSocket == "" {
+		sock = "none here ($RUNTIME_DIRECTORY/" + controlDefaultName + " under systemd)"
+	}
+	fmt.Fprintf(stdout, "control socket:  %s\n", orNone(sock))
+	// The directories the daemon writes in. A state directory that user
+	// integrityd cannot write yet is only a warning: systemd's
+	// StateDirectory= gives it to the service's user at start.
+	if c.StateDir != "" {
+		dc, err := checkWritableDir(c.StateDir)
+		if err != nil {
+			return fmt.Errorf("state directory %s: %v", c.StateDir, err)
+		}
+		fmt.Fprintf(stdout, "state dir:       %s\n", dc.note)
+		if dc.service != "" {
+			fmt.Fprintf(stdout, "WARNING:         %s (fine when it is the unit's StateDirectory=, which systemd gives to the service's user at start)\n", dc.service)
+		}
+	}
+	if s.MetricsTextfile != "" {
+		dir := filepath.Dir(s.MetricsTextfile)
+		dc, err := checkWritableDir(dir)
+		if err == nil && dc.service != "" {
+			err = errors.New(dc.service)
+		}
+		if err != nil {
+			return fmt.Errorf("metrics textfile directory %s: %v (the daemon writes %s there; under the packaged unit's ProtectSystem=strict it also needs ReadWritePaths=%s, see README)", dir, err, filepath.Base(s.MetricsTextfile), dir)
+		}
+		fmt.Fprintf(stdout, "metrics dir:     %s\n", dc.note)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/state"
 )
 
@@ -94,6 +95,36 @@ func (p *daemonProc) waitScanned(t *testing.T) {
 	}
 }
 
+// findingEntries are the alerts (resolved false) or resolved entries of
+// the process; each MESSAGE must be the one line naming its finding.
+func (p *daemonProc) findingEntries(t *testing.T, resolved bool) []map[string]any {
+	t.Helper()
+	f, err := os.Open(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e map[string]any
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e["integrity_kind"] == nil || (e["message_id"] == journal.IDResolved) != resolved {
+			continue
+		}
+		kind, scope, path := fmt.Sprint(e["integrity_kind"]), fmt.Sprint(e["integrity_scope"]), fmt.Sprint(e["integrity_path"])
+		want := journal.FindingLine(kind, scope, path, "")
+		if resolved {
+			want = journal.ResolvedLine(kind, scope, path)
+		}
+		if e["msg"] != want {
+			t.Errorf("MESSAGE %q, want %q", e["msg"], want)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
 func alertedPaths(es []map[string]any) []string {
 	var out []string
 	for _, e := range es {
@@ -119,7 +150,7 @@ func TestRestart(t *testing.T) {
 	write("status.php", "tampered B") // healed while down
 	p := startProc(t, root, stateDir)
 	p.waitScanned(t)
-	if got := alertedPaths(p.entries(t, "integrity check failed")); len(got) != 2 {
+	if got := alertedPaths(p.findingEntries(t, false)); len(got) != 2 {
 		t.Fatalf("first run alerts: %v", got)
 	}
 	p.kill()
@@ -128,10 +159,10 @@ func TestRestart(t *testing.T) {
 	write("lib/base.php", "tampered C")           // new while down
 	p = startProc(t, root, stateDir)
 	p.waitScanned(t)
-	if got := alertedPaths(p.entries(t, "integrity check failed")); strings.Join(got, ",") != "core:lib/base.php" {
+	if got := alertedPaths(p.findingEntries(t, false)); strings.Join(got, ",") != "core:lib/base.php" {
 		t.Errorf("alerts after restart: %v, want only core:lib/base.php", got)
 	}
-	if got := alertedPaths(p.entries(t, "integrity finding resolved")); strings.Join(got, ",") != "core:status.php" {
+	if got := alertedPaths(p.findingEntries(t, true)); strings.Join(got, ",") != "core:status.php" {
 		t.Errorf("resolved after restart: %v, want core:status.php", got)
 	}
 	// SIGTERM stops cleanly and leaves the state.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"github.com/integrityd/integrityd/internal/config"
 	"github.com/integrityd/integrityd/internal/daemon"
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -57,7 +60,7 @@ func newLogger(w io.Writer, format string) (*zap.Logger, error) {
 // the daemon's.
 func runCommand() config.Command {
 	return config.Command{
-		Flags:  append(checkFlags(), "state-dir", "rescan-interval", "reverify-period", "log-format", "metrics-listen", "metrics-textfile"),
+		Flags:  append(checkFlags(), "state-dir", "rescan-interval", "reverify-period", "log-format", "metrics-listen", "metrics-textfile", "control-socket"),
 		Output: "text", Outputs: verify.Formats, NeedRoot: true,
 	}
 }
@@ -102,16 +105,37 @@ func loadRun(name string, args []string, stderr io.Writer) (*config.Settings, da
 }
 
 // runDaemon is the long-running job: full scan, then watch.
+//
+// It refuses to start with a configuration error (exit 78, one line) and
+// when another daemon holds the state directory (exit 2).
 func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	s, cfg, err := loadRun("run", args, stderr)
-	if err != nil {
+	// The flag package's own messages (and the flags' list) only for -h:
+	// an error is one line.
+	var flagOut bytes.Buffer
+	s, cfg, err := loadRun("run", args, &flagOut)
+	if errors.Is(err, errHelp) {
+		stderr.Write(flagOut.Bytes())
 		return err
+	}
+	if err != nil {
+		return configError{err}
+	}
+	sock, err := controlSocketPath(s.ControlSocket, os.Getenv("RUNTIME_DIRECTORY"))
+	if err != nil {
+		return configError{fmt.Errorf("control socket: %w", err)}
 	}
 	log, err := newLogger(stderr, s.LogFormat)
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	defer log.Sync()
+	if cfg.StateDir != "" {
+		lock, err := state.AcquireLock(cfg.StateDir)
+		if err != nil {
+			return err
+		}
+		defer lock.Close()
+	}
 	if cfg.Watchdog, err = sddaemon.SdWatchdogEnabled(false); err != nil {
 		log.Warn("ignoring the watchdog settings", zap.Error(err))
 	}
@@ -135,6 +159,21 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer stopMetrics()
+	if sock != "" {
+		ln, err := listenUnix("control socket", sock)
+		if err != nil {
+			return err
+		}
+		stopControl := startControl(ctx, ln, d.Rescan, log)
+		defer stopControl()
+		if cfg.StateDir != "" {
+			if err := state.WriteControl(cfg.StateDir, sock); err != nil {
+				return err
+			}
+			defer state.RemoveControl(cfg.StateDir)
+		}
+		log.Info("control socket listening", zap.String("socket", sock))
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

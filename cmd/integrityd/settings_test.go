@@ -69,7 +69,7 @@ func TestCommandSettings(t *testing.T) {
 		want  string // in stderr
 		usage bool   // stderr has the usage line
 	}{
-		{"run rescan interval", []string{"run", "--root", root, "--rescan-interval", "0s"}, exitError, `--rescan-interval: "0s" is not a positive duration`, true},
+		{"run rescan interval", []string{"run", "--root", root, "--rescan-interval", "0s"}, exitConfig, `--rescan-interval: "0s" is not a positive duration`, false},
 		{"run log format", []string{"check-config", "--root", root, "--log-format", "xml"}, exitError, `--log-format: "xml", want`, true},
 		{"check-config bad file value", []string{"check-config", "--config", badEnforce}, exitError, badEnforce + `:2: enforce: "maybe"`, false},
 		{"check-config bad file value overridden", []string{"check-config", "--config", badEnforce, "--enforce", "yes"}, exitError, badEnforce + `:2: enforce: "maybe"`, false},
@@ -97,5 +97,42 @@ func TestCommandSettings(t *testing.T) {
 				t.Errorf("usage line shown: %v, want %v: %s", got, tt.usage, errOut)
 			}
 		})
+	}
+}
+
+// A configuration error of run is exit 78 (EX_CONFIG, which the unit does
+// not restart on) after exactly one line on stderr.
+func TestRunConfigError(t *testing.T) {
+	root := demoRoot(t)
+	unknownKey := writeConf(t, "root = "+root, "frobnicate = 1")
+	unreadable := filepath.Join(t.TempDir(), "missing.conf")
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown key", []string{"--config", unknownKey, "--state-dir", t.TempDir()}, unknownKey + `:2: unknown key "frobnicate"`},
+		{"unreadable file", []string{"--config", unreadable}, "read configuration: open " + unreadable},
+		{"unknown flag", []string{"--root", root, "--frobnicate"}, "flag provided but not defined: -frobnicate"},
+		{"no root", []string{"--state-dir", t.TempDir()}, "--root is required"},
+		{"bad log format", []string{"--root", root, "--log-format", "xml"}, `--log-format: "xml"`},
+		{"relative control socket in the file", []string{"--config", writeConf(t, "root = "+root, "control_socket = x.sock")}, `control_socket: "x.sock" is not an absolute path`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, append([]string{"run"}, tt.args...)...)
+			if code != exitConfig {
+				t.Errorf("exit %d, want %d (EX_CONFIG)\nstdout: %s\nstderr: %s", code, exitConfig, out, errOut)
+			}
+			if !strings.HasPrefix(errOut, "integrityd run: configuration error: ") || !strings.Contains(errOut, tt.want) {
+				t.Errorf("stderr %q, want one line with %q", errOut, tt.want)
+			}
+			if n := strings.Count(errOut, "\n"); n != 1 {
+				t.Errorf("%d lines on stderr, want 1: %q", n, errOut)
+			}
+		})
+	}
+	// -h still shows the flags, and is no error.
+	if code, _, errOut := runCmd(t, "run", "-h"); code != exitClean || !strings.Contains(errOut, "-control-socket") {
+		t.Errorf("run -h: exit %d, %q", code, errOut)
 	}
 }

@@ -10,7 +10,7 @@
 // Keys: root, apps_path (repeatable), data_dir, trust, crl, state_dir,
 // rescan_interval, exclude (repeatable: paths under the server root that
 // are not checked at all, which weakens the check), enforce, log_format,
-// metrics_listen, metrics_textfile.
+// metrics_listen, metrics_textfile, control_socket.
 package config
 
 import (
@@ -102,7 +102,7 @@ func (c *Config) set(key, value string) error {
 	if !ok {
 		return fmt.Errorf("unknown key %q", key)
 	}
-	if st.abs && !strings.HasPrefix(value, "/") && !(key == "crl" && value == "none") {
+	if st.abs && !strings.HasPrefix(value, "/") && !((key == "crl" || key == "control_socket") && value == "none") {
 		return fmt.Errorf("%s: %q is not an absolute path", key, value)
 	}
 	switch p := st.field(&c.Settings).(type) {

@@ -18,12 +18,14 @@ exclude = /var/www/nextcloud/apps/bigapp/node_modules
 trust = /etc/integrityd/root.crt
 crl = none
 metrics_textfile = /var/lib/node_exporter/integrityd.prom
+control_socket = /run/integrityd/control.sock
 `), "t.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Root != "/var/www/nextcloud" || len(c.AppsPaths) != 2 || c.AppsPaths[1] != "/var/www/nextcloud/custom_apps" ||
-		c.RescanInterval != 30*time.Minute || len(c.Exclude) != 1 || c.CRL != "none" || !c.Set["trust"] || c.Set["state_dir"] {
+		c.RescanInterval != 30*time.Minute || len(c.Exclude) != 1 || c.CRL != "none" || !c.Set["trust"] || c.Set["state_dir"] ||
+		c.ControlSocket != "/run/integrityd/control.sock" {
 		t.Errorf("parsed %+v", c)
 	}
 }
@@ -50,6 +52,7 @@ func TestParseErrors(t *testing.T) {
 		{"enforce = maybe\n", "t.conf:1: enforce: \"maybe\", want \"auto\", \"yes\" or \"no\""},
 		{"log_format = xml\n", "t.conf:1: log_format: \"xml\", want \"auto\", \"journal\", \"json\" or \"console\""},
 		{"trust =\n", "t.conf:1: trust: empty value"},
+		{"control_socket = control.sock\n", "t.conf:1: control_socket: \"control.sock\" is not an absolute path"},
 	}
 	for _, tt := range tests {
 		err := parseAndValidate([]byte(tt.in), "t.conf")
@@ -68,5 +71,12 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(p + ".missing"); err == nil {
 		t.Error("missing file accepted")
+	}
+}
+
+func TestControlSocketNone(t *testing.T) {
+	c, err := Parse([]byte("control_socket = none\n"), "t.conf")
+	if err != nil || c.ControlSocket != "none" {
+		t.Errorf("control_socket = none: %+v %v", c, err)
 	}
 }

@@ -28,6 +28,7 @@ type Settings struct {
 	LogFormat       string // "auto", "journal", "json" or "console"
 	MetricsListen   string
 	MetricsTextfile string
+	ControlSocket   string // "" for the default ($RUNTIME_DIRECTORY/control.sock), "none" for none
 
 	// from says where each setting not at its default came from, by flag
 	// name.
@@ -70,6 +71,7 @@ var settings = [...]setting{
 	{"log-format", "log_format", false, `"journal", "json", "console", or "auto" (journal when stderr is the journal, console on a terminal, else json)`, func(s *Settings) any { return &s.LogFormat }},
 	{"metrics-listen", "metrics_listen", false, "serve Prometheus metrics on this address (host:port, or unix:/path)", func(s *Settings) any { return &s.MetricsListen }},
 	{"metrics-textfile", "metrics_textfile", true, "write Prometheus metrics to this file for node_exporter's textfile collector", func(s *Settings) any { return &s.MetricsTextfile }},
+	{"control-socket", "control_socket", true, `unix socket on which the daemon takes "rescan" from operators (mode 0660; default $RUNTIME_DIRECTORY/control.sock when systemd sets RUNTIME_DIRECTORY; "none" for none)`, func(s *Settings) any { return &s.ControlSocket }},
 }
 
 func byFlag(name string) (setting, bool) {

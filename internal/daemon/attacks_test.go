@@ -34,7 +34,7 @@ func demoTree(t testing.TB) string {
 // alertsWith counts the alerts for scope:path whose current hash is cur.
 func (r *running) alertsWith(key, cur string) int {
 	n := 0
-	for _, e := range r.logs.FilterMessage("integrity check failed").All() {
+	for _, e := range entriesOf(r.logs, sortAlert) {
 		m := e.ContextMap()
 		if m["integrity_scope"].(string)+":"+m["integrity_path"].(string) == key && m["integrity_current"] == cur {
 			n++
@@ -65,7 +65,7 @@ func TestAttackSecondPayload(t *testing.T) {
 				t.Fatalf("%s, write %d: %d alerts with the current hash of %q, want 1", tt.path, i, n, content)
 			}
 		}
-		if n := alerts(r.logs, "integrity check failed")[tt.key]; n != 2 {
+		if n := alerts(r.logs, sortAlert)[tt.key]; n != 2 {
 			t.Errorf("%s: %d alerts for two distinct contents, want 2", tt.path, n)
 		}
 	}
@@ -77,7 +77,7 @@ func TestAttackSecondPayload(t *testing.T) {
 func (r *running) waitAlert(key string, d time.Duration) (time.Duration, bool) {
 	begin := time.Now()
 	for time.Since(begin) < d {
-		if alerts(r.logs, "integrity check failed")[key] > 0 {
+		if alerts(r.logs, sortAlert)[key] > 0 {
 			return time.Since(begin), true
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -164,7 +164,7 @@ func TestAttackDuringUpdate(t *testing.T) {
 	}
 	r.waitIdle(t)
 	assertSame(t, r, root, "release 1")
-	indexAlerts := alerts(r.logs, "integrity check failed")["core:index.php"]
+	indexAlerts := alerts(r.logs, sortAlert)["core:index.php"]
 
 	// The update starts: the new manifest, then the new index.php.
 	if err := os.WriteFile(filepath.Join(root, "core/signature.json"), data, 0o644); err != nil {
@@ -183,7 +183,7 @@ func TestAttackDuringUpdate(t *testing.T) {
 	}
 	t.Logf("backdoor alerted %v after it was written, during the update", took.Round(time.Millisecond))
 	r.waitIdle(t) // settles: the new manifest is in force
-	if n := alerts(r.logs, "integrity check failed")["core:index.php"]; n != indexAlerts {
+	if n := alerts(r.logs, sortAlert)["core:index.php"]; n != indexAlerts {
 		t.Errorf("index.php, which matches the new manifest, was alerted during the update")
 	}
 	assertSame(t, r, root, "after the update")
@@ -237,7 +237,7 @@ func TestAttackManifestRemoved(t *testing.T) {
 	}
 	r.waitIdle(t)
 	var warned bool
-	for _, e := range r.logs.FilterMessage("a signed app was removed").All() {
+	for _, e := range r.logs.FilterField(zapString("message_id", journal.IDScopeGone)).All() {
 		warned = warned || e.ContextMap()["integrity_scope"] == "richdocuments"
 	}
 	if !warned {
@@ -423,7 +423,7 @@ func TestAttackHugeFiles(t *testing.T) {
 	// The order tells whether the big file held up the loop: the
 	// backdoor, written after it, must be alerted before it.
 	var order []string
-	for _, e := range r.logs.FilterMessage("integrity check failed").All() {
+	for _, e := range entriesOf(r.logs, sortAlert) {
 		order = append(order, e.ContextMap()["integrity_path"].(string))
 	}
 	if i, j := slices.Index(order, "index.php"), slices.Index(order, "lib/huge.bin"); i < 0 || j < 0 || i > j {
@@ -456,12 +456,12 @@ func TestAttackFlood(t *testing.T) {
 		t.Errorf("%d findings, want %d", got, n)
 	}
 	logged := 0
-	for k := range alerts(r.logs, "integrity check failed") {
+	for k := range alerts(r.logs, sortAlert) {
 		if strings.HasPrefix(k, "core:lib/toolkit/") {
 			logged++
 		}
 	}
-	counted := summarized(r, "more integrity findings in this directory")
+	counted := summarized(r, false)
 	t.Logf("%d alerts logged one by one, %d counted in summaries", logged, counted)
 	if logged > 2*alertsPerDir || logged+counted != n {
 		t.Errorf("%d alerts and %d in summaries for %d new files, want at most %d (a couple of rounds) and all counted", logged, counted, n, 2*alertsPerDir)
@@ -488,10 +488,10 @@ func TestNonUTF8Names(t *testing.T) {
 	r = start(t, testConfig(root, stateDir))
 	r.waitIdle(t)
 	assertSame(t, r, root, "after a restart")
-	if n := len(r.logs.FilterMessage("integrity check failed").All()); n != 0 {
+	if n := len(entriesOf(r.logs, sortAlert)); n != 0 {
 		t.Errorf("%d alerts after a restart for findings already reported (the state lost the names?)", n)
 	}
-	if n := len(r.logs.FilterMessage("integrity finding resolved").All()); n != 0 {
+	if n := len(entriesOf(r.logs, sortResolved)); n != 0 {
 		t.Errorf("%d resolved entries after a restart", n)
 	}
 }

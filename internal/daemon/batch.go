@@ -16,11 +16,13 @@ import (
 
 // plan is what one batch of changed paths asks for.
 type plan struct {
-	apps   bool                // the set of apps may have changed
-	trust  bool                // the trust anchors or CRL changed
-	pinned bool                // the install's own root.crt changed
-	keys   map[*scope][]string // keys to recheck, by scope
-	order  []*scope            // the scopes of keys, in the order seen
+	config  bool                // Nextcloud's configuration files changed
+	version bool                // core's version.php changed
+	apps    bool                // the set of apps may have changed
+	trust   bool                // the trust anchors or CRL changed
+	pinned  bool                // the install's own root.crt changed
+	keys    map[*scope][]string // keys to recheck, by scope
+	order   []*scope            // the scopes of keys, in the order seen
 }
 
 // classify turns a batch into a plan.
@@ -36,7 +38,12 @@ func (l *loop) classify(paths []string) plan {
 		}
 	}
 	for _, path := range paths {
+		p.config = p.config || l.isConfigFile(path)
+		if core := l.scopes["core"]; core != nil && l.in.MimetypeInput(path) {
+			add(core, verify.MimetypeListPath)
+		}
 		t, ok, apps, trust := l.locate(path)
+		p.version = p.version || ok && t.scope.sc.Name == "core" && t.key == "version.php"
 		p.apps = p.apps || apps
 		p.trust = p.trust || trust
 		if ok {
@@ -54,6 +61,12 @@ func (l *loop) classify(paths []string) plan {
 // apply rechecks the changed paths of one batch: classify, then execute.
 func (l *loop) apply(ctx context.Context, paths []string) {
 	p := l.classify(paths)
+	if p.config && l.fatal == nil {
+		l.fatal = l.configChanged()
+	}
+	if p.version {
+		l.versionChanged()
+	}
 	if p.trust {
 		l.log.Warn("trust anchors or CRL changed; verifying every manifest again")
 		l.requestScan(ctx, "trust anchors changed", nil, false)
@@ -434,7 +447,7 @@ func (l *loop) syncScopes() []*scope {
 	}
 	gone := func(name, dir string) {
 		if _, signed := l.meta.Signed[name]; signed {
-			l.log.Warn("a signed app was removed", zap.String("message_id", journal.IDScopeGone),
+			l.log.Warn("SCOPE_GONE "+journal.Quote(name)+": a signed app directory was removed: "+journal.Quote(dir), zap.String("message_id", journal.IDScopeGone),
 				zap.String("integrity_scope", name), zap.String("dir", dir))
 			delete(l.meta.Signed, name)
 			l.modified()

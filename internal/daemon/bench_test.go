@@ -171,7 +171,7 @@ func entryTimes() (chan time.Time, *zap.Logger) {
 	entries := make(chan time.Time, 16)
 	discard := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel)
 	return entries, zap.New(discard, zap.Hooks(func(e zapcore.Entry) error {
-		if e.Message == "integrity check failed" || e.Message == "integrity finding resolved" {
+		if findingMessage(e.Message) {
 			entries <- time.Now()
 		}
 		return nil

@@ -46,10 +46,18 @@ type Config struct {
 	Root      string
 	AppsPaths []string
 	DataDir   string
-	Exclude   []string // absolute paths not checked (weakens the check)
-	Trust     string   // PEM trust anchors
-	CRL       string   // "" for none
-	StateDir  string
+	// FollowConfig is set when AppsPaths or DataDir come from Nextcloud's
+	// configuration (config/config.php, config/*.config.php) rather than
+	// from integrityd's: the daemon then watches config/ and ends Run with
+	// ErrInstallChanged when they change. PinnedAppsPaths and PinnedDataDir
+	// are what integrityd's configuration set (empty: Nextcloud's).
+	FollowConfig    bool
+	PinnedAppsPaths []string
+	PinnedDataDir   string
+	Exclude         []string // absolute paths not checked (weakens the check)
+	Trust           string   // PEM trust anchors
+	CRL             string   // "" for none
+	StateDir        string
 	// Workers is the number of files hashed at once (0: four per CPU).
 	Workers int
 	// RescanInterval is the interval of full rescans when re-verification
@@ -444,6 +452,9 @@ func (l *loop) addWatches() error {
 		}
 	}
 	l.watchTrust()
+	if err := l.w.AddDir(l.configDir()); err != nil && !errors.Is(err, fs.ErrNotExist) && l.cfg.FollowConfig {
+		l.log.Warn("config directory not watched: a change of apps_paths is seen only on reload", zap.Error(err))
+	}
 	trees := []string{l.in.Root}
 	for _, a := range l.in.AppsRoots {
 		if !slices.Contains(trees, a) {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -156,10 +157,61 @@ func assertSame(t testing.TB, r *running, root, context string) {
 	}
 }
 
-// alerts counts the log entries with msg, by path.
-func alerts(logs *observer.ObservedLogs, msg string) map[string]int {
+// Sorts of entries the tests count: alerts and resolved entries of
+// findings, whose one-line MESSAGE must name the finding their fields do.
+const (
+	sortAlert    = "alert"
+	sortResolved = "resolved"
+)
+
+// sortOf is sortAlert or sortResolved for an entry of a finding whose
+// message is the one line its fields say, else "".
+func sortOf(e observer.LoggedEntry) string {
+	m := e.ContextMap()
+	kind, _ := m["integrity_kind"].(string)
+	scope, _ := m["integrity_scope"].(string)
+	path, _ := m["integrity_path"].(string)
+	if kind == "" {
+		return ""
+	}
+	reason := ""
+	if verify.Kind(kind) == verify.KindException {
+		reason, _ = m["integrity_message"].(string)
+	}
+	switch m["message_id"] {
+	case journal.IDResolved:
+		if e.Message == journal.ResolvedLine(kind, scope, path) {
+			return sortResolved
+		}
+	case journal.AlertID(kind):
+		if e.Message == journal.FindingLine(kind, scope, path, reason) {
+			return sortAlert
+		}
+	}
+	return ""
+}
+
+// findingMessage reports whether msg is the MESSAGE of an alert or a
+// resolved entry (for hooks that see no fields).
+func findingMessage(msg string) bool {
+	msg = strings.TrimPrefix(msg, "resolved ")
+	for _, k := range []verify.Kind{verify.InvalidHash, verify.FileMissing, verify.ExtraFile, verify.HardLink, verify.KindException} {
+		if strings.HasPrefix(msg, string(k)+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+// entriesOf are the entries of sort (sortAlert, sortResolved).
+func entriesOf(logs *observer.ObservedLogs, sort string) []observer.LoggedEntry {
+	return logs.Filter(func(e observer.LoggedEntry) bool { return sortOf(e) == sort }).All()
+}
+
+// alerts counts the entries of sort (sortAlert, sortResolved), by path.
+func alerts(logs *observer.ObservedLogs, sort string) map[string]int {
 	n := map[string]int{}
-	for _, e := range logs.FilterMessage(msg).All() {
+	for _, e := range entriesOf(logs, sort) {
 		n[e.ContextMap()["integrity_scope"].(string)+":"+fmt.Sprint(e.ContextMap()["integrity_path"])]++
 	}
 	return n

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"fmt"
+
 	"go.uber.org/zap"
 
 	"github.com/integrityd/integrityd/internal/journal"
@@ -90,9 +92,13 @@ func (l *loop) flushFlood() {
 		if n <= alertsPerDir {
 			continue
 		}
-		msg, level := "more integrity findings in this directory, not logged one by one (integrityd report lists them)", l.log.Warn
+		where := journal.Quote(k.scope)
+		if k.dir != "" {
+			where += " " + journal.Quote(k.dir)
+		}
+		msg, level := fmt.Sprintf("%d more findings in %s, not logged one by one (integrityd report lists them)", n-alertsPerDir, where), l.log.Warn
 		if k.healed {
-			msg, level = "more integrity findings resolved in this directory, not logged one by one", l.log.Info
+			msg, level = fmt.Sprintf("resolved %d more findings in %s, not logged one by one", n-alertsPerDir, where), l.log.Info
 		}
 		level(msg, zap.String("message_id", journal.IDFlood), zap.String("integrity_scope", k.scope),
 			zap.String("integrity_path", k.dir), zap.Int("integrity_count", n-alertsPerDir), zap.Int("logged", alertsPerDir))
@@ -104,16 +110,21 @@ func (l *loop) flushFlood() {
 func (d *Daemon) logTransition(t Transition) {
 	switch {
 	case t.New == nil:
-		d.log.Info("integrity finding resolved", append(alertFields(t.Old), zap.String("message_id", journal.IDResolved))...)
+		d.log.Info(journal.ResolvedLine(string(t.Old.Kind), t.Old.Scope, t.Old.Path), append(alertFields(t.Old), zap.String("message_id", journal.IDResolved))...)
 	case t.Alert:
 		f := t.New
 		d.metrics.alerts.WithLabelValues(string(f.Kind)).Inc()
 		fields := append(alertFields(f), zap.String("message_id", journal.AlertID(string(f.Kind))))
+		msg := ""
+		if f.Kind == verify.KindException {
+			msg = f.Message
+		}
+		line := journal.FindingLine(string(f.Kind), f.Scope, f.Path, msg)
 		if f.Kind == verify.KindException && f.Path == "" {
-			d.log.Error("integrity check failed", fields...)
+			d.log.Error(line, fields...)
 			return
 		}
-		d.log.Warn("integrity check failed", fields...)
+		d.log.Warn(line, fields...)
 	}
 }
 

@@ -105,7 +105,7 @@ func faultCountLog(logs *observer.ObservedLogs, msg string) int {
 func faultWaitAlert(r *running, key string, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		if alerts(r.logs, "integrity check failed")[key] > 0 {
+		if alerts(r.logs, sortAlert)[key] > 0 {
 			return true
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -171,7 +171,7 @@ func TestFaultStateDirFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitIdle(t)
-	if n := alerts(r.logs, "integrity check failed")["core:lib/base.php"]; n != 1 {
+	if n := alerts(r.logs, sortAlert)["core:lib/base.php"]; n != 1 {
 		faultDumpLogs(t, r.logs)
 		t.Fatalf("got %d alerts for lib/base.php with the state directory full, want 1", n)
 	}
@@ -251,7 +251,7 @@ func TestFaultStateDirReadOnly(t *testing.T) {
 		faultDumpLogs(t, r.logs)
 		t.Errorf("got %d warnings that the state cannot be saved, want exactly 1 (not one per second)", n)
 	}
-	if n := alerts(r.logs, "integrity check failed")["core:lib/base.php"]; n != 1 {
+	if n := alerts(r.logs, sortAlert)["core:lib/base.php"]; n != 1 {
 		t.Errorf("got %d alerts for lib/base.php, want 1", n)
 	}
 
@@ -332,7 +332,7 @@ func TestFaultFileChangingWhileHashed(t *testing.T) {
 	}
 	r.waitIdle(t)
 	t.Logf("%d rewrites in %v; %d alerts, %d resolved", 2*rounds, time.Since(begin).Round(time.Millisecond),
-		alerts(r.logs, "integrity check failed")["core:lib/big.bin"], alerts(r.logs, "integrity finding resolved")["core:lib/big.bin"])
+		alerts(r.logs, sortAlert)["core:lib/big.bin"], alerts(r.logs, sortResolved)["core:lib/big.bin"])
 	assertSame(t, r, root, "after the rewrites")
 	if f := r.d.Findings(); len(f) != 0 {
 		t.Errorf("got findings %s, want none", render(f))
@@ -342,13 +342,13 @@ func TestFaultFileChangingWhileHashed(t *testing.T) {
 	// alerted ends with a "resolved" entry.
 	last := map[string]string{}
 	for _, e := range r.logs.All() {
-		if e.Message == "integrity check failed" || e.Message == "integrity finding resolved" {
-			last[e.ContextMap()["integrity_scope"].(string)+":"+fmt.Sprint(e.ContextMap()["integrity_path"])] = e.Message
+		if sort := sortOf(e); sort != "" {
+			last[e.ContextMap()["integrity_scope"].(string)+":"+fmt.Sprint(e.ContextMap()["integrity_path"])] = sort
 		}
 	}
-	raised, healed := alerts(r.logs, "integrity check failed"), alerts(r.logs, "integrity finding resolved")
+	raised, healed := alerts(r.logs, sortAlert), alerts(r.logs, sortResolved)
 	for k, n := range raised {
-		if last[k] != "integrity finding resolved" || healed[k] > n {
+		if last[k] != sortResolved || healed[k] > n {
 			t.Errorf("%s: %d alerts, %d resolved, last entry %q; want the last to be resolved", k, n, healed[k], last[k])
 		}
 	}
@@ -393,7 +393,7 @@ func faultUnreadableBody(t *testing.T, root, stateDir string, directories bool) 
 	}
 	r.waitIdle(t)
 	assertSame(t, r, root, "files modified")
-	before := alerts(r.logs, "integrity check failed")
+	before := alerts(r.logs, sortAlert)
 	var changed []string
 	for _, c := range faultUnreadableChanges {
 		if c.directory && !directories {
@@ -418,7 +418,7 @@ func faultUnreadableBody(t *testing.T, root, stateDir string, directories bool) 
 		}
 	}
 	r.waitIdle(t)
-	raised := alerts(r.logs, "integrity check failed")
+	raised := alerts(r.logs, sortAlert)
 	for _, c := range faultUnreadableChanges {
 		if c.directory && !directories {
 			continue
@@ -437,7 +437,7 @@ func faultUnreadableBody(t *testing.T, root, stateDir string, directories bool) 
 	if err := r.d.Rescan(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for k, n := range alerts(r.logs, "integrity check failed") {
+	for k, n := range alerts(r.logs, sortAlert) {
 		if n != raised[k] {
 			t.Errorf("%s: alerted again by a full rescan (%d alerts, %d before)", k, n, raised[k])
 		}
@@ -458,7 +458,7 @@ func faultUnreadableBody(t *testing.T, root, stateDir string, directories bool) 
 	}
 	r.waitIdle(t)
 	assertSame(t, r, root, "readable again")
-	healed := alerts(r.logs, "integrity finding resolved")
+	healed := alerts(r.logs, sortResolved)
 	for _, c := range faultUnreadableChanges {
 		if c.directory && !directories || c.path == "lib/private/extra.php" {
 			continue

@@ -54,6 +54,7 @@ type loop struct {
 	scanDone chan *scanResult
 	scanStop context.CancelFunc
 	nextScan time.Time // when the periodic rescan is due
+	fatal    error     // ends run (ErrInstallChanged)
 }
 
 type scope struct {
@@ -181,6 +182,9 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 		case <-publish.C:
 		}
 		l.flushFlood()
+		if l.fatal != nil {
+			return l.fatal
+		}
 		l.publishSoon(publish)
 		if st := d.snap.Load().statusLine(); st != status {
 			d.notify("STATUS=" + st)
@@ -332,7 +336,7 @@ func (l *loop) replace(s *scope, key string, fresh []verify.Finding) {
 // drop forgets a scope that no longer exists (an app that was removed).
 func (l *loop) drop(name string) {
 	if n := len(l.findings[name]); n > 0 {
-		l.log.Info("app removed; its findings are dropped", zap.String("integrity_scope", name), zap.Int("findings", n))
+		l.log.Info(fmt.Sprintf("app %s removed; its %d findings are dropped", journal.Quote(name), n), zap.String("integrity_scope", name), zap.Int("findings", n))
 	}
 	delete(l.findings, name)
 	delete(l.shared, name)
@@ -413,12 +417,8 @@ func (l *loop) reconfigure(next Config) {
 	in.Checker.Workers = next.Workers
 	l.in = &in
 	l.d.install.Store(&in)
-	for name, s := range l.scopes {
-		if name == "core" {
-			s.sc = in.Core()
-		} else {
-			s.sc = in.App(name, s.sc.Dir)
-		}
+	for _, s := range l.scopes {
+		s.sc = s.sc.ForInstall(&in)
 	}
 	if l.w != nil {
 		l.watchTrust()
@@ -448,11 +448,11 @@ func (l *loop) checkPinned() {
 	l.modified()
 	switch {
 	case why != "" && was == "":
-		l.log.Error("the install's trust anchor differs from the pinned one", zap.String("message_id", journal.IDTrustDiffer),
+		l.log.Error("TRUST_ANCHOR core "+verify.InTreeAnchors+": differs from the pinned one ("+journal.Quote(l.cfg.Trust)+"): "+journal.Quote(why), zap.String("message_id", journal.IDTrustDiffer),
 			zap.String("integrity_scope", "core"), zap.String("integrity_path", verify.InTreeAnchors),
 			zap.String("pinned", l.cfg.Trust), zap.String("integrity_detail", why))
 	case why == "" && was != "":
-		l.log.Info("the install's trust anchor matches the pinned one again", zap.String("message_id", journal.IDResolved),
+		l.log.Info("resolved TRUST_ANCHOR core "+verify.InTreeAnchors+": matches the pinned one ("+journal.Quote(l.cfg.Trust)+") again", zap.String("message_id", journal.IDResolved),
 			zap.String("integrity_scope", "core"), zap.String("integrity_path", verify.InTreeAnchors), zap.String("pinned", l.cfg.Trust))
 	}
 }

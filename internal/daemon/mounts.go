@@ -53,16 +53,20 @@ func (l *loop) mountChanged(ctx context.Context, c watch.MountChange, atStart bo
 			zap.String("fstype", c.FSType), zap.Bool("mounted", c.Mounted))
 		return
 	}
-	what := "a file system was unmounted at or above the install: what it showed is gone"
-	if c.Mounted {
-		what = "a file system is mounted over a checked directory: it hides the files below it"
-		if atStart {
-			what = "a file system was mounted over a checked directory before the start"
-		}
-	}
 	scope := ""
 	if t, ok, _, _ := l.locate(c.Point); ok {
 		scope = t.scope.sc.Name
+	}
+	where := journal.Quote(c.Point)
+	if scope != "" {
+		where = journal.Quote(scope) + " " + where
+	}
+	what := "UNMOUNT " + where + ": a file system was unmounted at or above the install: what it showed is gone"
+	if c.Mounted {
+		what = "MOUNT " + where + ": a file system is mounted over a checked directory: it hides the files below it"
+		if atStart {
+			what = "MOUNT " + where + ": a file system was mounted over a checked directory before the start"
+		}
 	}
 	l.log.Warn(what, zap.String("message_id", journal.IDMount), zap.String("integrity_scope", scope),
 		zap.String("integrity_path", c.Point), zap.String("fstype", c.FSType), zap.String("source", c.Source),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/integrityd/integrityd/internal/demo"
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // With the trust anchor pinned outside the install, a change of the
@@ -45,7 +46,7 @@ func TestPinnedTrustAnchor(t *testing.T) {
 	}
 	os.WriteFile(inTree, orig, 0o644)
 	r.waitIdle(t)
-	if n := len(r.logs.FilterMessage("the install's trust anchor matches the pinned one again").All()); n != 1 {
+	if n := len(r.logs.FilterMessage("resolved TRUST_ANCHOR core " + verify.InTreeAnchors + ": matches the pinned one (" + pinned + ") again").All()); n != 1 {
 		t.Errorf("%d 'matches again' entries after the restore, want 1", n)
 	}
 }

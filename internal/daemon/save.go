@@ -50,13 +50,13 @@ func (sv *saver) save() {
 	st.Updated = time.Now()
 	if err := state.SaveFindings(d.cfg.StateDir, &st, s.sorted()); err != nil {
 		if !sv.failing {
-			d.log.Warn("cannot save state; still watching, will retry", zap.String("message_id", journal.IDStateError), zap.Error(err))
+			d.log.Warn("cannot save state in "+journal.Quote(d.cfg.StateDir)+"; still watching, will retry: "+journal.Quote(err.Error()), zap.String("message_id", journal.IDStateError), zap.Error(err))
 		}
 		sv.failing = true
 		return
 	}
 	if sv.failing {
-		d.log.Info("state saved again", zap.String("dir", d.cfg.StateDir))
+		d.log.Info("state saved again in "+journal.Quote(d.cfg.StateDir), zap.String("dir", d.cfg.StateDir))
 	}
 	sv.failing, sv.saved = false, s.Version
 }

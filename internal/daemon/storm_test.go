@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/journal"
 )
 
 // stormTree is a demo install whose core has n more files, signed.
@@ -61,8 +62,8 @@ func TestStorm(t *testing.T) {
 	assertSame(t, r, root, "after the storm")
 	// One alert per file, or a summary counting it (more than
 	// alertsPerDir in one directory at once).
-	got := alerts(r.logs, "integrity check failed")
-	if covered := len(got) + summarized(r, "more integrity findings in this directory"); covered != n {
+	got := alerts(r.logs, sortAlert)
+	if covered := len(got) + summarized(r, false); covered != n {
 		t.Errorf("alerts for %d paths and summaries, %d in all, want %d", len(got), covered, n)
 	}
 	for p, c := range got {
@@ -76,18 +77,18 @@ func TestStorm(t *testing.T) {
 	}
 	r.waitIdle(t)
 	assertSame(t, r, root, "after healing")
-	healed := alerts(r.logs, "integrity finding resolved")
-	if covered := len(healed) + summarized(r, "more integrity findings resolved"); covered != n {
+	healed := alerts(r.logs, sortResolved)
+	if covered := len(healed) + summarized(r, true); covered != n {
 		t.Errorf("resolved entries for %d paths and summaries, %d in all, want %d", len(healed), covered, n)
 	}
 }
 
-// summarized adds up the counts of the flood summaries whose message
-// starts with msg.
-func summarized(r *running, msg string) int {
+// summarized adds up the counts of the flood summaries that
+// are of resolved findings (healed) or not.
+func summarized(r *running, healed bool) int {
 	n := 0
-	for _, e := range r.logs.All() {
-		if strings.HasPrefix(e.Message, msg) {
+	for _, e := range r.logs.FilterField(zapString("message_id", journal.IDFlood)).All() {
+		if strings.HasPrefix(e.Message, "resolved ") == healed {
 			n += int(e.ContextMap()["integrity_count"].(int64))
 		}
 	}
@@ -111,7 +112,7 @@ func TestNeverQuiet(t *testing.T) {
 		// Rewriting the manifest (same content) every 100 ms keeps core churning.
 		data, _ := os.ReadFile(filepath.Join(root, "core/signature.json"))
 		os.WriteFile(filepath.Join(root, "core/signature.json"), data, 0o644)
-		if len(alerts(r.logs, "integrity check failed")) > 0 {
+		if len(alerts(r.logs, sortAlert)) > 0 {
 			seen = true
 			break
 		}
@@ -138,9 +139,9 @@ func TestBurstNotHeld(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for len(alerts(r.logs, "integrity check failed")) < len(files) {
+	for len(alerts(r.logs, sortAlert)) < len(files) {
 		if time.Since(begin) > 20*time.Second {
-			t.Fatalf("%d of %d alerts after 20 s (settle is 1 min: were they held?)", len(alerts(r.logs, "integrity check failed")), len(files))
+			t.Fatalf("%d of %d alerts after 20 s (settle is 1 min: were they held?)", len(alerts(r.logs, sortAlert)), len(files))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -1,5 +1,7 @@
 package journal
 
+import "github.com/integrityd/integrityd/internal/verify"
+
 // MESSAGE_IDs of integrityd's journal entries: stable, so that alerting
 // rules and journalctl MESSAGE_ID=... can match them. Each is explained in
 // packaging/systemd/integrityd.catalog.
@@ -19,24 +21,25 @@ const (
 	IDMount       = "8e4a6c2f0b1d4f3a9c5e7b2d4f6a8c0e" // a mount or unmount over a checked directory
 	IDFlood       = "e1f3a5c7b9d24e6f8a0c2e4b6d8f0a13" // more findings in one directory than are logged one by one
 	IDDuplicate   = "da1d6070832549e7ad585d70bec38056" // an app id in several apps roots
+	IDConfig      = "4f0c2b9e7a1d4e58b3c6d9a2e5f8b1c4" // Nextcloud's configuration changed the apps roots, or cannot be read
 )
 
 // AlertID is the MESSAGE_ID of an alert of kind (INVALID_HASH, ...).
 func AlertID(kind string) string {
-	switch kind {
-	case "INVALID_HASH":
+	switch verify.Kind(kind) {
+	case verify.InvalidHash:
 		return IDInvalidHash
-	case "FILE_MISSING":
+	case verify.FileMissing:
 		return IDFileMissing
-	case "EXTRA_FILE":
+	case verify.ExtraFile:
 		return IDExtraFile
-	case "HARD_LINK":
+	case verify.HardLink:
 		return IDHardLink
-	case "DUPLICATE_APP":
+	case verify.DuplicateApp:
 		return IDDuplicate
 	}
 	return IDException
 }
 
 // AllIDs lists every MESSAGE_ID, for the catalog test.
-var AllIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood, IDDuplicate}
+var AllIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood, IDDuplicate, IDConfig}

@@ -64,7 +64,7 @@ func Load(dir string) (*State, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read state: %w", err)
+		return nil, fmt.Errorf("read state: %w", err) // names p
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.Size() > maxSize {
@@ -110,10 +110,10 @@ func SaveFindings(dir string, meta *State, fs []*verify.Finding) error {
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := MakeDir(dir); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	return verify.WriteAtomic(Path(dir), 0o640, func(w io.Writer) error {
+	return verify.WriteAtomic(Path(dir), FileMode, func(w io.Writer) error {
 		if _, err := io.WriteString(w, `{"findings":[`); err != nil {
 			return err
 		}

@@ -155,6 +155,12 @@ var (
 	reVersionString = regexp.MustCompile(`\$OC_VersionString\s*=\s*'([^']*)'`)
 )
 
+// ReadVersion reads root/version.php (zero when it cannot be read).
+func ReadVersion(root string) Version {
+	v, _ := readVersion(filepath.Join(root, "version.php"))
+	return v
+}
+
 // readVersion reads version.php.
 func readVersion(path string) (Version, error) {
 	var v Version
@@ -210,6 +216,14 @@ func (in *Install) skipName(name string) bool {
 const initSyncLock = "nextcloud-init-sync.lock"
 
 var initSyncLockSince = []int{30, 0, 1}
+
+// ForInstall is s as a scope of in (a copy of s's install with other
+// settings or another release).
+func (s *Scope) ForInstall(in *Install) *Scope {
+	c := *s
+	c.in = in
+	return &c
+}
 
 // Core returns the core scope.
 func (in *Install) Core() *Scope {

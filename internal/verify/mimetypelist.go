@@ -38,8 +38,8 @@ import (
 //     "default" file and Nextcloud itself reports INVALID_HASH for an
 //     install with config/mimetypenames.json (reproduced, not corrected).
 
-// mimetypeListPath is the file Nextcloud special-cases, relative to the root.
-const mimetypeListPath = "core/js/mimetypelist.js"
+// MimetypeListPath is the file Nextcloud special-cases, relative to the root.
+const MimetypeListPath = "core/js/mimetypelist.js"
 
 // maxMimetypeConfig bounds each alias, mapping or names file read.
 const maxMimetypeConfig = 16 << 20
@@ -865,4 +865,19 @@ func appendPHPFloat(b []byte, d float64) []byte {
 		}
 	}
 	return b
+}
+
+// MimetypeInput reports whether a change at the absolute path p can change
+// what core/js/mimetypelist.js must hash to (mimetypeInputs, including a
+// directory above one of them), so that the daemon rechecks that file.
+func (in *Install) MimetypeInput(p string) bool {
+	if in.Root == "" {
+		return false
+	}
+	for _, f := range mimetypeInputs(in.Root, filepath.Join(in.Root, "config"), in.Version.Major()) {
+		if p == f || strings.HasPrefix(f, p+"/") || strings.HasPrefix(p, f+"/") {
+			return p != in.Root
+		}
+	}
+	return false
 }

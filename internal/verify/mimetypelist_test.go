@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -356,7 +358,7 @@ func TestMimetypeListHashBasics(t *testing.T) {
 		if got := bytes.Contains(all, []byte("\tnames: {")); got != (major >= 32) {
 			t.Fatalf("%d: names block present %v", major, got)
 		}
-		onDisk := filepath.Join(root, mimetypeListPath)
+		onDisk := filepath.Join(root, MimetypeListPath)
 		writeFile(t, onDisk, all)
 		h, ok, err := mimetypeListHash(root, config, major, mustRead(t, onDisk))
 		if err != nil || !ok || h != Hash(sha512.Sum512(def)) {
@@ -496,7 +498,7 @@ func TestMimetypeListCheckerOracle(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				writeFile(t, filepath.Join(root, mimetypeListPath), all)
+				writeFile(t, filepath.Join(root, MimetypeListPath), all)
 				h, ok, err := mimetypeListHash(root, config, major, all)
 				if err != nil || !ok {
 					t.Fatalf("mimetypeListHash: %v %v", ok, err)
@@ -519,9 +521,9 @@ func TestMimetypeListCheckerOracle(t *testing.T) {
 				sc := NewInstall(root, nil, "").Core()
 				for _, own := range []bool{false, true} {
 					if own {
-						hashes[mimetypeListPath] = sha512hex(string(all))
+						hashes[MimetypeListPath] = sha512hex(string(all))
 					} else {
-						hashes[mimetypeListPath] = h.String()
+						hashes[MimetypeListPath] = h.String()
 					}
 					pki.signHashes(t, sc, hashes)
 					cmd := exec.Command("bash", filepath.Join(oracle, "nc-oracle.sh"), "--code", filepath.Join(oracle, release, "code"),
@@ -541,7 +543,7 @@ func TestMimetypeListCheckerOracle(t *testing.T) {
 					switch {
 					case !own && len(core) != 0:
 						t.Fatalf("manifest holds mimetypeListHash's hash, Nextcloud reports %s", out)
-					case own && customised && !strings.Contains(string(core["INVALID_HASH"]), mimetypeListPath):
+					case own && customised && !strings.Contains(string(core["INVALID_HASH"]), MimetypeListPath):
 						t.Fatalf("manifest holds the customised file's own hash, Nextcloud reports %s, want INVALID_HASH for it", out)
 					case own && !customised && len(core) != 0:
 						t.Fatalf("default file: Nextcloud reports %s", out)
@@ -576,5 +578,93 @@ func BenchmarkMimetypeListHash(b *testing.B) {
 		if _, ok, err := mimetypeListHash(root, config, 33, all); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
+	}
+}
+
+// TestMimetypeListInCheck: through the core check, as Nextcloud does it:
+// an install with custom aliases whose core/js/mimetypelist.js was
+// regenerated (occ maintenance:mimetype:update-js) is clean against a
+// manifest that has the default file's hash; a mimetypelist.js edited by
+// hand is INVALID_HASH; without custom aliases the file is hashed as is.
+func TestMimetypeListInCheck(t *testing.T) {
+	p := newSignPKI(t)
+	c := mimeCase{custom: map[string]string{"mimetypealiases.json": `{"text/csv": "x-office/document"}`}}
+	root, config := buildMimeTree(t, c, []string{"folder.svg", "file.svg"})
+	writeFile(t, filepath.Join(root, "version.php"), []byte("<?php\n$OC_Version = array(33,0,0,16);\n$OC_Channel = 'stable';\n"))
+	in := NewInstall(root, nil, "")
+	g := &mimetypeGen{root: root, configDir: config}
+	g.rules, _ = mimetypeRulesFor(33)
+	all, err := g.generate(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := mustDefault(t, g)
+	writeFile(t, filepath.Join(root, MimetypeListPath), all)
+	hashes := map[string]string{}
+	current, err := in.Core().hashTree(context.Background(), root, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, st := range current {
+		if !st.skip {
+			hashes[k] = st.hash.String()
+		}
+	}
+	defHash := Hash(sha512.Sum512(def))
+	if hashes[MimetypeListPath] != defHash.String() {
+		t.Fatalf("the walk hashed %s as %s, want the default file's hash", MimetypeListPath, hashes[MimetypeListPath])
+	}
+	p.signHashes(t, in.Core(), hashes)
+	check := func(what string, want []Kind) {
+		t.Helper()
+		res, err := in.Core().Check(context.Background(), p.trust)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []Kind
+		for _, f := range res.AllFindings() {
+			got = append(got, f.Kind)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: findings %+v, want kinds %v", what, res.AllFindings(), want)
+		}
+	}
+	check("regenerated with custom aliases", nil)
+	writeFile(t, filepath.Join(root, MimetypeListPath), append(all, "/* x */"...))
+	check("edited by hand", []Kind{InvalidHash})
+	writeFile(t, filepath.Join(root, MimetypeListPath), def)
+	if err := os.Remove(filepath.Join(config, "mimetypealiases.json")); err != nil {
+		t.Fatal(err)
+	}
+	check("default file, no custom aliases", nil)
+}
+
+// TestMimetypeInput: the paths whose change makes the daemon recheck
+// core/js/mimetypelist.js.
+func TestMimetypeInput(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "version.php"), []byte("<?php\n$OC_Version = array(33,0,0,16);\n"))
+	writeFile(t, filepath.Join(root, "themes", "example", "core", "img", "filetypes", "a.svg"), nil)
+	in := NewInstall(root, nil, "")
+	for p, want := range map[string]bool{
+		"config/mimetypealiases.json":                true,
+		"config/mimetypenames.json":                  true,
+		"config/config.php":                          false,
+		"config":                                     true, // the directory renamed or replaced
+		"resources/config/mimetypemapping.dist.json": true,
+		"resources":                                  true,
+		"core/img/filetypes/folder.svg":              true,
+		"core/img/actions/x.svg":                     false,
+		"themes/example/core/img/filetypes/a.svg":    true,
+		"themes/new":                                 true,
+		"lib/base.php":                               false,
+		"":                                           false,
+	} {
+		if got := in.MimetypeInput(filepath.Join(root, p)); got != want {
+			t.Errorf("MimetypeInput(%s) = %v, want %v", p, got, want)
+		}
+	}
+	if (&Install{}).MimetypeInput("/x") {
+		t.Error("an install without a root has no inputs")
 	}
 }

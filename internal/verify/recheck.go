@@ -172,7 +172,7 @@ func (s *Scope) current(ctx context.Context, key string, reach bool) (map[string
 	case descend:
 		return s.hashSubtree(ctx, key)
 	case hashIt:
-		st, err := newHasher(&s.in.Checker).file(ctx, f, s.htaccessPath())
+		st, err := newHasher(&s.in.Checker).file(ctx, f, s.special())
 		if err != nil {
 			return nil, err
 		}

@@ -201,10 +201,25 @@ func newHasher(c *Checker) *hasher {
 	return h
 }
 
-// file hashes or reports one entry of the walk; htaccessPath is the file
-// the root .htaccess rule applies to ("" for none). The error is ctx's
-// when it is done: the file was not hashed, and is no finding.
-func (h *hasher) file(ctx context.Context, f walkedFile, htaccessPath string) (fileState, error) {
+// special names the files of a scope that Nextcloud hashes by a rule of
+// their own (core only).
+type special struct {
+	htaccess string   // the root .htaccess: only what is above the marker
+	mimetype string   // core/js/mimetypelist.js: see mimetypeListHash
+	in       *Install // whose configuration and release the mimetype rule reads
+}
+
+func (s *Scope) special() special {
+	if !s.core {
+		return special{}
+	}
+	return special{htaccess: s.Dir + "/.htaccess", mimetype: s.Dir + "/" + MimetypeListPath, in: s.in}
+}
+
+// file hashes or reports one entry of the walk; sp says which files have
+// rules of their own. The error is ctx's when it is done: the file was not
+// hashed, and is no finding.
+func (h *hasher) file(ctx context.Context, f walkedFile, sp special) (fileState, error) {
 	defer h.progress.addFile()
 	switch {
 	case f.dirLink:
@@ -220,7 +235,7 @@ func (h *hasher) file(ctx context.Context, f walkedFile, htaccessPath string) (f
 		}
 	}
 	link := f.mode&fs.ModeSymlink != 0
-	st, err := h.hash(ctx, f.path, f.path == htaccessPath, link)
+	st, err := h.hash(ctx, f.path, sp, link)
 	st.link = link
 	return st, err
 }
@@ -229,12 +244,13 @@ func (h *hasher) file(ctx context.Context, f walkedFile, htaccessPath string) (f
 // opened; the file is opened non-blocking and checked again after open
 // (its type, and the file system it is on: a pseudo file system such as
 // procfs is never read), so that one swapped in meanwhile cannot hang the
-// scan. htaccess applies the root .htaccess rule. statFirst can be false
+// scan. sp applies the rules of the root .htaccess and of
+// core/js/mimetypelist.js when path is one of them. statFirst can be false
 // when the caller already knows (from lstat or the directory entry) that
 // path is a regular file in the tree; it is true for symlinks, whose
 // target is then looked at before it is opened. The read stops at the
 // next buffer (256 KiB) once ctx is done, and returns ctx's error.
-func (h *hasher) hash(ctx context.Context, path string, htaccess, statFirst bool) (fileState, error) {
+func (h *hasher) hash(ctx context.Context, path string, sp special, statFirst bool) (fileState, error) {
 	if err := ctx.Err(); err != nil {
 		return fileState{}, err
 	}
@@ -274,7 +290,30 @@ func (h *hasher) hash(ctx context.Context, path string, htaccess, statFirst bool
 		return fileState{deferred: true, nlink: nlink}, nil
 	}
 	d := sha512.New()
-	if htaccess && fi.Size() <= maxHtaccess {
+	if path == sp.mimetype && path != "" && fi.Size() <= maxMimetypeConfig {
+		data, err := io.ReadAll(io.LimitReader(f, maxMimetypeConfig+1))
+		if err != nil {
+			return fileState{err: cleanErr(err)}, nil
+		}
+		if len(data) <= maxMimetypeConfig {
+			st := fileState{hash: sha512.Sum512(data), size: int64(len(data)), nlink: nlink}
+			in := sp.in
+			dflt, ok, err := mimetypeListHash(in.Root, filepath.Join(in.Root, "config"), in.Version.Major(), data)
+			switch {
+			case err != nil:
+				// Nextcloud fails the core check (or, for a TypeError,
+				// its whole run); integrityd reports this file.
+				return fileState{err: err, nlink: nlink}, nil
+			case ok:
+				st.hash = dflt
+			}
+			return st, nil
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fileState{err: cleanErr(err)}, nil
+		}
+	}
+	if path == sp.htaccess && path != "" && fi.Size() <= maxHtaccess {
 		data, err := io.ReadAll(io.LimitReader(f, maxHtaccess+1))
 		if err != nil {
 			return fileState{err: cleanErr(err)}, nil
@@ -381,7 +420,7 @@ func (s *Scope) hashTree(ctx context.Context, dir, prefix string) (map[string]fi
 		defer close(files)
 		walkErr = s.walkTree(ctx, dir, prefix, files)
 	}()
-	ht := s.htaccessPath()
+	sp := s.special()
 	var mu sync.Mutex
 	out := make(map[string]fileState)
 	var wg sync.WaitGroup
@@ -391,7 +430,7 @@ func (s *Scope) hashTree(ctx context.Context, dir, prefix string) (map[string]fi
 			defer wg.Done()
 			h := newHasher(c)
 			for f := range files {
-				st, err := h.file(ctx, f, ht)
+				st, err := h.file(ctx, f, sp)
 				if err != nil {
 					continue // ctx is done: the walk stops, the rest drains
 				}
@@ -410,15 +449,6 @@ func (s *Scope) hashTree(ctx context.Context, dir, prefix string) (map[string]fi
 		return nil, err
 	}
 	return out, nil
-}
-
-// htaccessPath is the file the root .htaccess rule applies to ("" for
-// apps).
-func (s *Scope) htaccessPath() string {
-	if s.core {
-		return s.Dir + "/.htaccess"
-	}
-	return ""
 }
 
 // sortedKeys returns the keys of m in byte order.

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// The control socket lets operators who may not signal the daemon (the
+// members of its group) ask for a full rescan. The protocol is one line:
+// "rescan\n" queues a full rescan, as SIGHUP does but without reloading
+// the configuration (a reload stays with root: systemctl reload), and the
+// daemon answers "ok\n"; any other line gets "error: unknown command\n".
+// Then the daemon closes the connection. The caller waits for the
+// rescan's result in the state, as after SIGHUP.
+const (
+	socketMode         = 0o660           // the service's user and group
+	controlMaxConns    = 8               // connections served at once; more get "error: busy"
+	controlTimeout     = 5 * time.Second // to send the line and read the answer
+	controlMaxLine     = 64              // bytes of a command line, newline included
+	controlDefaultName = "control.sock"  // in $RUNTIME_DIRECTORY
+)
+
+// controlSocketPath is the socket that setting (--control-socket)
+// names: the setting, else control.sock in systemd's RUNTIME_DIRECTORY
+// (its first entry), else none ("").
+func controlSocketPath(setting, runtimeDir string) (string, error) {
+	switch setting {
+	case "none":
+		return "", nil
+	case "":
+		dir, _, _ := strings.Cut(runtimeDir, ":")
+		if dir == "" {
+			return "", nil
+		}
+		setting = filepath.Join(dir, controlDefaultName)
+	}
+	return filepath.Abs(setting)
+}
+
+// listenUnix listens on a unix socket at path for what (a purpose, for
+// errors), with mode socketMode. A socket left by an earlier run (nobody
+// answers on it) is removed; a live one or another file is an error.
+func listenUnix(what, path string) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: listen on unix socket %s: directory %s does not exist (the packaged unit has RuntimeDirectory=integrityd for /run/integrityd)", what, path, dir)
+	} else if err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("%s: listen on unix socket %s: %s is not a directory", what, path, dir)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&fs.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s: listen on unix socket %s: the path exists and is not a socket", what, path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: listen on unix socket %s: another process listens on it", what, path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("%s: remove stale socket %s: %w", what, path, err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen on unix socket %s: %w", what, path, err)
+	}
+	if err := os.Chmod(path, socketMode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("%s: chmod socket %s: %w", what, path, err)
+	}
+	return ln, nil
+}
+
+// controlServer serves the control socket.
+type controlServer struct {
+	ln      net.Listener
+	log     *zap.Logger
+	pending chan struct{} // a rescan is queued (capacity 1: requests coalesce)
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[net.Conn]bool
+	closed  bool
+}
+
+// startControl serves the control socket ln: rescan requests are passed
+// to rescan (which blocks until the rescan is done) one at a time, and
+// coalesce while one runs. The returned function stops it and waits for
+// every goroutine it started.
+func startControl(ctx context.Context, ln net.Listener, rescan func(context.Context) error, log *zap.Logger) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &controlServer{ln: ln, log: log, pending: make(chan struct{}, 1), conns: map[net.Conn]bool{}}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.pending:
+				if err := rescan(ctx); err != nil && ctx.Err() == nil {
+					log.Error("rescan requested on the control socket failed", zap.Error(err))
+				}
+			}
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.accept()
+	}()
+	return func() {
+		cancel()
+		s.mu.Lock()
+		s.closed = true
+		for c := range s.conns {
+			c.SetDeadline(time.Now()) // wakes its handler
+		}
+		s.mu.Unlock()
+		ln.Close()
+		s.wg.Wait()
+	}
+}
+
+func (s *controlServer) accept() {
+	sem := make(chan struct{}, controlMaxConns)
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("control socket: accept failed", zap.Error(err))
+			time.Sleep(100 * time.Millisecond) // EMFILE and the like: do not spin
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			c.SetDeadline(time.Now().Add(time.Second))
+			io.WriteString(c, "error: busy\n")
+			c.Close()
+			continue
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.conns[c] = true
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-sem }()
+			s.serve(c)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// serve answers one connection: one line, one answer.
+func (s *controlServer) serve(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(controlTimeout))
+	// A line cut by the limit or by the client's end of writing is
+	// answered; a timeout or a reset is not.
+	line, err := bufio.NewReaderSize(io.LimitReader(c, controlMaxLine), controlMaxLine).ReadString('\n')
+	if (err != nil && !errors.Is(err, io.EOF)) || line == "" {
+		return
+	}
+	switch strings.TrimSuffix(line, "\n") {
+	case "rescan":
+		select {
+		case s.pending <- struct{}{}:
+		default: // one is queued already: it covers this request
+		}
+		s.log.Info("full rescan requested on the control socket", peer(c)...)
+		io.WriteString(c, "ok\n")
+	default:
+		io.WriteString(c, "error: unknown command\n")
+	}
+}
+
+// peer names the process at the other end of c, for the log.
+func peer(c net.Conn) []zap.Field {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return nil
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var cred *unix.Ucred
+	raw.Control(func(fd uintptr) { cred, _ = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	if cred == nil {
+		return nil
+	}
+	return []zap.Field{zap.Int32("peer_pid", cred.Pid), zap.Uint32("peer_uid", cred.Uid)}
+}
+
+// requestRescan asks the daemon on the control socket sock for a full
+// rescan.
+func requestRescan(ctx context.Context, sock string) error {
+	var d net.Dialer
+	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	defer cancel()
+	c, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	if _, err := io.WriteString(c, "rescan\n"); err != nil {
+		return fmt.Errorf("control socket %s: %w", sock, err)
+	}
+	answer, err := bufio.NewReaderSize(io.LimitReader(c, 256), 256).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("control socket %s: no answer: %w", sock, err)
+	}
+	if answer = strings.TrimSpace(answer); answer != "ok" {
+		return fmt.Errorf("control socket %s: %s", sock, answer)
+	}
+	return nil
+}

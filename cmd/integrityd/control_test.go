@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+func TestControlSocketPath(t *testing.T) {
+	for _, tt := range []struct{ setting, runtime, want string }{
+		{"", "", ""},
+		{"", "/run/integrityd", "/run/integrityd/control.sock"},
+		{"", "/run/integrityd/a:/run/other", "/run/integrityd/a/control.sock"},
+		{"none", "/run/integrityd", ""},
+		{"/srv/c.sock", "/run/integrityd", "/srv/c.sock"},
+	} {
+		if got, err := controlSocketPath(tt.setting, tt.runtime); err != nil || got != tt.want {
+			t.Errorf("controlSocketPath(%q, %q) = %q, %v; want %q", tt.setting, tt.runtime, got, err, tt.want)
+		}
+	}
+}
+
+// ask sends line on the socket and returns the answer.
+func ask(t *testing.T, sock, line string) string {
+	t.Helper()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, line)
+	answer, _ := io.ReadAll(c)
+	return string(answer)
+}
+
+// The protocol: "rescan\n" queues a rescan and answers ok, anything else
+// is an unknown command; requests made while a rescan runs coalesce into
+// one more; a client that sends nothing is dropped after the timeout;
+// more than controlMaxConns clients at once are turned away; stopping
+// leaves no goroutine behind.
+func TestControlServer(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	// A stale socket from an earlier run is replaced.
+	stale, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
+	before := runtime.NumGoroutine()
+	ln, err := listenUnix("control socket", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != socketMode {
+		t.Fatalf("socket mode: %v %v", fi.Mode(), err)
+	}
+	var rescans atomic.Int32
+	release := make(chan struct{})
+	rescan := func(ctx context.Context) error {
+		rescans.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	stop := startControl(context.Background(), ln, rescan, zap.NewNop())
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+		}
+	}()
+
+	if got := ask(t, sock, "rescan\n"); got != "ok\n" {
+		t.Fatalf("rescan: %q", got)
+	}
+	for _, line := range []string{"reload\n", "rescan now\n", "RESCAN\n", strings.Repeat("x", 1000), "\n"} {
+		if got := ask(t, sock, line); got != "error: unknown command\n" {
+			t.Errorf("%.20q: answer %q, want error: unknown command", line, got)
+		}
+	}
+	// While the first rescan runs, five more requests make one more.
+	for range 5 {
+		if got := ask(t, sock, "rescan\n"); got != "ok\n" {
+			t.Fatalf("rescan while one runs: %q", got)
+		}
+	}
+	release <- struct{}{}
+	release <- struct{}{}
+	time.Sleep(100 * time.Millisecond)
+	if n := rescans.Load(); n != 2 {
+		t.Errorf("%d rescans for 1 request and 5 made during it, want 2", n)
+	}
+
+	// Clients that hold their connection without a line: controlMaxConns
+	// of them are served (and time out); the next is turned away at once.
+	var idle []net.Conn
+	for range controlMaxConns {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	if got := ask(t, sock, "rescan\n"); got != "error: busy\n" {
+		t.Errorf("client over the limit: %q, want error: busy", got)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("client over the limit waited %s", d)
+	}
+	var wg sync.WaitGroup
+	for _, c := range idle {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(3 * controlTimeout))
+			n, err := bufio.NewReader(c).ReadString('\n')
+			if err != io.EOF || n != "" {
+				t.Errorf("idle client: %q %v, want the connection closed by the daemon", n, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := ask(t, sock, "rescan\n"); got != "ok\n" {
+		t.Errorf("after the idle clients timed out: %q", got)
+	}
+
+	// Stop with a client connected: it returns, and every goroutine ends.
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(50 * time.Millisecond)
+	done := make(chan struct{})
+	go func() { stop(); close(done) }()
+	select {
+	case <-done:
+		stopped = true
+	case <-time.After(2 * time.Second):
+		t.Fatal("stop waited for a connected client")
+	}
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left after stop: %v", err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after stop, %d before start", n, before)
+	}
+}
+
+func TestListenUnixErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := listenUnix("metrics", filepath.Join(dir, "no", "m.sock")); err == nil || !strings.Contains(err.Error(), "directory "+filepath.Join(dir, "no")+" does not exist") {
+		t.Errorf("missing directory: %v", err)
+	}
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o644)
+	if _, err := listenUnix("metrics", file); err == nil || !strings.Contains(err.Error(), "exists and is not a socket") {
+		t.Errorf("a regular file: %v", err)
+	}
+	live := filepath.Join(dir, "live.sock")
+	ln, err := listenUnix("metrics", live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if _, err := listenUnix("metrics", live); err == nil || !strings.Contains(err.Error(), "another process listens on it") {
+		t.Errorf("a live socket: %v", err)
+	}
+}
+
+func TestRequestRescanErrors(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "c.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		bufio.NewReader(c).ReadString('\n')
+		io.WriteString(c, "error: unknown command\n")
+	}()
+	if err := requestRescan(context.Background(), sock); err == nil || !strings.Contains(err.Error(), "error: unknown command") {
+		t.Errorf("refused: %v", err)
+	}
+}

@@ -1,0 +1,81 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// ErrInstallChanged ends Run when Nextcloud's configuration now names other
+// apps roots or another data directory than the daemon watches: the
+// caller starts it again with the new ones (a full scan, with the state
+// kept, so that nothing changed meanwhile goes unseen).
+var ErrInstallChanged = errors.New("the apps roots or the data directory in Nextcloud's configuration changed")
+
+// configDir is the install's config/ directory. It is not part of any
+// scope, but its config.php and *.config.php say where the apps are
+// (apps_paths), and the admin's mime type files change the expected
+// core/js/mimetypelist.js.
+func (l *loop) configDir() string { return filepath.Join(l.in.Root, "config") }
+
+// isConfigFile reports whether p is a file Nextcloud reads its
+// configuration from (config.php, *.config.php), or config/ itself.
+func (l *loop) isConfigFile(p string) bool {
+	dir := l.configDir()
+	if p == dir {
+		return true
+	}
+	if filepath.Dir(p) != dir {
+		return false
+	}
+	name := filepath.Base(p)
+	return name == "config.php" || strings.HasSuffix(name, ".config.php")
+}
+
+// configChanged re-reads Nextcloud's configuration when the daemon follows
+// it (Config.FollowConfig): new apps roots or a new data directory end Run
+// with ErrInstallChanged, after an alert (whoever can write config.php can
+// add an apps root that Nextcloud then loads apps from).
+func (l *loop) configChanged() error {
+	if !l.cfg.FollowConfig {
+		return nil
+	}
+	next, err := verify.OpenInstall(l.in.Root, l.cfg.PinnedAppsPaths, l.cfg.PinnedDataDir)
+	if err != nil {
+		l.log.Error("Nextcloud's configuration cannot be read; still checking the apps roots read before",
+			zap.String("message_id", journal.IDConfig), zap.Error(err))
+		return nil
+	}
+	if slices.Equal(next.AppsRoots, l.in.AppsRoots) && next.DataDir == l.in.DataDir {
+		return nil
+	}
+	l.log.Error(fmt.Sprintf("config.php changed where Nextcloud loads apps from: apps roots %s, data directory %q; restarting the checks",
+		strings.Join(next.AppsRoots, ", "), next.DataDir),
+		zap.String("message_id", journal.IDConfig), zap.Strings("apps_paths", next.AppsRoots),
+		zap.Strings("previous_apps_paths", l.in.AppsRoots), zap.String("data_dir", next.DataDir))
+	return ErrInstallChanged
+}
+
+// versionChanged follows version.php (an update): the rules that differ
+// between Nextcloud releases apply to the new release from now on.
+func (l *loop) versionChanged() {
+	v := verify.ReadVersion(l.in.Root)
+	if slices.Equal(v.Parts, l.in.Version.Parts) {
+		return
+	}
+	in := *l.in // an Install is never changed once shared
+	in.Version = v
+	l.in = &in
+	l.d.install.Store(&in)
+	for _, s := range l.scopes {
+		s.sc = s.sc.ForInstall(&in)
+	}
+	l.log.Info("Nextcloud release changed", zap.String("version", v.String))
+}
