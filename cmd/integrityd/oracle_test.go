@@ -63,7 +63,7 @@ import (
 // must pass, comma-separated: add a group when the feature it needs lands
 // on main. INTEGRITYD_ORACLE_NEEDS (comma-separated, or "all") adds groups
 // for one run.
-const oracleEnabledNeeds = "exception-format,appinfo,version-exclusions"
+const oracleEnabledNeeds = "exception-format,appinfo,version-exclusions,mimetype"
 
 // oracleCase is one tree, checked by both.
 type oracleCase struct {
