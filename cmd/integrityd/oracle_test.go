@@ -90,7 +90,7 @@ func TestOracle(t *testing.T) {
 	groups := map[string][2]int{} // needs → {passed, failed}
 	start := time.Now()
 	t.Cleanup(func() {
-		t.Logf("%d cases × releases in %.1f s; the oracle (PHP) took %.1f s of that in %d runs", runs, time.Since(start).Seconds(), php.Seconds(), runs)
+		t.Logf("%d runs (cases × releases) in %.1f s; the oracle (PHP) took %.1f s of that", runs, time.Since(start).Seconds(), php.Seconds())
 		for g, n := range groups {
 			switch {
 			case g == "" || enabled[g] || enabled["all"]:
@@ -561,6 +561,27 @@ $CONFIG = array (
 			tr.write("config/mimetypealiases.json", "{\n\t\"application/x-custom\": \"text\",\n\t\"text/markdown\": \"text/code\"\n}\n")
 			tr.write("core/js/mimetypelist.js", tr.mimetypeList("all"))
 		}},
+		// core/js/mimetypelist.js present, core/img/filetypes absent (or
+		// themes/): the builder's DirectoryIterator throws and
+		// verifyCoreSignature catches it: core is one EXCEPTION
+		// UnexpectedValueException "DirectoryIterator::__construct(ROOT/
+		// core/img/filetypes): Failed to open directory: No such file or
+		// directory". integrityd (deliberately, tree.go: "integrityd
+		// reports this file") makes it a ReadException of
+		// core/js/mimetypelist.js and checks the rest of core (the icons:
+		// FILE_MISSING).
+		{name: "mimetypelist-no-filetypes-dir", needs: "mimetype", build: func(tr *ncTree) {
+			tr.mimetypeTree()
+			if err := os.RemoveAll(tr.path("core/img/filetypes")); err != nil {
+				tr.t.Fatal(err)
+			}
+		}, differ: mimetypeDirDiffer("core/img/filetypes")},
+		{name: "mimetypelist-no-themes-dir", needs: "mimetype", build: func(tr *ncTree) {
+			tr.mimetypeTree()
+			if err := os.RemoveAll(tr.path("themes")); err != nil {
+				tr.t.Fatal(err)
+			}
+		}, differ: mimetypeDirDiffer("themes/")},
 		// nextcloud-init-sync.lock is in 33's ExcludeFileByNameFilterIterator,
 		// not in 25's (the only name the two lists differ by; the folder
 		// lists are the same): 25: core EXTRA_FILE nextcloud-init-sync.lock
@@ -586,6 +607,22 @@ $CONFIG = array (
 		{name: "ec-key-cert", needs: "version-exclusions", build: func(tr *ncTree) {
 			tr.editManifestField("apps/files/appinfo/signature.json", "certificate", func(string) string { return string(tr.keys.ec) })
 		}},
+	}
+}
+
+// mimetypeDirDiffer checks the missing-directory cases of the mime type
+// builder (dir as Nextcloud's message names it).
+func mimetypeDirDiffer(dir string) func(tr *ncTree, nc, idd results) string {
+	return func(tr *ncTree, nc, idd results) string {
+		c, _ := nc.get("core", "EXCEPTION", "class")
+		m, _ := nc.get("core", "EXCEPTION", "message")
+		if want := strconv.Quote("DirectoryIterator::__construct(" + tr.root + "/" + dir + "): Failed to open directory: No such file or directory"); c != `"UnexpectedValueException"` || m != want {
+			return fmt.Sprintf("Nextcloud was expected to report core EXCEPTION UnexpectedValueException %s, reports %s", want, nc)
+		}
+		if v, _ := idd.get("core", "EXCEPTION", "class"); v != `"integrityd\\ReadException"` || !tr.detailHas("core", "EXCEPTION", "core/js/mimetypelist.js") {
+			return fmt.Sprintf("integrityd was expected to report core/js/mimetypelist.js as a ReadException, reports %s", idd)
+		}
+		return ""
 	}
 }
 
@@ -766,6 +803,28 @@ func casesDifferent() []oracleCase {
 				return "integrityd: " + s
 			}
 			return idd.expect("files", "INVALID_HASH", "lib/App.php")
+		}},
+		// config/mimetypealiases.json holds a JSON string, not an object:
+		// Detection's array_merge / array_replace gets a string: a
+		// TypeError, and the Checker dies. integrityd reports
+		// core/js/mimetypelist.js as a ReadException and checks the rest.
+		{name: "mimetypelist-custom-not-object", needs: "mimetype", build: func(tr *ncTree) {
+			tr.mimetypeTree()
+			tr.write("config/mimetypealiases.json", `"not an object"`)
+		}, nextcloud: func(tr *ncTree) results {
+			r, crash := tr.nextcloudMayCrash("all")
+			if crash != "" {
+				return results{"(the Checker died)": strconv.Quote(crash)}
+			}
+			return r
+		}, differ: func(tr *ncTree, nc, idd results) string {
+			if v, _ := nc.get("(the Checker died)"); !strings.Contains(v, "TypeError") {
+				return fmt.Sprintf("Nextcloud was expected to die on the aliases file, reports %s", nc)
+			}
+			if !tr.detailHas("core", "EXCEPTION", "core/js/mimetypelist.js") {
+				return fmt.Sprintf("integrityd was expected to report core/js/mimetypelist.js as a ReadException, reports %s", idd)
+			}
+			return ""
 		}},
 		// A file name that is not UTF-8 (caf\xe9.php, extra in core).
 		// 25: the Checker dies storing its results (json_encode without
