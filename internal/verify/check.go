@@ -219,11 +219,11 @@ func (s *Scope) compare(expected []expEntry, current map[string]fileState) []Fin
 			}
 			out = append(out, f)
 		case st.err != nil:
-			out = append(out, Finding{Scope: scope, Kind: KindException, Path: e.key, Expected: e.hash,
+			out = append(out, Finding{Scope: scope, Kind: KindException, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd,
 				Class: readErrorClass, Message: st.err.Error(), Detail: e.oddDetail()})
 		case st.hash != e.hash || e.odd != "":
-			out = append(out, Finding{Scope: scope, Kind: InvalidHash, Path: e.key, Expected: e.hash, Current: st.hash,
-				Message: st.linkNote(), Detail: e.oddDetail()})
+			out = append(out, Finding{Scope: scope, Kind: InvalidHash, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd,
+				Current: st.hash, Message: st.linkNote(), Detail: e.oddDetail()})
 		case st.nlink > 1:
 			out = append(out, Finding{Scope: scope, Kind: HardLink, Path: e.key, Expected: e.hash, Current: st.hash,
 				Message: st.linkNote()})
@@ -233,7 +233,7 @@ func (s *Scope) compare(expected []expEntry, current map[string]fileState) []Fin
 		if _, ok := current[e.key]; ok || underAny(e.key, badDirs) {
 			continue
 		}
-		out = append(out, Finding{Scope: scope, Kind: FileMissing, Path: e.key, Expected: e.hash, Detail: e.oddDetail()})
+		out = append(out, Finding{Scope: scope, Kind: FileMissing, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd, Detail: e.oddDetail()})
 	}
 	out = s.noteDuplicate(out, expected, current)
 	SortFindings(out)

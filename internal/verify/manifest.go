@@ -3,6 +3,7 @@ package verify
 import (
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -424,6 +425,17 @@ func invalidSignature(scope, msg, detail string) *Finding {
 // manifest can be trusted, else the scope's EXCEPTION finding.
 func (m *Manifest) Verify(t *Trust, scope string) *Finding { return m.VerifyFor(t, scope, 0) }
 
+// pkcs1Signed reports whether a certificate signature algorithm is one
+// phpseclib 2's X509::validateSignature verifies (RSA PKCS#1 v1.5; not
+// RSA-PSS, not ECDSA or Ed25519).
+func pkcs1Signed(alg x509.SignatureAlgorithm) bool {
+	switch alg {
+	case x509.SHA1WithRSA, x509.SHA256WithRSA, x509.SHA384WithRSA, x509.SHA512WithRSA:
+		return true
+	}
+	return false
+}
+
 // sha256Since is the first Nextcloud major version whose verifier accepts
 // a SHA-256 message digest (phpseclib 3).
 const sha256Since = 34
@@ -437,6 +449,11 @@ func (m *Manifest) VerifyFor(t *Trust, scope string, major int) *Finding {
 	if err != nil {
 		return invalidSignature(scope, MsgBadCert, "cannot parse certificate: "+err.Error())
 	}
+	newer := major == 0 || major >= sha256Since
+	if !newer && !pkcs1Signed(leaf.SignatureAlgorithm) {
+		return invalidSignature(scope, MsgBadCert, fmt.Sprintf("certificate %q is signed with %v, which Nextcloud %d (phpseclib 2) cannot verify",
+			leaf.Subject.String(), leaf.SignatureAlgorithm, major))
+	}
 	if t.issuerOf(leaf.RawIssuer, leaf.AuthorityKeyId, leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil {
 		return invalidSignature(scope, MsgBadCert, fmt.Sprintf("certificate %q (issuer %q) is not signed by a certificate in %s",
 			leaf.Subject.String(), leaf.Issuer.String(), t.AnchorFile))
@@ -449,7 +466,6 @@ func (m *Manifest) VerifyFor(t *Trust, scope string, major int) *Finding {
 	if cn != scope && cn != "core" {
 		return invalidSignature(scope, fmt.Sprintf(MsgScope, scope, cn), "")
 	}
-	newer := major == 0 || major >= sha256Since
 	pub, ok := leaf.PublicKey.(*rsa.PublicKey)
 	if !ok {
 		if newer {

@@ -50,10 +50,13 @@ type Finding struct {
 	Kind     Kind   `json:"kind"`
 	Path     string `json:"path,omitempty"`
 	Expected Hash   `json:"expected,omitzero"`
-	Current  Hash   `json:"current,omitzero"`
-	Class    string `json:"class,omitempty"`
-	Message  string `json:"message,omitempty"`
-	Detail   string `json:"detail,omitempty"`
+	// ExpectedRaw is the manifest's value when it is not a lowercase hex
+	// SHA-512 (Expected is then zero): Nextcloud prints it as it is.
+	ExpectedRaw string `json:"expected_raw,omitempty"`
+	Current     Hash   `json:"current,omitzero"`
+	Class       string `json:"class,omitempty"`
+	Message     string `json:"message,omitempty"`
+	Detail      string `json:"detail,omitempty"`
 }
 
 // MarshalJSON writes f as its fields, except that a path or scope that
@@ -171,10 +174,11 @@ func (r *Report) Clean() bool {
 // node is a PHP array as Nextcloud builds its results: ordered keys with
 // string or array values.
 type node struct {
-	key  string
-	val  string
-	kids []node
-	arr  bool
+	key   string
+	val   string
+	kids  []node
+	arr   bool
+	false bool // PHP's false (a hash that could not be computed)
 }
 
 // tree returns the results of s in Nextcloud's shape:
@@ -196,8 +200,14 @@ func (s ScopeResult) tree() node {
 			n.kids = append(n.kids, node{key: string(f.Kind), arr: true})
 		}
 		k := &n.kids[len(n.kids)-1]
-		k.kids = append(k.kids, node{key: f.Path, arr: true, kids: []node{
-			{key: "expected", val: f.Expected.String()}, {key: "current", val: f.Current.String()}}})
+		exp := node{key: "expected", val: f.Expected.String()}
+		if f.ExpectedRaw != "" {
+			exp.val = f.ExpectedRaw
+		}
+		// A file Nextcloud could not hash (a dangling symlink, say) has
+		// hash_file's false as its current hash.
+		cur := node{key: "current", val: f.Current.String(), false: f.Kind == ExtraFile && f.Current.IsZero()}
+		k.kids = append(k.kids, node{key: f.Path, arr: true, kids: []node{exp, cur}})
 	}
 	if len(fileErrs) > 0 {
 		// Nextcloud's EXCEPTION is {class, message}; the files and why
@@ -260,6 +270,10 @@ func (r *Report) Format(format string, single bool) ([]byte, error) {
 // writeJSON writes n as PHP's json_encode (JSON_PRETTY_PRINT when pretty)
 // would: an empty array is [].
 func writeJSON(b *bytes.Buffer, n node, pretty bool, depth int) error {
+	if n.false {
+		b.WriteString("false")
+		return nil
+	}
 	if !n.arr {
 		s, err := appendPHPString(nil, n.val)
 		if err != nil {
