@@ -12,8 +12,9 @@ package main
 // Each case has a group, needs:
 //   - "": what integrityd does today; must pass.
 //   - "phpconf", "appinfo", "mimetype", "version-exclusions",
-//     "exception-format": features being built on main; "found":
-//     differences this test found that no list documents. While a group is
+//     "exception-format": features being built on main (a group "found"
+//     can hold differences the test finds until they are fixed or
+//     documented). While a group is
 //     not in oracleEnabledNeeds its cases run, a difference is a skip that
 //     shows the first differing line, and when every case of the group
 //     passes the test fails asking to enable it; once enabled, a
@@ -196,7 +197,7 @@ func enabledNeeds() map[string]bool {
 
 func oracleCases() []oracleCase {
 	var all []oracleCase
-	for _, cs := range [][]oracleCase{casesToday(), casesTodayMore(), casesExceptionFormat(), casesBuilding(), casesCerts(), casesManifestOdd(), casesFound(), casesDifferent()} {
+	for _, cs := range [][]oracleCase{casesToday(), casesTodayMore(), casesExceptionFormat(), casesBuilding(), casesCerts(), casesManifestOdd(), casesDifferent()} {
 		all = append(all, cs...)
 	}
 	return all
@@ -761,6 +762,23 @@ func casesDifferent() []oracleCase {
 			}
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				return fmt.Sprintf("Nextcloud was expected to renumber the numeric names to EXTRA_FILE 0, 1, 2, reports %s", nc)
+			}
+			return ""
+		}},
+		// datadirectory written ROOT/./mydata: Nextcloud compares the
+		// iterator's paths with the string as written (rtrim '/' only), so
+		// it does not exclude ROOT/mydata: core EXTRA_FILE
+		// mydata/a/files/x.txt. integrityd normalises the path and
+		// excludes it: nothing (docs/security.md, found by this test).
+		{name: "datadirectory-unnormalised", build: func(tr *ncTree) {
+			tr.write("config/config.php", fmt.Sprintf("<?php\n$CONFIG = array (\n  'datadirectory' => '%s/./mydata',\n);\n", tr.root))
+			tr.write("mydata/a/files/x.txt", "data\n")
+		}, differ: func(tr *ncTree, nc, idd results) string {
+			if s := nc.expect("core", "EXTRA_FILE", "mydata/a/files/x.txt"); s != "" || len(nc.paths("core", "EXTRA_FILE")) != 1 {
+				return fmt.Sprintf("Nextcloud was expected to report only core EXTRA_FILE mydata/a/files/x.txt, reports %s", nc)
+			}
+			if len(idd) != 0 {
+				return fmt.Sprintf("integrityd was expected to exclude the data directory, reports %s", idd)
 			}
 			return ""
 		}},
@@ -1930,6 +1948,12 @@ func casesTodayMore() []oracleCase {
 				tr.t.Fatal(err)
 			}
 		}},
+		// A dangling symbolic link: hash_file fails: core EXTRA_FILE
+		// lib/dangling.php with current false (JSON false). (Found by this
+		// test: integrityd printed current "" until main's eb620cd.)
+		{name: "symlink-dangling", build: func(tr *ncTree) {
+			tr.symlink("nowhere.php", "lib/dangling.php")
+		}},
 		// Custom aliases, mimetypelist.js not regenerated: the rebuild from
 		// all aliases differs, the file is hashed as it is and matches:
 		// nothing.
@@ -1982,7 +2006,6 @@ func casesTodayMore() []oracleCase {
 
 // casesCerts: certificate chains and names.
 func casesCerts() []oracleCase {
-	const found = "found"
 	cn := func(s string) pkix.Name { return pkix.Name{CommonName: s} }
 	return []oracleCase{
 		// root.crt with two CAs (another first): phpseclib loads every
@@ -2033,21 +2056,19 @@ func casesCerts() []oracleCase {
 		}},
 		// The leaf signed by the CA with RSASSA-PSS: phpseclib 2's
 		// _validateSignature knows only the PKCS#1 v1.5 algorithms and
-		// returns null: files EXCEPTION "Certificate is not valid.".
-		// integrityd accepts PSS certificate signatures (checkSignature):
-		// group "found".
-		{name: "cert-pss-signed", needs: found, build: func(tr *ncTree) {
+		// returns null: files EXCEPTION "Certificate is not valid.". (Found
+		// by this test: integrityd accepted it until main's eb620cd.)
+		{name: "cert-pss-signed", build: func(tr *ncTree) {
 			tr.signAppWith("files", customLeaf(tr.t, &x509.Certificate{Subject: cn("files"), SignatureAlgorithm: x509.SHA256WithRSAPSS}, tr.keys.ca, tr.keys.caKey), verify.DigestSHA1)
 		}},
 	}
 }
 
 // casesManifestOdd: signed manifests whose hashes hold what a signer
-// would not write; Nextcloud compares keys and values as strings. The two
-// odd values are group "found": integrityd prints expected "" where
-// Nextcloud prints the manifest's text.
+// would not write; Nextcloud compares keys and values as strings. (Found
+// by this test: integrityd printed expected "" for the odd values until
+// main's eb620cd.)
 func casesManifestOdd() []oracleCase {
-	const found = "found"
 	tool := func(edit func(tr *ncTree, h map[string]string)) func(tr *ncTree) {
 		return func(tr *ncTree) { tr.resignHashes("mytool", func(h map[string]string) { edit(tr, h) }) }
 	}
@@ -2055,12 +2076,12 @@ func casesManifestOdd() []oracleCase {
 		// An uppercase hash of the right content: mytool INVALID_HASH
 		// appinfo/routes.php, expected = the uppercase text, current = the
 		// lowercase hash.
-		{name: "manifest-hash-uppercase", needs: found, build: tool(func(tr *ncTree, h map[string]string) {
+		{name: "manifest-hash-uppercase", build: tool(func(tr *ncTree, h map[string]string) {
 			h["appinfo/routes.php"] = strings.ToUpper(h["appinfo/routes.php"])
 		})},
 		// A value that is no hash: mytool INVALID_HASH lib/Tool.php with
 		// expected "x".
-		{name: "manifest-hash-not-hex", needs: found, build: tool(func(tr *ncTree, h map[string]string) {
+		{name: "manifest-hash-not-hex", build: tool(func(tr *ncTree, h map[string]string) {
 			h["lib/Tool.php"] = "x"
 		})},
 		// Keys no walk produces, with hashes of no file: "lib//x.php",
@@ -2094,31 +2115,6 @@ func casesManifestOdd() []oracleCase {
 				return fmt.Sprintf("Nextcloud %s was expected to miss the alias (array_diff on values), reports %s", tr.rel, nc)
 			}
 			return ""
-		}},
-	}
-}
-
-// casesFound: differences this test found that are in no list of
-// documented differences (see the report); group "found" until they are
-// fixed or documented.
-func casesFound() []oracleCase {
-	const found = "found"
-	return []oracleCase{
-		// datadirectory written ROOT/./mydata: Nextcloud compares the
-		// iterator's paths with the string as written (rtrim '/' only),
-		// so it does not exclude ROOT/mydata: core EXTRA_FILE
-		// mydata/a/files/x.txt. integrityd cleans the path
-		// (verify.NewInstall, cleanAbs) and excludes it: nothing. Same
-		// rule as apps_paths written __DIR__ . '/../apps2'.
-		{name: "datadirectory-unnormalised", needs: found, build: func(tr *ncTree) {
-			tr.write("config/config.php", fmt.Sprintf("<?php\n$CONFIG = array (\n  'datadirectory' => '%s/./mydata',\n);\n", tr.root))
-			tr.write("mydata/a/files/x.txt", "data\n")
-		}},
-		// A dangling symbolic link: hash_file fails: core EXTRA_FILE
-		// lib/dangling.php with current false (JSON false). integrityd:
-		// current "" (the zero hash).
-		{name: "symlink-dangling", needs: found, build: func(tr *ncTree) {
-			tr.symlink("nowhere.php", "lib/dangling.php")
 		}},
 	}
 }
