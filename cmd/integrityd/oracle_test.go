@@ -845,6 +845,28 @@ func casesDifferent() []oracleCase {
 			}
 			return ""
 		}},
+		// An app directory whose name OC_App::cleanAppId changes (x..y):
+		// findAppInDirectories refuses it, getAppPath throws
+		// (AppPathNotFoundException in 33, "App not found" in 25), and
+		// runInstanceVerification does not catch it: the Checker dies, so
+		// one such directory stops Nextcloud's whole check. integrityd
+		// checks the rest: here files' changed file (files INVALID_HASH
+		// lib/App.php).
+		{name: "app-id-not-clean", build: func(tr *ncTree) {
+			tr.write("apps/x..y/appinfo/info.xml", infoXML("x..y", "1.0.0"))
+			tr.write("apps/files/lib/App.php", "<?php // changed\n")
+		}, nextcloud: func(tr *ncTree) results {
+			r, crash := tr.nextcloudMayCrash("all")
+			if crash != "" {
+				return results{"(the Checker died)": strconv.Quote(crash)}
+			}
+			return r
+		}, differ: func(tr *ncTree, nc, idd results) string {
+			if _, died := nc.get("(the Checker died)"); !died {
+				return fmt.Sprintf("Nextcloud was expected to die on apps/x..y, reports %s", nc)
+			}
+			return idd.expect("files", "INVALID_HASH", "lib/App.php")
+		}},
 		// A file name that is not UTF-8 (caf\xe9.php, extra in core).
 		// 25: the Checker dies storing its results (json_encode without
 		// JSON_INVALID_UTF8_SUBSTITUTE gives false, json_decode(false) is a
