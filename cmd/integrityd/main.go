@@ -47,10 +47,10 @@ type command struct {
 
 // commands is the command table, read-only.
 var commands = []command{
-	{"run", "--root DIR [--state-dir DIR]", "full scan, then watch and recheck what changes (the daemon)", runDaemon},
-	{"status", "[--state-dir DIR]", "what the running daemon knows (exit 0 clean, 1 findings, 3 not running or stale)", runStatus},
+	{"run", "--root DIR [--state-dir DIR] [--control-socket PATH]", "full scan, then watch and recheck what changes (the daemon; exit 78 on a configuration error, 2 when another daemon holds the state directory)", runDaemon},
+	{"status", "[--output text|json] [--state-dir DIR]", "what the running daemon knows (exit 0 clean, 1 findings, 3 not running or stale; -h lists the json fields)", runStatus},
 	{"report", "[--output FORMAT] [--state-dir DIR]", "the daemon's current findings, as check prints them", runReport},
-	{"rescan", "[--output FORMAT] [--state-dir DIR]", "ask the daemon for a full rescan, wait, print the result", runRescan},
+	{"rescan", "[--output FORMAT] [--state-dir DIR]", "ask the daemon for a full rescan (on its control socket, which group integrityd may use; else SIGHUP), wait, print the result", runRescan},
 	{"check-config", "[--config FILE] [run flags]", "validate the configuration and exit", runCheckConfig},
 	{"check", "--root DIR", "check core and every app that must be checked", runCheck},
 	{"check-core", "--root DIR", "check core (occ integrity:check-core)", runCheckCore},

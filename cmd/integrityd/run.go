@@ -93,10 +93,14 @@ func loadRun(name string, args []string, stderr io.Writer) (*config.Settings, da
 	if cfg.ReverifyPeriod == 0 {
 		cfg.ReverifyPeriod = -1 // off (the daemon's zero is its default)
 	}
-	if cfg.Trust, err = filepath.Abs(cfg.Trust); err != nil {
-		return nil, daemon.Config{}, err
+	// The built-in trust (verify.EmbeddedAnchorFile, EmbeddedCRLFile)
+	// names no file.
+	if !verify.IsEmbedded(cfg.Trust) {
+		if cfg.Trust, err = filepath.Abs(cfg.Trust); err != nil {
+			return nil, daemon.Config{}, err
+		}
 	}
-	if cfg.CRL != "" {
+	if cfg.CRL != "" && !verify.IsEmbedded(cfg.CRL) {
 		if cfg.CRL, err = filepath.Abs(cfg.CRL); err != nil {
 			return nil, daemon.Config{}, err
 		}
@@ -146,7 +150,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		log.Warn("some paths are excluded from the check by configuration", zap.Strings("exclude", cfg.Exclude))
 	}
 	if os.Geteuid() == 0 {
-		log.Warn("running as root; the packaged unit runs with a dynamic user and CAP_DAC_READ_SEARCH only")
+		log.Warn("running as root; the packaged unit runs as user integrityd with CAP_DAC_READ_SEARCH only")
 	}
 	d, err := daemon.New(cfg, log)
 	if err != nil {

@@ -53,7 +53,7 @@ func TestServiceAsOperator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "run", "--root", root, "--state-dir", stateDir, "--log-format", "json")
+	cmd := exec.Command(os.Args[0], "run", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt"), "--state-dir", stateDir, "--log-format", "json")
 	cmd.Env = append(os.Environ(), "INTEGRITYD_TEST_MAIN=1", "RUNTIME_DIRECTORY="+runDir)
 	cmd.Stderr = f
 	// The unit's Group=integrityd, with a stricter umask than its 0027.
