@@ -158,7 +158,8 @@ func nextcloudQuiet(name, rel string) bool {
 		"symlink-dir-extra", "datadirectory-trailing-slash", "datadirectory-nested",
 		"mimetypelist-custom-not-regenerated", "updater-in-manifest", "manifest-resigned",
 		"root-crt-two-cas", "cert-intermediate-in-root-crt", "cert-sha1-signed",
-		"datadirectory-other-config", "app-without-info-xml", "mimetypelist-custom-aliases":
+		"datadirectory-other-config", "app-without-info-xml", "mimetypelist-custom-aliases",
+		"datadirectory-expression":
 		return true
 	case "init-sync-lock":
 		return rel != "25.0.12"
@@ -502,6 +503,29 @@ $CONFIG = array (
 		// core: nothing.
 		{name: "datadirectory-other-config", needs: "phpconf", build: func(tr *ncTree) {
 			tr.write("config/storage.config.php", fmt.Sprintf("<?php\n$CONFIG = array('datadirectory' => '%s/mydata');\n", tr.root))
+			tr.write("mydata/admin/files/a.txt", "user data\n")
+		}},
+		// apps_paths in config.php ([apps]) and again in apps.config.php
+		// ([apps, custom_apps]): \OC\Config merges the files in order, the
+		// later key replaces the earlier: custom_apps is an apps root:
+		// notes INVALID_HASH lib/Note.php, nothing in core.
+		{name: "apps-paths-overridden", needs: "phpconf", build: func(tr *ncTree) {
+			tr.write("config/config.php", fmt.Sprintf("<?php\n$CONFIG = array (\n  'apps_paths' => array (\n    array ('path' => '%s/apps', 'url' => '/apps', 'writable' => false),\n  ),\n);\n", tr.root))
+			tr.write("config/apps.config.php", `<?php
+$CONFIG = array (
+  'apps_paths' => array (
+    array ('path' => OC::$SERVERROOT . '/apps', 'url' => '/apps', 'writable' => false),
+    array ('path' => OC::$SERVERROOT . '/custom_apps', 'url' => '/custom_apps', 'writable' => true),
+  ),
+);
+`)
+			tr.app("custom_apps", "notes", "4.0.0")
+			tr.write("custom_apps/notes/lib/Note.php", "<?php // changed\n")
+		}},
+		// datadirectory as an expression (OC::$SERVERROOT . '/mydata'):
+		// excluded from core: nothing.
+		{name: "datadirectory-expression", needs: "phpconf", build: func(tr *ncTree) {
+			tr.write("config/config.php", "<?php\n$CONFIG = array (\n  'datadirectory' => OC::$SERVERROOT . '/mydata',\n);\n")
 			tr.write("mydata/admin/files/a.txt", "user data\n")
 		}},
 		// A directory in the apps root without appinfo/info.xml is no app
