@@ -90,15 +90,20 @@ func openInstall(s *config.Settings) (*verify.Install, *verify.Trust, error) {
 		}
 		in.Exclude = append(in.Exclude, filepath.Clean(e))
 	}
+	// With no --trust, Nextcloud's own anchors built into the binary: the
+	// install's copy could be replaced by whoever writes the install (it
+	// is only compared with them).
 	trust := s.Trust
 	if trust == "" {
-		trust = filepath.Join(in.Root, "resources", "codesigning", "root.crt")
+		trust = verify.EmbeddedAnchorFile
 	}
 	crl := s.CRL
-	switch crl {
-	case "none":
+	switch {
+	case crl == "none":
 		crl = ""
-	case "":
+	case crl == "" && s.Trust == "":
+		crl = verify.EmbeddedCRLFile
+	case crl == "":
 		def := filepath.Join(in.Root, "resources", "codesigning", "root.crl")
 		if _, err := os.Stat(def); err == nil {
 			crl = def
@@ -153,6 +158,9 @@ func enforcedWhy(s *config.Settings, in *verify.Install) (bool, string, error) {
 		return false, "--enforce=no", nil
 	}
 	ok, channel, err := in.Enforced()
+	if errors.Is(err, fs.ErrPermission) {
+		return false, "", err // --enforce=yes would not read it either
+	}
 	if err != nil {
 		return false, "", fmt.Errorf("%v (use --enforce=yes to check anyway)", err)
 	}
@@ -251,8 +259,12 @@ func runCheckCore(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func runCheckApp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var path string
 	fs := newFlagSet("check-app", stderr)
-	f := checkCommand("plain").Bind(fs)
-	fs.StringVar(&path, "path", "", "directory of the app (default: found in the apps directories)")
+	// --root is not needed with --path: an app directory (an unpacked
+	// tarball, say) is checked on its own, against the built-in anchors.
+	cmd := checkCommand("plain")
+	cmd.NeedRoot = false
+	f := cmd.Bind(fs)
+	fs.StringVar(&path, "path", "", "directory of the app (default: the copy Nextcloud loads from the apps directories); without --root, an app directory on its own")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -264,9 +276,17 @@ func runCheckApp(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	if s.Root == "" && path == "" {
+		return usageError{"--root is required (or root = in the configuration file), or --path DIR to check an app directory on its own"}
+	}
 	in, t, err := openInstall(s)
 	if err != nil {
 		return err
+	}
+	if path != "" {
+		if path, err = filepath.Abs(path); err != nil {
+			return err
+		}
 	}
 	sc := in.App(pos[0], path)
 	if fi, err := os.Stat(sc.Dir); err != nil || !fi.IsDir() {

@@ -39,7 +39,7 @@ func TestWatchLimit(t *testing.T) {
 	f, _ := os.Create(log)
 	cmd := exec.Command(unshare, "--user", "--map-root-user", "sh", "-c",
 		`echo 40 > /proc/sys/user/max_inotify_watches && exec "$0" "$@"`,
-		os.Args[0], "run", "--root", root, "--state-dir", stateDir, "--log-format", "json", "--rescan-interval", "1s")
+		os.Args[0], "run", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt"), "--state-dir", stateDir, "--log-format", "json", "--rescan-interval", "1s")
 	cmd.Env = append(os.Environ(), "INTEGRITYD_TEST_MAIN=1")
 	cmd.Stderr = f
 	if err := cmd.Start(); err != nil {

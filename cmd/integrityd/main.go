@@ -54,7 +54,7 @@ var commands = []command{
 	{"check-config", "[--config FILE] [run flags]", "validate the configuration and exit", runCheckConfig},
 	{"check", "--root DIR", "check core and every app that must be checked", runCheck},
 	{"check-core", "--root DIR", "check core (occ integrity:check-core)", runCheckCore},
-	{"check-app", "APPID --root DIR [--path DIR]", "check one app (occ integrity:check-app)", runCheckApp},
+	{"check-app", "APPID [--root DIR] [--path DIR]", "check one app (occ integrity:check-app); --path without --root: an app directory on its own", runCheckApp},
 	{"sign-app", "--path DIR --privateKey KEY --certificate CRT", "write DIR/appinfo/signature.json", runSignApp},
 	{"sign-core", "--path DIR --privateKey KEY --certificate CRT", "write DIR/core/signature.json", runSignCore},
 	{"demo", "[--build-only] [DIR]", "build a signed demo install, check it, tamper with it, check again", runDemo},

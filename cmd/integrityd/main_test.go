@@ -8,9 +8,11 @@ import (
 	"encoding/pem"
 	"flag"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -159,7 +161,7 @@ func TestDemo(t *testing.T) {
 	if strings.Contains(out, ".htaccess") && strings.Contains(out, "INVALID_HASH\n\t\t- .htaccess") {
 		t.Errorf("an edit below the .htaccess marker was reported:\n%s", out)
 	}
-	code, out, _ = runCmd(t, "check", "--root", dir, "--output", "json")
+	code, out, _ = runCmd(t, "check", "--root", dir, "--trust", filepath.Join(dir, "resources/codesigning/root.crt"), "--output", "json")
 	if code != exitFindings {
 		t.Fatalf("check exit %d", code)
 	}
@@ -269,5 +271,41 @@ func TestCheckPinnedTrust(t *testing.T) {
 	code, _, errOut := runCmd(t, "check-core", "--root", dir, "--trust", pinned)
 	if code != exitFindings || !strings.Contains(errOut, "differs from the pinned one") {
 		t.Errorf("differing anchors: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestCheckAppPathAlone: check-app APPID --path DIR with neither --root nor
+// --trust vets an app directory on its own (an unpacked tarball before it
+// is installed) against Nextcloud's built-in anchors and CRL: the real
+// pride_flags manifest verifies (chain to Nextcloud's real root), and with
+// only the manifest present every file is FILE_MISSING, none an EXCEPTION.
+func TestCheckAppPathAlone(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pride_flags")
+	sig, err := os.ReadFile(filepath.Join(interop, "real-apps", "pride_flags.signature.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "appinfo"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "appinfo", "signature.json"), sig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, "check-app", "pride_flags", "--path", dir, "--output", "json")
+	if code != exitFindings {
+		t.Fatalf("exit %d, want %d (findings)\n%s%s", code, exitFindings, out, errOut)
+	}
+	var res map[string]map[string]any
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if _, ok := res["EXCEPTION"]; ok || len(res["FILE_MISSING"]) == 0 || len(res) != 1 {
+		t.Errorf("want only FILE_MISSING, got kinds %v", slices.Collect(maps.Keys(res)))
+	}
+	// Another app id than the certificate's: Nextcloud's scope message.
+	code, out, _ = runCmd(t, "check-app", "notes", "--path", dir)
+	if code != exitFindings || !strings.Contains(out, "Certificate is not valid for required scope. (Requested: notes, current: CN=pride_flags)") {
+		t.Errorf("other app id: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := runCmd(t, "check-app", "pride_flags"); code != exitError || !strings.Contains(errOut, "--path DIR") {
+		t.Errorf("neither --root nor --path: exit %d, %s", code, errOut)
 	}
 }

@@ -33,7 +33,7 @@ func TestOperatorCommands(t *testing.T) {
 	stateDir := t.TempDir()
 	prom := filepath.Join(t.TempDir(), "integrityd.prom")
 	conf := filepath.Join(t.TempDir(), "integrityd.conf")
-	os.WriteFile(conf, []byte("root = "+root+"\nstate_dir = "+stateDir+"\nmetrics_textfile = "+prom+"\n"), 0o644)
+	os.WriteFile(conf, []byte("root = "+root+"\ntrust = "+filepath.Join(root, "resources/codesigning/root.crt")+"\nstate_dir = "+stateDir+"\nmetrics_textfile = "+prom+"\n"), 0o644)
 
 	// Not started yet: status says so with exit 3.
 	if code, out, errOut := runCmd(t, "status", "--state-dir", stateDir); code != exitNotRunning || !strings.Contains(errOut, "no state") {
@@ -155,7 +155,7 @@ func TestMetricsListenUnix(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(t.TempDir(), "metrics.sock")
-	p := startProcArgs(t, "run", "--root", root, "--state-dir", t.TempDir(), "--log-format", "json", "--metrics-listen", "unix:"+sock)
+	p := startProcArgs(t, "run", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt"), "--state-dir", t.TempDir(), "--log-format", "json", "--metrics-listen", "unix:"+sock)
 	p.waitScanned(t)
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
@@ -182,7 +182,7 @@ func TestProgress(t *testing.T) {
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.WriteFile(p, bytes.Repeat([]byte{'x'}, 64<<10), 0o644)
 	}
-	_, _, errOut := runCmd(t, "check-core", "--root", root, "--workers", "1")
+	_, _, errOut := runCmd(t, "check-core", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt"), "--workers", "1")
 	if errOut != "" {
 		t.Errorf("not a terminal, yet stderr got %q", errOut)
 	}
@@ -190,7 +190,7 @@ func TestProgress(t *testing.T) {
 	if err != nil {
 		t.Skip("script(1) not installed: no pseudo-terminal to test the progress line")
 	}
-	cmd := exec.Command(script, "-qec", os.Args[0]+" check-core --root "+root+" --workers 1", "/dev/null")
+	cmd := exec.Command(script, "-qec", os.Args[0]+" check-core --root "+root+" --trust "+filepath.Join(root, "resources/codesigning/root.crt")+" --workers 1", "/dev/null")
 	cmd.Env = append(os.Environ(), "INTEGRITYD_TEST_MAIN=1")
 	out, _ := cmd.CombinedOutput()
 	if !bytes.Contains(out, []byte("\r\033[Kchecked ")) || !bytes.Contains(out, []byte(" MB/s")) {
@@ -207,7 +207,7 @@ func TestReloadConfig(t *testing.T) {
 	}
 	stateDir := t.TempDir()
 	conf := filepath.Join(t.TempDir(), "integrityd.conf")
-	os.WriteFile(conf, []byte("root = "+root+"\nstate_dir = "+stateDir+"\n"), 0o644)
+	os.WriteFile(conf, []byte("root = "+root+"\ntrust = "+filepath.Join(root, "resources/codesigning/root.crt")+"\nstate_dir = "+stateDir+"\n"), 0o644)
 	os.WriteFile(filepath.Join(root, "lib", "extra.php"), []byte("<?php"), 0o644)
 	p := startProcArgs(t, "run", "--config", conf, "--log-format", "json")
 	p.waitScanned(t)
@@ -215,15 +215,15 @@ func TestReloadConfig(t *testing.T) {
 		t.Fatalf("status: exit %d, want findings", code)
 	}
 	// Invalid: kept, and said so.
-	os.WriteFile(conf, []byte("root = "+root+"\nstate_dir = "+stateDir+"\nbogus = 1\n"), 0o644)
+	os.WriteFile(conf, []byte("root = "+root+"\ntrust = "+filepath.Join(root, "resources/codesigning/root.crt")+"\nstate_dir = "+stateDir+"\nbogus = 1\n"), 0o644)
 	if code, out, errOut := runCmd(t, "rescan", "--state-dir", stateDir); code != exitFindings {
 		t.Fatalf("rescan with an invalid configuration: exit %d %s %s", code, out, errOut)
 	}
-	if e := p.entries(t, "SIGHUP: configuration invalid, keeping the running one"); len(e) != 1 || !strings.Contains(fmt.Sprint(e[0]["error"]), ":3: unknown key") {
+	if e := p.entries(t, "SIGHUP: configuration invalid, keeping the running one"); len(e) != 1 || !strings.Contains(fmt.Sprint(e[0]["error"]), ":4: unknown key") {
 		t.Errorf("invalid configuration entries: %v", e)
 	}
 	// Valid, with an exclusion: the finding goes.
-	os.WriteFile(conf, []byte("root = "+root+"\nstate_dir = "+stateDir+"\nexclude = "+filepath.Join(root, "lib", "extra.php")+"\n"), 0o644)
+	os.WriteFile(conf, []byte("root = "+root+"\ntrust = "+filepath.Join(root, "resources/codesigning/root.crt")+"\nstate_dir = "+stateDir+"\nexclude = "+filepath.Join(root, "lib", "extra.php")+"\n"), 0o644)
 	if code, out, errOut := runCmd(t, "rescan", "--state-dir", stateDir); code != exitClean {
 		t.Fatalf("rescan after excluding: exit %d %s %s", code, out, errOut)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/integrityd/integrityd/internal/demo"
 	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/state"
+	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // TestMain lets tests run the command as a subprocess (to kill -9 it).
@@ -35,7 +36,7 @@ type daemonProc struct {
 
 func startProc(t *testing.T, root, stateDir string) *daemonProc {
 	t.Helper()
-	return startProcArgs(t, "run", "--root", root, "--state-dir", stateDir, "--log-format", "json")
+	return startProcArgs(t, "run", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt"), "--state-dir", stateDir, "--log-format", "json")
 }
 
 func startProcArgs(t *testing.T, args ...string) *daemonProc {
@@ -112,8 +113,13 @@ func (p *daemonProc) findingEntries(t *testing.T, resolved bool) []map[string]an
 		if json.Unmarshal(sc.Bytes(), &e) != nil || e["integrity_kind"] == nil || (e["message_id"] == journal.IDResolved) != resolved {
 			continue
 		}
-		kind, scope, path := fmt.Sprint(e["integrity_kind"]), fmt.Sprint(e["integrity_scope"]), fmt.Sprint(e["integrity_path"])
-		want := journal.FindingLine(kind, scope, path, "")
+		kind, scope := fmt.Sprint(e["integrity_kind"]), fmt.Sprint(e["integrity_scope"])
+		path, _ := e["integrity_path"].(string) // none for a scope's EXCEPTION
+		reason := ""
+		if kind == string(verify.KindException) {
+			reason, _ = e["integrity_message"].(string)
+		}
+		want := journal.FindingLine(kind, scope, path, reason)
 		if resolved {
 			want = journal.ResolvedLine(kind, scope, path)
 		}
@@ -219,7 +225,7 @@ func TestKillAnywhere(t *testing.T) {
 	}
 	p := startProc(t, root, stateDir)
 	p.waitScanned(t)
-	code, out, _ := runCmd(t, "check", "--root", root, "--output", "json")
+	code, out, _ := runCmd(t, "check", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt"), "--output", "json")
 	if code != exitFindings {
 		t.Fatalf("check: exit %d", code)
 	}
@@ -252,4 +258,62 @@ func countFindings(report map[string]map[string]map[string]any) int {
 		}
 	}
 	return n
+}
+
+// TestConfigAddsAppsRoot: the attack the config/ watch is for. config.php
+// is writable by the web server; an attacker adds an apps root holding an
+// app Nextcloud then loads. The running daemon (following Nextcloud's
+// configuration: no apps_path pinned) alerts, starts again on the new apps
+// roots in the same process, and checks the new app: its unsigned copy
+// shadows the signed "files" app with a higher version (DUPLICATE_APP and
+// "Signature data not found." for the copy Nextcloud now loads).
+func TestConfigAddsAppsRoot(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "nc")
+	if err := demo.Build(context.Background(), root); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, root, t.TempDir())
+	p.waitScanned(t)
+	evil := filepath.Join(root, "evil_apps")
+	for name, content := range map[string]string{
+		"files/appinfo/info.xml": "<?xml version=\"1.0\"?>\n<info><id>files</id><version>99.0.0</version></info>\n",
+		"files/lib/shell.php":    "<?php system($_GET['c']);\n",
+	} {
+		os.MkdirAll(filepath.Join(evil, filepath.Dir(name)), 0o755)
+		if err := os.WriteFile(filepath.Join(evil, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := "<?php\n$CONFIG = array(\n  'instanceid' => 'demo',\n  'apps_paths' => array(\n" +
+		"    array('path' => '" + root + "/apps', 'url' => '/apps', 'writable' => false),\n" +
+		"    array('path' => '" + evil + "', 'url' => '/evil', 'writable' => true),\n  ),\n);\n"
+	if err := os.WriteFile(filepath.Join(root, "config", "config.php"), []byte(conf), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(p.entries(t, "initial scan done; watching")) < 2 {
+		if time.Now().After(deadline) {
+			data, _ := os.ReadFile(p.log)
+			t.Fatalf("no second start after config.php added an apps root:\n%s", data)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var alerted bool
+	f, _ := os.ReadFile(p.log)
+	for _, line := range strings.Split(string(f), "\n") {
+		alerted = alerted || strings.Contains(line, journal.IDConfig) && strings.Contains(line, evil)
+	}
+	if !alerted {
+		t.Errorf("no entry with MESSAGE_ID %s naming %s", journal.IDConfig, evil)
+	}
+	got := map[string]bool{}
+	for _, e := range p.findingEntries(t, false) {
+		path, _ := e["integrity_path"].(string)
+		got[fmt.Sprint(e["integrity_kind"], " ", e["integrity_scope"], " ", path)] = true
+	}
+	for _, want := range []string{"EXCEPTION files ", "DUPLICATE_APP files@" + root + "/apps appinfo/info.xml"} {
+		if !got[want] {
+			t.Errorf("no alert %q; alerts: %v", want, got)
+		}
+	}
 }

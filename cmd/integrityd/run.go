@@ -89,6 +89,8 @@ func loadRun(name string, args []string, stderr io.Writer) (*config.Settings, da
 		Root: in.Root, AppsPaths: in.AppsRoots, DataDir: in.DataDir, Exclude: in.Exclude,
 		Trust: t.AnchorFile, CRL: t.CRLFile, StateDir: s.StateDir,
 		Workers: s.Workers, RescanInterval: s.RescanInterval, ReverifyPeriod: s.ReverifyPeriod,
+		// What integrityd's configuration does not pin follows Nextcloud's.
+		FollowConfig: len(s.AppsPaths) == 0 || s.DataDir == "", PinnedAppsPaths: s.AppsPaths, PinnedDataDir: s.DataDir,
 	}
 	if cfg.ReverifyPeriod == 0 {
 		cfg.ReverifyPeriod = -1 // off (the daemon's zero is its default)
@@ -152,6 +154,27 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if os.Geteuid() == 0 {
 		log.Warn("running as root; the packaged unit runs as user integrityd with CAP_DAC_READ_SEARCH only")
 	}
+	for {
+		err := serve(ctx, s, cfg, sock, args, log)
+		if !errors.Is(err, daemon.ErrInstallChanged) {
+			log.Info("integrityd stopped")
+			return err
+		}
+		// Nextcloud's configuration names other apps roots: start again
+		// on them (the state is kept, the first scan finds what changed).
+		_, next, lerr := loadRun("run", args, io.Discard)
+		if lerr != nil {
+			log.Error("configuration cannot be loaded again; going on with the apps roots read before", zap.Error(lerr))
+			next = cfg
+		}
+		next.Watchdog = cfg.Watchdog
+		cfg = next
+	}
+}
+
+// serve runs one daemon on cfg, with its metrics, control socket and
+// SIGHUP handling, until ctx is done or the daemon stops.
+func serve(ctx context.Context, s *config.Settings, cfg daemon.Config, sock string, args []string, log *zap.Logger) error {
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		return err
@@ -200,9 +223,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 		}
 	}()
-	err = d.Run(ctx, func() { log.Info("initial scan done; watching") })
-	log.Info("integrityd stopped")
-	return err
+	return d.Run(ctx, func() { log.Info("initial scan done; watching") })
 }
 
 func isTerminal(f *os.File) bool {

@@ -90,7 +90,7 @@ func TestServiceAsOperator(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out, errOut strings.Builder
-	code := run(ctx, []string{"run", "--root", root, "--state-dir", stateDir, "--log-format", "json", "--control-socket", "none"}, &out, &errOut)
+	code := run(ctx, []string{"run", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt"), "--state-dir", stateDir, "--log-format", "json", "--control-socket", "none"}, &out, &errOut)
 	want := fmt.Sprintf("integrityd run: state directory %s is in use by another integrityd (pid %d)\n", stateDir, cmd.Process.Pid)
 	if code != exitError || errOut.String() != want {
 		t.Errorf("second daemon: exit %d, stderr %q, want exit %d, %q", code, errOut.String(), exitError, want)

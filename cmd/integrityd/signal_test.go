@@ -225,9 +225,9 @@ func TestOneShotStopsOnSignal(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"check", []string{"check", "--root", tr.root, "--enforce", "yes"}},
-		{"check-core", []string{"check-core", "--root", tr.root, "--enforce", "yes"}},
-		{"check-app", []string{"check-app", "files", "--root", tr.root}},
+		{"check", []string{"check", "--root", tr.root, "--trust", filepath.Join(tr.root, "resources/codesigning/root.crt"), "--enforce", "yes"}},
+		{"check-core", []string{"check-core", "--root", tr.root, "--trust", filepath.Join(tr.root, "resources/codesigning/root.crt"), "--enforce", "yes"}},
+		{"check-app", []string{"check-app", "files", "--root", tr.root, "--trust", filepath.Join(tr.root, "resources/codesigning/root.crt")}},
 		{"sign-core", []string{"sign-core", "--path", sign.root, "--privateKey", sign.keyFile, "--certificate", sign.certFile}},
 	}
 	var summary []string
@@ -291,7 +291,7 @@ func TestOneShotPagemapSymlink(t *testing.T) {
 	pagemapLink(t, filepath.Join(root, "core", "x.php"))
 
 	for _, format := range []string{"json", "text"} {
-		p := startOneShot(t, "check", "--root", root, "--enforce", "yes", "--output", format)
+		p := startOneShot(t, "check", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt"), "--enforce", "yes", "--output", format)
 		select {
 		case <-p.done:
 		case <-time.After(30 * time.Second):
@@ -328,7 +328,7 @@ func TestOneShotPagemapSymlink(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	code := run(ctx, []string{"check", "--root", root, "--enforce", "yes", "--output", "json"}, &out, &errOut)
+	code := run(ctx, []string{"check", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt"), "--enforce", "yes", "--output", "json"}, &out, &errOut)
 	after, _ := procRChar("self")
 	if code != exitFindings {
 		t.Fatalf("in-process check: exit %d: %s %s", code, out.String(), errOut.String())
@@ -346,7 +346,7 @@ func BenchmarkOneShotStop(b *testing.B) {
 	tr := newOneShotTree(b)
 	var total, worst time.Duration
 	for i := 0; i < b.N; i++ {
-		p := startOneShot(b, "check", "--root", tr.root, "--enforce", "yes")
+		p := startOneShot(b, "check", "--root", tr.root, "--trust", filepath.Join(tr.root, "resources/codesigning/root.crt"), "--enforce", "yes")
 		p.waitHashing(b)
 		took := p.stop(b, syscall.SIGTERM)
 		if code := p.cmd.ProcessState.ExitCode(); code != exitError {

@@ -64,14 +64,14 @@ func TestWritableBy(t *testing.T) {
 func TestCheckConfigDirectories(t *testing.T) {
 	root := demoRoot(t)
 	state := filepath.Join(t.TempDir(), "state")
-	code, out, errOut := runCmd(t, "check-config", "--root", root, "--state-dir", state, "--metrics-textfile", filepath.Join(t.TempDir(), "m.prom"), "--control-socket", "/run/x/c.sock")
+	code, out, errOut := runCmd(t, "check-config", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt"), "--state-dir", state, "--metrics-textfile", filepath.Join(t.TempDir(), "m.prom"), "--control-socket", "/run/x/c.sock")
 	if code != exitClean || !strings.Contains(out, "state dir:       does not exist yet") || !strings.Contains(out, "metrics dir:     writable") ||
 		!strings.Contains(out, "control socket:  /run/x/c.sock") {
 		t.Errorf("check-config: exit %d\n%s%s", code, out, errOut)
 	}
 	file := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(file, nil, 0o644)
-	code, out, errOut = runCmd(t, "check-config", "--root", root, "--state-dir", state, "--metrics-textfile", filepath.Join(file, "m.prom"))
+	code, out, errOut = runCmd(t, "check-config", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt"), "--state-dir", state, "--metrics-textfile", filepath.Join(file, "m.prom"))
 	if code != exitError || !strings.Contains(errOut, "metrics textfile directory "+file+": "+file+" is not a directory") || !strings.Contains(errOut, "ReadWritePaths="+file) {
 		t.Errorf("check-config, textfile below a file: exit %d\n%s%s", code, out, errOut)
 	}

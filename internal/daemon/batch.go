@@ -447,7 +447,7 @@ func (l *loop) syncScopes() []*scope {
 	}
 	gone := func(name, dir string) {
 		if _, signed := l.meta.Signed[name]; signed {
-			l.log.Warn("SCOPE_GONE "+journal.Quote(name)+": a signed app directory was removed: "+journal.Quote(dir), zap.String("message_id", journal.IDScopeGone),
+			l.log.Warn("SCOPE_GONE "+verify.EscapeControl(name)+": a signed app directory was removed: "+verify.EscapeControl(dir), zap.String("message_id", journal.IDScopeGone),
 				zap.String("integrity_scope", name), zap.String("dir", dir))
 			delete(l.meta.Signed, name)
 			l.modified()

@@ -284,9 +284,17 @@ func (d *Daemon) Findings() []verify.Finding { return d.snap.Load().Findings() }
 
 // Run watches and checks until ctx is done. ready is called once the
 // first full scan is done (for sd_notify). STOPPING=1 is sent on every
-// way out.
-func (d *Daemon) Run(ctx context.Context, ready func()) error {
-	defer d.notify("STOPPING=1")
+// way out but ErrInstallChanged, which is RELOADING=1 for systemd.
+func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
+	defer func() {
+		if errors.Is(err, ErrInstallChanged) {
+			// The caller starts a daemon on the new install: for systemd
+			// that is a reload, which the next READY=1 ends.
+			d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "\nSTATUS=Nextcloud's configuration changed; starting again")
+			return
+		}
+		d.notify("STOPPING=1")
+	}()
 	l := d.loop
 	w, err := watch.New(d.log.Named("watch"), d.skipDir, d.cfg.Watch)
 	if err != nil {
@@ -480,7 +488,7 @@ func (l *loop) addWatches() error {
 // (adding a watch twice is harmless).
 func (l *loop) watchTrust() {
 	for _, f := range []string{l.cfg.Trust, l.cfg.CRL} {
-		if f == "" {
+		if f == "" || verify.IsEmbedded(f) {
 			continue
 		}
 		if err := l.w.AddDir(filepath.Dir(f)); err != nil {

@@ -92,9 +92,9 @@ func (l *loop) flushFlood() {
 		if n <= alertsPerDir {
 			continue
 		}
-		where := journal.Quote(k.scope)
+		where := verify.EscapeControl(k.scope)
 		if k.dir != "" {
-			where += " " + journal.Quote(k.dir)
+			where += " " + verify.EscapeControl(k.dir)
 		}
 		msg, level := fmt.Sprintf("%d more findings in %s, not logged one by one (integrityd report lists them)", n-alertsPerDir, where), l.log.Warn
 		if k.healed {

@@ -336,7 +336,7 @@ func (l *loop) replace(s *scope, key string, fresh []verify.Finding) {
 // drop forgets a scope that no longer exists (an app that was removed).
 func (l *loop) drop(name string) {
 	if n := len(l.findings[name]); n > 0 {
-		l.log.Info(fmt.Sprintf("app %s removed; its %d findings are dropped", journal.Quote(name), n), zap.String("integrity_scope", name), zap.Int("findings", n))
+		l.log.Info(fmt.Sprintf("app %s removed; its %d findings are dropped", verify.EscapeControl(name), n), zap.String("integrity_scope", name), zap.Int("findings", n))
 	}
 	delete(l.findings, name)
 	delete(l.shared, name)
@@ -448,11 +448,11 @@ func (l *loop) checkPinned() {
 	l.modified()
 	switch {
 	case why != "" && was == "":
-		l.log.Error("TRUST_ANCHOR core "+verify.InTreeAnchors+": differs from the pinned one ("+journal.Quote(l.cfg.Trust)+"): "+journal.Quote(why), zap.String("message_id", journal.IDTrustDiffer),
+		l.log.Error("TRUST_ANCHOR core "+verify.InTreeAnchors+": differs from the pinned one ("+verify.EscapeControl(l.cfg.Trust)+"): "+verify.EscapeControl(why), zap.String("message_id", journal.IDTrustDiffer),
 			zap.String("integrity_scope", "core"), zap.String("integrity_path", verify.InTreeAnchors),
 			zap.String("pinned", l.cfg.Trust), zap.String("integrity_detail", why))
 	case why == "" && was != "":
-		l.log.Info("resolved TRUST_ANCHOR core "+verify.InTreeAnchors+": matches the pinned one ("+journal.Quote(l.cfg.Trust)+") again", zap.String("message_id", journal.IDResolved),
+		l.log.Info("resolved TRUST_ANCHOR core "+verify.InTreeAnchors+": matches the pinned one ("+verify.EscapeControl(l.cfg.Trust)+") again", zap.String("message_id", journal.IDResolved),
 			zap.String("integrity_scope", "core"), zap.String("integrity_path", verify.InTreeAnchors), zap.String("pinned", l.cfg.Trust))
 	}
 }

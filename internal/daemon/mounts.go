@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/verify"
 	"github.com/integrityd/integrityd/internal/watch"
 )
 
@@ -57,9 +58,9 @@ func (l *loop) mountChanged(ctx context.Context, c watch.MountChange, atStart bo
 	if t, ok, _, _ := l.locate(c.Point); ok {
 		scope = t.scope.sc.Name
 	}
-	where := journal.Quote(c.Point)
+	where := verify.EscapeControl(c.Point)
 	if scope != "" {
-		where = journal.Quote(scope) + " " + where
+		where = verify.EscapeControl(scope) + " " + where
 	}
 	what := "UNMOUNT " + where + ": a file system was unmounted at or above the install: what it showed is gone"
 	if c.Mounted {

@@ -1,8 +1,9 @@
 package journal
 
 import (
-	"strconv"
 	"strings"
+
+	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // One-line MESSAGEs. journalctl -o cat, systemctl status and syslog show
@@ -22,16 +23,16 @@ import (
 // names, so that a name with a newline cannot forge a line.
 func FindingLine(kind, scope, path, message string) string {
 	var b strings.Builder
-	b.WriteString(Quote(kind))
+	b.WriteString(verify.EscapeControl(kind))
 	for _, p := range []string{scope, path} {
 		if p != "" {
 			b.WriteByte(' ')
-			b.WriteString(Quote(p))
+			b.WriteString(verify.EscapeControl(p))
 		}
 	}
 	if message != "" {
 		b.WriteString(": ")
-		b.WriteString(Quote(message))
+		b.WriteString(verify.EscapeControl(message))
 	}
 	return b.String()
 }
@@ -39,21 +40,4 @@ func FindingLine(kind, scope, path, message string) string {
 // ResolvedLine is the MESSAGE of a finding that healed.
 func ResolvedLine(kind, scope, path string) string {
 	return "resolved " + FindingLine(kind, scope, path, "")
-}
-
-// Quote escapes control characters (newlines, escape sequences) and
-// invalid UTF-8 in s, as Go string literals do, and returns s unchanged
-// when it has none.
-//
-// TODO(integrator): this is a copy of verify.escapeControl
-// (internal/verify/report.go); use verify.EscapeControl once it is
-// exported and delete this copy.
-func Quote(s string) string {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == '\uFFFD' {
-			q := strconv.Quote(s)
-			return q[1 : len(q)-1]
-		}
-	}
-	return s
 }

@@ -36,6 +36,9 @@ type Trust struct {
 // LoadTrust reads the PEM trust anchors in anchorFile and, if crlFile is
 // not empty, the CRL in crlFile, which must be signed by one of the anchors.
 func LoadTrust(anchorFile, crlFile string) (*Trust, error) {
+	if anchorFile == EmbeddedAnchorFile {
+		return embeddedTrust(crlFile)
+	}
 	data, err := readLimited(anchorFile, maxTrustFile)
 	if err != nil {
 		return nil, fmt.Errorf("read trust anchors: %w", err)

@@ -317,11 +317,11 @@ func writeJSON(b *bytes.Buffer, n node, pretty bool, depth int) error {
 func writePlain(b *bytes.Buffer, n node, prefix string) {
 	for _, k := range n.kids {
 		if k.arr {
-			fmt.Fprintf(b, "%s%s:\n", prefix, escapeControl(k.key))
+			fmt.Fprintf(b, "%s%s:\n", prefix, EscapeControl(k.key))
 			writePlain(b, k, "  "+prefix)
 			continue
 		}
-		fmt.Fprintf(b, "%s%s: %s\n", prefix, escapeControl(k.key), escapeControl(k.val))
+		fmt.Fprintf(b, "%s%s: %s\n", prefix, EscapeControl(k.key), EscapeControl(k.val))
 	}
 }
 
@@ -340,14 +340,14 @@ func (r *Report) writeText(b *bytes.Buffer, t node) {
 		"Results\n" +
 		"=======\n")
 	for _, scope := range t.kids {
-		fmt.Fprintf(b, "- %s\n", escapeControl(scope.key))
+		fmt.Fprintf(b, "- %s\n", EscapeControl(scope.key))
 		for _, cat := range scope.kids {
 			fmt.Fprintf(b, "\t- %s\n", cat.key)
 			for _, item := range cat.kids {
 				if cat.key == "EXCEPTION" {
-					fmt.Fprintf(b, "\t\t- %s\n", escapeControl(item.val))
+					fmt.Fprintf(b, "\t\t- %s\n", EscapeControl(item.val))
 				} else {
-					fmt.Fprintf(b, "\t\t- %s\n", escapeControl(item.key))
+					fmt.Fprintf(b, "\t\t- %s\n", EscapeControl(item.key))
 				}
 			}
 		}
@@ -388,20 +388,21 @@ func printR(b *bytes.Buffer, n node, indent int) {
 	pad := strings.Repeat(" ", indent)
 	b.WriteString(pad + "(\n")
 	for _, k := range n.kids {
-		fmt.Fprintf(b, "%s    [%s] => ", pad, escapeControl(k.key))
+		fmt.Fprintf(b, "%s    [%s] => ", pad, EscapeControl(k.key))
 		if k.arr {
 			printR(b, k, indent+8)
 		} else {
-			b.WriteString(escapeControl(k.val))
+			b.WriteString(EscapeControl(k.val))
 		}
 		b.WriteString("\n")
 	}
 	b.WriteString(pad + ")\n")
 }
 
-// escapeControl keeps file names from forging lines in text output:
-// control characters and invalid UTF-8 are shown Go-quoted.
-func escapeControl(s string) string {
+// EscapeControl keeps file names from forging lines in text output (the
+// reports, the journal's MESSAGE): control characters and invalid UTF-8
+// are shown Go-quoted; s is returned as it is when it has none.
+func EscapeControl(s string) string {
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f || r == '\uFFFD' {
 			q := strconv.Quote(s)
