@@ -878,6 +878,11 @@ func (e *evaluator) expr(arrow bool) (Value, error) {
 		return v, nil
 	}
 	t := e.peek()
+	if t.kind == tVar || t.kind == tString || t.kind == tInt || t.kind == tFloat ||
+		t.kind == tIdent && !operatorWords[strings.ToLower(t.text)] && !prefixWords[strings.ToLower(t.text)] {
+		// An operand followed by another: no operator starts that way.
+		return Value{}, e.unexpected()
+	}
 	if v.kind != Unknown {
 		v = unknown(e.file, t.line, "%s cannot be evaluated", describe(t, e.peekAt(1)))
 	}
@@ -1006,6 +1011,11 @@ func (e *evaluator) unary() (Value, error) {
 	return e.primary()
 }
 
+// prefixWords start expressions that are not calls or constants.
+var prefixWords = map[string]bool{"new": true, "clone": true, "print": true, "fn": true, "function": true,
+	"static": true, "throw": true, "yield": true, "include": true, "include_once": true, "require": true,
+	"require_once": true, "match": true, "list": true}
+
 var casts = map[string]bool{"int": true, "integer": true, "bool": true, "boolean": true, "float": true,
 	"double": true, "real": true, "string": true, "binary": true, "array": true, "object": true, "unset": true}
 
@@ -1038,6 +1048,18 @@ func (e *evaluator) primary() (Value, error) {
 			if next.kind == tIdent && casts[strings.ToLower(next.text)] {
 				if c := e.peekAt(2); c.kind == tPunct && c.text == ")" {
 					e.p += 3
+					if e.atTerm(false) {
+						return Value{}, e.unexpected()
+					}
+					if err := e.enter(); err != nil {
+						return Value{}, err
+					}
+					defer e.leave()
+					start := e.p
+					if _, err := e.unary(); err != nil {
+						return Value{}, err
+					}
+					e.effects(start, e.p)
 					return unknown(e.file, t.line, "(%s) cast cannot be evaluated", next.text), nil
 				}
 			}
@@ -1095,6 +1117,9 @@ func (e *evaluator) primary() (Value, error) {
 			return strVal(e.env.ServerRoot), nil
 		case name == "dirname" && nextIs("("):
 			return e.dirname()
+		case prefixWords[name] && plain:
+			// new Foo, fn() => ..., static fn, print ...: left to expr's skip.
+			return unknown(e.file, t.line, "%s cannot be evaluated", t.text), nil
 		case nextIs("("):
 			e.p++
 			start := e.p
