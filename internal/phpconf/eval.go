@@ -63,7 +63,12 @@ type evaluator struct {
 	cond  []int // lines of the ifs whose bodies are being evaluated
 	rest  int   // line of a conditional return: the rest is conditional
 	dead  bool  // after an unconditional return
+	work  int   // entries copied or moved: bounded by maxWork
 }
+
+// maxWork bounds the array entries copied (copy on write) or moved (unset)
+// while evaluating one file, against quadratic inputs.
+const maxWork = 1 << 22
 
 func (e *evaluator) peek() token { return e.toks[e.p] }
 
@@ -141,6 +146,9 @@ func (e *evaluator) statement() error {
 		return err
 	}
 	defer e.leave()
+	if e.work > maxWork {
+		return e.errf(e.peek().line, "too complex to evaluate (more than %d array entries copied)", maxWork)
+	}
 	t := e.peek()
 	switch t.kind {
 	case tClose:
@@ -672,6 +680,7 @@ func (e *evaluator) setIn(cur Value, path []pathElem, v Value, cond *Reason, roo
 	case cur.kind == Array:
 		a = cur.a
 		if a.shared {
+			e.work += len(a.keys)
 			a = a.clone()
 		}
 	default:
@@ -796,6 +805,7 @@ func (e *evaluator) unsetIn(cur Value, path []pathElem) Value {
 	}
 	el := path[0]
 	a := cur.a
+	e.work += len(a.keys)
 	if a.shared {
 		a = a.clone()
 	}
@@ -1026,16 +1036,16 @@ func (e *evaluator) primary() (Value, error) {
 	switch t.kind {
 	case tString:
 		e.p++
-		if t.reason != "" {
-			return unknown(e.file, t.line, "%s", t.reason), nil
+		if t.reason != 0 {
+			return unknown(e.file, t.line, "%s", strReasons[t.reason]), nil
 		}
-		return strVal(t.str), nil
+		return strVal(t.text), nil
 	case tInt:
 		e.p++
-		return Value{kind: Int, i: t.ival}, nil
+		return Value{kind: Int, i: t.ival()}, nil
 	case tFloat:
 		e.p++
-		return Value{kind: Float, f: t.fval}, nil
+		return Value{kind: Float, f: t.fval()}, nil
 	case tVar:
 		e.p++
 		if e.atTerm(false) || e.isPunct(".") {

@@ -657,6 +657,33 @@ func TestTruthy(t *testing.T) {
 	}
 }
 
+func TestQuadraticInputs(t *testing.T) {
+	// Many unsets of a large array, and many copies of a large array:
+	// bounded work, an error rather than minutes.
+	var sb strings.Builder
+	sb.WriteString("<?php $a = [")
+	for i := range 100000 {
+		fmt.Fprintf(&sb, "%d,", i)
+	}
+	sb.WriteString("];\n")
+	base := sb.String()
+	for name, stmt := range map[string]string{"unset": "unset($a[%d]);\n", "copy": "$b = $a; $b[%d] = 1;\n"} {
+		var b strings.Builder
+		b.WriteString(base)
+		for i := range 50000 {
+			fmt.Fprintf(&b, stmt, i)
+		}
+		start := time.Now()
+		_, err := Eval("q.php", []byte(b.String()), Env{})
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("%s: %v", name, d)
+		}
+		if err == nil || !strings.Contains(err.Error(), "too complex") {
+			t.Errorf("%s: error %v", name, err)
+		}
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	for _, p := range []string{"testdata/docker/redis.config.php", "testdata/docker/s3.config.php", "testdata/docker/apps.config.php", "testdata/version-33.0.0.php"} {
 		if b, err := os.ReadFile(p); err == nil {
