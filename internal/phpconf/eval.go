@@ -23,6 +23,20 @@ type Env struct {
 type Scope struct {
 	vars   map[string]Value
 	opaque *Reason
+	// gone: variables unset since opaque was set (readData unsets
+	// $CONFIG before each file, whatever an earlier include did).
+	gone map[string]bool
+}
+
+// NewScope returns an empty scope.
+func NewScope() *Scope { return &Scope{vars: map[string]Value{}, gone: map[string]bool{}} }
+
+// Unset removes a variable.
+func (s *Scope) Unset(name string) {
+	delete(s.vars, name)
+	if s.opaque != nil {
+		s.gone[name] = true
+	}
 }
 
 // Var returns a variable's value; ok is false when it is not set. Every
@@ -31,7 +45,7 @@ func (s *Scope) Var(name string) (Value, bool) {
 	if v, ok := s.vars[name]; ok {
 		return v, true
 	}
-	if s.opaque != nil {
+	if s.opaque != nil && !s.gone[name] {
 		return unknownR(s.opaque), true
 	}
 	return Value{}, false
@@ -40,17 +54,27 @@ func (s *Scope) Var(name string) (Value, bool) {
 // Eval evaluates the PHP source of one file in a fresh scope. name is used
 // in errors and reasons.
 func Eval(name string, src []byte, env Env) (*Scope, error) {
-	toks, err := lex(name, string(src))
-	if err != nil {
+	sc := NewScope()
+	if err := EvalIn(sc, name, src, env); err != nil {
 		return nil, err
 	}
-	e := &evaluator{file: name, env: env, toks: toks, sc: &Scope{vars: map[string]Value{}}}
+	return sc, nil
+}
+
+// EvalIn evaluates the PHP source of one file in the scope sc, as PHP's
+// include does: the file sees and changes sc's variables.
+func EvalIn(sc *Scope, name string, src []byte, env Env) error {
+	toks, err := lex(name, string(src))
+	if err != nil {
+		return err
+	}
+	e := &evaluator{file: name, env: env, toks: toks, sc: sc}
 	for e.peek().kind != tEOF {
 		if err := e.statement(); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return e.sc, nil
+	return nil
 }
 
 type evaluator struct {
@@ -527,6 +551,7 @@ func (e *evaluator) effects(from, to int) {
 			if e.sc.opaque == nil {
 				e.sc.opaque = r
 			}
+			clear(e.sc.gone)
 		}
 	}
 	for i := from; i < to; i++ {
@@ -697,7 +722,7 @@ func (e *evaluator) setIn(cur Value, path []pathElem, v Value, cond *Reason, roo
 		}
 		nk, ok := a.nextKey()
 		if !ok {
-			a.openUp(firstReason(a.open, &Reason{File: e.file, Line: el.line, Why: "the index of an appended element cannot be known"}))
+			a.appendUnknown(&Reason{File: e.file, Line: el.line, Why: "the index of an appended element cannot be known"})
 			return out
 		}
 		k = nk
@@ -782,7 +807,7 @@ func (e *evaluator) unset() error {
 			if cond != nil {
 				e.sc.vars[t.name] = unknownR(cond)
 			} else {
-				delete(e.sc.vars, t.name)
+				e.sc.Unset(t.name)
 			}
 			continue
 		}
@@ -1277,7 +1302,7 @@ func (e *evaluator) array(closer string, line int) (Value, error) {
 			} else if k, ok := a.nextKey(); ok {
 				a.set(k, kv)
 			} else {
-				a.openUp(firstReason(a.open, &Reason{File: e.file, Line: el.line, Why: "the index of an element cannot be known"}))
+				a.appendUnknown(&Reason{File: e.file, Line: el.line, Why: "the index of an element cannot be known"})
 			}
 		}
 		if e.isPunct(",") {

@@ -69,7 +69,8 @@ func (e *UnknownError) Error() string {
 // Load reads Nextcloud's configuration as \OC\Config::readData does:
 // configDir/config.php (skipped when it does not exist, as Nextcloud skips
 // it when it cannot open it), then every configDir/*.config.php in PHP's
-// natsort order, each evaluated in a fresh scope, merged with array_merge.
+// natsort order, merged with array_merge. The files share one scope (the
+// method's) in which $CONFIG is unset before each file.
 // serverRoot is OC::$SERVERROOT. A file that cannot be read is an error:
 // Nextcloud dies on an unreadable *.config.php ("Could not open the config
 // file"), and a config.php that exists but that this process cannot read
@@ -92,6 +93,9 @@ func Load(configDir, serverRoot string) (*Config, error) {
 	sort.SliceStable(visible, func(i, j int) bool { return strnatcmp(visible[i], visible[j]) < 0 })
 	files = append(files, visible...)
 	var next int64
+	// readData includes every file from the same method: they share one
+	// scope, and only $CONFIG is unset before each.
+	sc := NewScope()
 	for _, f := range files {
 		data, err := readFile(f)
 		if err != nil {
@@ -100,8 +104,8 @@ func Load(configDir, serverRoot string) (*Config, error) {
 			}
 			return nil, fmt.Errorf("read config: %w", err)
 		}
-		sc, err := Eval(f, data, Env{File: resolveFile(f), ServerRoot: c.serverRoot})
-		if err != nil {
+		sc.Unset("CONFIG")
+		if err := EvalIn(sc, f, data, Env{File: resolveFile(f), ServerRoot: c.serverRoot}); err != nil {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
 		c.files = append(c.files, f)
@@ -159,12 +163,20 @@ func merge(dst *Arr, v Value, next *int64) {
 		dst.openUp(v.a.open)
 	}
 	dst.orderUnknown = firstReason(dst.orderUnknown, v.a.orderUnknown)
+	if r := firstReason(v.a.open, v.a.nextUnknown); r != nil {
+		// int keys may be hidden: the renumbering is no longer known
+		dst.nextUnknown = firstReason(dst.nextUnknown, r)
+	}
 	for i, k := range v.a.keys {
 		val := share(v.a.vals[i])
 		if k.IsInt {
-			if dst.open == nil {
+			if dst.open == nil && dst.nextUnknown == nil {
 				dst.set(Key{IsInt: true, I: *next}, val)
 				*next++
+				if val.kind == Unknown {
+					// it may be absent: the keys after it are not known
+					dst.nextUnknown = val.r
+				}
 			}
 			continue
 		}
