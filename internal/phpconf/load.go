@@ -536,3 +536,39 @@ func compareLeft(a string, ap *int, b string, bp *int) int {
 		}
 	}
 }
+
+// ServerVersionSince is the first Nextcloud major whose channel comes from
+// OCP\ServerVersion::getChannel: updater.release.channel is taken only when
+// it is one of beta, stable, enterprise, git (getSystemValueString), else
+// version.php's $OC_Channel. Before it, OC_Util::getChannel returns
+// getSystemValue('updater.release.channel', $OC_Channel) as it is.
+const ServerVersionSince = 31
+
+// Channel is the release channel Nextcloud's Checker sees (it enforces the
+// check unless the channel is "" or "git"). A value of updater.release.channel
+// that is not a string is returned as "(KIND value)" for Nextcloud < 31,
+// which compares it strictly and so enforces the check.
+func (c *Config) Channel(v *Version) (string, error) {
+	const key = "updater.release.channel"
+	val, found := c.Value(key)
+	if !found {
+		return v.Channel, nil
+	}
+	if val.kind == Unknown {
+		return "", &UnknownError{Key: key, Reason: val.r}
+	}
+	s, isStr := val.Str()
+	if len(v.Version) > 0 && v.Version[0] >= ServerVersionSince {
+		switch s {
+		case "beta", "stable", "enterprise", "git":
+			if isStr {
+				return s, nil
+			}
+		}
+		return v.Channel, nil
+	}
+	if !isStr {
+		return "(" + val.kind.String() + " value)", nil
+	}
+	return s, nil
+}

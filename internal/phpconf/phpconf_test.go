@@ -469,6 +469,32 @@ func TestString(t *testing.T) {
 	}
 }
 
+func TestChannel(t *testing.T) {
+	v25 := &Version{Version: []int{25, 0, 12, 0}, Channel: "stable"}
+	v33 := &Version{Version: []int{33, 0, 0, 16}, Channel: "stable"}
+	for _, tt := range []struct{ config, want25, want33 string }{
+		{"", "stable", "stable"},
+		{"'updater.release.channel' => 'git'", "git", "git"},
+		{"'updater.release.channel' => 'beta'", "beta", "beta"},
+		{"'updater.release.channel' => ''", "", "stable"},
+		{"'updater.release.channel' => 'daily'", "daily", "stable"},
+		{"'updater.release.channel' => null", "stable", "stable"},
+		{"'updater.release.channel' => false", "(bool value)", "stable"},
+	} {
+		dir := writeTree(t, map[string]string{"config.php": "<?php $CONFIG = [" + tt.config + "];"})
+		c, err := Load(dir, "/srv/nc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.Channel(v25); got != tt.want25 || err != nil {
+			t.Errorf("%s, 25: %q %v, want %q", tt.config, got, err, tt.want25)
+		}
+		if got, err := c.Channel(v33); got != tt.want33 || err != nil {
+			t.Errorf("%s, 33: %q %v, want %q", tt.config, got, err, tt.want33)
+		}
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	t.Run("missing config.php is skipped", func(t *testing.T) {
 		dir := writeTree(t, map[string]string{"a.config.php": "<?php $CONFIG = ['a' => 1];"})
