@@ -330,7 +330,14 @@ func (c *Config) DataDir() (string, error) {
 // integrity.check.disabled with getSystemValueBool (PHP's (bool) cast);
 // before it, only the boolean true disables the check
 // (getSystemValue(...) === true).
-const BoolCastSince = 31
+//
+// 25.0.12 compares with === true; 33.0.0 casts. A Checker with the cast
+// that still reads the channel from EnvironmentHelper and already stores
+// its results as a lazy app config value (nextcloud/server#43907, merged
+// for 29) shows the cast was there in 29; the versions 26 to 28 were not
+// found. 29 errs on the side of checking: where the real change came
+// earlier, a string such as 'true' is read as not disabling the check.
+const BoolCastSince = 29
 
 // IntegrityCheckDisabled reports whether integrity.check.disabled disables
 // the integrity check, as the Checker of Nextcloud major version major
