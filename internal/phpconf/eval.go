@@ -28,11 +28,11 @@ type Scope struct {
 	gone map[string]bool
 }
 
-// NewScope returns an empty scope.
-func NewScope() *Scope { return &Scope{vars: map[string]Value{}, gone: map[string]bool{}} }
+// newScope returns an empty scope.
+func newScope() *Scope { return &Scope{vars: map[string]Value{}, gone: map[string]bool{}} }
 
-// Unset removes a variable.
-func (s *Scope) Unset(name string) {
+// unset removes a variable.
+func (s *Scope) unset(name string) {
 	delete(s.vars, name)
 	if s.opaque != nil {
 		s.gone[name] = true
@@ -54,16 +54,16 @@ func (s *Scope) Var(name string) (Value, bool) {
 // Eval evaluates the PHP source of one file in a fresh scope. name is used
 // in errors and reasons.
 func Eval(name string, src []byte, env Env) (*Scope, error) {
-	sc := NewScope()
-	if err := EvalIn(sc, name, src, env); err != nil {
+	sc := newScope()
+	if err := evalIn(sc, name, src, env); err != nil {
 		return nil, err
 	}
 	return sc, nil
 }
 
-// EvalIn evaluates the PHP source of one file in the scope sc, as PHP's
+// evalIn evaluates the PHP source of one file in the scope sc, as PHP's
 // include does: the file sees and changes sc's variables.
-func EvalIn(sc *Scope, name string, src []byte, env Env) error {
+func evalIn(sc *Scope, name string, src []byte, env Env) error {
 	toks, err := lex(name, string(src))
 	if err != nil {
 		return err
@@ -807,7 +807,7 @@ func (e *evaluator) unset() error {
 			if cond != nil {
 				e.sc.vars[t.name] = unknownR(cond)
 			} else {
-				e.sc.Unset(t.name)
+				e.sc.unset(t.name)
 			}
 			continue
 		}

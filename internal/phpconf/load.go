@@ -95,7 +95,7 @@ func Load(configDir, serverRoot string) (*Config, error) {
 	var next int64
 	// readData includes every file from the same method: they share one
 	// scope, and only $CONFIG is unset before each.
-	sc := NewScope()
+	sc := newScope()
 	for _, f := range files {
 		data, err := readFile(f)
 		if err != nil {
@@ -104,8 +104,8 @@ func Load(configDir, serverRoot string) (*Config, error) {
 			}
 			return nil, fmt.Errorf("read config: %w", err)
 		}
-		sc.Unset("CONFIG")
-		if err := EvalIn(sc, f, data, Env{File: resolveFile(f), ServerRoot: c.serverRoot}); err != nil {
+		sc.unset("CONFIG")
+		if err := evalIn(sc, f, data, Env{File: resolveFile(f), ServerRoot: c.serverRoot}); err != nil {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
 		c.files = append(c.files, f)
