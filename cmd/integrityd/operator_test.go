@@ -66,6 +66,10 @@ func TestOperatorCommands(t *testing.T) {
 	if !strings.Contains(out, "INVALID_HASH 1") {
 		t.Errorf("status:\n%s", out)
 	}
+	// A container's HEALTHCHECK: healthy with findings (they are alerts).
+	if code, out, errOut := runCmd(t, "status", "--health", "--state-dir", stateDir); code != exitClean {
+		t.Errorf("status --health with findings: exit %d, want 0\n%s%s", code, out, errOut)
+	}
 	code, out, _ = runCmd(t, "report", "--state-dir", stateDir, "--output", "json")
 	var rep map[string]map[string]map[string]map[string]string
 	if err := json.Unmarshal([]byte(out), &rep); code != exitFindings || err != nil || rep["core"]["INVALID_HASH"]["index.php"]["current"] == "" {

@@ -183,7 +183,10 @@ func serve(ctx context.Context, s *config.Settings, cfg daemon.Config, sock stri
 	defer cancel()
 	stopMetrics, err := startMetrics(ctx, metricsOptions{s.MetricsListen, s.MetricsTextfile, textfileInterval}, d, log)
 	if err != nil {
-		return err
+		// A metrics option that cannot work where the daemon runs (TCP
+		// behind PrivateNetwork=yes, a read-only textfile directory):
+		// exit 78, not restarted over and over by systemd.
+		return configError{err}
 	}
 	defer stopMetrics()
 	if sock != "" {

@@ -70,13 +70,14 @@ var (
 	descScopes   = prometheus.NewDesc("integrityd_scopes", "Scopes checked (core and apps).", nil, nil)
 	descLastScan = prometheus.NewDesc("integrityd_last_full_scan_timestamp_seconds", "When the last full scan started.", nil, nil)
 	descDegraded = prometheus.NewDesc("integrityd_watch_degraded", "1 when some directories cannot be watched.", nil, nil)
+	descTrust    = prometheus.NewDesc("integrityd_trust_anchor_mismatch", "1 while the install's resources/codesigning/root.crt differs from the trust anchors in use (built in or pinned).", nil, nil)
 )
 
 // stateCollector reads the daemon's state at scrape time.
 type stateCollector struct{ d *Daemon }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descFindings, descFiles, descDirs, descScopes, descLastScan, descDegraded} {
+	for _, d := range []*prometheus.Desc{descFindings, descFiles, descDirs, descScopes, descLastScan, descDegraded, descTrust} {
 		ch <- d
 	}
 }
@@ -109,6 +110,11 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		deg = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descDegraded, prometheus.GaugeValue, deg)
+	mismatch := 0.0
+	if s.meta.TrustDiffers != "" {
+		mismatch = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descTrust, prometheus.GaugeValue, mismatch)
 }
 
 // scanDone records a full scan.

@@ -8,10 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/integrityd/integrityd/internal/phpconf"
 )
 
 // Install describes a Nextcloud installation on disk.
@@ -62,28 +62,20 @@ func (v Version) atLeast(parts ...int) bool {
 	return true
 }
 
-// NewInstall returns the installation at root. Apps roots and the data
-// directory come from config/config.php when it can be read (best effort:
-// only literal strings are understood); pass non-empty appsRoots or
-// dataDir to override.
+// NewInstall returns the installation at root with the apps roots and
+// data directory given (none: ROOT/apps), reading only its version.php.
+// OpenInstall reads them from Nextcloud's configuration as Nextcloud does.
 func NewInstall(root string, appsRoots []string, dataDir string) *Install {
 	if root == "" {
 		return &Install{}
 	}
 	in := &Install{Root: cleanAbs(root)}
 	in.Version, _ = readVersion(filepath.Join(in.Root, "version.php"))
-	cfg := readConfig(filepath.Join(in.Root, "config", "config.php"))
-	if len(appsRoots) == 0 {
-		appsRoots = cfg.appsPaths
-	}
 	if len(appsRoots) == 0 {
 		appsRoots = []string{filepath.Join(in.Root, "apps")}
 	}
 	for _, a := range appsRoots {
 		in.AppsRoots = append(in.AppsRoots, cleanAbs(a))
-	}
-	if dataDir == "" {
-		dataDir = cfg.dataDir
 	}
 	if dataDir != "" {
 		in.DataDir = cleanAbs(dataDir)
@@ -91,69 +83,111 @@ func NewInstall(root string, appsRoots []string, dataDir string) *Install {
 	return in
 }
 
-// OpenInstall is NewInstall for a root that must be a Nextcloud
-// installation: without version.php it is an error that says so.
+// OpenInstall returns the Nextcloud installation at root, with its apps
+// roots and data directory read from Nextcloud's configuration as
+// \OC\Config and lib/base.php read them (config/config.php, then every
+// config/*.config.php; apps_paths entries with a path and a url, else
+// ROOT/apps; datadirectory), unless appsRoots or dataDir are given (what
+// integrityd's own configuration pins). A root without version.php is not
+// Nextcloud; a configuration value that cannot be known without running
+// PHP (getenv(), a condition) is an error naming the file, the line and
+// the key, never a guess.
 func OpenInstall(root string, appsRoots []string, dataDir string) (*Install, error) {
 	if _, err := os.Stat(filepath.Join(root, "version.php")); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: no version.php: not a Nextcloud installation (the root is the directory that holds version.php, index.php and core/)", root)
 	} else if err != nil {
 		return nil, fmt.Errorf("read version: %w", err)
 	}
-	return NewInstall(root, appsRoots, dataDir), nil
-}
-
-type phpConfig struct {
-	appsPaths []string
-	dataDir   string
-	disabled  bool
-}
-
-var (
-	reDataDir  = regexp.MustCompile(`'datadirectory'\s*=>\s*'([^'\\]*)'`)
-	reAppsPath = regexp.MustCompile(`'path'\s*=>\s*'([^'\\]*)'`)
-	reDisabled = regexp.MustCompile(`'integrity\.check\.disabled'\s*=>\s*true`)
-)
-
-// readConfig extracts what matters to the check from config.php.
-func readConfig(path string) phpConfig {
-	var c phpConfig
-	data, err := readLimited(path, 4<<20)
+	// OC::$SERVERROOT is lib/base.php's __DIR__ less "/lib": symbolic
+	// links resolved. The Checker, apps_paths with OC::$SERVERROOT and the
+	// exclusions all work on that path, and so does integrityd.
+	root = resolved(root)
+	v, err := readVersion(filepath.Join(root, "version.php"))
 	if err != nil {
-		return c
+		return nil, err
 	}
-	s := string(data)
-	if m := reDataDir.FindStringSubmatch(s); m != nil {
-		c.dataDir = m[1]
-	}
-	if i := strings.Index(s, "'apps_paths'"); i >= 0 {
-		// The apps_paths array ends where its brackets balance.
-		block, depth, started := s[i:], 0, false
-		for j := 0; j < len(block); j++ {
-			switch block[j] {
-			case '(', '[':
-				depth++
-				started = true
-			case ')', ']':
-				depth--
+	if len(appsRoots) == 0 || dataDir == "" {
+		cfg, err := phpconf.Load(filepath.Join(root, "config"), root)
+		if err != nil {
+			return nil, fmt.Errorf("%w (or set apps_path and data_dir in integrityd's configuration)", err)
+		}
+		if len(appsRoots) == 0 {
+			aps, err := cfg.AppsPaths()
+			if err != nil {
+				return nil, err
 			}
-			if started && depth == 0 {
-				block = block[:j]
-				break
+			for _, a := range aps {
+				p := a.Path
+				if !filepath.IsAbs(p) {
+					// PHP resolves a relative path against the working
+					// directory of the web server: not knowable here.
+					return nil, fmt.Errorf("apps_paths: %q is not an absolute path: set apps_path in integrityd's configuration", p)
+				}
+				appsRoots = append(appsRoots, p)
 			}
 		}
-		for _, m := range reAppsPath.FindAllStringSubmatch(block, -1) {
-			c.appsPaths = append(c.appsPaths, m[1])
+		if _, set := cfg.Value("datadirectory"); set && dataDir == "" {
+			// (unset, it is ROOT/data, which core never checks anyway)
+			if dataDir, err = cfg.DataDir(); err != nil {
+				return nil, err
+			}
 		}
 	}
-	c.disabled = reDisabled.MatchString(s)
-	return c
+	// The walk sees the resolved root: apps roots and the data directory
+	// below it are compared as resolved paths too.
+	for i, a := range appsRoots {
+		appsRoots[i] = resolved(a)
+	}
+	if dataDir != "" {
+		dataDir = resolved(dataDir)
+	}
+	in := NewInstall(root, appsRoots, dataDir)
+	in.Version = v
+	return in, nil
 }
 
-var (
-	reChannel       = regexp.MustCompile(`\$OC_Channel\s*=\s*'([^']*)'`)
-	reVersion       = regexp.MustCompile(`\$OC_Version\s*=\s*(?:array\s*\(|\[)([0-9,\s]*)`)
-	reVersionString = regexp.MustCompile(`\$OC_VersionString\s*=\s*'([^']*)'`)
-)
+// resolved is p, absolute, with symbolic links resolved when it exists.
+func resolved(p string) string {
+	p = cleanAbs(p)
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
+}
+
+// readVersion reads version.php as PHP evaluates it. What it does not set
+// (a test tree's minimal version.php) stays zero; a syntax error, or a
+// file that cannot be read, is an error.
+func readVersion(path string) (Version, error) {
+	var v Version
+	data, err := readLimited(path, 1<<20)
+	if err != nil {
+		return v, fmt.Errorf("read version: %w", err)
+	}
+	sc, err := phpconf.Eval(path, data, phpconf.Env{File: path})
+	if err != nil {
+		return v, fmt.Errorf("read version: %w", err)
+	}
+	if x, ok := sc.Var("OC_Version"); ok {
+		if a, ok := x.Arr(); ok {
+			for i := 0; i < a.Len(); i++ {
+				_, e := a.Entry(i)
+				n, ok := e.Int()
+				if !ok {
+					break
+				}
+				v.Parts = append(v.Parts, int(n))
+			}
+		}
+	}
+	if x, ok := sc.Var("OC_VersionString"); ok {
+		v.String, _ = x.Str()
+	}
+	if x, ok := sc.Var("OC_Channel"); ok {
+		v.Channel, _ = x.Str()
+	}
+	return v, nil
+}
 
 // ReadVersion reads root/version.php (zero when it cannot be read).
 func ReadVersion(root string) Version {
@@ -161,44 +195,33 @@ func ReadVersion(root string) Version {
 	return v
 }
 
-// readVersion reads version.php.
-func readVersion(path string) (Version, error) {
-	var v Version
-	data, err := readLimited(path, 1<<20)
-	if err != nil {
-		return v, err
-	}
-	if m := reVersion.FindSubmatch(data); m != nil {
-		for _, f := range strings.Split(string(m[1]), ",") {
-			if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
-				v.Parts = append(v.Parts, n)
-			}
-		}
-	}
-	if m := reVersionString.FindSubmatch(data); m != nil {
-		v.String = string(m[1])
-	}
-	if m := reChannel.FindSubmatch(data); m != nil {
-		v.Channel = string(m[1])
-	}
-	return v, nil
-}
-
-// Enforced reports whether Nextcloud enforces the check on this install:
-// not on the "git" channel or an empty one, nor when config.php sets
-// integrity.check.disabled. The channel is returned for messages.
+// Enforced reports whether Nextcloud enforces the check on this install
+// (Checker::isCodeCheckEnforced): not on the "git" channel or an empty one
+// (the channel of version.php, or config's updater.release.channel: any
+// value before 31, one of beta, stable, enterprise, git from 31 on), nor
+// when integrity.check.disabled is set (the boolean true before 29, any
+// truthy value from 29 on). The channel is returned for messages.
 func (in *Install) Enforced() (bool, string, error) {
 	v, err := readVersion(filepath.Join(in.Root, "version.php"))
 	if err != nil {
-		return false, "", fmt.Errorf("read version: %w", err)
+		return false, "", err
 	}
-	if v.Channel == "" || v.Channel == "git" {
-		return false, v.Channel, nil
+	cfg, err := phpconf.Load(filepath.Join(in.Root, "config"), in.Root)
+	if err != nil {
+		return false, v.Channel, err
 	}
-	if readConfig(filepath.Join(in.Root, "config", "config.php")).disabled {
-		return false, v.Channel, nil
+	channel, err := cfg.Channel(&phpconf.Version{Version: v.Parts, VersionString: v.String, Channel: v.Channel})
+	if err != nil {
+		return false, v.Channel, err
 	}
-	return true, v.Channel, nil
+	if channel == "" || channel == "git" {
+		return false, channel, nil
+	}
+	disabled, err := cfg.IntegrityCheckDisabled(v.Major())
+	if err != nil {
+		return false, channel, err
+	}
+	return !disabled, channel, nil
 }
 
 // skipName reports whether a file is excluded by its name alone

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -132,5 +133,91 @@ func TestInitSyncLockByVersion(t *testing.T) {
 		if extra != tt.extra || (!tt.extra && len(res.Findings) > 0) {
 			t.Errorf("version %q: findings %+v, want EXTRA_FILE %v", tt.version, res.Findings, tt.extra)
 		}
+	}
+}
+
+// TestOpenInstallConfig: the apps roots and the data directory as Nextcloud
+// reads them: config.php, then config/*.config.php (the official Docker
+// image's apps.config.php with OC::$SERVERROOT), an entry without url
+// ignored; what cannot be known without PHP is an error naming the file,
+// the line and the key, and telling what to set instead.
+func TestOpenInstallConfig(t *testing.T) {
+	const version = "<?php\n$OC_Version = array(33,0,0,16);\n$OC_VersionString = '33.0.0';\n$OC_Channel = 'stable';\n"
+	for _, tt := range []struct {
+		name  string
+		files map[string]string
+		apps  []string // relative to the root
+		data  string
+		err   string
+	}{
+		{"none", map[string]string{}, []string{"apps"}, "", ""},
+		{"docker", map[string]string{
+			"config/config.php": "<?php\n$CONFIG = array (\n  'datadirectory' => '/var/www/html/data',\n);\n",
+			"config/apps.config.php": "<?php\n$CONFIG = array (\n  'apps_paths' => array (\n" +
+				"      0 => array (\n              'path'     => OC::$SERVERROOT.'/apps',\n              'url'      => '/apps',\n              'writable' => false,\n      ),\n" +
+				"      1 => array (\n              'path'     => OC::$SERVERROOT.'/custom_apps',\n              'url'      => '/custom_apps',\n              'writable' => true,\n      ),\n  ),\n);\n",
+		}, []string{"apps", "custom_apps"}, "/var/www/html/data", ""},
+		{"later file wins, no url ignored", map[string]string{
+			"config/config.php":   "<?php\n$CONFIG = ['apps_paths' => [['path' => \"/srv/a\", 'url' => '/a']]];\n",
+			"config/z.config.php": "<?php\n$CONFIG = ['apps_paths' => [['path' => __DIR__ . '/../apps2', 'url' => '/apps2'], ['path' => '/srv/nourl']]];\n",
+		}, []string{"config/../apps2"}, "", ""},
+		{"getenv", map[string]string{
+			"config/config.php": "<?php\n$CONFIG = array(\n  'datadirectory' => getenv('NC_DATA'),\n);\n",
+		}, nil, "", `config/config.php:3`},
+		{"relative", map[string]string{
+			"config/config.php": "<?php\n$CONFIG = array('apps_paths' => array(array('path' => 'apps', 'url' => '/apps')));\n",
+		}, nil, "", `"apps" is not an absolute path`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeFile(t, filepath.Join(root, "version.php"), []byte(version))
+			for p, c := range tt.files {
+				writeFile(t, filepath.Join(root, p), []byte(c))
+			}
+			in, err := OpenInstall(root, nil, "")
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "integrityd") {
+					t.Fatalf("error %v, want one with %q telling what to set in integrityd", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, a := range tt.apps {
+				want = append(want, filepath.Clean(filepath.Join(root, a)))
+			}
+			if !slices.Equal(in.AppsRoots, want) || in.DataDir != tt.data {
+				t.Errorf("apps %q data %q, want %q %q", in.AppsRoots, in.DataDir, want, tt.data)
+			}
+			if in.Version.Major() != 33 {
+				t.Errorf("version %+v", in.Version)
+			}
+		})
+	}
+}
+
+// TestOpenInstallSymlinkedRoot: --root through a symbolic link (a
+// common /var/www/nextcloud -> /srv/nextcloud-29 layout) is the resolved
+// path, as OC::$SERVERROOT is, and so are the apps roots pinned through
+// the link: the apps are not core's EXTRA_FILEs.
+func TestOpenInstallSymlinkedRoot(t *testing.T) {
+	real := filepath.Join(t.TempDir(), "nc-33")
+	writeFile(t, filepath.Join(real, "version.php"), []byte("<?php\n$OC_Version = array(33,0,0,16);\n"))
+	writeFile(t, filepath.Join(real, "custom_apps", "notes", "appinfo", "info.xml"), infoXMLOf("notes", "1.0"))
+	link := filepath.Join(t.TempDir(), "nextcloud")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	in, err := OpenInstall(link, []string{filepath.Join(link, "custom_apps")}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Root != real || !slices.Equal(in.AppsRoots, []string{filepath.Join(real, "custom_apps")}) {
+		t.Errorf("root %s apps %q, want both under %s", in.Root, in.AppsRoots, real)
+	}
+	if !in.Excluded(filepath.Join(real, "custom_apps")) && !in.IsAppsRoot(filepath.Join(real, "custom_apps")) {
+		t.Error("the pinned apps root is not recognised under the resolved root")
 	}
 }

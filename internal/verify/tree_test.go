@@ -347,6 +347,7 @@ func TestCoreCustomExclusions(t *testing.T) {
 			"  'apps_paths' => array (\n    0 => array ('path' => '" + root + "/apps', 'url' => '/apps', 'writable' => false),\n" +
 			"    1 => array ('path' => '" + root + "/extra-apps', 'url' => '/extra-apps', 'writable' => true),\n  ),\n);\n",
 		"core/x.js":         "x",
+		"version.php":       "<?php\n$OC_Version = array(33,0,0,16);\n",
 		"mydata/f":          "excluded by datadirectory",
 		"extra-apps/a/b":    "excluded by apps_paths",
 		"apps/a/b":          "excluded",
@@ -357,10 +358,14 @@ func TestCoreCustomExclusions(t *testing.T) {
 		"override-data/f":   "excluded by the dataDir argument",
 		"override-apps/a/f": "excluded by the appsRoots argument",
 	})
-	sc := NewInstall(root, nil, "").Core()
+	in, err := OpenInstall(root, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := in.Core()
 	p.sign(t, sc)
 	got := sortedKeys(manifestHashes(t, sc))
-	want := []string{"core/x.js", "lib/extra-apps/f", "lib/mydata/f", "other-data/f", "override-apps/a/f", "override-data/f"}
+	want := []string{"core/x.js", "lib/extra-apps/f", "lib/mydata/f", "other-data/f", "override-apps/a/f", "override-data/f", "version.php"}
 	if !slices.Equal(got, want) {
 		t.Errorf("from config.php: got keys %q, want %q", got, want)
 	}
@@ -368,7 +373,7 @@ func TestCoreCustomExclusions(t *testing.T) {
 	sc = NewInstall(root, []string{filepath.Join(root, "override-apps")}, filepath.Join(root, "override-data")).Core()
 	p.sign(t, sc)
 	got = sortedKeys(manifestHashes(t, sc))
-	want = []string{"core/x.js", "extra-apps/a/b", "lib/extra-apps/f", "lib/mydata/f", "mydata/f", "other-data/f"}
+	want = []string{"core/x.js", "extra-apps/a/b", "lib/extra-apps/f", "lib/mydata/f", "mydata/f", "other-data/f", "version.php"}
 	if !slices.Equal(got, want) {
 		t.Errorf("from arguments: got keys %q, want %q", got, want)
 	}

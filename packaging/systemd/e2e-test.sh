@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# End-to-end test of the packaged service under a real systemd and journald.
+# End-to-end test of the packaged service under a real systemd and journald,
+# the way an admin uses it (issue 12's "Done when"):
 #
 # Boots the host's systemd as PID 1 in new pid/mount/uts/ipc/cgroup
-# namespaces over a throwaway overlay of /, installs integrityd with
-# packaging/install.sh, checks the unit (systemd-analyze verify and
-# security), starts it on a signed demo install, tampers with a file and
-# reads the alert back with journalctl -o json (fields and MESSAGE_ID),
-# reloads (full rescan), stops, and removes every namespace, mount,
-# cgroup and staging file it made (and fails if any is left). Runs from a
-# checkout anywhere, /tmp included: the inner side sees only a staging copy
-# under /srv. Needs root. Prints SKIP and why when this machine cannot
-# do it; exits non-zero on any failure.
+# namespaces over a throwaway overlay of /; installs integrityd with
+# packaging/install.sh --bin (the main install with a node_exporter textfile
+# directory, and two integrityd@ instances on two more trees); checks
+# check-config right after the install, the units (systemd-analyze verify
+# and security); starts integrityd.service, integrityd@a and integrityd@b;
+# scrapes metrics over the Unix sockets (curl --unix-socket) and parses the
+# textfile; tampers with files and reads the one-line alerts with
+# journalctl -u UNIT -o cat (and the fields with -o json); runs status,
+# report and rescan as a user of group integrityd (and is refused as a user
+# outside it); refuses a second daemon on the same state directory; checks
+# that a configuration error fails the unit with one journal line and no
+# restart (NRestarts=0, exit 78); stops; uninstalls, then purges. Removes
+# every namespace, mount, cgroup and staging file it made (and fails if any
+# is left). Runs from a checkout anywhere, /tmp included: the inner side
+# sees only a staging copy under /srv. Needs root. Prints SKIP and why when
+# this machine cannot do it; exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -18,7 +26,7 @@ skip() { echo "SKIP systemd end-to-end test: $*"; exit 0; }
 fail() { echo "FAIL systemd end-to-end test: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || skip "needs root (namespaces, mounts, cgroups)"
 [ -x /lib/systemd/systemd ] || skip "/lib/systemd/systemd is not installed"
-for c in unshare nsenter systemd-analyze journalctl python3; do
+for c in unshare nsenter systemd-analyze journalctl python3 curl runuser useradd; do
 	command -v $c >/dev/null || skip "$c is not installed"
 done
 if [ -e /sys/fs/cgroup/unified/cgroup.procs ]; then
@@ -88,16 +96,38 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== build, demo install and packaging staged in $work"
-CGO_ENABLED=0 go build -o "$work/integrityd" ./cmd/integrityd
-"$work/integrityd" demo --build-only "$work/nc" >/dev/null
+t0=$SECONDS
+echo "== build, three demo installs and packaging staged in $work"
+if [ -n "${INTEGRITYD_BIN:-}" ]; then
+	cp "$INTEGRITYD_BIN" "$work/integrityd" # CI's build (.ci/run)
+else
+	CGO_ENABLED=0 go build -trimpath -o "$work/integrityd" ./cmd/integrityd
+fi
+for t in nc a b; do "$work/integrityd" demo --build-only "$work/$t" >/dev/null; done
 cp -R -p packaging "$stage"
+BIN=/usr/local/bin/integrityd
+
+echo "== install.sh builds with sudo's PATH (no Go on it) into a staging root"
+gobin=$(command -v go || echo /usr/local/go/bin/go)
+if [ "$(dirname "$gobin")" = /usr/local/go/bin ]; then
+	out=$(env -i HOME="$HOME" PATH=/usr/sbin:/usr/bin:/sbin:/bin ${GOFLAGS:+GOFLAGS=$GOFLAGS} packaging/install.sh --dest "$work/dest" 2>&1) ||
+		fail "install.sh without Go on PATH: $out"
+	echo "$out" | grep -q "^== building ./cmd/integrityd with /usr/local/go/bin/go" || fail "install.sh did not say it builds with /usr/local/go/bin/go: $out"
+	echo "$out" | grep -q "^   built in [0-9]* s" || fail "install.sh showed no build progress: $out"
+	"$work/dest/usr/local/bin/integrityd" -h >/dev/null 2>&1 || [ $? -le 2 ] || fail "the binary install.sh built does not run"
+	echo "    $(echo "$out" | grep -c '^   [a-z]') progress lines; $(echo "$out" | grep '^   built in')"
+	rm -rf "$work/dest"
+else
+	echo "    skipped: go is $gobin, not /usr/local/go/bin/go (the place install.sh must find without PATH)"
+fi
 
 echo "== security score (offline)"
-score=$(systemd-analyze security --offline=yes "$stage/systemd/integrityd.service" 2>&1 | sed -n 's/.*Overall exposure level for integrityd.service: \([0-9.]*\).*/\1/p')
-[ -n "$score" ] || fail "systemd-analyze security printed no score"
-echo "systemd-analyze security --offline=yes: $score"
-python3 -c "import sys; sys.exit(0 if float('$score') <= 1.5 else 1)" || fail "exposure $score > 1.5"
+for u in integrityd.service integrityd@.service; do
+	score=$(systemd-analyze security --offline=yes "$stage/systemd/$u" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+	[ -n "$score" ] || fail "systemd-analyze security printed no score for $u"
+	echo "systemd-analyze security --offline=yes $u: $score"
+	python3 -c "import sys; sys.exit(0 if float('$score') <= 1.5 else 1)" || fail "$u: exposure $score > 1.5"
+done
 
 echo "== boot systemd in namespaces"
 mkdir -p "$cg"
@@ -122,72 +152,244 @@ echo "systemd is $state"
 case $state in running | degraded) ;; *) cat "$log"; fail "systemd did not boot" ;; esac
 $E test -x "$stage/install.sh" -a -x "$work/integrityd" -a -f "$work/nc/index.php" || fail "$work is not visible inside"
 
-echo "== install and verify the unit"
-$E env BIN="$work/integrityd" "$stage/install.sh" --root "$work/nc"
-# The demo install has its own CA: pin that one instead of Nextcloud's.
-$E install -m 0644 "$work/nc/resources/codesigning/root.crt" /etc/integrityd/root.crt
-$E sed -i 's#^INTEGRITYD_OPTS=.*#INTEGRITYD_OPTS=--trust /etc/integrityd/root.crt --crl none#' /etc/integrityd/integrityd.env
-$E systemd-analyze verify /etc/systemd/system/integrityd.service || fail "systemd-analyze verify"
-$E journalctl --list-catalog 90db44e0a320482eb73a78bb4bb5ef96 | grep -q integrityd || fail "catalog not installed"
-
-echo "== start"
-$E systemctl start integrityd || { $E journalctl -u integrityd --no-pager | tail -20; fail "start failed"; }
-$E systemctl is-active integrityd
-$E systemctl show -p Type,MainPID,StatusText,ActiveState,SubState,WatchdogUSec integrityd
-$E systemctl show -p StatusText integrityd | grep -q "StatusText=watching .* files in 3 scopes; 0 findings" || fail "no STATUS= line"
-
-journal() { $E journalctl -u integrityd -o json --no-pager "$@"; }
-wait_entry() { # wait_entry FIELD=VALUE...: until journalctl finds it
+# Helpers. eventually CMD...: until CMD succeeds (10 s). journal UNIT
+# ARGS...: its entries. as USER CMD...: run as USER, outputs kept.
+eventually() {
+	for _ in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+	return 1
+}
+journal() { local u=$1; shift; $E journalctl -u "$u" --no-pager "$@"; }
+has_line() { journal "$1" -o cat | grep -qxF -- "$2"; }
+wait_line() { # wait_line UNIT LINE: until journalctl -u UNIT -o cat has LINE
+	eventually has_line "$1" "$2" && { echo "    $1: $2"; return 0; }
+	journal "$1" -o cat | tail -8 >&2
+	fail "journalctl -u $1 -o cat has no line \"$2\""
+}
+as() { local u=$1; shift; $E runuser -u "$u" -- "$@"; }
+wait_rc() { # wait_rc WANT CMD...: until CMD exits WANT (10 s); the state is saved off the alerting path
+	local want=$1 rc; shift
 	for _ in $(seq 100); do
-		out=$(journal "$@")
-		[ -n "$out" ] && { echo "$out"; return 0; }
+		rc=0; "$@" >/dev/null 2>&1 || rc=$?
+		[ "$rc" = "$want" ] && return 0
 		sleep 0.1
 	done
-	journal | tail -5 >&2
-	fail "no journal entry with $*"
+	return 1
+}
+conf_set() { # conf_set FILE KEY VALUE: replace or add KEY
+	$E sh -c 'grep -v "^$2 = " "$1" >"$1.new"; echo "$2 = $3" >>"$1.new"; mv "$1.new" "$1"' sh "$@"
+}
+scrape() { $E curl -sf --unix-socket "$1" http://localhost/metrics; }
+metric() { # metric TEXT NAME{LABELS}: its value (a line of the exposition)
+	printf '%s\n' "$1" | awk -v n="$2" '$1 == n {print $2; found=1} END {exit !found}'
 }
 
-echo "== tamper: append to index.php, add core/shell.php"
+echo "== install (install.sh --bin, the main install, a textfile directory, two instances)"
+# node_exporter's textfile directory exists already, owned by root: install.sh
+# must let the service write there.
+$E install -d -m 0755 /var/lib/prometheus/node-exporter
+$E "$stage/install.sh" --bin "$work/integrityd" --root "$work/nc" --textfile-dir /var/lib/prometheus/node-exporter
+$E "$stage/install.sh" --bin "$work/integrityd" --instance a --root "$work/a"
+$E "$stage/install.sh" --bin "$work/integrityd" --instance b --root "$work/b" >/dev/null
+$E "$stage/install.sh" --bin "$work/integrityd" --root "$work/nc" --textfile-dir /var/lib/prometheus/node-exporter >/dev/null # again: idempotent
+$E getent group integrityd >/dev/null || fail "no group integrityd"
+$E $BIN check-config || fail "check-config fails right after install"
+$E $BIN check-config --config /etc/integrityd/a.conf || fail "check-config of instance a fails right after install"
+[ "$($E grep -c "^metrics_textfile = /var/lib/prometheus/node-exporter/integrityd.prom$" /etc/integrityd/integrityd.conf)" = 1 ] || fail "install.sh --textfile-dir (twice) did not set metrics_textfile once"
+$E grep -qx "state_dir = /var/lib/integrityd/a" /etc/integrityd/a.conf || fail "a.conf has no state_dir"
+# Each demo install has its own CA: pin it, as the real Nextcloud one would be.
+for t in nc a b; do $E install -m 0644 "$work/$t/resources/codesigning/root.crt" "/etc/integrityd/$t-root.crt"; done
+conf_set /etc/integrityd/integrityd.conf trust /etc/integrityd/nc-root.crt
+conf_set /etc/integrityd/integrityd.conf crl none
+conf_set /etc/integrityd/integrityd.conf metrics_listen unix:/run/integrityd/metrics.sock
+for t in a b; do
+	conf_set /etc/integrityd/$t.conf trust /etc/integrityd/$t-root.crt
+	conf_set /etc/integrityd/$t.conf crl none
+	conf_set /etc/integrityd/$t.conf metrics_listen unix:/run/integrityd/$t/metrics.sock
+done
+$E systemd-analyze verify /etc/systemd/system/integrityd.service /etc/systemd/system/integrityd@a.service || fail "systemd-analyze verify"
+$E journalctl --list-catalog 90db44e0a320482eb73a78bb4bb5ef96 | grep -q integrityd || fail "catalog not installed"
+# Operators: alice is in the group, bob is not.
+$E useradd -M -G integrityd alice
+$E useradd -M bob
+
+echo "== start integrityd.service, integrityd@a and integrityd@b"
+for u in integrityd integrityd@a integrityd@b; do
+	$E systemctl start $u || { journal $u | tail -20; fail "start $u failed"; }
+	$E systemctl show -p StatusText $u | grep -q "StatusText=watching .* files in 3 scopes; 0 findings" || fail "$u: no STATUS= line"
+done
+$E systemctl show -p MainPID,User,ActiveState integrityd | tr '\n' ' '; echo
+$E sh -c 'ls -ld /var/lib/integrityd /var/lib/integrityd/a /run/integrityd /run/integrityd/a /run/integrityd/*.sock /run/integrityd/a/*.sock' || true
+
+echo "== metrics over the Unix socket and in the textfile"
+m=$(scrape /run/integrityd/metrics.sock) || fail "curl --unix-socket /run/integrityd/metrics.sock failed"
+[ "$(metric "$m" integrityd_scopes)" = 3 ] || fail "socket: integrityd_scopes is not 3"
+[ "$(metric "$m" 'integrityd_findings{kind="INVALID_HASH",scope="core"}')" = 0 ] || fail "socket: no integrityd_findings{INVALID_HASH,core} 0"
+echo "    socket: integrityd_watched_files $(metric "$m" integrityd_watched_files), integrityd_scopes 3"
+ma=$(as alice curl -sf --unix-socket /run/integrityd/a/metrics.sock http://localhost/metrics) || fail "alice cannot scrape instance a's socket"
+[ "$(metric "$ma" integrityd_scopes)" = 3 ] || fail "instance a: integrityd_scopes is not 3"
+if as bob curl -sf --unix-socket /run/integrityd/metrics.sock http://localhost/metrics >/dev/null 2>&1; then
+	fail "bob (not in group integrityd) can read the metrics socket"
+fi
+echo "== operators: status and report as alice (group integrityd); bob refused"
+as alice $BIN status >/dev/null || fail "alice: status exit $? on a clean install"
+as alice $BIN report >/dev/null || fail "alice: report exit $?"
+as alice $BIN status --config /etc/integrityd/a.conf >/dev/null || fail "alice: status of instance a exit $?"
+rc=0
+out=$(as bob $BIN status 2>&1) || rc=$?
+[ "$rc" = 2 ] || fail "bob: status exit $rc, want 2 (permission): $out"
+echo "$out" | grep -q "group integrityd" || fail "bob: status error does not name the group: $out"
+echo "    bob: exit 2: $out"
+
+echo "== the metrics textfile (rewritten every 15 s: read after the steps above)"
+tf=/var/lib/prometheus/node-exporter/integrityd.prom
+eventually $E test -s $tf || fail "no textfile $tf"
+# node_exporter runs as another user: the file must be world-readable.
+check_textfile() {
+	as bob cat $tf | python3 -c '
+import sys
+vals = {}
+for line in sys.stdin:
+    line = line.strip()
+    if not line or line.startswith("#"):
+        continue
+    name, value = line.rsplit(" ", 1)
+    vals[name] = float(value)
+assert vals.get("integrityd_scopes") == 3, vals.get("integrityd_scopes")
+assert vals.get("integrityd_watched_files", 0) > 0
+assert vals.get("integrityd_last_full_scan_timestamp_seconds", 0) > 1.6e9
+assert vals.get("integrityd_watch_degraded") == 0
+n = sum(v for k, v in vals.items() if k.startswith("integrityd_findings{"))
+assert n == 0, n
+print("    textfile: %d samples, integrityd_scopes 3, 0 findings" % len(vals))
+'
+}
+for i in $(seq 25); do
+	check_textfile 2>/dev/null && break
+	[ "$i" = 25 ] && { check_textfile || fail "textfile $tf: wrong or unreadable by other users"; }
+	sleep 1
+done
+
+echo "== tamper: append to index.php, add core/shell.php; one-line alerts"
+$E cp "$work/nc/index.php" "$work/index.php.orig"
 $E sh -c 'echo "eval(\$_GET[1]);" >>"$1/index.php"; echo "<?php" >"$1/core/shell.php"' sh "$work/nc"
-entry=$(wait_entry MESSAGE_ID=90db44e0a320482eb73a78bb4bb5ef96 | tail -1)
+wait_line integrityd "INVALID_HASH core index.php"
+wait_line integrityd "EXTRA_FILE core core/shell.php"
+entry=$(journal integrityd -o json MESSAGE_ID=90db44e0a320482eb73a78bb4bb5ef96 | tail -1)
 echo "$entry" | python3 -c '
 import json, sys
 e = json.load(sys.stdin)
-want = {"MESSAGE": "integrity check failed", "PRIORITY": "4", "INTEGRITY_KIND": "INVALID_HASH",
+want = {"MESSAGE": "INVALID_HASH core index.php", "PRIORITY": "4", "INTEGRITY_KIND": "INVALID_HASH",
         "INTEGRITY_SCOPE": "core", "INTEGRITY_PATH": "index.php", "SYSLOG_IDENTIFIER": "integrityd",
         "_SYSTEMD_UNIT": "integrityd.service"}
-for k in sorted(e):
-    if k.startswith(("INTEGRITY_", "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "_SYSTEMD_UNIT")):
-        print("   ", k, "=", e[k])
 bad = {k: (e.get(k), v) for k, v in want.items() if e.get(k) != v}
 assert not bad, bad
 assert len(e.get("INTEGRITY_EXPECTED", "")) == 128 and len(e.get("INTEGRITY_CURRENT", "")) == 128
 ' || fail "alert fields"
-wait_entry MESSAGE_ID=207ff942e1af4ca1980adfba3e930bed INTEGRITY_PATH=core/shell.php >/dev/null
-echo "EXTRA_FILE alert for core/shell.php found"
+wait_rc 1 as alice $BIN status || fail "alice: status does not exit 1 with findings"
+rc=0
+report=$(as alice $BIN report --output json) || rc=$?
+[ "$rc" = 1 ] || fail "alice: report exit $rc with findings, want 1"
+echo "$report" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert "index.php" in r["core"]["INVALID_HASH"], r
+' || fail "alice: report --output json does not list index.php"
+$E systemctl status integrityd --no-pager -n 5 | grep -q "INVALID_HASH core index.php\|EXTRA_FILE core core/shell.php" || fail "systemctl status does not show the one-line alert"
+# The instances are separate: a change in a is alerted by integrityd@a only.
+$E sh -c 'echo "<?php" >"$1/lib/evil.php"' sh "$work/a"
+wait_line integrityd@a "EXTRA_FILE core lib/evil.php"
+has_line integrityd@b "EXTRA_FILE core lib/evil.php" && fail "integrityd@b alerted a's file"
+has_line integrityd "EXTRA_FILE core lib/evil.php" && fail "integrityd alerted a's file"
+$E cp "$work/index.php.orig" "$work/nc/index.php"
+wait_line integrityd "resolved INVALID_HASH core index.php"
 
 echo "== the install's root.crt replaced: alerted (the pinned one is trusted)"
 $E cp "$stage/nextcloud/root.crt" "$work/nc/resources/codesigning/root.crt"
-wait_entry MESSAGE_ID=699e8238dbf14c65af2eaec7e7833dfa | tail -1 | python3 -c '
+eventually sh -c "$E journalctl -u integrityd -o json MESSAGE_ID=699e8238dbf14c65af2eaec7e7833dfa --no-pager | grep -q ." || fail "no trust anchor mismatch entry"
+journal integrityd -o json MESSAGE_ID=699e8238dbf14c65af2eaec7e7833dfa | tail -1 | python3 -c '
 import json, sys
 e = json.load(sys.stdin)
-print("    ", e["MESSAGE"], "| PINNED =", e["PINNED"], "| PRIORITY =", e["PRIORITY"])
+print("    " + e["MESSAGE"], "| PRIORITY =", e["PRIORITY"])
 assert e["PRIORITY"] == "3"
 ' || fail "trust anchor mismatch entry"
 
-echo "== reload: full rescan"
-$E systemctl reload integrityd
-wait_entry MESSAGE_ID=dcc6a7a5693d4a80bbb01b8a05f1c2b2 REASON=requested | tail -1 | python3 -c '
+echo "== rescan as alice (control socket), reload by systemctl"
+out=$(as alice $BIN rescan --output json 2>&1) && fail "alice: rescan exit 0 with findings, want 1: $out"
+echo "$out" | python3 -c '
 import json, sys
-e = json.load(sys.stdin)
-print("    full scan:", e["MESSAGE"], "reason", e["REASON"], "findings", e["FINDINGS"])
-assert e["FINDINGS"] == "3", e["FINDINGS"]  # index.php, core/shell.php, root.crt
-' || fail "rescan entry"
-$E systemctl is-active integrityd
-$E systemctl show -p StatusText integrityd | grep -q "3 findings" || fail "status after reload"
+r = json.load(sys.stdin)
+assert "core/shell.php" in r["core"]["EXTRA_FILE"], r
+print("    alice: rescan: exit 1,", "; ".join("%s %s" % (k, " ".join(v)) for k, v in r["core"].items()))
+' || fail "alice: rescan output: $out"
+rc=0
+as alice $BIN rescan --config /etc/integrityd/a.conf >/dev/null 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "alice: rescan of instance a exit $rc, want 1 (lib/evil.php)"
+$E systemctl reload integrityd
+$E systemctl is-active -q integrityd || fail "not active after reload"
+eventually sh -c "$E systemctl show -p StatusText integrityd | grep -q '2 findings'" || fail "status after reload: $($E systemctl show -p StatusText integrityd)"
 
-echo "== stop"
+echo "== a second daemon on the same state directory is refused"
+pid=$($E systemctl show -p MainPID --value integrityd)
+rc=0
+# As the service runs: user integrityd with CAP_DAC_READ_SEARCH (the staging
+# directory is 0700 root).
+out=$($E timeout 30 setpriv --reuid integrityd --regid integrityd --init-groups \
+	--inh-caps +dac_read_search --ambient-caps +dac_read_search $BIN run --config /etc/integrityd/integrityd.conf --log-format console 2>&1) || rc=$?
+[ "$rc" = 2 ] || fail "second daemon: exit $rc, want 2: $out"
+echo "$out" | grep -q "in use by another integrityd (pid $pid)" || fail "second daemon: no clear error naming pid $pid: $out"
+echo "    $(echo "$out" | grep "in use" | head -1)"
+scrape /run/integrityd/metrics.sock >/dev/null || fail "the refused daemon broke the running one's metrics socket"
+rc=0
+as alice $BIN status >/dev/null || rc=$?
+[ "$rc" = 1 ] || fail "status after the refused second daemon: not 1 (running, findings)"
+
+echo "== a configuration error stops the unit, no restart loop"
+$E sh -c 'echo "bogus_key = 1" >>/etc/integrityd/b.conf'
+$E systemctl restart integrityd@b && fail "integrityd@b started with a bad configuration"
+sleep 6 # past RestartSec=5s: a restart would have happened by now
+show=$($E systemctl show -p NRestarts,ActiveState,Result,ExecMainStatus,ExecMainPID integrityd@b)
+echo "    $(echo $show)"
+echo "$show" | grep -qx NRestarts=0 || fail "integrityd@b restarted: $show"
+echo "$show" | grep -qx ActiveState=failed || fail "integrityd@b not failed: $show"
+echo "$show" | grep -qx ExecMainStatus=78 || fail "integrityd@b: exit status not 78 (EX_CONFIG): $show"
+mpid=$(echo "$show" | sed -n 's/^ExecMainPID=//p')
+lines=$(journal integrityd@b -o cat _PID="$mpid")
+echo "    journal: $lines"
+[ "$(printf '%s\n' "$lines" | grep -c .)" = 1 ] || fail "want one journal line from the failed start, got: $lines"
+echo "$lines" | grep -q "/etc/integrityd/b.conf:[0-9]*: .*bogus_key" || fail "the line does not name the file, line and key: $lines"
+$E systemctl is-active -q integrityd@a || fail "integrityd@a is not running"
+
+echo "== metrics over TCP: unreachable in the hardened unit, reachable with the drop-in"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+$E sed -i '/^bogus_key = /d' /etc/integrityd/b.conf
+conf_set /etc/integrityd/b.conf metrics_listen 127.0.0.1:$port
+# The hardened unit allows AF_UNIX only: a TCP listener cannot even be made.
+$E systemctl restart integrityd@b && fail "integrityd@b listens on TCP without the drop-in"
+mpid=$($E systemctl show -p ExecMainPID --value integrityd@b)
+echo "    without the drop-in: $($E systemctl show -p ExecMainStatus integrityd@b): $(journal integrityd@b -o cat _PID="$mpid" | grep -i metrics)"
+$E "$stage/install.sh" --bin "$work/integrityd" --instance b --metrics-tcp >/dev/null
+$E test -f /etc/systemd/system/integrityd@b.service.d/metrics-tcp.conf || fail "install.sh --metrics-tcp installed no drop-in"
+$E systemctl restart integrityd@b
+mb=$($E curl -sf -m 5 http://127.0.0.1:$port/metrics) || fail "TCP metrics unreachable with the drop-in"
+[ "$(metric "$mb" integrityd_scopes)" = 3 ] || fail "TCP: integrityd_scopes is not 3"
+echo "    127.0.0.1:$port: unreachable without metrics-tcp.conf; integrityd_scopes 3 with it"
+
+echo "== stop integrityd.service: the instances keep their sockets"
 $E systemctl stop integrityd
-if $E systemctl is-active integrityd; then fail "still active after stop"; fi
-journal MESSAGE="integrityd stopped" | grep -q stopped || fail "no clean stop entry"
-echo "PASS systemd end-to-end test"
+$E systemctl is-active -q integrityd && fail "still active after stop"
+stopped() { $E journalctl --sync; has_line integrityd "integrityd stopped"; }
+eventually stopped || fail "no clean stop entry: $($E journalctl --no-pager -o short-monotonic -n 25)"
+as alice curl -sf --unix-socket /run/integrityd/a/metrics.sock http://localhost/metrics >/dev/null || fail "stopping integrityd removed instance a's socket"
+rc=0
+as alice $BIN status >/dev/null 2>&1 || rc=$?
+[ "$rc" = 3 ] || fail "alice: status of the stopped daemon exit $rc, want 3"
+
+echo "== uninstall keeps the state; --purge removes it"
+$E "$stage/install.sh" --uninstall
+$E test ! -e $BIN -a ! -e /etc/systemd/system/integrityd@.service -a ! -e $tf || fail "uninstall left files"
+$E systemctl is-active -q integrityd@a && fail "integrityd@a still runs after uninstall"
+$E test -d /var/lib/integrityd/a -a -f /etc/integrityd/a.conf || fail "uninstall removed the state or the configuration"
+$E "$stage/install.sh" --uninstall --purge >/dev/null
+$E test ! -e /var/lib/integrityd -a ! -e /etc/integrityd || fail "--purge left the state or the configuration"
+$E getent passwd integrityd >/dev/null && fail "--purge left the user"
+echo "PASS systemd end-to-end test ($((SECONDS - t0)) s)"

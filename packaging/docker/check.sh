@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Checks packaging/docker without a container engine (none runs on the CI
+# machines: docker there is only the client): the Dockerfile's shape (a Go
+# build stage, an empty final stage, a fixed non-root USER, a HEALTHCHECK
+# through integrityd status, nothing fetched by ADD), compose.yaml's
+# hardening (read-only code volume, read_only, cap_drop ALL), and that the
+# Dockerfile's own go build command, run here, gives a static binary that
+# runs on an empty root (no libc, no /etc). When a Docker engine answers,
+# it also builds the image. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+df=packaging/docker/Dockerfile
+compose=packaging/docker/compose.yaml
+fail() { echo "FAIL docker check: $*" >&2; exit 1; }
+n=0
+ok() { n=$((n + 1)); }
+
+# Dockerfile instructions, one per line (continuations joined).
+ins=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$df" | grep -v '^[[:space:]]*#' | grep -v '^[[:space:]]*$')
+froms=$(echo "$ins" | grep -i '^FROM ')
+[ "$(echo "$froms" | wc -l)" = 2 ] || fail "want two stages (build, final), got: $froms"; ok
+echo "$froms" | head -1 | grep -Eq '^FROM golang:1\.26(\.[0-9]+)?( |-).*AS build$|^FROM golang:1\.26 AS build$' || fail "first stage is not golang:1.26 AS build: $(echo "$froms" | head -1)"; ok
+echo "$froms" | tail -1 | grep -Eq '^FROM (scratch|gcr\.io/distroless/static[^ ]*)$' || fail "final stage is not scratch or distroless static: $(echo "$froms" | tail -1)"; ok
+final=$(echo "$ins" | sed -n '/^FROM scratch\|^FROM gcr.io\/distroless/,$p')
+user=$(echo "$final" | sed -n 's/^USER //p' | tail -1)
+[ -n "$user" ] || fail "the final stage sets no USER (it would run as root)"; ok
+uid=${user%%:*}
+if [[ $uid == '${UID}' ]]; then
+	uid=$(echo "$final" | sed -n 's/^ARG UID=//p' | tail -1)
+fi
+[[ $uid =~ ^[0-9]+$ ]] || fail "USER $user: want a numeric uid (an empty image has no /etc/passwd)"; ok
+[ "$uid" != 0 ] || fail "USER $user is root"; ok
+echo "$ins" | grep -qi '^ADD ' && fail "ADD is used (remote URLs and archives unpacked implicitly): use COPY"; ok
+echo "$ins" | grep -Eiq '(curl|wget) ' && fail "the build downloads something by itself"; ok
+hc=$(echo "$final" | grep '^HEALTHCHECK ' || true)
+[ -n "$hc" ] || fail "no HEALTHCHECK in the final stage"; ok
+echo "$hc" | grep -q 'CMD \["/integrityd", *"status", *"--health", *"--state-dir", *"/state"\]' || fail "HEALTHCHECK is not the exec form of integrityd status --health --state-dir /state: $hc"; ok
+echo "$final" | grep -q '^VOLUME \["/state"\]' || fail "no VOLUME /state (state must not go to the read-only root)"; ok
+echo "$final" | grep -q '"--log-format", "json"' || fail "the daemon does not log JSON"; ok
+echo "$final" | grep -q '"--state-dir", "/state"' || fail "the daemon's state is not in /state"; ok
+build=$(echo "$ins" | sed -n 's/^RUN \(CGO_ENABLED=0 go build .*\)$/\1/p')
+[ -n "$build" ] || fail "no RUN CGO_ENABLED=0 go build in the build stage"; ok
+echo "$build" | grep -q -- '-trimpath' || fail "go build without -trimpath: $build"; ok
+
+# compose.yaml: the integrityd service's hardening (text checks: no YAML
+# library is assumed).
+svc=$(sed -n '/^  integrityd:/,/^  [a-z]/p' "$compose")
+echo "$svc" | grep -q 'html:/var/www/html:ro' || fail "compose: the code volume is not mounted read-only at /var/www/html"; ok
+echo "$svc" | grep -q 'read_only: true' || fail "compose: no read_only: true"; ok
+echo "$svc" | grep -q 'cap_drop: \[ALL\]' || fail "compose: no cap_drop: [ALL]"; ok
+echo "$svc" | grep -q 'no-new-privileges:true' || fail "compose: no no-new-privileges"; ok
+echo "$svc" | grep -q 'state:/state' || fail "compose: no state volume"; ok
+grep -q '^      - html:/var/www/html$' "$compose" || fail "compose: the nextcloud service does not use the html volume"; ok
+if command -v python3 >/dev/null && python3 -c 'import yaml' 2>/dev/null; then
+	python3 -c '
+import sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+s = c["services"]["integrityd"]
+assert s["read_only"] is True and s["cap_drop"] == ["ALL"], s
+assert "html:/var/www/html:ro" in s["volumes"], s["volumes"]
+assert set(c["volumes"]) >= {"html", "state"}, c["volumes"]
+' "$compose" || fail "compose.yaml does not parse as wanted"
+	ok
+fi
+
+# The Dockerfile's own build command, here, on a build context holding only
+# what the build stage COPYs (a file the build needs and the Dockerfile
+# leaves out fails here as it would in docker build): a static binary.
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+ctx=$out/src
+mkdir -p "$ctx"
+buildstage=$(echo "$ins" | sed -n '1,/^FROM scratch\|^FROM gcr.io\/distroless/p')
+while read -r -a words; do
+	[ "${words[0]}" = COPY ] || continue
+	case ${words[1]} in --from=*) continue ;; esac
+	dst=${words[${#words[@]} - 1]}
+	for src in "${words[@]:1:${#words[@]}-2}"; do
+		[ -e "$src" ] || fail "COPY $src: not in the checkout"
+		case $dst in */) mkdir -p "$ctx/$dst"; cp -R "$src" "$ctx/$dst" ;; *) mkdir -p "$(dirname "$ctx/$dst")"; cp -R "$src" "$ctx/$dst" ;; esac
+	done
+done <<<"$buildstage"
+ok
+cmd=${build//\/out\/integrityd/$out/integrityd}
+echo "== (cd <the COPYed context> && $cmd)"
+(cd "$ctx" && env $cmd) || fail "the Dockerfile's go build failed on the context it COPYs"
+ok
+desc=$(file -b "$out/integrityd")
+echo "   $desc"
+echo "$desc" | grep -q 'statically linked' || fail "not statically linked: $desc"; ok
+if ldd "$out/integrityd" >/dev/null 2>&1; then fail "ldd finds shared libraries: $(ldd "$out/integrityd")"; fi; ok
+# It runs on an empty root as the image's uid, as in the container (no
+# /etc, no /tmp, no libc): check-config on a demo install, then status.
+root=$out/root
+mkdir -p "$root/state"
+cp "$out/integrityd" "$root/integrityd"
+"$out/integrityd" demo --build-only "$root/var/www/html" >/dev/null
+chown -R "$uid" "$root/state"
+if command -v unshare >/dev/null && [ "$(id -u)" = 0 ]; then
+	unshare --mount --root "$root" --setuid "$uid" --setgid "$uid" /integrityd check-config --root /var/www/html --state-dir /state --log-format json >/dev/null ||
+		fail "the binary does not run on an empty root as uid $uid"
+	rc=0
+	unshare --mount --root "$root" --setuid "$uid" --setgid "$uid" /integrityd status --health --state-dir /state >/dev/null 2>&1 || rc=$?
+	[ "$rc" = 3 ] || fail "the HEALTHCHECK command (integrityd status) exits $rc with no daemon, want 3 (unhealthy)"
+	ok
+fi
+
+if docker info >/dev/null 2>&1; then
+	docker build -q -f "$df" -t integrityd-check . || fail "docker build"
+	ok
+	engine="built with docker"
+else
+	engine="no container engine here (docker is only the client): image not built"
+fi
+echo "$n passed, 0 failed: docker packaging checked; $engine"
