@@ -1925,13 +1925,13 @@ func casesTodayMore() []oracleCase {
 		// is not valid for required scope. (Requested: files.bak, current:
 		// CN=files)".
 		{name: "app-backup-copy", build: func(tr *ncTree) {
-			copyTree(tr.t, tr.path("apps/files"), tr.path("apps/.files"))
-			copyTree(tr.t, tr.path("apps/files"), tr.path("apps/files.bak"))
+			copyDir(tr.t, tr.path("apps/files"), tr.path("apps/.files"))
+			copyDir(tr.t, tr.path("apps/files"), tr.path("apps/files.bak"))
 		}},
 		// apps/mytool is a symbolic link to a directory elsewhere (a
 		// development set-up): followed: mytool INVALID_HASH lib/Tool.php.
 		{name: "app-symlinked-dir", build: func(tr *ncTree) {
-			copyTree(tr.t, tr.path("apps/mytool"), tr.path("elsewhere/mytool"))
+			copyDir(tr.t, tr.path("apps/mytool"), tr.path("elsewhere/mytool"))
 			if err := os.RemoveAll(tr.path("apps/mytool")); err != nil {
 				tr.t.Fatal(err)
 			}
@@ -2170,26 +2170,5 @@ func casesManifestOdd() []oracleCase {
 			}
 			return ""
 		}},
-	}
-}
-
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if fi.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
