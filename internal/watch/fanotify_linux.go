@@ -49,6 +49,13 @@ type Writers struct {
 	mask    uint64
 
 	closeOnce sync.Once
+	// readMu serialises reading the group: Run's, and Lookup's drain of
+	// what is queued (so that a change inotify reported, whose fanotify
+	// event the kernel queued in the same system call, is recorded
+	// before Lookup answers: no waiting, no race).
+	readMu    sync.Mutex
+	lookupBuf [16 << 10]byte
+	closed    bool
 	mu        sync.Mutex
 	recent    ring
 	procs     map[int]procEntry // pid -> what /proc said, recently
@@ -70,6 +77,9 @@ func OpenWriters(root string, capacity int) (*Writers, error) {
 		capacity = DefaultWriters
 	}
 	root = filepath.Clean(root)
+	if r, err := filepath.EvalSymlinks(root); err == nil {
+		root = r // the kernel's paths are resolved
+	}
 	var fd int
 	var flags uint
 	var err error
@@ -149,6 +159,9 @@ func (w *Writers) Mode() string {
 // Close releases the group; Run returns soon after.
 func (w *Writers) Close() error {
 	w.closeOnce.Do(func() {
+		w.readMu.Lock()
+		defer w.readMu.Unlock()
+		w.closed = true
 		unix.Close(w.fd)
 		if w.mountFD >= 0 {
 			unix.Close(w.mountFD)
@@ -178,21 +191,40 @@ func (w *Writers) Run(ctx context.Context) error {
 		if n <= 0 {
 			continue
 		}
-		for {
-			n, err := unix.Read(w.fd, buf)
-			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("fanotify: read: %w", err)
-			}
-			if n <= 0 {
-				break
-			}
-			w.handle(buf[:n], time.Now())
+		if err := w.drain(buf); errors.Is(err, errClosed) {
+			return nil
+		} else if err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+var errClosed = errors.New("fanotify: closed")
+
+// drain reads and records every event queued, without blocking.
+func (w *Writers) drain(buf []byte) error {
+	w.readMu.Lock()
+	defer w.readMu.Unlock()
+	if w.closed {
+		return errClosed
+	}
+	if buf == nil {
+		buf = w.lookupBuf[:]
+	}
+	for {
+		n, err := unix.Read(w.fd, buf)
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("fanotify: read: %w", err)
+		}
+		if n <= 0 {
+			return nil
+		}
+		w.handle(buf[:n], time.Now())
+	}
 }
 
 const metaSize = int(unsafe.Sizeof(unix.FanotifyEventMetadata{}))
@@ -218,7 +250,10 @@ func (w *Writers) handle(b []byte, now time.Time) {
 		w.mu.Lock()
 		w.stats.Events++
 		if m.Mask&unix.FAN_Q_OVERFLOW != 0 {
+			// Events were dropped: what is recorded may not be the
+			// latest writer any more. Unknown beats wrong.
 			w.stats.Overflow++
+			w.recent.reset()
 		}
 		w.mu.Unlock()
 		if m.Mask&unix.FAN_Q_OVERFLOW != 0 {
@@ -365,7 +400,17 @@ func (w *Writers) dirPath(key []byte) (string, bool) {
 // Lookup returns the latest recorded writer of path: of the path itself
 // (the name written, created, renamed to or removed) or of the inode
 // found at path now, whichever is later.
+//
+// Lookup first reads what the kernel has queued, so a change made before
+// it was called is there, unless the kernel dropped events (then nothing
+// older than the overflow is known). The path's directory is resolved
+// (symlinks), as the kernel's handles are.
 func (w *Writers) Lookup(path string) (Writer, bool) {
+	w.drain(nil) // a read error ends Run, which reports it
+	path = filepath.Clean(path)
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(path)); err == nil {
+		path = filepath.Join(dir, filepath.Base(path))
+	}
 	var hkey string
 	if h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, path, 0); err == nil {
 		var t [4]byte
@@ -374,7 +419,7 @@ func (w *Writers) Lookup(path string) (Writer, bool) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	byPath, okP := w.recent.get("p" + filepath.Clean(path))
+	byPath, okP := w.recent.get("p" + path)
 	if hkey == "" {
 		return byPath, okP
 	}

@@ -193,10 +193,13 @@ func TestWritersHelper(t *testing.T) {
 	bin := helperBinary(t, base)
 	w := openWriters(t, root, 0)
 
-	start := time.Now()
 	cmd, _ := tamper(t, bin, file)
-	wr := waitWriter(t, w, file, cmd.Process.Pid)
-	t.Logf("attributed %v after the helper said it had written", time.Since(start))
+	// No waiting: Lookup reads what the kernel queued during the
+	// helper's write before it answers.
+	wr, ok := w.Lookup(file)
+	if !ok || wr.Pid != cmd.Process.Pid {
+		t.Fatalf("Lookup(%s) right after the write = %+v, %v; want the helper's pid %d (stats %+v)", file, wr, ok, cmd.Process.Pid, w.Stats())
+	}
 	checkHelper(t, wr, bin)
 	if _, ok := w.Lookup(other); ok {
 		t.Errorf("Lookup(%s) found a writer; nothing wrote it since the mark", other)
@@ -334,5 +337,32 @@ func TestUnitOf(t *testing.T) {
 		if got := UnitOf(c.cgroup); got != c.want {
 			t.Errorf("UnitOf(%q) = %q, want %q", c.cgroup, got, c.want)
 		}
+	}
+}
+
+// Close ends Run (and a Lookup after it answers from what was recorded).
+func TestWritersClose(t *testing.T) {
+	root := t.TempDir()
+	w, err := OpenWriters(root, 0)
+	if err != nil {
+		t.Skipf("fanotify refused here: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Run(context.Background()) }()
+	writeOpen(t, filepath.Join(root, "a.php"))
+	if _, ok := w.Lookup(filepath.Join(root, "a.php")); !ok {
+		t.Error("Lookup(a.php) found nothing")
+	}
+	w.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after Close = %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Run did not end after Close")
+	}
+	if _, ok := w.Lookup(filepath.Join(root, "a.php")); !ok {
+		t.Error("Lookup(a.php) after Close found nothing")
 	}
 }

@@ -118,4 +118,10 @@ func (r *ring) get(key string) (Writer, bool) {
 	return r.slots[i].w, true
 }
 
+func (r *ring) reset() {
+	clear(r.slots)
+	clear(r.index)
+	r.next = 0
+}
+
 func (r *ring) len() int { return len(r.index) }
