@@ -24,9 +24,11 @@ import (
 // Watcher, never a replacement: inotify says what changed, Writers says
 // who, and a Writers that cannot start leaves the check as it was.
 //
-// The group is FAN_CLASS_NOTIF with FAN_REPORT_DFID_NAME|FAN_REPORT_FID
-// (the directory and name the kernel reports, and the inode itself), else
-// FAN_REPORT_DFID_NAME, else FAN_REPORT_FID; the mark is FAN_MARK_FILESYSTEM
+// The group is FAN_CLASS_NOTIF with FAN_REPORT_DFID_NAME_TARGET (the
+// directory and name the kernel reports, the inode itself, and for a
+// creation, link or rename the inode of the entry), else
+// FAN_REPORT_DFID_NAME|FAN_REPORT_FID (no inode for directory-entry
+// events), else FAN_REPORT_DFID_NAME, else FAN_REPORT_FID; the mark is FAN_MARK_FILESYSTEM
 // (every mount of the filesystem, so a write through a hard link in a
 // directory inotify does not watch is seen too), else FAN_MARK_MOUNT (the
 // root's mount only, and without the directory-entry events a mount mark
@@ -83,7 +85,7 @@ func OpenWriters(root string, capacity int) (*Writers, error) {
 	var fd int
 	var flags uint
 	var err error
-	for _, f := range []uint{unix.FAN_REPORT_DFID_NAME | unix.FAN_REPORT_FID, unix.FAN_REPORT_DFID_NAME, unix.FAN_REPORT_FID} {
+	for _, f := range []uint{unix.FAN_REPORT_DFID_NAME_TARGET, unix.FAN_REPORT_DFID_NAME | unix.FAN_REPORT_FID, unix.FAN_REPORT_DFID_NAME, unix.FAN_REPORT_FID} {
 		fd, err = unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK|f, unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
 		if err == nil {
 			flags = f
@@ -148,6 +150,9 @@ func (w *Writers) Mode() string {
 	}
 	if w.flags&unix.FAN_REPORT_FID != 0 {
 		r = append(r, "inode")
+	}
+	if w.flags&unix.FAN_REPORT_TARGET_FID != 0 {
+		r = append(r, "target")
 	}
 	s := w.mark + " mark, " + strings.Join(r, "+")
 	if w.mask&unix.FAN_CREATE == 0 {
@@ -300,9 +305,9 @@ func (w *Writers) event(m unix.FanotifyEventMetadata, info []byte, now time.Time
 		}
 	}
 	dirent := m.Mask&(unix.FAN_CREATE|unix.FAN_MOVED_TO|unix.FAN_MOVED_FROM|unix.FAN_DELETE) != 0
-	if w.flags&unix.FAN_REPORT_DIR_FID == 0 && dirent {
-		// FAN_REPORT_FID alone: a directory-entry event reports the
-		// directory, not the file.
+	if dirent && w.flags&unix.FAN_REPORT_TARGET_FID == 0 {
+		// Without FAN_REPORT_TARGET_FID, a directory-entry event's
+		// object is the directory, not the file.
 		objHandle = nil
 	}
 	if m.Mask&unix.FAN_ONDIR != 0 {

@@ -366,3 +366,31 @@ func TestWritersClose(t *testing.T) {
 		t.Error("Lookup(a.php) after Close found nothing")
 	}
 }
+
+// Making a hard link is recorded under the inode, where the kernel
+// reports the entry's inode (FAN_REPORT_TARGET_FID).
+func TestWritersLinkCreated(t *testing.T) {
+	base := openTree(t)
+	root := filepath.Join(base, "nextcloud")
+	file := filepath.Join(root, "lib", "base.php")
+	writeOpen(t, file)
+	if err := os.MkdirAll(filepath.Join(root, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w := openWriters(t, root, 0)
+	if !strings.Contains(w.Mode(), "target") {
+		t.Skipf("no FAN_REPORT_TARGET_FID here (%s)", w.Mode())
+	}
+	if _, ok := w.Lookup(file); ok {
+		t.Fatal("a writer before any write")
+	}
+	if err := os.Link(file, filepath.Join(root, "data", "x")); err != nil {
+		t.Fatal(err)
+	}
+	if wr, ok := w.Lookup(file); !ok || wr.Op != "create" || wr.Pid != os.Getpid() {
+		t.Errorf("Lookup(%s) after a link = %+v, %v; want create by this process", file, wr, ok)
+	}
+	if _, ok := w.Lookup(filepath.Join(root, "lib")); ok {
+		t.Error("the directory of the linked file got a writer")
+	}
+}
