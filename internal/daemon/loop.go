@@ -26,6 +26,8 @@ type loop struct {
 	in    *verify.Install
 	trust *verify.Trust
 	w     *watch.Watcher
+	// writers says who made a change (nil: who-data off or refused).
+	writers *watch.Writers
 
 	scopes map[string]*scope
 	// findings: scope -> path ("" for the scope) -> finding. The inner
@@ -399,6 +401,7 @@ func (l *loop) reconfigure(next Config) {
 	}{
 		{"root", l.cfg.Root, next.Root}, {"apps paths", l.cfg.AppsPaths, next.AppsPaths},
 		{"data directory", l.cfg.DataDir, next.DataDir}, {"state directory", l.cfg.StateDir, next.StateDir},
+		{"who data", l.cfg.WhoData, next.WhoData},
 	}
 	for _, f := range fixed {
 		if fmt.Sprint(f.old) != fmt.Sprint(f.next) {
