@@ -99,27 +99,34 @@ func OpenWriters(root string, capacity int) (*Writers, error) {
 		recent: newRing(capacity), procs: map[int]procEntry{}, dirs: map[string]string{}}
 	dirent := uint64(unix.FAN_CREATE | unix.FAN_MOVED_TO | unix.FAN_MOVED_FROM | unix.FAN_DELETE | unix.FAN_ONDIR)
 	content := uint64(unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE | unix.FAN_ATTRIB)
-	var errs []error
+	var fsErr, mntErr error // the first refusal of each sort of mark
 	for _, m := range []struct {
 		flag uint
-		name string
 		mask uint64
 	}{
-		{unix.FAN_MARK_FILESYSTEM, "filesystem", content | dirent},
-		{unix.FAN_MARK_FILESYSTEM, "filesystem", content},
-		{unix.FAN_MARK_MOUNT, "mount", content | dirent},
-		{unix.FAN_MARK_MOUNT, "mount", content},
+		{unix.FAN_MARK_FILESYSTEM, content | dirent},
+		{unix.FAN_MARK_FILESYSTEM, content},
+		{unix.FAN_MARK_MOUNT, content | dirent},
+		{unix.FAN_MARK_MOUNT, content},
 	} {
 		err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|m.flag, m.mask, unix.AT_FDCWD, root)
 		if err == nil {
-			w.mark, w.mask = m.name, m.mask
+			w.mark, w.mask = "filesystem", m.mask
+			if m.flag == unix.FAN_MARK_MOUNT {
+				w.mark = "mount"
+			}
 			break
 		}
-		errs = append(errs, fmt.Errorf("%s mark: %w", m.name, err))
+		if m.flag == unix.FAN_MARK_FILESYSTEM && fsErr == nil {
+			fsErr = err
+		} else if m.flag == unix.FAN_MARK_MOUNT && mntErr == nil {
+			mntErr = err
+		}
 	}
 	if w.mark == "" {
 		unix.Close(fd)
-		return nil, fmt.Errorf("fanotify: marking %s: %w", root, errors.Join(errs...))
+		// One line: the daemon logs it as one journal entry.
+		return nil, fmt.Errorf("fanotify: marking %s: filesystem mark: %w; mount mark: %v", root, fsErr, mntErr)
 	}
 	w.mountFD, err = unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
