@@ -21,9 +21,17 @@ import (
 // gone).
 const tamperEnv = "INTEGRITYD_TAMPER_HELPER"
 
+// probeEnv makes the test binary a probe for a unit (the who-data
+// drop-in under a real systemd): it starts Writers on the directory the
+// variable names and prints who writes its probe.php, or why it cannot.
+const probeEnv = "INTEGRITYD_WRITERS_PROBE"
+
 func TestMain(m *testing.M) {
 	if p := os.Getenv(tamperEnv); p != "" {
 		os.Exit(tamperHelper(p))
+	}
+	if p := os.Getenv(probeEnv); p != "" {
+		os.Exit(probe(p))
 	}
 	os.Exit(m.Run())
 }
@@ -45,6 +53,25 @@ func tamperHelper(p string) int {
 	fmt.Println("written")
 	io.Copy(io.Discard, os.Stdin)
 	return 0
+}
+
+func probe(dir string) int {
+	w, err := OpenWriters(dir, 0)
+	if err != nil {
+		fmt.Println("writers unknown:", err)
+		return 1
+	}
+	fmt.Println("writers known:", w.Mode())
+	go w.Run(context.Background())
+	for range 600 {
+		if wr, ok := w.Lookup(filepath.Join(dir, "probe.php")); ok {
+			fmt.Printf("probe.php: %+v\n", wr)
+			return 0
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Println("probe.php: no writer in 60 s")
+	return 1
 }
 
 // openWriters starts a Writers on root, or skips the test with the
