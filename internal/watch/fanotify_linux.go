@@ -318,9 +318,9 @@ func (w *Writers) event(m unix.FanotifyEventMetadata, info []byte, now time.Time
 		objHandle = nil
 	}
 	if m.Mask&unix.FAN_ONDIR != 0 {
-		if dirent {
+		if m.Mask&(unix.FAN_MOVED_FROM|unix.FAN_MOVED_TO|unix.FAN_DELETE) != 0 {
 			// A directory was renamed or removed: the cached paths
-			// below it may be wrong now.
+			// below it may be wrong now (a new one changes nothing).
 			w.mu.Lock()
 			clear(w.dirs)
 			w.mu.Unlock()

@@ -421,3 +421,26 @@ func TestWritersLinkCreated(t *testing.T) {
 		t.Error("the directory of the linked file got a writer")
 	}
 }
+
+// A directory renamed: what is written in it afterwards has its new path.
+func TestWritersDirRenamed(t *testing.T) {
+	root := t.TempDir()
+	writeOpen(t, filepath.Join(root, "apps", "old", "a.php"))
+	w := openWriters(t, root, 0)
+	writeOpen(t, filepath.Join(root, "apps", "old", "a.php")) // caches apps/old
+	if _, ok := w.Lookup(filepath.Join(root, "apps", "old", "a.php")); !ok {
+		t.Fatal("no writer for apps/old/a.php")
+	}
+	if err := os.Rename(filepath.Join(root, "apps", "old"), filepath.Join(root, "apps", "new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "apps", "new", "b.php"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := w.Lookup(filepath.Join(root, "apps", "new", "b.php")); !ok {
+		t.Errorf("no writer for apps/new/b.php after the rename (stats %+v)", w.Stats())
+	}
+	if wr, ok := w.recentGet("p" + filepath.Join(root, "apps", "old", "b.php")); ok {
+		t.Errorf("b.php recorded under the old directory: %+v", wr)
+	}
+}
