@@ -62,6 +62,8 @@ type Writers struct {
 	recent    ring
 	procs     map[int]procEntry // pid -> what /proc said, recently
 	dirs      map[string]string // directory handle -> path
+	tracked   map[string]bool   // inode keys whose changes kick (Track)
+	kick      chan struct{}
 	stats     WritersStats
 }
 
@@ -96,7 +98,7 @@ func OpenWriters(root string, capacity int) (*Writers, error) {
 		return nil, fmt.Errorf("fanotify: fanotify_init with FID reporting: %w", err)
 	}
 	w := &Writers{fd: fd, mountFD: -1, root: root, flags: flags,
-		recent: newRing(capacity), procs: map[int]procEntry{}, dirs: map[string]string{}}
+		recent: newRing(capacity), procs: map[int]procEntry{}, dirs: map[string]string{}, kick: make(chan struct{}, 1)}
 	dirent := uint64(unix.FAN_CREATE | unix.FAN_MOVED_TO | unix.FAN_MOVED_FROM | unix.FAN_DELETE | unix.FAN_ONDIR)
 	content := uint64(unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE | unix.FAN_ATTRIB)
 	var fsErr, mntErr error // the first refusal of each sort of mark
@@ -347,6 +349,17 @@ func (w *Writers) event(m unix.FanotifyEventMetadata, info []byte, now time.Time
 	if path != "" && path != w.root && !strings.HasPrefix(path, w.root+"/") {
 		path = "" // outside the root: kept by inode only
 	}
+	if objHandle != nil {
+		w.mu.Lock()
+		t := w.tracked["h"+string(objHandle)]
+		w.mu.Unlock()
+		if t {
+			select {
+			case w.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
 	if path == "" && objHandle == nil {
 		return
 	}
@@ -409,6 +422,36 @@ func (w *Writers) dirPath(key []byte) (string, bool) {
 	return p, true
 }
 
+// Track replaces the files whose changes Kicks reports: files with
+// another name (hard links), which a write through that name changes
+// without an inotify event under the install. A path that cannot be
+// resolved is left out.
+func (w *Writers) Track(paths []string) {
+	t := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		if k, ok := inodeKey(p); ok {
+			t[k] = true
+		}
+	}
+	w.mu.Lock()
+	w.tracked = t
+	w.mu.Unlock()
+}
+
+// Kicks receives (coalesced) when a tracked file changed, by any name.
+func (w *Writers) Kicks() <-chan struct{} { return w.kick }
+
+// inodeKey is the ring's key of the inode at path (a symlink's target's).
+func inodeKey(path string) (string, bool) {
+	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+	if err != nil {
+		return "", false
+	}
+	var t [4]byte
+	binary.NativeEndian.PutUint32(t[:], uint32(h.Type()))
+	return "h" + string(t[:]) + string(h.Bytes()), true
+}
+
 // Lookup returns the latest recorded writer of path: of the path itself
 // (the name written, created, renamed to or removed) or of the inode
 // found at path now, whichever is later.
@@ -423,12 +466,7 @@ func (w *Writers) Lookup(path string) (Writer, bool) {
 	if dir, err := filepath.EvalSymlinks(filepath.Dir(path)); err == nil {
 		path = filepath.Join(dir, filepath.Base(path))
 	}
-	var hkey string
-	if h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, path, 0); err == nil {
-		var t [4]byte
-		binary.NativeEndian.PutUint32(t[:], uint32(h.Type()))
-		hkey = "h" + string(t[:]) + string(h.Bytes())
-	}
+	hkey, _ := inodeKey(path)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	byPath, okP := w.recent.get("p" + path)

@@ -23,3 +23,5 @@ func (w *Writers) Close() error                      { return nil }
 func (w *Writers) Stats() WritersStats               { return WritersStats{} }
 func (w *Writers) Run(ctx context.Context) error     { <-ctx.Done(); return nil }
 func (w *Writers) Lookup(path string) (Writer, bool) { return Writer{}, false }
+func (w *Writers) Track(paths []string)              {}
+func (w *Writers) Kicks() <-chan struct{}            { return nil }

@@ -444,3 +444,53 @@ func TestWritersDirRenamed(t *testing.T) {
 		t.Errorf("b.php recorded under the old directory: %+v", wr)
 	}
 }
+
+// A tracked file changed through another name kicks; an untracked one
+// does not.
+func TestWritersTrack(t *testing.T) {
+	root := t.TempDir()
+	file, other := filepath.Join(root, "lib", "base.php"), filepath.Join(root, "lib", "other.php")
+	writeOpen(t, file)
+	writeOpen(t, other)
+	link := filepath.Join(root, "data", "x")
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(file, link); err != nil {
+		t.Fatal(err)
+	}
+	w := openWriters(t, root, 0)
+	if !strings.Contains(w.Mode(), "inode") {
+		t.Skipf("the kernel does not report inodes (%s)", w.Mode())
+	}
+	w.Track([]string{file, filepath.Join(root, "absent")})
+	kicked := func() bool {
+		w.Lookup(root) // drains the queue
+		select {
+		case <-w.Kicks():
+			return true
+		default:
+			return false
+		}
+	}
+	writeOpen(t, other)
+	if kicked() {
+		t.Error("a write to an untracked file kicked")
+	}
+	if err := os.WriteFile(link, []byte("<?php system($_GET['c']);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !kicked() {
+		t.Error("a write through the link to a tracked file did not kick")
+	}
+	if kicked() {
+		t.Error("kicks are not coalesced")
+	}
+	w.Track(nil)
+	if err := os.WriteFile(link, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if kicked() {
+		t.Error("an untracked file kicked after Track(nil)")
+	}
+}
