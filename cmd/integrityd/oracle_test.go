@@ -12,8 +12,9 @@ package main
 // Each case has a group, needs:
 //   - "": what integrityd does today; must pass.
 //   - "phpconf", "appinfo", "mimetype", "version-exclusions",
-//     "exception-format": features being built on main; "found":
-//     differences this test found that no list documents. While a group is
+//     "exception-format": features being built on main (a group "found"
+//     can hold differences the test finds until they are fixed or
+//     documented). While a group is
 //     not in oracleEnabledNeeds its cases run, a difference is a skip that
 //     shows the first differing line, and when every case of the group
 //     passes the test fails asking to enable it; once enabled, a
@@ -63,7 +64,7 @@ import (
 // must pass, comma-separated: add a group when the feature it needs lands
 // on main. INTEGRITYD_ORACLE_NEEDS (comma-separated, or "all") adds groups
 // for one run.
-const oracleEnabledNeeds = "exception-format,appinfo,version-exclusions"
+const oracleEnabledNeeds = "exception-format,appinfo,version-exclusions,mimetype,phpconf"
 
 // oracleCase is one tree, checked by both.
 type oracleCase struct {
@@ -90,7 +91,7 @@ func TestOracle(t *testing.T) {
 	groups := map[string][2]int{} // needs → {passed, failed}
 	start := time.Now()
 	t.Cleanup(func() {
-		t.Logf("%d cases × releases in %.1f s; the oracle (PHP) took %.1f s of that in %d runs", runs, time.Since(start).Seconds(), php.Seconds(), runs)
+		t.Logf("%d runs (cases × releases) in %.1f s; the oracle's PHP ran %.1f s in all, in parallel", runs, time.Since(start).Seconds(), php.Seconds())
 		for g, n := range groups {
 			switch {
 			case g == "" || enabled[g] || enabled["all"]:
@@ -101,8 +102,9 @@ func TestOracle(t *testing.T) {
 			}
 		}
 	})
+	rels := orc.releases(t)
 	for _, c := range oracleCases() {
-		for _, rel := range orc.releases(t) {
+		for _, rel := range rels {
 			t.Run(c.name+"/"+rel, func(t *testing.T) {
 				t.Parallel()
 				tr := newNCTree(t, orc, rel, keys)
@@ -117,6 +119,9 @@ func TestOracle(t *testing.T) {
 					nc = tr.nextcloud("all")
 				}
 				d := time.Since(t0)
+				if q := nextcloudQuiet(c.name, rel); c.differ == nil && q != (len(nc) == 0) {
+					t.Errorf("the tree is not what the case says: Nextcloud was expected to report %s, reports %s", map[bool]string{true: "nothing", false: "something"}[q], nc)
+				}
 				idd := tr.integrityd()
 				var problem string
 				if c.differ != nil {
@@ -140,6 +145,26 @@ func TestOracle(t *testing.T) {
 			})
 		}
 	}
+}
+
+// nextcloudQuiet reports whether Nextcloud reports nothing for the case in
+// release rel: a check of each tree, so that no case passes because both
+// checkers saw nothing of what it built.
+func nextcloudQuiet(name, rel string) bool {
+	switch name {
+	case "clean", "htaccess-below-marker", "cert-core-for-app", "cert-expired", "cert-not-yet-valid",
+		"app-unsigned-not-shipped", "manifest-lenient-encodings", "manifest-depth-511",
+		"manifest-duplicate-key-last-wins", "php-sort-names", "symlink-replaces-signed-file",
+		"symlink-dir-extra", "datadirectory-trailing-slash", "datadirectory-nested",
+		"mimetypelist-custom-not-regenerated", "updater-in-manifest", "manifest-resigned",
+		"root-crt-two-cas", "cert-intermediate-in-root-crt", "cert-sha1-signed",
+		"datadirectory-other-config", "app-without-info-xml", "mimetypelist-custom-aliases",
+		"datadirectory-expression":
+		return true
+	case "init-sync-lock":
+		return rel != "25.0.12"
+	}
+	return false
 }
 
 // verdict fails, skips or passes a case by its group.
@@ -173,7 +198,7 @@ func enabledNeeds() map[string]bool {
 
 func oracleCases() []oracleCase {
 	var all []oracleCase
-	for _, cs := range [][]oracleCase{casesToday(), casesTodayMore(), casesExceptionFormat(), casesBuilding(), casesCerts(), casesManifestOdd(), casesFound(), casesDifferent()} {
+	for _, cs := range [][]oracleCase{casesToday(), casesTodayMore(), casesExceptionFormat(), casesBuilding(), casesCerts(), casesManifestOdd(), casesDifferent()} {
 		all = append(all, cs...)
 	}
 	return all
@@ -355,10 +380,10 @@ func casesExceptionFormat() []oracleCase {
 		{name: "manifest-bom", needs: ef, build: func(tr *ncTree) { tr.write(m, "\xef\xbb\xbf"+tr.read(m)) }},
 		// Text after the object: "Signature data not found.".
 		{name: "manifest-trailing", needs: ef, build: func(tr *ncTree) { tr.write(m, tr.read(m)+"\n}") }},
-		// json_decode's depth limit is 512: an object nesting 512 levels
-		// decodes (nothing), 513 does not ("Signature data not found.").
+		// json_decode's default depth is 512: a document nesting 511 levels
+		// decodes (nothing), 512 do not ("Signature data not found.").
+		{name: "manifest-depth-511", needs: ef, build: func(tr *ncTree) { tr.write(m, nestInto(tr.read(m), 510)) }},
 		{name: "manifest-depth-512", needs: ef, build: func(tr *ncTree) { tr.write(m, nestInto(tr.read(m), 511)) }},
-		{name: "manifest-depth-513", needs: ef, build: func(tr *ncTree) { tr.write(m, nestInto(tr.read(m), 512)) }},
 		// Invalid UTF-8 in a string, or a lone surrogate escape: json_decode
 		// fails: "Signature data not found.".
 		{name: "manifest-bad-utf8", needs: ef, build: func(tr *ncTree) { tr.write(m, "{\"x\": \"\xff\","+tr.read(m)[1:]) }},
@@ -447,6 +472,8 @@ $CONFIG = array (
 		// folder exclusion (string equality with the iterator's path
 		// ROOT/apps2) does not exclude apps2 from core: core EXTRA_FILE for
 		// every file of apps2/notes, and notes INVALID_HASH lib/Note.php.
+		// integrityd normalises the path (docs/security.md): the same
+		// without core's EXTRA_FILEs.
 		{name: "apps-paths-dir-relative", needs: "phpconf", build: func(tr *ncTree) {
 			tr.write("config/config.php", `<?php
 $CONFIG = [
@@ -459,6 +486,12 @@ $CONFIG = [
 `)
 			tr.app("apps2", "notes", "4.0.0")
 			tr.write("apps2/notes/lib/Note.php", "<?php // changed\n")
+		}, differ: func(tr *ncTree, nc, idd results) string {
+			extra := nc.paths("core", "EXTRA_FILE")
+			if len(extra) != 4 || !strings.HasPrefix(extra[0], "apps2/notes/") {
+				return fmt.Sprintf("Nextcloud was expected to report apps2/notes' files as core EXTRA_FILEs, reports %s", nc)
+			}
+			return equalOrDiff(nc.withoutScope("core"), idd)
 		}},
 		// An apps_paths entry without url is ignored: custom_apps is not an
 		// apps root, its files are core EXTRA_FILEs and notes is not
@@ -478,6 +511,29 @@ $CONFIG = array (
 		// core: nothing.
 		{name: "datadirectory-other-config", needs: "phpconf", build: func(tr *ncTree) {
 			tr.write("config/storage.config.php", fmt.Sprintf("<?php\n$CONFIG = array('datadirectory' => '%s/mydata');\n", tr.root))
+			tr.write("mydata/admin/files/a.txt", "user data\n")
+		}},
+		// apps_paths in config.php ([apps]) and again in apps.config.php
+		// ([apps, custom_apps]): \OC\Config merges the files in order, the
+		// later key replaces the earlier: custom_apps is an apps root:
+		// notes INVALID_HASH lib/Note.php, nothing in core.
+		{name: "apps-paths-overridden", needs: "phpconf", build: func(tr *ncTree) {
+			tr.write("config/config.php", fmt.Sprintf("<?php\n$CONFIG = array (\n  'apps_paths' => array (\n    array ('path' => '%s/apps', 'url' => '/apps', 'writable' => false),\n  ),\n);\n", tr.root))
+			tr.write("config/apps.config.php", `<?php
+$CONFIG = array (
+  'apps_paths' => array (
+    array ('path' => OC::$SERVERROOT . '/apps', 'url' => '/apps', 'writable' => false),
+    array ('path' => OC::$SERVERROOT . '/custom_apps', 'url' => '/custom_apps', 'writable' => true),
+  ),
+);
+`)
+			tr.app("custom_apps", "notes", "4.0.0")
+			tr.write("custom_apps/notes/lib/Note.php", "<?php // changed\n")
+		}},
+		// datadirectory as an expression (OC::$SERVERROOT . '/mydata'):
+		// excluded from core: nothing.
+		{name: "datadirectory-expression", needs: "phpconf", build: func(tr *ncTree) {
+			tr.write("config/config.php", "<?php\n$CONFIG = array (\n  'datadirectory' => OC::$SERVERROOT . '/mydata',\n);\n")
 			tr.write("mydata/admin/files/a.txt", "user data\n")
 		}},
 		// A directory in the apps root without appinfo/info.xml is no app
@@ -539,6 +595,27 @@ $CONFIG = array (
 			tr.write("config/mimetypealiases.json", "{\n\t\"application/x-custom\": \"text\",\n\t\"text/markdown\": \"text/code\"\n}\n")
 			tr.write("core/js/mimetypelist.js", tr.mimetypeList("all"))
 		}},
+		// core/js/mimetypelist.js present, core/img/filetypes absent (or
+		// themes/): the builder's DirectoryIterator throws and
+		// verifyCoreSignature catches it: core is one EXCEPTION
+		// UnexpectedValueException "DirectoryIterator::__construct(ROOT/
+		// core/img/filetypes): Failed to open directory: No such file or
+		// directory". integrityd (deliberately, tree.go: "integrityd
+		// reports this file") makes it a ReadException of
+		// core/js/mimetypelist.js and checks the rest of core (the icons:
+		// FILE_MISSING).
+		{name: "mimetypelist-no-filetypes-dir", needs: "mimetype", build: func(tr *ncTree) {
+			tr.mimetypeTree()
+			if err := os.RemoveAll(tr.path("core/img/filetypes")); err != nil {
+				tr.t.Fatal(err)
+			}
+		}, differ: mimetypeDirDiffer("core/img/filetypes")},
+		{name: "mimetypelist-no-themes-dir", needs: "mimetype", build: func(tr *ncTree) {
+			tr.mimetypeTree()
+			if err := os.RemoveAll(tr.path("themes")); err != nil {
+				tr.t.Fatal(err)
+			}
+		}, differ: mimetypeDirDiffer("themes/")},
 		// nextcloud-init-sync.lock is in 33's ExcludeFileByNameFilterIterator,
 		// not in 25's (the only name the two lists differ by; the folder
 		// lists are the same): 25: core EXTRA_FILE nextcloud-init-sync.lock
@@ -564,6 +641,22 @@ $CONFIG = array (
 		{name: "ec-key-cert", needs: "version-exclusions", build: func(tr *ncTree) {
 			tr.editManifestField("apps/files/appinfo/signature.json", "certificate", func(string) string { return string(tr.keys.ec) })
 		}},
+	}
+}
+
+// mimetypeDirDiffer checks the missing-directory cases of the mime type
+// builder (dir as Nextcloud's message names it).
+func mimetypeDirDiffer(dir string) func(tr *ncTree, nc, idd results) string {
+	return func(tr *ncTree, nc, idd results) string {
+		c, _ := nc.get("core", "EXCEPTION", "class")
+		m, _ := nc.get("core", "EXCEPTION", "message")
+		if want := strconv.Quote("DirectoryIterator::__construct(" + tr.root + "/" + dir + "): Failed to open directory: No such file or directory"); c != `"UnexpectedValueException"` || m != want {
+			return fmt.Sprintf("Nextcloud was expected to report core EXCEPTION UnexpectedValueException %s, reports %s", want, nc)
+		}
+		if v, _ := idd.get("core", "EXCEPTION", "class"); v != `"integrityd\\ReadException"` || !tr.detailHas("core", "EXCEPTION", "core/js/mimetypelist.js") {
+			return fmt.Sprintf("integrityd was expected to report core/js/mimetypelist.js as a ReadException, reports %s", idd)
+		}
+		return ""
 	}
 }
 
@@ -704,6 +797,23 @@ func casesDifferent() []oracleCase {
 			}
 			return ""
 		}},
+		// datadirectory written ROOT/./mydata: Nextcloud compares the
+		// iterator's paths with the string as written (rtrim '/' only), so
+		// it does not exclude ROOT/mydata: core EXTRA_FILE
+		// mydata/a/files/x.txt. integrityd normalises the path and
+		// excludes it: nothing (docs/security.md, found by this test).
+		{name: "datadirectory-unnormalised", build: func(tr *ncTree) {
+			tr.write("config/config.php", fmt.Sprintf("<?php\n$CONFIG = array (\n  'datadirectory' => '%s/./mydata',\n);\n", tr.root))
+			tr.write("mydata/a/files/x.txt", "data\n")
+		}, differ: func(tr *ncTree, nc, idd results) string {
+			if s := nc.expect("core", "EXTRA_FILE", "mydata/a/files/x.txt"); s != "" || len(nc.paths("core", "EXTRA_FILE")) != 1 {
+				return fmt.Sprintf("Nextcloud was expected to report only core EXTRA_FILE mydata/a/files/x.txt, reports %s", nc)
+			}
+			if len(idd) != 0 {
+				return fmt.Sprintf("integrityd was expected to exclude the data directory, reports %s", idd)
+			}
+			return ""
+		}},
 		// lib/base.php has a second name (a hard link from data/): Nextcloud
 		// does not look at link counts: nothing. integrityd: core HARD_LINK
 		// lib/base.php (its own kind), expected = current.
@@ -742,6 +852,50 @@ func casesDifferent() []oracleCase {
 			}
 			if s := idd.expect("core", "INVALID_HASH", "core/shipped.json"); s != "" {
 				return "integrityd: " + s
+			}
+			return idd.expect("files", "INVALID_HASH", "lib/App.php")
+		}},
+		// config/mimetypealiases.json holds a JSON string, not an object:
+		// Detection's array_merge / array_replace gets a string: a
+		// TypeError, and the Checker dies. integrityd reports
+		// core/js/mimetypelist.js as a ReadException and checks the rest.
+		{name: "mimetypelist-custom-not-object", needs: "mimetype", build: func(tr *ncTree) {
+			tr.mimetypeTree()
+			tr.write("config/mimetypealiases.json", `"not an object"`)
+		}, nextcloud: func(tr *ncTree) results {
+			r, crash := tr.nextcloudMayCrash("all")
+			if crash != "" {
+				return results{"(the Checker died)": strconv.Quote(crash)}
+			}
+			return r
+		}, differ: func(tr *ncTree, nc, idd results) string {
+			if v, _ := nc.get("(the Checker died)"); !strings.Contains(v, "TypeError") {
+				return fmt.Sprintf("Nextcloud was expected to die on the aliases file, reports %s", nc)
+			}
+			if !tr.detailHas("core", "EXCEPTION", "core/js/mimetypelist.js") {
+				return fmt.Sprintf("integrityd was expected to report core/js/mimetypelist.js as a ReadException, reports %s", idd)
+			}
+			return ""
+		}},
+		// An app directory whose name OC_App::cleanAppId changes (x..y):
+		// findAppInDirectories refuses it, getAppPath throws
+		// (AppPathNotFoundException in 33, "App not found" in 25), and
+		// runInstanceVerification does not catch it: the Checker dies, so
+		// one such directory stops Nextcloud's whole check. integrityd
+		// checks the rest: here files' changed file (files INVALID_HASH
+		// lib/App.php).
+		{name: "app-id-not-clean", build: func(tr *ncTree) {
+			tr.write("apps/x..y/appinfo/info.xml", infoXML("x..y", "1.0.0"))
+			tr.write("apps/files/lib/App.php", "<?php // changed\n")
+		}, nextcloud: func(tr *ncTree) results {
+			r, crash := tr.nextcloudMayCrash("all")
+			if crash != "" {
+				return results{"(the Checker died)": strconv.Quote(crash)}
+			}
+			return r
+		}, differ: func(tr *ncTree, nc, idd results) string {
+			if _, died := nc.get("(the Checker died)"); !died {
+				return fmt.Sprintf("Nextcloud was expected to die on apps/x..y, reports %s", nc)
 			}
 			return idd.expect("files", "INVALID_HASH", "lib/App.php")
 		}},
@@ -1179,6 +1333,25 @@ func (tr *ncTree) signCore() {
 	tr.t.Helper()
 	l := tr.keys.leaf["core"]
 	if err := verify.NewInstall(tr.root, nil, "").Core().Sign(context.Background(), l.key, l.cert, verify.DigestSHA1); err != nil {
+		tr.t.Fatal(err)
+	}
+}
+
+// signCoreUnfiltered signs core over every file below the root, excluded
+// directories included (integrityd's standalone-app signing, moved to
+// core/signature.json): a manifest that lists what the walk skips. The
+// root .htaccess is removed first (outside a server root it would be
+// hashed whole).
+func (tr *ncTree) signCoreUnfiltered() {
+	tr.t.Helper()
+	tr.remove(".htaccess")
+	tr.mkdir("appinfo")
+	l := tr.keys.leaf["core"]
+	if err := verify.NewInstall("", nil, "").App("core", tr.root).Sign(context.Background(), l.key, l.cert, verify.DigestSHA1); err != nil {
+		tr.t.Fatal(err)
+	}
+	tr.rename("appinfo/signature.json", "core/signature.json")
+	if err := os.Remove(tr.path("appinfo")); err != nil {
 		tr.t.Fatal(err)
 	}
 }
@@ -1752,13 +1925,13 @@ func casesTodayMore() []oracleCase {
 		// is not valid for required scope. (Requested: files.bak, current:
 		// CN=files)".
 		{name: "app-backup-copy", build: func(tr *ncTree) {
-			copyTree(tr.t, tr.path("apps/files"), tr.path("apps/.files"))
-			copyTree(tr.t, tr.path("apps/files"), tr.path("apps/files.bak"))
+			copyDir(tr.t, tr.path("apps/files"), tr.path("apps/.files"))
+			copyDir(tr.t, tr.path("apps/files"), tr.path("apps/files.bak"))
 		}},
 		// apps/mytool is a symbolic link to a directory elsewhere (a
 		// development set-up): followed: mytool INVALID_HASH lib/Tool.php.
 		{name: "app-symlinked-dir", build: func(tr *ncTree) {
-			copyTree(tr.t, tr.path("apps/mytool"), tr.path("elsewhere/mytool"))
+			copyDir(tr.t, tr.path("apps/mytool"), tr.path("elsewhere/mytool"))
 			if err := os.RemoveAll(tr.path("apps/mytool")); err != nil {
 				tr.t.Fatal(err)
 			}
@@ -1829,6 +2002,12 @@ func casesTodayMore() []oracleCase {
 				tr.t.Fatal(err)
 			}
 		}},
+		// A dangling symbolic link: hash_file fails: core EXTRA_FILE
+		// lib/dangling.php with current false (JSON false). (Found by this
+		// test: integrityd printed current "" until main's eb620cd.)
+		{name: "symlink-dangling", build: func(tr *ncTree) {
+			tr.symlink("nowhere.php", "lib/dangling.php")
+		}},
 		// Custom aliases, mimetypelist.js not regenerated: the rebuild from
 		// all aliases differs, the file is hashed as it is and matches:
 		// nothing.
@@ -1845,6 +2024,28 @@ func casesTodayMore() []oracleCase {
 			tr.write("core/js/mimetypelist.js", tr.mimetypeList("all"))
 			tr.remove("config/mimetypealiases.json")
 		}},
+		// core's manifest lists updater/index.php (as Nextcloud 9.0's
+		// updater left it): verify drops updater/ from core's expected
+		// hashes and the walk skips updater/: deleted, nothing.
+		{name: "updater-in-manifest", build: func(tr *ncTree) {
+			keep := tr.t.TempDir()
+			for _, d := range []string{"apps", "config", "data"} {
+				if err := os.Rename(tr.path(d), filepath.Join(keep, d)); err != nil {
+					tr.t.Fatal(err)
+				}
+			}
+			tr.write("updater/index.php", "<?php // updater\n")
+			tr.signCoreUnfiltered()
+			for _, d := range []string{"apps", "config", "data"} {
+				if err := os.Rename(filepath.Join(keep, d), tr.path(d)); err != nil {
+					tr.t.Fatal(err)
+				}
+			}
+			tr.remove("updater/index.php")
+		}},
+		// core's manifest lists files of apps/, config/ and data/ (what the
+		// walk skips): core FILE_MISSING for each of them.
+		{name: "core-manifest-lists-excluded", build: func(tr *ncTree) { tr.signCoreUnfiltered() }},
 		// A manifest re-signed with this test's own encoder, unchanged:
 		// nothing (checks resignHashes itself).
 		{name: "manifest-resigned", build: func(tr *ncTree) { tr.resignHashes("mytool", func(map[string]string) {}) }},
@@ -1859,7 +2060,6 @@ func casesTodayMore() []oracleCase {
 
 // casesCerts: certificate chains and names.
 func casesCerts() []oracleCase {
-	const found = "found"
 	cn := func(s string) pkix.Name { return pkix.Name{CommonName: s} }
 	return []oracleCase{
 		// root.crt with two CAs (another first): phpseclib loads every
@@ -1910,21 +2110,19 @@ func casesCerts() []oracleCase {
 		}},
 		// The leaf signed by the CA with RSASSA-PSS: phpseclib 2's
 		// _validateSignature knows only the PKCS#1 v1.5 algorithms and
-		// returns null: files EXCEPTION "Certificate is not valid.".
-		// integrityd accepts PSS certificate signatures (checkSignature):
-		// group "found".
-		{name: "cert-pss-signed", needs: found, build: func(tr *ncTree) {
+		// returns null: files EXCEPTION "Certificate is not valid.". (Found
+		// by this test: integrityd accepted it until main's eb620cd.)
+		{name: "cert-pss-signed", build: func(tr *ncTree) {
 			tr.signAppWith("files", customLeaf(tr.t, &x509.Certificate{Subject: cn("files"), SignatureAlgorithm: x509.SHA256WithRSAPSS}, tr.keys.ca, tr.keys.caKey), verify.DigestSHA1)
 		}},
 	}
 }
 
 // casesManifestOdd: signed manifests whose hashes hold what a signer
-// would not write; Nextcloud compares keys and values as strings. The two
-// odd values are group "found": integrityd prints expected "" where
-// Nextcloud prints the manifest's text.
+// would not write; Nextcloud compares keys and values as strings. (Found
+// by this test: integrityd printed expected "" for the odd values until
+// main's eb620cd.)
 func casesManifestOdd() []oracleCase {
-	const found = "found"
 	tool := func(edit func(tr *ncTree, h map[string]string)) func(tr *ncTree) {
 		return func(tr *ncTree) { tr.resignHashes("mytool", func(h map[string]string) { edit(tr, h) }) }
 	}
@@ -1932,12 +2130,12 @@ func casesManifestOdd() []oracleCase {
 		// An uppercase hash of the right content: mytool INVALID_HASH
 		// appinfo/routes.php, expected = the uppercase text, current = the
 		// lowercase hash.
-		{name: "manifest-hash-uppercase", needs: found, build: tool(func(tr *ncTree, h map[string]string) {
+		{name: "manifest-hash-uppercase", build: tool(func(tr *ncTree, h map[string]string) {
 			h["appinfo/routes.php"] = strings.ToUpper(h["appinfo/routes.php"])
 		})},
 		// A value that is no hash: mytool INVALID_HASH lib/Tool.php with
 		// expected "x".
-		{name: "manifest-hash-not-hex", needs: found, build: tool(func(tr *ncTree, h map[string]string) {
+		{name: "manifest-hash-not-hex", build: tool(func(tr *ncTree, h map[string]string) {
 			h["lib/Tool.php"] = "x"
 		})},
 		// Keys no walk produces, with hashes of no file: "lib//x.php",
@@ -1972,51 +2170,5 @@ func casesManifestOdd() []oracleCase {
 			}
 			return ""
 		}},
-	}
-}
-
-// casesFound: differences this test found that are in no list of
-// documented differences (see the report); group "found" until they are
-// fixed or documented.
-func casesFound() []oracleCase {
-	const found = "found"
-	return []oracleCase{
-		// datadirectory written ROOT/./mydata: Nextcloud compares the
-		// iterator's paths with the string as written (rtrim '/' only),
-		// so it does not exclude ROOT/mydata: core EXTRA_FILE
-		// mydata/a/files/x.txt. integrityd cleans the path
-		// (verify.NewInstall, cleanAbs) and excludes it: nothing. Same
-		// rule as apps_paths written __DIR__ . '/../apps2'.
-		{name: "datadirectory-unnormalised", needs: found, build: func(tr *ncTree) {
-			tr.write("config/config.php", fmt.Sprintf("<?php\n$CONFIG = array (\n  'datadirectory' => '%s/./mydata',\n);\n", tr.root))
-			tr.write("mydata/a/files/x.txt", "data\n")
-		}},
-		// A dangling symbolic link: hash_file fails: core EXTRA_FILE
-		// lib/dangling.php with current false (JSON false). integrityd:
-		// current "" (the zero hash).
-		{name: "symlink-dangling", needs: found, build: func(tr *ncTree) {
-			tr.symlink("nowhere.php", "lib/dangling.php")
-		}},
-	}
-}
-
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if fi.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }

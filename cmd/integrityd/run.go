@@ -60,7 +60,7 @@ func newLogger(w io.Writer, format string) (*zap.Logger, error) {
 // the daemon's.
 func runCommand() config.Command {
 	return config.Command{
-		Flags:  append(checkFlags(), "state-dir", "rescan-interval", "reverify-period", "log-format", "metrics-listen", "metrics-textfile", "control-socket", "unsigned"),
+		Flags:  append(checkFlags(), "state-dir", "rescan-interval", "reverify-period", "log-format", "metrics-listen", "metrics-textfile", "who-data", "control-socket", "unsigned"),
 		Output: "text", Outputs: verify.Formats, NeedRoot: true,
 	}
 }
@@ -91,6 +91,7 @@ func loadRun(name string, args []string, stderr io.Writer) (*config.Settings, da
 		Workers: s.Workers, RescanInterval: s.RescanInterval, ReverifyPeriod: s.ReverifyPeriod, Unsigned: s.Unsigned,
 		// What integrityd's configuration does not pin follows Nextcloud's.
 		FollowConfig: len(s.AppsPaths) == 0 || s.DataDir == "", PinnedAppsPaths: s.AppsPaths, PinnedDataDir: s.DataDir,
+		WhoData: s.WhoData == "on",
 	}
 	if cfg.ReverifyPeriod == 0 {
 		cfg.ReverifyPeriod = -1 // off (the daemon's zero is its default)

@@ -47,6 +47,7 @@ func TestLoadRun(t *testing.T) {
 		Workers: 3, RescanInterval: 10 * time.Minute, ReverifyPeriod: 10 * time.Minute,
 		FollowConfig: true, // apps_path and data_dir are not pinned: Nextcloud's config.php says
 		Unsigned:     "on",
+		WhoData:      true,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("daemon.Config\ngot  %+v\nwant %+v", cfg, want)

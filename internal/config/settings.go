@@ -29,6 +29,7 @@ type Settings struct {
 	MetricsListen   string
 	MetricsTextfile string
 	ControlSocket   string // "" for the default ($RUNTIME_DIRECTORY/control.sock), "none" for none
+	WhoData         string // "on" or "off"
 	// Unsigned says whether code no signature covers is checked against
 	// the baseline in the state directory: "auto" (when a baseline
 	// exists), "on" (an empty baseline until one is recorded: every file
@@ -76,6 +77,7 @@ var settings = [...]setting{
 	{"log-format", "log_format", false, `"journal", "json", "console", or "auto" (journal when stderr is the journal, console on a terminal, else json)`, func(s *Settings) any { return &s.LogFormat }},
 	{"metrics-listen", "metrics_listen", false, "serve Prometheus metrics on this address (host:port, or unix:/path)", func(s *Settings) any { return &s.MetricsListen }},
 	{"metrics-textfile", "metrics_textfile", true, "write Prometheus metrics to this file for node_exporter's textfile collector", func(s *Settings) any { return &s.MetricsTextfile }},
+	{"who-data", "who_data", false, `"on": name the process that made each alerted change (fanotify; needs CAP_SYS_ADMIN, see packaging/systemd/drop-ins/who-data.conf; without it one warning, and alerts say the writer is unknown), or "off"`, func(s *Settings) any { return &s.WhoData }},
 	{"control-socket", "control_socket", true, `unix socket on which the daemon takes "rescan" from operators (mode 0660; default $RUNTIME_DIRECTORY/control.sock when systemd sets RUNTIME_DIRECTORY; "none" for none)`, func(s *Settings) any { return &s.ControlSocket }},
 	{"unsigned", "unsigned", false, `check code no signature covers (unsigned apps, themes/, PHP outside the scopes, the .htaccess below the marker) against the baseline in the state directory: "auto" (when integrityd baseline recorded one), "on" or "off"`, func(s *Settings) any { return &s.Unsigned }},
 }
@@ -116,6 +118,7 @@ func (c Command) Defaults() Settings {
 		RescanInterval: time.Hour,
 		ReverifyPeriod: 10 * time.Minute,
 		LogFormat:      "auto",
+		WhoData:        "on",
 		Unsigned:       "auto",
 	}
 }
@@ -251,6 +254,9 @@ func (s *Settings) validate(c Command) error {
 	}
 	if !slices.Contains([]string{"auto", "yes", "no"}, s.Enforce) {
 		return s.invalid("enforce", `%q, want "auto", "yes" or "no"`, s.Enforce)
+	}
+	if !slices.Contains([]string{"on", "off"}, s.WhoData) {
+		return s.invalid("who-data", `%q, want "on" or "off"`, s.WhoData)
 	}
 	if !slices.Contains([]string{"auto", "journal", "json", "console"}, s.LogFormat) {
 		return s.invalid("log-format", `%q, want "auto", "journal", "json" or "console"`, s.LogFormat)

@@ -151,7 +151,7 @@ unsigned = on
 	want := Settings{
 		ConfigFile: path, Root: "/srv/nc", AppsPaths: []string{"/srv/nc/apps", "/srv/nc/custom_apps"}, DataDir: "/srv/data",
 		Exclude: []string{"lib/big"}, Trust: "/etc/integrityd/root.crt", CRL: "none", Enforce: "yes", StateDir: "/srv/state",
-		RescanInterval: 45 * time.Minute, ReverifyPeriod: 5 * time.Minute, LogFormat: "json", MetricsListen: "127.0.0.1:9737", MetricsTextfile: "/srv/integrityd.prom",
+		RescanInterval: 45 * time.Minute, ReverifyPeriod: 5 * time.Minute, LogFormat: "json", MetricsListen: "127.0.0.1:9737", MetricsTextfile: "/srv/integrityd.prom", WhoData: "on",
 		Unsigned: "on",
 	}
 	if !reflect.DeepEqual(*s, want) {

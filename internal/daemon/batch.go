@@ -203,6 +203,7 @@ func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 		return false
 	}
 	s.setLinks(key, links)
+	l.linksChanged = true
 	l.replace(s, key, fresh)
 	return true
 }
@@ -263,6 +264,7 @@ func (l *loop) adopt(s *scope, r scopeScan) {
 		l.meta.Signed[s.sc.Name] = s.sc.Dir // remembered: it stays checked without its manifest
 	}
 	s.setLinks("", r.links)
+	l.linksChanged = true
 	l.replace(s, "", r.findings)
 	l.modified()
 }

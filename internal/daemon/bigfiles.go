@@ -107,6 +107,7 @@ func (l *loop) bigFinished(ctx context.Context, r bigResult) {
 	default:
 		l.touch(s, r.k.key)
 		s.setLinks(r.k.key, r.links)
+		l.linksChanged = true
 		l.replace(s, r.k.key, r.findings)
 	}
 	if again {

@@ -89,6 +89,18 @@ type Config struct {
 	PublishEvery time.Duration
 	// Watch tunes the watcher's batching.
 	Watch watch.Options
+	// WhoData asks who makes each change (watch.Writers: fanotify on the
+	// root's filesystem, which needs CAP_SYS_ADMIN and
+	// CAP_DAC_READ_SEARCH). An alert then carries integrity_pid,
+	// integrity_comm, integrity_exe, integrity_uid and integrity_unit,
+	// and its MESSAGE ends with journal.WrittenBy, or
+	// journal.WriterUnknown when the writer is not known (the kernel
+	// refused fanotify, which is logged once at start, "writers unknown:
+	// fanotify: ..."; the change predates the daemon; events were
+	// dropped). It is an addition to inotify, which finds the changes
+	// either way. Off, alerts are as before. It changes only with a
+	// restart.
+	WhoData bool
 	// Unsigned is the unsigned setting: "auto" (or ""), "on" or "off"
 	// (see verify.OpenBaseline).
 	Unsigned string
@@ -314,11 +326,19 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 	}
 	defer w.Close()
 	l.w = w
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if d.cfg.WhoData {
+		// Before the watches and the first scan, like them: a change
+		// made meanwhile has its writer.
+		if wr := d.openWriters(wctx); wr != nil {
+			defer wr.Close()
+			l.writers = wr
+		}
+	}
 	if err := l.addWatches(); err != nil {
 		return err
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	werr := make(chan error, 1)
 	go func() { werr <- w.Run(wctx) }()
 	sctx, stopSaver := context.WithCancel(context.Background())
@@ -348,6 +368,23 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 		ready()
 	}
 	return l.run(wctx, werr, mounts) // wctx: goroutines the loop starts end with Run
+}
+
+// openWriters starts watch.Writers on the root, or logs once why the
+// writers will be unknown and returns nil.
+func (d *Daemon) openWriters(ctx context.Context) *watch.Writers {
+	wr, err := watch.OpenWriters(d.cfg.Root, 0)
+	if err != nil {
+		d.log.Warn("writers unknown: "+err.Error(), zap.Error(err))
+		return nil
+	}
+	d.log.Info("writers known: fanotify, "+wr.Mode(), zap.String("root", d.cfg.Root))
+	go func() {
+		if err := wr.Run(ctx); err != nil {
+			d.log.Warn("writers unknown from now on: "+err.Error(), zap.Error(err))
+		}
+	}()
+	return wr
 }
 
 type request struct {

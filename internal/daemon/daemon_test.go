@@ -184,7 +184,18 @@ func sortOf(e observer.LoggedEntry) string {
 			return sortResolved
 		}
 	case journal.AlertID(kind):
-		if e.Message == journal.FindingLine(kind, scope, path, reason) {
+		// With who-data, the writer the fields name ends the line.
+		line := journal.FindingLine(kind, scope, path, reason)
+		if pid, ok := m["integrity_pid"].(int64); ok {
+			uid, ok := m["integrity_uid"].(int64)
+			if !ok {
+				uid = -1
+			}
+			comm, _ := m["integrity_comm"].(string)
+			unit, _ := m["integrity_unit"].(string)
+			line += journal.WrittenBy(comm, int(pid), int(uid), unit)
+		}
+		if e.Message == line || e.Message == line+journal.WriterUnknown {
 			return sortAlert
 		}
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"go.uber.org/zap"
 
@@ -82,7 +83,49 @@ func (l *loop) report(t Transition) {
 		}
 		return
 	}
-	l.d.logTransition(t)
+	who, fields := "", []zap.Field(nil)
+	if t.Alert {
+		who, fields = l.who(f)
+	}
+	l.d.logTransition(t, who, fields)
+}
+
+// who returns the end of an alert's MESSAGE and the fields that name the
+// writer of f's file: nothing when who-data is off, WriterUnknown when
+// it is on and the writer is not known (or f is of a whole scope).
+//
+// No waiting: the kernel queues a change's fanotify event in the system
+// call that makes it, before inotify's event that led here, and Lookup
+// reads the queue before it answers.
+func (l *loop) who(f *verify.Finding) (string, []zap.Field) {
+	if !l.cfg.WhoData {
+		return "", nil
+	}
+	s := l.scopes[f.Scope]
+	if l.writers == nil || s == nil || f.Path == "" {
+		return journal.WriterUnknown, nil
+	}
+	dir := s.sc.Dir
+	if s.real != "" {
+		dir = s.real
+	}
+	wr, ok := l.writers.Lookup(filepath.Join(dir, filepath.FromSlash(f.Path)))
+	if !ok {
+		return journal.WriterUnknown, nil
+	}
+	fs := []zap.Field{zap.Int("integrity_pid", wr.Pid)}
+	str := func(key, v string) {
+		if v != "" {
+			fs = append(fs, zap.String(key, v))
+		}
+	}
+	str("integrity_comm", wr.Comm)
+	str("integrity_exe", wr.Exe)
+	if wr.UID >= 0 {
+		fs = append(fs, zap.Int("integrity_uid", wr.UID))
+	}
+	str("integrity_unit", wr.Unit)
+	return journal.WrittenBy(wr.Comm, wr.Pid, wr.UID, wr.Unit), fs
 }
 
 // flushFlood writes one summary per directory whose entries were cut this
@@ -106,20 +149,21 @@ func (l *loop) flushFlood() {
 	clear(l.flood)
 }
 
-// logTransition writes t to the journal (and counts alerts).
-func (d *Daemon) logTransition(t Transition) {
+// logTransition writes t to the journal (and counts alerts); an alert's
+// MESSAGE ends with who and its fields include whoFields (loop.who).
+func (d *Daemon) logTransition(t Transition, who string, whoFields []zap.Field) {
 	switch {
 	case t.New == nil:
 		d.log.Info(journal.ResolvedLine(string(t.Old.Kind), t.Old.Scope, t.Old.Path), append(alertFields(t.Old), zap.String("message_id", journal.IDResolved))...)
 	case t.Alert:
 		f := t.New
 		d.metrics.alerts.WithLabelValues(string(f.Kind)).Inc()
-		fields := append(alertFields(f), zap.String("message_id", journal.AlertID(string(f.Kind))))
+		fields := append(append(alertFields(f), zap.String("message_id", journal.AlertID(string(f.Kind)))), whoFields...)
 		msg := ""
 		if f.Kind == verify.KindException || f.Kind == verify.HtaccessDirective {
 			msg = f.Message // the reason, the directives and their lines
 		}
-		line := journal.FindingLine(string(f.Kind), f.Scope, f.Path, msg)
+		line := journal.FindingLine(string(f.Kind), f.Scope, f.Path, msg) + who
 		if f.Kind == verify.KindException && f.Path == "" || highPriority(f) {
 			d.log.Error(line, fields...)
 			return

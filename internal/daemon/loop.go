@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -26,6 +27,11 @@ type loop struct {
 	in    *verify.Install
 	trust *verify.Trust
 	w     *watch.Watcher
+	// writers says who made a change (nil: who-data off or refused);
+	// it tracks the files with several names (linksChanged: to do
+	// again), whose change through another name it reports (kicks).
+	writers      *watch.Writers
+	linksChanged bool
 
 	scopes map[string]*scope
 	// findings: scope -> path ("" for the scope) -> finding. The inner
@@ -131,6 +137,24 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 	}
 }
 
+// trackLinks has the writers track the files of every scope that can
+// change without an event under the install (symlinks' targets, files with
+// several names).
+func (l *loop) trackLinks() {
+	l.linksChanged = false
+	var paths []string
+	for _, s := range l.scopes {
+		dir := s.sc.Dir
+		if s.real != "" {
+			dir = s.real
+		}
+		for k := range s.links {
+			paths = append(paths, filepath.Join(dir, filepath.FromSlash(k)))
+		}
+	}
+	l.writers.Track(paths)
+}
+
 // run is the loop: batches, settle timers, scans, requests, until ctx is
 // done.
 func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.MountChange) error {
@@ -152,6 +176,11 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 	settle.Stop()
 	publish := time.NewTimer(time.Hour)
 	publish.Stop()
+	var kicks <-chan struct{}
+	if l.writers != nil {
+		kicks = l.writers.Kicks()
+		l.trackLinks()
+	}
 	for {
 		d.beat.Store(time.Now().UnixNano())
 		select {
@@ -188,6 +217,13 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 		case r := <-l.bigDone:
 			l.bigFinished(ctx, r)
 		case <-publish.C:
+		case <-kicks:
+			// A file with another name changed, maybe through a name
+			// outside the install: no inotify event, no batch.
+			l.recheckLinks(ctx)
+		}
+		if l.writers != nil && l.linksChanged {
+			l.trackLinks()
 		}
 		l.flushFlood()
 		if l.fatal != nil {
@@ -408,6 +444,7 @@ func (l *loop) reconfigure(next Config) {
 	}{
 		{"root", l.cfg.Root, next.Root}, {"apps paths", l.cfg.AppsPaths, next.AppsPaths},
 		{"data directory", l.cfg.DataDir, next.DataDir}, {"state directory", l.cfg.StateDir, next.StateDir},
+		{"who data", l.cfg.WhoData, next.WhoData},
 	}
 	for _, f := range fixed {
 		if fmt.Sprint(f.old) != fmt.Sprint(f.next) {

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/integrityd/integrityd/internal/verify"
@@ -40,4 +41,39 @@ func FindingLine(kind, scope, path, message string) string {
 // ResolvedLine is the MESSAGE of a finding that healed.
 func ResolvedLine(kind, scope, path string) string {
 	return "resolved " + FindingLine(kind, scope, path, "")
+}
+
+// WriterUnknown ends the MESSAGE of an alert whose writer the daemon
+// tried to learn (who-data on) and could not: fanotify was refused, the
+// change predates the daemon or the kernel dropped events.
+const WriterUnknown = ", writer unknown"
+
+// WrittenBy ends the MESSAGE of an alert with the process that made the
+// change, as /proc described it:
+//
+//	INVALID_HASH core lib/base.php, written by php-fpm8.2 (pid 4711, uid 33, php8.2-fpm.service)
+//
+// comm "" (the process was gone) reads "an exited process"; uid < 0 and
+// unit "" are left out. A process names itself (comm is what it set with
+// prctl), so every part is quoted as FindingLine quotes a path.
+func WrittenBy(comm string, pid, uid int, unit string) string {
+	var b strings.Builder
+	b.WriteString(", written by ")
+	if comm == "" {
+		b.WriteString("an exited process")
+	} else {
+		b.WriteString(verify.EscapeControl(comm))
+	}
+	b.WriteString(" (pid ")
+	b.WriteString(strconv.Itoa(pid))
+	if uid >= 0 {
+		b.WriteString(", uid ")
+		b.WriteString(strconv.Itoa(uid))
+	}
+	if unit != "" {
+		b.WriteString(", ")
+		b.WriteString(verify.EscapeControl(unit))
+	}
+	b.WriteByte(')')
+	return b.String()
 }

@@ -43,5 +43,7 @@
 //
 // [Load] merges the files as Nextcloud's \OC\Config::readData does:
 // config.php, then every *.config.php of the same directory in natural order
-// (PHP's glob, then natsort), each in a fresh scope, with array_merge.
+// (PHP's glob, then natsort), with array_merge. As in readData, whose
+// method includes them all, the files share one scope: a variable one file
+// sets is seen by the next; only $CONFIG is unset before each file.
 package phpconf

@@ -23,6 +23,20 @@ type Env struct {
 type Scope struct {
 	vars   map[string]Value
 	opaque *Reason
+	// gone: variables unset since opaque was set (readData unsets
+	// $CONFIG before each file, whatever an earlier include did).
+	gone map[string]bool
+}
+
+// newScope returns an empty scope.
+func newScope() *Scope { return &Scope{vars: map[string]Value{}, gone: map[string]bool{}} }
+
+// unset removes a variable.
+func (s *Scope) unset(name string) {
+	delete(s.vars, name)
+	if s.opaque != nil {
+		s.gone[name] = true
+	}
 }
 
 // Var returns a variable's value; ok is false when it is not set. Every
@@ -31,7 +45,7 @@ func (s *Scope) Var(name string) (Value, bool) {
 	if v, ok := s.vars[name]; ok {
 		return v, true
 	}
-	if s.opaque != nil {
+	if s.opaque != nil && !s.gone[name] {
 		return unknownR(s.opaque), true
 	}
 	return Value{}, false
@@ -40,17 +54,27 @@ func (s *Scope) Var(name string) (Value, bool) {
 // Eval evaluates the PHP source of one file in a fresh scope. name is used
 // in errors and reasons.
 func Eval(name string, src []byte, env Env) (*Scope, error) {
-	toks, err := lex(name, string(src))
-	if err != nil {
+	sc := newScope()
+	if err := evalIn(sc, name, src, env); err != nil {
 		return nil, err
 	}
-	e := &evaluator{file: name, env: env, toks: toks, sc: &Scope{vars: map[string]Value{}}}
+	return sc, nil
+}
+
+// evalIn evaluates the PHP source of one file in the scope sc, as PHP's
+// include does: the file sees and changes sc's variables.
+func evalIn(sc *Scope, name string, src []byte, env Env) error {
+	toks, err := lex(name, string(src))
+	if err != nil {
+		return err
+	}
+	e := &evaluator{file: name, env: env, toks: toks, sc: sc}
 	for e.peek().kind != tEOF {
 		if err := e.statement(); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return e.sc, nil
+	return nil
 }
 
 type evaluator struct {
@@ -63,7 +87,12 @@ type evaluator struct {
 	cond  []int // lines of the ifs whose bodies are being evaluated
 	rest  int   // line of a conditional return: the rest is conditional
 	dead  bool  // after an unconditional return
+	work  int   // entries copied or moved: bounded by maxWork
 }
+
+// maxWork bounds the array entries copied (copy on write) or moved (unset)
+// while evaluating one file, against quadratic inputs.
+const maxWork = 1 << 22
 
 func (e *evaluator) peek() token { return e.toks[e.p] }
 
@@ -141,6 +170,9 @@ func (e *evaluator) statement() error {
 		return err
 	}
 	defer e.leave()
+	if e.work > maxWork {
+		return e.errf(e.peek().line, "too complex to evaluate (more than %d array entries copied)", maxWork)
+	}
 	t := e.peek()
 	switch t.kind {
 	case tClose:
@@ -519,6 +551,7 @@ func (e *evaluator) effects(from, to int) {
 			if e.sc.opaque == nil {
 				e.sc.opaque = r
 			}
+			clear(e.sc.gone)
 		}
 	}
 	for i := from; i < to; i++ {
@@ -672,6 +705,7 @@ func (e *evaluator) setIn(cur Value, path []pathElem, v Value, cond *Reason, roo
 	case cur.kind == Array:
 		a = cur.a
 		if a.shared {
+			e.work += len(a.keys)
 			a = a.clone()
 		}
 	default:
@@ -688,7 +722,7 @@ func (e *evaluator) setIn(cur Value, path []pathElem, v Value, cond *Reason, roo
 		}
 		nk, ok := a.nextKey()
 		if !ok {
-			a.openUp(firstReason(a.open, &Reason{File: e.file, Line: el.line, Why: "the index of an appended element cannot be known"}))
+			a.appendUnknown(&Reason{File: e.file, Line: el.line, Why: "the index of an appended element cannot be known"})
 			return out
 		}
 		k = nk
@@ -773,7 +807,7 @@ func (e *evaluator) unset() error {
 			if cond != nil {
 				e.sc.vars[t.name] = unknownR(cond)
 			} else {
-				delete(e.sc.vars, t.name)
+				e.sc.unset(t.name)
 			}
 			continue
 		}
@@ -796,6 +830,7 @@ func (e *evaluator) unsetIn(cur Value, path []pathElem) Value {
 	}
 	el := path[0]
 	a := cur.a
+	e.work += len(a.keys)
 	if a.shared {
 		a = a.clone()
 	}
@@ -878,6 +913,11 @@ func (e *evaluator) expr(arrow bool) (Value, error) {
 		return v, nil
 	}
 	t := e.peek()
+	if t.kind == tVar || t.kind == tString || t.kind == tInt || t.kind == tFloat ||
+		t.kind == tIdent && !operatorWords[strings.ToLower(t.text)] && !prefixWords[strings.ToLower(t.text)] {
+		// An operand followed by another: no operator starts that way.
+		return Value{}, e.unexpected()
+	}
 	if v.kind != Unknown {
 		v = unknown(e.file, t.line, "%s cannot be evaluated", describe(t, e.peekAt(1)))
 	}
@@ -1006,6 +1046,11 @@ func (e *evaluator) unary() (Value, error) {
 	return e.primary()
 }
 
+// prefixWords start expressions that are not calls or constants.
+var prefixWords = map[string]bool{"new": true, "clone": true, "print": true, "fn": true, "function": true,
+	"static": true, "throw": true, "yield": true, "include": true, "include_once": true, "require": true,
+	"require_once": true, "match": true, "list": true}
+
 var casts = map[string]bool{"int": true, "integer": true, "bool": true, "boolean": true, "float": true,
 	"double": true, "real": true, "string": true, "binary": true, "array": true, "object": true, "unset": true}
 
@@ -1016,16 +1061,16 @@ func (e *evaluator) primary() (Value, error) {
 	switch t.kind {
 	case tString:
 		e.p++
-		if t.reason != "" {
-			return unknown(e.file, t.line, "%s", t.reason), nil
+		if t.reason != 0 {
+			return unknown(e.file, t.line, "%s", strReasons[t.reason]), nil
 		}
-		return strVal(t.str), nil
+		return strVal(t.text), nil
 	case tInt:
 		e.p++
-		return Value{kind: Int, i: t.ival}, nil
+		return Value{kind: Int, i: t.ival()}, nil
 	case tFloat:
 		e.p++
-		return Value{kind: Float, f: t.fval}, nil
+		return Value{kind: Float, f: t.fval()}, nil
 	case tVar:
 		e.p++
 		if e.atTerm(false) || e.isPunct(".") {
@@ -1038,6 +1083,18 @@ func (e *evaluator) primary() (Value, error) {
 			if next.kind == tIdent && casts[strings.ToLower(next.text)] {
 				if c := e.peekAt(2); c.kind == tPunct && c.text == ")" {
 					e.p += 3
+					if e.atTerm(false) {
+						return Value{}, e.unexpected()
+					}
+					if err := e.enter(); err != nil {
+						return Value{}, err
+					}
+					defer e.leave()
+					start := e.p
+					if _, err := e.unary(); err != nil {
+						return Value{}, err
+					}
+					e.effects(start, e.p)
 					return unknown(e.file, t.line, "(%s) cast cannot be evaluated", next.text), nil
 				}
 			}
@@ -1095,6 +1152,9 @@ func (e *evaluator) primary() (Value, error) {
 			return strVal(e.env.ServerRoot), nil
 		case name == "dirname" && nextIs("("):
 			return e.dirname()
+		case prefixWords[name] && plain:
+			// new Foo, fn() => ..., static fn, print ...: left to expr's skip.
+			return unknown(e.file, t.line, "%s cannot be evaluated", t.text), nil
 		case nextIs("("):
 			e.p++
 			start := e.p
@@ -1242,7 +1302,7 @@ func (e *evaluator) array(closer string, line int) (Value, error) {
 			} else if k, ok := a.nextKey(); ok {
 				a.set(k, kv)
 			} else {
-				a.openUp(firstReason(a.open, &Reason{File: e.file, Line: el.line, Why: "the index of an element cannot be known"}))
+				a.appendUnknown(&Reason{File: e.file, Line: el.line, Why: "the index of an element cannot be known"})
 			}
 		}
 		if e.isPunct(",") {

@@ -24,14 +24,23 @@ const (
 
 type token struct {
 	kind   tokKind
+	reason uint8 // tString whose value cannot be evaluated: index into strReasons
+	dot    bool  // a float written with a leading '.' (".5")
 	line   int
-	text   string
-	str    string
-	reason string // tString whose value cannot be evaluated (interpolation, heredoc)
-	dot    bool   // a float written with a leading '.' (".5")
-	ival   int64
-	fval   float64
+	text   string // names, punctuation; a string literal's value
+	num    uint64 // tInt: the int64; tFloat: the float64's bits
 }
+
+var strReasons = [...]string{"",
+	"variable interpolation in a double-quoted string cannot be evaluated",
+	"heredoc strings are not evaluated",
+	"nowdoc strings are not evaluated"}
+
+func (t token) ival() int64   { return int64(t.num) }
+func (t token) fval() float64 { return math.Float64frombits(t.num) }
+
+// maxTokens bounds the tokens of one file (a 2,000-key config has 30,000).
+const maxTokens = 1 << 20
 
 // SyntaxError is a file that PHP itself would refuse, or one this package
 // refuses to read (too deep, leading content).
@@ -76,17 +85,20 @@ func (l *lexer) errf(line int, format string, args ...any) error {
 // and may end with "?>" followed by at most one newline, as Nextcloud
 // requires of its config files.
 func lex(file, src string) ([]token, error) {
-	l := &lexer{file: file, src: src, line: 1}
+	l := &lexer{file: file, src: src, line: 1, toks: make([]token, 0, min(len(src)/4+16, maxTokens+1))}
 	if err := l.openTag(); err != nil {
 		return nil, err
 	}
 	for {
+		if len(l.toks) > maxTokens {
+			return nil, l.errf(l.line, "more than %d tokens", maxTokens)
+		}
 		done, err := l.next()
 		if err != nil {
 			return nil, err
 		}
 		if done {
-			l.toks = append(l.toks, token{kind: tEOF, line: l.line})
+			l.emitAt(tEOF, l.line, "")
 			return l.toks, l.adjacent()
 		}
 	}
@@ -152,6 +164,10 @@ func (l *lexer) next() (bool, error) {
 
 func (l *lexer) emit(t token) { l.toks = append(l.toks, t) }
 
+func (l *lexer) emitAt(kind tokKind, line int, text string) {
+	l.toks = append(l.toks, token{kind: kind, line: line, text: text})
+}
+
 func (l *lexer) token() error {
 	s, start, line := l.src, l.pos, l.line
 	c := s[start]
@@ -168,7 +184,7 @@ func (l *lexer) token() error {
 		if l.pos < len(s) {
 			return l.errf(line, `content after "?>" (PHP outputs it and Nextcloud refuses the file)`)
 		}
-		l.emit(token{kind: tClose, line: line, text: "?>"})
+		l.emitAt(tClose, line, "?>")
 		return nil
 	case c == '$' && start+1 < len(s) && isIdentStart(s[start+1]):
 		e := start + 1
@@ -176,7 +192,7 @@ func (l *lexer) token() error {
 			e++
 		}
 		l.pos = e
-		l.emit(token{kind: tVar, line: line, text: s[start+1 : e]})
+		l.emitAt(tVar, line, s[start+1:e])
 		return nil
 	case isIdentStart(c) || (c == '\\' && start+1 < len(s) && isIdentStart(s[start+1])):
 		e := start
@@ -196,7 +212,7 @@ func (l *lexer) token() error {
 			return l.token()
 		}
 		l.pos = e
-		l.emit(token{kind: tIdent, line: line, text: s[start:e]})
+		l.emitAt(tIdent, line, s[start:e])
 		return nil
 	case c == '\'':
 		return l.single()
@@ -213,7 +229,7 @@ func (l *lexer) token() error {
 	for _, p := range puncts {
 		if strings.HasPrefix(s[start:], p) {
 			l.pos += len(p)
-			l.emit(token{kind: tPunct, line: line, text: p})
+			l.emitAt(tPunct, line, p)
 			return nil
 		}
 	}
@@ -244,7 +260,7 @@ func (l *lexer) single() error {
 		i++
 	}
 	l.pos = i + 1
-	l.emit(token{kind: tString, line: line, str: b.String()})
+	l.emitAt(tString, line, b.String())
 	return nil
 }
 
@@ -262,7 +278,7 @@ func hexVal(c byte) int {
 func (l *lexer) double() error {
 	s, line := l.src, l.line
 	var b strings.Builder
-	reason := ""
+	reason := uint8(0)
 	i := l.pos + 1
 	for {
 		if i >= len(s) {
@@ -278,18 +294,14 @@ func (l *lexer) double() error {
 			b.WriteByte(c)
 			i++
 		case c == '$' && i+1 < len(s) && (isIdentStart(s[i+1]) || s[i+1] == '{'):
-			if reason == "" {
-				reason = "variable interpolation in a double-quoted string cannot be evaluated"
-			}
+			reason = 1
 			b.WriteByte(c)
 			i++
 		case c == '{' && i+1 < len(s) && s[i+1] == '$':
 			if i+2 >= len(s) || !(isIdentStart(s[i+2]) || s[i+2] == '$' || s[i+2] == '{') {
 				return l.errf(l.line, "syntax error in string interpolation")
 			}
-			if reason == "" {
-				reason = "variable interpolation in a double-quoted string cannot be evaluated"
-			}
+			reason = 1
 			b.WriteByte(c)
 			i++
 		case c == '\\' && i+1 < len(s):
@@ -304,7 +316,7 @@ func (l *lexer) double() error {
 		}
 	}
 	l.pos = i + 1
-	l.emit(token{kind: tString, line: line, str: b.String(), reason: reason})
+	l.emit(token{kind: tString, line: line, text: b.String(), reason: reason})
 	return nil
 }
 
@@ -428,11 +440,11 @@ func (l *lexer) heredoc() error {
 		}
 		if strings.HasPrefix(s[j:], id) && (j+len(id) >= len(s) || !isIdentChar(s[j+len(id)])) {
 			l.pos = j + len(id)
-			kind := "heredoc"
+			r := uint8(2)
 			if quote == '\'' {
-				kind = "nowdoc"
+				r = 3
 			}
-			l.emit(token{kind: tString, line: line, reason: kind + " strings are not evaluated"})
+			l.emit(token{kind: tString, line: line, reason: r})
 			return nil
 		}
 	}
@@ -519,7 +531,7 @@ func (l *lexer) number() error {
 		if err != nil && !isRangeErr(err) {
 			return l.errf(line, "invalid numeric literal")
 		}
-		l.emit(token{kind: tFloat, line: line, fval: f, dot: lit[0] == '.'})
+		l.emit(token{kind: tFloat, line: line, num: math.Float64bits(f), dot: lit[0] == '.'})
 		return nil
 	}
 	d := strings.ReplaceAll(intPart, "_", "")
@@ -548,7 +560,7 @@ func (l *lexer) emitInt(d string, base, line int) {
 		d = "0"
 	}
 	if v, err := strconv.ParseInt(d, base, 64); err == nil {
-		l.emit(token{kind: tInt, line: line, ival: v})
+		l.emit(token{kind: tInt, line: line, num: uint64(v)})
 		return
 	}
 	var f float64
@@ -561,7 +573,7 @@ func (l *lexer) emitInt(d string, base, line int) {
 			f = math.Inf(1)
 		}
 	}
-	l.emit(token{kind: tFloat, line: line, fval: f})
+	l.emit(token{kind: tFloat, line: line, num: math.Float64bits(f)})
 }
 
 // operatorWords are the names that may follow a value.

@@ -69,7 +69,8 @@ func (e *UnknownError) Error() string {
 // Load reads Nextcloud's configuration as \OC\Config::readData does:
 // configDir/config.php (skipped when it does not exist, as Nextcloud skips
 // it when it cannot open it), then every configDir/*.config.php in PHP's
-// natsort order, each evaluated in a fresh scope, merged with array_merge.
+// natsort order, merged with array_merge. The files share one scope (the
+// method's) in which $CONFIG is unset before each file.
 // serverRoot is OC::$SERVERROOT. A file that cannot be read is an error:
 // Nextcloud dies on an unreadable *.config.php ("Could not open the config
 // file"), and a config.php that exists but that this process cannot read
@@ -92,6 +93,9 @@ func Load(configDir, serverRoot string) (*Config, error) {
 	sort.SliceStable(visible, func(i, j int) bool { return strnatcmp(visible[i], visible[j]) < 0 })
 	files = append(files, visible...)
 	var next int64
+	// readData includes every file from the same method: they share one
+	// scope, and only $CONFIG is unset before each.
+	sc := newScope()
 	for _, f := range files {
 		data, err := readFile(f)
 		if err != nil {
@@ -100,8 +104,8 @@ func Load(configDir, serverRoot string) (*Config, error) {
 			}
 			return nil, fmt.Errorf("read config: %w", err)
 		}
-		sc, err := Eval(f, data, Env{File: resolveFile(f), ServerRoot: c.serverRoot})
-		if err != nil {
+		sc.unset("CONFIG")
+		if err := evalIn(sc, f, data, Env{File: resolveFile(f), ServerRoot: c.serverRoot}); err != nil {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
 		c.files = append(c.files, f)
@@ -159,12 +163,20 @@ func merge(dst *Arr, v Value, next *int64) {
 		dst.openUp(v.a.open)
 	}
 	dst.orderUnknown = firstReason(dst.orderUnknown, v.a.orderUnknown)
+	if r := firstReason(v.a.open, v.a.nextUnknown); r != nil {
+		// int keys may be hidden: the renumbering is no longer known
+		dst.nextUnknown = firstReason(dst.nextUnknown, r)
+	}
 	for i, k := range v.a.keys {
 		val := share(v.a.vals[i])
 		if k.IsInt {
-			if dst.open == nil {
+			if dst.open == nil && dst.nextUnknown == nil {
 				dst.set(Key{IsInt: true, I: *next}, val)
 				*next++
+				if val.kind == Unknown {
+					// it may be absent: the keys after it are not known
+					dst.nextUnknown = val.r
+				}
 			}
 			continue
 		}
@@ -318,7 +330,14 @@ func (c *Config) DataDir() (string, error) {
 // integrity.check.disabled with getSystemValueBool (PHP's (bool) cast);
 // before it, only the boolean true disables the check
 // (getSystemValue(...) === true).
-const BoolCastSince = 31
+//
+// 25.0.12 compares with === true; 33.0.0 casts. A Checker with the cast
+// that still reads the channel from EnvironmentHelper and already stores
+// its results as a lazy app config value (nextcloud/server#43907, merged
+// for 29) shows the cast was there in 29; the versions 26 to 28 were not
+// found. 29 errs on the side of checking: where the real change came
+// earlier, a string such as 'true' is read as not disabling the check.
+const BoolCastSince = 29
 
 // IntegrityCheckDisabled reports whether integrity.check.disabled disables
 // the integrity check, as the Checker of Nextcloud major version major
@@ -523,4 +542,40 @@ func compareLeft(a string, ap *int, b string, bp *int) int {
 			return 1
 		}
 	}
+}
+
+// ServerVersionSince is the first Nextcloud major whose channel comes from
+// OCP\ServerVersion::getChannel: updater.release.channel is taken only when
+// it is one of beta, stable, enterprise, git (getSystemValueString), else
+// version.php's $OC_Channel. Before it, OC_Util::getChannel returns
+// getSystemValue('updater.release.channel', $OC_Channel) as it is.
+const ServerVersionSince = 31
+
+// Channel is the release channel Nextcloud's Checker sees (it enforces the
+// check unless the channel is "" or "git"). A value of updater.release.channel
+// that is not a string is returned as "(KIND value)" for Nextcloud < 31,
+// which compares it strictly and so enforces the check.
+func (c *Config) Channel(v *Version) (string, error) {
+	const key = "updater.release.channel"
+	val, found := c.Value(key)
+	if !found {
+		return v.Channel, nil
+	}
+	if val.kind == Unknown {
+		return "", &UnknownError{Key: key, Reason: val.r}
+	}
+	s, isStr := val.Str()
+	if len(v.Version) > 0 && v.Version[0] >= ServerVersionSince {
+		switch s {
+		case "beta", "stable", "enterprise", "git":
+			if isStr {
+				return s, nil
+			}
+		}
+		return v.Channel, nil
+	}
+	if !isStr {
+		return "(" + val.kind.String() + " value)", nil
+	}
+	return s, nil
 }

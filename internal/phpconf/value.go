@@ -317,3 +317,15 @@ func (a *Arr) setMaybe(k Key, r *Reason) {
 		}
 	}
 }
+
+// appendUnknown records an element appended at an index that cannot be
+// known. An append never replaces an entry (the next free index is past
+// every int key), so the entries stay known, unless PHP would fail ("next
+// element is already occupied").
+func (a *Arr) appendUnknown(r *Reason) {
+	if a.open == nil && a.nextUnknown == nil {
+		a.openUp(r) // the occupied case: PHP throws
+		return
+	}
+	a.open = firstReason(a.open, r)
+}

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 
@@ -99,7 +98,10 @@ func OpenInstall(root string, appsRoots []string, dataDir string) (*Install, err
 	} else if err != nil {
 		return nil, fmt.Errorf("read version: %w", err)
 	}
-	root = cleanAbs(root)
+	// OC::$SERVERROOT is lib/base.php's __DIR__ less "/lib": symbolic
+	// links resolved. The Checker, apps_paths with OC::$SERVERROOT and the
+	// exclusions all work on that path, and so does integrityd.
+	root = resolved(root)
 	v, err := readVersion(filepath.Join(root, "version.php"))
 	if err != nil {
 		return nil, err
@@ -131,9 +133,26 @@ func OpenInstall(root string, appsRoots []string, dataDir string) (*Install, err
 			}
 		}
 	}
+	// The walk sees the resolved root: apps roots and the data directory
+	// below it are compared as resolved paths too.
+	for i, a := range appsRoots {
+		appsRoots[i] = resolved(a)
+	}
+	if dataDir != "" {
+		dataDir = resolved(dataDir)
+	}
 	in := NewInstall(root, appsRoots, dataDir)
 	in.Version = v
 	return in, nil
+}
+
+// resolved is p, absolute, with symbolic links resolved when it exists.
+func resolved(p string) string {
+	p = cleanAbs(p)
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
 }
 
 // readVersion reads version.php as PHP evaluates it. What it does not set
@@ -180,8 +199,8 @@ func ReadVersion(root string) Version {
 // (Checker::isCodeCheckEnforced): not on the "git" channel or an empty one
 // (the channel of version.php, or config's updater.release.channel: any
 // value before 31, one of beta, stable, enterprise, git from 31 on), nor
-// when integrity.check.disabled is set (the boolean true before 31, any
-// truthy value from 31 on). The channel is returned for messages.
+// when integrity.check.disabled is set (the boolean true before 29, any
+// truthy value from 29 on). The channel is returned for messages.
 func (in *Install) Enforced() (bool, string, error) {
 	v, err := readVersion(filepath.Join(in.Root, "version.php"))
 	if err != nil {
@@ -191,13 +210,9 @@ func (in *Install) Enforced() (bool, string, error) {
 	if err != nil {
 		return false, v.Channel, err
 	}
-	channel := v.Channel
-	c, ok, err := cfg.String("updater.release.channel")
+	channel, err := cfg.Channel(&phpconf.Version{Version: v.Parts, VersionString: v.String, Channel: v.Channel})
 	if err != nil {
-		return false, channel, err
-	}
-	if ok && (v.Major() < 31 || slices.Contains([]string{"beta", "stable", "enterprise", "git"}, c)) {
-		channel = c
+		return false, v.Channel, err
 	}
 	if channel == "" || channel == "git" {
 		return false, channel, nil

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -194,5 +195,29 @@ func TestOpenInstallConfig(t *testing.T) {
 				t.Errorf("version %+v", in.Version)
 			}
 		})
+	}
+}
+
+// TestOpenInstallSymlinkedRoot: --root through a symbolic link (a
+// common /var/www/nextcloud -> /srv/nextcloud-29 layout) is the resolved
+// path, as OC::$SERVERROOT is, and so are the apps roots pinned through
+// the link: the apps are not core's EXTRA_FILEs.
+func TestOpenInstallSymlinkedRoot(t *testing.T) {
+	real := filepath.Join(t.TempDir(), "nc-33")
+	writeFile(t, filepath.Join(real, "version.php"), []byte("<?php\n$OC_Version = array(33,0,0,16);\n"))
+	writeFile(t, filepath.Join(real, "custom_apps", "notes", "appinfo", "info.xml"), infoXMLOf("notes", "1.0"))
+	link := filepath.Join(t.TempDir(), "nextcloud")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	in, err := OpenInstall(link, []string{filepath.Join(link, "custom_apps")}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Root != real || !slices.Equal(in.AppsRoots, []string{filepath.Join(real, "custom_apps")}) {
+		t.Errorf("root %s apps %q, want both under %s", in.Root, in.AppsRoots, real)
+	}
+	if !in.Excluded(filepath.Join(real, "custom_apps")) && !in.IsAppsRoot(filepath.Join(real, "custom_apps")) {
+		t.Error("the pinned apps root is not recognised under the resolved root")
 	}
 }

@@ -272,13 +272,15 @@ done
 echo "== tamper: append to index.php, add core/shell.php; one-line alerts"
 $E cp "$work/nc/index.php" "$work/index.php.orig"
 $E sh -c 'echo "eval(\$_GET[1]);" >>"$1/index.php"; echo "<?php" >"$1/core/shell.php"' sh "$work/nc"
-wait_line integrityd "INVALID_HASH core index.php"
-wait_line integrityd "EXTRA_FILE core core/shell.php"
+# who_data is on by default; the hardened unit without the who-data
+# drop-in has no CAP_SYS_ADMIN for fanotify: the writer is unknown.
+wait_line integrityd "INVALID_HASH core index.php, writer unknown"
+wait_line integrityd "EXTRA_FILE core core/shell.php, writer unknown"
 entry=$(journal integrityd -o json MESSAGE_ID=90db44e0a320482eb73a78bb4bb5ef96 | tail -1)
 echo "$entry" | python3 -c '
 import json, sys
 e = json.load(sys.stdin)
-want = {"MESSAGE": "INVALID_HASH core index.php", "PRIORITY": "4", "INTEGRITY_KIND": "INVALID_HASH",
+want = {"MESSAGE": "INVALID_HASH core index.php, writer unknown", "PRIORITY": "4", "INTEGRITY_KIND": "INVALID_HASH",
         "INTEGRITY_SCOPE": "core", "INTEGRITY_PATH": "index.php", "SYSLOG_IDENTIFIER": "integrityd",
         "_SYSTEMD_UNIT": "integrityd.service"}
 bad = {k: (e.get(k), v) for k, v in want.items() if e.get(k) != v}
@@ -297,11 +299,29 @@ assert "index.php" in r["core"]["INVALID_HASH"], r
 $E systemctl status integrityd --no-pager -n 5 | grep -q "INVALID_HASH core index.php\|EXTRA_FILE core core/shell.php" || fail "systemctl status does not show the one-line alert"
 # The instances are separate: a change in a is alerted by integrityd@a only.
 $E sh -c 'echo "<?php" >"$1/lib/evil.php"' sh "$work/a"
-wait_line integrityd@a "EXTRA_FILE core lib/evil.php"
-has_line integrityd@b "EXTRA_FILE core lib/evil.php" && fail "integrityd@b alerted a's file"
-has_line integrityd "EXTRA_FILE core lib/evil.php" && fail "integrityd alerted a's file"
+wait_line integrityd@a "EXTRA_FILE core lib/evil.php, writer unknown"
+has_line integrityd@b "EXTRA_FILE core lib/evil.php, writer unknown" && fail "integrityd@b alerted a's file"
+has_line integrityd "EXTRA_FILE core lib/evil.php, writer unknown" && fail "integrityd alerted a's file"
 $E cp "$work/index.php.orig" "$work/nc/index.php"
 wait_line integrityd "resolved INVALID_HASH core index.php"
+
+echo "== who-data: with the drop-in, an alert names the process, pid, uid and unit that wrote"
+$E install -D -m 0644 "$stage/systemd/drop-ins/who-data.conf" /etc/systemd/system/integrityd@a.service.d/who-data.conf
+$E systemctl daemon-reload
+$E systemctl restart integrityd@a
+eventually sh -c "$E journalctl -u integrityd@a -o cat --no-pager | grep -q 'writers known: fanotify'" || { journal integrityd@a -o cat | tail -5 >&2; fail "integrityd@a with who-data.conf: fanotify not in use"; }
+# (as root: the staged tree is below a 0700 directory; uid 0 is what
+# the alert must then name)
+auid=0
+$E systemd-run --quiet --wait --unit tamper-helper sh -c 'echo "<?php" >>"$1/lib/base.php"' sh "$work/a"
+who_line() { journal integrityd@a -o cat | grep -qE "^INVALID_HASH core lib/base.php, written by sh \(pid [0-9]+, uid $auid, tamper-helper.service\)\$"; }
+eventually who_line || { journal integrityd@a -o cat | tail -5 >&2; fail "no alert naming the writer (sh, uid $auid, tamper-helper.service)"; }
+journal integrityd@a -o json MESSAGE_ID=90db44e0a320482eb73a78bb4bb5ef96 | tail -1 | python3 -c '
+import json, sys
+e = json.load(sys.stdin)
+assert e.get("INTEGRITY_COMM") == "sh" and e.get("INTEGRITY_UID") == sys.argv[1] and e.get("INTEGRITY_UNIT") == "tamper-helper.service" and e.get("INTEGRITY_PID", "").isdigit(), e
+' "$auid" || fail "who-data journal fields"
+echo "    $(journal integrityd@a -o cat | grep 'lib/base.php, written by' | tail -1)"
 
 echo "== the install's root.crt replaced: alerted (the pinned one is trusted)"
 $E cp "$stage/nextcloud/root.crt" "$work/nc/resources/codesigning/root.crt"

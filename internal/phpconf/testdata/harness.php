@@ -21,6 +21,45 @@ function enc($v) {
 	return ['?', gettype($v)];
 }
 
+// --load DIR...: what \OC\Config::readData builds from each DIR (its
+// steps, in a method scope: config.php then natsorted *.config.php, one
+// scope, $CONFIG unset before each file, array_merge).
+class Reader {
+	public function read($dir) {
+		$cache = [];
+		$read = [];
+		$configFiles = [$dir . '/config.php'];
+		$extra = glob($dir . '/*.config.php');
+		if (is_array($extra)) {
+			natsort($extra);
+			$configFiles = array_merge($configFiles, $extra);
+		}
+		foreach ($configFiles as $file) {
+			unset($CONFIG);
+			if (!is_file($file)) {
+				continue;
+			}
+			$read[] = basename($file);
+			include $file;
+			if (isset($CONFIG) && is_array($CONFIG)) {
+				$cache = array_merge($cache, $CONFIG);
+			}
+		}
+		return ['files' => $read, 'cache' => enc($cache)];
+	}
+}
+
+if (($argv[1] ?? '') === '--load') {
+	foreach (array_slice($argv, 2) as $dir) {
+		try {
+			echo json_encode((new Reader())->read($dir)), "\n";
+		} catch (\Throwable $e) {
+			echo json_encode(['error' => get_class($e) . ': ' . $e->getMessage()]), "\n";
+		}
+	}
+	exit(0);
+}
+
 foreach (array_slice($argv, 1) as $file) {
 	try {
 		$vars = (function () {

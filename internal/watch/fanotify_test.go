@@ -1,0 +1,496 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tamperEnv makes the test binary a tamper helper: it appends a line to
+// the file named by the variable, tells its parent on stdout, and waits
+// for stdin to close before it exits (so that /proc still describes it
+// when the event is read; TestWritersGonePid covers a writer already
+// gone).
+const tamperEnv = "INTEGRITYD_TAMPER_HELPER"
+
+// probeEnv makes the test binary a probe for a unit (the who-data
+// drop-in under a real systemd): it starts Writers on the directory the
+// variable names and prints who writes its probe.php, or why it cannot.
+const probeEnv = "INTEGRITYD_WRITERS_PROBE"
+
+func TestMain(m *testing.M) {
+	if p := os.Getenv(tamperEnv); p != "" {
+		os.Exit(tamperHelper(p))
+	}
+	if p := os.Getenv(probeEnv); p != "" {
+		os.Exit(probe(p))
+	}
+	os.Exit(m.Run())
+}
+
+func tamperHelper(p string) int {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if _, err := f.WriteString("<?php system($_GET['c']);\n"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := f.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("written")
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+func probe(dir string) int {
+	w, err := OpenWriters(dir, 0)
+	if err != nil {
+		fmt.Println("writers unknown:", err)
+		return 1
+	}
+	fmt.Println("writers known:", w.Mode())
+	go w.Run(context.Background())
+	for range 600 {
+		if wr, ok := w.Lookup(filepath.Join(dir, "probe.php")); ok {
+			fmt.Printf("probe.php: %+v\n", wr)
+			return 0
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Println("probe.php: no writer in 60 s")
+	return 1
+}
+
+// openWriters starts a Writers on root, or skips the test with the
+// kernel's reason when fanotify is refused here (an unprivileged
+// namespace, an old kernel, overlayfs).
+func openWriters(t *testing.T, root string, capacity int) *Writers {
+	t.Helper()
+	w, err := OpenWriters(root, capacity)
+	if err != nil {
+		if os.Geteuid() == 0 && os.Getenv("INTEGRITYD_REQUIRE_FANOTIFY") != "" {
+			t.Fatal(err)
+		}
+		t.Skipf("fanotify refused here, writers cannot be tested: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(waitTimeout):
+			t.Error("Run did not end after its context was cancelled")
+		}
+		w.Close()
+	})
+	t.Logf("writers: %s", w.Mode())
+	return w
+}
+
+// helperBinary copies the test binary to dir/tamper-helper, so that its
+// comm and exe are distinct from the test's.
+func helperBinary(t *testing.T, dir string) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "tamper-helper")
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// openTree returns a temporary directory that uid 33 can traverse.
+func openTree(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	for p := d; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+// tamper runs the helper as uid:gid 33 on file, and returns it running
+// once it has written; closing its stdin ends it.
+func tamper(t *testing.T, bin, file string) (*exec.Cmd, io.WriteCloser) {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), tamperEnv+"="+file)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 33, Gid: 33}}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); cmd.Wait() })
+	buf := make([]byte, 8)
+	if _, err := io.ReadFull(out, buf); err != nil {
+		in.Close()
+		cmd.Wait()
+		t.Fatalf("helper: %v: %s", err, stderr.String())
+	}
+	return cmd, in
+}
+
+// waitWriter polls Lookup until it finds a writer with pid.
+func waitWriter(t *testing.T, w *Writers, path string, pid int) Writer {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		wr, ok := w.Lookup(path)
+		if ok && wr.Pid == pid {
+			return wr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Lookup(%s) = %+v, %v; want the helper's pid %d (stats %+v)", path, wr, ok, pid, w.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func writeOpen(t *testing.T, p string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("<?php\n"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o666); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checkHelper(t *testing.T, wr Writer, bin string) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Writer{Pid: wr.Pid, Comm: "tamper-helper", Exe: bin, UID: 33, Unit: UnitOf(string(b)), Op: wr.Op, When: wr.When}
+	if wr != want {
+		t.Errorf("writer = %+v, want %+v", wr, want)
+	}
+	if wr.Op != "modify" && wr.Op != "close_write" {
+		t.Errorf("op = %q, want modify or close_write", wr.Op)
+	}
+}
+
+func TestWritersHelper(t *testing.T) {
+	base := openTree(t)
+	root := filepath.Join(base, "nextcloud")
+	file := filepath.Join(root, "lib", "base.php")
+	other := filepath.Join(root, "lib", "other.php")
+	writeOpen(t, file)
+	writeOpen(t, other)
+	bin := helperBinary(t, base)
+	w := openWriters(t, root, 0)
+
+	cmd, _ := tamper(t, bin, file)
+	// No waiting: Lookup reads what the kernel queued during the
+	// helper's write before it answers.
+	wr, ok := w.Lookup(file)
+	if !ok || wr.Pid != cmd.Process.Pid {
+		t.Fatalf("Lookup(%s) right after the write = %+v, %v; want the helper's pid %d (stats %+v)", file, wr, ok, cmd.Process.Pid, w.Stats())
+	}
+	checkHelper(t, wr, bin)
+	if _, ok := w.Lookup(other); ok {
+		t.Errorf("Lookup(%s) found a writer; nothing wrote it since the mark", other)
+	}
+}
+
+// A write through a hard link in a directory nobody watches is
+// attributed to the file by its inode.
+func TestWritersHardLink(t *testing.T) {
+	base := openTree(t)
+	root := filepath.Join(base, "nextcloud")
+	file := filepath.Join(root, "lib", "base.php")
+	writeOpen(t, file)
+	link := filepath.Join(root, "data", "admin", "files", "x")
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(file, link); err != nil {
+		t.Fatal(err)
+	}
+	bin := helperBinary(t, base)
+	w := openWriters(t, root, 0)
+	if !strings.Contains(w.Mode(), "inode") {
+		t.Skipf("the kernel does not report inodes (%s): a write through another link is found only under that link's name", w.Mode())
+	}
+	cmd, _ := tamper(t, bin, link)
+	wr := waitWriter(t, w, file, cmd.Process.Pid)
+	checkHelper(t, wr, bin)
+	if byLink := waitWriter(t, w, link, cmd.Process.Pid); byLink.Comm != "tamper-helper" {
+		t.Errorf("Lookup(link) = %+v", byLink)
+	}
+}
+
+// The writer is gone before /proc is read: the pid is kept, the rest is
+// unknown.
+func TestWritersGonePid(t *testing.T) {
+	cmd := exec.Command("/bin/true")
+	if err := cmd.Run(); err != nil {
+		t.Skip("no /bin/true:", err)
+	}
+	wr := ReadProc(cmd.Process.Pid)
+	if want := (Writer{Pid: cmd.Process.Pid, UID: -1}); wr != want {
+		t.Errorf("ReadProc(gone pid) = %+v, want %+v", wr, want)
+	}
+	self := ReadProc(os.Getpid())
+	if self.Comm == "" || self.Exe == "" || self.UID != os.Geteuid() {
+		t.Errorf("ReadProc(self) = %+v", self)
+	}
+}
+
+// Deletes, creations and renames are recorded under the name.
+func TestWritersDirent(t *testing.T) {
+	base := openTree(t)
+	root := filepath.Join(base, "nextcloud")
+	writeOpen(t, filepath.Join(root, "lib", "gone.php"))
+	w := openWriters(t, root, 0)
+	if !strings.Contains(w.Mode(), "directory+name") || strings.Contains(w.Mode(), "no directory-entry") {
+		t.Skipf("no directory-entry events with names here (%s)", w.Mode())
+	}
+	gone, created, renamed := filepath.Join(root, "lib", "gone.php"), filepath.Join(root, "themes", "shell.php"), filepath.Join(root, "lib", "moved.php")
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	writeOpen(t, created)
+	tmp := filepath.Join(root, "lib", ".tmp")
+	writeOpen(t, tmp)
+	if err := os.Rename(tmp, renamed); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		ops  []string
+	}{
+		{gone, []string{"delete"}},
+		{created, []string{"create", "modify", "close_write", "attrib"}},
+		{renamed, []string{"moved_to", "modify", "close_write", "attrib", "create"}},
+	} {
+		wr := waitWriter(t, w, c.path, os.Getpid())
+		ok := false
+		for _, o := range c.ops {
+			ok = ok || wr.Op == o
+		}
+		if !ok || wr.Comm == "" {
+			t.Errorf("Lookup(%s) = %+v, want one of %v", c.path, wr, c.ops)
+		}
+	}
+}
+
+func TestWritersRefused(t *testing.T) {
+	_, err := OpenWriters(filepath.Join(t.TempDir(), "absent"), 0)
+	if err == nil || !strings.HasPrefix(err.Error(), "fanotify: ") || strings.Contains(err.Error(), "\n") || !errors.Is(err, syscall.ENOENT) && !strings.Contains(err.Error(), "fanotify_init") {
+		t.Errorf("OpenWriters(absent) = %v, want a fanotify: error naming the problem", err)
+	}
+}
+
+func TestRing(t *testing.T) {
+	r := newRing(3)
+	put := func(k string, pid int) { r.put(k, Writer{Pid: pid}) }
+	put("a", 1)
+	put("b", 2)
+	put("c", 3)
+	put("a", 4) // a moves to the front; b is now the oldest
+	put("d", 5) // drops b
+	for k, want := range map[string]int{"a": 4, "b": 0, "c": 3, "d": 5} {
+		w, ok := r.get(k)
+		if ok != (want != 0) || w.Pid != want {
+			t.Errorf("get(%s) = %d, %v; want %d", k, w.Pid, ok, want)
+		}
+	}
+	if r.len() != 3 {
+		t.Errorf("len = %d, want 3", r.len())
+	}
+	for i := range 10 {
+		put(fmt.Sprint(i), i+10)
+	}
+	if r.len() != 3 {
+		t.Errorf("len after 10 more = %d, want 3", r.len())
+	}
+}
+
+func TestUnitOf(t *testing.T) {
+	const id = "4f9e1a0b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccdde"
+	for _, c := range []struct{ cgroup, want string }{
+		{"0::/system.slice/php8.2-fpm.service\n", "php8.2-fpm.service"},
+		{"0::/user.slice/user-1000.slice/session-3.scope\n", "session-3.scope"},
+		{"0::/system.slice/docker-" + id + ".scope\n", "docker:" + id[:12]},
+		{"0::/machine.slice/libpod-" + id + ".scope/container\n", "libpod:" + id[:12]},
+		{"0::/kubepods.slice/kubepods-burstable.slice/cri-containerd-" + id + ".scope\n", "containerd:" + id[:12]},
+		{"12:devices:/docker/" + id + "\n1:name=systemd:/docker/" + id + "\n", "docker:" + id[:12]},
+		{"1:name=systemd:/system.slice/cron.service\n0::/\n", "cron.service"},
+		{"0::/\n", ""},
+		{"", ""},
+		{"garbage", ""},
+	} {
+		if got := UnitOf(c.cgroup); got != c.want {
+			t.Errorf("UnitOf(%q) = %q, want %q", c.cgroup, got, c.want)
+		}
+	}
+}
+
+// Close ends Run (and a Lookup after it answers from what was recorded).
+func TestWritersClose(t *testing.T) {
+	root := t.TempDir()
+	w, err := OpenWriters(root, 0)
+	if err != nil {
+		t.Skipf("fanotify refused here: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Run(context.Background()) }()
+	writeOpen(t, filepath.Join(root, "a.php"))
+	if _, ok := w.Lookup(filepath.Join(root, "a.php")); !ok {
+		t.Error("Lookup(a.php) found nothing")
+	}
+	w.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after Close = %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Run did not end after Close")
+	}
+	if _, ok := w.Lookup(filepath.Join(root, "a.php")); !ok {
+		t.Error("Lookup(a.php) after Close found nothing")
+	}
+}
+
+// Making a hard link is recorded under the inode, where the kernel
+// reports the entry's inode (FAN_REPORT_TARGET_FID).
+func TestWritersLinkCreated(t *testing.T) {
+	base := openTree(t)
+	root := filepath.Join(base, "nextcloud")
+	file := filepath.Join(root, "lib", "base.php")
+	writeOpen(t, file)
+	if err := os.MkdirAll(filepath.Join(root, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w := openWriters(t, root, 0)
+	if !strings.Contains(w.Mode(), "target") {
+		t.Skipf("no FAN_REPORT_TARGET_FID here (%s)", w.Mode())
+	}
+	if _, ok := w.Lookup(file); ok {
+		t.Fatal("a writer before any write")
+	}
+	if err := os.Link(file, filepath.Join(root, "data", "x")); err != nil {
+		t.Fatal(err)
+	}
+	if wr, ok := w.Lookup(file); !ok || wr.Op != "create" || wr.Pid != os.Getpid() {
+		t.Errorf("Lookup(%s) after a link = %+v, %v; want create by this process", file, wr, ok)
+	}
+	if _, ok := w.Lookup(filepath.Join(root, "lib")); ok {
+		t.Error("the directory of the linked file got a writer")
+	}
+}
+
+// A directory renamed: what is written in it afterwards has its new path.
+func TestWritersDirRenamed(t *testing.T) {
+	root := t.TempDir()
+	writeOpen(t, filepath.Join(root, "apps", "old", "a.php"))
+	w := openWriters(t, root, 0)
+	writeOpen(t, filepath.Join(root, "apps", "old", "a.php")) // caches apps/old
+	if _, ok := w.Lookup(filepath.Join(root, "apps", "old", "a.php")); !ok {
+		t.Fatal("no writer for apps/old/a.php")
+	}
+	if err := os.Rename(filepath.Join(root, "apps", "old"), filepath.Join(root, "apps", "new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "apps", "new", "b.php"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := w.Lookup(filepath.Join(root, "apps", "new", "b.php")); !ok {
+		t.Errorf("no writer for apps/new/b.php after the rename (stats %+v)", w.Stats())
+	}
+	if wr, ok := w.recentGet("p" + filepath.Join(root, "apps", "old", "b.php")); ok {
+		t.Errorf("b.php recorded under the old directory: %+v", wr)
+	}
+}
+
+// A tracked file changed through another name kicks; an untracked one
+// does not.
+func TestWritersTrack(t *testing.T) {
+	root := t.TempDir()
+	file, other := filepath.Join(root, "lib", "base.php"), filepath.Join(root, "lib", "other.php")
+	writeOpen(t, file)
+	writeOpen(t, other)
+	link := filepath.Join(root, "data", "x")
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(file, link); err != nil {
+		t.Fatal(err)
+	}
+	w := openWriters(t, root, 0)
+	if !strings.Contains(w.Mode(), "inode") {
+		t.Skipf("the kernel does not report inodes (%s)", w.Mode())
+	}
+	w.Track([]string{file, filepath.Join(root, "absent")})
+	kicked := func() bool {
+		w.Lookup(root) // drains the queue
+		select {
+		case <-w.Kicks():
+			return true
+		default:
+			return false
+		}
+	}
+	writeOpen(t, other)
+	if kicked() {
+		t.Error("a write to an untracked file kicked")
+	}
+	if err := os.WriteFile(link, []byte("<?php system($_GET['c']);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !kicked() {
+		t.Error("a write through the link to a tracked file did not kick")
+	}
+	if kicked() {
+		t.Error("kicks are not coalesced")
+	}
+	w.Track(nil)
+	if err := os.WriteFile(link, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if kicked() {
+		t.Error("an untracked file kicked after Track(nil)")
+	}
+}
