@@ -2,12 +2,9 @@ package daemon
 
 import (
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,36 +12,13 @@ import (
 
 	"github.com/integrityd/integrityd/internal/demo"
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/tamperhelper"
 	"github.com/integrityd/integrityd/internal/watch"
 )
 
-// tamperEnv makes the test binary a tamper helper: it appends a line to
-// the file the variable names, says so on stdout, and waits for stdin to
-// close.
-const tamperEnv = "INTEGRITYD_TAMPER_HELPER"
-
 func TestMain(m *testing.M) {
-	if p := os.Getenv(tamperEnv); p != "" {
-		os.Exit(tamperHelper(p))
-	}
+	tamperhelper.Main()
 	os.Exit(m.Run())
-}
-
-func tamperHelper(p string) int {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
-	if err == nil {
-		_, err = f.WriteString("<?php system($_GET['c']);\n")
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Println("written")
-	io.Copy(io.Discard, os.Stdin)
-	return 0
 }
 
 // tamperAs runs a copy of the test binary named tamper-helper, as uid and
@@ -52,60 +26,16 @@ func tamperHelper(p string) int {
 // written, and it exits when the test ends.
 func tamperAs(t *testing.T, file string) (int, string) {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(traversable(t), "tamper-helper")
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), tamperEnv+"="+file)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 33, Gid: 33}}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close(); cmd.Wait() })
-	if _, err := io.ReadFull(out, make([]byte, 8)); err != nil {
-		in.Close()
-		cmd.Wait()
-		t.Fatalf("tamper-helper: %v: %s", err, stderr.String())
-	}
+	bin := tamperhelper.Binary(t, tamperhelper.Dir(t))
+	cmd, _ := tamperhelper.Start(t, bin, file)
 	return cmd.Process.Pid, bin
-}
-
-// traversable returns a temporary directory uid 33 can reach.
-func traversable(t *testing.T) string {
-	t.Helper()
-	d := t.TempDir()
-	for p := d; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return d
 }
 
 // whoTree is a demo tree under a directory uid 33 can reach, with
 // lib/base.php writable by it.
 func whoTree(t *testing.T) string {
 	t.Helper()
-	root := filepath.Join(traversable(t), "nc")
+	root := filepath.Join(tamperhelper.Dir(t), "nc")
 	if err := demo.Build(t.Context(), root); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,14 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// tamperEnv makes the test binary a tamper helper: it appends a line to
-// the file named by the variable, tells its parent on stdout, and waits
-// for stdin to close before it exits (so that /proc still describes it
-// when the event is read; TestWritersGonePid covers a writer already
-// gone).
-const tamperEnv = "INTEGRITYD_TAMPER_HELPER"
+	"github.com/integrityd/integrityd/internal/tamperhelper"
+)
 
 // probeEnv makes the test binary a probe for a unit (the who-data
 // drop-in under a real systemd): it starts Writers on the directory the
@@ -27,32 +21,11 @@ const tamperEnv = "INTEGRITYD_TAMPER_HELPER"
 const probeEnv = "INTEGRITYD_WRITERS_PROBE"
 
 func TestMain(m *testing.M) {
-	if p := os.Getenv(tamperEnv); p != "" {
-		os.Exit(tamperHelper(p))
-	}
+	tamperhelper.Main()
 	if p := os.Getenv(probeEnv); p != "" {
 		os.Exit(probe(p))
 	}
 	os.Exit(m.Run())
-}
-
-func tamperHelper(p string) int {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if _, err := f.WriteString("<?php system($_GET['c']);\n"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := f.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Println("written")
-	io.Copy(io.Discard, os.Stdin)
-	return 0
 }
 
 func probe(dir string) int {
@@ -105,67 +78,6 @@ func openWriters(t *testing.T, root string, capacity int) *Writers {
 	return w
 }
 
-// helperBinary copies the test binary to dir/tamper-helper, so that its
-// comm and exe are distinct from the test's.
-func helperBinary(t *testing.T, dir string) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "tamper-helper")
-	if err := os.WriteFile(p, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// openTree returns a temporary directory that uid 33 can traverse.
-func openTree(t *testing.T) string {
-	t.Helper()
-	d := t.TempDir()
-	for p := d; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return d
-}
-
-// tamper runs the helper as uid:gid 33 on file, and returns it running
-// once it has written; closing its stdin ends it.
-func tamper(t *testing.T, bin, file string) (*exec.Cmd, io.WriteCloser) {
-	t.Helper()
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), tamperEnv+"="+file)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 33, Gid: 33}}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close(); cmd.Wait() })
-	buf := make([]byte, 8)
-	if _, err := io.ReadFull(out, buf); err != nil {
-		in.Close()
-		cmd.Wait()
-		t.Fatalf("helper: %v: %s", err, stderr.String())
-	}
-	return cmd, in
-}
-
 // waitWriter polls Lookup until it finds a writer with pid.
 func waitWriter(t *testing.T, w *Writers, path string, pid int) Writer {
 	t.Helper()
@@ -211,16 +123,16 @@ func checkHelper(t *testing.T, wr Writer, bin string) {
 }
 
 func TestWritersHelper(t *testing.T) {
-	base := openTree(t)
+	base := tamperhelper.Dir(t)
 	root := filepath.Join(base, "nextcloud")
 	file := filepath.Join(root, "lib", "base.php")
 	other := filepath.Join(root, "lib", "other.php")
 	writeOpen(t, file)
 	writeOpen(t, other)
-	bin := helperBinary(t, base)
+	bin := tamperhelper.Binary(t, base)
 	w := openWriters(t, root, 0)
 
-	cmd, _ := tamper(t, bin, file)
+	cmd, _ := tamperhelper.Start(t, bin, file)
 	// No waiting: Lookup reads what the kernel queued during the
 	// helper's write before it answers.
 	wr, ok := w.Lookup(file)
@@ -236,7 +148,7 @@ func TestWritersHelper(t *testing.T) {
 // A write through a hard link in a directory nobody watches is
 // attributed to the file by its inode.
 func TestWritersHardLink(t *testing.T) {
-	base := openTree(t)
+	base := tamperhelper.Dir(t)
 	root := filepath.Join(base, "nextcloud")
 	file := filepath.Join(root, "lib", "base.php")
 	writeOpen(t, file)
@@ -247,12 +159,12 @@ func TestWritersHardLink(t *testing.T) {
 	if err := os.Link(file, link); err != nil {
 		t.Fatal(err)
 	}
-	bin := helperBinary(t, base)
+	bin := tamperhelper.Binary(t, base)
 	w := openWriters(t, root, 0)
 	if !strings.Contains(w.Mode(), "inode") {
 		t.Skipf("the kernel does not report inodes (%s): a write through another link is found only under that link's name", w.Mode())
 	}
-	cmd, _ := tamper(t, bin, link)
+	cmd, _ := tamperhelper.Start(t, bin, link)
 	wr := waitWriter(t, w, file, cmd.Process.Pid)
 	checkHelper(t, wr, bin)
 	if byLink := waitWriter(t, w, link, cmd.Process.Pid); byLink.Comm != "tamper-helper" {
@@ -279,7 +191,7 @@ func TestWritersGonePid(t *testing.T) {
 
 // Deletes, creations and renames are recorded under the name.
 func TestWritersDirent(t *testing.T) {
-	base := openTree(t)
+	base := tamperhelper.Dir(t)
 	root := filepath.Join(base, "nextcloud")
 	writeOpen(t, filepath.Join(root, "lib", "gone.php"))
 	w := openWriters(t, root, 0)
@@ -397,7 +309,7 @@ func TestWritersClose(t *testing.T) {
 // Making a hard link is recorded under the inode, where the kernel
 // reports the entry's inode (FAN_REPORT_TARGET_FID).
 func TestWritersLinkCreated(t *testing.T) {
-	base := openTree(t)
+	base := tamperhelper.Dir(t)
 	root := filepath.Join(base, "nextcloud")
 	file := filepath.Join(root, "lib", "base.php")
 	writeOpen(t, file)
