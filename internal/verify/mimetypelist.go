@@ -788,30 +788,6 @@ func appendPHPValue(b []byte, v phpValue, depth int, unescapedSlashes bool) ([]b
 	return append(b, closing), nil
 }
 
-// appendJSONString is appendPHPString, with "\/" written "/" under
-// JSON_UNESCAPED_SLASHES.
-func appendJSONString(b []byte, s string, unescapedSlashes bool) ([]byte, error) {
-	start := len(b)
-	b, err := appendPHPString(b, s)
-	if err != nil || !unescapedSlashes || !strings.Contains(s, "/") {
-		return b, err
-	}
-	out := b[:start]
-	enc := append([]byte(nil), b[start:]...)
-	for i := 0; i < len(enc); i++ {
-		if enc[i] == '\\' && i+1 < len(enc) {
-			if enc[i+1] != '/' {
-				out = append(out, '\\')
-			}
-			out = append(out, enc[i+1])
-			i++
-			continue
-		}
-		out = append(out, enc[i])
-	}
-	return out, nil
-}
-
 // appendPHPFloat writes a finite double as PHP's json_encode does with
 // serialize_precision -1: the shortest round-trip digits, exponent form
 // ("1.0e+20", "1.5e-7") when the decimal exponent is below -4 or above 17.

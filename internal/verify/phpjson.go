@@ -524,7 +524,11 @@ func (e *InvalidUTF8Error) Error() string {
 const hexDigits = "0123456789abcdef"
 
 // appendPHPString appends s as PHP's json_encode (default flags) writes it.
-func appendPHPString(b []byte, s string) ([]byte, error) {
+func appendPHPString(b []byte, s string) ([]byte, error) { return appendJSONString(b, s, false) }
+
+// appendJSONString is appendPHPString, with "/" written as it is under
+// JSON_UNESCAPED_SLASHES (unescapedSlashes).
+func appendJSONString(b []byte, s string, unescapedSlashes bool) ([]byte, error) {
 	if !utf8.ValidString(s) {
 		return b, &InvalidUTF8Error{S: s}
 	}
@@ -532,7 +536,7 @@ func appendPHPString(b []byte, s string) ([]byte, error) {
 	for len(s) > 0 {
 		// Copy the run of bytes that need no escape in one go.
 		i := 0
-		for i < len(s) && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\' && s[i] != '/' {
+		for i < len(s) && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\' && (s[i] != '/' || unescapedSlashes) {
 			i++
 		}
 		b = append(b, s[:i]...)
@@ -547,7 +551,7 @@ func appendPHPString(b []byte, s string) ([]byte, error) {
 			b = append(b, '\\', '"')
 		case r == '\\':
 			b = append(b, '\\', '\\')
-		case r == '/':
+		case r == '/' && !unescapedSlashes:
 			b = append(b, '\\', '/')
 		case r == '\b':
 			b = append(b, '\\', 'b')
