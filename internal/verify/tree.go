@@ -110,15 +110,7 @@ func (s *Scope) classify(p, key string, mode fs.FileMode) (entryAction, walkedFi
 
 // walkTree lists the files of the scope below dir (whose key is prefix)
 // and sends them to out.
-func (s *Scope) walkTree(ctx context.Context, dir, prefix string, out chan<- walkedFile) error {
-	send := func(f walkedFile) error {
-		select {
-		case out <- f:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+func (s *Scope) walkTree(ctx context.Context, dir, prefix string, send func(walkedFile) error) error {
 	var walk func(abs, rel string) error
 	walk = func(abs, rel string) error {
 		if err := ctx.Err(); err != nil {
@@ -413,42 +405,61 @@ func (c *Checker) progress() *Progress {
 // hashTree walks dir (the key of which in the scope is prefix) and hashes
 // every file with a pool of workers.
 func (s *Scope) hashTree(ctx context.Context, dir, prefix string) (map[string]fileState, error) {
-	c := &s.in.Checker
-	files := make(chan walkedFile, 1024)
-	var walkErr error
-	go func() {
-		defer close(files)
-		walkErr = s.walkTree(ctx, dir, prefix, files)
-	}()
 	sp := s.special()
 	var mu sync.Mutex
 	out := make(map[string]fileState)
+	err := hashPool(ctx, &s.in.Checker,
+		func(send func(walkedFile) error) error { return s.walkTree(ctx, dir, prefix, send) },
+		func(h *hasher, f walkedFile) {
+			st, err := h.file(ctx, f, sp)
+			if err != nil {
+				return // ctx is done: the walk stops, the rest drains
+			}
+			mu.Lock()
+			out[f.key] = st
+			mu.Unlock()
+		})
+	if err != nil {
+		// Some files may not have been hashed: no partial view.
+		return nil, err
+	}
+	return out, nil
+}
+
+// hashPool is the pipeline of every tree hash: walk lists jobs through
+// send (which fails once ctx is done), c.workers() goroutines, each with
+// a hasher of its own, run hash on them. It returns the walk's error,
+// else ctx's.
+func hashPool[J any](ctx context.Context, c *Checker, walk func(send func(J) error) error, hash func(h *hasher, j J)) error {
+	jobs := make(chan J, 1024)
+	var walkErr error
+	go func() {
+		defer close(jobs)
+		walkErr = walk(func(j J) error {
+			select {
+			case jobs <- j:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
 	var wg sync.WaitGroup
-	for i := 0; i < c.workers(); i++ {
+	for range c.workers() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			h := newHasher(c)
-			for f := range files {
-				st, err := h.file(ctx, f, sp)
-				if err != nil {
-					continue // ctx is done: the walk stops, the rest drains
-				}
-				mu.Lock()
-				out[f.key] = st
-				mu.Unlock()
+			for j := range jobs {
+				hash(h, j)
 			}
 		}()
 	}
 	wg.Wait()
 	if walkErr != nil {
-		return nil, walkErr
+		return walkErr
 	}
-	if err := ctx.Err(); err != nil {
-		// Some files may not have been hashed: no partial view.
-		return nil, err
-	}
-	return out, nil
+	return ctx.Err()
 }
 
 // sortedKeys returns the keys of m in byte order.

@@ -374,10 +374,8 @@ func (c *Coverage) scanDir(ctx context.Context, dir string, m covMode, out Unsig
 		path string
 		mode fs.FileMode
 	}
-	jobs := make(chan job, 256)
-	var walkErr error
-	go func() {
-		defer close(jobs)
+	var mu sync.Mutex
+	return hashPool(ctx, &c.in.Checker, func(send func(job) error) error {
 		var walk func(d string, m covMode) error
 		walk = func(d string, m covMode) error {
 			if err := ctx.Err(); err != nil {
@@ -389,12 +387,7 @@ func (c *Coverage) scanDir(ctx context.Context, dir string, m covMode, out Unsig
 					return nil
 				}
 				// One entry for what could not be listed.
-				select {
-				case jobs <- job{path: d, mode: fs.ModeDir}:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				return nil
+				return send(job{path: d, mode: fs.ModeDir})
 			}
 			for _, e := range ents {
 				p := d + "/" + e.Name()
@@ -409,44 +402,27 @@ func (c *Coverage) scanDir(ctx context.Context, dir string, m covMode, out Unsig
 				if !fileCovered(m, e.Name()) || c.isConfigPHP(p) {
 					continue
 				}
-				select {
-				case jobs <- job{path: p, mode: e.Type()}:
-				case <-ctx.Done():
-					return ctx.Err()
+				if err := send(job{path: p, mode: e.Type()}); err != nil {
+					return err
 				}
 			}
 			return nil
 		}
-		walkErr = walk(dir, m)
-	}()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for i := 0; i < c.in.Checker.workers(); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h := newHasher(&c.in.Checker)
-			for j := range jobs {
-				var f UnsignedFile
-				if j.mode.IsDir() {
-					f = UnsignedFile{Mode: fs.ModeDir, Err: "directory cannot be read"}
-				} else {
-					var err error
-					if f, err = h.unsigned(ctx, j.path, j.mode); err != nil {
-						continue // ctx is done
-					}
-				}
-				mu.Lock()
-				out[c.Key(j.path)] = f
-				mu.Unlock()
+		return walk(dir, m)
+	}, func(h *hasher, j job) {
+		var f UnsignedFile
+		if j.mode.IsDir() {
+			f = UnsignedFile{Mode: fs.ModeDir, Err: "directory cannot be read"}
+		} else {
+			var err error
+			if f, err = h.unsigned(ctx, j.path, j.mode); err != nil {
+				return // ctx is done
 			}
-		}()
-	}
-	wg.Wait()
-	if walkErr != nil {
-		return walkErr
-	}
-	return ctx.Err()
+		}
+		mu.Lock()
+		out[c.Key(j.path)] = f
+		mu.Unlock()
+	})
 }
 
 // isConfigPHP reports whether p is config/config.php (not covered: see
