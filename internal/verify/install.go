@@ -27,6 +27,10 @@ type Install struct {
 	Version Version
 	// Checker says how files are hashed.
 	Checker Checker
+	// conf is Nextcloud's configuration as OpenInstall read it (nil when
+	// integrityd's own configuration pinned what it needs): Enforced reads
+	// it again only then.
+	conf *phpconf.Config
 }
 
 // Version is a Nextcloud release as version.php states it.
@@ -106,9 +110,9 @@ func OpenInstall(root string, appsRoots []string, dataDir string) (*Install, err
 	if err != nil {
 		return nil, err
 	}
+	var cfg *phpconf.Config
 	if len(appsRoots) == 0 || dataDir == "" {
-		cfg, err := phpconf.Load(filepath.Join(root, "config"), root)
-		if err != nil {
+		if cfg, err = phpconf.Load(filepath.Join(root, "config"), root); err != nil {
 			return nil, fmt.Errorf("%w (or set apps_path and data_dir in integrityd's configuration)", err)
 		}
 		if len(appsRoots) == 0 {
@@ -142,7 +146,7 @@ func OpenInstall(root string, appsRoots []string, dataDir string) (*Install, err
 		dataDir = resolved(dataDir)
 	}
 	in := NewInstall(root, appsRoots, dataDir)
-	in.Version = v
+	in.Version, in.conf = v, cfg
 	return in, nil
 }
 
@@ -206,9 +210,11 @@ func (in *Install) Enforced() (bool, string, error) {
 	if err != nil {
 		return false, "", err
 	}
-	cfg, err := phpconf.Load(filepath.Join(in.Root, "config"), in.Root)
-	if err != nil {
-		return false, v.Channel, err
+	cfg := in.conf
+	if cfg == nil {
+		if cfg, err = phpconf.Load(filepath.Join(in.Root, "config"), in.Root); err != nil {
+			return false, v.Channel, err
+		}
 	}
 	channel, err := cfg.Channel(&phpconf.Version{Version: v.Parts, VersionString: v.String, Channel: v.Channel})
 	if err != nil {
