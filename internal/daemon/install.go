@@ -72,10 +72,16 @@ func (l *loop) versionChanged() {
 	}
 	in := *l.in // an Install is never changed once shared
 	in.Version = v
-	l.in = &in
-	l.d.install.Store(&in)
-	for _, s := range l.scopes {
-		s.sc = s.sc.ForInstall(&in)
-	}
+	l.setInstall(&in)
 	l.log.Info("Nextcloud release changed", zap.String("version", v.String))
+}
+
+// setInstall makes in (a changed copy of the running install) the one
+// the loop, its scopes and the daemon's readers use.
+func (l *loop) setInstall(in *verify.Install) {
+	l.in = in
+	l.d.install.Store(in)
+	for _, s := range l.scopes {
+		s.sc = s.sc.ForInstall(in)
+	}
 }

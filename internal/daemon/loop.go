@@ -461,11 +461,7 @@ func (l *loop) reconfigure(next Config) {
 	in := *l.in // an Install is never changed once shared
 	in.Exclude = next.Exclude
 	in.Checker.Workers = next.Workers
-	l.in = &in
-	l.d.install.Store(&in)
-	for _, s := range l.scopes {
-		s.sc = s.sc.ForInstall(&in)
-	}
+	l.setInstall(&in)
 	// The unsigned setting, and the coverage of the new exclusions (the
 	// rescan that follows checks them).
 	l.cfg.Unsigned = next.Unsigned
