@@ -422,33 +422,23 @@ func casesExceptionFormat() []oracleCase {
 	}
 }
 
-// casesBuilding: features being built on main.
+// casesBuilding: the cases of the features issue 9 added (real installs),
+// by group (needs).
 func casesBuilding() []oracleCase {
 	return []oracleCase{
 		// The nextcloud/docker layout: config/apps.config.php declares
 		// apps and custom_apps (OC::$SERVERROOT . '/...'); Nextcloud reads
 		// every config/*.config.php. notes in custom_apps is checked (notes
 		// INVALID_HASH lib/Note.php) and custom_apps is not core's: core
-		// has nothing. (Today integrityd reads config.php only: core
-		// EXTRA_FILE custom_apps/..., notes not checked.)
+		// has nothing.
 		{name: "docker-layout", needs: "phpconf", build: func(tr *ncTree) {
 			tr.write("config/config.php", "<?php\n$CONFIG = array (\n  'instanceid' => 'docker',\n);\n")
-			tr.write("config/apps.config.php", `<?php
-$CONFIG = array (
-  'apps_paths' => array (
-      0 => array (
-              'path'     => OC::$SERVERROOT.'/apps',
-              'url'      => '/apps',
-              'writable' => false,
-      ),
-      1 => array (
-              'path'     => OC::$SERVERROOT.'/custom_apps',
-              'url'      => '/custom_apps',
-              'writable' => true,
-      ),
-  ),
-);
-`)
+			// the image's own file (internal/phpconf/testdata/docker)
+			apps, err := os.ReadFile("../../internal/phpconf/testdata/docker/apps.config.php")
+			if err != nil {
+				tr.t.Fatal(err)
+			}
+			tr.write("config/apps.config.php", string(apps))
 			tr.app("custom_apps", "notes", "4.0.0")
 			tr.write("custom_apps/notes/lib/Note.php", "<?php // changed\n")
 		}},

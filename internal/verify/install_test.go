@@ -152,10 +152,8 @@ func TestOpenInstallConfig(t *testing.T) {
 	}{
 		{"none", map[string]string{}, []string{"apps"}, "", ""},
 		{"docker", map[string]string{
-			"config/config.php": "<?php\n$CONFIG = array (\n  'datadirectory' => '/var/www/html/data',\n);\n",
-			"config/apps.config.php": "<?php\n$CONFIG = array (\n  'apps_paths' => array (\n" +
-				"      0 => array (\n              'path'     => OC::$SERVERROOT.'/apps',\n              'url'      => '/apps',\n              'writable' => false,\n      ),\n" +
-				"      1 => array (\n              'path'     => OC::$SERVERROOT.'/custom_apps',\n              'url'      => '/custom_apps',\n              'writable' => true,\n      ),\n  ),\n);\n",
+			"config/config.php":      "<?php\n$CONFIG = array (\n  'datadirectory' => '/var/www/html/data',\n);\n",
+			"config/apps.config.php": dockerAppsConfig(t),
 		}, []string{"apps", "custom_apps"}, "/var/www/html/data", ""},
 		{"later file wins, no url ignored", map[string]string{
 			"config/config.php":   "<?php\n$CONFIG = ['apps_paths' => [['path' => \"/srv/a\", 'url' => '/a']]];\n",
@@ -220,4 +218,14 @@ func TestOpenInstallSymlinkedRoot(t *testing.T) {
 	if !in.Excluded(filepath.Join(real, "custom_apps")) && !in.IsAppsRoot(filepath.Join(real, "custom_apps")) {
 		t.Error("the pinned apps root is not recognised under the resolved root")
 	}
+}
+
+// dockerAppsConfig is the official Docker image's config/apps.config.php.
+func dockerAppsConfig(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../phpconf/testdata/docker/apps.config.php")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }
