@@ -578,8 +578,7 @@ $CONFIG = array (
 		// config/mimetypealiases.json adds aliases and core/js/mimetypelist.js
 		// was regenerated (occ maintenance:mimetype:update-js): the Checker
 		// rebuilds the file from all aliases, finds it equal, and hashes
-		// the build from the default aliases: nothing. (Today integrityd:
-		// core INVALID_HASH core/js/mimetypelist.js.)
+		// the build from the default aliases: nothing.
 		{name: "mimetypelist-custom-aliases", needs: "mimetype", build: func(tr *ncTree) {
 			tr.mimetypeTree()
 			tr.write("config/mimetypealiases.json", "{\n\t\"application/x-custom\": \"text\",\n\t\"text/markdown\": \"text/code\"\n}\n")
