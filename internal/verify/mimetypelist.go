@@ -149,6 +149,21 @@ func mimetypeListHash(root, configDir string, major int, onDisk []byte) (Hash, b
 // now (a new theme appears as a change of themes). None for versions
 // before 17.
 func mimetypeInputs(root, configDir string, major int) []string {
+	in := mimetypeFixedInputs(root, configDir, major)
+	if in == nil {
+		return nil
+	}
+	if names, err := readDirOrder(filepath.Join(root, "themes")); err == nil {
+		for _, n := range names {
+			in = append(in, filepath.Join(root, "themes", n, "core", "img", "filetypes"))
+		}
+	}
+	return in
+}
+
+// mimetypeFixedInputs is mimetypeInputs without each theme's icon
+// directory (all below themes/, which it lists): no directory is read.
+func mimetypeFixedInputs(root, configDir string, major int) []string {
 	rules, ok := mimetypeRulesFor(major)
 	if !ok {
 		return nil
@@ -163,13 +178,7 @@ func mimetypeInputs(root, configDir string, major int) []string {
 	if rules.names {
 		in = append(in, filepath.Join(dist, "mimetypenames.dist.json"), filepath.Join(configDir, "mimetypenames.json"))
 	}
-	in = append(in, filepath.Join(root, "core", "img", "filetypes"), filepath.Join(root, "themes"))
-	if names, err := readDirOrder(filepath.Join(root, "themes")); err == nil {
-		for _, n := range names {
-			in = append(in, filepath.Join(root, "themes", n, "core", "img", "filetypes"))
-		}
-	}
-	return in
+	return append(in, filepath.Join(root, "core", "img", "filetypes"), filepath.Join(root, "themes"))
 }
 
 // mimetypeGen generates the file for one install.
@@ -845,12 +854,14 @@ func appendPHPFloat(b []byte, d float64) []byte {
 
 // MimetypeInput reports whether a change at the absolute path p can change
 // what core/js/mimetypelist.js must hash to (mimetypeInputs, including a
-// directory above one of them), so that the daemon rechecks that file.
+// directory above one of them), so that the daemon rechecks that file. It
+// is asked for every changed path: it reads no directory (the themes'
+// icon directories are all below themes/).
 func (in *Install) MimetypeInput(p string) bool {
 	if in.Root == "" {
 		return false
 	}
-	for _, f := range mimetypeInputs(in.Root, filepath.Join(in.Root, "config"), in.Version.Major()) {
+	for _, f := range mimetypeFixedInputs(in.Root, filepath.Join(in.Root, "config"), in.Version.Major()) {
 		if p == f || strings.HasPrefix(f, p+"/") || strings.HasPrefix(p, f+"/") {
 			return p != in.Root
 		}
