@@ -269,6 +269,7 @@ func TestUnitOf(t *testing.T) {
 		{"0::/kubepods.slice/kubepods-burstable.slice/cri-containerd-" + id + ".scope\n", "containerd:" + id[:12]},
 		{"12:devices:/docker/" + id + "\n1:name=systemd:/docker/" + id + "\n", "docker:" + id[:12]},
 		{"1:name=systemd:/system.slice/cron.service\n0::/\n", "cron.service"},
+		{"0::/system.slice/tamper-helper.service (deleted)\n", "tamper-helper.service"},
 		{"0::/\n", ""},
 		{"", ""},
 		{"garbage", ""},

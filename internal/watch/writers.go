@@ -46,6 +46,10 @@ func UnitOf(cgroup string) string {
 		if len(parts) != 3 {
 			continue
 		}
+		// A writer that has exited (a zombie, or one whose unit has
+		// ended) still names its cgroup, marked " (deleted)" on v2
+		// once systemd has removed it: a web shell's short-lived sh.
+		parts[2] = strings.TrimSuffix(parts[2], " (deleted)")
 		switch {
 		case parts[0] == "0" && parts[1] == "" && parts[2] != "/":
 			v2 = parts[2]
