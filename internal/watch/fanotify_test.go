@@ -189,6 +189,57 @@ func TestWritersGonePid(t *testing.T) {
 	}
 }
 
+// The writer has exited but is not reaped yet, and its unit has ended
+// (systemd removed its cgroup): a web shell's short sh -c. Its name, uid
+// and unit are still known; cgroup v2 marks the cgroup " (deleted)".
+func TestWritersExitedUnit(t *testing.T) {
+	var base string // a hybrid host's v2 mount, or a v2-only host's
+	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.procs"); err == nil {
+		base = "/sys/fs/cgroup/unified"
+	} else if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		base = "/sys/fs/cgroup"
+	} else {
+		t.Skip("no cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified")
+	}
+	cg := filepath.Join(base, fmt.Sprintf("integrityd-test-%d.service", os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Skipf("cannot make a cgroup (needs root and a writable cgroup v2): %v", err)
+	}
+	defer os.Remove(cg)
+	dir, err := os.Open(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	cmd := exec.Command("/bin/true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("cannot start /bin/true in a cgroup: %v", err)
+	}
+	pid := cmd.Process.Pid
+	defer cmd.Wait()
+	for i := 0; ; i++ {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, rest, _ := strings.Cut(string(b), ") "); strings.HasPrefix(rest, "Z") {
+			break
+		}
+		if i == 500 {
+			t.Fatalf("pid %d never exited: %s", pid, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.Remove(cg); err != nil {
+		t.Fatalf("remove the ended unit's cgroup: %v", err)
+	}
+	wr := ReadProc(pid)
+	if want := (Writer{Pid: pid, Comm: "true", UID: os.Geteuid(), Unit: filepath.Base(cg)}); wr != want {
+		t.Errorf("ReadProc(exited pid, cgroup removed) = %+v, want %+v", wr, want)
+	}
+}
+
 // Deletes, creations and renames are recorded under the name.
 func TestWritersDirent(t *testing.T) {
 	base := tamperhelper.Dir(t)
