@@ -67,6 +67,13 @@ func runBaseline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := state.MakeDir(s.StateDir); err != nil {
 		return err
 	}
+	lock, err := state.LockBaseline(ctx, s.StateDir, func(pid int) {
+		fmt.Fprintf(stderr, "integrityd baseline: waiting for another integrityd baseline (pid %d) to finish\n", pid)
+	})
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	path := filepath.Join(s.StateDir, verify.BaselineName)
 	b, err := verify.ReadBaseline(path)
 	if err != nil && !*acceptAll {

@@ -149,3 +149,43 @@ func TestStatusUnsigned(t *testing.T) {
 		t.Errorf("report: exit %d\n%s", code, out)
 	}
 }
+
+// baseline --accept waits while another baseline holds the lock, so two
+// admins accepting at once both get their changes in.
+func TestBaselineAcceptWaits(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "nc")
+	if err := demo.Build(context.Background(), root); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := t.TempDir()
+	if code, out, errOut := runCmd(t, "baseline", "--root", root, "--state-dir", stateDir); code != exitClean {
+		t.Fatalf("baseline: exit %d %s %s", code, out, errOut)
+	}
+	os.Mkdir(filepath.Join(root, "themes"), 0o755)
+	if err := os.WriteFile(filepath.Join(root, "themes/shell.php"), []byte("<?php"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	held, err := state.LockBaseline(context.Background(), stateDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		code        int
+		out, errOut string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, errOut := runCmd(t, "baseline", "--root", root, "--state-dir", stateDir, "--accept", "themes/shell.php")
+		done <- result{code, out, errOut}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("accept did not wait for the held lock: exit %d %s %s", r.code, r.out, r.errOut)
+	case <-time.After(500 * time.Millisecond):
+	}
+	held.Close()
+	r := <-done
+	if r.code != exitClean || !strings.Contains(r.errOut, "waiting for another integrityd baseline (pid ") || !strings.Contains(r.errOut, "accepted UNSIGNED_EXTRA themes/shell.php") {
+		t.Errorf("accept after the lock was released: exit %d %s %s", r.code, r.out, r.errOut)
+	}
+}

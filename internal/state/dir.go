@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -110,6 +112,45 @@ func AcquireLock(dir string) (*Lock, error) {
 // Close releases the lock. The file stays: removing it would let a second
 // daemon lock a new file while a third still waits on the old one.
 func (l *Lock) Close() error { return l.f.Close() }
+
+// BaselineLockName is the lock file that `integrityd baseline` holds
+// while it reads, changes and writes the baseline: two admins accepting
+// at once would otherwise lose one's changes.
+const BaselineLockName = "baseline.lock"
+
+// LockBaseline takes the baseline lock of state directory dir, waiting
+// (and saying so once through waiting) while another process holds it,
+// until ctx ends.
+func LockBaseline(ctx context.Context, dir string, waiting func(pid int)) (*Lock, error) {
+	p := filepath.Join(dir, BaselineLockName)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, FileMode)
+	if err != nil {
+		return nil, fmt.Errorf("lock the baseline: %w", err)
+	}
+	for said := false; ; said = true {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock the baseline: flock %s: %w", p, err)
+		}
+		if !said && waiting != nil {
+			waiting(readPID(f))
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock the baseline %s: %w", p, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return &Lock{f}, nil
+}
 
 func readPID(f *os.File) int {
 	data, _ := io.ReadAll(io.LimitReader(f, 32))
