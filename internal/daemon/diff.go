@@ -180,7 +180,7 @@ func alertFields(f *verify.Finding) []zap.Field {
 		}
 	}
 	str("integrity_path", f.Path)
-	str("integrity_expected", f.Expected.String())
+	str("integrity_expected", verify.EscapeControl(f.ExpectedValue()))
 	str("integrity_current", f.Current.String())
 	str("integrity_class", f.Class)
 	str("integrity_message", f.Message)

@@ -90,3 +90,29 @@ func TestDiff(t *testing.T) {
 		})
 	}
 }
+
+// The journal's integrity_expected is what the manifest says, as the
+// report prints it: the hex hash, or the manifest's own value when it is
+// not one (control characters quoted).
+func TestAlertFieldsExpected(t *testing.T) {
+	h := hashOf("signed")
+	for _, c := range []struct {
+		f    verify.Finding
+		want string
+	}{
+		{verify.Finding{Kind: verify.InvalidHash, Expected: h}, h.String()},
+		{verify.Finding{Kind: verify.InvalidHash, ExpectedRaw: "ABCDEF"}, "ABCDEF"},
+		{verify.Finding{Kind: verify.FileMissing, ExpectedRaw: "x\ny"}, `x\ny`},
+		{verify.Finding{Kind: verify.ExtraFile}, ""},
+	} {
+		got := ""
+		for _, fl := range alertFields(&c.f) {
+			if fl.Key == "integrity_expected" {
+				got = fl.String
+			}
+		}
+		if got != c.want {
+			t.Errorf("%+v: integrity_expected %q, want %q", c.f, got, c.want)
+		}
+	}
+}

@@ -61,6 +61,15 @@ type Finding struct {
 	Detail      string `json:"detail,omitempty"`
 }
 
+// ExpectedValue is the manifest's value for the file as Nextcloud prints
+// it: the hex SHA-512, or ExpectedRaw when the value is not one.
+func (f *Finding) ExpectedValue() string {
+	if f.ExpectedRaw != "" {
+		return f.ExpectedRaw
+	}
+	return f.Expected.String()
+}
+
 // MarshalJSON writes f as its fields, except that a path or scope that
 // is not valid UTF-8 (file names are bytes) goes base64-encoded in
 // path_b64 or scope_b64: JSON strings would replace the bad bytes, and a
@@ -202,10 +211,7 @@ func (s ScopeResult) tree() node {
 			n.kids = append(n.kids, node{key: string(f.Kind), arr: true})
 		}
 		k := &n.kids[len(n.kids)-1]
-		exp := node{key: "expected", val: f.Expected.String()}
-		if f.ExpectedRaw != "" {
-			exp.val = f.ExpectedRaw
-		}
+		exp := node{key: "expected", val: f.ExpectedValue()}
 		// A file Nextcloud could not hash (a dangling symlink, say) has
 		// hash_file's false as its current hash.
 		cur := node{key: "current", val: f.Current.String(), false: f.Kind == ExtraFile && f.Current.IsZero()}
