@@ -22,15 +22,18 @@ import (
 // members of its group) ask for a full rescan. The protocol is one line:
 // "rescan\n" queues a full rescan, as SIGHUP does but without reloading
 // the configuration (a reload stays with root: systemctl reload), and the
-// daemon answers "ok\n"; any other line gets "error: unknown command\n".
-// Then the daemon closes the connection. The caller waits for the
-// rescan's result in the state, as after SIGHUP.
+// daemon answers "ok\n"; "accept-release SCOPE...\n", from root (or the
+// daemon's own user) only, takes those scopes' older releases in and is
+// answered "ok SCOPE...\n" or "error: WHY\n"; any other line gets
+// "error: unknown command\n". Then the daemon closes the connection. The
+// caller of a rescan waits for its result in the state, as after SIGHUP.
 const (
-	socketMode         = 0o660           // the service's user and group
-	controlMaxConns    = 8               // connections served at once; more get "error: busy"
-	controlTimeout     = 5 * time.Second // to send the line and read the answer
-	controlMaxLine     = 64              // bytes of a command line, newline included
-	controlDefaultName = "control.sock"  // in $RUNTIME_DIRECTORY
+	socketMode         = 0o660            // the service's user and group
+	controlMaxConns    = 8                // connections served at once; more get "error: busy"
+	controlTimeout     = 5 * time.Second  // to send the line and read the answer
+	controlMaxLine     = 1024             // bytes of a command line, newline included
+	acceptTimeout      = 30 * time.Second // for the loop to take an accept-release
+	controlDefaultName = "control.sock"   // in $RUNTIME_DIRECTORY
 )
 
 // controlSocketPath is the socket that setting (--control-socket)
@@ -83,10 +86,15 @@ func listenUnix(what, path string) (net.Listener, error) {
 	return ln, nil
 }
 
+// acceptFunc takes the current releases of scopes in (Daemon.AcceptReleases).
+type acceptFunc func(ctx context.Context, scopes []string, by string) ([]string, error)
+
 // controlServer serves the control socket.
 type controlServer struct {
+	ctx     context.Context
 	ln      net.Listener
 	log     *zap.Logger
+	accept  acceptFunc    // nil: accept-release is unknown
 	pending chan struct{} // a rescan is queued (capacity 1: requests coalesce)
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -98,9 +106,9 @@ type controlServer struct {
 // to rescan (which blocks until the rescan is done) one at a time, and
 // coalesce while one runs. The returned function stops it and waits for
 // every goroutine it started.
-func startControl(ctx context.Context, ln net.Listener, rescan func(context.Context) error, log *zap.Logger) func() {
+func startControl(ctx context.Context, ln net.Listener, rescan func(context.Context) error, accept acceptFunc, log *zap.Logger) func() {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &controlServer{ln: ln, log: log, pending: make(chan struct{}, 1), conns: map[net.Conn]bool{}}
+	s := &controlServer{ctx: ctx, ln: ln, log: log, accept: accept, pending: make(chan struct{}, 1), conns: map[net.Conn]bool{}}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -117,7 +125,7 @@ func startControl(ctx context.Context, ln net.Listener, rescan func(context.Cont
 	}()
 	go func() {
 		defer s.wg.Done()
-		s.accept()
+		s.acceptConns()
 	}()
 	return func() {
 		cancel()
@@ -132,7 +140,7 @@ func startControl(ctx context.Context, ln net.Listener, rescan func(context.Cont
 	}
 }
 
-func (s *controlServer) accept() {
+func (s *controlServer) acceptConns() {
 	sem := make(chan struct{}, controlMaxConns)
 	for {
 		c, err := s.ln.Accept()
@@ -182,7 +190,12 @@ func (s *controlServer) serve(c net.Conn) {
 	if (err != nil && !errors.Is(err, io.EOF)) || line == "" {
 		return
 	}
-	switch strings.TrimSuffix(line, "\n") {
+	line = strings.TrimSuffix(line, "\n")
+	if rest, ok := strings.CutPrefix(line, "accept-release "); ok && s.accept != nil {
+		io.WriteString(c, s.acceptRelease(c, strings.Fields(rest)))
+		return
+	}
+	switch line {
 	case "rescan":
 		select {
 		case s.pending <- struct{}{}:
@@ -195,8 +208,30 @@ func (s *controlServer) serve(c net.Conn) {
 	}
 }
 
-// peer names the process at the other end of c, for the log.
-func peer(c net.Conn) []zap.Field {
+// acceptRelease answers an accept-release of scopes from c: only root or
+// the daemon's own user may take an older release in (the group's
+// operators may only rescan).
+func (s *controlServer) acceptRelease(c net.Conn, scopes []string) string {
+	cred := peerCred(c)
+	if cred == nil || cred.Uid != 0 && int(cred.Uid) != os.Geteuid() {
+		s.log.Warn("accept-release refused on the control socket: not root", peer(c)...)
+		return "error: only root may accept a release\n"
+	}
+	if len(scopes) == 0 {
+		return "error: accept-release needs a scope\n"
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, acceptTimeout)
+	defer cancel()
+	c.SetDeadline(time.Now().Add(acceptTimeout + controlTimeout))
+	done, err := s.accept(ctx, scopes, fmt.Sprintf("uid %d, pid %d", cred.Uid, cred.Pid))
+	if err != nil {
+		return "error: " + strings.ReplaceAll(err.Error(), "\n", " ") + "\n"
+	}
+	return "ok " + strings.Join(done, " ") + "\n"
+}
+
+// peerCred is the process at the other end of c (nil when unknown).
+func peerCred(c net.Conn) *unix.Ucred {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		return nil
@@ -207,6 +242,12 @@ func peer(c net.Conn) []zap.Field {
 	}
 	var cred *unix.Ucred
 	raw.Control(func(fd uintptr) { cred, _ = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	return cred
+}
+
+// peer names the process at the other end of c, for the log.
+func peer(c net.Conn) []zap.Field {
+	cred := peerCred(c)
 	if cred == nil {
 		return nil
 	}
@@ -216,26 +257,41 @@ func peer(c net.Conn) []zap.Field {
 // requestRescan asks the daemon on the control socket sock for a full
 // rescan.
 func requestRescan(ctx context.Context, sock string) error {
+	_, err := controlCall(ctx, sock, "rescan", controlTimeout)
+	return err
+}
+
+// controlCall sends line to the daemon on the control socket sock and
+// returns what follows "ok" in its answer; "error: ..." is an error.
+func controlCall(ctx context.Context, sock, line string, timeout time.Duration) (string, error) {
 	var d net.Dialer
-	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c, err := d.DialContext(ctx, "unix", sock)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	if _, err := io.WriteString(c, "rescan\n"); err != nil {
-		return fmt.Errorf("control socket %s: %w", sock, err)
+	if _, err := io.WriteString(c, line+"\n"); err != nil {
+		return "", fmt.Errorf("control socket %s: %w", sock, err)
 	}
-	answer, err := bufio.NewReaderSize(io.LimitReader(c, 256), 256).ReadString('\n')
+	answer, err := bufio.NewReaderSize(io.LimitReader(c, controlMaxLine), controlMaxLine).ReadString('\n')
 	if err != nil {
-		return fmt.Errorf("control socket %s: no answer: %w", sock, err)
+		return "", fmt.Errorf("control socket %s: no answer: %w", sock, err)
 	}
-	if answer = strings.TrimSpace(answer); answer != "ok" {
-		return fmt.Errorf("control socket %s: %s", sock, answer)
+	answer = strings.TrimSpace(answer)
+	if rest, ok := strings.CutPrefix(answer, "ok"); ok && (rest == "" || rest[0] == ' ') {
+		return strings.TrimSpace(rest), nil
 	}
-	return nil
+	return "", &refusedError{sock, strings.TrimPrefix(answer, "error: ")}
+}
+
+// refusedError is the daemon's "error: ..." answer on its control socket.
+type refusedError struct{ sock, why string }
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("control socket %s: error: %s", e.sock, e.why)
 }

@@ -77,7 +77,7 @@ func TestControlServer(t *testing.T) {
 		}
 		return nil
 	}
-	stop := startControl(context.Background(), ln, rescan, zap.NewNop())
+	stop := startControl(context.Background(), ln, rescan, nil, zap.NewNop())
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -88,7 +88,7 @@ func TestControlServer(t *testing.T) {
 	if got := ask(t, sock, "rescan\n"); got != "ok\n" {
 		t.Fatalf("rescan: %q", got)
 	}
-	for _, line := range []string{"reload\n", "rescan now\n", "RESCAN\n", strings.Repeat("x", 1000), "\n"} {
+	for _, line := range []string{"reload\n", "rescan now\n", "RESCAN\n", strings.Repeat("x", 2*controlMaxLine), "\n"} {
 		if got := ask(t, sock, line); got != "error: unknown command\n" {
 			t.Errorf("%.20q: answer %q, want error: unknown command", line, got)
 		}

@@ -17,7 +17,6 @@ import (
 	"github.com/integrityd/integrityd/internal/demo"
 	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/state"
-	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // TestMain lets tests run the command as a subprocess (to kill -9 it).
@@ -120,7 +119,7 @@ func (p *daemonProc) findingEntries(t *testing.T, resolved bool) []map[string]an
 		kind, scope := fmt.Sprint(e["integrity_kind"]), fmt.Sprint(e["integrity_scope"])
 		path, _ := e["integrity_path"].(string) // none for a scope's EXCEPTION
 		reason := ""
-		if kind == string(verify.KindException) {
+		if journal.LineHasMessage(kind) {
 			reason, _ = e["integrity_message"].(string)
 		}
 		want := journal.FindingLine(kind, scope, path, reason)

@@ -195,7 +195,7 @@ func serve(ctx context.Context, s *config.Settings, cfg daemon.Config, sock stri
 		if err != nil {
 			return err
 		}
-		stopControl := startControl(ctx, ln, d.Rescan, log)
+		stopControl := startControl(ctx, ln, d.Rescan, d.AcceptReleases, log)
 		defer stopControl()
 		if cfg.StateDir != "" {
 			if err := state.WriteControl(cfg.StateDir, sock); err != nil {

@@ -186,6 +186,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 			for name, dir := range prev.Signed {
 				d.loop.meta.Signed[name] = dir
 			}
+			d.loop.meta.Releases = prev.Releases
 			log.Info("previous state loaded", zap.Int("findings", len(prev.Findings)), zap.Time("updated", prev.Updated))
 		}
 	}
@@ -390,6 +391,36 @@ func (d *Daemon) openWriters(ctx context.Context) *watch.Writers {
 type request struct {
 	done chan struct{}
 	cfg  *Config // a new configuration to apply first, or nil
+	// accept, when not nil, asks for AcceptReleases (by whom: by) instead
+	// of a rescan; the answer goes to accepted.
+	accept   []string
+	by       string
+	accepted chan acceptAnswer
+}
+
+type acceptAnswer struct {
+	scopes []string
+	err    error
+}
+
+// AcceptReleases takes the current release of each named scope as the
+// one to compare with from now on: an admin's downgrade, whose
+// VERSION_DOWNGRADE is then resolved. by says who asked, for the journal.
+// It returns the scopes accepted; a scope without a VERSION_DOWNGRADE is
+// an error.
+func (d *Daemon) AcceptReleases(ctx context.Context, scopes []string, by string) ([]string, error) {
+	ch := make(chan acceptAnswer, 1)
+	select {
+	case d.reqs <- request{accept: scopes, by: by, accepted: ch}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case a := <-ch:
+		return a.scopes, a.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Rescan asks for a full rescan and waits for it (SIGHUP).
@@ -402,7 +433,7 @@ func (d *Daemon) Reload(ctx context.Context, cfg Config) error { return d.reques
 func (d *Daemon) request(ctx context.Context, cfg *Config) error {
 	done := make(chan struct{})
 	select {
-	case d.reqs <- request{done, cfg}:
+	case d.reqs <- request{done: done, cfg: cfg}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -175,7 +175,7 @@ func sortOf(e observer.LoggedEntry) string {
 		return ""
 	}
 	reason := ""
-	if verify.Kind(kind) == verify.KindException || verify.Kind(kind) == verify.HtaccessDirective {
+	if journal.LineHasMessage(kind) {
 		reason, _ = m["integrity_message"].(string)
 	}
 	switch m["message_id"] {
@@ -206,7 +206,7 @@ func sortOf(e observer.LoggedEntry) string {
 // resolved entry (for hooks that see no fields).
 func findingMessage(msg string) bool {
 	msg = strings.TrimPrefix(msg, "resolved ")
-	for _, k := range []verify.Kind{verify.InvalidHash, verify.FileMissing, verify.ExtraFile, verify.HardLink, verify.KindException} {
+	for _, k := range verify.Kinds() {
 		if strings.HasPrefix(msg, string(k)+" ") {
 			return true
 		}

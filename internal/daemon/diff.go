@@ -160,8 +160,8 @@ func (d *Daemon) logTransition(t Transition, who string, whoFields []zap.Field) 
 		d.metrics.alerts.WithLabelValues(string(f.Kind)).Inc()
 		fields := append(append(alertFields(f), zap.String("message_id", journal.AlertID(string(f.Kind)))), whoFields...)
 		msg := ""
-		if f.Kind == verify.KindException || f.Kind == verify.HtaccessDirective {
-			msg = f.Message // the reason, the directives and their lines
+		if journal.LineHasMessage(string(f.Kind)) {
+			msg = f.Message
 		}
 		line := journal.FindingLine(string(f.Kind), f.Scope, f.Path, msg) + who
 		if f.Kind == verify.KindException && f.Path == "" || highPriority(f) {

@@ -264,6 +264,11 @@ func (l *loop) batch(ctx context.Context, b watch.Batch) {
 // request handles a reload or rescan (systemctl reload): RELOADING=1 with
 // the time now, READY=1 once the rescan is merged.
 func (l *loop) request(ctx context.Context, req request) {
+	if req.accepted != nil {
+		scopes, err := l.acceptReleases(ctx, req.accept, req.by)
+		req.accepted <- acceptAnswer{scopes, err}
+		return
+	}
 	l.d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "\nSTATUS=full rescan")
 	if req.cfg != nil {
 		l.reconfigure(*req.cfg)
@@ -350,6 +355,7 @@ func (l *loop) part(s *scope, key string) map[string]*verify.Finding {
 // replace sets the findings of s at key and below (all of the scope when
 // key is "") and logs every transition.
 func (l *loop) replace(s *scope, key string, fresh []verify.Finding) {
+	fresh = l.withRelease(s, key, fresh)
 	ts := diff(l.part(s, key), fresh)
 	if len(ts) == 0 {
 		return
@@ -422,6 +428,7 @@ func (l *loop) publish() {
 	for name, dir := range l.meta.Signed {
 		s.meta.Signed[name] = dir
 	}
+	s.meta.Releases = maps.Clone(l.meta.Releases)
 	if l.w != nil {
 		s.meta.WatchedDirs, s.meta.Degraded = l.w.Stats()
 	}

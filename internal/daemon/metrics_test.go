@@ -49,6 +49,9 @@ integrityd_findings{kind="INVALID_HASH",scope="files"} 0
 integrityd_findings{kind="FILE_MISSING",scope="core"} 0
 integrityd_findings{kind="FILE_MISSING",scope="dashboard"} 0
 integrityd_findings{kind="FILE_MISSING",scope="files"} 1
+integrityd_findings{kind="VERSION_DOWNGRADE",scope="core"} 0
+integrityd_findings{kind="VERSION_DOWNGRADE",scope="dashboard"} 0
+integrityd_findings{kind="VERSION_DOWNGRADE",scope="files"} 0
 # HELP integrityd_watched_files Files listed by the verified manifests.
 # TYPE integrityd_watched_files gauge
 integrityd_watched_files 15

@@ -18,6 +18,17 @@ import (
 // The fields (INTEGRITY_KIND, INTEGRITY_SCOPE, INTEGRITY_PATH, MESSAGE_ID,
 // ...) carry the same facts unquoted, for matching.
 
+// LineHasMessage reports whether the MESSAGE of an alert of kind carries
+// the finding's message: an EXCEPTION's reason, an HTACCESS_DIRECTIVE's
+// directives and lines, a VERSION_DOWNGRADE's releases.
+func LineHasMessage(kind string) bool {
+	switch verify.Kind(kind) {
+	case verify.KindException, verify.HtaccessDirective, verify.VersionDowngrade:
+		return true
+	}
+	return false
+}
+
 // FindingLine is the MESSAGE of a finding of kind in scope at path (""
 // for the whole scope); message (an EXCEPTION's reason, "" for none)
 // follows a colon. Each part is quoted as the text report quotes file

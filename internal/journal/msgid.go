@@ -21,6 +21,7 @@ const (
 	IDMount       = "8e4a6c2f0b1d4f3a9c5e7b2d4f6a8c0e" // a mount or unmount over a checked directory
 	IDFlood       = "e1f3a5c7b9d24e6f8a0c2e4b6d8f0a13" // more findings in one directory than are logged one by one
 	IDDuplicate   = "da1d6070832549e7ad585d70bec38056" // an app id in several apps roots
+	IDDowngrade   = "794303616cd6419ab4d3a0558cfcefa6" // an older signed release replaced a newer one
 	IDConfig      = "4f0c2b9e7a1d4e58b3c6d9a2e5f8b1c4" // Nextcloud's configuration changed the apps roots, or cannot be read
 	// The unsigned coverage, checked against the admin's baseline.
 	IDUnsignedChanged   = "a9e5bbeba5e14467888a1c4fc31bc16b" // a file no signature covers changed since the baseline
@@ -43,6 +44,8 @@ func AlertID(kind string) string {
 		return IDHardLink
 	case verify.DuplicateApp:
 		return IDDuplicate
+	case verify.VersionDowngrade:
+		return IDDowngrade
 	case verify.UnsignedChanged:
 		return IDUnsignedChanged
 	case verify.UnsignedExtra:
@@ -56,5 +59,5 @@ func AlertID(kind string) string {
 }
 
 // AllIDs lists every MESSAGE_ID, for the catalog test.
-var AllIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood, IDDuplicate, IDConfig,
+var AllIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood, IDDuplicate, IDDowngrade, IDConfig,
 	IDUnsignedChanged, IDUnsignedExtra, IDUnsignedMissing, IDHtaccessDirective, IDBaseline}

@@ -50,6 +50,10 @@ type State struct {
 	// Signed are the apps whose manifest verified once, by name, with
 	// their directory: an app that loses its manifest stays checked.
 	Signed map[string]string `json:"signed_apps,omitempty"`
+	// Releases are the highest release the daemon verified of each scope
+	// (core's $OC_Version, an app's <version>): a lower one is a
+	// VERSION_DOWNGRADE until an admin accepts it.
+	Releases map[string]string `json:"releases,omitempty"`
 	// Unsigned says whether code no signature covers is checked, and
 	// against which baseline (the daemon's line at start); UnsignedFiles
 	// is how many such files it covers.

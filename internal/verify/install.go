@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/integrityd/integrityd/internal/phpconf"
@@ -315,6 +316,38 @@ func loadedCopy(c []appCopy) int {
 	}
 	return best
 }
+
+// VersionFile is the key of the file that states the scope's release:
+// version.php for core, appinfo/info.xml for an app. Both are in the
+// scope's manifest: with no finding on it, the release is the signed one.
+func (s *Scope) VersionFile() string {
+	if s.core {
+		return "version.php"
+	}
+	return infoXML
+}
+
+// Release is the scope's release as its VersionFile states it, "" when it
+// cannot be read: core's $OC_Version ("33.0.0.16", finer than
+// $OC_VersionString), an app's <version>.
+func (s *Scope) Release() string {
+	if !s.core {
+		return appVersion(s.Dir)
+	}
+	v, err := readVersion(filepath.Join(s.Dir, "version.php"))
+	if err != nil || len(v.Parts) == 0 {
+		return v.String
+	}
+	parts := make([]string, len(v.Parts))
+	for i, n := range v.Parts {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ".")
+}
+
+// CompareReleases compares two releases as Nextcloud does (PHP's
+// version_compare): -1, 0 or 1.
+func CompareReleases(a, b string) int { return phpVersionCompare(a, b) }
 
 // appVersion is the <version> of dir/appinfo/info.xml, "" when it cannot
 // be read (Nextcloud's getAppVersionByPath then has no version either).

@@ -10,8 +10,8 @@ import (
 	"unicode/utf8"
 )
 
-// Kind is the kind of a finding, as Nextcloud names it (HARD_LINK and
-// DUPLICATE_APP are integrityd's own).
+// Kind is the kind of a finding, as Nextcloud names it (HARD_LINK,
+// DUPLICATE_APP and VERSION_DOWNGRADE are integrityd's own).
 type Kind string
 
 const (
@@ -26,8 +26,14 @@ const (
 	// loads the copy with the highest version (and checks only that one),
 	// so a copy added to an apps root can shadow a signed app. Reported on
 	// the appinfo/info.xml of every copy that is checked.
-	DuplicateApp  Kind = "DUPLICATE_APP"
-	KindException Kind = "EXCEPTION"
+	DuplicateApp Kind = "DUPLICATE_APP"
+	// VersionDowngrade is a scope whose manifest verifies and whose
+	// files match it, but whose release is older than one the daemon
+	// verified there before: an older signed release (with its known
+	// holes) put in place of a newer one, which Nextcloud's check accepts
+	// and Nextcloud runs for apps. Reported on the scope's VersionFile.
+	VersionDowngrade Kind = "VERSION_DOWNGRADE"
+	KindException    Kind = "EXCEPTION"
 )
 
 // legacyMissingFile is the name earlier integrityd versions wrote for
@@ -36,12 +42,12 @@ const (
 // as FILE_MISSING.
 const legacyMissingFile Kind = "MISSING_FILE"
 
-var kindOrder = map[Kind]int{InvalidHash: 0, FileMissing: 1, ExtraFile: 2, HardLink: 3, DuplicateApp: 4, KindException: 5,
-	HtaccessDirective: 6, UnsignedChanged: 7, UnsignedExtra: 8, UnsignedMissing: 9}
+var kindOrder = map[Kind]int{InvalidHash: 0, FileMissing: 1, ExtraFile: 2, HardLink: 3, DuplicateApp: 4, VersionDowngrade: 5, KindException: 6,
+	HtaccessDirective: 7, UnsignedChanged: 8, UnsignedExtra: 9, UnsignedMissing: 10}
 
 // Kinds returns every kind, in report order.
 func Kinds() []Kind {
-	return []Kind{InvalidHash, FileMissing, ExtraFile, HardLink, DuplicateApp, KindException,
+	return []Kind{InvalidHash, FileMissing, ExtraFile, HardLink, DuplicateApp, VersionDowngrade, KindException,
 		HtaccessDirective, UnsignedChanged, UnsignedExtra, UnsignedMissing}
 }
 

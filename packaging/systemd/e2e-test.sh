@@ -344,6 +344,12 @@ print("    alice: rescan: exit 1,", "; ".join("%s %s" % (k, " ".join(v)) for k, 
 rc=0
 as alice $BIN rescan --config /etc/integrityd/a.conf >/dev/null 2>&1 || rc=$?
 [ "$rc" = 1 ] || fail "alice: rescan of instance a exit $rc, want 1 (lib/evil.php)"
+echo "== accept-release: root only, through the control socket"
+rc=0; out=$(as alice $BIN accept-release core 2>&1) || rc=$?
+[ "$rc" = 2 ] && echo "$out" | grep -q "only root may accept a release" || fail "alice: accept-release exit $rc, want 2 (only root): $out"
+rc=0; out=$($E $BIN accept-release core 2>&1) || rc=$?
+[ "$rc" = 2 ] && echo "$out" | grep -q "nothing to accept: core has no VERSION_DOWNGRADE" || fail "root: accept-release core exit $rc, want 2 (nothing to accept) from the daemon: $out"
+echo "    alice: refused; root: the daemon answers: $out"
 $E systemctl reload integrityd
 $E systemctl is-active -q integrityd || fail "not active after reload"
 eventually sh -c "$E systemctl show -p StatusText integrityd | grep -q '2 findings'" || fail "status after reload: $($E systemctl show -p StatusText integrityd)"
