@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/integrityd/integrityd/internal/demo"
 	"github.com/integrityd/integrityd/internal/state"
-	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // accept-release takes an admin's downgrade in: through the running
@@ -23,33 +21,20 @@ func TestAcceptRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := filepath.Join(root, "apps/files")
-	names := []string{"appinfo/signature.json", "appinfo/info.xml"}
-	read := func() map[string][]byte {
-		m := map[string][]byte{}
-		for _, n := range names {
-			b, err := os.ReadFile(filepath.Join(app, n))
-			if err != nil {
-				t.Fatal(err)
-			}
-			m[n] = b
-		}
-		return m
-	}
-	put := func(m map[string][]byte) {
-		for _, n := range names {
-			if err := os.WriteFile(filepath.Join(app, n), m[n], 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	v2 := read()
-	os.WriteFile(filepath.Join(app, "appinfo/info.xml"), []byte("<?xml version=\"1.0\"?>\n<info><id>files</id><version>1.9.0</version></info>\n"), 0o644)
-	if err := keys.Sign(context.Background(), verify.NewInstall(root, nil, "").App("files", app)); err != nil {
+	v1, err := keys.SignedRelease(context.Background(), root, "files", "1.9.0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	v1 := read()
-	put(v2)
-
+	v2, err := keys.SignedRelease(context.Background(), root, "files", "2.0.0") // as installed
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(m map[string][]byte) {
+		t.Helper()
+		if err := demo.PutFiles(app, m); err != nil {
+			t.Fatal(err)
+		}
+	}
 	stateDir := t.TempDir()
 	sock := filepath.Join(t.TempDir(), "control.sock")
 	start := func() *daemonProc {

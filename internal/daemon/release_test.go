@@ -22,35 +22,20 @@ func TestAttackDowngrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := filepath.Join(root, "apps/files")
-	names := []string{"appinfo/signature.json", "appinfo/info.xml", "lib/App.php"}
-	snap := func(dir string) map[string][]byte {
-		m := map[string][]byte{}
-		for _, n := range names {
-			b, err := os.ReadFile(filepath.Join(dir, n))
-			if err != nil {
-				t.Fatal(err)
-			}
-			m[n] = b
-		}
-		return m
+	v1, err := keys.SignedRelease(t.Context(), root, "files", "1.9.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := keys.SignedRelease(t.Context(), root, "files", "2.0.0") // as installed
+	if err != nil {
+		t.Fatal(err)
 	}
 	put := func(dir string, m map[string][]byte) {
 		t.Helper()
-		for _, n := range names { // the manifest first, as an updater would
-			if err := os.WriteFile(filepath.Join(dir, n), m[n], 0o644); err != nil {
-				t.Fatal(err)
-			}
+		if err := demo.PutFiles(dir, m); err != nil {
+			t.Fatal(err)
 		}
 	}
-	v2 := snap(app)
-	os.WriteFile(filepath.Join(app, "appinfo/info.xml"), []byte("<?xml version=\"1.0\"?>\n<info><id>files</id><version>1.9.0</version></info>\n"), 0o644)
-	os.WriteFile(filepath.Join(app, "lib/App.php"), []byte("<?php // 1.9.0, with a known hole\n"), 0o644)
-	if err := keys.Sign(t.Context(), verify.NewInstall(root, nil, "").App("files", app)); err != nil {
-		t.Fatal(err)
-	}
-	v1 := snap(app)
-	put(app, v2)
-
 	stateDir := t.TempDir()
 	r := start(t, testConfig(root, stateDir))
 	if fs := r.d.Findings(); len(fs) != 0 {

@@ -11,9 +11,12 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/integrityd/integrityd/internal/verify"
@@ -68,6 +71,62 @@ func (k *Keys) Sign(ctx context.Context, sc *verify.Scope) error {
 		k.Cert[sc.Name] = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
 	}
 	return sc.Sign(ctx, k.Key[sc.Name], k.Cert[sc.Name], verify.DigestSHA1)
+}
+
+// SignedRelease returns the files of the demo app id (its manifest and
+// appinfo/info.xml) as a release of the given version, validly signed,
+// and leaves the app as it was: what an older (or newer) signed release
+// put in place of the install's looks like.
+func (k *Keys) SignedRelease(ctx context.Context, root, id, version string) (map[string][]byte, error) {
+	dir := filepath.Join(root, "apps", id)
+	names := []string{"appinfo/signature.json", "appinfo/info.xml"}
+	read := func() (map[string][]byte, error) {
+		m := map[string][]byte{}
+		for _, n := range names {
+			b, err := os.ReadFile(filepath.Join(dir, n))
+			if err != nil {
+				return nil, err
+			}
+			m[n] = b
+		}
+		return m, nil
+	}
+	was, err := read()
+	if err != nil {
+		return nil, err
+	}
+	info := fmt.Sprintf("<?xml version=\"1.0\"?>\n<info><id>%s</id><version>%s</version></info>\n", id, version)
+	if err := os.WriteFile(filepath.Join(dir, "appinfo/info.xml"), []byte(info), 0o644); err != nil {
+		return nil, err
+	}
+	if err := k.Sign(ctx, verify.NewInstall(root, nil, "").App(id, dir)); err != nil {
+		return nil, err
+	}
+	rel, err := read()
+	if err != nil {
+		return nil, err
+	}
+	return rel, PutFiles(dir, was)
+}
+
+// PutFiles writes files (names relative to dir) in dir: the manifest
+// first, then the others in name order, so that a watcher sees the new
+// manifest before the files it signs (as it does during an update).
+func PutFiles(dir string, files map[string][]byte) error {
+	var manifests, others []string
+	for _, n := range slices.Sorted(maps.Keys(files)) {
+		if filepath.Base(n) == "signature.json" {
+			manifests = append(manifests, n)
+		} else {
+			others = append(others, n)
+		}
+	}
+	for _, n := range append(manifests, others...) {
+		if err := os.WriteFile(filepath.Join(dir, n), files[n], 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // BuildWithKeys is Build, returning the keys.
