@@ -37,30 +37,36 @@ type bigResult struct {
 	ufiles verify.UnsignedFiles
 }
 
-// hashLater rechecks key of s off the loop. One recheck per file runs at
-// a time; a change meanwhile makes it run again once done.
+// hashLater rechecks key of s off the loop.
 func (l *loop) hashLater(ctx context.Context, s *scope, key string) {
-	k := bigKey{s.sc.Name, key}
-	if l.bigRunning[k] {
-		l.bigAgain[k] = true
+	sc, exp, next := s.sc, s.exp, s.next
+	l.offLoop(ctx, bigResult{k: bigKey{sc.Name, key}, sc: s, exp: exp}, func(r *bigResult) {
+		r.findings, r.links, r.err = sc.Recheck(ctx, exp, key)
+		if r.err == nil && next != nil {
+			var n []verify.Finding
+			if n, _, r.err = sc.Recheck(ctx, next, key); r.err == nil {
+				r.findings = wrongUnderBoth(r.findings, n)
+			}
+		}
+	})
+}
+
+// offLoop runs work on r in a goroutine (at most bigWorkers at once) and
+// hands r to the loop (bigFinished). One runs per big file at a time; a
+// change meanwhile makes it run again once done (bigAgain).
+func (l *loop) offLoop(ctx context.Context, r bigResult, work func(*bigResult)) {
+	if l.bigRunning[r.k] {
+		l.bigAgain[r.k] = true
 		return
 	}
-	l.bigRunning[k] = true
+	l.bigRunning[r.k] = true
 	l.changed = true
-	sc, exp, next := s.sc, s.exp, s.next
 	sem, done := l.bigSem, l.bigDone
 	go func() {
-		r := bigResult{k: k, sc: s, exp: exp}
 		select {
 		case sem <- struct{}{}:
 			defer func() { <-sem }()
-			r.findings, r.links, r.err = sc.Recheck(ctx, exp, key)
-			if r.err == nil && next != nil {
-				var n []verify.Finding
-				if n, _, r.err = sc.Recheck(ctx, next, key); r.err == nil {
-					r.findings = wrongUnderBoth(r.findings, n)
-				}
-			}
+			work(&r)
 		case <-ctx.Done():
 			r.err = ctx.Err()
 		}

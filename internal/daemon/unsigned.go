@@ -247,28 +247,10 @@ func (l *loop) applyUnsigned(key string, files verify.UnsignedFiles) {
 // for the signed scopes (bigfiles.go): a huge file dropped in themes/
 // holds no other alert.
 func (l *loop) unsignedLater(ctx context.Context, p string) {
-	k := bigKey{verify.UnsignedScope, p}
-	if l.bigRunning[k] {
-		l.bigAgain[k] = true
-		return
-	}
-	l.bigRunning[k] = true
-	l.changed = true
-	cov, s, sem, done := l.ucov, l.uscope, l.bigSem, l.bigDone
-	go func() {
-		r := bigResult{k: k, sc: s, ucov: cov}
-		select {
-		case sem <- struct{}{}:
-			defer func() { <-sem }()
-			r.ukey, r.ufiles, r.err = cov.ScanPath(ctx, p)
-		case <-ctx.Done():
-			r.err = ctx.Err()
-		}
-		select {
-		case done <- r:
-		case <-ctx.Done():
-		}
-	}()
+	cov := l.ucov
+	l.offLoop(ctx, bigResult{k: bigKey{verify.UnsignedScope, p}, sc: l.uscope, ucov: cov}, func(r *bigResult) {
+		r.ukey, r.ufiles, r.err = cov.ScanPath(ctx, p)
+	})
 }
 
 // unsignedFinished takes the hash of a big file of the coverage.
