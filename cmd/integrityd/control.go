@@ -12,10 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/integrityd/integrityd/internal/state"
 )
 
 // The control socket lets operators who may not signal the daemon (the
@@ -259,6 +262,30 @@ func peer(c net.Conn) []zap.Field {
 func requestRescan(ctx context.Context, sock string) error {
 	_, err := controlCall(ctx, sock, "rescan", controlTimeout)
 	return err
+}
+
+// errNoSocket says the daemon of a state directory listens on no control
+// socket: none is recorded, or the one recorded was left by a daemon that
+// died.
+var errNoSocket = errors.New("no control socket")
+
+// callDaemon sends line on the control socket recorded in stateDir
+// (controlCall) and returns the socket and the answer.
+func callDaemon(ctx context.Context, stateDir, line string, timeout time.Duration) (sock, answer string, err error) {
+	sock, err = state.ReadControl(stateDir)
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return "", "", permissionDenied("reading", filepath.Join(stateDir, state.ControlName))
+	case err != nil:
+		return "", "", err
+	case sock == "":
+		return "", "", errNoSocket
+	}
+	answer, err = controlCall(ctx, sock, line, timeout)
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist) {
+		return sock, "", errNoSocket
+	}
+	return sock, answer, err
 }
 
 // controlCall sends line to the daemon on the control socket sock and

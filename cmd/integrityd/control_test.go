@@ -6,15 +6,19 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/state"
 )
 
 func TestControlSocketPath(t *testing.T) {
@@ -217,5 +221,33 @@ func TestRequestRescanErrors(t *testing.T) {
 	}()
 	if err := requestRescan(context.Background(), sock); err == nil || !strings.Contains(err.Error(), "error: unknown command") {
 		t.Errorf("refused: %v", err)
+	}
+}
+
+// askRescan: a socket left by a daemon that died is no socket; the rescan
+// goes by SIGHUP to the daemon's pid.
+func TestAskRescanStaleSocket(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "control.sock")
+	stale, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
+	if err := state.WriteControl(dir, sock); err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command("sleep", "30")
+	if err := child.Start(); err != nil {
+		t.Skip("no sleep:", err)
+	}
+	defer child.Process.Kill()
+	if err := askRescan(context.Background(), &daemonState{dir: dir, State: &state.State{PID: child.Process.Pid}}); err != nil {
+		t.Fatalf("askRescan with a stale socket: %v", err)
+	}
+	err = child.Wait()
+	if ws, ok := child.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGHUP {
+		t.Errorf("the daemon's pid got no SIGHUP: %v", err)
 	}
 }

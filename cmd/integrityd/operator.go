@@ -279,25 +279,18 @@ func runRescan(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // SIGHUP (which also reloads its configuration, and which only root or
 // the daemon's user may send).
 func askRescan(ctx context.Context, ds *daemonState) error {
-	sock, err := state.ReadControl(ds.dir)
-	if errors.Is(err, fs.ErrPermission) {
-		return permissionDenied("reading", filepath.Join(ds.dir, state.ControlName))
+	sock, _, err := callDaemon(ctx, ds.dir, "rescan", controlTimeout)
+	switch {
+	case err == nil:
+		return nil
+	case sock == "" && !errors.Is(err, errNoSocket):
+		return err // the control file could not be read
+	case errors.Is(err, fs.ErrPermission):
+		return permissionDenied("connecting to", sock)
+	case !errors.Is(err, errNoSocket):
+		return fmt.Errorf("ask integrityd (pid %d) for a rescan: %w", ds.PID, err)
 	}
-	if err != nil {
-		return err
-	}
-	if sock != "" {
-		err := requestRescan(ctx, sock)
-		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, fs.ErrPermission):
-			return permissionDenied("connecting to", sock)
-		case !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("ask integrityd (pid %d) for a rescan: %w", ds.PID, err)
-		}
-		// A socket left by a daemon that died; this pid runs without one.
-	}
+	// No socket, or one left by a daemon that died: this pid runs without.
 	if err := syscall.Kill(ds.PID, syscall.SIGHUP); err != nil {
 		if errors.Is(err, syscall.EPERM) {
 			return fmt.Errorf("not allowed to signal integrityd (pid %d), and it has no control socket: run as root, or use systemctl reload integrityd", ds.PID)

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
@@ -38,7 +37,7 @@ func runAcceptRelease(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	done, err := acceptOnline(ctx, s.StateDir, scopes)
-	if errors.Is(err, errNoDaemon) {
+	if errors.Is(err, errNoSocket) {
 		done, err = acceptOffline(s.StateDir, scopes)
 	}
 	if err != nil {
@@ -50,26 +49,14 @@ func runAcceptRelease(ctx context.Context, args []string, stdout, stderr io.Writ
 	return nil
 }
 
-var errNoDaemon = errors.New("no daemon answers")
-
-// acceptOnline asks the daemon on stateDir's control socket.
+// acceptOnline asks the daemon on stateDir's control socket
+// (errNoSocket: no daemon listens on one).
 func acceptOnline(ctx context.Context, stateDir string, scopes []string) ([]string, error) {
-	sock, err := state.ReadControl(stateDir)
-	switch {
-	case errors.Is(err, fs.ErrPermission):
-		return nil, permissionDenied("reading", stateDir)
-	case err != nil:
-		return nil, err
-	case sock == "":
-		return nil, errNoDaemon
-	}
-	answer, err := controlCall(ctx, sock, "accept-release "+strings.Join(scopes, " "), acceptTimeout+controlTimeout)
+	sock, answer, err := callDaemon(ctx, stateDir, "accept-release "+strings.Join(scopes, " "), acceptTimeout+controlTimeout)
 	var refused *refusedError
 	switch {
 	case errors.As(err, &refused):
 		return nil, fmt.Errorf("integrityd (on %s): %s", sock, refused.why)
-	case errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist):
-		return nil, errNoDaemon // a socket left by a daemon that died
 	case errors.Is(err, fs.ErrPermission):
 		return nil, fmt.Errorf("permission denied connecting to %s: run as root", sock)
 	case err != nil:
@@ -98,9 +85,10 @@ func acceptOffline(stateDir string, scopes []string) ([]string, error) {
 	if st == nil {
 		return nil, fmt.Errorf("no state in %s: nothing to accept", stateDir)
 	}
-	keep := st.Findings[:0:0]
+	var keep []*verify.Finding
 	found := map[string]bool{}
-	for _, f := range st.Findings {
+	for i := range st.Findings {
+		f := &st.Findings[i]
 		if f.Kind == verify.VersionDowngrade && slices.Contains(scopes, f.Scope) {
 			found[f.Scope] = true
 			continue
@@ -113,11 +101,7 @@ func acceptOffline(stateDir string, scopes []string) ([]string, error) {
 		}
 		delete(st.Releases, sc)
 	}
-	ptrs := make([]*verify.Finding, len(keep))
-	for i := range keep {
-		ptrs[i] = &keep[i]
-	}
-	if err := state.SaveFindings(stateDir, st, ptrs); err != nil {
+	if err := state.SaveFindings(stateDir, st, keep); err != nil {
 		return nil, err
 	}
 	return scopes, nil
