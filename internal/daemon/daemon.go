@@ -389,13 +389,13 @@ func (d *Daemon) openWriters(ctx context.Context) *watch.Writers {
 }
 
 type request struct {
-	done chan struct{}
-	cfg  *Config // a new configuration to apply first, or nil
-	// accept, when not nil, asks for AcceptReleases (by whom: by) instead
-	// of a rescan; the answer goes to accepted.
-	accept   []string
-	by       string
-	accepted chan acceptAnswer
+	done chan struct{} // closed once handled
+	cfg  *Config       // a new configuration to apply first, or nil
+	// accept, when answer is not nil, asks for AcceptReleases (by whom:
+	// by) instead of a rescan; the loop fills in answer.
+	accept []string
+	by     string
+	answer *acceptAnswer
 }
 
 type acceptAnswer struct {
@@ -409,36 +409,32 @@ type acceptAnswer struct {
 // It returns the scopes accepted; a scope without a VERSION_DOWNGRADE is
 // an error.
 func (d *Daemon) AcceptReleases(ctx context.Context, scopes []string, by string) ([]string, error) {
-	ch := make(chan acceptAnswer, 1)
-	select {
-	case d.reqs <- request{accept: scopes, by: by, accepted: ch}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	var a acceptAnswer
+	if err := d.request(ctx, request{accept: scopes, by: by, answer: &a}); err != nil {
+		return nil, err
 	}
-	select {
-	case a := <-ch:
-		return a.scopes, a.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return a.scopes, a.err
 }
 
 // Rescan asks for a full rescan and waits for it (SIGHUP).
-func (d *Daemon) Rescan(ctx context.Context) error { return d.request(ctx, nil) }
+func (d *Daemon) Rescan(ctx context.Context) error { return d.request(ctx, request{}) }
 
 // Reload applies a new configuration (what can change without a restart:
 // trust anchors, CRL, exclusions, rescan interval) and rescans everything.
-func (d *Daemon) Reload(ctx context.Context, cfg Config) error { return d.request(ctx, &cfg) }
+func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
+	return d.request(ctx, request{cfg: &cfg})
+}
 
-func (d *Daemon) request(ctx context.Context, cfg *Config) error {
-	done := make(chan struct{})
+// request hands req to the loop and waits until it is handled.
+func (d *Daemon) request(ctx context.Context, req request) error {
+	req.done = make(chan struct{})
 	select {
-	case d.reqs <- request{done: done, cfg: cfg}:
+	case d.reqs <- req:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
-	case <-done:
+	case <-req.done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -264,9 +264,9 @@ func (l *loop) batch(ctx context.Context, b watch.Batch) {
 // request handles a reload or rescan (systemctl reload): RELOADING=1 with
 // the time now, READY=1 once the rescan is merged.
 func (l *loop) request(ctx context.Context, req request) {
-	if req.accepted != nil {
-		scopes, err := l.acceptReleases(ctx, req.accept, req.by)
-		req.accepted <- acceptAnswer{scopes, err}
+	if req.answer != nil {
+		req.answer.scopes, req.answer.err = l.acceptReleases(ctx, req.accept, req.by)
+		close(req.done)
 		return
 	}
 	l.d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "\nSTATUS=full rescan")
