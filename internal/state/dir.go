@@ -86,27 +86,46 @@ func AcquireLock(dir string) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock state directory: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if busy, err := tryLock(f); busy || err != nil {
 		defer f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
+		if busy {
 			return nil, &InUseError{Dir: dir, PID: readPID(f)}
 		}
-		return nil, fmt.Errorf("lock state directory: flock %s: %w", p, err)
+		return nil, fmt.Errorf("lock state directory: %w", err)
 	}
-	fail := func(err error) (*Lock, error) {
+	if err := stampPID(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("lock state directory: write %s: %w", p, err)
-	}
-	if err := f.Chmod(FileMode); err != nil {
-		return fail(err)
-	}
-	if err := f.Truncate(0); err != nil {
-		return fail(err)
-	}
-	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
-		return fail(err)
+		return nil, fmt.Errorf("lock state directory: %w", err)
 	}
 	return &Lock{f}, nil
+}
+
+// tryLock takes an exclusive flock on f without waiting: busy when
+// another process holds it.
+func tryLock(f *os.File) (busy bool, err error) {
+	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("flock %s: %w", f.Name(), err)
+	}
+	return false, nil
+}
+
+// stampPID makes the held lock file f say this process's pid (mode
+// FileMode, whatever the umask).
+func stampPID(f *os.File) error {
+	if err := f.Chmod(FileMode); err != nil {
+		return fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	if err := f.Truncate(0); err != nil {
+		return fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+		return fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	return nil
 }
 
 // Close releases the lock. The file stays: removing it would let a second
@@ -128,13 +147,13 @@ func LockBaseline(ctx context.Context, dir string, waiting func(pid int)) (*Lock
 		return nil, fmt.Errorf("lock the baseline: %w", err)
 	}
 	for said := false; ; said = true {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
+		busy, err := tryLock(f)
+		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("lock the baseline: flock %s: %w", p, err)
+			return nil, fmt.Errorf("lock the baseline: %w", err)
+		}
+		if !busy {
+			break
 		}
 		if !said && waiting != nil {
 			waiting(readPID(f))
@@ -146,8 +165,9 @@ func LockBaseline(ctx context.Context, dir string, waiting func(pid int)) (*Lock
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	if err := stampPID(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock the baseline: %w", err)
 	}
 	return &Lock{f}, nil
 }
