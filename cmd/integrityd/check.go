@@ -140,9 +140,14 @@ func prepare(fs *flag.FlagSet, f *config.Flags, args []string) (*config.Settings
 
 // enforced applies --enforce: an error when the check must not run.
 func enforced(s *config.Settings, in *verify.Install) error {
-	if ok, why, err := enforcedWhy(s, in); err != nil {
-		return err
+	if ok, why, err := enforcedWhy(s, in); errors.Is(err, fs.ErrPermission) {
+		return err // --enforce=yes would not read it either
+	} else if err != nil {
+		return fmt.Errorf("%v (use --enforce=yes to check anyway)", err)
 	} else if !ok {
+		if s.Enforce == "auto" {
+			why += "; use --enforce=yes to check anyway"
+		}
 		return errors.New(why)
 	}
 	return nil
@@ -158,14 +163,17 @@ func enforcedWhy(s *config.Settings, in *verify.Install) (bool, string, error) {
 		return false, "--enforce=no", nil
 	}
 	ok, channel, err := in.Enforced()
-	if errors.Is(err, fs.ErrPermission) {
-		return false, "", err // --enforce=yes would not read it either
-	}
 	if err != nil {
-		return false, "", fmt.Errorf("%v (use --enforce=yes to check anyway)", err)
+		return false, "", err
 	}
 	if !ok {
-		return false, fmt.Sprintf("Nextcloud does not enforce the integrity check on this install (release channel %q in version.php, or integrity.check.disabled in config.php); use --enforce=yes to check anyway", channel), nil
+		// Enforced looks at the channel first, then (on a channel that
+		// enforces) at integrity.check.disabled.
+		why := fmt.Sprintf("release channel %q (version.php, or updater.release.channel in config.php)", channel)
+		if channel != "" && channel != "git" {
+			why = "integrity.check.disabled is set in config.php"
+		}
+		return false, "Nextcloud does not enforce the integrity check on this install: " + why, nil
 	}
 	return true, "", nil
 }

@@ -302,9 +302,12 @@ func askRescan(ctx context.Context, ds *daemonState) error {
 
 // runCheckConfig validates the configuration and the settings of run.
 func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	s, c, err := loadRun("check-config", args, stderr)
+	s, c, unenforced, err := loadRun("check-config", args, stderr)
 	if err != nil {
 		return err
+	}
+	if unenforced != "" {
+		fmt.Fprintf(stdout, "note: %s (integrityd run checks it all the same)\n", unenforced)
 	}
 	fmt.Fprintf(stdout, "configuration OK\nroot:            %s\napps paths:      %s\ntrust anchors:   %s\nCRL:             %s\nstate directory: %s\nrescan interval: %s\n",
 		c.Root, strings.Join(c.AppsPaths, ", "), c.Trust, orNone(c.CRL), c.StateDir, c.RescanInterval)

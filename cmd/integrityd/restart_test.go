@@ -321,3 +321,57 @@ func TestConfigAddsAppsRoot(t *testing.T) {
 		}
 	}
 }
+
+// TestRunNotEnforced: nothing in the web root switches the daemon off.
+// Where config.php disables Nextcloud's own check, or version.php names a
+// channel Nextcloud does not enforce, integrityd run starts, says why in
+// one warning with its MESSAGE_ID, and alerts all the same.
+func TestRunNotEnforced(t *testing.T) {
+	cases := []struct {
+		name, file, content, reason string
+	}{
+		{"integrity.check.disabled", "config/config.php",
+			"<?php\n$CONFIG = array('instanceid' => 'demo', 'integrity.check.disabled' => true);\n",
+			"integrity.check.disabled is set in config.php"},
+		{"git channel", "version.php",
+			"<?php\n$OC_Version = array(30,0,0,0);\n$OC_VersionString = '30.0.0';\n$OC_Channel = 'git';\n",
+			`release channel "git"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			root := filepath.Join(t.TempDir(), "nc")
+			if err := demo.Build(context.Background(), root); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, c.file), []byte(c.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// The one-shot commands keep Nextcloud's semantics.
+			if code, _, errOut := runCmd(t, "check-core", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt")); code != exitError || !strings.Contains(errOut, c.reason) {
+				t.Errorf("check-core: exit %d, %q; want %d naming %q", code, errOut, exitError, c.reason)
+			}
+			p := startProc(t, root, t.TempDir())
+			p.waitScanned(t)
+			var warned []map[string]any
+			for _, e := range p.logEntries(t) {
+				if e["message_id"] == journal.IDUnenforced {
+					warned = append(warned, e)
+				}
+			}
+			if len(warned) != 1 || !strings.Contains(fmt.Sprint(warned[0]["reason"]), c.reason) || warned[0]["level"] != "warn" {
+				t.Errorf("unenforced warnings: %v, want one naming %q", warned, c.reason)
+			}
+			if err := os.WriteFile(filepath.Join(root, "lib/base.php"), []byte("<?php // backdoor"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for !strings.Contains(strings.Join(alertedPaths(p.findingEntries(t, false)), ","), "core:lib/base.php") {
+				if time.Now().After(deadline) {
+					t.Fatalf("no alert for lib/base.php; alerts: %v", alertedPaths(p.findingEntries(t, false)))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}

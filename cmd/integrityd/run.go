@@ -68,24 +68,34 @@ func runCommand() config.Command {
 // loadRun reads the settings of integrityd run (the command name) from
 // args and the configuration file, and builds the daemon's configuration
 // from them: at start, on every SIGHUP, and for check-config.
-func loadRun(name string, args []string, stderr io.Writer) (*config.Settings, daemon.Config, error) {
+//
+// Nothing in the web root keeps the daemon from running: where Nextcloud
+// would not enforce its own check (the release channel of version.php,
+// integrity.check.disabled in config.php: both writable by whoever
+// writes the web root), the daemon checks anyway and unenforced says why,
+// for one warning. Only integrityd's own enforce = no refuses to start.
+func loadRun(name string, args []string, stderr io.Writer) (s *config.Settings, cfg daemon.Config, unenforced string, err error) {
 	fs := newFlagSet(name, stderr)
 	f := runCommand().Bind(fs)
 	if err := parseNoArgs(fs, args); err != nil {
-		return nil, daemon.Config{}, err
+		return nil, daemon.Config{}, "", err
 	}
-	s, err := settings(f)
-	if err != nil {
-		return nil, daemon.Config{}, err
+	if s, err = settings(f); err != nil {
+		return nil, daemon.Config{}, "", err
+	}
+	if s.Enforce == "no" {
+		return nil, daemon.Config{}, "", errors.New("enforce = no: integrityd run does not start (the daemon has no other way to be told not to check; stop its unit instead)")
 	}
 	in, t, err := openInstall(s)
 	if err != nil {
-		return nil, daemon.Config{}, err
+		return nil, daemon.Config{}, "", err
 	}
-	if err := enforced(s, in); err != nil {
-		return nil, daemon.Config{}, err
+	if ok, why, err := enforcedWhy(s, in); err != nil {
+		unenforced = fmt.Sprintf("cannot tell whether Nextcloud enforces its integrity check: %v", err)
+	} else if !ok {
+		unenforced = why
 	}
-	cfg := daemon.Config{
+	cfg = daemon.Config{
 		Root: in.Root, AppsPaths: in.AppsRoots, DataDir: in.DataDir, Exclude: in.Exclude,
 		Trust: t.AnchorFile, CRL: t.CRLFile, StateDir: s.StateDir,
 		Workers: s.Workers, RescanInterval: s.RescanInterval, ReverifyPeriod: s.ReverifyPeriod, Unsigned: s.Unsigned,
@@ -100,15 +110,15 @@ func loadRun(name string, args []string, stderr io.Writer) (*config.Settings, da
 	// names no file.
 	if !verify.IsEmbedded(cfg.Trust) {
 		if cfg.Trust, err = filepath.Abs(cfg.Trust); err != nil {
-			return nil, daemon.Config{}, err
+			return nil, daemon.Config{}, "", err
 		}
 	}
 	if cfg.CRL != "" && !verify.IsEmbedded(cfg.CRL) {
 		if cfg.CRL, err = filepath.Abs(cfg.CRL); err != nil {
-			return nil, daemon.Config{}, err
+			return nil, daemon.Config{}, "", err
 		}
 	}
-	return s, cfg, nil
+	return s, cfg, unenforced, nil
 }
 
 // runDaemon is the long-running job: full scan, then watch.
@@ -119,7 +129,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// The flag package's own messages (and the flags' list) only for -h:
 	// an error is one line.
 	var flagOut bytes.Buffer
-	s, cfg, err := loadRun("run", args, &flagOut)
+	s, cfg, unenforced, err := loadRun("run", args, &flagOut)
 	if errors.Is(err, errHelp) {
 		stderr.Write(flagOut.Bytes())
 		return err
@@ -152,6 +162,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(cfg.Exclude) > 0 {
 		log.Warn("some paths are excluded from the check by configuration", zap.Strings("exclude", cfg.Exclude))
 	}
+	warnUnenforced(log, unenforced)
 	if os.Geteuid() == 0 {
 		log.Warn("running as root; the packaged unit runs as user integrityd with CAP_DAC_READ_SEARCH only")
 	}
@@ -163,10 +174,12 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		// Nextcloud's configuration names other apps roots: start again
 		// on them (the state is kept, the first scan finds what changed).
-		_, next, lerr := loadRun("run", args, io.Discard)
+		_, next, unenforced, lerr := loadRun("run", args, io.Discard)
 		if lerr != nil {
 			log.Error("configuration cannot be loaded again; going on with the apps roots read before", zap.Error(lerr))
 			next = cfg
+		} else {
+			warnUnenforced(log, unenforced)
 		}
 		next.Watchdog = cfg.Watchdog
 		cfg = next
@@ -216,18 +229,29 @@ func serve(ctx context.Context, s *config.Settings, cfg daemon.Config, sock stri
 			case <-hup:
 				// Reload the configuration; keep the running one if the
 				// new one is invalid. Then rescan everything.
-				_, next, err := loadRun("run", args, io.Discard)
+				_, next, unenforced, err := loadRun("run", args, io.Discard)
 				if err != nil {
 					log.Error("SIGHUP: configuration invalid, keeping the running one", zap.Error(err))
 					d.Rescan(ctx)
 					continue
 				}
 				log.Info("SIGHUP: configuration reloaded; full rescan")
+				warnUnenforced(log, unenforced)
 				d.Reload(ctx, next)
 			}
 		}
 	}()
 	return d.Run(ctx, func() { log.Info("initial scan done; watching") })
+}
+
+// warnUnenforced logs, when why is set, that Nextcloud would not enforce
+// its own check on the install, which the daemon checks all the same.
+func warnUnenforced(log *zap.Logger, why string) {
+	if why == "" {
+		return
+	}
+	log.Warn("Nextcloud's own integrity check is not enforced on this install; integrityd checks it all the same",
+		zap.String("reason", why), zap.String("message_id", journal.IDUnenforced))
 }
 
 func isTerminal(f *os.File) bool {

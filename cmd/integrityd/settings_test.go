@@ -37,9 +37,12 @@ func writeConf(t *testing.T, lines ...string) string {
 func TestLoadRun(t *testing.T) {
 	root := demoRoot(t)
 	conf := writeConf(t, "root = "+root, "trust = "+filepath.Join(root, "resources/codesigning/root.crt"), "state_dir = /srv/state", "rescan_interval = 30m", "exclude = lib/extra.php", "crl = none", "unsigned = on")
-	s, cfg, err := loadRun("run", []string{"--config", conf, "--workers", "3", "--rescan-interval", "10m", "--metrics-listen", "127.0.0.1:0"}, io.Discard)
+	s, cfg, unenforced, err := loadRun("run", []string{"--config", conf, "--workers", "3", "--rescan-interval", "10m", "--metrics-listen", "127.0.0.1:0"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if unenforced != "" {
+		t.Errorf("unenforced %q on the demo's stable channel", unenforced)
 	}
 	want := daemon.Config{
 		Root: root, AppsPaths: []string{filepath.Join(root, "apps")}, Exclude: []string{filepath.Join(root, "lib/extra.php")},
