@@ -495,3 +495,40 @@ func TestNonUTF8Names(t *testing.T) {
 		t.Errorf("%d resolved entries after a restart", n)
 	}
 }
+
+// TestAttackFloodFirst: junk files that sort first, in the directory of a
+// backdoored signed file and in the same round (here: the first scan),
+// do not push the backdoor's own line into the flood summary: the most
+// dangerous findings are logged first, and the summary names the kinds it
+// folded.
+func TestAttackFloodFirst(t *testing.T) {
+	root := demoTree(t)
+	const junk = 150
+	for i := range junk {
+		if err := os.WriteFile(filepath.Join(root, "lib", fmt.Sprintf("a%03d.txt", i)), []byte("junk\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "lib", "zz-shell.php"), []byte("<?php system($_GET['c']);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "lib", "base.php"), []byte("<?php // backdoor\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, testConfig(root, t.TempDir()))
+	r.waitIdle(t)
+	got := alerts(r.logs, sortAlert)
+	for _, k := range []string{"core:lib/base.php", "core:lib/zz-shell.php"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("no alert of its own for %s among %d alerts: the junk took its place", k, len(got))
+		}
+	}
+	if n := summarized(r, false); n != junk+2-alertsPerDir {
+		t.Errorf("%d findings in summaries, want %d", n, junk+2-alertsPerDir)
+	}
+	sums := r.logs.FilterField(zapString("message_id", journal.IDFlood)).All()
+	if len(sums) != 1 || !strings.Contains(sums[0].Message, fmt.Sprintf("(%d EXTRA_FILE)", junk+2-alertsPerDir)) {
+		t.Errorf("flood summaries %v: want one naming the kind it folded", sums)
+	}
+	assertSame(t, r, root, "after the flood")
+}

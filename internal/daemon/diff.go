@@ -1,8 +1,12 @@
 package daemon
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -57,14 +61,14 @@ func diff(old map[string]*verify.Finding, fresh []verify.Finding) []Transition {
 // findings themselves are all in the state, the report and the metrics.
 const alertsPerDir = 100
 
-// floodKey counts journal entries by scope, directory and sort.
+// floodKey groups journal entries by scope, directory and sort.
 type floodKey struct {
 	scope, dir string
 	healed     bool
 }
 
-// report logs t unless its directory already had alertsPerDir entries
-// this round.
+// report queues t for this round's entries (flushFlood writes them),
+// unless it is recorded silently.
 func (l *loop) report(t Transition) {
 	f := t.New
 	if f == nil {
@@ -74,20 +78,28 @@ func (l *loop) report(t Transition) {
 	}
 	k := floodKey{f.Scope, parentKey(f.Path), t.New == nil}
 	if l.flood == nil {
-		l.flood = map[floodKey]int{}
+		l.flood = map[floodKey][]Transition{}
 	}
-	l.flood[k]++
-	if l.flood[k] > alertsPerDir {
-		if t.Alert {
-			l.d.metrics.alerts.WithLabelValues(string(f.Kind)).Inc()
+	l.flood[k] = append(l.flood[k], t)
+}
+
+// danger orders the findings of one directory for the journal, most
+// dangerous first, so that a flood of junk cannot push the one line that
+// matters into a summary: changed code (a signed file's content, an
+// older release, what cannot be verified, the unsigned code's changes),
+// then new executable files (a web shell), then missing files, then
+// other new files.
+func danger(f *verify.Finding) int {
+	switch f.Kind {
+	case verify.FileMissing, verify.UnsignedMissing:
+		return 2
+	case verify.ExtraFile, verify.UnsignedExtra:
+		if verify.IsExecutableName(filepath.Base(f.Path)) {
+			return 1
 		}
-		return
+		return 3
 	}
-	who, fields := "", []zap.Field(nil)
-	if t.Alert {
-		who, fields = l.who(f)
-	}
-	l.d.logTransition(t, who, fields)
+	return 0
 }
 
 // who returns the end of an alert's MESSAGE and the fields that name the
@@ -128,25 +140,84 @@ func (l *loop) who(f *verify.Finding) (string, []zap.Field) {
 	return journal.WrittenBy(wr.Comm, wr.Pid, wr.UID, wr.Unit), fs
 }
 
-// flushFlood writes one summary per directory whose entries were cut this
-// round, and starts a new round.
+// flushFlood writes this round's entries: per directory, the
+// alertsPerDir most dangerous ones one by one (in path order within the
+// same danger), and one summary of the others naming their kinds. Then it
+// starts a new round.
 func (l *loop) flushFlood() {
-	for k, n := range l.flood {
-		if n <= alertsPerDir {
-			continue
+	if len(l.flood) == 0 {
+		return
+	}
+	keys := make([]floodKey, 0, len(l.flood))
+	for k := range l.flood {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b floodKey) int {
+		return cmp.Or(cmp.Compare(a.scope, b.scope), cmp.Compare(a.dir, b.dir), cmp.Compare(b2i(a.healed), b2i(b.healed)))
+	})
+	for _, k := range keys {
+		ts := l.flood[k]
+		slices.SortStableFunc(ts, func(a, b Transition) int {
+			fa, fb := a.finding(), b.finding()
+			return cmp.Or(cmp.Compare(danger(fa), danger(fb)), cmp.Compare(fa.Path, fb.Path))
+		})
+		for _, t := range ts[:min(len(ts), alertsPerDir)] {
+			who, fields := "", []zap.Field(nil)
+			if t.Alert {
+				who, fields = l.who(t.New)
+			}
+			l.d.logTransition(t, who, fields)
 		}
-		where := verify.EscapeControl(k.scope)
-		if k.dir != "" {
-			where += " " + verify.EscapeControl(k.dir)
+		if len(ts) > alertsPerDir {
+			l.summarize(k, ts[alertsPerDir:])
 		}
-		msg, level := fmt.Sprintf("%d more findings in %s, not logged one by one (integrityd report lists them)", n-alertsPerDir, where), l.log.Warn
-		if k.healed {
-			msg, level = fmt.Sprintf("resolved %d more findings in %s, not logged one by one", n-alertsPerDir, where), l.log.Info
-		}
-		level(msg, zap.String("message_id", journal.IDFlood), zap.String("integrity_scope", k.scope),
-			zap.String("integrity_path", k.dir), zap.Int("integrity_count", n-alertsPerDir), zap.Int("logged", alertsPerDir))
 	}
 	clear(l.flood)
+}
+
+// summarize writes the one entry for the transitions of k that were not
+// logged one by one (their alerts are counted all the same).
+func (l *loop) summarize(k floodKey, rest []Transition) {
+	kinds := map[verify.Kind]int{}
+	for _, t := range rest {
+		kinds[t.finding().Kind]++
+		if t.Alert {
+			l.d.metrics.alerts.WithLabelValues(string(t.New.Kind)).Inc()
+		}
+	}
+	names := slices.Sorted(maps.Keys(kinds))
+	var folded []string
+	for _, kind := range names {
+		folded = append(folded, fmt.Sprintf("%d %s", kinds[kind], kind))
+	}
+	where := verify.EscapeControl(k.scope)
+	if k.dir != "" {
+		where += " " + verify.EscapeControl(k.dir)
+	}
+	n := len(rest)
+	what := strings.Join(folded, ", ")
+	msg, level := fmt.Sprintf("%d more findings in %s (%s), not logged one by one (integrityd report lists them)", n, where, what), l.log.Warn
+	if k.healed {
+		msg, level = fmt.Sprintf("resolved %d more findings in %s (%s), not logged one by one", n, where, what), l.log.Info
+	}
+	level(msg, zap.String("message_id", journal.IDFlood), zap.String("integrity_scope", k.scope),
+		zap.String("integrity_path", k.dir), zap.Int("integrity_count", n), zap.Int("logged", alertsPerDir),
+		zap.Strings("integrity_kinds", folded))
+}
+
+// finding is the finding t is about: the new one, or the healed one.
+func (t Transition) finding() *verify.Finding {
+	if t.New != nil {
+		return t.New
+	}
+	return t.Old
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // logTransition writes t to the journal (and counts alerts); an alert's

@@ -47,10 +47,10 @@ type loop struct {
 	published time.Time
 	extraTree map[string]bool // watched trees added for symlinked apps
 
-	flood      map[floodKey]int // journal entries this round, by directory
-	bigRunning map[bigKey]bool  // big files being hashed off the loop
-	bigAgain   map[bigKey]bool  // ... and changed again meanwhile
-	bigStale   map[bigKey]bool  // ... and looked at again by a recheck meanwhile
+	flood      map[floodKey][]Transition // journal entries this round, by directory
+	bigRunning map[bigKey]bool           // big files being hashed off the loop
+	bigAgain   map[bigKey]bool           // ... and changed again meanwhile
+	bigStale   map[bigKey]bool           // ... and looked at again by a recheck meanwhile
 	bigSem     chan struct{}
 	bigDone    chan bigResult
 
