@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -238,6 +239,14 @@ func TestAskRescanStaleSocket(t *testing.T) {
 	if err := state.WriteControl(dir, sock); err != nil {
 		t.Fatal(err)
 	}
+	// The child must die of SIGHUP whatever disposition this process
+	// inherited (nohup, trap "" HUP: ignored, and an ignored signal stays
+	// ignored across exec). While a signal is handled through
+	// signal.Notify, the Go runtime resets it to the default in a forked
+	// child before exec: the child starts with SIGHUP at SIG_DFL.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	child := exec.Command("sleep", "30")
 	if err := child.Start(); err != nil {
 		t.Skip("no sleep:", err)
