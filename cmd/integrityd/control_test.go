@@ -44,7 +44,7 @@ func ask(t *testing.T, sock, line string) string {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(hangGuard))
 	io.WriteString(c, line)
 	answer, _ := io.ReadAll(c)
 	return string(answer)
@@ -163,13 +163,13 @@ func TestControlServer(t *testing.T) {
 	select {
 	case <-done:
 		stopped = true
-	case <-time.After(2 * time.Second):
-		t.Fatal("stop waited for a connected client")
+	case <-time.After(controlTimeout):
+		t.Fatalf("stop waited %v (the client's timeout) for a connected client", controlTimeout)
 	}
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket left after stop: %v", err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
