@@ -52,7 +52,7 @@ func TestOperatorCommands(t *testing.T) {
 
 	// Tamper: status and report show it.
 	os.WriteFile(filepath.Join(root, "index.php"), []byte("<?php evil();"), 0o644)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for {
 		code, out, _ = runCmd(t, "status", "--state-dir", stateDir)
 		if code == exitFindings {

@@ -44,7 +44,7 @@ func TestAcceptRelease(t *testing.T) {
 	}
 	waitStatus := func(want int, what string) string {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(hangGuard)
 		for {
 			code, out, _ := runCmd(t, "status", "--state-dir", stateDir)
 			if code == want && strings.Contains(out, what) {
@@ -59,7 +59,7 @@ func TestAcceptRelease(t *testing.T) {
 	// waitRelease waits until the state records rel as the release of files.
 	waitRelease := func(rel string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(hangGuard)
 		for {
 			st, err := state.Load(stateDir)
 			if err == nil && st != nil && st.Releases["files"] == rel {

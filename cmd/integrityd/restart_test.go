@@ -97,11 +97,11 @@ func (p *daemonProc) entries(t *testing.T, msg string) []map[string]any {
 // waitScanned waits until the process logged its first full scan.
 func (p *daemonProc) waitScanned(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for len(p.entries(t, "initial scan done; watching")) == 0 {
 		if time.Now().After(deadline) {
 			data, _ := os.ReadFile(p.log)
-			t.Fatalf("no initial scan after 30 s:\n%s", data)
+			t.Fatalf("no initial scan after %v:\n%s", hangGuard, data)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -235,7 +235,7 @@ func TestKillAnywhere(t *testing.T) {
 	}
 	var want map[string]map[string]map[string]any
 	json.Unmarshal([]byte(out), &want)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for {
 		st, err := state.Load(stateDir)
 		if err == nil && st != nil && st.Complete && st.PID == p.cmd.Process.Pid && len(st.Findings) == countFindings(want) {
@@ -294,7 +294,7 @@ func TestConfigAddsAppsRoot(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "config", "config.php"), []byte(conf), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for len(p.entries(t, "initial scan done; watching")) < 2 {
 		if time.Now().After(deadline) {
 			data, _ := os.ReadFile(p.log)

@@ -25,11 +25,20 @@ import (
 // cannot finish before the deadline by itself.
 const oneShotHuge = 20 << 30
 
-// oneShotDeadline is how long a one-shot command may take to exit after
-// SIGTERM or SIGINT. The goal is well under 1 s (about a millisecond is
-// measured); the assertion is generous so that a loaded machine does not
-// fail it, and BenchmarkOneShotStop measures the latency.
-const oneShotDeadline = 10 * time.Second
+// oneShotDeadline bounds the waits for a one-shot command (to hash, to
+// exit after SIGTERM or SIGINT): a hang guard, not a speed target. That it
+// stops soon is asserted as work: what it reads after the signal
+// (oneShotReadAfter) is a few buffers, not the rest of the 20 GiB.
+// BenchmarkOneShotStop measures the latency (about a millisecond).
+const oneShotDeadline = 3 * time.Minute
+
+// hangGuard bounds the tests' waits on a condition (a state saved, a
+// status shown, a start logged): it only turns a hang into a failure.
+const hangGuard = 3 * time.Minute
+
+// oneShotReadAfter bounds the bytes a one-shot command may read between
+// the signal and its exit.
+const oneShotReadAfter = 256 << 20
 
 // hugeSparse makes path a new sparse file of oneShotHuge bytes
 // (os.Truncate), or skips when the file system refuses or would really
@@ -159,15 +168,14 @@ func (p *oneShotProc) running() bool {
 	}
 }
 
-// waitHashing waits about 300 ms, then until the process has read at
-// least 16 MiB (the demo's own files are a few KiB: it is hashing a huge
-// file), at most 10 s more. It returns the bytes read, -1 when
-// /proc/PID/io cannot be read (then only the 300 ms are waited).
+// waitHashing waits until the process has read at least 16 MiB (the
+// demo's own files are a few KiB: it is hashing a huge file), at most
+// oneShotDeadline. It returns the bytes read, -1 when /proc/PID/io cannot
+// be read (then it waits 300 ms: the only case left to time).
 func (p *oneShotProc) waitHashing(tb testing.TB) int64 {
 	tb.Helper()
-	time.Sleep(300 * time.Millisecond)
 	pid := strconv.Itoa(p.cmd.Process.Pid)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(oneShotDeadline)
 	for {
 		if !p.running() {
 			tb.Fatalf("%v exited before the signal (%v): it is not hashing the 20 GiB file\nstdout: %s\nstderr: %s",
@@ -175,35 +183,54 @@ func (p *oneShotProc) waitHashing(tb testing.TB) int64 {
 		}
 		n, ok := procRChar(pid)
 		if !ok {
-			return -1
+			if p.running() {
+				time.Sleep(300 * time.Millisecond)
+				return -1
+			}
+			continue // exited meanwhile: said above
 		}
 		if n >= 16<<20 {
 			return n
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("%v read only %d bytes in 10 s: it is not hashing the 20 GiB file", p.cmd.Args[1:], n)
+			tb.Fatalf("%v read only %d bytes in %v: it is not hashing the 20 GiB file", p.cmd.Args[1:], n, oneShotDeadline)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-// stop sends sig and returns how long the process took to exit, or fails
-// after oneShotDeadline.
-func (p *oneShotProc) stop(tb testing.TB, sig syscall.Signal) time.Duration {
+// stop sends sig and returns how long the process took to exit (for the
+// log and the benchmark) and the most it was seen to read after the
+// signal (-1 when /proc/PID/io cannot be read), or fails after
+// oneShotDeadline.
+func (p *oneShotProc) stop(tb testing.TB, sig syscall.Signal) (time.Duration, int64) {
 	tb.Helper()
+	pid := strconv.Itoa(p.cmd.Process.Pid)
+	at, ok := procRChar(pid)
 	sent := time.Now()
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		tb.Fatalf("signal: %v", err)
 	}
-	select {
-	case <-p.done:
-		return p.exited.Sub(sent)
-	case <-time.After(oneShotDeadline):
-		p.cmd.Process.Kill()
-		<-p.done
-		tb.Fatalf("%v did not exit within %v of %v: a hash is not cancellable\nstderr: %s",
-			p.cmd.Args[1:], oneShotDeadline, sig, p.stderr.String())
-		return 0
+	after := int64(-1)
+	if ok {
+		after = 0
+	}
+	guard := time.After(oneShotDeadline)
+	for {
+		select {
+		case <-p.done:
+			return p.exited.Sub(sent), after
+		case <-guard:
+			p.cmd.Process.Kill()
+			<-p.done
+			tb.Fatalf("%v did not exit %v after %v (%d MiB read since): a hash is not cancellable\nstderr: %s",
+				p.cmd.Args[1:], oneShotDeadline, sig, after>>20, p.stderr.String())
+			return 0, after
+		case <-time.After(time.Millisecond):
+			if n, nok := procRChar(pid); ok && nok {
+				after = max(after, n-at)
+			}
+		}
 	}
 }
 
@@ -236,8 +263,11 @@ func TestOneShotStopsOnSignal(t *testing.T) {
 			t.Run(strings.ReplaceAll(sig.String(), " ", "_")+"/"+c.name, func(t *testing.T) {
 				p := startOneShot(t, c.args...)
 				read := p.waitHashing(t)
-				took := p.stop(t, sig)
-				t.Logf("%s: exited %v after %v (%d MiB read before the signal)", c.name, p.waitErr, took.Round(time.Microsecond), read>>20)
+				took, after := p.stop(t, sig)
+				t.Logf("%s: exited %v after %v (%d MiB read before the signal, %d KiB seen after it)", c.name, p.waitErr, took.Round(time.Microsecond), read>>20, after>>10)
+				if after > oneShotReadAfter {
+					t.Errorf("%s read %d MiB after %v, want less than %d MiB: it does not stop hashing", c.name, after>>20, sig, oneShotReadAfter>>20)
+				}
 				summary = append(summary, fmt.Sprintf("%s %s %v", sig, c.name, took.Round(time.Microsecond)))
 				st := p.cmd.ProcessState
 				ws, _ := st.Sys().(syscall.WaitStatus)
@@ -294,10 +324,10 @@ func TestOneShotPagemapSymlink(t *testing.T) {
 		p := startOneShot(t, "check", "--root", root, "--trust", filepath.Join(root, "resources/codesigning/root.crt"), "--enforce", "yes", "--output", format)
 		select {
 		case <-p.done:
-		case <-time.After(30 * time.Second):
+		case <-time.After(oneShotDeadline):
 			p.cmd.Process.Kill()
 			<-p.done
-			t.Fatalf("check --output %s did not finish in 30 s: the pagemap symlink is being read", format)
+			t.Fatalf("check --output %s did not finish in %v: the pagemap symlink is being read (it reads as 256 TiB)", format, oneShotDeadline)
 		}
 		if code := p.cmd.ProcessState.ExitCode(); code != exitFindings {
 			t.Fatalf("check --output %s: exit %d, want %d\nstdout: %s\nstderr: %s", format, code, exitFindings, p.stdout.String(), p.stderr.String())
@@ -348,7 +378,7 @@ func BenchmarkOneShotStop(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		p := startOneShot(b, "check", "--root", tr.root, "--trust", filepath.Join(tr.root, "resources/codesigning/root.crt"), "--enforce", "yes")
 		p.waitHashing(b)
-		took := p.stop(b, syscall.SIGTERM)
+		took, _ := p.stop(b, syscall.SIGTERM)
 		if code := p.cmd.ProcessState.ExitCode(); code != exitError {
 			b.Fatalf("exit %d after SIGTERM, want %d: %s", code, exitError, p.stderr.String())
 		}

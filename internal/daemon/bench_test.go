@@ -24,7 +24,7 @@ import (
 // and reports p50 and p99.
 func BenchmarkAlertLatency(b *testing.B) {
 	root := filepath.Join(b.TempDir(), "nc")
-	if err := demo.Build(context.Background(), root); err != nil {
+	if err := buildDemoTree(context.Background(), root); err != nil {
 		b.Fatal(err)
 	}
 	entries, log := entryTimes()

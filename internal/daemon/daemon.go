@@ -155,6 +155,9 @@ type Daemon struct {
 	// onBatch, when set (by tests, before Run), is called by the loop
 	// after each batch with its paths.
 	onBatch func(paths []string)
+	// onMount, when set (by tests, before Run), is called by the loop
+	// once it has handled a change of the mount table.
+	onMount func(c watch.MountChange)
 }
 
 // New prepares a daemon; it loads the previous state (a corrupt one is

@@ -43,6 +43,26 @@ func testConfig(root, stateDir string) Config {
 
 const logTail = 25
 
+// hangGuard bounds every wait of these tests on a condition. It is far
+// beyond what the condition takes even on a loaded machine: it only turns
+// a hang into a failure. No test asserts how fast something happens (the
+// benchmarks measure that): promptness is checked as order (an alert
+// before the timer it must not wait for) or as work (no full scan ran).
+const hangGuard = 3 * time.Minute
+
+// waitFor polls cond until it holds; after hangGuard it fails t, saying
+// what was awaited.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v (hangs?)", what, hangGuard)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 var modelSeeds = flag.String("model.seeds", "", "seeds for TestModel instead of 1,2: e.g. 101-120,7")
 
 // start runs a daemon with cfg until the test ends; its entries are in
@@ -71,8 +91,8 @@ func startWith(t testing.TB, cfg Config, log *zap.Logger) *running {
 	case <-ready:
 	case err := <-r.done:
 		t.Fatalf("daemon stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("no initial scan after 60 s")
+	case <-time.After(hangGuard):
+		t.Fatalf("no initial scan after %v", hangGuard)
 	}
 	t.Cleanup(r.stop)
 	return r
@@ -87,7 +107,7 @@ func (r *running) stop() {
 // waitIdle waits until the daemon has processed everything.
 func (r *running) waitIdle(t testing.TB) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	if err := r.sync.Sync(ctx); err != nil {
 		t.Fatalf("sync: %v", err)
@@ -423,6 +443,7 @@ func (m *model) pick2(s []*verify.Scope) *verify.Scope { return s[m.rnd.Intn(len
 // TestModel applies random operations to a signed tree while the daemon
 // runs; after each batch the daemon's findings must equal a fresh check.
 func TestModel(t *testing.T) {
+	t.Parallel()
 	rounds := 40
 	if testing.Short() {
 		rounds = 10
@@ -445,7 +466,7 @@ func TestModel(t *testing.T) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			t.Parallel() // each seed has its own tree and daemon
 			root := filepath.Join(t.TempDir(), "nc")
-			keys, err := demo.BuildWithKeys(context.Background(), root)
+			keys, err := buildDemo(context.Background(), root)
 			if err != nil {
 				t.Fatal(err)
 			}

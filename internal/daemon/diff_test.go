@@ -15,6 +15,7 @@ func hashOf(s string) verify.Hash { return verify.Hash(sha512.Sum512([]byte(s)))
 // TestDiff is the alert rule, case by case: what is alerted, what is
 // resolved, what is recorded silently.
 func TestDiff(t *testing.T) {
+	t.Parallel()
 	inv := func(path, cur string) verify.Finding {
 		return verify.Finding{Scope: "core", Kind: verify.InvalidHash, Path: path, Expected: hashOf("signed"), Current: hashOf(cur)}
 	}
@@ -95,6 +96,7 @@ func TestDiff(t *testing.T) {
 // report prints it: the hex hash, or the manifest's own value when it is
 // not one (control characters quoted).
 func TestAlertFieldsExpected(t *testing.T) {
+	t.Parallel()
 	h := hashOf("signed")
 	for _, c := range []struct {
 		f    verify.Finding

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/integrityd/integrityd/internal/watch"
 )
 
 // syncer lets a test wait until the daemon has handled every change made
@@ -20,15 +22,28 @@ type syncer struct {
 	mu      sync.Mutex
 	seq     int
 	waiting map[string]chan uint64 // marker file name -> batch number
+	// expected: paths whose batch a test waits for (expectBatch).
+	expected map[string]chan struct{}
+	// mounts: the changes of the mount table the loop has handled.
+	mounts []watch.MountChange
 }
 
-// enableSync installs the hook; call it before Run.
+// enableSync installs the hooks; call it before Run.
 func enableSync(d *Daemon) *syncer {
-	s := &syncer{d: d, waiting: map[string]chan uint64{}}
+	s := &syncer{d: d, waiting: map[string]chan uint64{}, expected: map[string]chan struct{}{}}
+	d.onMount = func(c watch.MountChange) { // on the loop's goroutine
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.mounts = append(s.mounts, c)
+	}
 	d.onBatch = func(paths []string) { // on the loop's goroutine
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, p := range paths {
+			if ch, ok := s.expected[p]; ok {
+				close(ch)
+				delete(s.expected, p)
+			}
 			if filepath.Dir(p) != d.cfg.StateDir {
 				continue
 			}
@@ -90,4 +105,28 @@ func (s *syncer) Sync(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// expectBatch returns a channel closed once the loop has handled a batch
+// with path p (absolute); call it before the change that makes the event.
+func (s *syncer) expectBatch(p string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	s.expected[p] = ch
+	return ch
+}
+
+// mountsHandled counts the changes of the mount table handled so far
+// whose point is point and whose Mounted is mounted.
+func (s *syncer) mountsHandled(point string, mounted bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.mounts {
+		if c.Point == point && c.Mounted == mounted {
+			n++
+		}
+	}
+	return n
 }

@@ -49,7 +49,7 @@ func faultMountTmpfs(t *testing.T, dir, size string) {
 func faultTree(t *testing.T) (string, *demo.Keys) {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "nc")
-	keys, err := demo.BuildWithKeys(context.Background(), root)
+	keys, err := buildDemo(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,9 +76,10 @@ func faultFill(t *testing.T, dir string) string {
 	}
 }
 
-// faultWaitLog waits up to d for n entries whose message starts with msg.
-func faultWaitLog(logs *observer.ObservedLogs, msg string, n int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
+// faultWaitLog waits for n entries whose message starts with msg, or
+// false after hangGuard.
+func faultWaitLog(logs *observer.ObservedLogs, msg string, n int) bool {
+	deadline := time.Now().Add(hangGuard)
 	for {
 		if faultCountLog(logs, msg) >= n {
 			return true
@@ -100,10 +101,10 @@ func faultCountLog(logs *observer.ObservedLogs, msg string) int {
 	return n
 }
 
-// faultWaitAlert waits up to d for an alert on scope:path (without Sync, which
-// needs a writable state directory).
-func faultWaitAlert(r *running, key string, d time.Duration) bool {
-	deadline := time.Now().Add(d)
+// faultWaitAlert waits for an alert on scope:path (without Sync, which
+// needs a writable state directory), or false after hangGuard.
+func faultWaitAlert(r *running, key string) bool {
+	deadline := time.Now().Add(hangGuard)
 	for time.Now().Before(deadline) {
 		if alerts(r.logs, sortAlert)[key] > 0 {
 			return true
@@ -111,6 +112,14 @@ func faultWaitAlert(r *running, key string, d time.Duration) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return false
+}
+
+// faultSaveRounds waits until the saver has gone round n more times
+// (save ticks), counted from now.
+func faultSaveRounds(t *testing.T, r *running, n uint64) {
+	t.Helper()
+	from := r.d.saver.rounds.Load()
+	waitFor(t, fmt.Sprintf("%d more save rounds", n), func() bool { return r.d.saver.rounds.Load() >= from+n })
 }
 
 func faultDumpLogs(t *testing.T, logs *observer.ObservedLogs) {
@@ -153,6 +162,7 @@ const (
 // keeps the previous state intact, and once space is freed saves again and
 // says so.
 func TestFaultStateDirFull(t *testing.T) {
+	t.Parallel()
 	root, _ := faultTree(t)
 	stateDir := filepath.Join(t.TempDir(), "state")
 	if err := os.Mkdir(stateDir, 0o750); err != nil {
@@ -176,11 +186,11 @@ func TestFaultStateDirFull(t *testing.T) {
 		t.Fatalf("got %d alerts for lib/base.php with the state directory full, want 1", n)
 	}
 	assertSame(t, r, root, "state directory full")
-	if !faultWaitLog(r.logs, faultCannotSave, 1, 3*time.Second) {
+	if !faultWaitLog(r.logs, faultCannotSave, 1) {
 		faultDumpLogs(t, r.logs)
 		t.Fatal("no warning that the state cannot be saved")
 	}
-	time.Sleep(4 * faultSaveInterval) // three more save ticks, all failing
+	faultSaveRounds(t, r, 3) // three more save ticks, all failing
 	if n := faultCountLog(r.logs, faultCannotSave); n != 1 {
 		faultDumpLogs(t, r.logs)
 		t.Errorf("got %d warnings that the state cannot be saved, want exactly 1 (not one per second)", n)
@@ -198,14 +208,14 @@ func TestFaultStateDirFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	if !faultWaitLog(r.logs, faultSavedAgain, 1, 3*time.Second) {
+	if !faultWaitLog(r.logs, faultSavedAgain, 1) {
 		faultDumpLogs(t, r.logs)
 		t.Fatal("no \"state saved again\" once space was freed")
 	}
 	if !faultStateHas(t, stateDir, verify.InvalidHash, "core", "lib/base.php") {
 		t.Error("the saved state does not list the INVALID_HASH of lib/base.php")
 	}
-	time.Sleep(3 * faultSaveInterval)
+	faultSaveRounds(t, r, 3)
 	if n := faultCountLog(r.logs, faultSavedAgain); n != 1 {
 		t.Errorf("got %d \"state saved again\" entries, want 1", n)
 	}
@@ -215,6 +225,7 @@ func TestFaultStateDirFull(t *testing.T) {
 // the daemon runs: it still alerts, warns once, and saves again once the
 // directory is writable again.
 func TestFaultStateDirReadOnly(t *testing.T) {
+	t.Parallel()
 	root, _ := faultTree(t)
 	stateDir := filepath.Join(t.TempDir(), "state")
 	if err := os.Mkdir(stateDir, 0o750); err != nil {
@@ -238,15 +249,15 @@ func TestFaultStateDirReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Sync needs a writable state directory: wait for the alert instead.
-	if !faultWaitAlert(r, "core:lib/base.php", 5*time.Second) {
+	if !faultWaitAlert(r, "core:lib/base.php") {
 		faultDumpLogs(t, r.logs)
 		t.Fatal("no alert for lib/base.php with a read-only state directory")
 	}
-	if !faultWaitLog(r.logs, faultCannotSave, 1, 3*time.Second) {
+	if !faultWaitLog(r.logs, faultCannotSave, 1) {
 		faultDumpLogs(t, r.logs)
 		t.Fatal("no warning that the state cannot be saved")
 	}
-	time.Sleep(4 * faultSaveInterval)
+	faultSaveRounds(t, r, 3)
 	if n := faultCountLog(r.logs, faultCannotSave); n != 1 {
 		faultDumpLogs(t, r.logs)
 		t.Errorf("got %d warnings that the state cannot be saved, want exactly 1 (not one per second)", n)
@@ -259,7 +270,7 @@ func TestFaultStateDirReadOnly(t *testing.T) {
 		t.Fatalf("remount rw: %v: %s", err, out)
 	}
 	remounted = true
-	if !faultWaitLog(r.logs, faultSavedAgain, 1, 3*time.Second) {
+	if !faultWaitLog(r.logs, faultSavedAgain, 1) {
 		faultDumpLogs(t, r.logs)
 		t.Fatal("no \"state saved again\" once the directory was writable")
 	}
@@ -276,6 +287,7 @@ func TestFaultStateDirReadOnly(t *testing.T) {
 // on the signed content: once idle, the daemon's findings equal a one-shot
 // check (none), and every alert it raised on the way was resolved.
 func TestFaultFileChangingWhileHashed(t *testing.T) {
+	t.Parallel()
 	root, keys := faultTree(t)
 	const size = 50 << 20
 	rnd := rand.New(rand.NewSource(1))
@@ -318,17 +330,19 @@ func TestFaultFileChangingWhileHashed(t *testing.T) {
 			return os.Rename(tmp, big)
 		}
 	}
+	// A fixed amount of work, not a time: each of the three ways writes
+	// the other content, and the next one the signed content back, four
+	// times over (each write is about as long as a hash of the file).
 	begin := time.Now()
-	rounds := 0
-	for time.Since(begin) < 2500*time.Millisecond {
-		way := rounds % 3
+	const rounds = 12
+	for round := range rounds {
+		way := round % 3
 		if err := write(way, other); err != nil {
 			t.Fatal(err)
 		}
 		if err := write((way+1)%3, signed); err != nil {
 			t.Fatal(err)
 		}
-		rounds++
 	}
 	r.waitIdle(t)
 	t.Logf("%d rewrites in %v; %d alerts, %d resolved", 2*rounds, time.Since(begin).Round(time.Millisecond),
@@ -484,7 +498,7 @@ func faultUnreadableDaemon(t *testing.T, test string, directories bool) {
 	}
 	base := asnobody.Dir(t)
 	root := filepath.Join(base, "nc")
-	if err := demo.Build(context.Background(), root); err != nil {
+	if err := buildDemoTree(context.Background(), root); err != nil {
 		t.Fatal(err)
 	}
 	stateDir := filepath.Join(base, "state")
@@ -509,6 +523,7 @@ func faultUnreadableDaemon(t *testing.T, test string, directories bool) {
 // cannot read while it runs: alerted once, findings as a one-shot check's,
 // resolved once readable again.
 func TestFaultDaemonUnreadableFiles(t *testing.T) {
+	t.Parallel()
 	faultUnreadableDaemon(t, "TestFaultDaemonUnreadableFiles", false)
 }
 
@@ -522,6 +537,7 @@ func TestFaultDaemonUnreadableFiles(t *testing.T) {
 // directory, and its findings equal a one-shot check, also after later
 // batches (symlinks are rechecked after each).
 func TestFaultDaemonSpecialFiles(t *testing.T) {
+	t.Parallel()
 	root, _ := faultTree(t)
 	outside := filepath.Join(t.TempDir(), "outside")
 	for i := 0; i < 20; i++ {
@@ -594,11 +610,11 @@ func TestFaultDaemonSpecialFiles(t *testing.T) {
 
 	idle := func(what string) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()
 		if err := r.sync.Sync(ctx); err != nil {
 			faultDumpLogs(t, r.logs)
-			t.Fatalf("%s: the daemon is not idle after 20 s (hangs?): %v", what, err)
+			t.Fatalf("%s: the daemon is not idle after %v (hangs?): %v", what, hangGuard, err)
 		}
 		assertSame(t, r, root, what)
 		for _, f := range r.d.Findings() {
@@ -641,5 +657,6 @@ func TestFaultDaemonSpecialFiles(t *testing.T) {
 // TestFaultDaemonUnreadableDirs is TestFaultDaemonUnreadableFiles with
 // directories that cannot be listed as well.
 func TestFaultDaemonUnreadableDirs(t *testing.T) {
+	t.Parallel()
 	faultUnreadableDaemon(t, "TestFaultDaemonUnreadableDirs", true)
 }

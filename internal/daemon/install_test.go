@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 // change that keeps the roots does not; with the roots pinned in
 // integrityd's configuration, config.php does not matter.
 func TestFollowConfigAppsPaths(t *testing.T) {
+	t.Parallel()
 	for _, follow := range []bool{true, false} {
 		root := demoTree(t)
 		cfg := testConfig(root, t.TempDir())
@@ -47,10 +49,18 @@ func TestFollowConfigAppsPaths(t *testing.T) {
 		if err := os.MkdirAll(evil, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(root, "config", "apps.config.php"), []byte("<?php\n$CONFIG = array('apps_paths' => array(\n"+
+		appsConf := filepath.Join(root, "config", "apps.config.php")
+		handled := r.sync.expectBatch(appsConf)
+		if err := os.WriteFile(appsConf, []byte("<?php\n$CONFIG = array('apps_paths' => array(\n"+
 			"  array('path' => '"+root+"/apps', 'url' => '/apps', 'writable' => false),\n"+
 			"  array('path' => '"+evil+"', 'url' => '/evil', 'writable' => true)));\n"), 0o640); err != nil {
 			t.Fatal(err)
+		}
+		// Following: Run ends. Pinned: the loop handles the change's
+		// batch, and Run goes on.
+		var over <-chan struct{}
+		if !follow {
+			over = handled
 		}
 		select {
 		case err := <-r.done:
@@ -58,9 +68,26 @@ func TestFollowConfigAppsPaths(t *testing.T) {
 			if !follow || !errors.Is(err, ErrInstallChanged) {
 				t.Errorf("follow=%v: Run ended with %v", follow, err)
 			}
-		case <-time.After(5 * time.Second):
+		case <-over:
+			// A Sync after it: the loop went on past that batch.
+			ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+			synced := make(chan error, 1)
+			go func() { synced <- r.sync.Sync(ctx) }()
+			select {
+			case err := <-r.done:
+				r.done <- err
+				t.Errorf("follow=false: Run ended with %v", err)
+			case err := <-synced:
+				if err != nil {
+					t.Errorf("follow=false: %v", err)
+				}
+			}
+			cancel()
+		case <-time.After(hangGuard):
 			if follow {
-				t.Errorf("Run goes on after config.php added an apps root")
+				t.Errorf("Run goes on %v after config.php added an apps root", hangGuard)
+			} else {
+				t.Errorf("the change of apps.config.php not handled after %v", hangGuard)
 			}
 		}
 		if follow && len(r.logs.FilterField(zap.String("message_id", journal.IDConfig)).All()) == 0 {

@@ -8,13 +8,12 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/integrityd/integrityd/internal/demo"
 )
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "nc")
-	if err := demo.Build(context.Background(), root); err != nil {
+	if err := buildDemoTree(context.Background(), root); err != nil {
 		t.Fatal(err)
 	}
 	r := start(t, testConfig(root, t.TempDir()))

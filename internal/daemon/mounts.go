@@ -49,6 +49,9 @@ func (l *loop) watchMounts(ctx context.Context) <-chan watch.MountChange {
 // directory), watches what is seen now and rechecks everything. atStart
 // says the mount was there when the daemon started.
 func (l *loop) mountChanged(ctx context.Context, c watch.MountChange, atStart bool) {
+	if l.d.onMount != nil {
+		defer l.d.onMount(c)
+	}
 	if l.in.Excluded(c.Point) || l.excludedBelow(c.Point) {
 		l.log.Info("mount at a directory that is not checked", zap.String("mount_point", c.Point),
 			zap.String("fstype", c.FSType), zap.Bool("mounted", c.Mounted))

@@ -45,7 +45,7 @@ func listenNotify(t *testing.T) *notifySocket {
 // contains all of parts.
 func (n *notifySocket) waitFor(t *testing.T, from int, parts ...string) int {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for time.Now().Before(deadline) {
 		n.mu.Lock()
 		for i := from; i < len(n.msgs); i++ {

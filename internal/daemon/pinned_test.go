@@ -21,8 +21,9 @@ import (
 // With the trust anchor pinned outside the install, a change of the
 // install's root.crt is alerted, and its restoration too.
 func TestPinnedTrustAnchor(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "nc")
-	if err := demo.Build(context.Background(), root); err != nil {
+	if err := buildDemoTree(context.Background(), root); err != nil {
 		t.Fatal(err)
 	}
 	inTree := filepath.Join(root, "resources/codesigning/root.crt")

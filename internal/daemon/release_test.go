@@ -16,8 +16,9 @@ import (
 // also after a restart, until the newer release is back or an admin
 // accepts it; the highest release seen is what counts.
 func TestAttackDowngrade(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "nc")
-	keys, err := demo.BuildWithKeys(t.Context(), root)
+	keys, err := buildDemo(t.Context(), root)
 	if err != nil {
 		t.Fatal(err)
 	}

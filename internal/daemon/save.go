@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,6 +23,9 @@ type saver struct {
 	mu      sync.Mutex
 	saved   uint64 // Version of the snapshot last written
 	failing bool
+	// rounds counts the saves done (each tick or poke, written or not):
+	// tests wait on it rather than on the clock.
+	rounds atomic.Uint64
 }
 
 func newSaver(d *Daemon) *saver { return &saver{d: d, poke: make(chan struct{}, 1)} }
@@ -42,6 +46,7 @@ func (sv *saver) save() {
 	}
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
+	defer sv.rounds.Add(1)
 	s := d.snap.Load()
 	if s.Version == sv.saved {
 		return

@@ -51,10 +51,11 @@ func (r *running) logged(msg string) bool {
 }
 
 // Done when: a web shell dropped in themes/ or in an unsigned app, and a
-// directive appended below the .htaccess marker, are alerted within a
-// second once a baseline exists; an accept resolves them; a restart does
-// not alert them again.
+// directive appended below the .htaccess marker, are alerted at once (by
+// their events: no full scan runs meanwhile) once a baseline exists; an
+// accept resolves them; a restart does not alert them again.
 func TestUnsignedAttacks(t *testing.T) {
+	t.Parallel()
 	root := demoTree(t)
 	stateDir := t.TempDir()
 	writeFile(t, root+"/themes/mine/core/templates/layout.php", "<?php // theme")
@@ -87,11 +88,15 @@ func TestUnsignedAttacks(t *testing.T) {
 		{"PHP in config/", "unsigned:config/evil.config.php", func() { writeFile(t, root+"/config/evil.config.php", "<?php system('id');") }, verify.UnsignedExtra},
 		{"theme file removed", "unsigned:themes/mine/core/templates/layout.php", func() { os.Remove(root + "/themes/mine/core/templates/layout.php") }, verify.UnsignedMissing},
 	} {
+		scans := r.fullScans()
 		tt.do()
-		took, ok := r.waitAlert(tt.key, time.Second)
+		took, ok := r.waitAlert(tt.key)
 		if !ok {
-			t.Errorf("%s: no alert for %s within a second", tt.name, tt.key)
+			t.Errorf("%s: no alert for %s", tt.name, tt.key)
 			continue
+		}
+		if n := r.fullScans() - scans; n != 0 {
+			t.Errorf("%s: %d full scans before the alert, want none: it must be found by its event", tt.name, n)
 		}
 		t.Logf("%s: alerted in %v", tt.name, took)
 		for _, e := range entriesOf(r.logs, sortAlert) {
@@ -125,10 +130,7 @@ func TestUnsignedAttacks(t *testing.T) {
 	// The admin accepts everything: the baseline file changes in the
 	// state directory, the daemon reads it again, the findings resolve.
 	recordBaseline(t, root, stateDir)
-	deadline := time.Now().Add(5 * time.Second)
-	for len(r.d.Findings()) > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "findings resolved after the accept", func() bool { return len(r.d.Findings()) == 0 })
 	if fs := r.d.Findings(); len(fs) != 0 {
 		t.Fatalf("findings after the accept: %v", fs)
 	}
@@ -171,6 +173,7 @@ func TestUnsignedAttacks(t *testing.T) {
 // does not check it; a baseline that cannot be read stops it, naming the
 // file.
 func TestUnsignedModes(t *testing.T) {
+	t.Parallel()
 	root := demoTree(t)
 	stateDir := t.TempDir()
 	r := start(t, testConfig(root, stateDir))
@@ -184,13 +187,10 @@ func TestUnsignedModes(t *testing.T) {
 	}
 	// The first baseline, recorded while the daemon runs, starts the checks.
 	recordBaseline(t, root, stateDir)
-	deadline := time.Now().Add(5 * time.Second)
-	for !r.logged("checked against the baseline of") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "the first baseline read", func() bool { return r.logged("checked against the baseline of") })
 	r.waitIdle(t)
 	writeFile(t, root+"/themes/shell2.php", "<?php")
-	if _, ok := r.waitAlert("unsigned:themes/shell2.php", time.Second); !ok {
+	if _, ok := r.waitAlert("unsigned:themes/shell2.php"); !ok {
 		t.Error("no alert after the first baseline was recorded while running")
 	}
 	r.stop()
@@ -223,7 +223,7 @@ func TestUnsignedModes(t *testing.T) {
 		t.Errorf("after the reload: alerts %v", a)
 	}
 	writeFile(t, root+"/themes/sub/shell4.php", "<?php")
-	if _, ok := r2.waitAlert("unsigned:themes/sub/shell4.php", time.Second); !ok {
+	if _, ok := r2.waitAlert("unsigned:themes/sub/shell4.php"); !ok {
 		t.Error("no alert for a shell in a new directory of themes/ after the reload")
 	}
 }
@@ -253,14 +253,17 @@ func findingsGauge(t *testing.T, r *running, kind verify.Kind, scope string) flo
 }
 
 // A huge file dropped in themes/ is hashed off the loop: a web shell
-// dropped right after it is alerted at once, the huge file too once
+// dropped right after it (once the huge file's batch is handled) is
+// alerted at once, before the huge file, which is alerted too once
 // hashed.
 func TestUnsignedBigFile(t *testing.T) {
+	t.Parallel()
 	root := demoTree(t)
 	stateDir := t.TempDir()
 	writeFile(t, root+"/themes/mine/README", "theme")
 	recordBaseline(t, root, stateDir)
 	r := start(t, testConfig(root, stateDir))
+	bigSeen := r.sync.expectBatch(root + "/themes/mine/big.php")
 	f, err := os.Create(root + "/themes/mine/big.php")
 	if err != nil {
 		t.Fatal(err)
@@ -270,14 +273,21 @@ func TestUnsignedBigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	time.Sleep(100 * time.Millisecond) // its batch first
+	select { // its batch first
+	case <-bigSeen:
+	case <-time.After(hangGuard):
+		t.Fatal("no batch with the huge file")
+	}
 	writeFile(t, root+"/themes/mine/shell.php", "<?php system($_GET['c']);")
-	if took, ok := r.waitAlert("unsigned:themes/mine/shell.php", time.Second); !ok {
-		t.Error("a shell behind a huge file: no alert within a second")
+	if took, ok := r.waitAlert("unsigned:themes/mine/shell.php"); !ok {
+		t.Error("a shell behind a huge file: no alert")
 	} else {
 		t.Logf("shell alerted in %v while the huge file is hashed", took)
 	}
-	if _, ok := r.waitAlert("unsigned:themes/mine/big.php", 60*time.Second); !ok {
-		t.Error("the huge file was never alerted")
+	if _, ok := r.waitAlert("unsigned:themes/mine/big.php"); !ok {
+		t.Fatal("the huge file was never alerted")
+	}
+	if shell, big := r.alertIndex("unsigned:themes/mine/shell.php"), r.alertIndex("unsigned:themes/mine/big.php"); shell > big {
+		t.Error("the shell, written after the huge file, was alerted after it: the huge file held up the loop")
 	}
 }

@@ -10,15 +10,18 @@ import (
 
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/integrityd/integrityd/internal/demo"
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/tamperhelper"
+	"github.com/integrityd/integrityd/internal/verify"
 	"github.com/integrityd/integrityd/internal/watch"
 )
 
 func TestMain(m *testing.M) {
 	tamperhelper.Main()
-	os.Exit(m.Run())
+	code := m.Run()
+	removeDemoTemplate()
+	os.Exit(code)
 }
 
 // tamperAs runs a copy of the test binary named tamper-helper, as uid and
@@ -36,7 +39,7 @@ func tamperAs(t *testing.T, file string) (int, string) {
 func whoTree(t *testing.T) string {
 	t.Helper()
 	root := filepath.Join(tamperhelper.Dir(t), "nc")
-	if err := demo.Build(t.Context(), root); err != nil {
+	if err := buildDemoTree(t.Context(), root); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(filepath.Join(root, "lib/base.php"), 0o666); err != nil {
@@ -62,15 +65,10 @@ func startWho(t *testing.T, root string) *running {
 }
 
 // alertFor waits for the alert of kind for key (scope:path) and returns
-// it.
+// it; it fails t after hangGuard.
 func (r *running) alertFor(t *testing.T, kind, key string) observer.LoggedEntry {
 	t.Helper()
-	return r.alertWithin(t, kind, key, 10*time.Second)
-}
-
-func (r *running) alertWithin(t *testing.T, kind, key string, d time.Duration) observer.LoggedEntry {
-	t.Helper()
-	deadline := time.Now().Add(d)
+	deadline := time.Now().Add(hangGuard)
 	for time.Now().Before(deadline) {
 		for _, e := range entriesOf(r.logs, sortAlert) {
 			m := e.ContextMap()
@@ -80,7 +78,7 @@ func (r *running) alertWithin(t *testing.T, kind, key string, d time.Duration) o
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("no %s alert for %s within %v", kind, key, d)
+	t.Fatalf("no %s alert for %s after %v", kind, key, hangGuard)
 	return observer.LoggedEntry{}
 }
 
@@ -116,6 +114,7 @@ func checkHelperAlert(t *testing.T, e observer.LoggedEntry, pid int, bin string)
 // TestWhoData: a tamper by a named process is alerted with its name, pid
 // and uid; a change made before the daemon started has no known writer.
 func TestWhoData(t *testing.T) {
+	t.Parallel()
 	root := whoTree(t)
 	if err := os.WriteFile(filepath.Join(root, "index.php"), []byte("<?php // before\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -135,6 +134,7 @@ func TestWhoData(t *testing.T) {
 // inotify does not watch, is alerted at once and attributed to its
 // writer.
 func TestWhoDataHardLink(t *testing.T) {
+	t.Parallel()
 	root := whoTree(t)
 	r := startWho(t, root)
 	other := filepath.Join(root, "data", "innocent.txt")
@@ -152,17 +152,35 @@ func TestWhoDataHardLink(t *testing.T) {
 	// nothing else changes: the writers' kick alone has the linked files
 	// rechecked (without who-data, the next batch or re-verification
 	// would find the write).
-	r.waitIdle(t)
-	time.Sleep(2 * time.Second) // the default SaveInterval is 1 s
+	// Without the kick, only re-verification (every 10 minutes, beyond
+	// hangGuard) would find it.
+	waitFor(t, "the state with HARD_LINK saved", func() bool {
+		st, err := state.Load(r.d.cfg.StateDir)
+		if err != nil || st == nil {
+			return false
+		}
+		for _, f := range st.Findings {
+			if f.Kind == verify.HardLink && f.Path == "lib/base.php" {
+				return true
+			}
+		}
+		return false
+	})
+	r.waitIdle(t) // the save's batch handled
+	scans := r.fullScans()
 	begin := time.Now()
 	pid, bin := tamperAs(t, other)
-	e := r.alertWithin(t, "INVALID_HASH", "core:lib/base.php", 2*time.Second)
+	e := r.alertFor(t, "INVALID_HASH", "core:lib/base.php")
+	if n := r.fullScans() - scans; n != 0 {
+		t.Errorf("%d full scans before the alert, want none: it must come from the writers' kick", n)
+	}
 	t.Logf("alerted %v after the write through the link: %s", time.Since(begin), e.Message)
 	checkHelperAlert(t, e, pid, bin)
 }
 
 // TestWhoDataOff: without who-data, a MESSAGE says nothing of writers.
 func TestWhoDataOff(t *testing.T) {
+	t.Parallel()
 	root := demoTree(t)
 	r := start(t, testConfig(root, t.TempDir()))
 	if err := os.WriteFile(filepath.Join(root, "lib/base.php"), []byte("<?php\n"), 0o644); err != nil {

@@ -50,7 +50,13 @@ func Rerun(t *testing.T, where string, wrapper, env []string, child string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append(append([]string(nil), wrapper[1:]...), self, "-test.run=^"+child+"$", "-test.count=1", "-test.v", "-test.timeout=120s")
+	// The child may take as long as this test may (a hang guard, not a
+	// speed target: a loaded machine is slow), less a margin to report.
+	limit := 10 * time.Minute
+	if d, ok := t.Deadline(); ok {
+		limit = max(time.Until(d)-30*time.Second, time.Minute)
+	}
+	args := append(append([]string(nil), wrapper[1:]...), self, "-test.run=^"+child+"$", "-test.count=1", "-test.v", "-test.timeout="+limit.String())
 	cmd := exec.Command(wrapper[0], args...)
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
@@ -62,10 +68,10 @@ func Rerun(t *testing.T, where string, wrapper, env []string, child string) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err = <-done:
-	case <-time.After(150 * time.Second):
+	case <-time.After(limit + 15*time.Second):
 		cmd.Process.Kill()
 		<-done
-		t.Fatalf("%s %s did not finish within 150 s:\n%s", child, where, out.Bytes())
+		t.Fatalf("%s %s did not finish within %v (hangs?):\n%s", child, where, limit+15*time.Second, out.Bytes())
 	}
 	switch {
 	case err == nil && bytes.Contains(out.Bytes(), []byte("--- SKIP: "+child)):

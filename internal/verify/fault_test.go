@@ -77,6 +77,11 @@ func faultCheck(ctx context.Context, root string) ([]verify.Finding, error) {
 	return out, nil
 }
 
+// hangGuard bounds the waits of the verify_test tests: it only turns a
+// hang into a failure, far beyond what any check takes on a loaded
+// machine; no test asserts how fast something is (the benchmarks do).
+const hangGuard = 3 * time.Minute
+
 // faultWithin runs f and reports whether it returned within d (a hang is
 // left behind in its goroutine: the test fails anyway).
 func faultWithin(d time.Duration, f func()) bool {
@@ -98,8 +103,8 @@ func mustCheck(t *testing.T, root string) []verify.Finding {
 	t.Helper()
 	var got []verify.Finding
 	var err error
-	if !faultWithin(20*time.Second, func() { got, err = faultCheck(context.Background(), root) }) {
-		t.Fatal("the check did not return within 20 s: it hangs")
+	if !faultWithin(hangGuard, func() { got, err = faultCheck(context.Background(), root) }) {
+		t.Fatalf("the check did not return after %v: it hangs", hangGuard)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -450,11 +455,13 @@ func TestFaultHugeFile(t *testing.T) {
 	}()
 	begin := time.Now()
 	var res verify.ScopeResult
-	ok := faultWithin(60*time.Second, func() { res, err = in.Core().Check(context.Background(), tr) })
+	// A hang guard only: what is asserted is the memory the check uses
+	// (streamed, not read whole) and the bytes it hashed.
+	ok := faultWithin(hangGuard, func() { res, err = in.Core().Check(context.Background(), tr) })
 	close(stop)
 	wg.Wait()
 	if !ok {
-		t.Fatal("checking a 3 GiB file did not finish within 60 s")
+		t.Fatalf("checking a 3 GiB file did not finish after %v: it hangs", hangGuard)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -681,8 +688,8 @@ func TestFaultDevicesAndFIFOs(t *testing.T) {
 			// The daemon's recheck of that path says the same.
 			var fs []verify.Finding
 			var err error
-			if !faultWithin(10*time.Second, func() { fs, err = recheck(root, scope, path) }) {
-				t.Fatalf("Recheck(%s, %s) did not return within 10 s: it hangs", scope, path)
+			if !faultWithin(hangGuard, func() { fs, err = recheck(root, scope, path) }) {
+				t.Fatalf("Recheck(%s, %s) did not return after %v: it hangs", scope, path, hangGuard)
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -774,8 +781,8 @@ func TestFaultSymlinks(t *testing.T) {
 		scope, key, _ := strings.Cut(sk, "|")
 		var fs []verify.Finding
 		var err error
-		if !faultWithin(10*time.Second, func() { fs, err = recheck(root, scope, key) }) {
-			t.Fatalf("Recheck(%s, %q) did not return within 10 s: it hangs", scope, key)
+		if !faultWithin(hangGuard, func() { fs, err = recheck(root, scope, key) }) {
+			t.Fatalf("Recheck(%s, %q) did not return after %v: it hangs", scope, key, hangGuard)
 		}
 		if err != nil {
 			t.Fatal(err)

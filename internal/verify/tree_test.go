@@ -192,12 +192,12 @@ func within(t *testing.T, d time.Duration, f func(), unblock func()) bool {
 // check runs sc.Check with a deadline and fails the test if it hangs.
 func check(t *testing.T, sc *Scope, tr *Trust) ScopeResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	var res ScopeResult
 	var err error
-	if !within(t, 10*time.Second, func() { res, err = sc.Check(ctx, tr) }, nil) {
-		t.Fatal("Check did not return within 10s")
+	if !within(t, hangGuard, func() { res, err = sc.Check(ctx, tr) }, nil) {
+		t.Fatalf("Check did not return after %v: it hangs", hangGuard)
 	}
 	if err != nil {
 		t.Fatalf("Check: %v", err)
@@ -532,8 +532,8 @@ func TestSymlinkLoop(t *testing.T) {
 	// Signing refuses such a tree instead of hanging.
 	_, certPEM := p.leaf(t, "core")
 	var err error
-	if !within(t, 10*time.Second, func() { err = sc.Sign(context.Background(), p.leafKey, certPEM, DigestSHA1) }, nil) {
-		t.Fatal("Sign did not return within 10s")
+	if !within(t, hangGuard, func() { err = sc.Sign(context.Background(), p.leafKey, certPEM, DigestSHA1) }, nil) {
+		t.Fatalf("Sign did not return after %v: it hangs", hangGuard)
 	}
 	if err == nil {
 		t.Error("Sign of a tree with a symlink loop: got no error")
@@ -579,8 +579,8 @@ func TestSpecialFiles(t *testing.T) {
 	// Signing refuses a FIFO instead of hanging on it.
 	_, certPEM := p.leaf(t, "core")
 	var err error
-	if !within(t, 10*time.Second, func() { err = sc.Sign(context.Background(), p.leafKey, certPEM, DigestSHA1) }, nil) {
-		t.Fatal("Sign did not return within 10s")
+	if !within(t, hangGuard, func() { err = sc.Sign(context.Background(), p.leafKey, certPEM, DigestSHA1) }, nil) {
+		t.Fatalf("Sign did not return after %v: it hangs", hangGuard)
 	}
 	if err == nil || !strings.Contains(err.Error(), "named pipe") {
 		t.Errorf("Sign of a tree with a FIFO: got %v, want an error naming the named pipe", err)
@@ -595,7 +595,7 @@ func TestManifestIsFIFO(t *testing.T) {
 	mkfifo(t, sc.ManifestPath())
 	var res ScopeResult
 	var err error
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	unblock := func() {
 		// Opening the write end releases a reader blocked in open(2).
@@ -603,7 +603,7 @@ func TestManifestIsFIFO(t *testing.T) {
 			w.Close()
 		}
 	}
-	if !within(t, 2*time.Second, func() { res, err = sc.Check(ctx, p.trust) }, unblock) {
+	if !within(t, hangGuard, func() { res, err = sc.Check(ctx, p.trust) }, unblock) {
 		t.Fatal("regression: Scope.Check (LoadManifest) blocks forever when appinfo/signature.json is a FIFO: os.Open without O_NONBLOCK; want an EXCEPTION \"Signature data not found.\"")
 	}
 	if err != nil {
