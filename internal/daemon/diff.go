@@ -90,7 +90,7 @@ func (l *loop) report(t Transition) {
 	l.d.logTransition(t, who, fields)
 }
 
-// who returns the end of an alert's MESSAGE and the fields that name the
+// who returns what follows the path in an alert's MESSAGE and the fields that name the
 // writer of f's file: nothing when who-data is off, WriterUnknown when
 // it is on and the writer is not known (or f is of a whole scope).
 //
@@ -135,9 +135,9 @@ func (l *loop) flushFlood() {
 		if n <= alertsPerDir {
 			continue
 		}
-		where := verify.EscapeControl(k.scope)
+		where := journal.Token(k.scope)
 		if k.dir != "" {
-			where += " " + verify.EscapeControl(k.dir)
+			where += " " + journal.Token(k.dir)
 		}
 		msg, level := fmt.Sprintf("%d more findings in %s, not logged one by one (integrityd report lists them)", n-alertsPerDir, where), l.log.Warn
 		if k.healed {
@@ -150,7 +150,8 @@ func (l *loop) flushFlood() {
 }
 
 // logTransition writes t to the journal (and counts alerts); an alert's
-// MESSAGE ends with who and its fields include whoFields (loop.who).
+// MESSAGE has who after its path and its fields include whoFields
+// (loop.who).
 func (d *Daemon) logTransition(t Transition, who string, whoFields []zap.Field) {
 	switch {
 	case t.New == nil:
@@ -163,7 +164,7 @@ func (d *Daemon) logTransition(t Transition, who string, whoFields []zap.Field) 
 		if journal.LineHasMessage(string(f.Kind)) {
 			msg = f.Message
 		}
-		line := journal.FindingLine(string(f.Kind), f.Scope, f.Path, msg) + who
+		line := journal.AlertLine(string(f.Kind), f.Scope, f.Path, who, msg)
 		if f.Kind == verify.KindException && f.Path == "" || highPriority(f) {
 			d.log.Error(line, fields...)
 			return
