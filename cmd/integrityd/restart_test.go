@@ -126,8 +126,10 @@ func (p *daemonProc) findingEntries(t *testing.T, resolved bool) []map[string]an
 		if resolved {
 			want = journal.ResolvedLine(kind, scope, path)
 		}
-		// (who-data, on by default, ends it with the writer)
-		if msg := fmt.Sprint(e["msg"]); msg != want && msg != want+journal.WriterUnknown && !strings.HasPrefix(msg, want+", written by ") {
+		// (who-data, on by default, names the writer after the path)
+		head := journal.FindingLine(kind, scope, path, "")
+		if msg := fmt.Sprint(e["msg"]); msg != want && msg != journal.AlertLine(kind, scope, path, journal.WriterUnknown, reason) &&
+			!(strings.HasPrefix(msg, head+", written by ") && strings.HasSuffix(msg, strings.TrimPrefix(want, head))) {
 			t.Errorf("MESSAGE %q, want %q", e["msg"], want)
 		}
 		out = append(out, e)

@@ -41,7 +41,7 @@ func newLogger(w io.Writer, format string) (*zap.Logger, error) {
 	switch format {
 	case "journal":
 		// Native journal fields; JSON on stderr if the journal is gone.
-		stderr := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), zapcore.InfoLevel)
+		stderr := zapcore.NewCore(journal.SafeEncoder(zapcore.NewJSONEncoder(enc)), zapcore.Lock(zapcore.AddSync(w)), zapcore.InfoLevel)
 		return zap.New(journal.New(zapcore.InfoLevel, "integrityd", nil, stderr)), nil
 	case "json":
 		encoder = zapcore.NewJSONEncoder(enc)
@@ -52,8 +52,9 @@ func newLogger(w io.Writer, format string) (*zap.Logger, error) {
 	default: // refused by the settings' validation
 		return nil, fmt.Errorf("unknown log format %q", format)
 	}
-	// No sampling: alerts are never dropped.
-	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), zapcore.InfoLevel)), nil
+	// No sampling: alerts are never dropped. No bidi or C1 control
+	// reaches a terminal or a log viewer as it is (journal.SafeEncoder).
+	return zap.New(zapcore.NewCore(journal.SafeEncoder(encoder), zapcore.Lock(zapcore.AddSync(w)), zapcore.InfoLevel)), nil
 }
 
 // runCommand is what run and check-config take: the check's settings and

@@ -204,8 +204,8 @@ func sortOf(e observer.LoggedEntry) string {
 			return sortResolved
 		}
 	case journal.AlertID(kind):
-		// With who-data, the writer the fields name ends the line.
-		line := journal.FindingLine(kind, scope, path, reason)
+		// With who-data, the writer the fields name follows the path.
+		who := ""
 		if pid, ok := m["integrity_pid"].(int64); ok {
 			uid, ok := m["integrity_uid"].(int64)
 			if !ok {
@@ -213,9 +213,9 @@ func sortOf(e observer.LoggedEntry) string {
 			}
 			comm, _ := m["integrity_comm"].(string)
 			unit, _ := m["integrity_unit"].(string)
-			line += journal.WrittenBy(comm, int(pid), int(uid), unit)
+			who = journal.WrittenBy(comm, int(pid), int(uid), unit)
 		}
-		if e.Message == line || e.Message == line+journal.WriterUnknown {
+		if e.Message == journal.AlertLine(kind, scope, path, who, reason) || who == "" && e.Message == journal.AlertLine(kind, scope, path, journal.WriterUnknown, reason) {
 			return sortAlert
 		}
 	}

@@ -102,7 +102,7 @@ func danger(f *verify.Finding) int {
 	return 0
 }
 
-// who returns the end of an alert's MESSAGE and the fields that name the
+// who returns what follows the path in an alert's MESSAGE and the fields that name the
 // writer of f's file: nothing when who-data is off, WriterUnknown when
 // it is on and the writer is not known (or f is of a whole scope).
 //
@@ -190,9 +190,9 @@ func (l *loop) summarize(k floodKey, rest []Transition) {
 	for _, kind := range names {
 		folded = append(folded, fmt.Sprintf("%d %s", kinds[kind], kind))
 	}
-	where := verify.EscapeControl(k.scope)
+	where := journal.Token(k.scope)
 	if k.dir != "" {
-		where += " " + verify.EscapeControl(k.dir)
+		where += " " + journal.Token(k.dir)
 	}
 	n := len(rest)
 	what := strings.Join(folded, ", ")
@@ -221,7 +221,8 @@ func b2i(b bool) int {
 }
 
 // logTransition writes t to the journal (and counts alerts); an alert's
-// MESSAGE ends with who and its fields include whoFields (loop.who).
+// MESSAGE has who after its path and its fields include whoFields
+// (loop.who).
 func (d *Daemon) logTransition(t Transition, who string, whoFields []zap.Field) {
 	switch {
 	case t.New == nil:
@@ -234,7 +235,7 @@ func (d *Daemon) logTransition(t Transition, who string, whoFields []zap.Field) 
 		if journal.LineHasMessage(string(f.Kind)) {
 			msg = f.Message
 		}
-		line := journal.FindingLine(string(f.Kind), f.Scope, f.Path, msg) + who
+		line := journal.AlertLine(string(f.Kind), f.Scope, f.Path, who, msg)
 		if f.Kind == verify.KindException && f.Path == "" || highPriority(f) {
 			d.log.Error(line, fields...)
 			return

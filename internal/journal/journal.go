@@ -4,7 +4,8 @@
 // journalctl MESSAGE_ID=... finds every alert of a kind), and the level
 // becomes PRIORITY. Values are sent with the journal's native protocol,
 // which keeps newlines and control characters inside their field: a file
-// name cannot forge a log line. When the journal cannot be reached, the
+// name cannot forge a log line; a MESSAGE has its Invisible characters
+// escaped besides (the fields keep the exact bytes, for matching). When the journal cannot be reached, the
 // entry goes to a fallback core (JSON on stderr) instead of being lost.
 package journal
 
@@ -13,8 +14,10 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/coreos/go-systemd/v22/journal"
+	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -61,7 +64,7 @@ func (c *Core) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Checked
 func (c *Core) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	vars := Fields(e, append(append([]zapcore.Field(nil), c.fields...), fields...))
 	vars["SYSLOG_IDENTIFIER"] = c.identifier
-	if err := c.send(e.Message, Priority(e.Level), vars); err != nil {
+	if err := c.send(EscapeInvisible(e.Message), Priority(e.Level), vars); err != nil {
 		c.failed.Do(func() {
 			c.fallback.Write(zapcore.Entry{Level: zapcore.WarnLevel, Time: e.Time, Message: "journal unavailable; logging to stderr"},
 				[]zapcore.Field{{Key: "error", Type: zapcore.StringType, String: err.Error()}})
@@ -146,4 +149,37 @@ func value(v any) string {
 		return string(b)
 	}
 	return fmt.Sprint(v)
+}
+
+// SafeEncoder wraps enc (zap's JSON or console encoder) so that no
+// Invisible character reaches the output as it is: each is written as its
+// JSON escape (EscapeInvisible). In JSON such a character can only be in
+// a string, where the escape decodes back to it: nothing is lost. zap
+// escapes the C0 controls itself, and U+2028, U+2029, but passes C1
+// controls and bidi controls through, which a terminal or a log viewer
+// then obeys (U+009B starts an escape sequence, U+202E shows the rest of
+// the line reversed).
+func SafeEncoder(enc zapcore.Encoder) zapcore.Encoder { return safeEncoder{enc} }
+
+type safeEncoder struct{ zapcore.Encoder }
+
+func (e safeEncoder) Clone() zapcore.Encoder { return safeEncoder{e.Encoder.Clone()} }
+
+func (e safeEncoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffer.Buffer, error) {
+	buf, err := e.Encoder.EncodeEntry(ent, fields)
+	if err != nil {
+		return buf, err
+	}
+	ascii := true
+	for _, c := range buf.Bytes() {
+		ascii = ascii && c < utf8.RuneSelf
+	}
+	if ascii {
+		return buf, nil // the usual entry
+	}
+	if s := buf.String(); EscapeInvisible(s) != s {
+		buf.Reset()
+		buf.AppendString(EscapeInvisible(s))
+	}
+	return buf, nil
 }

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -120,6 +121,61 @@ func TestCatalog(t *testing.T) {
 	for _, id := range AllIDs {
 		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
 			t.Errorf("MESSAGE_ID %q is not 128 bits in hex", id)
+		}
+	}
+}
+
+// A MESSAGE sent to the journal has its invisible characters escaped,
+// whatever built it; the fields keep the exact name.
+func TestMessageEscapesInvisible(t *testing.T) {
+	var got []sent
+	send := func(m string, p journal.Priority, v map[string]string) error {
+		got = append(got, sent{m, p, v})
+		return nil
+	}
+	fb, _ := observer.New(zapcore.DebugLevel)
+	log := zap.New(New(zapcore.InfoLevel, "integrityd", send, fb))
+	name := "x\u202egnp.php\u009b"
+	log.Warn("cannot read "+name, zap.String("integrity_path", name))
+	if len(got) != 1 {
+		t.Fatalf("sent %d entries", len(got))
+	}
+	if want := `cannot read x\u202egnp.php\u009b`; got[0].msg != want {
+		t.Errorf("MESSAGE %q, want %q", got[0].msg, want)
+	}
+	if got[0].vars["INTEGRITY_PATH"] != name {
+		t.Errorf("INTEGRITY_PATH %q, want %q", got[0].vars["INTEGRITY_PATH"], name)
+	}
+}
+
+// JSON and console lines carry no bidi or C1 control as it is; JSON
+// decodes back to the exact strings.
+func TestSafeEncoder(t *testing.T) {
+	name := "shell\u202egnp.php\u009b2K\u2066\U000e0041\ufffd"
+	cfg := zap.NewProductionEncoderConfig()
+	for _, tt := range []struct {
+		name string
+		enc  zapcore.Encoder
+	}{
+		{"json", zapcore.NewJSONEncoder(cfg)},
+		{"console", zapcore.NewConsoleEncoder(cfg)},
+	} {
+		var buf strings.Builder
+		log := zap.New(zapcore.NewCore(SafeEncoder(tt.enc), zapcore.AddSync(&buf), zapcore.InfoLevel)).With(zap.String("root", name))
+		log.Warn("EXTRA_FILE core "+name, zap.String("integrity_path", name))
+		out := buf.String()
+		if i := strings.IndexFunc(out, Invisible); i >= 0 {
+			t.Errorf("%s: %q has an invisible character at %d", tt.name, out, i)
+		}
+		if tt.name != "json" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("%s: %v", out, err)
+		}
+		if m["msg"] != "EXTRA_FILE core "+name || m["integrity_path"] != name || m["root"] != name {
+			t.Errorf("decoded %v", m)
 		}
 	}
 }

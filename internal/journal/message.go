@@ -1,8 +1,12 @@
 package journal
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -11,12 +15,25 @@ import (
 // only MESSAGE, so an alert's MESSAGE names what happened on its own line:
 //
 //	INVALID_HASH core lib/base.php
+//	EXTRA_FILE core "lib/x y.php"
 //	EXCEPTION notes: Signature data not found.
 //	EXCEPTION core lib/private/x.php: File could not be read.
+//	INVALID_HASH core lib/base.php, written by php-fpm8.2 (pid 4711, uid 33, php8.2-fpm.service)
 //	resolved INVALID_HASH core lib/base.php
 //
+// A scope, a path, a writer's name and unit are written as they are when
+// they hold only letters, digits and a few punctuation marks (Token), and
+// quoted as Go quotes strings otherwise, with every control, bidi,
+// format and invisible character escaped: whoever names a file cannot
+// make its name look like more of the line (a second line, ", written by
+// ..." of their choosing, text reordered by U+202E). What the daemon
+// adds follows the path: the writer (WrittenBy, WriterUnknown), then the
+// finding's message after ": ", last, since it can hold text from the
+// install (a directive of a .htaccess).
+//
 // The fields (INTEGRITY_KIND, INTEGRITY_SCOPE, INTEGRITY_PATH, MESSAGE_ID,
-// ...) carry the same facts unquoted, for matching.
+// INTEGRITY_PID, ...) carry the same facts unquoted, for matching: they,
+// not the MESSAGE, are what to trust.
 
 // LineHasMessage reports whether the MESSAGE of an alert of kind carries
 // the finding's message: an EXCEPTION's reason, an HTACCESS_DIRECTIVE's
@@ -31,20 +48,26 @@ func LineHasMessage(kind string) bool {
 
 // FindingLine is the MESSAGE of a finding of kind in scope at path (""
 // for the whole scope); message (an EXCEPTION's reason, "" for none)
-// follows a colon. Each part is quoted as the text report quotes file
-// names, so that a name with a newline cannot forge a line.
+// follows a colon.
 func FindingLine(kind, scope, path, message string) string {
+	return AlertLine(kind, scope, path, "", message)
+}
+
+// AlertLine is FindingLine with who (WrittenBy, WriterUnknown or "")
+// after the path, before the message.
+func AlertLine(kind, scope, path, who, message string) string {
 	var b strings.Builder
-	b.WriteString(verify.EscapeControl(kind))
+	b.WriteString(Token(kind))
 	for _, p := range []string{scope, path} {
 		if p != "" {
 			b.WriteByte(' ')
-			b.WriteString(verify.EscapeControl(p))
+			b.WriteString(Token(p))
 		}
 	}
+	b.WriteString(who)
 	if message != "" {
 		b.WriteString(": ")
-		b.WriteString(verify.EscapeControl(message))
+		b.WriteString(EscapeInvisible(verify.EscapeControl(message)))
 	}
 	return b.String()
 }
@@ -54,26 +77,120 @@ func ResolvedLine(kind, scope, path string) string {
 	return "resolved " + FindingLine(kind, scope, path, "")
 }
 
+// Token is s as a MESSAGE shows a name: as it is when it is not empty
+// and holds only ASCII letters, digits and ._-/+@~=%#&!$^[]{} (never a
+// space, a comma, a colon, a quote or a parenthesis, so that it cannot
+// look like what follows it), else in double quotes, escaped as Go
+// escapes a string (\n, \x1b, \xe9 for a byte that is not UTF-8) and
+// with every character Invisible escaped too (\u202e).
+func Token(s string) string { return token(s, "") }
+
+// token is Token where the characters of also may be bare too.
+func token(s, also string) string {
+	bare := func(r rune) bool {
+		return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' ||
+			strings.ContainsRune("._-/+@~=%#&!$^[]{}", r) || strings.ContainsRune(also, r)
+	}
+	if s != "" && strings.IndexFunc(s, func(r rune) bool { return !bare(r) }) < 0 {
+		return s
+	}
+	return Quote(s)
+}
+
+// Quote quotes s as strconv.Quote does, and also escapes what
+// strconv.Quote prints but a reader cannot see or would misread
+// (Invisible).
+func Quote(s string) string {
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b = fmt.Appendf(b, `\x%02x`, s[i])
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case Invisible(r) || !unicode.IsPrint(r):
+			q := strconv.QuoteRuneToASCII(r)
+			b = append(b, q[1:len(q)-1]...)
+		default:
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return string(append(b, '"'))
+}
+
+// Invisible reports whether r is a character that changes how the text
+// around it is shown, or shows as nothing, and so can make a log line
+// read otherwise than it is: the C1 controls (U+0080-U+009F; U+009B is a
+// terminal's CSI), the bidi controls (U+061C, U+200E, U+200F,
+// U+202A-U+202E, U+2066-U+2069), every other format character (Cf: zero
+// width spaces and joiners, U+FEFF, the tags U+E0000-U+E007F, ...), the
+// variation selectors, the other default-ignorable code points (U+034F,
+// the Hangul fillers U+115F, U+1160, U+3164, U+FFA0, ...), the line and
+// paragraph separators U+2028, U+2029 and the replacement character
+// U+FFFD (which a byte that is not UTF-8 also shows as). C0 controls are
+// escaped by verify.EscapeControl and Quote already.
+func Invisible(r rune) bool {
+	return 0x80 <= r && r <= 0x9f || r == 0x2028 || r == 0x2029 || r == utf8.RuneError ||
+		unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Variation_Selector, r) ||
+		unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r)
+}
+
+// EscapeInvisible replaces every Invisible character of s with its \u
+// escape as JSON writes it (\u202e; a pair of surrogates beyond U+FFFF),
+// leaving the rest as it is, bytes that are not UTF-8 too: for a MESSAGE
+// that is not built of Tokens, and for JSON, where the escape decodes
+// back to the character.
+func EscapeInvisible(s string) string {
+	var b []byte
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if n == 1 || !Invisible(r) {
+			if b != nil {
+				b = append(b, s[i:i+n]...)
+			}
+			i += n
+			continue
+		}
+		if b == nil {
+			b = append(make([]byte, 0, len(s)+12), s[:i]...)
+		}
+		if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+			b = fmt.Appendf(b, `\u%04x\u%04x`, r1, r2)
+		} else {
+			b = fmt.Appendf(b, `\u%04x`, r)
+		}
+		i += n
+	}
+	if b == nil {
+		return s
+	}
+	return string(b)
+}
+
 // WriterUnknown ends the MESSAGE of an alert whose writer the daemon
 // tried to learn (who-data on) and could not: fanotify was refused, the
 // change predates the daemon or the kernel dropped events.
 const WriterUnknown = ", writer unknown"
 
-// WrittenBy ends the MESSAGE of an alert with the process that made the
-// change, as /proc described it:
+// WrittenBy names, in the MESSAGE of an alert, right after the path
+// (AlertLine), the process that made the change, as /proc described it:
 //
 //	INVALID_HASH core lib/base.php, written by php-fpm8.2 (pid 4711, uid 33, php8.2-fpm.service)
 //
 // comm "" (the process was gone) reads "an exited process"; uid < 0 and
 // unit "" are left out. A process names itself (comm is what it set with
-// prctl), so every part is quoted as FindingLine quotes a path.
+// prctl), so comm and unit are Tokens (a unit may also have a colon,
+// docker:ID), quoted unless plain.
 func WrittenBy(comm string, pid, uid int, unit string) string {
 	var b strings.Builder
 	b.WriteString(", written by ")
 	if comm == "" {
 		b.WriteString("an exited process")
 	} else {
-		b.WriteString(verify.EscapeControl(comm))
+		b.WriteString(Token(comm))
 	}
 	b.WriteString(" (pid ")
 	b.WriteString(strconv.Itoa(pid))
@@ -83,7 +200,7 @@ func WrittenBy(comm string, pid, uid int, unit string) string {
 	}
 	if unit != "" {
 		b.WriteString(", ")
-		b.WriteString(verify.EscapeControl(unit))
+		b.WriteString(token(unit, ":"))
 	}
 	b.WriteByte(')')
 	return b.String()

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,22 +14,40 @@ func TestFindingLine(t *testing.T) {
 		scope, path, msg, want string
 	}{
 		{verify.InvalidHash, "core", "lib/base.php", "", "INVALID_HASH core lib/base.php"},
-		{verify.ExtraFile, "notes", "lib/x y.php", "", "EXTRA_FILE notes lib/x y.php"},
+		{verify.InvalidHash, "notes@/srv/apps2", "lib/A-b_c+1~.php", "", "INVALID_HASH notes@/srv/apps2 lib/A-b_c+1~.php"},
+		{verify.ExtraFile, "notes", "lib/x y.php", "", `EXTRA_FILE notes "lib/x y.php"`},
+		{verify.ExtraFile, "core", `a"b\c.php`, "", `EXTRA_FILE core "a\"b\\c.php"`},
+		{verify.ExtraFile, "core", "lib/café.php", "", `EXTRA_FILE core "lib/café.php"`},
 		{verify.KindException, "notes", "", "Signature data not found.", "EXCEPTION notes: Signature data not found."},
 		{verify.KindException, "core", "lib/a.php", "File could not be read.", "EXCEPTION core lib/a.php: File could not be read."},
 		// A name cannot forge a second line, an escape sequence or an
 		// invalid byte.
-		{verify.ExtraFile, "core", "a.php\nINVALID_HASH core index.php", "", `EXTRA_FILE core a.php\nINVALID_HASH core index.php`},
-		{verify.ExtraFile, "core", "\x1b[2Ka\rb", "", `EXTRA_FILE core \x1b[2Ka\rb`},
-		{verify.ExtraFile, "core", "caf\xe9.php", "", `EXTRA_FILE core caf\xe9.php`},
-		{verify.KindException, "core\n", "", "bad\nline", `EXCEPTION core\n: bad\nline`},
+		{verify.ExtraFile, "core", "a.php\nINVALID_HASH core index.php", "", `EXTRA_FILE core "a.php\nINVALID_HASH core index.php"`},
+		{verify.ExtraFile, "core", "\x1b[2Ka\rb", "", `EXTRA_FILE core "\x1b[2Ka\rb"`},
+		{verify.ExtraFile, "core", "caf\xe9.php", "", `EXTRA_FILE core "caf\xe9.php"`},
+		{verify.KindException, "core\n", "", "bad\nline", `EXCEPTION "core\n": bad\nline`},
+		// Nor reorder what follows (U+202E: "shell.php" shown as
+		// "shell\u202egnp.php" reads "shellphp.png"), start a terminal
+		// escape with a C1 control (U+009B is CSI), or hide a character.
+		{verify.ExtraFile, "core", "shell\u202egnp.php", "", `EXTRA_FILE core "shell\u202egnp.php"`},
+		{verify.ExtraFile, "core", "a\u009b2Kb.php", "", `EXTRA_FILE core "a\u009b2Kb.php"`},
+		{verify.ExtraFile, "core", "a\u0085b\u2066c\u2069\u061c\u200e\u200f.php", "", `EXTRA_FILE core "a\u0085b\u2066c\u2069\u061c\u200e\u200f.php"`},
+		{verify.ExtraFile, "core", "in\u200bdex\ufeff\u3164\ufe0f\U000e0041.php", "", `EXTRA_FILE core "in\u200bdex\ufeff\u3164\ufe0f\U000e0041.php"`},
+		{verify.ExtraFile, "core", "a\u00a0b\u2028c\ufffd.php", "", `EXTRA_FILE core "a\u00a0b\u2028c\ufffd.php"`},
+		{verify.ExtraFile, "x\u202ey", "a.php", "", `EXTRA_FILE "x\u202ey" a.php`},
+		{verify.HtaccessDirective, "unsigned", ".htaccess", "line 3: php_value \u202eX\u009b", `HTACCESS_DIRECTIVE unsigned .htaccess: line 3: php_value \u202eX\u009b`},
 	} {
 		got := FindingLine(string(tt.kind), tt.scope, tt.path, tt.msg)
 		if got != tt.want {
 			t.Errorf("FindingLine(%q, %q, %q, %q) = %q, want %q", tt.kind, tt.scope, tt.path, tt.msg, got, tt.want)
 		}
-		if strings.ContainsAny(got, "\n\r\x1b") {
-			t.Errorf("%q has a control character", got)
+		if i := strings.IndexFunc(got, func(r rune) bool { return r < 0x20 || r == 0x7f || Invisible(r) }); i >= 0 {
+			t.Errorf("%q has a control or invisible character at %d", got, i)
+		}
+		if tt.path != "" {
+			if p := pathOf(t, got, tt.scope); p != tt.path {
+				t.Errorf("%q names path %q, want %q", got, p, tt.path)
+			}
 		}
 	}
 	if got := ResolvedLine(string(verify.InvalidHash), "core", "lib/base.php"); got != "resolved INVALID_HASH core lib/base.php" {
@@ -48,19 +67,48 @@ func TestWrittenBy(t *testing.T) {
 		{"vim", 99, 0, "", "INVALID_HASH core lib/base.php, written by vim (pid 99, uid 0)"},
 		{"", 12, -1, "", "INVALID_HASH core lib/base.php, written by an exited process (pid 12)"},
 		{"sh", 7, 1000, "docker:4f9e1a0b2c3d", "INVALID_HASH core lib/base.php, written by sh (pid 7, uid 1000, docker:4f9e1a0b2c3d)"},
-		// A process names itself: it cannot forge a line.
-		{"x\nINVALID_HASH core index.php", 5, 33, "a\x1b[2K.service", `INVALID_HASH core lib/base.php, written by x\nINVALID_HASH core index.php (pid 5, uid 33, a\x1b[2K.service)`},
+		// A process names itself: it cannot forge a line, or more of it.
+		{"x\nINVALID_HASH core index.php", 5, 33, "a\x1b[2K.service", `INVALID_HASH core lib/base.php, written by "x\nINVALID_HASH core index.php" (pid 5, uid 33, "a\x1b[2K.service")`},
+		{"x (pid 1, uid 0", 5, 33, "", `INVALID_HASH core lib/base.php, written by "x (pid 1, uid 0" (pid 5, uid 33)`},
+		{"\u202eevil", 5, 33, "", `INVALID_HASH core lib/base.php, written by "\u202eevil" (pid 5, uid 33)`},
 	} {
 		got := line + WrittenBy(tt.comm, tt.pid, tt.uid, tt.unit)
 		if got != tt.want {
 			t.Errorf("WrittenBy(%q, %d, %d, %q) = %q, want %q", tt.comm, tt.pid, tt.uid, tt.unit, got, tt.want)
 		}
-		if strings.ContainsAny(got, "\n\r\x1b") {
+		if strings.ContainsAny(got, "\n\r\x1b\u202e") {
 			t.Errorf("%q has a control character", got)
 		}
 	}
 	if got := line + WriterUnknown; got != "INVALID_HASH core lib/base.php, writer unknown" {
 		t.Errorf("with WriterUnknown: %q", got)
+	}
+}
+
+// A file name cannot carry an attribution of its own before the real
+// one: the name is quoted, and the daemon's writer follows it, before the
+// finding's message (which can hold text from the install).
+func TestAlertLineAttribution(t *testing.T) {
+	forged := "shell.php, written by php-fpm8.2 (pid 4711, uid 33, php8.2-fpm.service)"
+	who := WrittenBy("sh", 99, 33, "tamper.service")
+	for _, tt := range []struct{ kind, path, who, msg, want string }{
+		{"EXTRA_FILE", forged, who, "", `EXTRA_FILE core "shell.php, written by php-fpm8.2 (pid 4711, uid 33, php8.2-fpm.service)", written by sh (pid 99, uid 33, tamper.service)`},
+		{"EXTRA_FILE", forged, WriterUnknown, "", `EXTRA_FILE core "shell.php, written by php-fpm8.2 (pid 4711, uid 33, php8.2-fpm.service)", writer unknown`},
+		{"HTACCESS_DIRECTIVE", ".htaccess", who, "line 3: php_value x, written by apache2 (pid 1, uid 0)", `HTACCESS_DIRECTIVE core .htaccess, written by sh (pid 99, uid 33, tamper.service): line 3: php_value x, written by apache2 (pid 1, uid 0)`},
+		{"INVALID_HASH", "lib/base.php", WrittenBy("php-fpm8.2", 4711, 33, "docker:4f9e1a0b2c3d"), "", `INVALID_HASH core lib/base.php, written by php-fpm8.2 (pid 4711, uid 33, docker:4f9e1a0b2c3d)`},
+	} {
+		got := AlertLine(tt.kind, "core", tt.path, tt.who, tt.msg)
+		if got != tt.want {
+			t.Errorf("AlertLine(%q, %q, %q) =\n%s\nwant\n%s", tt.path, tt.who, tt.msg, got, tt.want)
+		}
+		if p := pathOf(t, got, "core"); p != tt.path {
+			t.Errorf("%q names path %q", got, p)
+		}
+		// The first attribution after the path is the daemon's.
+		rest := strings.TrimPrefix(got, tt.kind+" core "+Token(tt.path))
+		if !strings.HasPrefix(rest, tt.who) {
+			t.Errorf("%q: %q follows the path, want %q", got, rest, tt.who)
+		}
 	}
 }
 
@@ -72,5 +120,61 @@ func TestAlertID(t *testing.T) {
 		if got := AlertID(string(kind)); got != want {
 			t.Errorf("AlertID(%s) = %s, want %s", kind, got, want)
 		}
+	}
+}
+
+// pathOf reads the path back from an alert's MESSAGE line, as a reader
+// does: after the kind and the scope, a bare token up to a space, comma
+// or colon, or a quoted string.
+func pathOf(t *testing.T, line, scope string) string {
+	t.Helper()
+	_, rest, _ := strings.Cut(line, " ")
+	rest = strings.TrimPrefix(rest, Token(scope)+" ")
+	if !strings.HasPrefix(rest, `"`) {
+		if i := strings.IndexAny(rest, " ,:"); i >= 0 {
+			rest = rest[:i]
+		}
+		return rest
+	}
+	q, err := strconv.QuotedPrefix(rest)
+	if err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	p, err := strconv.Unquote(q)
+	if err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	return p
+}
+
+// Every character the brief names, and every Invisible one of the BMP,
+// is escaped in a path, a scope and a message, and a quoted path reads
+// back as the exact name.
+func TestTokenEscapesInvisible(t *testing.T) {
+	var rs []rune
+	for r := rune(0); r <= 0x10ffff; r++ {
+		if r < 0x20 || r == 0x7f || Invisible(r) {
+			rs = append(rs, r)
+		}
+	}
+	for _, r := range []rune{0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069, 0x200e, 0x200f, 0x061c, 0x0080, 0x009b, 0x009f, 0x200b, 0x200d, 0x2060, 0xfeff} {
+		if !Invisible(r) {
+			t.Errorf("U+%04X is not Invisible", r)
+		}
+	}
+	for _, r := range rs {
+		name := "a" + string(r) + ".php"
+		for i, got := range []string{FindingLine("EXTRA_FILE", "core", name, ""), FindingLine("EXTRA_FILE", name, "x", ""), FindingLine("EXCEPTION", "core", "x", name), EscapeInvisible(name)} {
+			if strings.ContainsRune(got, r) && (i < 3 || Invisible(r)) {
+				t.Fatalf("U+%04X passes unescaped: %q", r, got)
+			}
+		}
+		if p := pathOf(t, FindingLine("EXTRA_FILE", "core", name, ""), "core"); p != name {
+			t.Fatalf("U+%04X: the path reads back as %q", r, p)
+		}
+	}
+	// Printable letters stay as they are, in quotes.
+	if got := Token("données/日本.php"); got != `"données/日本.php"` {
+		t.Errorf("Token = %s", got)
 	}
 }
