@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -49,10 +50,13 @@ func (l *loop) configChanged() error {
 	}
 	next, err := verify.OpenInstall(l.in.Root, l.cfg.PinnedAppsPaths, l.cfg.PinnedDataDir)
 	if err != nil {
-		l.log.Error("Nextcloud's configuration cannot be read; still checking the apps roots read before",
-			zap.String("message_id", journal.IDConfig), zap.Error(err))
+		l.configUnreadable(err)
 		return nil
 	}
+	if l.conf.logged {
+		l.log.Info("Nextcloud's configuration can be read again", zap.String("message_id", journal.IDConfig))
+	}
+	l.conf = confRead{}
 	if slices.Equal(next.AppsRoots, l.in.AppsRoots) && next.DataDir == l.in.DataDir {
 		return nil
 	}
@@ -61,6 +65,45 @@ func (l *loop) configChanged() error {
 		zap.String("message_id", journal.IDConfig), zap.Strings("apps_paths", next.AppsRoots),
 		zap.Strings("previous_apps_paths", l.in.AppsRoots), zap.String("data_dir", next.DataDir))
 	return ErrInstallChanged
+}
+
+// confRead is how reading Nextcloud's configuration goes: since when it
+// cannot be read (zero: it can), when to try again (zero: on its next
+// change only), and whether the error was logged.
+type confRead struct {
+	since, retry time.Time
+	logged       bool
+}
+
+// Reading Nextcloud's configuration is retried every confRetryEvery
+// while it fails, and the failure is an error entry once it has lasted
+// confGrace. Nextcloud rewrites config.php in place (truncate, then write,
+// under an exclusive flock that readFile waits for, boundedly): a read
+// can still see it empty or half written, and that is no error.
+const (
+	confGrace      = 3 * time.Second
+	confRetryEvery = 200 * time.Millisecond
+)
+
+// configUnreadable notes that the configuration could not be read (err),
+// logging it once it has stayed so for confGrace, and schedules the next
+// try; once logged, the next change of the configuration tries again.
+func (l *loop) configUnreadable(err error) {
+	now := time.Now()
+	if l.conf.since.IsZero() {
+		l.conf.since = now
+	}
+	l.conf.retry = now.Add(confRetryEvery)
+	if l.conf.logged {
+		l.conf.retry = time.Time{}
+		return
+	}
+	if now.Sub(l.conf.since) < confGrace {
+		return
+	}
+	l.conf.logged, l.conf.retry = true, time.Time{}
+	l.log.Error(fmt.Sprintf("Nextcloud's configuration cannot be read (for %s); still checking the apps roots read before", now.Sub(l.conf.since).Round(time.Second)),
+		zap.String("message_id", journal.IDConfig), zap.Error(err))
 }
 
 // versionChanged follows version.php (an update): the rules that differ

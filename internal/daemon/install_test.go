@@ -5,10 +5,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/verify"
@@ -94,5 +96,92 @@ func TestFollowConfigAppsPaths(t *testing.T) {
 			t.Errorf("no alert with the configuration's MESSAGE_ID")
 		}
 		r.stop()
+	}
+}
+
+// TestConfigRewrittenAsNextcloudDoes: Nextcloud rewrites config.php in
+// place, truncating it and writing it again under an exclusive flock
+// (\OC\Config::writeData). Read without the lock, the file is sometimes
+// empty: 1,000 such rewrites while the daemon follows the configuration
+// give no error entry. A configuration that stays unreadable is one error
+// entry, and an info entry once it reads again.
+func TestConfigRewrittenAsNextcloudDoes(t *testing.T) {
+	t.Parallel()
+	root := demoTree(t)
+	cfg := testConfig(root, t.TempDir())
+	in, err := verify.OpenInstall(root, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AppsPaths, cfg.FollowConfig = in.AppsRoots, true
+	r := start(t, cfg)
+	conf := filepath.Join(root, "config", "config.php")
+	good, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	configEntries := func(level zapcore.Level) int {
+		n := 0
+		for _, e := range r.logs.FilterField(zap.String("message_id", journal.IDConfig)).All() {
+			if e.Level == level {
+				n++
+			}
+		}
+		return n
+	}
+	rewrite := func(content []byte) {
+		f, err := os.OpenFile(conf, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(0); err != nil {
+			t.Fatal(err)
+		}
+		// Two writes with a pause, as PHP's (slow) writer makes them:
+		// the reader must see neither the empty file nor the first half.
+		half := len(content) / 2
+		time.Sleep(100 * time.Microsecond)
+		if _, err := f.WriteAt(content[:half], 0); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Microsecond)
+		if _, err := f.WriteAt(content[half:], int64(half)); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_UN); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 1000 {
+		rewrite(good)
+	}
+	r.waitIdle(t)
+	if n := configEntries(zapcore.ErrorLevel); n != 0 {
+		t.Fatalf("%d error entries for 1,000 rewrites of config.php as Nextcloud makes them", n)
+	}
+	select {
+	case err := <-r.done:
+		r.done <- err
+		t.Fatalf("Run ended: %v", err)
+	default:
+	}
+
+	// Broken for good: one error, once it has lasted; then readable
+	// again: one info entry.
+	rewrite([]byte("<?php\n$CONFIG = array (\n  'instanceid' => 'demo"))
+	waitFor(t, "an error entry for a configuration that stays unreadable", func() bool {
+		return configEntries(zapcore.ErrorLevel) > 0
+	})
+	rewrite(good)
+	waitFor(t, "an info entry once the configuration reads again", func() bool {
+		return configEntries(zapcore.InfoLevel) > 0
+	})
+	r.waitIdle(t)
+	if n := configEntries(zapcore.ErrorLevel); n != 1 {
+		t.Errorf("%d error entries for one unreadable spell, want 1", n)
 	}
 }

@@ -61,6 +61,7 @@ type loop struct {
 	scanStop context.CancelFunc
 	nextScan time.Time // when the periodic rescan is due
 	fatal    error     // ends run (ErrInstallChanged)
+	conf     confRead  // how reading Nextcloud's configuration goes
 
 	// The unsigned coverage (unsigned.go): the baseline (nil: not
 	// checked), the coverage, what it holds now (nil before the first
@@ -176,6 +177,8 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 	settle.Stop()
 	publish := time.NewTimer(time.Hour)
 	publish.Stop()
+	confRetry := time.NewTimer(time.Hour)
+	confRetry.Stop()
 	var kicks <-chan struct{}
 	if l.writers != nil {
 		kicks = l.writers.Kicks()
@@ -217,6 +220,10 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 		case r := <-l.bigDone:
 			l.bigFinished(ctx, r)
 		case <-publish.C:
+		case <-confRetry.C:
+			if l.fatal == nil {
+				l.fatal = l.configChanged()
+			}
 		case <-kicks:
 			// A file with another name changed, maybe through a name
 			// outside the install: no inotify event, no batch.
@@ -241,6 +248,9 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 		}
 		if next := l.nextSettle(); !next.IsZero() {
 			settle.Reset(max(time.Until(next), 0))
+		}
+		if !l.conf.retry.IsZero() {
+			confRetry.Reset(max(time.Until(l.conf.retry), 0))
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // MaxFileSize bounds every file this package reads.
@@ -18,6 +19,14 @@ const MaxFileSize = 4 << 20
 // readFile reads a regular file of at most MaxFileSize bytes. It opens
 // with O_NONBLOCK so that a FIFO cannot block, then requires a regular
 // file.
+//
+// It reads under a shared lock, as \OC\Config::readData does: Nextcloud
+// rewrites config.php in place (truncate, then write) under an exclusive
+// flock, and a read without the lock can see it empty or half written.
+// The lock is waited for at most lockWait: whoever can open the file can
+// hold a lock on it for ever, and that must not stop the daemon from
+// reading it (then it reads without, and a torn read is an error the
+// caller retries).
 func readFile(path string) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
@@ -31,6 +40,9 @@ func readFile(path string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, &fs.PathError{Op: "read", Path: path, Err: errors.New("not a regular file")}
 	}
+	if sharedLock(int(f.Fd())) {
+		defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	}
 	if st.Size() > MaxFileSize {
 		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than %d bytes", MaxFileSize)}
 	}
@@ -42,6 +54,25 @@ func readFile(path string) ([]byte, error) {
 		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than %d bytes", MaxFileSize)}
 	}
 	return data, nil
+}
+
+// lockWait bounds how long readFile waits for a writer's lock.
+const lockWait = 500 * time.Millisecond
+
+// sharedLock takes a shared flock on fd, waiting at most lockWait for an
+// exclusive one to go, and reports whether it has it.
+func sharedLock(fd int) bool {
+	deadline := time.Now().Add(lockWait)
+	for pause := time.Millisecond; ; pause = min(2*pause, 20*time.Millisecond) {
+		err := syscall.Flock(fd, syscall.LOCK_SH|syscall.LOCK_NB)
+		if err == nil {
+			return true
+		}
+		if err != syscall.EWOULDBLOCK && err != syscall.EINTR || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pause)
+	}
 }
 
 // Config is Nextcloud's system configuration as \OC\Config holds it.
