@@ -428,11 +428,18 @@ func (l *loop) enumerate() (map[string]*verify.Scope, error) {
 	// even without its manifest ("Signature data not found."): removing
 	// appinfo/signature.json must not end its checks quietly.
 	for name, dir := range l.meta.Signed {
-		if _, ok := out[name]; !ok && isDir(dir) {
+		if _, ok := out[name]; !ok && isDir(dir) && l.inAppsRoot(dir) {
 			out[name] = l.in.App(name, dir)
 		}
 	}
 	return out, nil
+}
+
+// inAppsRoot reports whether dir is an app directory of one of the
+// current apps roots: a signed app stays a scope without its manifest
+// only there, not once the configuration no longer names its root.
+func (l *loop) inAppsRoot(dir string) bool {
+	return slices.Contains(l.in.AppsRoots, filepath.Dir(dir))
 }
 
 func isDir(p string) bool {
@@ -465,6 +472,13 @@ func (l *loop) syncScopes() []*scope {
 	}
 	for name, dir := range l.meta.Signed { // removed while not running
 		if _, ok := now[name]; !ok {
+			if !l.inAppsRoot(dir) {
+				// Not removed: no apps root holds it now (the
+				// configuration's change was its own alert).
+				delete(l.meta.Signed, name)
+				l.modified()
+				continue
+			}
 			gone(name, dir)
 		}
 	}

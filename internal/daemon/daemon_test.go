@@ -125,7 +125,10 @@ func oneShot(t testing.TB, root string) []verify.Finding {
 // when their directory is there.
 func checkWith(t testing.TB, root, trust string, signed map[string]string) []verify.Finding {
 	t.Helper()
-	in := verify.NewInstall(root, nil, "")
+	in, err := verify.OpenInstall(root, nil, "") // config.php read, as integrityd check does
+	if err != nil {
+		t.Fatal(err)
+	}
 	tr, err := verify.LoadTrust(trust, "")
 	if err != nil {
 		t.Fatal(err)

@@ -185,3 +185,58 @@ func TestConfigRewrittenAsNextcloudDoes(t *testing.T) {
 		t.Errorf("%d error entries for one unreadable spell, want 1", n)
 	}
 }
+
+// TestAppsRootDroppedState: after config.php changes the apps roots so
+// that apps/ is no longer one, the restarted daemon (same state
+// directory) no longer checks the apps there, although they were signed:
+// their findings are resolved, and the report equals a one-shot check.
+func TestAppsRootDroppedState(t *testing.T) {
+	t.Parallel()
+	root := demoTree(t)
+	stateDir := t.TempDir()
+	cfg := testConfig(root, stateDir)
+	in, err := verify.OpenInstall(root, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AppsPaths, cfg.FollowConfig = in.AppsRoots, true
+	if err := os.Remove(filepath.Join(root, "apps", "files", "js", "files.js")); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, cfg)
+	if n := len(r.d.Findings()); n == 0 {
+		t.Fatal("no finding for the removed file")
+	}
+
+	other := filepath.Join(root, "other_apps")
+	if err := os.MkdirAll(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "config", "apps.config.php"), []byte("<?php\n$CONFIG = array('apps_paths' => array(\n"+
+		"  array('path' => '"+other+"', 'url' => '/other', 'writable' => true)));\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.done:
+		r.done <- err
+		if !errors.Is(err, ErrInstallChanged) {
+			t.Fatalf("Run ended with %v", err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatalf("Run goes on %v after config.php changed the apps roots", hangGuard)
+	}
+	in, err = verify.OpenInstall(root, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AppsPaths = in.AppsRoots
+	r = start(t, cfg)
+	r.waitIdle(t)
+	want := checkWith(t, root, cfg.Trust, nil)
+	if got, want := render(r.d.Findings()), render(want); got != want {
+		t.Errorf("after the apps roots changed, the daemon reports\n%s\na one-shot check\n%s", got, want)
+	}
+	if len(r.logs.FilterMessageSnippet("app files is no longer checked").All()) != 1 {
+		t.Errorf("no entry that the findings of app files are resolved")
+	}
+}

@@ -396,7 +396,8 @@ func (l *loop) replace(s *scope, key string, fresh []verify.Finding) {
 // drop forgets a scope that no longer exists (an app that was removed).
 func (l *loop) drop(name string) {
 	if n := len(l.findings[name]); n > 0 {
-		l.log.Info(fmt.Sprintf("app %s removed; its %d findings are dropped", verify.EscapeControl(name), n), zap.String("integrity_scope", name), zap.Int("findings", n))
+		l.log.Info(fmt.Sprintf("app %s is no longer checked (removed, or in no apps root now); its %d findings are resolved", journal.Token(name), n),
+			zap.String("integrity_scope", name), zap.Int("findings", n))
 	}
 	delete(l.findings, name)
 	delete(l.shared, name)
