@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -47,6 +48,12 @@ func (l *loop) isConfigFile(p string) bool {
 func (l *loop) configChanged() error {
 	if !l.cfg.FollowConfig {
 		return nil
+	}
+	// By path, not by inode: config/ may be a new directory now (renamed
+	// away and made again), which no watch follows yet. Adding the watch
+	// of a watched directory again changes nothing.
+	if err := l.w.AddDir(l.configDir()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		l.log.Warn("config directory not watched: a change of apps_paths is seen only on reload", zap.Error(err))
 	}
 	next, err := verify.OpenInstall(l.in.Root, l.cfg.PinnedAppsPaths, l.cfg.PinnedDataDir)
 	if err != nil {

@@ -240,3 +240,60 @@ func TestAppsRootDroppedState(t *testing.T) {
 		t.Errorf("no entry that the findings of app files are resolved")
 	}
 }
+
+// TestConfigDirSwapped: config/ renamed away and made again with the same
+// content is still followed by its path: an apps root added afterwards
+// ends Run with ErrInstallChanged, after an alert.
+func TestConfigDirSwapped(t *testing.T) {
+	t.Parallel()
+	root := demoTree(t)
+	cfg := testConfig(root, t.TempDir())
+	in, err := verify.OpenInstall(root, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AppsPaths, cfg.FollowConfig = in.AppsRoots, true
+	r := start(t, cfg)
+	conf := filepath.Join(root, "config")
+	content, err := os.ReadFile(filepath.Join(conf, "config.php"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(conf, conf+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(conf, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(conf, "config.php"), content, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	r.waitIdle(t)
+	select {
+	case err := <-r.done:
+		r.done <- err
+		t.Fatalf("Run ended after config/ was swapped for the same content: %v", err)
+	default:
+	}
+	evil := filepath.Join(root, "evil_apps")
+	if err := os.MkdirAll(evil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(conf, "apps.config.php"), []byte("<?php\n$CONFIG = array('apps_paths' => array(\n"+
+		"  array('path' => '"+root+"/apps', 'url' => '/apps', 'writable' => false),\n"+
+		"  array('path' => '"+evil+"', 'url' => '/evil', 'writable' => true)));\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.done:
+		r.done <- err
+		if !errors.Is(err, ErrInstallChanged) {
+			t.Fatalf("Run ended with %v", err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatalf("an apps root added in the new config/ not seen after %v", hangGuard)
+	}
+	if len(r.logs.FilterField(zap.String("message_id", journal.IDConfig)).All()) == 0 {
+		t.Errorf("no alert with the configuration's MESSAGE_ID")
+	}
+}
