@@ -118,6 +118,9 @@ func (s *Scope) walkTree(ctx context.Context, dir, prefix string, send func(walk
 		}
 		ents, err := os.ReadDir(abs)
 		if err != nil {
+			if abs != dir && errors.Is(err, fs.ErrNotExist) {
+				return nil // removed since its parent was listed: not there
+			}
 			if abs == dir {
 				return fmt.Errorf("read directory %s: %w", abs, cleanErr(err))
 			}
@@ -264,6 +267,13 @@ func (h *hasher) hash(ctx context.Context, path string, sp special, statFirst bo
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
+		if !statFirst && errors.Is(err, fs.ErrNotExist) {
+			// Listed, then removed before it could be read (rsync,
+			// an update): not there, as a listing now would say
+			// (FILE_MISSING if expected), not an EXCEPTION. A
+			// symlink whose target is missing stays one.
+			return fileState{skip: true}, nil
+		}
 		return fileState{err: cleanErr(err)}, nil
 	}
 	defer f.Close()

@@ -921,3 +921,47 @@ func TestSignCyclicKeys(t *testing.T) {
 		t.Errorf("regression: Sign wrote a signature.json that does not verify: got findings %q; its keys, re-sorted by ksort as every verifier (Nextcloud too) does, give another message than the one signed", got)
 	}
 }
+
+// TestGoneBeforeRead: a file listed, then removed before it is read (as
+// rsync and updates do all the time) is not there, as a listing now would
+// say: an expected one is FILE_MISSING, not an EXCEPTION "open: no such
+// file or directory". A directory removed after its parent was listed is
+// not there either. A symlink whose target is missing stays an error.
+func TestGoneBeforeRead(t *testing.T) {
+	dir := t.TempDir()
+	h := newHasher(&Checker{})
+	st, err := h.hash(context.Background(), filepath.Join(dir, "gone.php"), special{}, false)
+	if err != nil || !st.skip || st.err != nil {
+		t.Errorf("a file removed before its read: %+v, %v; want it skipped as not there", st, err)
+	}
+	if err := os.Symlink("nowhere", filepath.Join(dir, "dangling")); err != nil {
+		t.Fatal(err)
+	}
+	st, err = h.hash(context.Background(), filepath.Join(dir, "dangling"), special{}, true)
+	if err != nil || st.skip || st.err == nil {
+		t.Errorf("a dangling symlink: %+v, %v; want its error", st, err)
+	}
+	// A directory removed after its parent was listed, before it was
+	// read: dangling sorts before sub.
+	s := &Scope{Name: "core", Dir: dir, in: &Install{Root: dir}}
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var sent []string
+	err = s.walkTree(context.Background(), dir, "", func(f walkedFile) error {
+		if f.key == "dangling" {
+			os.Remove(sub) // after the listing of dir, before sub is read
+		}
+		sent = append(sent, f.key)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range sent {
+		if strings.HasSuffix(k, "/") {
+			t.Errorf("walk sent %q for a directory removed before it was read; want nothing", k)
+		}
+	}
+}
