@@ -215,8 +215,10 @@ func sortOf(e observer.LoggedEntry) string {
 				uid = -1
 			}
 			comm, _ := m["integrity_comm"].(string)
+			exe, _ := m["integrity_exe"].(string)
 			unit, _ := m["integrity_unit"].(string)
-			who = journal.WrittenBy(comm, int(pid), int(uid), unit)
+			execed, _ := m["integrity_execed"].(bool)
+			who = journal.WrittenBy(journal.Who{Pid: int(pid), Exe: exe, Comm: comm, UID: int(uid), Unit: unit, Execed: execed})
 		}
 		if e.Message == journal.AlertLine(kind, scope, path, who, reason) || who == "" && e.Message == journal.AlertLine(kind, scope, path, journal.WriterUnknown, reason) {
 			return sortAlert

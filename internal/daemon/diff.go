@@ -137,7 +137,10 @@ func (l *loop) who(f *verify.Finding) (string, []zap.Field) {
 		fs = append(fs, zap.Int("integrity_uid", wr.UID))
 	}
 	str("integrity_unit", wr.Unit)
-	return journal.WrittenBy(wr.Comm, wr.Pid, wr.UID, wr.Unit), fs
+	if wr.Execed {
+		fs = append(fs, zap.Bool("integrity_execed", true))
+	}
+	return journal.WrittenBy(journal.Who{Pid: wr.Pid, Exe: wr.Exe, Comm: wr.Comm, UID: wr.UID, Unit: wr.Unit, Execed: wr.Execed}), fs
 }
 
 // flushFlood writes this round's entries: per directory, the

@@ -102,7 +102,7 @@ func checkHelperAlert(t *testing.T, e observer.LoggedEntry, pid int, bin string)
 		}
 	}
 	line := journal.FindingLine(m["integrity_kind"].(string), m["integrity_scope"].(string), m["integrity_path"].(string), "") +
-		journal.WrittenBy("tamper-helper", pid, 33, unit)
+		journal.WrittenBy(journal.Who{Pid: pid, Exe: bin, Comm: "tamper-helper", UID: 33, Unit: unit})
 	if e.Message != line {
 		t.Errorf("MESSAGE = %q, want %q", e.Message, line)
 	}

@@ -175,33 +175,79 @@ func EscapeInvisible(s string) string {
 // change predates the daemon or the kernel dropped events.
 const WriterUnknown = ", writer unknown"
 
+// Who is the writer of a change as the sensor recorded it at the event:
+// Exe is the program the kernel ran (what /proc/PID/exe named), Comm the
+// name the process gave itself (prctl(PR_SET_NAME) sets it to anything),
+// Execed that the process ran another program after the event (then
+// neither says who wrote). "" and UID -1 are what is not known.
+type Who struct {
+	Pid    int
+	Exe    string
+	Comm   string
+	UID    int
+	Unit   string
+	Execed bool
+}
+
 // WrittenBy names, in the MESSAGE of an alert, right after the path
-// (AlertLine), the process that made the change, as /proc described it:
+// (AlertLine), the process that made the change:
 //
 //	INVALID_HASH core lib/base.php, written by php-fpm8.2 (pid 4711, uid 33, php8.2-fpm.service)
 //
-// comm "" (the process was gone) reads "an exited process"; uid < 0 and
-// unit "" are left out. A process names itself (comm is what it set with
-// prctl), so comm and unit are Tokens (a unit may also have a colon,
-// docker:ID), quoted unless plain.
-func WrittenBy(comm string, pid, uid int, unit string) string {
+// The name is the program's (the base name of its executable), never the
+// process's own claim: a comm that differs from it follows as
+// `calling itself "NAME"`, and a process known only by its comm is "a
+// process calling itself NAME". A process that ran another program since
+// the event is "pid N, which then ran another program" (what it is now
+// says nothing of who wrote). Exe, comm and unit are Tokens, quoted unless
+// plain; uid < 0 and unit "" are left out.
+func WrittenBy(w Who) string {
 	var b strings.Builder
 	b.WriteString(", written by ")
-	if comm == "" {
-		b.WriteString("an exited process")
-	} else {
-		b.WriteString(Token(comm))
+	name := w.Exe
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
 	}
-	b.WriteString(" (pid ")
-	b.WriteString(strconv.Itoa(pid))
-	if uid >= 0 {
+	name = strings.TrimSuffix(name, " (deleted)")
+	claim := ""
+	switch {
+	case w.Execed:
+		b.WriteString("pid ")
+		b.WriteString(strconv.Itoa(w.Pid))
+		b.WriteString(", which then ran another program (")
+	case name != "":
+		b.WriteString(Token(name))
+		if w.Comm != "" && w.Comm != name && !(len(w.Comm) == 15 && strings.HasPrefix(name, w.Comm)) {
+			claim = w.Comm // comm is at most 15 bytes of the name
+		}
+		b.WriteString(" (pid ")
+		b.WriteString(strconv.Itoa(w.Pid))
+	case w.Comm != "":
+		b.WriteString("a process calling itself ")
+		b.WriteString(Token(w.Comm))
+		b.WriteString(" (pid ")
+		b.WriteString(strconv.Itoa(w.Pid))
+	default:
+		b.WriteString("an exited process (pid ")
+		b.WriteString(strconv.Itoa(w.Pid))
+	}
+	if w.UID >= 0 && !w.Execed {
 		b.WriteString(", uid ")
-		b.WriteString(strconv.Itoa(uid))
+		b.WriteString(strconv.Itoa(w.UID))
 	}
-	if unit != "" {
-		b.WriteString(", ")
-		b.WriteString(token(unit, ":"))
+	if w.Unit != "" {
+		if !w.Execed {
+			b.WriteString(", ")
+		}
+		b.WriteString(token(w.Unit, ":"))
+	}
+	if w.Execed && w.Unit == "" {
+		b.WriteString("unknown")
 	}
 	b.WriteByte(')')
+	if claim != "" {
+		b.WriteString(" calling itself ")
+		b.WriteString(strconv.Quote(claim))
+	}
 	return b.String()
 }

@@ -58,23 +58,33 @@ func TestFindingLine(t *testing.T) {
 func TestWrittenBy(t *testing.T) {
 	line := FindingLine(string(verify.InvalidHash), "core", "lib/base.php", "")
 	for _, tt := range []struct {
-		comm     string
-		pid, uid int
-		unit     string
-		want     string
+		who  Who
+		want string
 	}{
-		{"php-fpm8.2", 4711, 33, "php8.2-fpm.service", "INVALID_HASH core lib/base.php, written by php-fpm8.2 (pid 4711, uid 33, php8.2-fpm.service)"},
-		{"vim", 99, 0, "", "INVALID_HASH core lib/base.php, written by vim (pid 99, uid 0)"},
-		{"", 12, -1, "", "INVALID_HASH core lib/base.php, written by an exited process (pid 12)"},
-		{"sh", 7, 1000, "docker:4f9e1a0b2c3d", "INVALID_HASH core lib/base.php, written by sh (pid 7, uid 1000, docker:4f9e1a0b2c3d)"},
+		{Who{Pid: 4711, Exe: "/usr/sbin/php-fpm8.2", Comm: "php-fpm8.2", UID: 33, Unit: "php8.2-fpm.service"}, "INVALID_HASH core lib/base.php, written by php-fpm8.2 (pid 4711, uid 33, php8.2-fpm.service)"},
+		{Who{Pid: 99, Exe: "/usr/bin/vim.basic", Comm: "vim", UID: 0}, `INVALID_HASH core lib/base.php, written by vim.basic (pid 99, uid 0) calling itself "vim"`},
+		{Who{Pid: 12, UID: -1}, "INVALID_HASH core lib/base.php, written by an exited process (pid 12)"},
+		{Who{Pid: 7, Exe: "/bin/dash", Comm: "sh", UID: 1000, Unit: "docker:4f9e1a0b2c3d"}, `INVALID_HASH core lib/base.php, written by dash (pid 7, uid 1000, docker:4f9e1a0b2c3d) calling itself "sh"`},
+		// comm is the first 15 bytes of a longer name: no claim.
+		{Who{Pid: 8, Exe: "/usr/bin/unattended-upgrade", Comm: "unattended-upgr", UID: 0}, "INVALID_HASH core lib/base.php, written by unattended-upgrade (pid 8, uid 0)"},
+		// Only the process's own claim is known (exe unreadable).
+		{Who{Pid: 9, Comm: "php-fpm8.2", UID: 33}, "INVALID_HASH core lib/base.php, written by a process calling itself php-fpm8.2 (pid 9, uid 33)"},
+		// A symlink named php-fpm8.2 to sleep, or prctl(PR_SET_NAME):
+		// the program is named, the claim is a claim.
+		{Who{Pid: 10, Exe: "/usr/bin/sleep", Comm: "php-fpm8.2", UID: 33}, `INVALID_HASH core lib/base.php, written by sleep (pid 10, uid 33) calling itself "php-fpm8.2"`},
+		// Ran another program after the write: neither its exe, comm nor
+		// uid say who wrote.
+		{Who{Pid: 11, Exe: "/usr/bin/sudo", Comm: "sudo", UID: 0, Unit: "php8.2-fpm.service", Execed: true}, "INVALID_HASH core lib/base.php, written by pid 11, which then ran another program (php8.2-fpm.service)"},
+		{Who{Pid: 11, UID: -1, Execed: true}, "INVALID_HASH core lib/base.php, written by pid 11, which then ran another program (unknown)"},
 		// A process names itself: it cannot forge a line, or more of it.
-		{"x\nINVALID_HASH core index.php", 5, 33, "a\x1b[2K.service", `INVALID_HASH core lib/base.php, written by "x\nINVALID_HASH core index.php" (pid 5, uid 33, "a\x1b[2K.service")`},
-		{"x (pid 1, uid 0", 5, 33, "", `INVALID_HASH core lib/base.php, written by "x (pid 1, uid 0" (pid 5, uid 33)`},
-		{"\u202eevil", 5, 33, "", `INVALID_HASH core lib/base.php, written by "\u202eevil" (pid 5, uid 33)`},
+		{Who{Pid: 5, Comm: "x\nINVALID_HASH core index.php", UID: 33, Unit: "a\x1b[2K.service"}, `INVALID_HASH core lib/base.php, written by a process calling itself "x\nINVALID_HASH core index.php" (pid 5, uid 33, "a\x1b[2K.service")`},
+		{Who{Pid: 5, Exe: "/tmp/x", Comm: "x (pid 1, uid 0", UID: 33}, `INVALID_HASH core lib/base.php, written by x (pid 5, uid 33) calling itself "x (pid 1, uid 0"`},
+		{Who{Pid: 5, Exe: "/tmp/\u202eevil", Comm: "\u202eevil", UID: 33}, `INVALID_HASH core lib/base.php, written by "\u202eevil" (pid 5, uid 33)`},
+		{Who{Pid: 5, Exe: "/tmp/a", Comm: "\u202eevil", UID: 33}, `INVALID_HASH core lib/base.php, written by a (pid 5, uid 33) calling itself "\u202eevil"`},
 	} {
-		got := line + WrittenBy(tt.comm, tt.pid, tt.uid, tt.unit)
+		got := line + WrittenBy(tt.who)
 		if got != tt.want {
-			t.Errorf("WrittenBy(%q, %d, %d, %q) = %q, want %q", tt.comm, tt.pid, tt.uid, tt.unit, got, tt.want)
+			t.Errorf("WrittenBy(%+v) = %q, want %q", tt.who, got, tt.want)
 		}
 		if strings.ContainsAny(got, "\n\r\x1b\u202e") {
 			t.Errorf("%q has a control character", got)
@@ -90,12 +100,12 @@ func TestWrittenBy(t *testing.T) {
 // finding's message (which can hold text from the install).
 func TestAlertLineAttribution(t *testing.T) {
 	forged := "shell.php, written by php-fpm8.2 (pid 4711, uid 33, php8.2-fpm.service)"
-	who := WrittenBy("sh", 99, 33, "tamper.service")
+	who := WrittenBy(Who{Pid: 99, Exe: "/bin/sh", Comm: "sh", UID: 33, Unit: "tamper.service"})
 	for _, tt := range []struct{ kind, path, who, msg, want string }{
 		{"EXTRA_FILE", forged, who, "", `EXTRA_FILE core "shell.php, written by php-fpm8.2 (pid 4711, uid 33, php8.2-fpm.service)", written by sh (pid 99, uid 33, tamper.service)`},
 		{"EXTRA_FILE", forged, WriterUnknown, "", `EXTRA_FILE core "shell.php, written by php-fpm8.2 (pid 4711, uid 33, php8.2-fpm.service)", writer unknown`},
 		{"HTACCESS_DIRECTIVE", ".htaccess", who, "line 3: php_value x, written by apache2 (pid 1, uid 0)", `HTACCESS_DIRECTIVE core .htaccess, written by sh (pid 99, uid 33, tamper.service): line 3: php_value x, written by apache2 (pid 1, uid 0)`},
-		{"INVALID_HASH", "lib/base.php", WrittenBy("php-fpm8.2", 4711, 33, "docker:4f9e1a0b2c3d"), "", `INVALID_HASH core lib/base.php, written by php-fpm8.2 (pid 4711, uid 33, docker:4f9e1a0b2c3d)`},
+		{"INVALID_HASH", "lib/base.php", WrittenBy(Who{Pid: 4711, Exe: "/usr/sbin/php-fpm8.2", Comm: "php-fpm8.2", UID: 33, Unit: "docker:4f9e1a0b2c3d"}), "", `INVALID_HASH core lib/base.php, written by php-fpm8.2 (pid 4711, uid 33, docker:4f9e1a0b2c3d)`},
 	} {
 		got := AlertLine(tt.kind, "core", tt.path, tt.who, tt.msg)
 		if got != tt.want {

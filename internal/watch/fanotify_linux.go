@@ -65,6 +65,16 @@ type Writers struct {
 	tracked   map[string]bool   // inode keys whose changes kick (Track)
 	kick      chan struct{}
 	stats     WritersStats
+	// execSeen: the group gets FAN_OPEN_EXEC on the root's filesystem
+	// (and, where the kernel lets, on those of /, /usr, /tmp, /var/tmp,
+	// /dev/shm and /run). pend is what was recorded, per pid, while
+	// handling this read (cur) and the one before (prev): a process
+	// that runs another program after its write may have been read in
+	// /proc after that, and its execve's event comes in this read or
+	// the next.
+	execSeen  bool
+	pendCur   map[int][]string
+	pendPrev  map[int][]string
 }
 
 // DefaultWriters is how many recent changes a Writers remembers (each
@@ -98,7 +108,8 @@ func OpenWriters(root string, capacity int) (*Writers, error) {
 		return nil, fmt.Errorf("fanotify: fanotify_init with FID reporting: %w", err)
 	}
 	w := &Writers{fd: fd, mountFD: -1, root: root, flags: flags,
-		recent: newRing(capacity), procs: map[int]procEntry{}, dirs: map[string]string{}, kick: make(chan struct{}, 1)}
+		recent: newRing(capacity), procs: map[int]procEntry{}, dirs: map[string]string{}, kick: make(chan struct{}, 1),
+		pendCur: map[int][]string{}, pendPrev: map[int][]string{}}
 	dirent := uint64(unix.FAN_CREATE | unix.FAN_MOVED_TO | unix.FAN_MOVED_FROM | unix.FAN_DELETE | unix.FAN_ONDIR)
 	content := uint64(unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE | unix.FAN_ATTRIB)
 	var fsErr, mntErr error // the first refusal of each sort of mark
@@ -123,6 +134,21 @@ func OpenWriters(root string, capacity int) (*Writers, error) {
 			fsErr = err
 		} else if m.flag == unix.FAN_MARK_MOUNT && mntErr == nil {
 			mntErr = err
+		}
+	}
+	if w.mark != "" {
+		// A write, then execve of another program: /proc read after it
+		// names the new program (a symlink named php-fpm8.2 to sleep;
+		// a setuid binary: uid 0). Exec events say when that happened.
+		markFlag := uint(unix.FAN_MARK_FILESYSTEM)
+		if w.mark == "mount" {
+			markFlag = unix.FAN_MARK_MOUNT
+		}
+		w.execSeen = unix.FanotifyMark(fd, unix.FAN_MARK_ADD|markFlag, unix.FAN_OPEN_EXEC, unix.AT_FDCWD, root) == nil
+		if w.execSeen {
+			for _, p := range execDirs {
+				unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, unix.FAN_OPEN_EXEC, unix.AT_FDCWD, p) // best effort
+			}
 		}
 	}
 	if w.mark == "" {
@@ -166,6 +192,9 @@ func (w *Writers) Mode() string {
 	s := w.mark + " mark, " + strings.Join(r, "+")
 	if w.mask&unix.FAN_CREATE == 0 {
 		s += ", no directory-entry events"
+	}
+	if !w.execSeen {
+		s += ", no exec events (a writer that runs another program after its write is named as that program)"
 	}
 	return s
 }
@@ -243,8 +272,17 @@ func (w *Writers) drain(buf []byte) error {
 
 const metaSize = int(unsafe.Sizeof(unix.FanotifyEventMetadata{}))
 
+// execDirs are where programs are run from, whose filesystems get an exec
+// mark beside the root's: an exec from elsewhere is not seen (see
+// docs/security.md).
+var execDirs = [...]string{"/", "/usr", "/tmp", "/var/tmp", "/dev/shm", "/run"}
+
 // handle records the events in b, read at now.
 func (w *Writers) handle(b []byte, now time.Time) {
+	w.mu.Lock()
+	w.pendPrev, w.pendCur = w.pendCur, w.pendPrev
+	clear(w.pendCur)
+	w.mu.Unlock()
 	for len(b) >= metaSize {
 		var m unix.FanotifyEventMetadata
 		m.Event_len = binary.NativeEndian.Uint32(b[0:])
@@ -277,8 +315,37 @@ func (w *Writers) handle(b []byte, now time.Time) {
 	}
 }
 
+// execed notes that pid ran another program: what /proc said of it may
+// be the new program's, so the writers recorded for it since the last
+// read but one lose their exe, comm and uid (the unit stays: execve does
+// not change the cgroup), and its /proc cache goes.
+func (w *Writers) execed(pid int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.procs, pid)
+	for _, pend := range []map[int][]string{w.pendPrev, w.pendCur} {
+		for _, key := range pend[pid] {
+			w.recent.update(key, func(wr *Writer) {
+				if wr.Pid == pid {
+					wr.Comm, wr.Exe, wr.UID, wr.Execed = "", "", -1, true
+				}
+			})
+		}
+		delete(pend, pid)
+	}
+}
+
+// maxPending bounds what one pid's exec can take back in one read.
+const maxPending = 4096
+
 // event records one event whose info records are info.
 func (w *Writers) event(m unix.FanotifyEventMetadata, info []byte, now time.Time) {
+	if m.Mask&unix.FAN_OPEN_EXEC != 0 {
+		w.execed(int(m.Pid))
+		if m.Mask&^uint64(unix.FAN_OPEN_EXEC|unix.FAN_ONDIR) == 0 {
+			return
+		}
+	}
 	var dirHandle, objHandle []byte // fsid-free keys: type + handle bytes
 	var name string
 	for len(info) >= 4 {
@@ -367,11 +434,17 @@ func (w *Writers) event(m unix.FanotifyEventMetadata, info []byte, now time.Time
 	wr.Op, wr.When = opName(m.Mask), now
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	pend := w.pendCur[wr.Pid]
 	if path != "" {
 		w.recent.put("p"+path, wr)
+		pend = append(pend, "p"+path)
 	}
 	if objHandle != nil && m.Mask&unix.FAN_DELETE == 0 {
 		w.recent.put("h"+string(objHandle), wr)
+		pend = append(pend, "h"+string(objHandle))
+	}
+	if w.execSeen && len(pend) <= maxPending {
+		w.pendCur[wr.Pid] = pend
 	}
 	w.stats.Recorded++
 }

@@ -458,3 +458,51 @@ func TestWritersTrack(t *testing.T) {
 		t.Error("an untracked file kicked after Track(nil)")
 	}
 }
+
+// TestWritersExecAfterWrite: a process writes, then runs another program
+// (here through a symlink named php-fpm8.2 to sleep). /proc, read after
+// that, names the new program: the writer is then recorded as having run
+// another program, its exe, comm and uid unknown, never as php-fpm8.2 or
+// sleep.
+func TestWritersExecAfterWrite(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep:", err)
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh:", err)
+	}
+	root := t.TempDir()
+	w := openWriters(t, root, 0)
+	if !w.execSeen {
+		t.Skipf("no exec events here (%s)", w.Mode())
+	}
+	fake := filepath.Join(t.TempDir(), "php-fpm8.2")
+	if err := os.Symlink(sleep, fake); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(root, "base.php")
+	writeOpen(t, target)
+	cmd := exec.Command(sh, "-c", `echo '// backdoor' >> "$1"; exec "$2" 30`, "sh", target, fake)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pid := cmd.Process.Pid
+	// Wait until the process runs sleep: a /proc read now tells a lie.
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe != "" && !strings.HasSuffix(exe, "/sh") && !strings.HasSuffix(exe, "/dash") && !strings.HasSuffix(exe, "/bash") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the helper never ran sleep")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	wr := waitWriter(t, w, target, pid)
+	if !wr.Execed || wr.Exe != "" || wr.Comm != "" || wr.UID != -1 {
+		t.Errorf("writer = %+v; want it marked as having run another program, exe, comm and uid unknown", wr)
+	}
+}

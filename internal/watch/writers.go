@@ -18,6 +18,10 @@ type Writer struct {
 	Unit string // systemd unit or scope, or "docker:<id>", "libpod:<id>", "containerd:<id>"
 	Op   string // what was done: "modify", "close_write", "create", "moved_to", "delete", "attrib"
 	When time.Time
+	// Execed: the process ran another program (execve) after the event
+	// and maybe before /proc was read; Comm, Exe and UID are then left
+	// unknown, since what /proc says now is not who wrote.
+	Execed bool
 }
 
 // WritersStats counts what a Writers did.
@@ -120,6 +124,13 @@ func (r *ring) get(key string) (Writer, bool) {
 		return Writer{}, false
 	}
 	return r.slots[i].w, true
+}
+
+// update changes the entry of key in place, if there is one.
+func (r *ring) update(key string, f func(*Writer)) {
+	if i, ok := r.index[key]; ok {
+		f(&r.slots[i].w)
+	}
 }
 
 func (r *ring) reset() {
