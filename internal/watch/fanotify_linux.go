@@ -72,9 +72,9 @@ type Writers struct {
 	// that runs another program after its write may have been read in
 	// /proc after that, and its execve's event comes in this read or
 	// the next.
-	execSeen  bool
-	pendCur   map[int][]string
-	pendPrev  map[int][]string
+	execSeen bool
+	pendCur  map[int][]string
+	pendPrev map[int][]string
 }
 
 // DefaultWriters is how many recent changes a Writers remembers (each
