@@ -113,15 +113,22 @@ func (l *loop) who(f *verify.Finding) (string, []zap.Field) {
 	if !l.cfg.WhoData {
 		return "", nil
 	}
-	s := l.scopes[f.Scope]
-	if l.writers == nil || s == nil || f.Path == "" {
+	if l.writers == nil || f.Path == "" {
 		return journal.WriterUnknown, nil
 	}
-	dir := s.sc.Dir
-	if s.real != "" {
-		dir = s.real
+	var path string
+	if s := l.scopes[f.Scope]; s != nil {
+		dir := s.sc.Dir
+		if s.real != "" {
+			dir = s.real
+		}
+		path = filepath.Join(dir, filepath.FromSlash(f.Path))
+	} else if f.Scope == verify.UnsignedScope && l.ucov != nil {
+		path = filepath.Join(l.in.Root, filepath.FromSlash(f.Path)) // the unsigned coverage's keys are the root's
+	} else {
+		return journal.WriterUnknown, nil
 	}
-	wr, ok := l.writers.Lookup(filepath.Join(dir, filepath.FromSlash(f.Path)))
+	wr, ok := l.writers.Lookup(path)
 	if !ok {
 		return journal.WriterUnknown, nil
 	}

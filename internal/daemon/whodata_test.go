@@ -194,3 +194,26 @@ func TestWhoDataOff(t *testing.T) {
 		t.Errorf("%d entries about writers with who-data off", n)
 	}
 }
+
+// TestWhoDataUnsigned: an alert of the unsigned-code baseline names its
+// writer as a signed scope's does (it said "writer unknown" always).
+func TestWhoDataUnsigned(t *testing.T) {
+	t.Parallel()
+	root := whoTree(t)
+	layout := root + "/themes/mine/core/templates/layout.php"
+	writeFile(t, layout, "<?php // theme")
+	if err := os.Chmod(layout, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := t.TempDir()
+	recordBaseline(t, root, stateDir)
+	cfg := testConfig(root, stateDir)
+	cfg.WhoData = true
+	r := start(t, cfg)
+	if es := r.logs.FilterMessageSnippet("writers unknown: ").All(); len(es) > 0 {
+		t.Skipf("fanotify refused here: %s", es[0].ContextMap()["error"])
+	}
+	pid, bin := tamperAs(t, layout)
+	e := r.alertFor(t, string(verify.UnsignedChanged), "unsigned:themes/mine/core/templates/layout.php")
+	checkHelperAlert(t, e, pid, bin)
+}
