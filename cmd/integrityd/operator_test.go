@@ -232,3 +232,51 @@ func TestReloadConfig(t *testing.T) {
 		t.Fatalf("rescan after excluding: exit %d %s %s", code, out, errOut)
 	}
 }
+
+// A reload applies every key or says it cannot: a new root (or metrics,
+// or control socket) starts the checks again on it in the same process;
+// a new state directory is named as needing a restart.
+func TestReloadRestartKeys(t *testing.T) {
+	var roots [2]string
+	for i := range roots {
+		roots[i] = filepath.Join(t.TempDir(), "nc")
+		if err := demo.Build(context.Background(), roots[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(roots[0], "lib", "extra.php"), []byte("<?php"), 0o644)
+	stateDir := t.TempDir()
+	conf := filepath.Join(t.TempDir(), "integrityd.conf")
+	write := func(root, state, extra string) {
+		os.WriteFile(conf, []byte("root = "+root+"\ntrust = "+filepath.Join(root, "resources/codesigning/root.crt")+"\nstate_dir = "+state+"\n"+extra), 0o644)
+	}
+	write(roots[0], stateDir, "")
+	p := startProcArgs(t, "run", "--config", conf, "--log-format", "json")
+	p.waitScanned(t)
+	if code, _, _ := runCmd(t, "status", "--state-dir", stateDir); code != exitFindings {
+		t.Fatalf("status: exit %d, want findings", code)
+	}
+	textfile := filepath.Join(t.TempDir(), "integrityd.prom")
+	write(roots[1], stateDir, "metrics_textfile = "+textfile+"\n")
+	if code, out, errOut := runCmd(t, "rescan", "--state-dir", stateDir); code != exitClean {
+		t.Fatalf("rescan after the root changed to a clean tree: exit %d %s %s", code, out, errOut)
+	}
+	if e := p.entries(t, "SIGHUP: configuration reloaded; starting the checks again to apply root, apps_paths, metrics_textfile"); len(e) != 1 {
+		t.Errorf("no entry naming the keys applied by starting again: %v", e)
+	}
+	for deadline := time.Now().Add(hangGuard); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(textfile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no metrics textfile of the reloaded configuration after %v", hangGuard)
+		}
+	}
+	write(roots[1], t.TempDir(), "metrics_textfile = "+textfile+"\n")
+	if code, out, errOut := runCmd(t, "rescan", "--state-dir", stateDir); code != exitClean {
+		t.Fatalf("rescan after the state directory changed: exit %d %s %s", code, out, errOut)
+	}
+	if e := p.entries(t, "SIGHUP: these settings change only when integrityd is restarted (systemctl restart): state_dir"); len(e) != 1 {
+		t.Errorf("no entry naming state_dir as needing a restart: %v", e)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
@@ -169,6 +170,18 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	for {
 		err := serve(ctx, s, cfg, sock, args, log)
+		var re restartError
+		if errors.As(err, &re) {
+			// A reload changed what only a new daemon applies (the root,
+			// the metrics, the control socket): start again on it.
+			if re.sock, err = controlSocketPath(re.s.ControlSocket, os.Getenv("RUNTIME_DIRECTORY")); err != nil {
+				log.Error("SIGHUP: control socket", zap.Error(err))
+				re.sock = sock
+			}
+			re.cfg.Watchdog = cfg.Watchdog
+			s, cfg, sock = re.s, re.cfg, re.sock
+			continue
+		}
 		if !errors.Is(err, daemon.ErrInstallChanged) {
 			log.Info("integrityd stopped")
 			return err
@@ -222,6 +235,7 @@ func serve(ctx context.Context, s *config.Settings, cfg daemon.Config, sock stri
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	restart := make(chan restartError, 1)
 	go func() {
 		for {
 			select {
@@ -230,19 +244,69 @@ func serve(ctx context.Context, s *config.Settings, cfg daemon.Config, sock stri
 			case <-hup:
 				// Reload the configuration; keep the running one if the
 				// new one is invalid. Then rescan everything.
-				_, next, unenforced, err := loadRun("run", args, io.Discard)
+				ns, next, unenforced, err := loadRun("run", args, io.Discard)
 				if err != nil {
 					log.Error("SIGHUP: configuration invalid, keeping the running one", zap.Error(err))
 					d.Rescan(ctx)
 					continue
 				}
-				log.Info("SIGHUP: configuration reloaded; full rescan")
 				warnUnenforced(log, unenforced)
+				next.StateDir = cfg.StateDir // its lock is the process's
+				again, never := restartKeys(s, cfg, ns, next)
+				if len(never) > 0 {
+					log.Warn("SIGHUP: these settings change only when integrityd is restarted (systemctl restart): "+strings.Join(never, ", "),
+						zap.Strings("restart_needed", never))
+				}
+				if len(again) > 0 {
+					log.Info("SIGHUP: configuration reloaded; starting the checks again to apply "+strings.Join(again, ", "),
+						zap.Strings("applied", again))
+					restart <- restartError{s: ns, cfg: next}
+					cancel()
+					return
+				}
+				log.Info("SIGHUP: configuration reloaded; full rescan")
 				d.Reload(ctx, next)
 			}
 		}
 	}()
-	return d.Run(ctx, func() { log.Info("initial scan done; watching") })
+	err = d.Run(ctx, func() { log.Info("initial scan done; watching") })
+	select {
+	case re := <-restart:
+		return re
+	default:
+		return err
+	}
+}
+
+// restartError ends serve when a reload changed settings only a new
+// daemon applies; runDaemon starts again with them.
+type restartError struct {
+	s    *config.Settings
+	cfg  daemon.Config
+	sock string
+}
+
+func (restartError) Error() string { return "restart to apply the reloaded configuration" }
+
+// restartKeys compares the running settings with reloaded ones: again
+// names what a new daemon in this process applies (serve is started
+// again), never what only a new process does.
+func restartKeys(s *config.Settings, cfg daemon.Config, ns *config.Settings, next daemon.Config) (again, never []string) {
+	diff := func(list *[]string, name string, a, b any) {
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			*list = append(*list, name)
+		}
+	}
+	diff(&again, "root", cfg.Root, next.Root)
+	diff(&again, "apps_paths", cfg.AppsPaths, next.AppsPaths)
+	diff(&again, "data_dir", cfg.DataDir, next.DataDir)
+	diff(&again, "who_data", cfg.WhoData, next.WhoData)
+	diff(&again, "metrics_listen", s.MetricsListen, ns.MetricsListen)
+	diff(&again, "metrics_textfile", s.MetricsTextfile, ns.MetricsTextfile)
+	diff(&again, "control_socket", s.ControlSocket, ns.ControlSocket)
+	diff(&never, "state_dir", s.StateDir, ns.StateDir)
+	diff(&never, "log_format", s.LogFormat, ns.LogFormat)
+	return again, never
 }
 
 // warnUnenforced logs, when why is set, that Nextcloud would not enforce
