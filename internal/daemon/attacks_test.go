@@ -633,3 +633,82 @@ func TestAttackFloodFirst(t *testing.T) {
 	}
 	assertSame(t, r, root, "after the flood")
 }
+
+// TestAttackSwapBack: a backdoor renamed over a signed file, then the
+// original renamed back (what runs modified PHP through opcache and
+// leaves the signed content): the final content is valid, the swap is a
+// SWAPPED alert naming the file. One honest replacement (a copy of the
+// signed content renamed over it, as rsync does) is none.
+func TestAttackSwapBack(t *testing.T) {
+	t.Parallel()
+	root := demoTree(t)
+	r := start(t, testConfig(root, t.TempDir()))
+	base := filepath.Join(root, "lib", "base.php")
+	signed, err := os.ReadFile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapped := func() int {
+		return len(r.logs.FilterField(zap.String("message_id", journal.IDSwapped)).All())
+	}
+	// Honest: one new file takes the name, with the signed content.
+	index := filepath.Join(root, "index.php")
+	content, err := os.ReadFile(index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(root, ".index.php.rsync")
+	if err := os.WriteFile(tmp, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, index); err != nil {
+		t.Fatal(err)
+	}
+	r.waitIdle(t)
+	if n := swapped(); n != 0 {
+		t.Fatalf("%d SWAPPED entries for one honest replacement", n)
+	}
+	// The attack: original kept aside, backdoor in, original back.
+	aside := filepath.Join(root, "data", "orig")
+	if err := os.MkdirAll(filepath.Dir(aside), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(base, aside); err != nil {
+		t.Fatal(err)
+	}
+	evil := filepath.Join(root, "lib", ".evil")
+	if err := os.WriteFile(evil, append(signed, "\nsystem($_GET['c']);\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seen := r.sync.expectBatch(base)
+	if err := os.Rename(evil, base); err != nil {
+		t.Fatal(err)
+	}
+	// A PHP process compiles it now, which takes the daemon's reader
+	// long enough to read the event: inotify merges two identical events
+	// queued back to back (docs/security.md), a swap with nothing in
+	// between is one replacement, and no code ran in between.
+	select {
+	case <-seen:
+	case <-time.After(hangGuard):
+		t.Fatalf("no batch with lib/base.php after %v", hangGuard)
+	}
+	if err := os.Rename(aside, base); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, e := range r.logs.All() {
+				t.Log(e.Message, e.ContextMap())
+			}
+		}
+	})
+	waitFor(t, "a SWAPPED alert for lib/base.php", func() bool { return swapped() > 0 })
+	e := r.logs.FilterField(zap.String("message_id", journal.IDSwapped)).All()[0]
+	if m := e.ContextMap(); m["integrity_scope"] != "core" || m["integrity_path"] != "lib/base.php" || !strings.HasPrefix(e.Message, "SWAPPED core lib/base.php") {
+		t.Errorf("SWAPPED entry %q %v", e.Message, m)
+	}
+	if fs := r.d.Findings(); len(fs) != 0 {
+		t.Errorf("findings %v; the final content is the signed one", fs)
+	}
+}

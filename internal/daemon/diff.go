@@ -128,6 +128,14 @@ func (l *loop) who(f *verify.Finding) (string, []zap.Field) {
 	} else {
 		return journal.WriterUnknown, nil
 	}
+	return l.whoAt(path)
+}
+
+// whoAt is who for the file at the absolute path.
+func (l *loop) whoAt(path string) (string, []zap.Field) {
+	if l.writers == nil {
+		return journal.WriterUnknown, nil
+	}
 	wr, ok := l.writers.Lookup(path)
 	if !ok {
 		return journal.WriterUnknown, nil

@@ -59,9 +59,10 @@ type loop struct {
 	next     *scanJob // the one to run after it, or nil
 	scanDone chan *scanResult
 	scanStop context.CancelFunc
-	nextScan time.Time // when the periodic rescan is due
-	fatal    error     // ends run (ErrInstallChanged)
-	conf     confRead  // how reading Nextcloud's configuration goes
+	nextScan time.Time           // when the periodic rescan is due
+	fatal    error               // ends run (ErrInstallChanged)
+	conf     confRead            // how reading Nextcloud's configuration goes
+	swaps    map[string]swapSeen // names new files took lately (swap.go)
 
 	// The unsigned coverage (unsigned.go): the baseline (nil: not
 	// checked), the coverage, what it holds now (nil before the first
@@ -264,7 +265,9 @@ func (l *loop) batch(ctx context.Context, b watch.Batch) {
 		l.log.Warn("rescanning everything", zap.String("reason", b.Reason))
 		l.requestScan(ctx, b.Reason, nil, false)
 	} else {
+		l.noteEntered(b.Entered, time.Now())
 		l.apply(ctx, b.Paths)
+		l.checkSwaps(b.Entered)
 	}
 	if l.d.onBatch != nil {
 		l.d.onBatch(b.Paths)

@@ -24,6 +24,7 @@ const (
 	IDDowngrade   = "794303616cd6419ab4d3a0558cfcefa6" // an older signed release replaced a newer one
 	IDConfig      = "4f0c2b9e7a1d4e58b3c6d9a2e5f8b1c4" // Nextcloud's configuration changed the apps roots, or cannot be read
 	IDUnenforced  = "d7f2c805f37f4128a72f447e11d0c8c9" // Nextcloud would not enforce its own check here (integrityd checks anyway)
+	IDSwapped     = "c452e86823354eedb11ec77a068b5fb0" // a signed file was replaced and put back: other code was there in between
 	// The unsigned coverage, checked against the admin's baseline.
 	IDUnsignedChanged   = "a9e5bbeba5e14467888a1c4fc31bc16b" // a file no signature covers changed since the baseline
 	IDUnsignedExtra     = "778db624f6804dd4a478a632cd77c008" // a file no signature covers is not in the baseline
@@ -60,5 +61,5 @@ func AlertID(kind string) string {
 }
 
 // AllIDs lists every MESSAGE_ID, for the catalog test.
-var AllIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood, IDDuplicate, IDDowngrade, IDConfig, IDUnenforced,
+var AllIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood, IDDuplicate, IDDowngrade, IDConfig, IDUnenforced, IDSwapped,
 	IDUnsignedChanged, IDUnsignedExtra, IDUnsignedMissing, IDHtaccessDirective, IDBaseline}

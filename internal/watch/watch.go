@@ -74,6 +74,11 @@ type Batch struct {
 	Paths  []string // absolute, sorted; files or directories
 	Rescan bool     // events were lost: everything must be rechecked
 	Reason string   // why Rescan is set
+	// Entered counts, for the paths of Paths that got them, how many
+	// times a new file took the name (created, or renamed there): a
+	// signed file swapped for another and back is two, though its final
+	// content is the signed one.
+	Entered map[string]int
 }
 
 // Watcher watches trees and delivers batches.
@@ -592,6 +597,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 			w.handle(ev)
 			b.add(ev.Name)
+			if ev.Has(fsnotify.Create) {
+				b.enter(ev.Name)
+			}
 			timer.Reset(b.arm(time.Now()))
 		case err, ok := <-errs:
 			if !ok {
@@ -648,6 +656,7 @@ func (w *Watcher) relayErrors() <-chan error {
 type batcher struct {
 	opt     Options
 	pending map[string]struct{} // paths changed since the last flush
+	entered map[string]int      // ... and how many times a new file took the name
 	rescan  bool                // events lost since the last flush
 	reason  string              // why rescan is set
 	first   time.Time           // first event since the last flush
@@ -657,7 +666,14 @@ type batcher struct {
 }
 
 func newBatcher(opt Options) *batcher {
-	return &batcher{opt: opt, pending: map[string]struct{}{}}
+	return &batcher{opt: opt, pending: map[string]struct{}{}, entered: map[string]int{}}
+}
+
+// enter records that a new file took the name p (after add(p)).
+func (b *batcher) enter(p string) {
+	if !b.rescan {
+		b.entered[p]++
+	}
 }
 
 // add records a changed path. Once the paths to send would exceed
@@ -681,6 +697,7 @@ func (b *batcher) lose(reason string) (first bool) {
 		b.rescan, b.reason = true, reason
 	}
 	b.pending = map[string]struct{}{}
+	clear(b.entered)
 	return first
 }
 
@@ -719,9 +736,17 @@ func (b *batcher) flush() {
 			paths = append(paths, p)
 		}
 		sort.Strings(paths)
-		b.batch = Batch{Paths: paths}
+		entered := b.batch.Entered
+		for p, n := range b.entered {
+			if entered == nil {
+				entered = map[string]int{}
+			}
+			entered[p] += n
+		}
+		b.batch = Batch{Paths: paths, Entered: entered}
 	}
 	b.pending = map[string]struct{}{}
+	b.entered = map[string]int{}
 	b.rescan, b.reason = false, ""
 	b.ready = true
 }
