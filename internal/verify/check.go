@@ -113,7 +113,7 @@ func (s *Scope) LoadManifest(t *Trust) (*Manifest, *Finding) {
 	if err != nil {
 		return nil, invalidSignature(s.Name, MsgNoSignature, err.Error())
 	}
-	if ex := m.VerifyFor(t, s.certName(), s.in.Version.Major()); ex != nil {
+	if ex := m.Verify(t, s.certName()); ex != nil {
 		if ex.Detail == "" {
 			ex.Detail = path
 		} else {
