@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/integrityd/integrityd/internal/phpconf"
 )
@@ -398,9 +399,12 @@ func (in *Install) Apps() (apps []*Scope, warnings []error, err error) {
 			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 				continue
 			}
-			if fi, err := os.Stat(filepath.Join(dir, infoXML)); err != nil || !fi.Mode().IsRegular() {
+			if fi, err := os.Stat(filepath.Join(dir, infoXML)); err != nil && notThere(err) || err == nil && !fi.Mode().IsRegular() {
 				continue // not an app (a leftover directory)
 			}
+			// A directory integrityd cannot enter (a one-shot check as a
+			// user who is not the web server's) may be an app Nextcloud
+			// checks: it is checked, and fails, rather than left out.
 			seen[id] = true
 			ids = append(ids, id)
 		}
@@ -436,9 +440,18 @@ func (in *Install) Apps() (apps []*Scope, warnings []error, err error) {
 
 // hasManifest reports whether an app directory has appinfo/signature.json
 // (any kind of file: a symlink or a FIFO there is checked, and fails).
+// When that cannot be told (the directory cannot be entered), it answers
+// true: the scope is checked and its check reports why it could not be.
 func hasManifest(dir string) bool {
 	_, err := os.Lstat(filepath.Join(dir, "appinfo", "signature.json"))
-	return err == nil
+	return err == nil || !notThere(err)
+}
+
+// notThere reports whether err says a path does not exist (ENOENT, or a
+// file where a directory was expected), as opposed to one that could not
+// be looked at (EACCES, EIO...).
+func notThere(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 // dupNote describes the copies of an app found in several apps roots (""
