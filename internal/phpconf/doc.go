@@ -43,7 +43,8 @@
 //
 // [Load] merges the files as Nextcloud's \OC\Config::readData does:
 // config.php, then every *.config.php of the same directory in natural order
-// (PHP's glob, then natsort), with array_merge. As in readData, whose
+// (PHP's glob, then natsort), with array_merge before Nextcloud 33 and
+// array_replace_recursive from 33 (see ReplaceRecursiveSince). As in readData, whose
 // method includes them all, the files share one scope: a variable one file
 // sets is seen by the next; only $CONFIG is unset before each file.
 package phpconf

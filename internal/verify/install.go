@@ -114,7 +114,7 @@ func OpenInstall(root string, appsRoots []string, dataDir string) (*Install, err
 	}
 	var cfg *phpconf.Config
 	if len(appsRoots) == 0 || dataDir == "" {
-		if cfg, err = phpconf.Load(filepath.Join(root, "config"), root); err != nil {
+		if cfg, err = phpconf.Load(filepath.Join(root, "config"), root, v.Major()); err != nil {
 			return nil, fmt.Errorf("%w (or set apps_path and data_dir in integrityd's configuration)", err)
 		}
 		if len(appsRoots) == 0 {
@@ -214,7 +214,7 @@ func (in *Install) Enforced() (bool, string, error) {
 	}
 	cfg := in.conf
 	if cfg == nil {
-		if cfg, err = phpconf.Load(filepath.Join(in.Root, "config"), in.Root); err != nil {
+		if cfg, err = phpconf.Load(filepath.Join(in.Root, "config"), in.Root, v.Major()); err != nil {
 			return false, v.Channel, err
 		}
 	}
