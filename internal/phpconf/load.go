@@ -196,8 +196,21 @@ func merge(dst *Arr, v Value, next *int64) {
 			}
 			continue
 		}
+		if keepsKnown(dst, k, val) {
+			continue
+		}
 		dst.set(k, val)
 	}
+}
+
+// keepsKnown reports whether merging val (an entry either absent or equal
+// to dst's entry k) leaves dst's known value as it is.
+func keepsKnown(dst *Arr, k Key, val Value) bool {
+	if val.kind != Unknown || val.orAbsent == nil {
+		return false
+	}
+	cur, ok := dst.Get(k)
+	return ok && sameKnown(cur, *val.orAbsent)
 }
 
 // replaceRecursive is dst = array_replace_recursive(dst, v) when v is an
@@ -221,6 +234,7 @@ func replaceRecursive(dst *Arr, v Value) {
 		val := share(v.a.vals[i])
 		cur, ok := dst.Get(k)
 		switch {
+		case keepsKnown(dst, k, val):
 		case ok && cur.kind == Array && val.kind == Array:
 			sub := cur.a.clone()
 			replaceRecursive(sub, val)

@@ -851,3 +851,54 @@ func TestLoadThirdAppsRoot(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadConditionalReassign: a config file that includes config.php and
+// reassigns $CONFIG under an if whose branches cannot set apps_paths
+// leaves apps_paths known (it is config.php's whether a branch runs or
+// not); a branch that can set it, or an include that cannot be followed,
+// makes it UNKNOWN (an error naming the file, never a guess).
+func TestLoadConditionalReassign(t *testing.T) {
+	const base = "<?php\n$CONFIG = ['apps_paths' => [['path' => '/srv/a', 'url' => '/a']], 'dbhost' => 'x'];\n"
+	const one = "[{/srv/a /a false}]"
+	for _, tt := range []struct {
+		name, z, want, err string
+	}{
+		{"if without else", "<?php\ninclude __DIR__ . '/config.php';\nif (getenv('X')) { $CONFIG = ['loglevel' => 0]; }\n", one, ""},
+		{"if and else", "<?php\nrequire __DIR__ . '/config.php';\nif (getenv('X')) { $CONFIG = ['loglevel' => 0]; } else { $CONFIG = ['loglevel' => 1]; }\n", one, ""},
+		{"no include", "<?php\nif (getenv('X')) { $CONFIG = ['loglevel' => 0]; }\n", one, ""},
+		{"branch sets apps_paths", "<?php\ninclude __DIR__ . '/config.php';\nif (getenv('X')) { $CONFIG = ['apps_paths' => []]; }\n", "", "z.config.php:3: conditional assignment"},
+		{"branch of unknown keys", "<?php\ninclude __DIR__ . '/config.php';\nif (getenv('X')) { $CONFIG = getenv('Y'); }\n", "", "z.config.php:3"},
+		{"include_once", "<?php\ninclude_once __DIR__ . '/config.php';\nif (getenv('X')) { $CONFIG = ['loglevel' => 0]; }\n", "", "cannot be read without running PHP"},
+		{"relative include", "<?php\ninclude 'config.php';\nif (getenv('X')) { $CONFIG = ['loglevel' => 0]; }\n", "", "cannot be read without running PHP"},
+		{"conditional include", "<?php\nif (getenv('X')) { include __DIR__ . '/config.php'; }\n$CONFIG['loglevel'] = 1;\n", "", "include at line 2"},
+	} {
+		for _, major := range []int{32, 33} {
+			t.Run(fmt.Sprint(tt.name, "/", major), func(t *testing.T) {
+				dir := writeTree(t, map[string]string{"config.php": base, "z.config.php": tt.z})
+				c, err := Load(dir, "/srv/nc", major)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := c.AppsPaths()
+				if tt.err != "" {
+					if err == nil || !strings.Contains(err.Error(), tt.err) {
+						t.Fatalf("apps paths %v, error %v; want an error with %q", got, err, tt.err)
+					}
+					return
+				}
+				if err != nil || fmt.Sprint(got) != tt.want {
+					t.Errorf("apps paths %v, %v; want %s", got, err, tt.want)
+				}
+			})
+		}
+	}
+	// The same in real files: testdata/if-reassign.
+	c, err := Load("testdata/if-reassign", "/srv/nc", 33)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.AppsPaths()
+	if want := "[{/var/www/html/apps /apps false} {/var/www/html/custom_apps /custom_apps true} {/var/www/html/extra_apps /extra_apps false}]"; err != nil || fmt.Sprint(got) != want {
+		t.Errorf("testdata/if-reassign: apps paths %v, %v; want %s", got, err, want)
+	}
+}
