@@ -80,8 +80,22 @@ func NewInstall(root string, appsRoots []string, dataDir string) *Install {
 	if len(appsRoots) == 0 {
 		appsRoots = []string{filepath.Join(in.Root, "apps")}
 	}
+	// One directory listed twice (apps_paths with the same path twice, or
+	// through a symbolic link) is one apps root: Nextcloud's getAllApps
+	// keeps each app id once and findAppInDirectories finds the same
+	// directory, so each app is checked once, and is no DUPLICATE_APP.
+	seen := map[string]bool{}
 	for _, a := range appsRoots {
-		in.AppsRoots = append(in.AppsRoots, cleanAbs(a))
+		a = cleanAbs(a)
+		key := a
+		if r, err := filepath.EvalSymlinks(a); err == nil {
+			key = r
+		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		in.AppsRoots = append(in.AppsRoots, a)
 	}
 	if dataDir != "" {
 		in.DataDir = cleanAbs(dataDir)
