@@ -520,6 +520,67 @@ $CONFIG = array (
 			tr.app("custom_apps", "notes", "4.0.0")
 			tr.write("custom_apps/notes/lib/Note.php", "<?php // changed\n")
 		}},
+		// config.php lists three apps roots, the official image's
+		// apps.config.php two (entries 0 and 1). 25 (array_merge): the
+		// image's apps_paths replaces config.php's, extra_apps is no apps
+		// root: its files are core EXTRA_FILEs. 33 (array_replace_recursive):
+		// entry 2 survives, extra_apps/notes is checked: notes
+		// INVALID_HASH lib/Note.php, nothing in core.
+		{name: "apps-paths-third-root", needs: "phpconf", build: func(tr *ncTree) {
+			tr.write("config/config.php", fmt.Sprintf(`<?php
+$CONFIG = array (
+  'apps_paths' => array (
+    0 => array ('path' => '%[1]s/apps', 'url' => '/apps', 'writable' => false),
+    1 => array ('path' => '%[1]s/custom_apps', 'url' => '/custom_apps', 'writable' => true),
+    2 => array ('path' => '%[1]s/extra_apps', 'url' => '/extra_apps', 'writable' => false),
+  ),
+);
+`, tr.root))
+			apps, err := os.ReadFile("../../internal/phpconf/testdata/docker/apps.config.php")
+			if err != nil {
+				tr.t.Fatal(err)
+			}
+			tr.write("config/apps.config.php", string(apps))
+			tr.app("extra_apps", "notes", "4.0.0")
+			tr.write("extra_apps/notes/lib/Note.php", "<?php // changed\n")
+		}},
+		// apps_paths naming apps twice: Nextcloud checks each app once
+		// (getAllApps keeps each id once): files INVALID_HASH once, no
+		// DUPLICATE_APP.
+		{name: "apps-paths-twice", needs: "phpconf", build: func(tr *ncTree) {
+			tr.write("config/config.php", fmt.Sprintf(`<?php
+$CONFIG = array (
+  'apps_paths' => array (
+    array ('path' => '%[1]s/apps', 'url' => '/apps', 'writable' => false),
+    array ('path' => '%[1]s/apps', 'url' => '/apps2', 'writable' => true),
+  ),
+);
+`, tr.root))
+			tr.write("apps/files/js/files.js", "// changed\n")
+		}},
+		// A config file that includes config.php and reassigns $CONFIG
+		// under an if whose branches cannot set apps_paths: apps_paths is
+		// config.php's either way (apps, apps2): notes INVALID_HASH.
+		{name: "config-if-reassign", needs: "phpconf", build: func(tr *ncTree) {
+			tr.write("config/config.php", fmt.Sprintf(`<?php
+$CONFIG = array (
+  'apps_paths' => array (
+    array ('path' => '%[1]s/apps', 'url' => '/apps', 'writable' => false),
+    array ('path' => '%[1]s/apps2', 'url' => '/apps2', 'writable' => true),
+  ),
+);
+`, tr.root))
+			tr.write("config/zz-debug.config.php", `<?php
+include __DIR__ . '/config.php';
+if (PHP_SAPI === 'cli') {
+  $CONFIG['loglevel'] = 0;
+} else {
+  $CONFIG = array('loglevel' => 2);
+}
+`)
+			tr.app("apps2", "notes", "4.0.0")
+			tr.write("apps2/notes/lib/Note.php", "<?php // changed\n")
+		}},
 		// datadirectory as an expression (OC::$SERVERROOT . '/mydata'):
 		// excluded from core: nothing.
 		{name: "datadirectory-expression", needs: "phpconf", build: func(tr *ncTree) {
