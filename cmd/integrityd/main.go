@@ -37,7 +37,7 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-// findingsError reports that a check completed with findings.
+// errFindings reports that a check completed with findings.
 var errFindings = errors.New("findings")
 
 type command struct {

@@ -309,3 +309,65 @@ func TestCheckAppPathAlone(t *testing.T) {
 		t.Errorf("neither --root nor --path: exit %d, %s", code, errOut)
 	}
 }
+
+// TestHelpSaysWhatIsDone: the help of a flag says what the code does:
+// --trust and --crl default to the anchors built into the binary (not the
+// install's root.crt), and sign-* --digest offers SHA-1 only, the one PSS
+// digest every Nextcloud release verifies (phpseclib 2, 34.0.1 included);
+// asking for sha256 is a usage error.
+func TestHelpSaysWhatIsDone(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		args     []string
+		code     int
+		want     []string
+		wantNot  []string
+		flagLine string // the help line that must hold want (and not wantNot)
+	}{
+		{"check trust", []string{"check", "-h"}, exitClean, []string{"built into integrityd", "only compared"}, []string{"default ROOT/resources/codesigning/root.crt"}, "-trust"},
+		{"check crl", []string{"check", "-h"}, exitClean, []string{"built into integrityd", "with --trust"}, nil, "-crl"},
+		{"sign-app digest", []string{"sign-app", "-h"}, exitClean, []string{"sha1", "every Nextcloud release verifies"}, []string{"Nextcloud 34 and later"}, "-digest"},
+		{"sign-core digest", []string{"sign-core", "-h"}, exitClean, []string{"sha1", "every Nextcloud release verifies"}, []string{"Nextcloud 34 and later"}, "-digest"},
+		{"sign-app sha256", []string{"sign-app", "--path", t.TempDir(), "--privateKey", "k", "--certificate", "c", "--digest", "sha256"}, exitError, []string{"no released Nextcloud verifies a SHA-256"}, nil, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, tt.args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out, errOut)
+			}
+			text := out + errOut
+			if tt.flagLine != "" {
+				text = flagHelp(text, tt.flagLine)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("help of %q does not say %q:\n%s", tt.flagLine, w, text)
+				}
+			}
+			for _, w := range tt.wantNot {
+				if strings.Contains(text, w) {
+					t.Errorf("help of %q says %q:\n%s", tt.flagLine, w, text)
+				}
+			}
+		})
+	}
+}
+
+// flagHelp is the part of flag.PrintDefaults output that documents flag
+// (its line and the indented lines after it).
+func flagHelp(out, flag string) string {
+	var b strings.Builder
+	in := false
+	for _, l := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(l, "  "+flag+" ") || l == "  "+flag:
+			in = true
+		case strings.HasPrefix(l, "  -"):
+			in = false
+		}
+		if in {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}

@@ -520,6 +520,67 @@ $CONFIG = array (
 			tr.app("custom_apps", "notes", "4.0.0")
 			tr.write("custom_apps/notes/lib/Note.php", "<?php // changed\n")
 		}},
+		// config.php lists three apps roots, the official image's
+		// apps.config.php two (entries 0 and 1). 25 (array_merge): the
+		// image's apps_paths replaces config.php's, extra_apps is no apps
+		// root: its files are core EXTRA_FILEs. 33 (array_replace_recursive):
+		// entry 2 survives, extra_apps/notes is checked: notes
+		// INVALID_HASH lib/Note.php, nothing in core.
+		{name: "apps-paths-third-root", needs: "phpconf", build: func(tr *ncTree) {
+			tr.write("config/config.php", fmt.Sprintf(`<?php
+$CONFIG = array (
+  'apps_paths' => array (
+    0 => array ('path' => '%[1]s/apps', 'url' => '/apps', 'writable' => false),
+    1 => array ('path' => '%[1]s/custom_apps', 'url' => '/custom_apps', 'writable' => true),
+    2 => array ('path' => '%[1]s/extra_apps', 'url' => '/extra_apps', 'writable' => false),
+  ),
+);
+`, tr.root))
+			apps, err := os.ReadFile("../../internal/phpconf/testdata/docker/apps.config.php")
+			if err != nil {
+				tr.t.Fatal(err)
+			}
+			tr.write("config/apps.config.php", string(apps))
+			tr.app("extra_apps", "notes", "4.0.0")
+			tr.write("extra_apps/notes/lib/Note.php", "<?php // changed\n")
+		}},
+		// apps_paths naming apps twice: Nextcloud checks each app once
+		// (getAllApps keeps each id once): files INVALID_HASH once, no
+		// DUPLICATE_APP.
+		{name: "apps-paths-twice", needs: "phpconf", build: func(tr *ncTree) {
+			tr.write("config/config.php", fmt.Sprintf(`<?php
+$CONFIG = array (
+  'apps_paths' => array (
+    array ('path' => '%[1]s/apps', 'url' => '/apps', 'writable' => false),
+    array ('path' => '%[1]s/apps', 'url' => '/apps2', 'writable' => true),
+  ),
+);
+`, tr.root))
+			tr.write("apps/files/js/files.js", "// changed\n")
+		}},
+		// A config file that includes config.php and reassigns $CONFIG
+		// under an if whose branches cannot set apps_paths: apps_paths is
+		// config.php's either way (apps, apps2): notes INVALID_HASH.
+		{name: "config-if-reassign", needs: "phpconf", build: func(tr *ncTree) {
+			tr.write("config/config.php", fmt.Sprintf(`<?php
+$CONFIG = array (
+  'apps_paths' => array (
+    array ('path' => '%[1]s/apps', 'url' => '/apps', 'writable' => false),
+    array ('path' => '%[1]s/apps2', 'url' => '/apps2', 'writable' => true),
+  ),
+);
+`, tr.root))
+			tr.write("config/zz-debug.config.php", `<?php
+include __DIR__ . '/config.php';
+if (PHP_SAPI === 'cli') {
+  $CONFIG['loglevel'] = 0;
+} else {
+  $CONFIG = array('loglevel' => 2);
+}
+`)
+			tr.app("apps2", "notes", "4.0.0")
+			tr.write("apps2/notes/lib/Note.php", "<?php // changed\n")
+		}},
 		// datadirectory as an expression (OC::$SERVERROOT . '/mydata'):
 		// excluded from core: nothing.
 		{name: "datadirectory-expression", needs: "phpconf", build: func(tr *ncTree) {
@@ -615,20 +676,35 @@ $CONFIG = array (
 			tr.write("lib/nextcloud-init-sync.lock", "1\n")
 			tr.write("apps/files/nextcloud-init-sync.lock", "2\n")
 		}},
-		// A manifest signed with a SHA-256 PSS message digest (Nextcloud
-		// 34, phpseclib 3): 25 and 33 (phpseclib 2, SHA-1) do not verify
-		// it: files EXCEPTION "Signature could not get verified.".
-		// integrityd must read the release from version.php.
-		{name: "sha256-digest", needs: "version-exclusions", build: func(tr *ncTree) {
-			tr.signAppWith("files", tr.keys.leaf["files"], verify.DigestSHA256)
+		// A manifest signed with a SHA-256 PSS message digest (phpseclib
+		// 3's default; signed by openssl): no release verifies it, every
+		// one up to 34.0.2 ships phpseclib 2 (SHA-1): files EXCEPTION
+		// "Signature could not get verified.".
+		{name: "sha256-digest", build: func(tr *ncTree) { tr.resignSHA256("files") }},
+		// The same in a tree whose version.php is 34.0.1's: 34.0.1 ships
+		// phpseclib 2.0.54 (nextcloud/3rdparty composer.lock at v34.0.1),
+		// whose RSA verify is 33's; integrityd once took 34 for phpseclib
+		// 3 and accepted the signature there.
+		{name: "sha256-digest-34.0.1", build: func(tr *ncTree) {
+			tr.useVersion("34.0.1")
+			tr.resignSHA256("files")
 		}},
 		// A certificate with an EC key (signed by the test CA, CN=files):
 		// phpseclib 2's RSA::loadKey fails and verify returns false: files
-		// EXCEPTION "Signature could not get verified." (Nextcloud 34 says
-		// "Certificate does not provide valid public RSA key."; integrityd
-		// must read the release from version.php.)
-		{name: "ec-key-cert", needs: "version-exclusions", build: func(tr *ncTree) {
+		// EXCEPTION "Signature could not get verified.", in every release.
+		{name: "ec-key-cert", build: func(tr *ncTree) {
 			tr.editManifestField("apps/files/appinfo/signature.json", "certificate", func(string) string { return string(tr.keys.ec) })
+		}},
+		{name: "ec-key-cert-34.0.1", build: func(tr *ncTree) {
+			tr.useVersion("34.0.1")
+			tr.editManifestField("apps/files/appinfo/signature.json", "certificate", func(string) string { return string(tr.keys.ec) })
+		}},
+		// A certificate the root signed with RSA-PSS: phpseclib 2's
+		// validateSignature refuses it: files EXCEPTION "Certificate is not
+		// valid.", 34.0.1 too.
+		{name: "cert-pss-signed-34.0.1", build: func(tr *ncTree) {
+			tr.useVersion("34.0.1")
+			tr.signAppWith("files", customLeaf(tr.t, &x509.Certificate{Subject: pkix.Name{CommonName: "files"}, SignatureAlgorithm: x509.SHA256WithRSAPSS}, tr.keys.ca, tr.keys.caKey), verify.DigestSHA1)
 		}},
 	}
 }
@@ -1400,6 +1476,55 @@ $CONFIG = array (
 // names used here; json_encode's escapes, "\/" included).
 func (tr *ncTree) resignHashes(id string, edit func(map[string]string)) {
 	tr.t.Helper()
+	tr.resignHashesWith(id, edit, func(key *rsa.PrivateKey, msg []byte) []byte {
+		sig, err := verify.SignPSS(key, verify.DigestSHA1, msg)
+		if err != nil {
+			tr.t.Fatal(err)
+		}
+		return sig
+	})
+}
+
+// resignSHA256 signs apps/id's manifest again with a SHA-256 PSS message
+// digest (MGF1-SHA-512, salt 0 otherwise, as Nextcloud's), made by openssl.
+func (tr *ncTree) resignSHA256(id string) {
+	tr.t.Helper()
+	tr.resignHashesWith(id, func(map[string]string) {}, func(key *rsa.PrivateKey, msg []byte) []byte {
+		dir := tr.t.TempDir()
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			tr.t.Fatal(err)
+		}
+		kf, mf := filepath.Join(dir, "key.pem"), filepath.Join(dir, "msg")
+		if err := os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			tr.t.Fatal(err)
+		}
+		if err := os.WriteFile(mf, msg, 0o600); err != nil {
+			tr.t.Fatal(err)
+		}
+		out, err := exec.Command("openssl", "dgst", "-sha256", "-sign", kf, "-sigopt", "rsa_padding_mode:pss",
+			"-sigopt", "rsa_pss_saltlen:0", "-sigopt", "rsa_mgf1_md:sha512", mf).Output()
+		if err != nil {
+			tr.t.Skipf("openssl cannot sign with a SHA-256 PSS digest: %v", err)
+		}
+		return out
+	})
+}
+
+// useVersion puts the version.php of release (internal/verify/testdata/
+// releases) in the tree.
+func (tr *ncTree) useVersion(release string) {
+	tr.t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "internal", "verify", "testdata", "releases", "version-"+release+".php"))
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	tr.write("version.php", string(data))
+}
+
+// resignHashesWith is resignHashes with the signer given.
+func (tr *ncTree) resignHashesWith(id string, edit func(map[string]string), sign func(*rsa.PrivateKey, []byte) []byte) {
+	tr.t.Helper()
 	rel := "apps/" + id + "/appinfo/signature.json"
 	var m struct{ Hashes map[string]string }
 	if err := json.Unmarshal([]byte(tr.read(rel)), &m); err != nil {
@@ -1421,10 +1546,7 @@ func (tr *ncTree) resignHashes(id string, edit func(map[string]string)) {
 	}
 	msg.WriteByte('}')
 	l := tr.keys.leaf[id]
-	sig, err := verify.SignPSS(l.key, verify.DigestSHA1, []byte(msg.String()))
-	if err != nil {
-		tr.t.Fatal(err)
-	}
+	sig := sign(l.key, []byte(msg.String()))
 	doc := fmt.Sprintf(`{"hashes": %s, "signature": %s, "certificate": %s}`, msg.String(),
 		phpJSONString(base64.StdEncoding.EncodeToString(sig)), phpJSONString(string(l.cert)))
 	tr.write(rel, doc)

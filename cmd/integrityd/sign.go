@@ -28,7 +28,7 @@ func runSign(ctx context.Context, name string, args []string, stdout, stderr io.
 	if name == "sign-app" {
 		fs.StringVar(&root, "root", "", "server root the app lives in, whose excluded directories apply (optional)")
 	}
-	fs.StringVar(&digest, "digest", "sha1", `PSS message digest: "sha1" verifies in every Nextcloud release, "sha256" only in Nextcloud 34 and later`)
+	fs.StringVar(&digest, "digest", "sha1", `PSS message digest: only "sha1", the one every Nextcloud release verifies (phpseclib 2, up to 34); "sha256" is refused`)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}

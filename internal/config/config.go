@@ -7,10 +7,11 @@
 // key is an error that names the file and the line, and so is a bad value
 // (found when the settings are validated).
 //
-// Keys: root, apps_path (repeatable), data_dir, trust, crl, state_dir,
-// rescan_interval, exclude (repeatable: paths under the server root that
-// are not checked at all, which weakens the check), enforce, log_format,
-// metrics_listen, metrics_textfile, control_socket.
+// Keys (the settings table of settings.go): root, apps_path (repeatable),
+// data_dir, trust, crl, exclude (repeatable: paths under the server root
+// that are not checked at all, which weakens the check), enforce,
+// state_dir, rescan_interval, reverify_period, log_format, metrics_listen,
+// metrics_textfile, who_data, control_socket, unsigned.
 package config
 
 import (

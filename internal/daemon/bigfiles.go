@@ -77,7 +77,7 @@ func (l *loop) offLoop(ctx context.Context, r bigResult, work func(*bigResult)) 
 	}()
 }
 
-// bigDone takes the recheck of a big file.
+// bigFinished takes the recheck of a big file.
 func (l *loop) bigFinished(ctx context.Context, r bigResult) {
 	delete(l.bigRunning, r.k)
 	if r.k.scope == verify.UnsignedScope {

@@ -542,14 +542,25 @@ func (g *gen) str() string {
 
 // TestDifferentialLoad builds config directories of several generated
 // files (names chosen to exercise natsort) and compares Load's merged
-// configuration with what readData's steps build in real PHP.
+// configuration with what readData's steps build in real PHP, with
+// array_merge (Nextcloud 32) and array_replace_recursive (33).
 func TestDifferentialLoad(t *testing.T) {
+	for _, tc := range []struct {
+		major int
+		flag  string
+	}{{32, "--load"}, {33, "--load-replace"}} {
+		t.Run(fmt.Sprint(tc.major), func(t *testing.T) { differentialLoad(t, tc.major, tc.flag) })
+	}
+}
+
+func differentialLoad(t *testing.T, major int, flag string) {
 	php := needPHP(t)
 	names := []string{"config.php", "a.config.php", "a2.config.php", "a10.config.php", "b 1.config.php", "B.config.php", "x01.config.php", "x1.config.php", "z.config.php"}
 	var dirs []string
 	root := t.TempDir()
 	if k := os.Getenv("PHPCONF_KEEP"); k != "" {
-		root = k
+		root = filepath.Join(k, flag)
+		os.MkdirAll(root, 0o755)
 	}
 	const nDirs = 60
 	for seed := range nDirs {
@@ -576,7 +587,7 @@ func TestDifferentialLoad(t *testing.T) {
 	}
 	var lines []string
 	for i := 0; i < len(dirs); i += 50 {
-		cmd := exec.Command(php, "-d", "display_errors=0", "-d", "log_errors=0", "-d", "opcache.enable_cli=0", filepath.Join("testdata", "harness.php"), "--load")
+		cmd := exec.Command(php, "-d", "display_errors=0", "-d", "log_errors=0", "-d", "opcache.enable_cli=0", filepath.Join("testdata", "harness.php"), flag)
 		cmd.Args = append(cmd.Args, dirs[i:min(i+50, len(dirs))]...)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 		out, err := cmd.Output()
@@ -586,7 +597,7 @@ func TestDifferentialLoad(t *testing.T) {
 			// its directories one by one.
 			out = nil
 			for _, d := range dirs[i:min(i+50, len(dirs))] {
-				c := exec.Command(php, "-d", "display_errors=0", "-d", "log_errors=0", filepath.Join("testdata", "harness.php"), "--load", d)
+				c := exec.Command(php, "-d", "display_errors=0", "-d", "log_errors=0", filepath.Join("testdata", "harness.php"), flag, d)
 				o, err := c.Output()
 				if err != nil {
 					t.Logf("%s: php died (%v): skipped", d, err)
@@ -612,7 +623,7 @@ func TestDifferentialLoad(t *testing.T) {
 		if err := d.Decode(&r); err != nil {
 			t.Fatal(err)
 		}
-		c, err := Load(dir, diffServerRoot)
+		c, err := Load(dir, diffServerRoot, major)
 		if r.Error != "" {
 			if err == nil && strings.HasPrefix(r.Error, "ParseError") {
 				t.Errorf("seed %d: PHP fails (%s), ours does not", i, r.Error)

@@ -33,7 +33,13 @@
 //     with a variable argument, unset of something other than a literal
 //     path, ...) makes every variable it names UNKNOWN; include, require,
 //     eval, extract, global, $$name, $GLOBALS, namespace and use make every
-//     variable of the file UNKNOWN.
+//     variable of the file UNKNOWN, except an unconditional `include` or
+//     `require` of an absolute path known here (`__DIR__ . '/config.php'`),
+//     which is evaluated in the same scope, as PHP does (include_once never
+//     is: whether it runs depends on what ran before).
+//   - `$x = [...]` under an if leaves each entry of $x that the new array
+//     does not list either as it was or absent: merged onto config files
+//     where it has that same value, it stays known.
 //
 // Nothing UNKNOWN is ever guessed: a caller that needs such a value gets an
 // error naming the file, the line and the key, and can ask the admin to
@@ -43,7 +49,8 @@
 //
 // [Load] merges the files as Nextcloud's \OC\Config::readData does:
 // config.php, then every *.config.php of the same directory in natural order
-// (PHP's glob, then natsort), with array_merge. As in readData, whose
+// (PHP's glob, then natsort), with array_merge before Nextcloud 33 and
+// array_replace_recursive from 33 (see ReplaceRecursiveSince). As in readData, whose
 // method includes them all, the files share one scope: a variable one file
 // sets is seen by the next; only $CONFIG is unset before each file.
 package phpconf

@@ -3,6 +3,7 @@ package phpconf
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -17,7 +18,12 @@ type Env struct {
 	File string
 	// ServerRoot is OC::$SERVERROOT. Empty: UNKNOWN.
 	ServerRoot string
+	// includes counts the include statements being evaluated (nested).
+	includes int
 }
+
+// maxIncludes bounds nested include statements (a file including itself).
+const maxIncludes = 8
 
 // Scope is the variables a file leaves set.
 type Scope struct {
@@ -204,6 +210,11 @@ func (e *evaluator) statement() error {
 			return e.ifStatement()
 		case "unset":
 			return e.unset()
+		case "include", "require":
+			if ok, err := e.include(); ok || err != nil {
+				return err
+			}
+			return e.skipStatement()
 		case "return":
 			line := t.line
 			e.p++
@@ -223,6 +234,39 @@ func (e *evaluator) statement() error {
 		}
 	}
 	return e.skipStatement()
+}
+
+// include evaluates `include PATH;` or `require PATH;` where it runs
+// unconditionally and PATH is an absolute path known here (__DIR__ .
+// '/config.php'): the file is evaluated in the same scope, as PHP does.
+// ok is false, with nothing consumed, for any other include, which the
+// caller skips (and which then makes every variable UNKNOWN). include_once
+// is never evaluated: whether PHP runs it depends on what was included
+// before.
+func (e *evaluator) include() (ok bool, err error) {
+	start := e.p
+	if len(e.cond) > 0 || e.rest > 0 || e.dead || e.env.includes >= maxIncludes {
+		return false, nil
+	}
+	e.p++
+	v, err := e.expr(false)
+	path, isStr := v.Str()
+	if err != nil || !isStr || !filepath.IsAbs(path) || !(e.isPunct(";") || e.peek().kind == tClose) {
+		e.p = start
+		return false, nil
+	}
+	data, rerr := readFile(path)
+	if rerr != nil {
+		e.p = start
+		return false, nil // PHP warns (include) or dies (require): not known here
+	}
+	if err := e.endStatement(); err != nil {
+		return false, err
+	}
+	env := e.env
+	env.File = resolveFile(path)
+	env.includes++
+	return true, evalIn(e.sc, path, data, env)
 }
 
 // statements evaluates statements up to a '}', the end of the file, or one
@@ -655,7 +699,17 @@ func condWhole(cur Value, had bool, v Value, cond *Reason) Value {
 	if had && cur.kind == Array {
 		a = cur.a.clone()
 		for i := range a.vals {
+			old := share(a.vals[i])
 			a.vals[i] = unknownR(cond)
+			if _, inV := v.a.idx[a.keys[i]]; !inV && v.a.open == nil {
+				// the old value, or absent if the assignment ran
+				switch {
+				case old.kind != Unknown:
+					a.vals[i].orAbsent = &old
+				case old.orAbsent != nil:
+					a.vals[i].orAbsent = old.orAbsent // absent, or that value
+				}
+			}
 		}
 		a.size = len(a.vals)
 	} else {

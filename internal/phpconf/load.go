@@ -97,16 +97,28 @@ func (e *UnknownError) Error() string {
 	return s
 }
 
-// Load reads Nextcloud's configuration as \OC\Config::readData does:
+// ReplaceRecursiveSince is the first Nextcloud major release whose
+// \OC\Config::readData merges the files with array_replace_recursive
+// (33 and 34 do: in real 33.0.0 and 34.0.1 trees a third apps_paths entry
+// of config.php survives the official image's apps.config.php); earlier
+// ones use array_merge, where a file's key replaces the whole value of the
+// files before (nextcloud/server's lib/private/Config.php of 2024, SPDX
+// 2016-2024: "$this->cache = array_merge($this->cache, $CONFIG)"). Which
+// of 32's releases changed is not known here: 32 is taken as array_merge.
+const ReplaceRecursiveSince = 33
+
+// Load reads Nextcloud's configuration as \OC\Config::readData of the
+// Nextcloud major release major (0: unknown, the newest rules) does:
 // configDir/config.php (skipped when it does not exist, as Nextcloud skips
 // it when it cannot open it), then every configDir/*.config.php in PHP's
-// natsort order, merged with array_merge. The files share one scope (the
+// natsort order, merged with array_merge before ReplaceRecursiveSince and
+// array_replace_recursive from it. The files share one scope (the
 // method's) in which $CONFIG is unset before each file.
 // serverRoot is OC::$SERVERROOT. A file that cannot be read is an error:
 // Nextcloud dies on an unreadable *.config.php ("Could not open the config
 // file"), and a config.php that exists but that this process cannot read
 // may well be readable by Nextcloud.
-func Load(configDir, serverRoot string) (*Config, error) {
+func Load(configDir, serverRoot string, major int) (*Config, error) {
 	c := &Config{data: newArr(), serverRoot: resolveRoot(serverRoot)}
 	main := filepath.Join(configDir, "config.php")
 	files := []string{main}
@@ -141,7 +153,11 @@ func Load(configDir, serverRoot string) (*Config, error) {
 		}
 		c.files = append(c.files, f)
 		v, _ := sc.Var("CONFIG")
-		merge(c.data, v, &next)
+		if major == 0 || major >= ReplaceRecursiveSince {
+			replaceRecursive(c.data, v)
+		} else {
+			merge(c.data, v, &next)
+		}
 	}
 	return c, nil
 }
@@ -211,7 +227,55 @@ func merge(dst *Arr, v Value, next *int64) {
 			}
 			continue
 		}
+		if keepsKnown(dst, k, val) {
+			continue
+		}
 		dst.set(k, val)
+	}
+}
+
+// keepsKnown reports whether merging val (an entry either absent or equal
+// to dst's entry k) leaves dst's known value as it is.
+func keepsKnown(dst *Arr, k Key, val Value) bool {
+	if val.kind != Unknown || val.orAbsent == nil {
+		return false
+	}
+	cur, ok := dst.Get(k)
+	return ok && sameKnown(cur, *val.orAbsent)
+}
+
+// replaceRecursive is dst = array_replace_recursive(dst, v) when v is an
+// array (readData's is_array($CONFIG)): every key of v replaces dst's, in
+// place (int keys are not renumbered), except that where both are arrays
+// the two are replaced recursively, keeping dst's other keys.
+func replaceRecursive(dst *Arr, v Value) {
+	switch v.kind {
+	case Unknown:
+		dst.openUp(v.r)
+		return
+	case Array:
+	default:
+		return
+	}
+	if v.a.open != nil {
+		dst.openUp(v.a.open)
+	}
+	dst.orderUnknown = firstReason(dst.orderUnknown, v.a.orderUnknown)
+	for i, k := range v.a.keys {
+		val := share(v.a.vals[i])
+		cur, ok := dst.Get(k)
+		switch {
+		case keepsKnown(dst, k, val):
+		case ok && cur.kind == Array && val.kind == Array:
+			sub := cur.a.clone()
+			replaceRecursive(sub, val)
+			dst.set(k, Value{kind: Array, a: sub})
+		case ok && cur.kind == Unknown && val.kind == Array:
+			// array or not, the result depends on the value not known
+			dst.set(k, cur)
+		default:
+			dst.set(k, val)
+		}
 	}
 }
 

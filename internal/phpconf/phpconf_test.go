@@ -216,7 +216,7 @@ func writeTree(t *testing.T, files map[string]string) string {
 }
 
 func TestLoadDockerLayout(t *testing.T) {
-	c, err := Load("testdata/docker", "/srv/nc")
+	c, err := Load("testdata/docker", "/srv/nc", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,9 +283,9 @@ func mustUnknown(t *testing.T, c *Config, key string) *Reason {
 
 func TestLoadMergeOrder(t *testing.T) {
 	dir := writeTree(t, map[string]string{
-		"config.php":       "<?php $CONFIG = ['a' => 'main', 'b' => 'main', 'c' => 'main', 'list' => [1], 0 => 'm0'];",
+		"config.php":       "<?php $CONFIG = ['a' => 'main', 'b' => 'main', 'c' => 'main', 'list' => [1], 0 => 'm0', 'nested' => ['k1' => 'main', 'k2' => 'main']];",
 		"a.config.php":     "<?php $CONFIG = ['b' => 'a', 'd' => 'a', 5 => 'a5'];",
-		"b.config.php":     "<?php $CONFIG = ['c' => 'b', 'd' => 'b', 'list' => [2]];",
+		"b.config.php":     "<?php $CONFIG = ['c' => 'b', 'd' => 'b', 'list' => [2], 'nested' => ['k2' => 'b', 'k3' => 'b']];",
 		"a10.config.php":   "<?php $CONFIG = ['n' => 'a10'];",
 		"a2.config.php":    "<?php $CONFIG = ['n' => 'a2'];",
 		"x.config.php":     "<?php $other = 1;", // no $CONFIG: contributes nothing
@@ -295,19 +295,35 @@ func TestLoadMergeOrder(t *testing.T) {
 		"zconfig.php":      "<?php $CONFIG = ['a' => 'z'];",
 		"sub/z.config.php": "<?php $CONFIG = ['a' => 'sub'];",
 	})
-	c, err := Load(dir, "/srv/nc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, f := range c.Files() {
-		names = append(names, filepath.Base(f))
-	}
-	if got, want := strings.Join(names, " "), "config.php a.config.php a2.config.php a10.config.php b.config.php x.config.php y.config.php"; got != want {
-		t.Errorf("files %s, want %s", got, want)
-	}
-	if got, want := dump(Value{kind: Array, a: c.data}), `{"a":"main","b":"a","c":"b","list":{0:2},0:"m0","d":"b",1:"a5","n":"a10"}`; got != want {
-		t.Errorf("merged %s\nwant   %s", got, want)
+	// array_merge up to 32: a file's key replaces the whole value, int
+	// keys are renumbered; array_replace_recursive from 33 (and for an
+	// unknown release): arrays merge key by key, int keys stay.
+	for _, tt := range []struct {
+		major int
+		want  string
+	}{
+		{25, `{"a":"main","b":"a","c":"b","list":{0:2},0:"m0","nested":{"k2":"b","k3":"b"},"d":"b",1:"a5","n":"a10"}`},
+		{32, `{"a":"main","b":"a","c":"b","list":{0:2},0:"m0","nested":{"k2":"b","k3":"b"},"d":"b",1:"a5","n":"a10"}`},
+		{33, `{"a":"main","b":"a","c":"b","list":{0:2},0:"m0","nested":{"k1":"main","k2":"b","k3":"b"},"d":"b",5:"a5","n":"a10"}`},
+		{34, `{"a":"main","b":"a","c":"b","list":{0:2},0:"m0","nested":{"k1":"main","k2":"b","k3":"b"},"d":"b",5:"a5","n":"a10"}`},
+		{0, `{"a":"main","b":"a","c":"b","list":{0:2},0:"m0","nested":{"k1":"main","k2":"b","k3":"b"},"d":"b",5:"a5","n":"a10"}`},
+	} {
+		t.Run(fmt.Sprint(tt.major), func(t *testing.T) {
+			c, err := Load(dir, "/srv/nc", tt.major)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, f := range c.Files() {
+				names = append(names, filepath.Base(f))
+			}
+			if got, want := strings.Join(names, " "), "config.php a.config.php a2.config.php a10.config.php b.config.php x.config.php y.config.php"; got != want {
+				t.Errorf("files %s, want %s", got, want)
+			}
+			if got := dump(Value{kind: Array, a: c.data}); got != tt.want {
+				t.Errorf("merged %s\nwant   %s", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -334,7 +350,7 @@ func TestLoadAppsPaths(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := writeTree(t, map[string]string{"config.php": "<?php $CONFIG = array(" + tt.config + ");"})
 			rdir, _ := filepath.EvalSymlinks(dir)
-			c, err := Load(dir, "/srv/nc")
+			c, err := Load(dir, "/srv/nc", 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -364,7 +380,7 @@ func TestLoadAppsPathsConditional(t *testing.T) {
 		"config.php":      "<?php $CONFIG = ['apps_paths' => [['path' => '/a', 'url' => '/a']]];",
 		"apps.config.php": "<?php\nif (getenv('X')) {\n  $CONFIG = ['apps_paths' => [['path' => '/b', 'url' => '/b']]];\n}\n",
 	})
-	c, err := Load(dir, "/srv/nc")
+	c, err := Load(dir, "/srv/nc", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +402,7 @@ func TestLoadDataDir(t *testing.T) {
 		{"'datadirectory' => getenv('D') ?: '/x'", "", "set data_dir in integrityd's configuration (/etc/integrityd/integrityd.conf) or pass --data-dir"},
 	} {
 		dir := writeTree(t, map[string]string{"config.php": "<?php $CONFIG = array(" + tt.config + ");"})
-		c, err := Load(dir, "/srv/nc")
+		c, err := Load(dir, "/srv/nc", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -424,7 +440,7 @@ func TestIntegrityCheckDisabled(t *testing.T) {
 		{"TRUE", true, true},
 	} {
 		dir := writeTree(t, map[string]string{"config.php": "<?php $CONFIG = ['integrity.check.disabled' => " + tt.value + "];"})
-		c, err := Load(dir, "/srv/nc")
+		c, err := Load(dir, "/srv/nc", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -439,7 +455,7 @@ func TestIntegrityCheckDisabled(t *testing.T) {
 		}
 	}
 	dir := writeTree(t, map[string]string{"config.php": "<?php $CONFIG = ['integrity.check.disabled' => getenv('X')];"})
-	c, err := Load(dir, "/srv/nc")
+	c, err := Load(dir, "/srv/nc", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,7 +466,7 @@ func TestIntegrityCheckDisabled(t *testing.T) {
 
 func TestString(t *testing.T) {
 	dir := writeTree(t, map[string]string{"config.php": "<?php $CONFIG = ['updater.release.channel' => 'beta', 'n' => 5, 'u' => getenv('X')];"})
-	c, err := Load(dir, "/srv/nc")
+	c, err := Load(dir, "/srv/nc", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +498,7 @@ func TestChannel(t *testing.T) {
 		{"'updater.release.channel' => false", "(bool value)", "stable"},
 	} {
 		dir := writeTree(t, map[string]string{"config.php": "<?php $CONFIG = [" + tt.config + "];"})
-		c, err := Load(dir, "/srv/nc")
+		c, err := Load(dir, "/srv/nc", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -498,20 +514,20 @@ func TestChannel(t *testing.T) {
 func TestLoadErrors(t *testing.T) {
 	t.Run("missing config.php is skipped", func(t *testing.T) {
 		dir := writeTree(t, map[string]string{"a.config.php": "<?php $CONFIG = ['a' => 1];"})
-		c, err := Load(dir, "/srv/nc")
+		c, err := Load(dir, "/srv/nc", 0)
 		if err != nil || len(c.Files()) != 1 {
 			t.Fatalf("%v %v", c, err)
 		}
 	})
 	t.Run("missing directory", func(t *testing.T) {
-		c, err := Load(filepath.Join(t.TempDir(), "none"), "/srv/nc")
+		c, err := Load(filepath.Join(t.TempDir(), "none"), "/srv/nc", 0)
 		if err != nil || len(c.Files()) != 0 {
 			t.Fatalf("%v %v", c, err)
 		}
 	})
 	t.Run("syntax error names file and line", func(t *testing.T) {
 		dir := writeTree(t, map[string]string{"config.php": "<?php $CONFIG = [];", "b.config.php": "<?php\n\n$CONFIG = [1 2];"})
-		_, err := Load(dir, "/srv/nc")
+		_, err := Load(dir, "/srv/nc", 0)
 		if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "b.config.php")+":3: syntax error") {
 			t.Fatalf("error %v", err)
 		}
@@ -521,7 +537,7 @@ func TestLoadErrors(t *testing.T) {
 		if err := os.Mkdir(filepath.Join(dir, "d.config.php"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Load(dir, "/srv/nc")
+		_, err := Load(dir, "/srv/nc", 0)
 		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
 			t.Fatalf("error %v", err)
 		}
@@ -532,7 +548,7 @@ func TestLoadErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
-		go func() { _, err := Load(dir, "/srv/nc"); done <- err }()
+		go func() { _, err := Load(dir, "/srv/nc", 0); done <- err }()
 		select {
 		case err := <-done:
 			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
@@ -544,7 +560,7 @@ func TestLoadErrors(t *testing.T) {
 	})
 	t.Run("too large", func(t *testing.T) {
 		dir := writeTree(t, map[string]string{"config.php": "<?php\n" + strings.Repeat("// x\n", MaxFileSize/5+1)})
-		_, err := Load(dir, "/srv/nc")
+		_, err := Load(dir, "/srv/nc", 0)
 		if err == nil || !strings.Contains(err.Error(), "larger than") {
 			t.Fatalf("error %v", err)
 		}
@@ -567,7 +583,7 @@ func TestLoadErrors(t *testing.T) {
 			}
 			return // readFile's error path is the same os.OpenFile error
 		}
-		_, err := Load(dir, "/srv/nc")
+		_, err := Load(dir, "/srv/nc", 0)
 		if err == nil || !errors.Is(err, fs.ErrPermission) {
 			t.Fatalf("error %v", err)
 		}
@@ -617,7 +633,7 @@ func TestSymlinkedConfigDir(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Load(link, "/srv/nc")
+	c, err := Load(link, "/srv/nc", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -805,5 +821,84 @@ func BenchmarkEval2000Keys(b *testing.B) {
 		if v, _ := sc.Var("CONFIG"); v.a.Len() != 2000 {
 			b.Fatal("wrong length")
 		}
+	}
+}
+
+// TestLoadThirdAppsRoot: config.php lists three apps roots and the
+// official image's apps.config.php (testdata/docker's) two. Up to 32
+// (array_merge) apps.config.php's apps_paths replaces config.php's whole;
+// from 33 (array_replace_recursive) entries 0 and 1 are replaced and the
+// third survives, which Nextcloud then checks.
+func TestLoadThirdAppsRoot(t *testing.T) {
+	two := "[{/srv/nc/apps /apps false} {/srv/nc/custom_apps /custom_apps true}]"
+	three := "[{/srv/nc/apps /apps false} {/srv/nc/custom_apps /custom_apps true} {/var/www/html/extra_apps /extra_apps false}]"
+	for _, tt := range []struct {
+		major int
+		want  string
+	}{{25, two}, {32, two}, {33, three}, {34, three}, {0, three}} {
+		t.Run(fmt.Sprint(tt.major), func(t *testing.T) {
+			c, err := Load("testdata/docker-third-root", "/srv/nc", tt.major)
+			if err != nil {
+				t.Fatal(err)
+			}
+			paths, err := c.AppsPaths()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprint(paths); got != tt.want {
+				t.Errorf("apps paths %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadConditionalReassign: a config file that includes config.php and
+// reassigns $CONFIG under an if whose branches cannot set apps_paths
+// leaves apps_paths known (it is config.php's whether a branch runs or
+// not); a branch that can set it, or an include that cannot be followed,
+// makes it UNKNOWN (an error naming the file, never a guess).
+func TestLoadConditionalReassign(t *testing.T) {
+	const base = "<?php\n$CONFIG = ['apps_paths' => [['path' => '/srv/a', 'url' => '/a']], 'dbhost' => 'x'];\n"
+	const one = "[{/srv/a /a false}]"
+	for _, tt := range []struct {
+		name, z, want, err string
+	}{
+		{"if without else", "<?php\ninclude __DIR__ . '/config.php';\nif (getenv('X')) { $CONFIG = ['loglevel' => 0]; }\n", one, ""},
+		{"if and else", "<?php\nrequire __DIR__ . '/config.php';\nif (getenv('X')) { $CONFIG = ['loglevel' => 0]; } else { $CONFIG = ['loglevel' => 1]; }\n", one, ""},
+		{"no include", "<?php\nif (getenv('X')) { $CONFIG = ['loglevel' => 0]; }\n", one, ""},
+		{"branch sets apps_paths", "<?php\ninclude __DIR__ . '/config.php';\nif (getenv('X')) { $CONFIG = ['apps_paths' => []]; }\n", "", "z.config.php:3: conditional assignment"},
+		{"branch of unknown keys", "<?php\ninclude __DIR__ . '/config.php';\nif (getenv('X')) { $CONFIG = getenv('Y'); }\n", "", "z.config.php:3"},
+		{"include_once", "<?php\ninclude_once __DIR__ . '/config.php';\nif (getenv('X')) { $CONFIG = ['loglevel' => 0]; }\n", "", "cannot be read without running PHP"},
+		{"relative include", "<?php\ninclude 'config.php';\nif (getenv('X')) { $CONFIG = ['loglevel' => 0]; }\n", "", "cannot be read without running PHP"},
+		{"conditional include", "<?php\nif (getenv('X')) { include __DIR__ . '/config.php'; }\n$CONFIG['loglevel'] = 1;\n", "", "include at line 2"},
+	} {
+		for _, major := range []int{32, 33} {
+			t.Run(fmt.Sprint(tt.name, "/", major), func(t *testing.T) {
+				dir := writeTree(t, map[string]string{"config.php": base, "z.config.php": tt.z})
+				c, err := Load(dir, "/srv/nc", major)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := c.AppsPaths()
+				if tt.err != "" {
+					if err == nil || !strings.Contains(err.Error(), tt.err) {
+						t.Fatalf("apps paths %v, error %v; want an error with %q", got, err, tt.err)
+					}
+					return
+				}
+				if err != nil || fmt.Sprint(got) != tt.want {
+					t.Errorf("apps paths %v, %v; want %s", got, err, tt.want)
+				}
+			})
+		}
+	}
+	// The same in real files: testdata/if-reassign.
+	c, err := Load("testdata/if-reassign", "/srv/nc", 33)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.AppsPaths()
+	if want := "[{/var/www/html/apps /apps false} {/var/www/html/custom_apps /custom_apps true} {/var/www/html/extra_apps /extra_apps false}]"; err != nil || fmt.Sprint(got) != want {
+		t.Errorf("testdata/if-reassign: apps paths %v, %v; want %s", got, err, want)
 	}
 }

@@ -42,6 +42,49 @@ type Value struct {
 	s    string
 	a    *Arr
 	r    *Reason
+	// orAbsent, for an UNKNOWN entry of an array, is the one value it
+	// has if present: the entry is either absent or *orAbsent (an entry
+	// of $x that `$x = [...]` under an if may have dropped). Merged onto
+	// an equal value, the result is known.
+	orAbsent *Value
+}
+
+// sameKnown reports whether a and b are known and equal as PHP's ===
+// compares config values (arrays: the same entries in the same order).
+func sameKnown(a, b Value) bool {
+	if a.kind != b.kind {
+		return false
+	}
+	switch a.kind {
+	case Unknown:
+		return false
+	case Array:
+		x, y := a.a, b.a
+		if x == y {
+			return x.open == nil && x.orderUnknown == nil && allKnown(x)
+		}
+		if x.open != nil || y.open != nil || x.orderUnknown != nil || y.orderUnknown != nil || len(x.keys) != len(y.keys) {
+			return false
+		}
+		for i := range x.keys {
+			if x.keys[i] != y.keys[i] || !sameKnown(x.vals[i], y.vals[i]) {
+				return false
+			}
+		}
+		return true
+	case Float:
+		return a.f == b.f
+	}
+	return a.b == b.b && a.i == b.i && a.s == b.s
+}
+
+func allKnown(a *Arr) bool {
+	for _, v := range a.vals {
+		if v.kind == Unknown || v.kind == Array && (v.a.open != nil || v.a.orderUnknown != nil || !allKnown(v.a)) {
+			return false
+		}
+	}
+	return true
 }
 
 // Kind reports the value's kind.
@@ -213,7 +256,9 @@ func (a *Arr) Open() *Reason { return a.open }
 // Get looks a key up. A key absent from an open array is UNKNOWN.
 func (a *Arr) Get(k Key) (Value, bool) {
 	if i, ok := a.idx[k]; ok {
-		return a.vals[i], true
+		v := a.vals[i]
+		v.orAbsent = nil // read, an absent entry is null: only merges use it
+		return v, true
 	}
 	if a.open != nil {
 		return unknownR(a.open), true

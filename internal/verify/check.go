@@ -113,7 +113,7 @@ func (s *Scope) LoadManifest(t *Trust) (*Manifest, *Finding) {
 	if err != nil {
 		return nil, invalidSignature(s.Name, MsgNoSignature, err.Error())
 	}
-	if ex := m.VerifyFor(t, s.certName(), s.in.Version.Major()); ex != nil {
+	if ex := m.Verify(t, s.certName()); ex != nil {
 		if ex.Detail == "" {
 			ex.Detail = path
 		} else {
@@ -185,9 +185,10 @@ func (st fileState) linkNote() string {
 	return fmt.Sprintf("file has %d links: a write through another name is not seen", st.nlink)
 }
 
-// compare matches files by path (Nextcloud compares hash values only, and
-// so misses a deleted file whose content equals another's, or two files
-// with swapped contents). expected is sorted by key. A file with several
+// compare matches files by path (Nextcloud compares hash values through
+// 30.0.1, and so misses a deleted file whose content equals another's, or
+// two files with swapped contents; from 31.0.11 it compares by path; every
+// release merges findings with identical hashes into one). expected is sorted by key. A file with several
 // names (hard links) is a HARD_LINK finding when nothing else is wrong
 // with it, else its INVALID_HASH or EXTRA_FILE says so in its Message:
 // one finding per path.

@@ -11,15 +11,19 @@
 //
 // # Differences from Nextcloud
 //
-//   - Files are compared by path, not by hash value: Nextcloud's array_diff
-//     misses a deleted file whose content equals another file's, and two
-//     files that swapped contents.
+//   - Files are compared by path, in every release. Nextcloud compares by
+//     hash value (array_diff) through 30.0.1, and so misses a deleted file
+//     whose content equals another file's and two files that swapped
+//     contents; from 31.0.11 it compares by path too. Every release merges
+//     findings with identical hashes into one; integrityd reports each
+//     path.
 //   - A CRL, when given, is always checked; Nextcloud only checks it when it
 //     downloads an app. A revoked certificate is an EXCEPTION with the
 //     message "Certificate has been revoked.".
 //   - A file or directory that cannot be read is an EXCEPTION for that path
 //     (class integrityd\ReadException), and the rest of the scope is still
 //     checked; FIFOs, sockets and devices are never opened.
-//   - core/js/mimetypelist.js regenerated from custom mime types is not
-//     recognised (Nextcloud rebuilds it from its configuration to compare).
+//   - Not a difference: core/js/mimetypelist.js regenerated from custom
+//     mime types is rebuilt per release from the configuration and
+//     accepted when it matches, as each release's Checker does.
 package verify

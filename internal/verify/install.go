@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/integrityd/integrityd/internal/phpconf"
 )
@@ -79,8 +80,22 @@ func NewInstall(root string, appsRoots []string, dataDir string) *Install {
 	if len(appsRoots) == 0 {
 		appsRoots = []string{filepath.Join(in.Root, "apps")}
 	}
+	// One directory listed twice (apps_paths with the same path twice, or
+	// through a symbolic link) is one apps root: Nextcloud's getAllApps
+	// keeps each app id once and findAppInDirectories finds the same
+	// directory, so each app is checked once, and is no DUPLICATE_APP.
+	seen := map[string]bool{}
 	for _, a := range appsRoots {
-		in.AppsRoots = append(in.AppsRoots, cleanAbs(a))
+		a = cleanAbs(a)
+		key := a
+		if r, err := filepath.EvalSymlinks(a); err == nil {
+			key = r
+		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		in.AppsRoots = append(in.AppsRoots, a)
 	}
 	if dataDir != "" {
 		in.DataDir = cleanAbs(dataDir)
@@ -113,7 +128,7 @@ func OpenInstall(root string, appsRoots []string, dataDir string) (*Install, err
 	}
 	var cfg *phpconf.Config
 	if len(appsRoots) == 0 || dataDir == "" {
-		if cfg, err = phpconf.Load(filepath.Join(root, "config"), root); err != nil {
+		if cfg, err = phpconf.Load(filepath.Join(root, "config"), root, v.Major()); err != nil {
 			return nil, fmt.Errorf("%w (or set apps_path and data_dir in integrityd's configuration)", err)
 		}
 		if len(appsRoots) == 0 {
@@ -213,7 +228,7 @@ func (in *Install) Enforced() (bool, string, error) {
 	}
 	cfg := in.conf
 	if cfg == nil {
-		if cfg, err = phpconf.Load(filepath.Join(in.Root, "config"), in.Root); err != nil {
+		if cfg, err = phpconf.Load(filepath.Join(in.Root, "config"), in.Root, v.Major()); err != nil {
 			return false, v.Channel, err
 		}
 	}
@@ -398,9 +413,12 @@ func (in *Install) Apps() (apps []*Scope, warnings []error, err error) {
 			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 				continue
 			}
-			if fi, err := os.Stat(filepath.Join(dir, infoXML)); err != nil || !fi.Mode().IsRegular() {
+			if fi, err := os.Stat(filepath.Join(dir, infoXML)); err != nil && notThere(err) || err == nil && !fi.Mode().IsRegular() {
 				continue // not an app (a leftover directory)
 			}
+			// A directory integrityd cannot enter (a one-shot check as a
+			// user who is not the web server's) may be an app Nextcloud
+			// checks: it is checked, and fails, rather than left out.
 			seen[id] = true
 			ids = append(ids, id)
 		}
@@ -436,9 +454,18 @@ func (in *Install) Apps() (apps []*Scope, warnings []error, err error) {
 
 // hasManifest reports whether an app directory has appinfo/signature.json
 // (any kind of file: a symlink or a FIFO there is checked, and fails).
+// When that cannot be told (the directory cannot be entered), it answers
+// true: the scope is checked and its check reports why it could not be.
 func hasManifest(dir string) bool {
 	_, err := os.Lstat(filepath.Join(dir, "appinfo", "signature.json"))
-	return err == nil
+	return err == nil || !notThere(err)
+}
+
+// notThere reports whether err says a path does not exist (ENOENT, or a
+// file where a directory was expected), as opposed to one that could not
+// be looked at (EACCES, EIO...).
+func notThere(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 // dupNote describes the copies of an app found in several apps roots (""

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -228,4 +229,56 @@ func dockerAppsConfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// TestAppsRootListedTwice: apps_paths naming one directory twice (the same
+// path, another spelling, a symbolic link to it) is one apps root: each
+// app is one scope, checked once, and no DUPLICATE_APP, as in Nextcloud.
+func TestAppsRootListedTwice(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		second func(root string) string // the second entry's path
+	}{
+		{"same path", func(root string) string { return root + "/apps" }},
+		{"trailing slash and dot", func(root string) string { return root + "/apps/./" }},
+		{"symlink", func(root string) string {
+			if err := os.Symlink(filepath.Join(root, "apps"), filepath.Join(root, "apps-link")); err != nil {
+				t.Fatal(err)
+			}
+			return root + "/apps-link"
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newSignPKI(t)
+			root := t.TempDir()
+			writeFile(t, filepath.Join(root, "version.php"), []byte("<?php\n$OC_Version = array(33,0,0,16);\n$OC_VersionString = '33.0.0';\n$OC_Channel = 'stable';\n"))
+			writeFile(t, filepath.Join(root, "apps", "notes", "appinfo", "info.xml"), infoXMLOf("notes", "4.9.1"))
+			writeFile(t, filepath.Join(root, "apps", "notes", "lib", "a.php"), []byte("<?php"))
+			cfg := fmt.Sprintf("<?php\n$CONFIG = ['apps_paths' => [['path' => %q, 'url' => '/apps'], ['path' => %q, 'url' => '/apps2']]];\n", root+"/apps", tt.second(root))
+			writeFile(t, filepath.Join(root, "config", "config.php"), []byte(cfg))
+			in, err := OpenInstall(root, nil, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.sign(t, in.App("notes", filepath.Join(root, "apps", "notes")))
+			scopes, _, err := in.Apps()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(scopes) != 1 || scopes[0].Name != "notes" {
+				var names []string
+				for _, s := range scopes {
+					names = append(names, s.Name)
+				}
+				t.Fatalf("scopes %q (apps roots %q), want notes once", names, in.AppsRoots)
+			}
+			res, err := scopes[0].Check(context.Background(), p.trust)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Exception != nil || len(res.Findings) != 0 {
+				t.Errorf("notes: %+v %+v, want clean (no DUPLICATE_APP)", res.Exception, res.Findings)
+			}
+		})
+	}
 }

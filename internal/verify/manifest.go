@@ -408,9 +408,6 @@ const (
 	MsgScope        = "Certificate is not valid for required scope. (Requested: %s, current: CN=%s)"
 	MsgBadSignature = "Signature could not get verified."
 	MsgRevoked      = "Certificate has been revoked."
-	// MsgNotRSA is Nextcloud 34's message (phpseclib 3) for a certificate
-	// whose key is not RSA; earlier releases say MsgBadSignature.
-	MsgNotRSA = "Certificate does not provide valid public RSA key."
 )
 
 // invalidSignature is a scope's EXCEPTION finding, reported like
@@ -421,38 +418,20 @@ func invalidSignature(scope, msg, detail string) *Finding {
 }
 
 // Verify checks the certificate and the signature of m for scope (an app
-// id, or "core") against t, in Nextcloud's order. It returns nil when the
-// manifest can be trusted, else the scope's EXCEPTION finding.
-func (m *Manifest) Verify(t *Trust, scope string) *Finding { return m.VerifyFor(t, scope, 0) }
-
-// pkcs1Signed reports whether a certificate signature algorithm is one
-// phpseclib 2's X509::validateSignature verifies (RSA PKCS#1 v1.5; not
-// RSA-PSS, not ECDSA or Ed25519).
-func pkcs1Signed(alg x509.SignatureAlgorithm) bool {
-	switch alg {
-	case x509.SHA1WithRSA, x509.SHA256WithRSA, x509.SHA384WithRSA, x509.SHA512WithRSA:
-		return true
-	}
-	return false
-}
-
-// sha256Since is the first Nextcloud major version whose verifier accepts
-// a SHA-256 message digest (phpseclib 3).
-const sha256Since = 34
-
-// VerifyFor is Verify as the Checker of Nextcloud major version major sees
-// it (0: unknown, every rule of the newest): before 34, a signature made
-// with a SHA-256 digest does not verify and a key that is not RSA is
-// "Signature could not get verified.".
-func (m *Manifest) VerifyFor(t *Trust, scope string, major int) *Finding {
+// id, or "core") against t, in Nextcloud's order, with phpseclib 2's rules,
+// which every release up to 34 verifies with (see pss.go): a certificate
+// the root signed with anything but RSA PKCS#1 v1.5 is "Certificate is not
+// valid.", a key that is not RSA and a PSS digest other than SHA-1 are
+// "Signature could not get verified.". It returns nil when the manifest
+// can be trusted, else the scope's EXCEPTION finding.
+func (m *Manifest) Verify(t *Trust, scope string) *Finding {
 	leaf, err := parseLeaf(m.Certificate)
 	if err != nil {
 		return invalidSignature(scope, MsgBadCert, "cannot parse certificate: "+err.Error())
 	}
-	newer := major == 0 || major >= sha256Since
-	if !newer && !pkcs1Signed(leaf.SignatureAlgorithm) {
-		return invalidSignature(scope, MsgBadCert, fmt.Sprintf("certificate %q is signed with %v, which Nextcloud %d (phpseclib 2) cannot verify",
-			leaf.Subject.String(), leaf.SignatureAlgorithm, major))
+	if !pkcs1Signed(leaf.SignatureAlgorithm) {
+		return invalidSignature(scope, MsgBadCert, fmt.Sprintf("certificate %q is signed with %v, which Nextcloud (phpseclib 2) cannot verify",
+			leaf.Subject.String(), leaf.SignatureAlgorithm))
 	}
 	if t.issuerOf(leaf.RawIssuer, leaf.AuthorityKeyId, leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil {
 		return invalidSignature(scope, MsgBadCert, fmt.Sprintf("certificate %q (issuer %q) is not signed by a certificate in %s",
@@ -468,15 +447,9 @@ func (m *Manifest) VerifyFor(t *Trust, scope string, major int) *Finding {
 	}
 	pub, ok := leaf.PublicKey.(*rsa.PublicKey)
 	if !ok {
-		if newer {
-			return invalidSignature(scope, MsgNotRSA, fmt.Sprintf("certificate key is %T", leaf.PublicKey))
-		}
-		return invalidSignature(scope, MsgBadSignature, "certificate key is not RSA")
+		return invalidSignature(scope, MsgBadSignature, fmt.Sprintf("certificate key is %T, not RSA", leaf.PublicKey))
 	}
 	d, err := VerifyPSS(pub, m.canonical, m.Signature)
-	if err == nil && d == DigestSHA256 && !newer {
-		err = fmt.Errorf("signed with a SHA-256 message digest, which Nextcloud %d does not verify (%d and later do)", major, sha256Since)
-	}
 	if err != nil {
 		detail := err.Error()
 		if m.sigNote != "" {
@@ -486,4 +459,15 @@ func (m *Manifest) VerifyFor(t *Trust, scope string, major int) *Finding {
 	}
 	m.Digest = d
 	return nil
+}
+
+// pkcs1Signed reports whether a certificate signature algorithm is one
+// phpseclib 2's X509::validateSignature verifies (RSA PKCS#1 v1.5; not
+// RSA-PSS, not ECDSA or Ed25519).
+func pkcs1Signed(alg x509.SignatureAlgorithm) bool {
+	switch alg {
+	case x509.SHA1WithRSA, x509.SHA256WithRSA, x509.SHA384WithRSA, x509.SHA512WithRSA:
+		return true
+	}
+	return false
 }

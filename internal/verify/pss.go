@@ -2,10 +2,8 @@ package verify
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/rsa"
 	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
 	"errors"
@@ -22,34 +20,30 @@ import (
 // encoding is done here on top of the raw RSA operations. With an empty salt
 // the signature is deterministic.
 //
-// Nextcloud 34 moves to phpseclib 3, whose default message digest is
-// SHA-256 (MGF1-SHA-512 and the empty salt stay): a signature is accepted
-// with either digest (Manifest.Digest says which one verified); signing
-// uses SHA-1 unless asked, since every released Nextcloud verifies that.
+// SHA-1 is the only message digest: every release up to 34.0.2 ships
+// phpseclib 2 (nextcloud/3rdparty composer.lock: 2.0.38 in 25.0.12, 2.0.47
+// in 33.0.0, 2.0.54 in 34.0.1, 2.0.55 in 34.0.2; phpseclib 3 only on its
+// master branch), whose RSA class hashes with SHA-1 unless setHash is called,
+// and Checker::verify and createSignatureData never call it. A signature
+// made with another digest (phpseclib 3's default is SHA-256) is "Signature
+// could not get verified." in every release, and so here.
 
 // Digest is the PSS message digest of a signature.
 type Digest string
 
-// The digests Nextcloud's verifiers use.
-const (
-	DigestSHA1   Digest = "sha1"   // phpseclib 2: every release up to 33
-	DigestSHA256 Digest = "sha256" // phpseclib 3's default: Nextcloud 34
-)
+// DigestSHA1 is the digest of every released Nextcloud's signatures.
+const DigestSHA1 Digest = "sha1"
 
-func (d Digest) hash() crypto.Hash {
-	if d == DigestSHA256 {
-		return crypto.SHA256
-	}
-	return crypto.SHA1
-}
-
-// ParseDigest reads a digest name (for sign-* --digest).
+// ParseDigest reads a digest name (for sign-* --digest): only sha1, since a
+// manifest integrityd signs must verify in Nextcloud.
 func ParseDigest(s string) (Digest, error) {
 	switch Digest(s) {
-	case DigestSHA1, DigestSHA256:
-		return Digest(s), nil
+	case DigestSHA1:
+		return DigestSHA1, nil
+	case "sha256":
+		return "", errors.New(`"sha256": no released Nextcloud verifies a SHA-256 PSS digest (every release up to 34 verifies with phpseclib 2, SHA-1 only); use sha1`)
 	}
-	return "", fmt.Errorf("unknown digest %q (want sha1 or sha256)", s)
+	return "", fmt.Errorf("unknown digest %q (want sha1)", s)
 }
 
 var errPSS = errors.New("PSS signature does not verify")
@@ -77,33 +71,26 @@ func mgf1SHA512XOR(out, seed []byte) {
 	}
 }
 
-// pssHash is H = Hash(0x00*8 || Hash(msg)), the salt being empty.
-func pssHash(d Digest, msg []byte) []byte {
-	var mHash []byte
-	if d == DigestSHA256 {
-		s := sha256.Sum256(msg)
-		mHash = s[:]
-	} else {
-		s := sha1.Sum(msg)
-		mHash = s[:]
-	}
-	h := d.hash().New()
+// pssHash is H = SHA-1(0x00*8 || SHA-1(msg)), the salt being empty.
+func pssHash(msg []byte) []byte {
+	mHash := sha1.Sum(msg)
+	h := sha1.New()
 	h.Write(make([]byte, 8))
-	h.Write(mHash)
+	h.Write(mHash[:])
 	return h.Sum(nil)
 }
 
 // emsaPSSEncode is EMSA-PSS-ENCODE with sLen = 0 for a key of emBits bits.
-func emsaPSSEncode(d Digest, msg []byte, emBits int) ([]byte, error) {
+func emsaPSSEncode(msg []byte, emBits int) ([]byte, error) {
 	emLen := (emBits + 7) / 8
-	pssHashLen := d.hash().Size()
+	pssHashLen := sha1.Size
 	if emLen < pssHashLen+2 {
-		return nil, fmt.Errorf("key too small for PSS with %s", d)
+		return nil, errors.New("key too small for PSS with SHA-1")
 	}
 	em := make([]byte, emLen)
 	db := em[:emLen-pssHashLen-1]
 	h := em[emLen-pssHashLen-1 : emLen-1]
-	copy(h, pssHash(d, msg))
+	copy(h, pssHash(msg))
 	db[len(db)-1] = 0x01 // PS || 0x01 || salt(empty)
 	mgf1SHA512XOR(db, h)
 	db[0] &= 0xFF >> (8*emLen - emBits)
@@ -112,9 +99,9 @@ func emsaPSSEncode(d Digest, msg []byte, emBits int) ([]byte, error) {
 }
 
 // emsaPSSVerify is EMSA-PSS-VERIFY with sLen = 0.
-func emsaPSSVerify(d Digest, msg, em []byte, emBits int) error {
+func emsaPSSVerify(msg, em []byte, emBits int) error {
 	emLen := (emBits + 7) / 8
-	pssHashLen := d.hash().Size()
+	pssHashLen := sha1.Size
 	if len(em) != emLen || emLen < pssHashLen+2 || em[emLen-1] != 0xBC {
 		return errPSS
 	}
@@ -134,15 +121,15 @@ func emsaPSSVerify(d Digest, msg, em []byte, emBits int) error {
 	if db[len(db)-1] != 0x01 {
 		return errPSS
 	}
-	if subtle.ConstantTimeCompare(h, pssHash(d, msg)) != 1 {
+	if subtle.ConstantTimeCompare(h, pssHash(msg)) != 1 {
 		return errPSS
 	}
 	return nil
 }
 
-// VerifyPSS checks sig over msg with Nextcloud's PSS parameters and either
-// digest, and says which one verified. Like phpseclib it requires the
-// signature to be exactly as long as the modulus.
+// VerifyPSS checks sig over msg with Nextcloud's PSS parameters and says
+// which digest verified (always DigestSHA1, the only one). Like phpseclib
+// it requires the signature to be exactly as long as the modulus.
 func VerifyPSS(pub *rsa.PublicKey, msg, sig []byte) (Digest, error) {
 	if pub == nil || pub.N == nil || pub.N.Sign() <= 0 || pub.E < 2 {
 		return "", errors.New("invalid RSA public key")
@@ -162,18 +149,20 @@ func VerifyPSS(pub *rsa.PublicKey, msg, sig []byte) (Digest, error) {
 		return "", errPSS
 	}
 	em := m.FillBytes(make([]byte, emLen))
-	for _, d := range []Digest{DigestSHA1, DigestSHA256} {
-		if emsaPSSVerify(d, msg, em, emBits) == nil {
-			return d, nil
-		}
+	if emsaPSSVerify(msg, em, emBits) != nil {
+		return "", errPSS
 	}
-	return "", errPSS
+	return DigestSHA1, nil
 }
 
-// SignPSS signs msg with Nextcloud's PSS parameters and digest d. The private operation
+// SignPSS signs msg with Nextcloud's PSS parameters and digest d, which
+// must be DigestSHA1. The private operation
 // uses constant-time modular arithmetic with CRT, as crypto/rsa does, and
 // its result is checked with the public key before it is returned.
 func SignPSS(priv *rsa.PrivateKey, d Digest, msg []byte) ([]byte, error) {
+	if d != DigestSHA1 {
+		return nil, fmt.Errorf("PSS digest %q: Nextcloud verifies sha1 only", d)
+	}
 	if err := priv.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid RSA private key: %v", err)
 	}
@@ -185,7 +174,7 @@ func SignPSS(priv *rsa.PrivateKey, d Digest, msg []byte) ([]byte, error) {
 	if priv.N.BitLen() < 2048 {
 		return nil, fmt.Errorf("RSA key of %d bits is too small (at least 2048)", priv.N.BitLen())
 	}
-	em, err := emsaPSSEncode(d, msg, priv.N.BitLen()-1)
+	em, err := emsaPSSEncode(msg, priv.N.BitLen()-1)
 	if err != nil {
 		return nil, err
 	}

@@ -53,9 +53,8 @@ func phpseclibPEM(der []byte) string {
 // Sign hashes the scope's files and writes its signature.json exactly as
 // Nextcloud's integrity:sign-app and integrity:sign-core do (pretty JSON
 // with 4-space indent, "\/" escapes, the certificate re-encoded with CRLF
-// lines). d is the PSS message digest: DigestSHA1 verifies in every
-// released Nextcloud, DigestSHA256 only in Nextcloud 34 and later. The
-// file is replaced atomically.
+// lines). d is the PSS message digest, DigestSHA1, the only one any
+// released Nextcloud verifies. The file is replaced atomically.
 func (s *Scope) Sign(ctx context.Context, key *rsa.PrivateKey, certPEM []byte, d Digest) error {
 	b, _ := pem.Decode(certPEM)
 	if b == nil || b.Type != "CERTIFICATE" {

@@ -23,8 +23,10 @@ function enc($v) {
 
 // --load DIR...: what \OC\Config::readData builds from each DIR (its
 // steps, in a method scope: config.php then natsorted *.config.php, one
-// scope, $CONFIG unset before each file, array_merge).
+// scope, $CONFIG unset before each file, array_merge, as before Nextcloud
+// 33); --load-replace: the same with array_replace_recursive (from 33).
 class Reader {
+	public $recursive = false;
 	public function read($dir) {
 		$cache = [];
 		$read = [];
@@ -42,17 +44,19 @@ class Reader {
 			$read[] = basename($file);
 			include $file;
 			if (isset($CONFIG) && is_array($CONFIG)) {
-				$cache = array_merge($cache, $CONFIG);
+				$cache = $this->recursive ? array_replace_recursive($cache, $CONFIG) : array_merge($cache, $CONFIG);
 			}
 		}
 		return ['files' => $read, 'cache' => enc($cache)];
 	}
 }
 
-if (($argv[1] ?? '') === '--load') {
+if (($argv[1] ?? '') === '--load' || ($argv[1] ?? '') === '--load-replace') {
 	foreach (array_slice($argv, 2) as $dir) {
 		try {
-			echo json_encode((new Reader())->read($dir)), "\n";
+			$r = new Reader();
+			$r->recursive = $argv[1] === '--load-replace';
+			echo json_encode($r->read($dir)), "\n";
 		} catch (\Throwable $e) {
 			echo json_encode(['error' => get_class($e) . ': ' . $e->getMessage()]), "\n";
 		}
