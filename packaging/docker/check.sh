@@ -28,16 +28,25 @@ uid=${user%%:*}
 if [[ $uid == '${UID}' ]]; then
 	uid=$(echo "$final" | sed -n 's/^ARG UID=//p' | tail -1)
 fi
+gid=${user#*:}
+if [[ $gid == '${GID}' ]]; then
+	gid=$(echo "$final" | sed -n 's/^ARG GID=//p' | tail -1)
+fi
 [[ $uid =~ ^[0-9]+$ ]] || fail "USER $user: want a numeric uid (an empty image has no /etc/passwd)"; ok
 [ "$uid" != 0 ] || fail "USER $user is root"; ok
+[ "$uid" != 33 ] && [ "$uid" != 82 ] || fail "USER $user is the web server's uid (it could signal the daemon and write its state)"; ok
 echo "$ins" | grep -qi '^ADD ' && fail "ADD is used (remote URLs and archives unpacked implicitly): use COPY"; ok
 echo "$ins" | grep -Eiq '(curl|wget) ' && fail "the build downloads something by itself"; ok
 hc=$(echo "$final" | grep '^HEALTHCHECK ' || true)
 [ -n "$hc" ] || fail "no HEALTHCHECK in the final stage"; ok
-echo "$hc" | grep -q 'CMD \["/integrityd", *"status", *"--health", *"--state-dir", *"/state"\]' || fail "HEALTHCHECK is not the exec form of integrityd status --health --state-dir /state: $hc"; ok
+echo "$hc" | grep -q 'CMD \["/integrityd", *"status", *"--health"\]' || fail "HEALTHCHECK is not the exec form of integrityd status --health: $hc"; ok
 echo "$final" | grep -q '^VOLUME \["/state"\]' || fail "no VOLUME /state (state must not go to the read-only root)"; ok
-echo "$final" | grep -q '"--log-format", "json"' || fail "the daemon does not log JSON"; ok
-echo "$final" | grep -q '"--state-dir", "/state"' || fail "the daemon's state is not in /state"; ok
+# The image's configuration (/etc/integrityd/integrityd.conf, read by every
+# command): JSON logs, state and control socket in /state.
+conf=packaging/docker/integrityd.conf
+grep -q '^log_format = json$' "$conf" || fail "the daemon does not log JSON"; ok
+grep -q '^state_dir = /state$' "$conf" || fail "the daemon's state is not in /state"; ok
+grep -q '^control_socket = /state/' "$conf" || fail "the control socket is not in the /state volume"; ok
 build=$(echo "$ins" | sed -n 's/^RUN \(CGO_ENABLED=0 go build .*\)$/\1/p')
 [ -n "$build" ] || fail "no RUN CGO_ENABLED=0 go build in the build stage"; ok
 echo "$build" | grep -q -- '-trimpath' || fail "go build without -trimpath: $build"; ok
@@ -89,19 +98,21 @@ desc=$(file -b "$out/integrityd")
 echo "   $desc"
 echo "$desc" | grep -q 'statically linked' || fail "not statically linked: $desc"; ok
 if ldd "$out/integrityd" >/dev/null 2>&1; then fail "ldd finds shared libraries: $(ldd "$out/integrityd")"; fi; ok
-# It runs on an empty root as the image's uid, as in the container (no
-# /etc, no /tmp, no libc): check-config on a demo install, then status.
+# It runs on an empty root laid out as the image's (rootfs.sh, the
+# Dockerfile's own), as the image's uid and gid (no /etc/passwd, no /tmp,
+# no libc): check-config with the image's configuration on a demo install,
+# then the HEALTHCHECK's status.
 root=$out/root
-mkdir -p "$root/state"
-cp "$out/integrityd" "$root/integrityd"
+BIN=$out/integrityd packaging/docker/rootfs.sh "$root" "$uid" "$gid"
 "$out/integrityd" demo --build-only "$root/var/www/html" >/dev/null
-chown -R "$uid" "$root/state"
+chmod -R g+rX "$root/var/www/html"
+chgrp -R "$gid" "$root/var/www/html"
 if command -v unshare >/dev/null && [ "$(id -u)" = 0 ]; then
-	unshare --mount --root "$root" --setuid "$uid" --setgid "$uid" /integrityd check-config --root /var/www/html --state-dir /state --log-format json >/dev/null ||
-		fail "the binary does not run on an empty root as uid $uid"
+	unshare --mount --root "$root" --setuid "$uid" --setgid "$gid" /integrityd check-config >/dev/null ||
+		fail "the binary does not run on an empty root as uid $uid with the image's configuration"
 	rc=0
-	unshare --mount --root "$root" --setuid "$uid" --setgid "$uid" /integrityd status --health --state-dir /state >/dev/null 2>&1 || rc=$?
-	[ "$rc" = 3 ] || fail "the HEALTHCHECK command (integrityd status) exits $rc with no daemon, want 3 (unhealthy)"
+	unshare --mount --root "$root" --setuid "$uid" --setgid "$gid" /integrityd status --health >/dev/null 2>&1 || rc=$?
+	[ "$rc" = 3 ] || fail "the HEALTHCHECK command (integrityd status --health) exits $rc with no daemon, want 3 (unhealthy)"
 	ok
 fi
 
