@@ -162,7 +162,11 @@ if [ -z "$bin" ]; then
 	[ -n "$gocmd" ] || die "go: command not found (not on PATH, nor in /usr/local/go/bin, ~/go/bin, ~/sdk/go*/bin); install Go, run with GO=/path/to/go, or build first (go build ./cmd/integrityd) and give --bin ./integrityd"
 	step "building ./cmd/integrityd with $gocmd ($("$gocmd" env GOVERSION 2>/dev/null || echo "unknown version")); the first build downloads and compiles the dependencies (about a minute), one line per package"
 	start=$SECONDS
-	if ! CGO_ENABLED=0 "$gocmd" build -v -trimpath -o "$tmp/integrityd" ./cmd/integrityd 2>&1 | sed -u 's/^/   /'; then
+	# The version integrityd --version prints (VERSION=... overrides it).
+	version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || true)}
+	version=${version:-devel}
+	echo "   version $version"
+	if ! CGO_ENABLED=0 "$gocmd" build -v -trimpath -ldflags "-X main.version=$version" -o "$tmp/integrityd" ./cmd/integrityd 2>&1 | sed -u 's/^/   /'; then
 		die "go build failed (see above)"
 	fi
 	echo "   built in $((SECONDS - start)) s"
@@ -170,6 +174,7 @@ if [ -z "$bin" ]; then
 fi
 [ -f "$bin" ] && [ -x "$bin" ] || die "--bin $bin: not an executable file"
 "$bin" -h >/dev/null 2>&1 || [ $? -le 2 ] || die "--bin $bin: does not run on this machine"
+"$bin" --version 2>/dev/null | sed -n '1s/^/   /p' || true
 
 step "creating the user and group integrityd"
 install -D -m 0644 packaging/systemd/integrityd.sysusers "$sysusers"

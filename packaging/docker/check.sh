@@ -19,8 +19,12 @@ ok() { n=$((n + 1)); }
 ins=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$df" | grep -v '^[[:space:]]*#' | grep -v '^[[:space:]]*$')
 froms=$(echo "$ins" | grep -i '^FROM ')
 [ "$(echo "$froms" | wc -l)" = 2 ] || fail "want two stages (build, final), got: $froms"; ok
-echo "$froms" | head -1 | grep -Eq '^FROM golang:1\.26(\.[0-9]+)?( |-).*AS build$|^FROM golang:1\.26 AS build$' || fail "first stage is not golang:1.26 AS build: $(echo "$froms" | head -1)"; ok
-echo "$froms" | tail -1 | grep -Eq '^FROM (scratch|gcr\.io/distroless/static[^ ]*)$' || fail "final stage is not scratch or distroless static: $(echo "$froms" | tail -1)"; ok
+first=$(head -1 <<<"$froms")
+last=$(tail -1 <<<"$froms")
+# (here-strings: with pipefail, grep -q closing a pipe early can fail a
+# "head | grep -q" pipeline at random)
+grep -Eq '^FROM golang:1\.26(\.[0-9]+)?( |-).*AS build$|^FROM golang:1\.26 AS build$' <<<"$first" || fail "first stage is not golang:1.26 AS build: $first"; ok
+grep -Eq '^FROM (scratch|gcr\.io/distroless/static[^ ]*)$' <<<"$last" || fail "final stage is not scratch or distroless static: $last"; ok
 final=$(echo "$ins" | sed -n '/^FROM scratch\|^FROM gcr.io\/distroless/,$p')
 user=$(echo "$final" | sed -n 's/^USER //p' | tail -1)
 [ -n "$user" ] || fail "the final stage sets no USER (it would run as root)"; ok
@@ -92,8 +96,10 @@ done <<<"$buildstage"
 ok
 cmd=${build//\/out\/integrityd/$out/integrityd}
 echo "== (cd <the COPYed context> && $cmd)"
-(cd "$ctx" && env $cmd) || fail "the Dockerfile's go build failed on the context it COPYs"
+(cd "$ctx" && VERSION=0.0.0-check sh -c "$cmd") || fail "the Dockerfile's go build failed on the context it COPYs"
 ok
+v=$("$out/integrityd" --version | head -1)
+[ "$v" = "integrityd 0.0.0-check" ] || fail "the Dockerfile's build does not stamp --build-arg VERSION: --version says $v"; ok
 desc=$(file -b "$out/integrityd")
 echo "   $desc"
 echo "$desc" | grep -q 'statically linked' || fail "not statically linked: $desc"; ok
