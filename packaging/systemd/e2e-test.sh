@@ -418,4 +418,12 @@ $E test -d /var/lib/integrityd/a -a -f /etc/integrityd/a.conf || fail "uninstall
 $E "$stage/install.sh" --uninstall --purge >/dev/null
 $E test ! -e /var/lib/integrityd -a ! -e /etc/integrityd || fail "--purge left the state or the configuration"
 $E getent passwd integrityd >/dev/null && fail "--purge left the user"
+# What --textfile-dir granted group integrityd on node_exporter's
+# directory (an ACL entry, or the group and g+w) is taken back before the
+# group goes: its gid must not stay there, writable.
+tperm=$($E stat -c '%g %A' /var/lib/prometheus/node-exporter)
+case $tperm in "0 d????-"*) ;; *) fail "--purge left /var/lib/prometheus/node-exporter as $tperm (want group 0, not group-writable)" ;; esac
+if $E sh -c 'command -v getfacl' >/dev/null; then
+	$E getfacl -cpn /var/lib/prometheus/node-exporter | grep -q '^group:[0-9]' && fail "--purge left an ACL entry of the deleted group on /var/lib/prometheus/node-exporter: $($E getfacl -cpn /var/lib/prometheus/node-exporter)"
+fi
 echo "PASS systemd end-to-end test ($((SECONDS - t0)) s)"
