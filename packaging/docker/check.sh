@@ -5,7 +5,10 @@
 # through integrityd status, nothing fetched by ADD), compose.yaml's
 # hardening (read-only code volume, read_only, cap_drop ALL), and that the
 # Dockerfile's own go build command, run here, gives a static binary that
-# runs on an empty root (no libc, no /etc). When a Docker engine answers,
+# runs on an empty root (no libc, no /etc); as root, on a root laid out as
+# the image's (packaging/docker/rootfs.sh), as the image's uid, the daemon
+# runs as the image's CMD and report, rescan and accept-release work beside
+# it with no flag, as through "docker compose exec". When a Docker engine answers,
 # it also builds the image. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -119,6 +122,33 @@ if command -v unshare >/dev/null && [ "$(id -u)" = 0 ]; then
 	rc=0
 	unshare --mount --root "$root" --setuid "$uid" --setgid "$gid" /integrityd status --health >/dev/null 2>&1 || rc=$?
 	[ "$rc" = 3 ] || fail "the HEALTHCHECK command (integrityd status --health) exits $rc with no daemon, want 3 (unhealthy)"
+	ok
+	# The daemon as the image's CMD runs it, then what "docker compose
+	# exec integrityd /integrityd ..." runs beside it, with no flag: the
+	# state lock in /state, the control socket in /state.
+	in_image() { unshare --mount --root "$root" --setuid "$uid" --setgid "$gid" /integrityd "$@"; }
+	(exec unshare --mount --root "$root" --setuid "$uid" --setgid "$gid" /integrityd run --config /etc/integrityd/integrityd.conf 2>"$out/daemon.log") &
+	dpid=$! # integrityd itself (exec, and unshare without --fork execs too)
+	trap 'kill "$dpid" 2>/dev/null || true; rm -rf "$out"' EXIT
+	for _ in $(seq 300); do
+		rc=0
+		in_image status --health >/dev/null 2>&1 || rc=$?
+		[ "$rc" = 0 ] && break
+		kill -0 "$dpid" 2>/dev/null || fail "the daemon exited as the image runs it: $(tail -3 "$out/daemon.log")"
+		sleep 0.1
+	done
+	[ "$rc" = 0 ] || { kill "$dpid"; fail "the daemon never got healthy: $(tail -3 "$out/daemon.log")"; }
+	for c in report rescan; do
+		rc=0
+		msg=$(in_image $c 2>&1) || rc=$?
+		[ "$rc" -le 1 ] || fail "integrityd $c in the image exits $rc: $msg"
+	done
+	# accept-release reaches the daemon on its socket (nothing to accept
+	# on the demo: exit 2 with the daemon's answer).
+	msg=$(in_image accept-release core 2>&1) || true
+	case $msg in *"on /state/control.sock): nothing to accept"*) ;; *) fail "integrityd accept-release in the image did not reach the daemon: $msg" ;; esac
+	kill "$dpid"
+	wait "$dpid" 2>/dev/null || true
 	ok
 fi
 
