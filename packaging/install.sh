@@ -86,7 +86,42 @@ conf_value() {
 	sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\"\{0,1\}\([^\"]*\)\"\{0,1\}[[:space:]]*$/\1/p" "$2" 2>/dev/null | tail -1
 }
 
+# textfile_dirs: where --textfile-dir may have let group integrityd write:
+# the directories the metrics-textfile drop-ins open to the daemon
+# (ReadWritePaths=) and those of the configurations' metrics_textfile (a
+# plain --uninstall removed the drop-ins, not the configuration).
+textfile_dirs() {
+	local f tf
+	for f in "$unitdir"/integrityd.service.d/metrics-textfile.conf "$unitdir"/integrityd@*.service.d/metrics-textfile.conf; do
+		if [ -f "$f" ]; then sed -n 's/^ReadWritePaths=//p' "$f"; fi
+	done | tr ' ' '\n'
+	for f in "$etc"/*.conf; do
+		[ -f "$f" ] || continue
+		tf=$(conf_value metrics_textfile "$f")
+		if [ -n "$tf" ]; then dirname "$tf"; fi
+	done
+	return 0
+}
+
+# ungrant_textfile_dir DIR: take back what --textfile-dir gave group
+# integrityd on DIR (an ACL entry, or the group and its write bit), before
+# the group is deleted: its gid would otherwise stay there, writable, for
+# whatever group gets that gid next.
+ungrant_textfile_dir() {
+	local d=$1 gid
+	[ -d "$d" ] || return 0
+	gid=$(getent group integrityd | cut -d: -f3)
+	[ -n "$gid" ] || return 0
+	if command -v getfacl >/dev/null && getfacl -cpn "$d" 2>/dev/null | grep -q "^group:$gid:"; then
+		setfacl -x "g:$gid" "$d" && echo "   removed group integrityd's ACL entry from $d"
+	fi
+	if [ "$(stat -c %g "$d")" = "$gid" ]; then
+		chgrp 0 "$d" && chmod g-w "$d" && echo "   gave $d back to group root, not group-writable"
+	fi
+}
+
 if [ -n "$uninstall" ]; then
+	tdirs=$(textfile_dirs | sed '/^$/d' | sort -u)
 	if systemd_running; then
 		step "stopping and disabling integrityd.service and every integrityd@ instance"
 		# (systemctl exits 1 when nothing matches)
@@ -107,7 +142,7 @@ if [ -n "$uninstall" ]; then
 		"$catalog" "$sysusers" "$sysctl"
 	for d in "$unitdir"/integrityd.service.d "$unitdir"/integrityd@*.service.d; do
 		[ -d "$d" ] || continue
-		rm -f "$d/metrics-tcp.conf" "$d/metrics-textfile.conf"
+		rm -f "$d/metrics-tcp.conf" "$d/metrics-textfile.conf" "$d/who-data.conf"
 		rmdir "$d" 2>/dev/null || echo "kept $d (it holds drop-ins of your own)"
 	done
 	rm -rf "$share" "$dest/run/integrityd"
@@ -115,6 +150,7 @@ if [ -n "$uninstall" ]; then
 		step "purging the configuration, the state and the user"
 		rm -rf "$etc" "$dest/var/lib/integrityd"
 		if [ -z "$dest" ]; then
+			for d in $tdirs; do ungrant_textfile_dir "$d"; done
 			if getent passwd integrityd >/dev/null; then userdel integrityd; fi
 			if getent group integrityd >/dev/null; then groupdel integrityd; fi
 		fi
@@ -162,7 +198,11 @@ if [ -z "$bin" ]; then
 	[ -n "$gocmd" ] || die "go: command not found (not on PATH, nor in /usr/local/go/bin, ~/go/bin, ~/sdk/go*/bin); install Go, run with GO=/path/to/go, or build first (go build ./cmd/integrityd) and give --bin ./integrityd"
 	step "building ./cmd/integrityd with $gocmd ($("$gocmd" env GOVERSION 2>/dev/null || echo "unknown version")); the first build downloads and compiles the dependencies (about a minute), one line per package"
 	start=$SECONDS
-	if ! CGO_ENABLED=0 "$gocmd" build -v -trimpath -o "$tmp/integrityd" ./cmd/integrityd 2>&1 | sed -u 's/^/   /'; then
+	# The version integrityd --version prints (VERSION=... overrides it).
+	version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || true)}
+	version=${version:-devel}
+	echo "   version $version"
+	if ! CGO_ENABLED=0 "$gocmd" build -v -trimpath -ldflags "-X main.version=$version" -o "$tmp/integrityd" ./cmd/integrityd 2>&1 | sed -u 's/^/   /'; then
 		die "go build failed (see above)"
 	fi
 	echo "   built in $((SECONDS - start)) s"
@@ -170,6 +210,7 @@ if [ -z "$bin" ]; then
 fi
 [ -f "$bin" ] && [ -x "$bin" ] || die "--bin $bin: not an executable file"
 "$bin" -h >/dev/null 2>&1 || [ $? -le 2 ] || die "--bin $bin: does not run on this machine"
+"$bin" --version 2>/dev/null | sed -n '1s/^/   /p' || true
 
 step "creating the user and group integrityd"
 install -D -m 0644 packaging/systemd/integrityd.sysusers "$sysusers"
@@ -188,7 +229,14 @@ if [ -z "$dest" ]; then
 fi
 
 step "installing $prefix/bin/integrityd, the units, the catalog, the sysctl drop-in"
-install -D -m 0755 "$bin" "$dest$prefix/bin/integrityd"
+if [ "$bin" -ef "$dest$prefix/bin/integrityd" ]; then
+	# --bin names the installed binary itself (install(1) would abort with
+	# "are the same file"): it is in place already.
+	echo "   $prefix/bin/integrityd: already the binary given"
+	chmod 0755 "$dest$prefix/bin/integrityd"
+else
+	install -D -m 0755 "$bin" "$dest$prefix/bin/integrityd"
+fi
 for u in integrityd.service integrityd@.service; do
 	sed "s#/usr/local/bin/integrityd#$prefix/bin/integrityd#" "packaging/systemd/$u" >"$tmp/$u"
 	install -D -m 0644 "$tmp/$u" "$unitdir/$u"
@@ -199,6 +247,7 @@ install -D -m 0644 packaging/systemd/90-integrityd-inotify.conf "$sysctl"
 install -D -m 0644 packaging/systemd/integrityd.conf "$share/integrityd.conf.example"
 install -D -m 0644 packaging/systemd/drop-ins/metrics-tcp.conf "$share/drop-ins/metrics-tcp.conf"
 install -D -m 0644 packaging/systemd/drop-ins/metrics-textfile.conf "$share/drop-ins/metrics-textfile.conf"
+install -D -m 0644 packaging/systemd/drop-ins/who-data.conf "$share/drop-ins/who-data.conf"
 
 install -d -m 0755 "$etc"
 # The state directories as systemd makes them (StateDirectory=), so that

@@ -10,9 +10,19 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
+
+	buildversion "github.com/integrityd/integrityd/internal/version"
 )
+
+// version is stamped at link time: go build -ldflags "-X main.version=1.2.3"
+// (packaging/docker/Dockerfile and packaging/install.sh do). Without it,
+// the module's build info gives one (see internal/version).
+var version string
+
+func init() { buildversion.Stamp = version }
 
 // Exit statuses.
 const (
@@ -60,6 +70,46 @@ var commands = []command{
 	{"sign-app", "--path DIR --privateKey KEY --certificate CRT", "write DIR/appinfo/signature.json", runSignApp},
 	{"sign-core", "--path DIR --privateKey KEY --certificate CRT", "write DIR/core/signature.json", runSignCore},
 	{"demo", "[--build-only] [DIR]", "build a signed demo install, check it, tamper with it, check again", runDemo},
+	{"version", "", "print the version (also: integrityd --version)", runVersion},
+}
+
+// runVersion prints the version, the commit when known, the Go version
+// and the platform.
+func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version", stderr)
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	printVersion(stdout)
+	return nil
+}
+
+func printVersion(w io.Writer) {
+	in := buildversion.Get()
+	fmt.Fprintf(w, "integrityd %s\n", in.Version)
+	if in.Revision != "" {
+		mod := ""
+		if in.Modified {
+			mod = " (modified)"
+		}
+		fmt.Fprintf(w, "commit %s%s\n", in.Revision, mod)
+	}
+	fmt.Fprintf(w, "%s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// wantsHelp says whether a command's arguments ask for its help (-h,
+// -help, --help, as the flag package takes them): the help then goes to
+// stdout, like the top-level usage of "integrityd -h".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--h", "--help":
+			return true
+		}
+	}
+	return false
 }
 
 func main() { os.Exit(runWithSignals(os.Args[1:])) }
@@ -72,18 +122,27 @@ func runWithSignals(args []string) int {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return exitError
-		}
+		return exitError
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return exitClean
+	case "--version", "-version", "-V":
+		printVersion(stdout)
 		return exitClean
 	}
 	for _, c := range commands {
 		if c.name != args[0] {
 			continue
 		}
-		err := c.run(ctx, args[1:], stdout, stderr)
+		cmdStderr := stderr
+		if wantsHelp(args[1:]) {
+			cmdStderr = stdout
+		}
+		err := c.run(ctx, args[1:], stdout, cmdStderr)
 		var ue usageError
 		var nr errNotRunning
 		var ce configError
@@ -115,7 +174,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: integrityd COMMAND [flags]\n\ncommands:")
+	fmt.Fprintln(w, "usage: integrityd COMMAND [flags]\n       integrityd --version\n\ncommands:")
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-11s %s\n              %s\n", c.name, c.args, c.help)
 	}

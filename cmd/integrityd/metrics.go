@@ -34,26 +34,77 @@ type metricsOptions struct {
 	interval time.Duration // how often the textfile is rewritten
 }
 
+// metricsRetry and metricsRetryMax bound the wait between two tries of a
+// metrics endpoint that could not start (doubling from the first).
+var (
+	metricsRetry    = 5 * time.Second
+	metricsRetryMax = 5 * time.Minute
+)
+
 // startMetrics serves or writes the daemon's metrics as o says. The
 // returned function stops it (and writes the textfile a last time).
+//
+// Metrics never take the monitoring down: an endpoint that cannot start
+// (TCP behind PrivateNetwork=yes, a port taken, a socket directory
+// missing, a textfile directory the daemon cannot write) is an error
+// entry, then tried again (every metricsRetry, doubling up to
+// metricsRetryMax; the textfile at each interval) while the checking
+// goes on. Only a setting that can never work (unix: with a relative
+// path) is an error here.
 func startMetrics(ctx context.Context, o metricsOptions, d *daemon.Daemon, log *zap.Logger) (func(), error) {
 	reg := d.Metrics().Registry
 	var stops []func()
 	if o.listen != "" {
-		ln, err := listenMetrics(o.listen, log)
-		if err != nil {
-			return nil, err
+		if p, ok := strings.CutPrefix(o.listen, "unix:"); ok && !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("metrics: --metrics-listen unix:%s: want an absolute path, like unix:/run/integrityd/metrics.sock", p)
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		done := make(chan struct{})
+		finished := make(chan struct{})
+		// The first try now, so that a working endpoint is there when
+		// startMetrics returns; the retries in the goroutine.
+		delay := metricsRetry
+		cannot := func(err error) {
+			log.Error(fmt.Sprintf("metrics endpoint cannot start, trying again in %v; the checking goes on: %v", delay, err),
+				zap.String("address", o.listen), zap.Error(err))
+		}
+		ln, err := listenMetrics(o.listen, log)
+		if err == nil {
+			log.Info("serving metrics", zap.String("address", o.listen))
+		} else {
+			cannot(err)
+		}
 		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server stopped", zap.Error(err))
+			defer close(finished)
+			for failed := err != nil; ; {
+				if failed {
+					if ln, err = listenMetrics(o.listen, log); err == nil {
+						log.Info("metrics endpoint started after all; serving metrics", zap.String("address", o.listen))
+					}
+				}
+				if err == nil {
+					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+						log.Error("metrics server stopped", zap.Error(err))
+					}
+					return
+				}
+				if failed {
+					cannot(err)
+				}
+				failed = true
+				select {
+				case <-time.After(delay):
+				case <-done:
+					return
+				case <-ctx.Done():
+					return
+				}
+				delay = min(2*delay, metricsRetryMax)
 			}
 		}()
-		log.Info("serving metrics", zap.String("address", o.listen))
-		stops = append(stops, func() { srv.Close() })
+		stops = append(stops, func() { close(done); srv.Close(); <-finished })
 	}
 	if o.textfile != "" {
 		path := o.textfile
@@ -69,19 +120,22 @@ func startMetrics(ctx context.Context, o metricsOptions, d *daemon.Daemon, log *
 			last = data
 			return nil
 		}
-		// The first write is now: a directory the daemon cannot write in
-		// stops it at start, naming the directory.
-		if err := write(); err != nil {
-			for _, s := range stops {
-				s()
+		// One entry when writing starts failing (the first one at start,
+		// naming the directory and the fix), one when it works again.
+		failing := false
+		try := func() {
+			err := write()
+			switch {
+			case err != nil && !failing:
+				log.Error(fmt.Sprintf("cannot write the metrics textfile, trying again every %v; the checking goes on: %v", o.interval, err),
+					zap.String("file", path), zap.Error(err))
+				failing = true
+			case err == nil && failing:
+				log.Info("metrics textfile written again", zap.String("file", path))
+				failing = false
 			}
-			return nil, err
 		}
-		warn := func() {
-			if err := write(); err != nil {
-				log.Warn("cannot write the metrics textfile", zap.String("file", path), zap.Error(err))
-			}
-		}
+		try()
 		done := make(chan struct{})
 		finished := make(chan struct{})
 		go func() {
@@ -91,7 +145,7 @@ func startMetrics(ctx context.Context, o metricsOptions, d *daemon.Daemon, log *
 			for {
 				select {
 				case <-t.C:
-					warn()
+					try()
 				case <-done:
 					return
 				case <-ctx.Done():
@@ -99,7 +153,7 @@ func startMetrics(ctx context.Context, o metricsOptions, d *daemon.Daemon, log *
 				}
 			}
 		}()
-		stops = append(stops, func() { close(done); <-finished; warn() })
+		stops = append(stops, func() { close(done); <-finished; try() })
 	}
 	return func() {
 		for _, s := range stops {

@@ -65,16 +65,83 @@ func TestMetricsUnixSocket(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 || len(mfs) == 0 {
 		t.Fatalf("scrape: %d, %d families, %v", resp.StatusCode, len(mfs), err)
 	}
-	if _, err := startMetrics(context.Background(), metricsOptions{listen: "unix:" + sock}, d, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "another process listens") {
-		t.Errorf("second listener on the socket: %v", err)
+	// An endpoint that cannot start is an error entry (and a retry), not
+	// an error that stops the daemon.
+	failing := func(listen string, want ...string) {
+		t.Helper()
+		core, logs := observer.New(zapcore.InfoLevel)
+		stop, err := startMetrics(context.Background(), metricsOptions{listen: listen}, d, zap.New(core))
+		if err != nil {
+			t.Errorf("%s: %v, want an error entry and a retry", listen, err)
+			return
+		}
+		defer stop()
+		es := logs.FilterLevelExact(zapcore.ErrorLevel).FilterMessageSnippet("metrics endpoint cannot start").All()
+		if len(es) != 1 {
+			t.Errorf("%s: %d error entries, want 1: %v", listen, len(es), logs.All())
+			return
+		}
+		for _, w := range want {
+			if !strings.Contains(es[0].Message, w) {
+				t.Errorf("%s: %q does not say %q", listen, es[0].Message, w)
+			}
+		}
 	}
+	failing("unix:"+sock, "another process listens")
+	missing := filepath.Join(t.TempDir(), "run", "integrityd")
+	failing("unix:"+missing+"/metrics.sock", "directory "+missing+" does not exist", "RuntimeDirectory=integrityd")
+	// A setting that can never work is still an error.
 	if _, err := startMetrics(context.Background(), metricsOptions{listen: "unix:metrics.sock"}, d, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "want an absolute path") {
 		t.Errorf("relative socket: %v", err)
 	}
-	missing := filepath.Join(t.TempDir(), "run", "integrityd")
-	if _, err := startMetrics(context.Background(), metricsOptions{listen: "unix:" + missing + "/metrics.sock"}, d, zap.NewNop()); err == nil ||
-		!strings.Contains(err.Error(), "directory "+missing+" does not exist") || !strings.Contains(err.Error(), "RuntimeDirectory=integrityd") {
-		t.Errorf("socket in a missing directory: %v", err)
+}
+
+// TestMetricsListenRetry: a metrics endpoint that cannot start (its port
+// taken) is an error entry, then tried again until it works, while the
+// daemon goes on (issue 22: TCP metrics without the network drop-in made
+// the daemon exit 78 and stop checking).
+func TestMetricsListenRetry(t *testing.T) {
+	old, oldMax := metricsRetry, metricsRetryMax
+	metricsRetry, metricsRetryMax = 10*time.Millisecond, 40*time.Millisecond
+	defer func() { metricsRetry, metricsRetryMax = old, oldMax }()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := taken.Addr().String()
+	core, logs := observer.New(zapcore.InfoLevel)
+	d := newTestDaemon(t)
+	stop, err := startMetrics(context.Background(), metricsOptions{listen: addr}, d, zap.New(core))
+	if err != nil {
+		taken.Close()
+		t.Fatalf("a taken port: %v, want an error entry and a retry", err)
+	}
+	defer stop()
+	deadline := time.Now().Add(hangGuard)
+	for len(logs.FilterMessageSnippet("metrics endpoint cannot start").All()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retry after %v: %v", hangGuard, logs.All())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	taken.Close()
+	client := http.Client{Timeout: 10 * time.Second}
+	for {
+		resp, err := client.Get("http://" + addr + "/metrics")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("scrape: %d", resp.StatusCode)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the endpoint never started once the port was free: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(logs.FilterMessageSnippet("metrics endpoint started after all").All()) != 1 {
+		t.Errorf("no entry saying the endpoint started after all: %v", logs.All())
 	}
 }
 
@@ -103,15 +170,36 @@ func TestMetricsTextfile(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("files in the textfile directory: %v", ents)
 	}
+	// A missing directory: an error entry naming it, and a retry at each
+	// interval that writes the file once the directory is there.
 	missing := filepath.Join(dir, "no", "integrityd.prom")
-	if _, err := startMetrics(context.Background(), metricsOptions{textfile: missing, interval: time.Hour}, d, zap.NewNop()); err == nil ||
-		!strings.Contains(err.Error(), "directory "+filepath.Dir(missing)+" does not exist") {
-		t.Errorf("textfile in a missing directory: %v", err)
+	core, logs := observer.New(zapcore.InfoLevel)
+	stop, err = startMetrics(context.Background(), metricsOptions{textfile: missing, interval: 10 * time.Millisecond}, d, zap.New(core))
+	if err != nil {
+		t.Fatalf("textfile in a missing directory: %v, want an error entry and a retry", err)
+	}
+	defer stop()
+	if es := logs.FilterLevelExact(zapcore.ErrorLevel).All(); len(es) != 1 || !strings.Contains(es[0].Message, "directory "+filepath.Dir(missing)+" does not exist") {
+		t.Errorf("textfile in a missing directory: %v", es)
+	}
+	if err := os.Mkdir(filepath.Dir(missing), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(hangGuard)
+	for len(logs.FilterMessage("metrics textfile written again").All()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the textfile was not written once its directory existed: %v", logs.All())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := os.Stat(missing); err != nil {
+		t.Error(err)
 	}
 }
 
 // A read-only textfile directory (ProtectSystem=strict without
-// ReadWritePaths=) is an error at start that names it and the fix.
+// ReadWritePaths=) is an error entry at start that names it and the fix;
+// the daemon goes on and tries again.
 func TestMetricsTextfileReadOnly(t *testing.T) { mountns.Run(t, "TestMetricsTextfileReadOnlyChild") }
 
 func TestMetricsTextfileReadOnlyChild(t *testing.T) {
@@ -122,9 +210,16 @@ func TestMetricsTextfileReadOnlyChild(t *testing.T) {
 	}
 	defer exec.Command("umount", dir).Run()
 	d := newTestDaemon(t)
-	_, err := startMetrics(context.Background(), metricsOptions{textfile: filepath.Join(dir, "integrityd.prom"), interval: time.Hour}, d, zap.NewNop())
-	if err == nil || !strings.Contains(err.Error(), "directory "+dir+" is read-only") || !strings.Contains(err.Error(), "ReadWritePaths="+dir) {
-		t.Errorf("read-only directory: %v", err)
+	core, logs := observer.New(zapcore.InfoLevel)
+	stop, err := startMetrics(context.Background(), metricsOptions{textfile: filepath.Join(dir, "integrityd.prom"), interval: time.Hour}, d, zap.New(core))
+	if err != nil {
+		t.Fatalf("read-only directory: %v, want an error entry and a retry", err)
+	}
+	stop()
+	// One error entry (the stop's last write fails the same way: no second).
+	es := logs.FilterLevelExact(zapcore.ErrorLevel).All()
+	if len(es) != 1 || !strings.Contains(es[0].Message, "directory "+dir+" is read-only") || !strings.Contains(es[0].Message, "ReadWritePaths="+dir) {
+		t.Errorf("read-only directory: %v", es)
 	}
 	c, err := checkWritableDir(dir)
 	if err == nil || !strings.Contains(err.Error(), "read-only file system") {

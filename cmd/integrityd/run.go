@@ -211,9 +211,10 @@ func serve(ctx context.Context, s *config.Settings, cfg daemon.Config, sock stri
 	defer cancel()
 	stopMetrics, err := startMetrics(ctx, metricsOptions{s.MetricsListen, s.MetricsTextfile, textfileInterval}, d, log)
 	if err != nil {
-		// A metrics option that cannot work where the daemon runs (TCP
-		// behind PrivateNetwork=yes, a read-only textfile directory):
-		// exit 78, not restarted over and over by systemd.
+		// A metrics setting that can never work (a relative unix:
+		// path): exit 78. One that cannot work yet where the daemon
+		// runs (TCP behind PrivateNetwork=yes, a read-only textfile
+		// directory) is an error entry and a retry: the checking goes on.
 		return configError{err}
 	}
 	defer stopMetrics()

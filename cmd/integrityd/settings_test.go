@@ -137,8 +137,8 @@ func TestRunConfigError(t *testing.T) {
 			}
 		})
 	}
-	// -h still shows the flags, and is no error.
-	if code, _, errOut := runCmd(t, "run", "-h"); code != exitClean || !strings.Contains(errOut, "-control-socket") {
-		t.Errorf("run -h: exit %d, %q", code, errOut)
+	// -h still shows the flags, on stdout, and is no error.
+	if code, out, _ := runCmd(t, "run", "-h"); code != exitClean || !strings.Contains(out, "-control-socket") {
+		t.Errorf("run -h: exit %d, %q", code, out)
 	}
 }

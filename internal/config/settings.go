@@ -82,6 +82,17 @@ var settings = [...]setting{
 	{"unsigned", "unsigned", false, `check code no signature covers (unsigned apps, themes/, PHP outside the scopes, the .htaccess below the marker) against the baseline in the state directory: "auto" (when integrityd baseline recorded one), "on" or "off"`, func(s *Settings) any { return &s.Unsigned }},
 }
 
+// Keys are the configuration file's keys, in the order of the settings.
+func Keys() []string {
+	var keys []string
+	for _, s := range settings {
+		if s.key != "" {
+			keys = append(keys, s.key)
+		}
+	}
+	return keys
+}
+
 func byFlag(name string) (setting, bool) {
 	for _, s := range settings {
 		if s.flag == name {

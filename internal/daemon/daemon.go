@@ -36,6 +36,7 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 	"github.com/integrityd/integrityd/internal/watch"
@@ -379,13 +380,13 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 func (d *Daemon) openWriters(ctx context.Context) *watch.Writers {
 	wr, err := watch.OpenWriters(d.cfg.Root, 0)
 	if err != nil {
-		d.log.Warn("writers unknown: "+err.Error(), zap.Error(err))
+		d.log.Warn(journal.WritersUnknownLine(err.Error()), zap.Error(err), zap.String("message_id", journal.IDWritersUnknown))
 		return nil
 	}
 	d.log.Info("writers known: fanotify, "+wr.Mode(), zap.String("root", d.cfg.Root))
 	go func() {
 		if err := wr.Run(ctx); err != nil {
-			d.log.Warn("writers unknown from now on: "+err.Error(), zap.Error(err))
+			d.log.Warn(journal.WritersUnknownLine("from now on: "+err.Error()), zap.Error(err), zap.String("message_id", journal.IDWritersUnknown))
 		}
 	}()
 	return wr

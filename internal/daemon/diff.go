@@ -103,17 +103,18 @@ func danger(f *verify.Finding) int {
 }
 
 // who returns what follows the path in an alert's MESSAGE and the fields that name the
-// writer of f's file: nothing when who-data is off, WriterUnknown when
-// it is on and the writer is not known (or f is of a whole scope).
+// writer of f's file: nothing when who-data is off or f is of a whole
+// scope (no file was written: "EXCEPTION core, writer unknown: ..." said
+// nothing), WriterUnknown when it is on and the writer is not known.
 //
 // No waiting: the kernel queues a change's fanotify event in the system
 // call that makes it, before inotify's event that led here, and Lookup
 // reads the queue before it answers.
 func (l *loop) who(f *verify.Finding) (string, []zap.Field) {
-	if !l.cfg.WhoData {
+	if !l.cfg.WhoData || f.Path == "" {
 		return "", nil
 	}
-	if l.writers == nil || f.Path == "" {
+	if l.writers == nil {
 		return journal.WriterUnknown, nil
 	}
 	var path string

@@ -2,12 +2,12 @@ package daemon
 
 import (
 	"runtime"
-	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/integrityd/integrityd/internal/verify"
+	"github.com/integrityd/integrityd/internal/version"
 )
 
 // Metrics are the daemon's Prometheus metrics. Counters count events;
@@ -47,13 +47,9 @@ func newMetrics(d *Daemon) *Metrics {
 	for _, k := range verify.Kinds() {
 		m.alerts.WithLabelValues(string(k))
 	}
-	version := "devel"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		version = bi.Main.Version
-	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "integrityd_build_info", Help: "Build information.",
-		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+		ConstLabels: prometheus.Labels{"version": version.String(), "goversion": runtime.Version()},
 	})
 	buildInfo.Set(1)
 	m.Registry.MustRegister(m.alerts, m.fullScans, m.fullScanSeconds, m.eventsLost, m.manifestFails, buildInfo, stateCollector{d})

@@ -56,6 +56,10 @@ func startWho(t *testing.T, root string) *running {
 	cfg.WhoData = true
 	r := start(t, cfg)
 	if es := r.logs.FilterMessageSnippet("writers unknown: ").All(); len(es) > 0 {
+		// The refusal is one warning with its MESSAGE_ID and the fix.
+		if m := es[0].ContextMap(); m["message_id"] != journal.IDWritersUnknown || !strings.Contains(es[0].Message, "who_data = off") {
+			t.Errorf("the who-data warning %q (message_id %v) has no MESSAGE_ID %s or no hint", es[0].Message, m["message_id"], journal.IDWritersUnknown)
+		}
 		t.Skipf("who-data cannot be tested here: %s", es[0].Message)
 	}
 	if len(r.logs.FilterMessageSnippet("writers known: fanotify").All()) != 1 {

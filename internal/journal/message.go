@@ -170,6 +170,16 @@ func EscapeInvisible(s string) string {
 	return string(b)
 }
 
+// WritersUnknownHint ends the warning that who-data cannot name writers
+// (MESSAGE_ID IDWritersUnknown): how to have them, or not to be told.
+const WritersUnknownHint = "; alerts will say \"writer unknown\": give the daemon CAP_SYS_ADMIN with the who-data drop-in (packaging/systemd/drop-ins/who-data.conf, installed in /usr/local/share/integrityd/drop-ins/), or set who_data = off"
+
+// WritersUnknownLine is the MESSAGE of that warning; why is the kernel's
+// refusal (or why fanotify stopped).
+func WritersUnknownLine(why string) string {
+	return "writers unknown: " + EscapeInvisible(verify.EscapeControl(why)) + WritersUnknownHint
+}
+
 // WriterUnknown ends the MESSAGE of an alert whose writer the daemon
 // tried to learn (who-data on) and could not: fanotify was refused, the
 // change predates the daemon or the kernel dropped events.

@@ -188,3 +188,24 @@ func TestTokenEscapesInvisible(t *testing.T) {
 		t.Errorf("Token = %s", got)
 	}
 }
+
+// The who-data warning says how to fix it (the drop-in, or who_data =
+// off), and an EXCEPTION's reason ends the line whatever precedes it: no
+// "Certificate is not valid., writer unknown" (issue 22).
+func TestWritersUnknownLineAndPunctuation(t *testing.T) {
+	got := WritersUnknownLine("fanotify_init: operation not permitted")
+	for _, want := range []string{"writers unknown: fanotify_init: operation not permitted", "who-data.conf", "who_data = off"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q does not say %q", got, want)
+		}
+	}
+	if got := WritersUnknownLine("x\n\u202ey"); strings.ContainsAny(got, "\n\u202e") {
+		t.Errorf("%q: an unescaped control or bidi character", got)
+	}
+	for _, who := range []string{"", WriterUnknown, WrittenBy(Who{Pid: 9, Exe: "/usr/bin/vim", Comm: "vim", UID: 0})} {
+		line := AlertLine("EXCEPTION", "core", "", who, "Certificate is not valid.")
+		if !strings.HasSuffix(line, ": Certificate is not valid.") || strings.Contains(line, ".,") {
+			t.Errorf("who %q: %q", who, line)
+		}
+	}
+}

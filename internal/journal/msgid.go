@@ -31,6 +31,8 @@ const (
 	IDUnsignedMissing   = "40cac81f393e4beca67408310528110e" // a file of the baseline is gone
 	IDHtaccessDirective = "a994cb71afc24c0fabac58c0cb19ab90" // the root .htaccess has directives the installer does not write
 	IDBaseline          = "8a9bf5b912094173a97a7924cfa70530" // the unsigned mode at start, a baseline read again or unusable
+	// Who-data (who_data = on) cannot name the writers.
+	IDWritersUnknown = "9ea9462b7ef947aca8a094254c4df34e" // fanotify refused or stopped: alerts say ", writer unknown"
 )
 
 // AlertID is the MESSAGE_ID of an alert of kind (INVALID_HASH, ...).
@@ -62,4 +64,4 @@ func AlertID(kind string) string {
 
 // AllIDs lists every MESSAGE_ID, for the catalog test.
 var AllIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood, IDDuplicate, IDDowngrade, IDConfig, IDUnenforced, IDSwapped,
-	IDUnsignedChanged, IDUnsignedExtra, IDUnsignedMissing, IDHtaccessDirective, IDBaseline}
+	IDUnsignedChanged, IDUnsignedExtra, IDUnsignedMissing, IDHtaccessDirective, IDBaseline, IDWritersUnknown}
