@@ -150,7 +150,9 @@ func TestHeartbeat(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, nil) }()
-	defer func() { cancel(); <-done }()
+	var once sync.Once
+	unwedge := func() { once.Do(func() { close(release) }) }
+	defer func() { unwedge(); cancel(); <-done }() // also after a failure
 	waitFor(t, "a fresh heartbeat once running", func() bool { return state.HeartbeatStale(stateDir) == "" })
 	if err := os.WriteFile(wedge, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -158,6 +160,6 @@ func TestHeartbeat(t *testing.T) {
 	waitFor(t, "a stale heartbeat while the loop is wedged", func() bool {
 		return strings.Contains(state.HeartbeatStale(stateDir), "has not gone round")
 	})
-	close(release)
+	unwedge()
 	waitFor(t, "a fresh heartbeat once the loop goes on", func() bool { return state.HeartbeatStale(stateDir) == "" })
 }
