@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +135,9 @@ func TestStatusUnsigned(t *testing.T) {
 	if err := state.Save(dir, st); err != nil {
 		t.Fatal(err)
 	}
+	if err := state.StartHeartbeat(dir, time.Hour); err != nil { // the daemon's loop beats
+		t.Fatal(err)
+	}
 	code, out, _ := runCmd(t, "status", "--state-dir", dir)
 	if code != exitFindings || !strings.Contains(out, "unsigned code:   checked against the baseline of 2026-01-02T03:04:05Z by root (uid 0), 5 files; 6 files covered") ||
 		!strings.Contains(out, "UNSIGNED_EXTRA 1") || strings.Contains(out, "HTACCESS_DIRECTIVE") || !strings.Contains(out, "INVALID_HASH 0") {
@@ -187,5 +191,52 @@ func TestBaselineAcceptWaits(t *testing.T) {
 	r := <-done
 	if r.code != exitClean || !strings.Contains(r.errOut, "waiting for another integrityd baseline (pid ") || !strings.Contains(r.errOut, "accepted UNSIGNED_EXTRA themes/shell.php") {
 		t.Errorf("accept after the lock was released: exit %d %s %s", r.code, r.out, r.errOut)
+	}
+}
+
+// integrityd baseline on a running daemon: the daemon takes the new
+// baseline in at once, so a web shell written right after the command
+// returns is alerted by its event, and no full scan runs for it.
+func TestBaselineRunningDaemon(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "nc")
+	if err := demo.Build(context.Background(), root); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(root, "themes/mine"), 0o755)
+	stateDir := t.TempDir()
+	p := startProc(t, root, stateDir)
+	p.waitScanned(t)
+	scans := len(p.entries(t, "full scan done"))
+	if code, out, errOut := runCmd(t, "baseline", "--root", root, "--state-dir", stateDir); code != exitClean {
+		t.Fatalf("baseline: exit %d %s %s", code, out, errOut)
+	}
+	deadline := time.Now().Add(hangGuard)
+	read := func() bool {
+		for _, e := range p.logEntries(t) {
+			if m, _ := e["msg"].(string); strings.Contains(m, "checked against the baseline of") {
+				return true
+			}
+		}
+		return false
+	}
+	for !read() {
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon did not read the new baseline")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	shell := filepath.Join(root, "themes/mine/shell.php")
+	if err := os.WriteFile(shell, []byte("<?php system($_GET['c']);"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for !slices.Contains(alertedPaths(p.findingEntries(t, false)), "unsigned:themes/mine/shell.php") {
+		if time.Now().After(deadline) {
+			data, _ := os.ReadFile(p.log)
+			t.Fatalf("no alert for a web shell written right after integrityd baseline:\n%s", data)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(p.entries(t, "full scan done")) - scans; n != 0 {
+		t.Errorf("%d full scans after integrityd baseline, want none: the shell is found by its event", n)
 	}
 }

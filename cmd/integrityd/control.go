@@ -30,14 +30,26 @@ import (
 // answered "ok SCOPE...\n" or "error: WHY\n"; any other line gets
 // "error: unknown command\n". Then the daemon closes the connection. The
 // caller of a rescan waits for its result in the state, as after SIGHUP.
+//
+// Whoever may connect (the group's operators) could hold every
+// connection slot to keep root out: controlRootConns more are kept for
+// root and the daemon's own user, every connection has controlTimeout to
+// send its line, and refusals are logged (at most one entry every
+// controlRefusedLogEvery, with the count).
 const (
-	socketMode         = 0o660            // the service's user and group
-	controlMaxConns    = 8                // connections served at once; more get "error: busy"
-	controlTimeout     = 5 * time.Second  // to send the line and read the answer
-	controlMaxLine     = 1024             // bytes of a command line, newline included
-	acceptTimeout      = 30 * time.Second // for the loop to take an accept-release
-	controlDefaultName = "control.sock"   // in $RUNTIME_DIRECTORY
+	socketMode             = 0o660            // the service's user and group
+	controlMaxConns        = 8                // connections served at once; more get "error: busy"
+	controlRootConns       = 2                // more, for root and the daemon's user only
+	controlRefusedLogEvery = 10 * time.Second // between two entries about refused connections
+	controlTimeout         = 5 * time.Second  // to send the line and read the answer
+	controlMaxLine         = 1024             // bytes of a command line, newline included
+	acceptTimeout          = 30 * time.Second // for the loop to take an accept-release
+	controlDefaultName     = "control.sock"   // in $RUNTIME_DIRECTORY
 )
+
+// controlLineTimeout is controlTimeout on the daemon's side: how long a
+// connection may take to send its line (changeable for tests).
+var controlLineTimeout = controlTimeout
 
 // controlSocketPath is the socket that setting (--control-socket)
 // names: the setting, else control.sock in systemd's RUNTIME_DIRECTORY
@@ -94,15 +106,39 @@ type acceptFunc func(ctx context.Context, scopes []string, by string) ([]string,
 
 // controlServer serves the control socket.
 type controlServer struct {
-	ctx     context.Context
-	ln      net.Listener
-	log     *zap.Logger
-	accept  acceptFunc    // nil: accept-release is unknown
-	pending chan struct{} // a rescan is queued (capacity 1: requests coalesce)
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	conns   map[net.Conn]bool
-	closed  bool
+	ctx      context.Context
+	ln       net.Listener
+	log      *zap.Logger
+	accept   acceptFunc    // nil: accept-release is unknown
+	pending  chan struct{} // a rescan is queued (capacity 1: requests coalesce)
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[net.Conn]bool
+	closed   bool
+	refused  logEvery // connections turned away ("error: busy")
+	timedOut logEvery // connections that sent no line in time
+}
+
+// logEvery counts events logged at most once every
+// controlRefusedLogEvery: the first, then the count of those since.
+type logEvery struct {
+	mu   sync.Mutex
+	n    int
+	last time.Time
+}
+
+// note counts one event and returns how many to log now (0: none yet).
+func (l *logEvery) note() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n++
+	now := time.Now()
+	if !l.last.IsZero() && now.Sub(l.last) < controlRefusedLogEvery {
+		return 0
+	}
+	n := l.n
+	l.n, l.last = 0, now
+	return n
 }
 
 // startControl serves the control socket ln: rescan requests are passed
@@ -145,6 +181,7 @@ func startControl(ctx context.Context, ln net.Listener, rescan func(context.Cont
 
 func (s *controlServer) acceptConns() {
 	sem := make(chan struct{}, controlMaxConns)
+	reserved := make(chan struct{}, controlRootConns)
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -155,12 +192,22 @@ func (s *controlServer) acceptConns() {
 			time.Sleep(100 * time.Millisecond) // EMFILE and the like: do not spin
 			continue
 		}
+		cred := peerCred(c)
+		var slot chan struct{}
 		select {
 		case sem <- struct{}{}:
+			slot = sem
 		default:
-			c.SetDeadline(time.Now().Add(time.Second))
-			io.WriteString(c, "error: busy\n")
-			c.Close()
+			if privileged(cred) {
+				select {
+				case reserved <- struct{}{}:
+					slot = reserved
+				default:
+				}
+			}
+		}
+		if slot == nil {
+			s.refuse(c, cred)
 			continue
 		}
 		s.mu.Lock()
@@ -174,22 +221,41 @@ func (s *controlServer) acceptConns() {
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
-			defer func() { <-sem }()
 			s.serve(c)
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
+			<-slot // before the close: a client that saw the end may connect again
+			c.Close()
 		}()
 	}
 }
 
-// serve answers one connection: one line, one answer.
+// refuse turns c away ("error: busy") and logs it: the first refusal,
+// then at most one entry every controlRefusedLogEvery with the count.
+func (s *controlServer) refuse(c net.Conn, cred *unix.Ucred) {
+	c.SetDeadline(time.Now().Add(time.Second))
+	io.WriteString(c, "error: busy\n")
+	c.Close()
+	if n := s.refused.note(); n > 0 {
+		s.log.Warn(fmt.Sprintf("control socket: %d connections refused, %d at once are served (and %d more for root)", n, controlMaxConns, controlRootConns),
+			append(credFields(cred), zap.Int("refused", n))...)
+	}
+}
+
+// serve answers one connection: one line, one answer (its caller closes
+// it).
 func (s *controlServer) serve(c net.Conn) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(controlTimeout))
+	c.SetDeadline(time.Now().Add(controlLineTimeout))
 	// A line cut by the limit or by the client's end of writing is
 	// answered; a timeout or a reset is not.
 	line, err := bufio.NewReaderSize(io.LimitReader(c, controlMaxLine), controlMaxLine).ReadString('\n')
+	if errors.Is(err, os.ErrDeadlineExceeded) && s.ctx.Err() == nil {
+		if n := s.timedOut.note(); n > 0 {
+			s.log.Warn(fmt.Sprintf("control socket: %d connections closed, no line within %v", n, controlLineTimeout),
+				append(peer(c), zap.Int("timed_out", n))...)
+		}
+	}
 	if (err != nil && !errors.Is(err, io.EOF)) || line == "" {
 		return
 	}
@@ -216,7 +282,7 @@ func (s *controlServer) serve(c net.Conn) {
 // operators may only rescan).
 func (s *controlServer) acceptRelease(c net.Conn, scopes []string) string {
 	cred := peerCred(c)
-	if cred == nil || cred.Uid != 0 && int(cred.Uid) != os.Geteuid() {
+	if !privileged(cred) {
 		s.log.Warn("accept-release refused on the control socket: not root", peer(c)...)
 		return "error: only root may accept a release\n"
 	}
@@ -231,6 +297,12 @@ func (s *controlServer) acceptRelease(c net.Conn, scopes []string) string {
 		return "error: " + strings.ReplaceAll(err.Error(), "\n", " ") + "\n"
 	}
 	return "ok " + strings.Join(done, " ") + "\n"
+}
+
+// privileged reports whether the peer cred is root or the daemon's own
+// user (nil, unknown, is not).
+func privileged(cred *unix.Ucred) bool {
+	return cred != nil && (cred.Uid == 0 || int(cred.Uid) == os.Geteuid())
 }
 
 // peerCred is the process at the other end of c (nil when unknown).
@@ -249,8 +321,10 @@ func peerCred(c net.Conn) *unix.Ucred {
 }
 
 // peer names the process at the other end of c, for the log.
-func peer(c net.Conn) []zap.Field {
-	cred := peerCred(c)
+func peer(c net.Conn) []zap.Field { return credFields(peerCred(c)) }
+
+// credFields names the process cred, for the log.
+func credFields(cred *unix.Ucred) []zap.Field {
 	if cred == nil {
 		return nil
 	}

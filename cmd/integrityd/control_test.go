@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -18,7 +20,10 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/integrityd/integrityd/internal/asnobody"
 	"github.com/integrityd/integrityd/internal/state"
 )
 
@@ -82,7 +87,8 @@ func TestControlServer(t *testing.T) {
 		}
 		return nil
 	}
-	stop := startControl(context.Background(), ln, rescan, nil, zap.NewNop())
+	core, logs := observer.New(zapcore.InfoLevel)
+	stop := startControl(context.Background(), ln, rescan, nil, zap.New(core))
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -112,9 +118,11 @@ func TestControlServer(t *testing.T) {
 	}
 
 	// Clients that hold their connection without a line: controlMaxConns
-	// of them are served (and time out); the next is turned away at once.
+	// of them are served (and time out), and controlRootConns more of
+	// root or the daemon's user (this test is either); the next is turned
+	// away at once.
 	var idle []net.Conn
-	for range controlMaxConns {
+	for range controlMaxConns + controlRootConns {
 		c, err := net.Dial("unix", sock)
 		if err != nil {
 			t.Fatal(err)
@@ -149,6 +157,15 @@ func TestControlServer(t *testing.T) {
 	wg.Wait()
 	if got := ask(t, sock, "rescan\n"); got != "ok\n" {
 		t.Errorf("after the idle clients timed out: %q", got)
+	}
+	// Both are logged: the refusal and the timeouts (logged before the
+	// daemon closes the connection), the first of each at once.
+	if n := logs.FilterMessageSnippet("connections refused").Len(); n != 1 {
+		t.Errorf("%d entries for the refused connection, want 1: %v", n, logs.All())
+	}
+	timedOut := logs.FilterMessageSnippet("no line within").All()
+	if len(timedOut) != 1 || timedOut[0].ContextMap()["timed_out"] != int64(1) {
+		t.Errorf("entries for the idle clients timed out: %v, want 1 (the first, the others within controlRefusedLogEvery)", timedOut)
 	}
 
 	// Stop with a client connected: it returns, and every goroutine ends.
@@ -262,5 +279,163 @@ func TestAskRescanStaleSocket(t *testing.T) {
 	err = child.Wait()
 	if ws, ok := child.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGHUP {
 		t.Errorf("the daemon's pid got no SIGHUP: %v", err)
+	}
+}
+
+// Environment of TestControlPeerChild, run as uid/gid 65534 by
+// TestControlPeers.
+const (
+	controlChildEnv     = "INTEGRITYD_CONTROL_CHILD" // what to do: ask, hold
+	controlChildSockEnv = "INTEGRITYD_CONTROL_SOCK"
+)
+
+// TestControlPeers: a peer that is neither root nor the daemon's user
+// (uid 65534) is refused accept-release, in the group of the socket (an
+// operator, who may rescan) or not (the socket's mode let it in: the
+// peer's credentials still decide); such peers holding every connection
+// slot do not keep root out, and the refusal is logged.
+func TestControlPeers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the peers run as uid 65534")
+	}
+	dir := asnobody.Dir(t)
+	sock := filepath.Join(dir, "control.sock")
+	ln, err := listenUnix("control socket", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(sock, 0, 65534); err != nil { // the operators' group
+		t.Fatal(err)
+	}
+	old := controlLineTimeout
+	controlLineTimeout = 10 * time.Minute // the held connections stay until the test lets them go
+	var rescans, accepts atomic.Int32
+	rescan := func(context.Context) error { rescans.Add(1); return nil }
+	accept := func(_ context.Context, scopes []string, by string) ([]string, error) {
+		accepts.Add(1)
+		return scopes, nil
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	stop := startControl(context.Background(), ln, rescan, accept, zap.New(core))
+	defer func() { stop(); controlLineTimeout = old }()
+	env := func(mode string) []string {
+		return []string{controlChildEnv + "=" + mode, controlChildSockEnv + "=" + sock}
+	}
+
+	// An operator: rescan yes, accept-release no.
+	asnobody.Run(t, dir, "TestControlPeerChild", env("ask")...)
+	// Not in the socket's group, let in by a mode too wide: the same.
+	if err := os.Chown(sock, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sock, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	asnobody.Run(t, dir, "TestControlPeerChild", env("ask")...)
+	if n := accepts.Load(); n != 0 {
+		t.Fatalf("accept-release from uid 65534 reached the daemon %d times", n)
+	}
+	refused := 0
+	for _, e := range logs.FilterMessageSnippet("accept-release refused").All() {
+		if e.ContextMap()["peer_uid"] == uint32(65534) {
+			refused++
+		}
+	}
+	if refused != 2 {
+		t.Errorf("%d entries for accept-release refused to uid 65534, want 2", refused)
+	}
+
+	// Peers of uid 65534 hold every slot; root still gets in.
+	cmd := asnobody.Command(t, dir, "TestControlPeerChild", env("hold")...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	held := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		ok := false
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if sc.Text() == "held" && !ok {
+				ok = true
+				held <- true
+			}
+		}
+		if !ok {
+			held <- false
+		}
+	}()
+	if !<-held {
+		stdin.Close()
+		cmd.Wait()
+		t.Fatalf("the peers of uid 65534 did not hold the slots:\n%s", out.String())
+	}
+	for i := range 2 { // one after the other: the room for root is given back
+		if got := ask(t, sock, "accept-release core\n"); got != "ok core\n" {
+			t.Errorf("root's accept-release %d while uid 65534 holds every slot: %q, want ok core", i+1, got)
+		}
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil || !strings.Contains(out.String(), "--- PASS: TestControlPeerChild") {
+		t.Errorf("the peers of uid 65534: %v\n%s", err, out.String())
+	}
+	var busy []observer.LoggedEntry
+	for _, e := range logs.FilterMessageSnippet("connections refused").All() {
+		if e.ContextMap()["peer_uid"] == uint32(65534) {
+			busy = append(busy, e)
+		}
+	}
+	if len(busy) != 1 {
+		t.Errorf("%d entries for the refused connection of uid 65534, want 1: %v", len(busy), logs.All())
+	}
+}
+
+// TestControlPeerChild is the peers' side of TestControlPeers.
+func TestControlPeerChild(t *testing.T) {
+	mode, sock := os.Getenv(controlChildEnv), os.Getenv(controlChildSockEnv)
+	if mode == "" {
+		t.Skip("run by TestControlPeers as uid 65534")
+	}
+	switch mode {
+	case "ask":
+		if got := ask(t, sock, "rescan\n"); got != "ok\n" {
+			t.Errorf("rescan as uid 65534: %q", got)
+		}
+		if got := ask(t, sock, "accept-release core\n"); got != "error: only root may accept a release\n" {
+			t.Errorf("accept-release as uid 65534: %q, want it refused", got)
+		}
+	case "hold":
+		// Every slot, then one more: turned away.
+		var conns []net.Conn
+		for range controlMaxConns {
+			c, err := net.Dial("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			conns = append(conns, c)
+		}
+		if got := ask(t, sock, "rescan\n"); got != "error: busy\n" {
+			t.Fatalf("a connection over the limit: %q, want error: busy", got)
+		}
+		// The held connections are still served (nothing read yet).
+		for _, c := range conns {
+			c.SetReadDeadline(time.Now().Add(time.Millisecond))
+			if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("a held connection: %v, want it open", err)
+			}
+		}
+		fmt.Println("held")
+		io.Copy(io.Discard, os.Stdin) // until the parent closes it
 	}
 }

@@ -86,6 +86,10 @@ func loadState(dir string) (*daemonState, error) {
 		ds.stale = fmt.Sprintf("integrityd (pid %d) is not running", st.PID)
 	case !st.Complete:
 		ds.stale = "the first full scan has not finished"
+	case state.HeartbeatStale(dir) != "":
+		// The loop's own sign of life: a daemon stopped (SIGSTOP) or
+		// wedged is not alive, however recent its last full scan.
+		ds.stale = fmt.Sprintf("integrityd (pid %d): %s", st.PID, state.HeartbeatStale(dir))
 	case st.RescanInterval > 0 && time.Since(st.LastFullScan) > 2*st.RescanInterval+time.Minute:
 		ds.stale = fmt.Sprintf("the last full scan is %s old (rescan interval %s)", time.Since(st.LastFullScan).Round(time.Second), st.RescanInterval)
 	}
@@ -158,7 +162,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.PrintDefaults()
 	}
 	f := stateCommand("text", "json").Bind(fs)
-	health := fs.Bool("health", false, "exit 0 while the daemon runs and its state is fresh, findings or not (a container HEALTHCHECK: findings are alerts, not a reason to restart)")
+	health := fs.Bool("health", false, "exit 0 while the daemon runs, its loop beats (its heartbeat; frozen or wedged is not alive) and its state is fresh, findings or not (a container HEALTHCHECK: findings are alerts, not a reason to restart)")
 	s, ds, err := stateSettings(fs, f, args)
 	if err != nil {
 		return err

@@ -283,3 +283,42 @@ func TestReloadRestartKeys(t *testing.T) {
 		t.Errorf("no entry naming state_dir as needing a restart: %v", e)
 	}
 }
+
+// status --health follows the loop's own heartbeat: a daemon frozen
+// with SIGSTOP is reported not alive (exit 3), however recent its last
+// full scan, and alive again once it goes on (SIGCONT).
+func TestHealthStopped(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "nc")
+	if err := demo.Build(context.Background(), root); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := t.TempDir()
+	p := startProc(t, root, stateDir)
+	p.waitScanned(t)
+	health := func() (int, string) {
+		code, out, errOut := runCmd(t, "status", "--health", "--state-dir", stateDir)
+		return code, out + errOut
+	}
+	waitHealth := func(what string, want int, says string) {
+		t.Helper()
+		deadline := time.Now().Add(hangGuard)
+		for {
+			code, out := health()
+			if code == want && strings.Contains(out, says) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: status --health exit %d, want %d saying %q:\n%s", what, code, want, says, out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitHealth("running", exitClean, "running (pid")
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer p.cmd.Process.Signal(syscall.SIGCONT) // before the kill of the cleanup
+	waitHealth("stopped with SIGSTOP", exitNotRunning, "has not gone round")
+	p.cmd.Process.Signal(syscall.SIGCONT)
+	waitHealth("continued", exitClean, "running (pid")
+}

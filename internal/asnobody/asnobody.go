@@ -46,6 +46,37 @@ func Dir(t testing.TB) string {
 // returned.
 func Run(t testing.TB, dir, test string, env ...string) []byte {
 	t.Helper()
+	cmd := Command(t, dir, test, env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, syscall.EPERM) {
+			t.Skipf("running as root but cannot switch to uid 65534 (no CAP_SETUID?): %v", err)
+		}
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("the test run as uid 65534 did not finish within 60 s: it hangs\n%s", out.Bytes())
+	}
+	if err != nil || !bytes.Contains(out.Bytes(), []byte("--- PASS: "+test)) {
+		t.Fatalf("the test run as uid 65534 failed (%v):\n%s", err, out.Bytes())
+	}
+	return out.Bytes()
+}
+
+// Command is what Run runs, not started: the test named test of a copy
+// of this test binary in dir, as uid/gid 65534, with env added. For a
+// test that talks with the child while it runs (its stdin, stdout); the
+// caller starts it, waits for it and looks at its result.
+func Command(t testing.TB, dir, test string, env ...string) *exec.Cmd {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -58,27 +89,7 @@ func Run(t testing.TB, dir, test string, env ...string) []byte {
 	cmd.Dir = "/"
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			t.Skipf("running as root but cannot switch to uid 65534 (no CAP_SETUID?): %v", err)
-		}
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("the test run as uid 65534 did not finish within 60 s: it hangs\n%s", out.Bytes())
-	}
-	if err != nil || !bytes.Contains(out.Bytes(), []byte("--- PASS: "+test)) {
-		t.Fatalf("the test run as uid 65534 failed (%v):\n%s", err, out.Bytes())
-	}
-	return out.Bytes()
+	return cmd
 }
 
 func copyFile(src, dst string) error {

@@ -82,6 +82,11 @@ type Config struct {
 	// Watchdog is systemd's WatchdogSec (0: no watchdog). Notifications go
 	// to $NOTIFY_SOCKET when it is set.
 	Watchdog time.Duration
+	// Heartbeat is how often the loop beats, and the heartbeat file of
+	// the state directory is touched while it does (state.Beat: status
+	// judges the daemon's health by it); 0: 2 s, or Watchdog/4 when that
+	// is shorter.
+	Heartbeat time.Duration
 	// SaveInterval is how often the state is saved when it changed, and
 	// how soon a failed save is retried.
 	SaveInterval time.Duration
@@ -121,6 +126,12 @@ func (c *Config) Defaults() {
 	def(&c.MaxHold, 20*c.Settle)
 	def(&c.SaveInterval, time.Second)
 	def(&c.PublishEvery, 50*time.Millisecond)
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 2 * time.Second
+		if c.Watchdog > 0 {
+			c.Heartbeat = min(c.Heartbeat, c.Watchdog/4)
+		}
+	}
 	if c.ChurnPaths == 0 {
 		c.ChurnPaths = 2048
 	}
@@ -455,14 +466,17 @@ func (d *Daemon) notify(state string) {
 	}
 }
 
-// watchdog sends WATCHDOG=1 every W/4 or so while the loop goes round
-// (its beat is fresh) or the daemon hashes (a long scan), and stays
-// silent otherwise, so that systemd restarts a wedged daemon.
+// watchdog goes round every Heartbeat/2: while the loop goes round (its
+// beat is fresh) or the daemon hashes (a long scan), it touches the
+// heartbeat file (every Heartbeat) and sends WATCHDOG=1 (every W/4 or
+// so, with a watchdog); otherwise it stays silent, so that systemd
+// restarts a wedged daemon and status says it is not alive.
 func (d *Daemon) watchdog(ctx context.Context) {
-	w := d.cfg.Watchdog
-	t := time.NewTicker(w / 8)
+	w, every := d.cfg.Watchdog, d.cfg.Heartbeat
+	t := time.NewTicker(every / 2)
 	defer t.Stop()
 	last := d.progressMark()
+	var beat time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -470,9 +484,18 @@ func (d *Daemon) watchdog(ctx context.Context) {
 		case <-t.C:
 		}
 		now := d.progressMark()
-		alive := time.Since(time.Unix(0, d.beat.Load())) < w/2 || now != last
+		alive := time.Since(time.Unix(0, d.beat.Load())) < 2*every || now != last
 		last = now
-		if alive && time.Since(time.Unix(0, d.lastPing.Load())) >= w/4 {
+		if !alive {
+			continue
+		}
+		if d.cfg.StateDir != "" && time.Since(beat) >= every {
+			beat = time.Now()
+			if err := state.Beat(d.cfg.StateDir); err != nil {
+				d.log.Debug("heartbeat", zap.Error(err))
+			}
+		}
+		if w > 0 && time.Since(time.Unix(0, d.lastPing.Load())) >= w/4 {
 			d.notify("WATCHDOG=1")
 		}
 	}

@@ -161,16 +161,20 @@ func (l *loop) trackLinks() {
 // done.
 func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.MountChange) error {
 	d := l.d
-	var heartbeat <-chan time.Time
-	if l.cfg.Watchdog > 0 {
-		// The loop beats at least every W/4, also when idle; the
-		// watchdog goroutine pings while the beat is fresh or files are
-		// being checked, so a wedged loop is restarted by systemd.
-		t := time.NewTicker(l.cfg.Watchdog / 4)
-		defer t.Stop()
-		heartbeat = t.C
-		go d.watchdog(ctx)
+	// The loop beats at least every Heartbeat (at most W/4), also when
+	// idle; the watchdog goroutine touches the heartbeat file and pings
+	// while the beat is fresh or files are being checked, so a wedged
+	// loop is restarted by systemd and status says it is not alive.
+	t := time.NewTicker(d.cfg.Heartbeat)
+	defer t.Stop()
+	heartbeat := t.C
+	d.beat.Store(time.Now().UnixNano())
+	if l.cfg.StateDir != "" {
+		if err := state.StartHeartbeat(l.cfg.StateDir, d.cfg.Heartbeat); err != nil {
+			l.log.Warn("no heartbeat: status will say the daemon is not alive", zap.Error(err))
+		}
 	}
+	go d.watchdog(ctx)
 	status := d.snap.Load().statusLine()
 	rescan := time.NewTimer(time.Until(l.nextScan))
 	defer rescan.Stop()

@@ -3,11 +3,17 @@ package daemon
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/state"
 )
 
 // notifySocket is a fake $NOTIFY_SOCKET that records every message.
@@ -116,4 +122,44 @@ func appendTo(path, s string) error {
 	_, err = f.WriteString(s)
 	f.Close()
 	return err
+}
+
+// The heartbeat file (state.HeartbeatStale, what status --health reads)
+// follows the loop: fresh while it goes round, stale while it does not
+// (wedged in a batch), fresh again once it goes on.
+func TestHeartbeat(t *testing.T) {
+	t.Parallel()
+	root := demoTree(t)
+	stateDir := t.TempDir()
+	cfg := testConfig(root, stateDir)
+	cfg.Heartbeat = 50 * time.Millisecond
+	d, err := New(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	enableSync(d)
+	wedge := filepath.Join(stateDir, "wedge")
+	release := make(chan struct{})
+	handle := d.onBatch
+	d.onBatch = func(paths []string) {
+		if slices.Contains(paths, wedge) {
+			<-release
+		}
+		handle(paths)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, nil) }()
+	var once sync.Once
+	unwedge := func() { once.Do(func() { close(release) }) }
+	defer func() { unwedge(); cancel(); <-done }() // also after a failure
+	waitFor(t, "a fresh heartbeat once running", func() bool { return state.HeartbeatStale(stateDir) == "" })
+	if err := os.WriteFile(wedge, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a stale heartbeat while the loop is wedged", func() bool {
+		return strings.Contains(state.HeartbeatStale(stateDir), "has not gone round")
+	})
+	unwedge()
+	waitFor(t, "a fresh heartbeat once the loop goes on", func() bool { return state.HeartbeatStale(stateDir) == "" })
 }

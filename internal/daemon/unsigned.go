@@ -154,10 +154,34 @@ func (l *loop) baselineChanged(ctx context.Context) {
 		return
 	}
 	if !was || l.ufiles == nil {
-		l.requestScan(ctx, "baseline recorded", nil, false)
+		l.scanCoverage(ctx)
 		return
 	}
 	l.replace(l.uscope, "", l.ubase.Compare(l.ufiles, ""))
+}
+
+// scanCoverage scans the unsigned coverage at once, on the loop, when a
+// baseline starts the checks: every change from then on is rechecked by
+// its event (changes made during this scan wait in the watcher's batch).
+// A full scan instead would leave a gap while it runs, its view of a
+// directory older than a web shell written there just after the
+// baseline. When the coverage is unknown or cannot be scanned, a full
+// scan does it.
+func (l *loop) scanCoverage(ctx context.Context) {
+	if l.ucov != nil {
+		files, err := l.ucov.Scan(ctx)
+		if err == nil {
+			l.ufiles = files
+			l.modified()
+			l.replace(l.uscope, "", l.ubase.Compare(l.ufiles, ""))
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		l.log.Error("unsigned code could not be scanned; a full scan follows", zap.Error(err))
+	}
+	l.requestScan(ctx, "baseline recorded", nil, false)
 }
 
 // reloadBaseline reads the baseline again with the unsigned setting as

@@ -172,6 +172,36 @@ func TestUnsignedAttacks(t *testing.T) {
 // Without a baseline the daemon says unsigned code is not checked, and
 // does not check it; a baseline that cannot be read stops it, naming the
 // file.
+// The first baseline recorded while the daemon runs is taken in at
+// once: a web shell written right after it is alerted by its event, and
+// no full scan runs for the baseline (while one ran, with no view of the
+// coverage yet, the loop let such a shell wait for the next full scan).
+func TestUnsignedFirstBaselineAtOnce(t *testing.T) {
+	t.Parallel()
+	root := demoTree(t)
+	stateDir := t.TempDir()
+	writeFile(t, root+"/themes/mine/core/templates/layout.php", "<?php // theme")
+	r := start(t, testConfig(root, stateDir))
+	r.waitIdle(t)
+	scans := r.fullScans()
+	recordBaseline(t, root, stateDir)
+	waitFor(t, "the first baseline read", func() bool { return r.logged("checked against the baseline of") })
+	writeFile(t, root+"/themes/mine/shell.php", "<?php system($_GET['c']);")
+	if _, ok := r.waitAlert("unsigned:themes/mine/shell.php"); !ok {
+		t.Fatal("no alert for a web shell written right after the first baseline")
+	}
+	r.waitIdle(t)
+	if n := r.fullScans() - scans; n != 0 {
+		t.Errorf("%d full scans after the first baseline, want none: the daemon takes it in at once and finds the shell by its event", n)
+	}
+	if fs := r.d.Findings(); len(fs) != 1 {
+		t.Errorf("findings: %v, want the shell's only", fs)
+	}
+	if got := r.d.Snapshot().meta.UnsignedFiles; got == 0 {
+		t.Errorf("unsigned files covered: %d, want the coverage's", got)
+	}
+}
+
 func TestUnsignedModes(t *testing.T) {
 	t.Parallel()
 	root := demoTree(t)
