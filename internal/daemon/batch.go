@@ -404,11 +404,12 @@ func (l *loop) inTree(p string) bool {
 }
 
 // isManifest reports whether key is the scope's signature.json (or a
-// directory holding it).
+// directory holding it, the scope's directory "" too: another directory
+// renamed into its place brings its own manifest).
 func isManifest(s *scope, key string) bool {
 	m := s.sc.ManifestPath()
 	rel := strings.TrimPrefix(m, s.sc.Dir+"/")
-	return key == rel || strings.HasPrefix(rel, key+"/")
+	return key == "" || key == rel || strings.HasPrefix(rel, key+"/")
 }
 
 // enumerate returns the scopes that must be checked now.

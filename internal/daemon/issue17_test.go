@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/integrityd/integrityd/internal/demo"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -98,4 +99,119 @@ func TestReverifyKeepsDuplicate(t *testing.T) {
 		}
 	}
 	assertSameRoots(t, r, root, roots, "after the passes")
+}
+
+// kindAlerts counts the alerts of findings of kind.
+func kindAlerts(r *running, kind verify.Kind) int {
+	n := 0
+	for _, e := range entriesOf(r.logs, sortAlert) {
+		if e.ContextMap()["integrity_kind"] == string(kind) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDowngradeByRename: an older, validly signed release of an app
+// renamed into the place of the app's directory (the newer one renamed
+// away) is VERSION_DOWNGRADE, as rewriting the files in place is: the
+// daemon loads the manifest of the new directory (no INVALID_HASH on
+// appinfo/info.xml from checking it against the old one), and its other
+// findings are those of a one-shot check.
+func TestDowngradeByRename(t *testing.T) {
+	t.Parallel()
+	for _, between := range []bool{false, true} {
+		t.Run(map[bool]string{false: "at once", true: "checked between"}[between], func(t *testing.T) {
+			t.Parallel()
+			downgradeByRename(t, between)
+		})
+	}
+}
+
+// downgradeByRename renames the app away and the older release in; with
+// between, the daemon handles the first rename before the second is made.
+func downgradeByRename(t *testing.T, between bool) {
+	root := filepath.Join(t.TempDir(), "nc")
+	keys, err := buildDemo(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := filepath.Join(root, "apps/files")
+	v1, err := keys.SignedRelease(t.Context(), root, "files", "1.9.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	older := filepath.Join(t.TempDir(), "files-1.9.0")
+	copyTree(t, app, older)
+	if err := demo.PutFiles(older, v1); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, testConfig(root, t.TempDir()))
+	if fs := r.d.Findings(); len(fs) != 0 {
+		t.Fatalf("at start: %s", render(fs))
+	}
+	if err := os.Rename(app, filepath.Join(t.TempDir(), "files-2.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	if between {
+		r.waitIdle(t)
+	}
+	if err := os.Rename(older, app); err != nil {
+		t.Fatal(err)
+	}
+	r.waitIdle(t)
+	fs := r.d.Findings()
+	if len(fs) != 1 || fs[0].Kind != verify.VersionDowngrade || fs[0].Scope != "files" || fs[0].Path != "appinfo/info.xml" ||
+		!strings.Contains(fs[0].Message, "release 1.9.0 is older than 2.0.0") {
+		t.Errorf("after the rename: %s, want one %s of files", render(fs), verify.VersionDowngrade)
+	}
+	if n := kindAlerts(r, verify.InvalidHash); n != 0 {
+		t.Errorf("%d %s alerts: the new directory was checked against the old manifest", n, verify.InvalidHash)
+	}
+	var rest []verify.Finding
+	for _, f := range fs {
+		if f.Kind != verify.VersionDowngrade {
+			rest = append(rest, f)
+		}
+	}
+	if got, want := render(rest), render(oneShot(t, root)); got != want {
+		t.Errorf("after the rename, besides the downgrade: daemon\n%s\none-shot check\n%s", got, want)
+	}
+}
+
+// TestDowngradeOrdersAsPHP: releases are ordered as Nextcloud orders them
+// (version_compare), not as strings: 9.9.9 after 10.0.0 is a downgrade,
+// and 10.0.0 after 2.0.0 is not.
+func TestDowngradeOrdersAsPHP(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "nc")
+	keys, err := buildDemo(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := filepath.Join(root, "apps/files")
+	v10, err := keys.SignedRelease(t.Context(), root, "files", "10.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v9, err := keys.SignedRelease(t.Context(), root, "files", "9.9.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, testConfig(root, t.TempDir()))
+	if err := demo.PutFiles(app, v10); err != nil {
+		t.Fatal(err)
+	}
+	r.waitIdle(t)
+	if fs := r.d.Findings(); len(fs) != 0 {
+		t.Errorf("10.0.0 over 2.0.0: %s", render(fs))
+	}
+	if err := demo.PutFiles(app, v9); err != nil {
+		t.Fatal(err)
+	}
+	r.waitIdle(t)
+	fs := r.d.Findings()
+	if len(fs) != 1 || fs[0].Kind != verify.VersionDowngrade || !strings.Contains(fs[0].Message, "release 9.9.9 is older than 10.0.0") {
+		t.Errorf("9.9.9 over 10.0.0: %s, want %s", render(fs), verify.VersionDowngrade)
+	}
 }
