@@ -215,3 +215,86 @@ func TestDowngradeOrdersAsPHP(t *testing.T) {
 		t.Errorf("9.9.9 over 10.0.0: %s, want %s", render(fs), verify.VersionDowngrade)
 	}
 }
+
+// TestNestedAppsRoots: with apps roots apps and apps/nested, in either
+// order, an app of apps/nested is that root's (the deepest apps root
+// holding a path wins, verify.Install.Locate): a backdoor in
+// apps/nested/files/lib/App.php is alerted at once, not only by the next
+// full scan, and the findings are those of a one-shot check.
+func TestNestedAppsRoots(t *testing.T) {
+	t.Parallel()
+	for _, nestedFirst := range []bool{false, true} {
+		t.Run(map[bool]string{false: "apps first", true: "nested first"}[nestedFirst], func(t *testing.T) {
+			t.Parallel()
+			root := demoTree(t)
+			apps, nested := filepath.Join(root, "apps"), filepath.Join(root, "apps/nested")
+			if err := os.Mkdir(nested, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(filepath.Join(apps, "files"), filepath.Join(nested, "files")); err != nil {
+				t.Fatal(err)
+			}
+			roots := []string{apps, nested}
+			if nestedFirst {
+				roots = []string{nested, apps}
+			}
+			cfg := testConfig(root, t.TempDir())
+			cfg.AppsPaths = roots
+			cfg.ReverifyPeriod = -1 // only events (and a full scan each hour)
+			r := start(t, cfg)
+			assertSameRoots(t, r, root, roots, "at start")
+			scans := r.fullScans()
+			if err := appendTo(filepath.Join(nested, "files/lib/App.php"), "eval($_GET['x']);\n"); err != nil {
+				t.Fatal(err)
+			}
+			r.waitIdle(t)
+			if n := alerts(r.logs, sortAlert)["files:lib/App.php"]; n != 1 {
+				t.Errorf("the backdoor in apps/nested/files/lib/App.php was alerted %d times, want 1: %s", n, render(r.d.Findings()))
+			}
+			if r.fullScans() != scans {
+				t.Error("a full scan ran: the alert must come from the event")
+			}
+			assertSameRoots(t, r, root, roots, "after the backdoor")
+		})
+	}
+}
+
+// TestLocateDeepest: Install.Locate, the one rule for which app a path
+// is in, takes the deepest apps root in either order, and maps a path
+// below the target of a symlinked app to that app.
+func TestLocateDeepest(t *testing.T) {
+	t.Parallel()
+	root := demoTree(t)
+	apps, nested := filepath.Join(root, "apps"), filepath.Join(root, "apps/nested")
+	os.Mkdir(nested, 0o755)
+	target := filepath.Join(t.TempDir(), "dashboard-real")
+	if err := os.Rename(filepath.Join(apps, "dashboard"), target); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(nested, "dashboard")); err != nil {
+		t.Fatal(err)
+	}
+	for _, roots := range [][]string{{apps, nested}, {nested, apps}} {
+		in := verify.NewInstall(root, roots, "")
+		if _, _, err := in.Apps(); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			path string
+			want verify.Location
+		}{
+			{nested + "/files/lib/App.php", verify.Location{AppsRoot: nested, App: nested + "/files", Rest: "lib/App.php"}},
+			{apps + "/files/lib/App.php", verify.Location{AppsRoot: apps, App: apps + "/files", Rest: "lib/App.php"}},
+			{nested, verify.Location{AppsRoot: apps, Above: true}},
+			{apps, verify.Location{Above: true}},
+			{root, verify.Location{Above: true}},
+			{nested + "/files", verify.Location{AppsRoot: nested, App: nested + "/files"}},
+			{target + "/lib/x.php", verify.Location{AppsRoot: nested, App: nested + "/dashboard", Rest: "lib/x.php", Target: target}},
+			{root + "/lib/base.php", verify.Location{}},
+		} {
+			if got := in.Locate(c.path); got != c.want {
+				t.Errorf("roots %v: Locate(%s) = %+v, want %+v", roots, c.path, got, c.want)
+			}
+		}
+	}
+}
