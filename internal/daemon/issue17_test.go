@@ -298,3 +298,34 @@ func TestLocateDeepest(t *testing.T) {
 		}
 	}
 }
+
+// TestSymlinkedAppAlert: an app directory that is a symlink (to a target
+// outside the install) is checked through the link, and a backdoor
+// written through the target's path is alerted once, at once.
+func TestSymlinkedAppAlert(t *testing.T) {
+	t.Parallel()
+	root := demoTree(t)
+	target := filepath.Join(t.TempDir(), "files-real")
+	if err := os.Rename(filepath.Join(root, "apps/files"), target); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(root, "apps/files")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(root, t.TempDir())
+	cfg.ReverifyPeriod = -1
+	r := start(t, cfg)
+	assertSame(t, r, root, "at start")
+	scans := r.fullScans()
+	if err := appendTo(filepath.Join(target, "lib/App.php"), "eval($_GET['x']);\n"); err != nil {
+		t.Fatal(err)
+	}
+	r.waitIdle(t)
+	if n := alerts(r.logs, sortAlert)["files:lib/App.php"]; n != 1 {
+		t.Errorf("the backdoor in the symlinked app was alerted %d times, want 1: %s", n, render(r.d.Findings()))
+	}
+	if r.fullScans() != scans {
+		t.Error("a full scan ran: the alert must come from the event")
+	}
+	assertSame(t, r, root, "after the backdoor")
+}
