@@ -353,25 +353,28 @@ func (l *loop) locate(p string) (t target, ok, apps, trust bool) {
 	if p == l.cfg.Trust || (l.cfg.CRL != "" && p == l.cfg.CRL) {
 		trust = true
 	}
-	for _, root := range l.in.AppsRoots {
-		if p == root || strings.HasPrefix(root, p+"/") {
-			apps = true // an apps directory (or one above it) appeared or went
+	// Which app a path is in follows one rule (verify.Install.Locate):
+	// the deepest apps root holding it wins.
+	// (A path below the target of a symlinked app is the scope's through
+	// scope.real, in classify: the target may be inside the server root,
+	// whose core checks it too.)
+	loc := l.in.Locate(p)
+	apps = loc.Above // an apps directory (or one above it) appeared or went
+	if loc.AppsRoot != "" && loc.Target == "" {
+		if loc.App == "" {
+			return t, false, apps, trust // an apps root inside another
 		}
-		if !strings.HasPrefix(p, root+"/") {
-			continue
-		}
-		rel := p[len(root)+1:]
-		id, key, _ := strings.Cut(rel, "/")
+		key, id := loc.Rest, filepath.Base(loc.App)
 		// The app directory itself, or its manifest, may make it a scope
 		// or not.
 		// (its info.xml makes it an app, and its version decides which
 		// copy of an app in several roots Nextcloud loads).
-		apps = key == "" || key == "appinfo" || key == "appinfo/signature.json" || key == "appinfo/info.xml"
+		apps = apps || key == "" || key == "appinfo" || key == "appinfo/signature.json" || key == "appinfo/info.xml"
 		s := l.scopes[id]
-		if s == nil || s.sc.Dir != root+"/"+id {
-			s = l.scopes[id+"@"+root] // a copy Nextcloud does not load
+		if s == nil || s.sc.Dir != loc.App {
+			s = l.scopes[id+"@"+loc.AppsRoot] // a copy Nextcloud does not load
 		}
-		if s == nil || s.sc.Dir != root+"/"+id {
+		if s == nil || s.sc.Dir != loc.App {
 			return t, false, apps, trust // an app that is not checked
 		}
 		return target{s, key}, true, apps, trust
@@ -404,11 +407,12 @@ func (l *loop) inTree(p string) bool {
 }
 
 // isManifest reports whether key is the scope's signature.json (or a
-// directory holding it).
+// directory holding it, the scope's directory "" too: another directory
+// renamed into its place brings its own manifest).
 func isManifest(s *scope, key string) bool {
 	m := s.sc.ManifestPath()
 	rel := strings.TrimPrefix(m, s.sc.Dir+"/")
-	return key == rel || strings.HasPrefix(rel, key+"/")
+	return key == "" || key == rel || strings.HasPrefix(rel, key+"/")
 }
 
 // enumerate returns the scopes that must be checked now.

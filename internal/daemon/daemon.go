@@ -231,21 +231,12 @@ func (d *Daemon) skipDir(p string) bool {
 	return app != "" && rest != "" && rest != "appinfo" && !d.scopeDirs.Load().has(app)
 }
 
-// appDir returns the app directory p is in (one level below the deepest
-// apps root holding p) and p relative to it ("" for the app directory
-// itself); app is "" when p is not below an apps root.
+// appDir returns the app directory p is in and p relative to it (""
+// for the app directory itself), as verify.Install.Locate says (the
+// deepest apps root holding p wins); app is "" when p is not in an app.
 func appDir(in *verify.Install, p string) (app, rest string) {
-	root := ""
-	for _, a := range in.AppsRoots {
-		if strings.HasPrefix(p, a+"/") && len(a) > len(root) {
-			root = a
-		}
-	}
-	if root == "" || in.IsAppsRoot(p) {
-		return "", ""
-	}
-	id, rest, _ := strings.Cut(p[len(root)+1:], "/")
-	return root + "/" + id, rest
+	loc := in.Locate(p)
+	return loc.App, loc.Rest
 }
 
 // dirSet is a set of directories, never changed once published.
@@ -340,6 +331,10 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 	if err != nil {
 		return err
 	}
+	w.SetGroup(func(dir string) string { // the app, by the rule of locate and skipDir
+		app, _ := appDir(d.install.Load(), dir)
+		return app
+	})
 	defer w.Close()
 	l.w = w
 	wctx, cancel := context.WithCancel(ctx)

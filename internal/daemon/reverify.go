@@ -66,11 +66,9 @@ func (l *loop) newPass() *scanJob {
 	in.Checker = verify.Checker{Workers: 1, Progress: &l.d.progress, Pace: (&pacer{rate: l.reverifyRate()}).wait}
 	j.in, j.paced = &in, true
 	for i, sc := range j.scopes {
-		if sc.Name == "core" {
-			j.scopes[i] = in.Core()
-		} else {
-			j.scopes[i] = in.App(sc.Name, sc.Dir)
-		}
+		// The same scope with the pass's checker: what Apps found (the
+		// note of an app's other copies, DUPLICATE_APP) is kept.
+		j.scopes[i] = sc.ForInstall(&in)
 	}
 	return j
 }

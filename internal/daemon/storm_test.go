@@ -95,33 +95,62 @@ func summarized(r *running, healed bool) int {
 	return n
 }
 
-// TestNeverQuiet: a scope that keeps changing is still checked after
-// MaxHold, so its findings are delayed, not lost: the scope churns until
-// the alert comes.
+// TestNeverQuiet: a scope being updated that keeps changing is still
+// reloaded after MaxHold, so what only the new manifest finds is delayed,
+// not lost. Core gets a new validly signed manifest that expects another
+// index.php: only once it is in force is index.php wrong (while the update
+// is held, a file right under either manifest is not alerted). The new
+// manifest is renamed into place again and again, which keeps the hold
+// going, until the alert comes.
 func TestNeverQuiet(t *testing.T) {
 	t.Parallel()
 	root := filepath.Join(t.TempDir(), "nc")
-	if err := buildDemoTree(context.Background(), root); err != nil {
+	keys, err := buildDemo(context.Background(), root)
+	if err != nil {
 		t.Fatal(err)
 	}
+	manifest, index := filepath.Join(root, "core/signature.json"), filepath.Join(root, "index.php")
+	was, _ := os.ReadFile(manifest)
+	code, _ := os.ReadFile(index)
+	os.WriteFile(index, []byte("<?php // the next release\n"), 0o644)
+	if err := keys.Sign(context.Background(), verifyCore(root)); err != nil {
+		t.Fatal(err)
+	}
+	next, _ := os.ReadFile(manifest)
+	os.WriteFile(index, code, 0o644)
+	os.WriteFile(manifest, was, 0o644)
 	cfg := testConfig(root, t.TempDir())
 	cfg.Settle, cfg.MaxHold = 300*time.Millisecond, 1500*time.Millisecond
 	r := start(t, cfg)
-	os.WriteFile(filepath.Join(root, "index.php"), []byte("tampered"), 0o644)
+	if fs := r.d.Findings(); len(fs) != 0 {
+		t.Fatalf("at start: %s", render(fs))
+	}
+	tmp := filepath.Join(t.TempDir(), "signature.json") // outside the tree, on its filesystem
 	stop := time.Now().Add(hangGuard)
 	seen := false
 	for time.Now().Before(stop) {
-		// Rewriting the manifest (same content) every 100 ms keeps core churning.
-		data, _ := os.ReadFile(filepath.Join(root, "core/signature.json"))
-		os.WriteFile(filepath.Join(root, "core/signature.json"), data, 0o644)
-		if len(alerts(r.logs, sortAlert)) > 0 {
+		// The new manifest, renamed into place every 100 ms (each time a
+		// change of the scope being updated: its hold goes on).
+		if err := os.WriteFile(tmp, next, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, manifest); err != nil {
+			t.Fatal(err)
+		}
+		if alerts(r.logs, sortAlert)["core:index.php"] > 0 {
 			seen = true
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if !seen {
-		t.Fatalf("no alert while the scope kept changing for %v (MaxHold 1.5 s)", hangGuard)
+		t.Fatalf("no alert on index.php while the scope kept changing for %v (MaxHold 1.5 s): %s", hangGuard, render(r.d.Findings()))
+	}
+	if n := r.logs.FilterMessage("scope checked after changes").Len(); n == 0 {
+		t.Error("the alert came without the held scope being reloaded")
+	}
+	if got := alerts(r.logs, sortAlert); len(got) != 1 {
+		t.Errorf("alerts: %v, want only core:index.php", got)
 	}
 }
 

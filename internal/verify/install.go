@@ -33,6 +33,8 @@ type Install struct {
 	// integrityd's own configuration pinned what it needs): Enforced reads
 	// it again only then.
 	conf *phpconf.Config
+	// links are the symlinked app directories Apps found (Locate).
+	links *appLinks
 }
 
 // Version is a Nextcloud release as version.php states it.
@@ -75,7 +77,7 @@ func NewInstall(root string, appsRoots []string, dataDir string) *Install {
 	if root == "" {
 		return &Install{}
 	}
-	in := &Install{Root: cleanAbs(root)}
+	in := &Install{Root: cleanAbs(root), links: &appLinks{}}
 	in.Version, _ = readVersion(filepath.Join(in.Root, "version.php"))
 	if len(appsRoots) == 0 {
 		appsRoots = []string{filepath.Join(in.Root, "apps")}
@@ -449,6 +451,11 @@ func (in *Install) Apps() (apps []*Scope, warnings []error, err error) {
 		}
 	}
 	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
+	dirs := make([]string, len(apps))
+	for i, a := range apps {
+		dirs[i] = a.Dir
+	}
+	in.links.set(dirs)
 	return apps, warnings, nil
 }
 

@@ -196,3 +196,25 @@ func TestLimitEntry(t *testing.T) {
 		t.Errorf("Stats says %q, the entry %q", degraded, hint)
 	}
 }
+
+// TestLargestGroup: with a group function (SetGroup: the daemon's rule of
+// which app a path is in), the watch-limit entry counts a directory where
+// it says: the target of a symlinked app counts in the app; where it says
+// nothing, the watcher's own rule holds.
+func TestLargestGroup(t *testing.T) {
+	t.Parallel()
+	w := &Watcher{roots: []string{"/nc", "/nc/apps", "/real/link"}, watched: map[string]bool{}}
+	w.SetGroup(func(dir string) string {
+		if dir == "/real/link" || strings.HasPrefix(dir, "/real/link/") {
+			return "/nc/apps/link"
+		}
+		return ""
+	})
+	for i := range 3 {
+		w.watched[fmt.Sprintf("/real/link/d%d", i)] = true
+	}
+	w.watched["/nc/lib"] = true
+	if got, want := w.largest(5), "apps/link: 3 directories; lib: 1 directory"; got != want {
+		t.Errorf("largest: %s, want %s", got, want)
+	}
+}

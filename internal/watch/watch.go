@@ -89,6 +89,9 @@ type Watcher struct {
 	opt  Options // with the defaults filled in
 	out  chan Batch
 
+	// group names the subtree a watched directory counts in (SetGroup).
+	group func(dir string) string
+
 	mu      sync.Mutex
 	roots   []string        // recursive roots
 	watched map[string]bool // directories with a watch
@@ -121,6 +124,14 @@ func New(log *zap.Logger, skip func(dir string) bool, opt Options) (*Watcher, er
 		inodes:  map[uint64]map[string]bool{},
 	}, nil
 }
+
+// SetGroup sets the rule of the watch-limit entry for the subtree a
+// watched directory counts in: the caller's (the daemon's: the app
+// directory it is in, verify.Install.Locate). Where group returns "", or
+// without one, it is the directory just below the deepest tree holding
+// the path. Call it before adding trees; group must be safe for
+// concurrent use.
+func (w *Watcher) SetGroup(group func(dir string) string) { w.group = group }
 
 // Batches delivers the batches; Run must be running.
 func (w *Watcher) Batches() <-chan Batch { return w.out }
@@ -423,9 +434,15 @@ func dirCount(n int) string {
 	return thousands(n) + " directories"
 }
 
-// subtree returns the subtree of largest that p counts in: the directory
-// just below the deepest root holding p, or p itself. w.mu is held.
+// subtree returns the subtree of largest that p counts in: what
+// the group function says (SetGroup), else the directory just below the deepest root
+// holding p, or p itself. w.mu is held.
 func (w *Watcher) subtree(p string) string {
+	if w.group != nil {
+		if g := w.group(p); g != "" {
+			return g
+		}
+	}
 	root := ""
 	for _, r := range w.roots {
 		if strings.HasPrefix(p, r+"/") && len(r) > len(root) {
