@@ -249,6 +249,12 @@ func TestUnsignedModes(t *testing.T) {
 	if !r2.logged("checked against the baseline of") {
 		t.Error("the reload did not turn unsigned checks on")
 	}
+	// Reload returns once the rescan merged; its entries are written at
+	// the end of that round of the loop.
+	if _, ok := r2.waitAlert("unsigned:themes/shell3.php"); !ok {
+		t.Error("no alert after the reload for the shell written while unsigned = off")
+	}
+	r2.waitIdle(t)
 	if a := alerts(r2.logs, sortAlert); a["unsigned:themes/shell3.php"] != 1 {
 		t.Errorf("after the reload: alerts %v", a)
 	}
