@@ -3,8 +3,10 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -47,17 +49,9 @@ func TestFollowConfigAppsPaths(t *testing.T) {
 			t.Fatalf("follow=%v: Run ended after a change that keeps the apps roots: %v", follow, err)
 		default:
 		}
-		evil := filepath.Join(root, "evil_apps")
-		if err := os.MkdirAll(evil, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		appsConf := filepath.Join(root, "config", "apps.config.php")
 		handled := r.sync.expectBatch(appsConf)
-		if err := os.WriteFile(appsConf, []byte("<?php\n$CONFIG = array('apps_paths' => array(\n"+
-			"  array('path' => '"+root+"/apps', 'url' => '/apps', 'writable' => false),\n"+
-			"  array('path' => '"+evil+"', 'url' => '/evil', 'writable' => true)));\n"), 0o640); err != nil {
-			t.Fatal(err)
-		}
+		writeAppsRoots(t, appsConf, root+"/apps", filepath.Join(root, "evil_apps"))
 		// Following: Run ends. Pinned: the loop handles the change's
 		// batch, and Run goes on.
 		var over <-chan struct{}
@@ -208,23 +202,8 @@ func TestAppsRootDroppedState(t *testing.T) {
 		t.Fatal("no finding for the removed file")
 	}
 
-	other := filepath.Join(root, "other_apps")
-	if err := os.MkdirAll(other, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "config", "apps.config.php"), []byte("<?php\n$CONFIG = array('apps_paths' => array(\n"+
-		"  array('path' => '"+other+"', 'url' => '/other', 'writable' => true)));\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-r.done:
-		r.done <- err
-		if !errors.Is(err, ErrInstallChanged) {
-			t.Fatalf("Run ended with %v", err)
-		}
-	case <-time.After(hangGuard):
-		t.Fatalf("Run goes on %v after config.php changed the apps roots", hangGuard)
-	}
+	writeAppsRoots(t, filepath.Join(root, "config", "apps.config.php"), filepath.Join(root, "other_apps"))
+	waitInstallChanged(t, r, "config.php changed the apps roots")
 	in, err = verify.OpenInstall(root, nil, "")
 	if err != nil {
 		t.Fatal(err)
@@ -275,25 +254,41 @@ func TestConfigDirSwapped(t *testing.T) {
 		t.Fatalf("Run ended after config/ was swapped for the same content: %v", err)
 	default:
 	}
-	evil := filepath.Join(root, "evil_apps")
-	if err := os.MkdirAll(evil, 0o755); err != nil {
+	writeAppsRoots(t, filepath.Join(conf, "apps.config.php"), root+"/apps", filepath.Join(root, "evil_apps"))
+	waitInstallChanged(t, r, "an apps root was added in the new config/")
+	if len(r.logs.FilterField(zap.String("message_id", journal.IDConfig)).All()) == 0 {
+		t.Errorf("no alert with the configuration's MESSAGE_ID")
+	}
+}
+
+// writeAppsRoots writes an apps.config.php at file naming roots as
+// Nextcloud's apps_paths (each made if missing), the first read-only.
+func writeAppsRoots(t *testing.T, file string, roots ...string) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("<?php\n$CONFIG = array('apps_paths' => array(\n")
+	for i, r := range roots {
+		if err := os.MkdirAll(r, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "  array('path' => '%s', 'url' => '/%s', 'writable' => %v),\n", r, filepath.Base(r), i > 0)
+	}
+	b.WriteString("));\n")
+	if err := os.WriteFile(file, []byte(b.String()), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(conf, "apps.config.php"), []byte("<?php\n$CONFIG = array('apps_paths' => array(\n"+
-		"  array('path' => '"+root+"/apps', 'url' => '/apps', 'writable' => false),\n"+
-		"  array('path' => '"+evil+"', 'url' => '/evil', 'writable' => true)));\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
+}
+
+// waitInstallChanged waits until Run ends with ErrInstallChanged.
+func waitInstallChanged(t *testing.T, r *running, what string) {
+	t.Helper()
 	select {
 	case err := <-r.done:
-		r.done <- err
+		r.done <- err // for stop
 		if !errors.Is(err, ErrInstallChanged) {
 			t.Fatalf("Run ended with %v", err)
 		}
 	case <-time.After(hangGuard):
-		t.Fatalf("an apps root added in the new config/ not seen after %v", hangGuard)
-	}
-	if len(r.logs.FilterField(zap.String("message_id", journal.IDConfig)).All()) == 0 {
-		t.Errorf("no alert with the configuration's MESSAGE_ID")
+		t.Fatalf("Run goes on %v after %s", hangGuard, what)
 	}
 }
