@@ -373,6 +373,13 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 	}
 	l.merge(ctx, res)
 	l.flushFlood()
+	if l.cfg.StateDir != "" {
+		// Before the state shows the first scan: status reads both.
+		if err := state.StartHeartbeat(l.cfg.StateDir, d.cfg.Heartbeat); err != nil {
+			l.log.Warn("no heartbeat: status will say the daemon is not alive", zap.Error(err))
+		}
+	}
+	d.beat.Store(time.Now().UnixNano())
 	d.saver.save() // the state shows the first scan once READY
 	d.notify("READY=1\nSTATUS=" + d.snap.Load().statusLine())
 	if ready != nil {

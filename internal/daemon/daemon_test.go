@@ -127,7 +127,7 @@ func checkWith(t testing.TB, root, trust string, signed map[string]string) []ver
 	t.Helper()
 	in, err := verify.OpenInstall(root, nil, "") // config.php read, as integrityd check does
 	if err != nil {
-		t.Fatal(err)
+		in = verify.NewInstall(root, nil, "") // no version.php (the model removes files): the defaults
 	}
 	tr, err := verify.LoadTrust(trust, "")
 	if err != nil {

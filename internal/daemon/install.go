@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -80,6 +82,7 @@ func (l *loop) configChanged() error {
 type confRead struct {
 	since, retry time.Time
 	logged       bool
+	seen         string // config/'s files as they were at the last failure (confStamp)
 }
 
 // Reading Nextcloud's configuration is retried every confRetryEvery
@@ -97,8 +100,11 @@ const (
 // try; once logged, the next change of the configuration tries again.
 func (l *loop) configUnreadable(err error) {
 	now := time.Now()
-	if l.conf.since.IsZero() {
-		l.conf.since = now
+	// The time counts from the last change: a file rewritten again and
+	// again (each write read half done, the lock not won) is being
+	// written, not broken; one that stays as it is and fails is.
+	if stamp := l.confStamp(); l.conf.since.IsZero() || stamp != l.conf.seen {
+		l.conf.since, l.conf.seen = now, stamp
 	}
 	l.conf.retry = now.Add(confRetryEvery)
 	if l.conf.logged {
@@ -111,6 +117,28 @@ func (l *loop) configUnreadable(err error) {
 	l.conf.logged, l.conf.retry = true, time.Time{}
 	l.log.Error(fmt.Sprintf("Nextcloud's configuration cannot be read (for %s); still checking the apps roots read before", now.Sub(l.conf.since).Round(time.Second)),
 		zap.String("message_id", journal.IDConfig), zap.Error(err))
+}
+
+// confStamp says what config/'s configuration files are now (name, size,
+// mtime, inode of each), to tell a file still being written from one that
+// stays unreadable.
+func (l *loop) confStamp() string {
+	var b strings.Builder
+	ents, _ := os.ReadDir(l.configDir())
+	for _, e := range ents {
+		p := filepath.Join(l.configDir(), e.Name())
+		if !l.isConfigFile(p) {
+			continue
+		}
+		if fi, err := os.Lstat(p); err == nil {
+			var ino uint64
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				ino = st.Ino
+			}
+			fmt.Fprintf(&b, "%s %d %d %d\n", e.Name(), fi.Size(), fi.ModTime().UnixNano(), ino)
+		}
+	}
+	return b.String()
 }
 
 // versionChanged follows version.php (an update): the rules that differ

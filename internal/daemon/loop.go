@@ -169,11 +169,6 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 	defer t.Stop()
 	heartbeat := t.C
 	d.beat.Store(time.Now().UnixNano())
-	if l.cfg.StateDir != "" {
-		if err := state.StartHeartbeat(l.cfg.StateDir, d.cfg.Heartbeat); err != nil {
-			l.log.Warn("no heartbeat: status will say the daemon is not alive", zap.Error(err))
-		}
-	}
 	go d.watchdog(ctx)
 	status := d.snap.Load().statusLine()
 	rescan := time.NewTimer(time.Until(l.nextScan))
