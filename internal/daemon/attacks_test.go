@@ -708,6 +708,7 @@ func TestAttackSwapBack(t *testing.T) {
 	if m := e.ContextMap(); m["integrity_scope"] != "core" || m["integrity_path"] != "lib/base.php" || !strings.HasPrefix(e.Message, "SWAPPED core lib/base.php") {
 		t.Errorf("SWAPPED entry %q %v", e.Message, m)
 	}
+	r.waitIdle(t) // the snapshot published
 	if fs := r.d.Findings(); len(fs) != 0 {
 		t.Errorf("findings %v; the final content is the signed one", fs)
 	}
