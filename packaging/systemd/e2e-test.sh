@@ -428,7 +428,7 @@ $E getent passwd integrityd >/dev/null && fail "--purge left the user"
 # directory (an ACL entry, or the group and g+w) is taken back before the
 # group goes: its gid must not stay there, writable.
 tperm=$($E stat -c '%g %A' /var/lib/prometheus/node-exporter)
-case $tperm in "0 d????-"*) ;; *) fail "--purge left /var/lib/prometheus/node-exporter as $tperm (want group 0, not group-writable)" ;; esac
+case $tperm in 0\ d????-*) ;; *) fail "--purge left /var/lib/prometheus/node-exporter as $tperm (want group 0, not group-writable)" ;; esac
 if $E sh -c 'command -v getfacl' >/dev/null; then
 	$E getfacl -cpn /var/lib/prometheus/node-exporter | grep -q '^group:[0-9]' && fail "--purge left an ACL entry of the deleted group on /var/lib/prometheus/node-exporter: $($E getfacl -cpn /var/lib/prometheus/node-exporter)"
 fi
