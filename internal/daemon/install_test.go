@@ -102,12 +102,7 @@ func TestFollowConfigAppsPaths(t *testing.T) {
 func TestConfigRewrittenAsNextcloudDoes(t *testing.T) {
 	t.Parallel()
 	root := demoTree(t)
-	cfg := testConfig(root, t.TempDir())
-	in, err := verify.OpenInstall(root, nil, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.AppsPaths, cfg.FollowConfig = in.AppsRoots, true
+	cfg := followingConfig(t, root, t.TempDir())
 	r := start(t, cfg)
 	conf := filepath.Join(root, "config", "config.php")
 	good, err := os.ReadFile(conf)
@@ -188,12 +183,7 @@ func TestAppsRootDroppedState(t *testing.T) {
 	t.Parallel()
 	root := demoTree(t)
 	stateDir := t.TempDir()
-	cfg := testConfig(root, stateDir)
-	in, err := verify.OpenInstall(root, nil, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.AppsPaths, cfg.FollowConfig = in.AppsRoots, true
+	cfg := followingConfig(t, root, stateDir)
 	if err := os.Remove(filepath.Join(root, "apps", "files", "js", "files.js")); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +194,7 @@ func TestAppsRootDroppedState(t *testing.T) {
 
 	writeAppsRoots(t, filepath.Join(root, "config", "apps.config.php"), filepath.Join(root, "other_apps"))
 	waitInstallChanged(t, r, "config.php changed the apps roots")
-	in, err = verify.OpenInstall(root, nil, "")
+	in, err := verify.OpenInstall(root, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,12 +216,7 @@ func TestAppsRootDroppedState(t *testing.T) {
 func TestConfigDirSwapped(t *testing.T) {
 	t.Parallel()
 	root := demoTree(t)
-	cfg := testConfig(root, t.TempDir())
-	in, err := verify.OpenInstall(root, nil, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.AppsPaths, cfg.FollowConfig = in.AppsRoots, true
+	cfg := followingConfig(t, root, t.TempDir())
 	r := start(t, cfg)
 	conf := filepath.Join(root, "config")
 	content, err := os.ReadFile(filepath.Join(conf, "config.php"))
@@ -291,4 +276,17 @@ func waitInstallChanged(t *testing.T, r *running, what string) {
 	case <-time.After(hangGuard):
 		t.Fatalf("Run goes on %v after %s", hangGuard, what)
 	}
+}
+
+// followingConfig is testConfig for a daemon that follows Nextcloud's
+// configuration, on the apps roots config.php names now.
+func followingConfig(t *testing.T, root, stateDir string) Config {
+	t.Helper()
+	cfg := testConfig(root, stateDir)
+	in, err := verify.OpenInstall(root, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AppsPaths, cfg.FollowConfig = in.AppsRoots, true
+	return cfg
 }
