@@ -78,22 +78,7 @@ func startMetrics(ctx context.Context, o metricsOptions, d *daemon.Daemon, log *
 		}
 		go func() {
 			defer close(finished)
-			for failed := err != nil; ; {
-				if failed {
-					if ln, err = listenMetrics(o.listen, log); err == nil {
-						log.Info("metrics endpoint started after all; serving metrics", zap.String("address", o.listen))
-					}
-				}
-				if err == nil {
-					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-						log.Error("metrics server stopped", zap.Error(err))
-					}
-					return
-				}
-				if failed {
-					cannot(err)
-				}
-				failed = true
+			for err != nil {
 				select {
 				case <-time.After(delay):
 				case <-done:
@@ -102,6 +87,14 @@ func startMetrics(ctx context.Context, o metricsOptions, d *daemon.Daemon, log *
 					return
 				}
 				delay = min(2*delay, metricsRetryMax)
+				if ln, err = listenMetrics(o.listen, log); err != nil {
+					cannot(err)
+					continue
+				}
+				log.Info("metrics endpoint started after all; serving metrics", zap.String("address", o.listen))
+			}
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server stopped", zap.Error(err))
 			}
 		}()
 		stops = append(stops, func() { close(done); srv.Close(); <-finished })
