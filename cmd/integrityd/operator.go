@@ -131,6 +131,7 @@ func ago(t time.Time) string {
 
 // statusHelp is status -h before the flags.
 const statusHelp = `usage: integrityd status [--output text|json] [--state-dir DIR] [--config FILE]
+       integrityd status --all [--config-dir DIR] [--output text|json]
 
 What the running daemon knows, read from its state (members of group integrityd may run it).
 Exit status: 0 running and clean, 1 findings or trust anchor mismatch, 2 error (permission
@@ -163,7 +164,24 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	f := stateCommand("text", "json").Bind(fs)
 	health := fs.Bool("health", false, "exit 0 while the daemon runs, its loop beats (its heartbeat; frozen or wedged is not alive) and its state is fresh, findings or not (a container HEALTHCHECK: findings are alerts, not a reason to restart)")
-	s, ds, err := stateSettings(fs, f, args)
+	all := fs.Bool("all", false, "every instance of this host, one line each: the configurations *.conf of --config-dir (integrityd.conf is the unit integrityd, NAME.conf the unit integrityd@NAME); exit with the worst of their codes")
+	confDir := fs.String("config-dir", filepath.Dir(config.DefaultPath), "where --all finds the configurations")
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	if *all {
+		out := "text"
+		fs.Visit(func(fl *flag.Flag) {
+			if fl.Name == "output" {
+				out = fl.Value.String()
+			}
+		})
+		if out != "text" && out != "json" {
+			return usageError{fmt.Sprintf("--output %s: want text or json", out)}
+		}
+		return statusAll(stdout, *confDir, out)
+	}
+	s, ds, err := stateSettings(fs, f, nil)
 	if err != nil {
 		return err
 	}

@@ -71,6 +71,30 @@ func TestOperatorCommands(t *testing.T) {
 	if code, out, errOut := runCmd(t, "status", "--health", "--state-dir", stateDir); code != exitClean {
 		t.Errorf("status --health with findings: exit %d, want 0\n%s%s", code, out, errOut)
 	}
+	// status --all: this daemon (its dir's integrityd.conf) and a template
+	// instance that never ran; a broken configuration makes it exit 2.
+	confDir := filepath.Dir(conf)
+	os.WriteFile(filepath.Join(confDir, "b.conf"), []byte("root = "+root+"\nstate_dir = "+t.TempDir()+"\n"), 0o644)
+	code, out, errOut := runCmd(t, "status", "--all", "--config-dir", confDir)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != exitNotRunning || len(lines) != 3 || !strings.HasPrefix(lines[1], "integrityd ") || !strings.Contains(lines[1], root) ||
+		!strings.Contains(lines[1], "running") || !strings.Contains(lines[1], " 1 ") || !strings.HasPrefix(lines[2], "integrityd@b ") || !strings.Contains(lines[2], "STALE: no state") {
+		t.Errorf("status --all: exit %d, want %d (one never ran):\n%s%s", code, exitNotRunning, out, errOut)
+	}
+	code, out, _ = runCmd(t, "status", "--all", "--config-dir", confDir, "--output", "json")
+	var all []map[string]any
+	if err := json.Unmarshal([]byte(out), &all); err != nil || len(all) != 2 || all[0]["instance"] != "integrityd" || all[0]["findings"] != 1.0 ||
+		all[0]["running"] != true || all[1]["instance"] != "integrityd@b" || all[1]["running"] != false || code != exitNotRunning {
+		t.Errorf("status --all --output json: exit %d, %v:\n%s", code, err, out)
+	}
+	os.WriteFile(filepath.Join(confDir, "b.conf"), []byte("no_such_key = 1\n"), 0o644)
+	if code, out, errOut = runCmd(t, "status", "--all", "--config-dir", confDir); code != exitError || !strings.Contains(out, "ERROR: ") || !strings.Contains(out, "no_such_key") {
+		t.Errorf("status --all with a broken configuration: exit %d, want %d:\n%s%s", code, exitError, out, errOut)
+	}
+	os.Remove(filepath.Join(confDir, "b.conf"))
+	if code, out, errOut = runCmd(t, "status", "--all", "--config-dir", confDir); code != exitFindings {
+		t.Errorf("status --all, one instance with a finding: exit %d, want %d:\n%s%s", code, exitFindings, out, errOut)
+	}
 	code, out, _ = runCmd(t, "report", "--state-dir", stateDir, "--output", "json")
 	var rep map[string]map[string]map[string]map[string]string
 	if err := json.Unmarshal([]byte(out), &rep); code != exitFindings || err != nil || rep["core"]["INVALID_HASH"]["index.php"]["current"] == "" {
@@ -83,7 +107,7 @@ func TestOperatorCommands(t *testing.T) {
 
 	// Fix it, rescan: the result is clean.
 	os.WriteFile(filepath.Join(root, "index.php"), []byte(demo.Files["index.php"]), 0o644)
-	code, out, errOut := runCmd(t, "rescan", "--state-dir", stateDir)
+	code, out, errOut = runCmd(t, "rescan", "--state-dir", stateDir)
 	if code != exitClean || !strings.Contains(out, "No errors have been found.") {
 		t.Errorf("rescan: exit %d: %s %s", code, out, errOut)
 	}
@@ -127,8 +151,11 @@ func TestOperatorCommands(t *testing.T) {
 	if v := value("integrityd_alerts_total", map[string]string{"kind": "INVALID_HASH"}); v != 1 {
 		t.Errorf("alerts_total{INVALID_HASH} = %v, want 1", v)
 	}
-	if v := value("integrityd_findings", map[string]string{"kind": "INVALID_HASH", "scope": "core"}); v != 0 {
-		t.Errorf("findings{INVALID_HASH,core} = %v after the fix, want 0", v)
+	if v := value("integrityd_findings_all", nil); v != 0 {
+		t.Errorf("findings_all = %v after the fix, want 0", v)
+	}
+	if mf := mfs["integrityd_findings"]; mf != nil && len(mf.Metric) > 0 {
+		t.Errorf("integrityd_findings series with no finding: %v", mf.Metric)
 	}
 	if v := value("integrityd_full_scans_total", nil); v < 2 {
 		t.Errorf("full_scans_total = %v, want >= 2 (start and rescan)", v)
@@ -142,6 +169,12 @@ func TestOperatorCommands(t *testing.T) {
 	for name, mf := range mfs {
 		for _, m := range mf.Metric {
 			for _, l := range m.Label {
+				if l.GetName() == "root" {
+					if l.GetValue() != root {
+						t.Errorf("%s has root=%q, want %q", name, l.GetValue(), root)
+					}
+					continue
+				}
 				if strings.Contains(l.GetValue(), "/") {
 					t.Errorf("%s has a path-like label %s=%q", name, l.GetName(), l.GetValue())
 				}
@@ -173,7 +206,7 @@ func TestMetricsListenUnix(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("integrityd_build_info{")) || !bytes.Contains(body, []byte("integrityd_watched_files 15")) {
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("integrityd_build_info{")) || !bytes.Contains(body, []byte("integrityd_watched_files{root=\""+root+"\"} 15")) {
 		t.Errorf("GET /metrics: %s\n%s", resp.Status, body)
 	}
 }

@@ -11,8 +11,10 @@ import (
 )
 
 // Metrics are the daemon's Prometheus metrics. Counters count events;
-// the rest is read from the latest snapshot at each scrape. No file path
-// is ever a label.
+// the rest is read from the latest snapshot at each scrape. Every series
+// carries the install's root as label "root", so that the instances of a
+// host stay apart (through one node_exporter textfile directory, or one
+// Prometheus job); no other file path is ever a label.
 type Metrics struct {
 	Registry        *prometheus.Registry
 	alerts          *prometheus.CounterVec
@@ -52,7 +54,8 @@ func newMetrics(d *Daemon) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version.String(), "goversion": runtime.Version()},
 	})
 	buildInfo.Set(1)
-	m.Registry.MustRegister(m.alerts, m.fullScans, m.fullScanSeconds, m.eventsLost, m.manifestFails, buildInfo, stateCollector{d})
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"root": d.cfg.Root}, m.Registry)
+	reg.MustRegister(m.alerts, m.fullScans, m.fullScanSeconds, m.eventsLost, m.manifestFails, buildInfo, stateCollector{d})
 	return m
 }
 
@@ -60,7 +63,8 @@ func newMetrics(d *Daemon) *Metrics {
 func (d *Daemon) Metrics() *Metrics { return d.metrics }
 
 var (
-	descFindings = prometheus.NewDesc("integrityd_findings", "Current findings, by kind and scope.", []string{"kind", "scope"}, nil)
+	descFindings = prometheus.NewDesc("integrityd_findings", "Current findings, by kind and scope; only kinds and scopes that have some.", []string{"kind", "scope"}, nil)
+	descAll      = prometheus.NewDesc("integrityd_findings_all", "Current findings, all kinds and scopes (0 when clean).", nil, nil)
 	descFiles    = prometheus.NewDesc("integrityd_watched_files", "Files listed by the verified manifests.", nil, nil)
 	descDirs     = prometheus.NewDesc("integrityd_watched_directories", "Directories with an inotify watch.", nil, nil)
 	descScopes   = prometheus.NewDesc("integrityd_scopes", "Scopes checked (core and apps).", nil, nil)
@@ -73,36 +77,28 @@ var (
 type stateCollector struct{ d *Daemon }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descFindings, descFiles, descDirs, descScopes, descLastScan, descDegraded, descTrust} {
+	for _, d := range []*prometheus.Desc{descFindings, descAll, descFiles, descDirs, descScopes, descLastScan, descDegraded, descTrust} {
 		ch <- d
 	}
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.d.snap.Load()
+	// Only the kinds and scopes with findings: a hoster's hundred installs
+	// each with some hundred zero series (every kind by every scope) cost
+	// a Prometheus for nothing; integrityd_findings_all is the total.
 	counts := map[[2]string]int{}
-	for _, scope := range s.scopeNames {
-		for _, k := range verify.Kinds() {
-			if !k.IsUnsigned() {
-				counts[[2]string{string(k), scope}] = 0
-			}
-		}
-	}
-	if s.unsigned {
-		for _, k := range verify.Kinds() {
-			if k.IsUnsigned() {
-				counts[[2]string{string(k), verify.UnsignedScope}] = 0
-			}
-		}
-	}
+	all := 0
 	for scope, m := range s.findings {
 		for _, f := range m {
 			counts[[2]string{string(f.Kind), scope}]++
+			all++
 		}
 	}
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(descFindings, prometheus.GaugeValue, float64(n), k[0], k[1])
 	}
+	ch <- prometheus.MustNewConstMetric(descAll, prometheus.GaugeValue, float64(all))
 	ch <- prometheus.MustNewConstMetric(descFiles, prometheus.GaugeValue, float64(s.Files))
 	ch <- prometheus.MustNewConstMetric(descScopes, prometheus.GaugeValue, float64(s.Scopes))
 	if last := s.meta.LastFullScan; !last.IsZero() {

@@ -179,8 +179,11 @@ conf_set() { # conf_set FILE KEY VALUE: replace or add KEY
 	$E sh -c 'grep -v "^$2 = " "$1" >"$1.new"; echo "$2 = $3" >>"$1.new"; mv "$1.new" "$1"' sh "$@"
 }
 scrape() { $E curl -sf --unix-socket "$1" http://localhost/metrics; }
-metric() { # metric TEXT NAME{LABELS}: its value (a line of the exposition)
-	printf '%s\n' "$1" | awk -v n="$2" '$1 == n {print $2; found=1} END {exit !found}'
+metric() { # metric TEXT NAME{LABELS}: its value (a line of the exposition, its root label left out)
+	printf '%s\n' "$1" | awk -v n="$2" '!/^#/ {k=$1; gsub(/,?root="[^"]*"/, "", k); sub(/\{,/, "{", k); sub(/\{\}/, "", k)} k == n {print $2; found=1} END {exit !found}'
+}
+metric_root() { # metric_root TEXT NAME: the root label of NAME's sample
+	printf '%s\n' "$1" | awk -v n="$2" 'index($1, n "{") == 1 && match($1, /root="[^"]*"/) {print substr($1, RSTART+6, RLENGTH-7); exit}'
 }
 
 echo "== install (install.sh --bin, the main install, a textfile directory, two instances)"
@@ -188,7 +191,7 @@ echo "== install (install.sh --bin, the main install, a textfile directory, two 
 # must let the service write there.
 $E install -d -m 0755 /var/lib/prometheus/node-exporter
 $E "$stage/install.sh" --bin "$work/integrityd" --root "$work/nc" --textfile-dir /var/lib/prometheus/node-exporter
-$E "$stage/install.sh" --bin "$work/integrityd" --instance a --root "$work/a"
+$E "$stage/install.sh" --bin "$work/integrityd" --instance a --root "$work/a" --textfile-dir /var/lib/prometheus/node-exporter
 $E "$stage/install.sh" --bin "$work/integrityd" --instance b --root "$work/b" >/dev/null
 $E "$stage/install.sh" --bin "$work/integrityd" --root "$work/nc" --textfile-dir /var/lib/prometheus/node-exporter >/dev/null # again: idempotent
 $E getent group integrityd >/dev/null || fail "no group integrityd"
@@ -223,7 +226,9 @@ $E sh -c 'ls -ld /var/lib/integrityd /var/lib/integrityd/a /run/integrityd /run/
 echo "== metrics over the Unix socket and in the textfile"
 m=$(scrape /run/integrityd/metrics.sock) || fail "curl --unix-socket /run/integrityd/metrics.sock failed"
 [ "$(metric "$m" integrityd_scopes)" = 3 ] || fail "socket: integrityd_scopes is not 3"
-[ "$(metric "$m" 'integrityd_findings{kind="INVALID_HASH",scope="core"}')" = 0 ] || fail "socket: no integrityd_findings{INVALID_HASH,core} 0"
+[ "$(metric "$m" integrityd_findings_all)" = 0 ] || fail "socket: integrityd_findings_all is not 0"
+metric "$m" 'integrityd_findings{kind="INVALID_HASH",scope="core"}' >/dev/null && fail "socket: a zero integrityd_findings series is exported (the gauge holds present findings only)"
+[ "$(metric_root "$m" integrityd_scopes)" = "$work/nc" ] || fail "socket: integrityd_scopes has root=\"$(metric_root "$m" integrityd_scopes)\", want $work/nc"
 echo "    socket: integrityd_watched_files $(metric "$m" integrityd_watched_files), integrityd_scopes 3"
 ma=$(as alice curl -sf --unix-socket /run/integrityd/a/metrics.sock http://localhost/metrics) || fail "alice cannot scrape instance a's socket"
 [ "$(metric "$ma" integrityd_scopes)" = 3 ] || fail "instance a: integrityd_scopes is not 3"
@@ -240,34 +245,57 @@ out=$(as bob $BIN status 2>&1) || rc=$?
 echo "$out" | grep -q "group integrityd" || fail "bob: status error does not name the group: $out"
 echo "    bob: exit 2: $out"
 
-echo "== the metrics textfile (rewritten every 15 s: read after the steps above)"
+echo "== the metrics textfiles (rewritten every 15 s: read after the steps above)"
+# Two instances write side by side in node_exporter's directory: each
+# series carries its root label, so node_exporter sees no duplicates.
 tf=/var/lib/prometheus/node-exporter/integrityd.prom
+tfa=/var/lib/prometheus/node-exporter/integrityd-a.prom
 eventually $E test -s $tf || fail "no textfile $tf"
-# node_exporter runs as another user: the file must be world-readable.
-check_textfile() {
-	as bob cat $tf | python3 -c '
-import sys
+eventually $E test -s $tfa || fail "no textfile $tfa"
+# node_exporter runs as another user: the files must be world-readable.
+check_textfile() { # check_textfile FILE ROOT
+	as bob cat "$1" | python3 -c '
+import re, sys
+root = sys.argv[1]
 vals = {}
 for line in sys.stdin:
     line = line.strip()
     if not line or line.startswith("#"):
         continue
     name, value = line.rsplit(" ", 1)
-    vals[name] = float(value)
+    roots = re.findall(r"root=\"([^\"]*)\"", name)
+    assert roots == [root], (name, roots, root)
+    key = re.sub(r",?root=\"[^\"]*\"", "", name).replace("{,", "{").replace("{}", "")
+    vals[key] = float(value)
 assert vals.get("integrityd_scopes") == 3, vals.get("integrityd_scopes")
 assert vals.get("integrityd_watched_files", 0) > 0
 assert vals.get("integrityd_last_full_scan_timestamp_seconds", 0) > 1.6e9
 assert vals.get("integrityd_watch_degraded") == 0
-n = sum(v for k, v in vals.items() if k.startswith("integrityd_findings{"))
-assert n == 0, n
-print("    textfile: %d samples, integrityd_scopes 3, 0 findings" % len(vals))
-'
+assert vals.get("integrityd_findings_all") == 0, vals.get("integrityd_findings_all")
+assert not [k for k in vals if k.startswith("integrityd_findings{")], "zero integrityd_findings series"
+print("    textfile %s: %d samples, root=%s, integrityd_scopes 3, 0 findings" % (sys.argv[2], len(vals), root))
+' "$2" "$1"
 }
-for i in $(seq 25); do
-	check_textfile 2>/dev/null && break
-	[ "$i" = 25 ] && { check_textfile || fail "textfile $tf: wrong or unreadable by other users"; }
-	sleep 1
+for f in "$tf $work/nc" "$tfa $work/a"; do
+	set -- $f
+	for i in $(seq 25); do
+		check_textfile "$1" "$2" 2>/dev/null && break
+		[ "$i" = 25 ] && { check_textfile "$1" "$2" || fail "textfile $1: wrong or unreadable by other users"; }
+		sleep 1
+	done
 done
+# Both files in one node_exporter scrape: no series may repeat.
+dups=$($E sh -c "cat $tf $tfa" | grep -v '^#' | awk '{print $1}' | sort | uniq -d)
+[ -z "$dups" ] || fail "the two textfiles repeat series: $dups"
+
+echo "== status --all: every instance on the host, as alice"
+out=$(as alice $BIN status --all 2>&1) || fail "alice: status --all exit $? with three clean instances: $out"
+echo "$out" | sed 's/^/    /'
+for n in integrityd integrityd@a integrityd@b; do
+	echo "$out" | grep -q "^$n .*running" || fail "status --all: no running line for $n"
+done
+out=$(as alice $BIN status --all --output json) || fail "alice: status --all --output json exit $?"
+printf '%s' "$out" | python3 -c 'import json, sys; v = json.load(sys.stdin); assert len(v) == 3, v' || fail "status --all --output json: not three instances: $out"
 
 echo "== tamper: append to index.php, add core/shell.php; one-line alerts"
 $E cp "$work/nc/index.php" "$work/index.php.orig"
