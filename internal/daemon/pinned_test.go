@@ -49,21 +49,21 @@ func TestPinnedTrustAnchor(t *testing.T) {
 	if n := len(r.logs.FilterField(zapString("message_id", journal.IDTrustDiffer)).All()); n != 1 {
 		t.Fatalf("%d mismatch alerts after the install's root.crt changed, want 1", n)
 	}
-	trustMetric(t, r, 1)
+	trustMetric(t, r, root, 1)
 	os.WriteFile(inTree, orig, 0o644)
 	r.waitIdle(t)
 	if n := len(r.logs.FilterMessage("resolved TRUST_ANCHOR core " + verify.InTreeAnchors + ": matches the pinned one (" + pinned + ") again").All()); n != 1 {
 		t.Errorf("%d 'matches again' entries after the restore, want 1", n)
 	}
-	trustMetric(t, r, 0)
+	trustMetric(t, r, root, 0)
 }
 
 // trustMetric checks integrityd_trust_anchor_mismatch (the alerting
 // rule in packaging/prometheus fires on it).
-func trustMetric(t *testing.T, r *running, want int) {
+func trustMetric(t *testing.T, r *running, root string, want int) {
 	t.Helper()
 	exp := fmt.Sprintf("# HELP integrityd_trust_anchor_mismatch 1 while the install's resources/codesigning/root.crt differs from the trust anchors in use (built in or pinned).\n"+
-		"# TYPE integrityd_trust_anchor_mismatch gauge\nintegrityd_trust_anchor_mismatch %d\n", want)
+		"# TYPE integrityd_trust_anchor_mismatch gauge\nintegrityd_trust_anchor_mismatch{root=%q} %d\n", root, want)
 	if err := testutil.GatherAndCompare(r.d.Metrics().Registry, strings.NewReader(exp), "integrityd_trust_anchor_mismatch"); err != nil {
 		t.Error(err)
 	}
