@@ -4,7 +4,8 @@
 #   packaging/deb/build.sh [--bin BINARY] [--out DIR]
 #
 # BINARY defaults to a static build of ./cmd/integrityd (Go on PATH or
-# /usr/local/go/bin), stamped with the version. VERSION defaults to
+# /usr/local/go/bin), stamped with the version; a BINARY given must print
+# that version (integrityd --version). VERSION defaults to
 # "0.0~gitYYYYMMDD.COMMIT" of HEAD (Debian versions must start with a
 # digit; a dirty tree adds "+dirty"); VERSION=... overrides it. DIR
 # defaults to the current directory. Needs dpkg-deb and gzip; no root (the
@@ -52,6 +53,8 @@ if [ -z "$bin" ]; then
 	bin=$tmp/integrityd
 fi
 [ -x "$bin" ] || die "--bin $bin: not an executable file"
+got=$("$bin" --version | sed -n 1p)
+[ "$got" = "integrityd $VERSION" ] || die "--bin $bin says \"$got\", not \"integrityd $VERSION\": build it with -ldflags \"-X main.version=$VERSION\" (or leave out --bin)"
 arch=$("$bin" version | awk '$1 ~ /^go/ {split($2, p, "/"); print p[2]}')
 case $arch in amd64 | arm64 | i386 | armhf | ppc64el | s390x | riscv64) ;; 386) arch=i386 ;; arm) arch=armhf ;; ppc64le) arch=ppc64el ;; *) die "$bin: unknown architecture ${arch:-(none)}" ;; esac
 

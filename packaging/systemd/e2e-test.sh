@@ -103,8 +103,16 @@ if [ -n "${INTEGRITYD_BIN:-}" ]; then
 else
 	CGO_ENABLED=0 go build -trimpath -o "$work/integrityd" ./cmd/integrityd
 fi
-for t in nc a b; do "$work/integrityd" demo --build-only "$work/$t" >/dev/null; done
+for t in nc a b d; do "$work/integrityd" demo --build-only "$work/$t" >/dev/null; done
 cp -R -p packaging "$stage"
+if command -v dpkg-deb >/dev/null; then
+	# Its own build: the binary is stamped with the package's version.
+	deb=$(PATH=$PATH:/usr/local/go/bin packaging/deb/build.sh --out "$work") || fail "packaging/deb/build.sh failed"
+	echo "    built $(basename "$deb")"
+else
+	deb=
+	echo "    dpkg-deb is not installed: the .deb steps are skipped"
+fi
 BIN=/usr/local/bin/integrityd
 
 echo "== install.sh builds with sudo's PATH (no Go on it) into a staging root"
@@ -180,10 +188,10 @@ conf_set() { # conf_set FILE KEY VALUE: replace or add KEY
 }
 scrape() { $E curl -sf --unix-socket "$1" http://localhost/metrics; }
 metric() { # metric TEXT NAME{LABELS}: its value (a line of the exposition, its root label left out)
-	printf '%s\n' "$1" | awk -v n="$2" '!/^#/ {k=$1; gsub(/,?root="[^"]*"/, "", k); sub(/\{,/, "{", k); sub(/\{\}/, "", k)} k == n {print $2; found=1} END {exit !found}'
+	printf '%s\n' "$1" | awk -v n="$2" '{k = ""} !/^#/ {k = $0; sub(/ [^ ]+$/, "", k); gsub(/,?root="[^"]*"/, "", k); sub(/\{,/, "{", k); sub(/\{\}/, "", k)} k == n {print $NF; found=1} END {exit !found}'
 }
 metric_root() { # metric_root TEXT NAME: the root label of NAME's sample
-	printf '%s\n' "$1" | awk -v n="$2" 'index($1, n "{") == 1 && match($1, /root="[^"]*"/) {print substr($1, RSTART+6, RLENGTH-7); exit}'
+	printf '%s\n' "$1" | awk -v n="$2" 'index($0, n "{") == 1 && match($0, /root="[^"]*"/) {print substr($0, RSTART+6, RLENGTH-7); exit}'
 }
 
 echo "== install (install.sh --bin, the main install, a textfile directory, two instances)"
@@ -459,5 +467,44 @@ tperm=$($E stat -c '%g %A' /var/lib/prometheus/node-exporter)
 case $tperm in 0\ d????-*) ;; *) fail "--purge left /var/lib/prometheus/node-exporter as $tperm (want group 0, not group-writable)" ;; esac
 if $E sh -c 'command -v getfacl' >/dev/null; then
 	$E getfacl -cpn /var/lib/prometheus/node-exporter | grep -q '^group:[0-9]' && fail "--purge left an ACL entry of the deleted group on /var/lib/prometheus/node-exporter: $($E getfacl -cpn /var/lib/prometheus/node-exporter)"
+fi
+if [ -n "$deb" ]; then
+	echo "== the Debian package: installed, started, alerting, the daily check, purged"
+	$E dpkg -i "$deb" >/dev/null || fail "dpkg -i $(basename "$deb") failed"
+	for f in /usr/bin/integrityd /usr/lib/systemd/system/integrityd.service /usr/lib/systemd/system/integrityd@.service \
+		/usr/lib/systemd/system/integrityd-check.timer /usr/lib/systemd/catalog/integrityd.catalog \
+		/usr/share/man/man8/integrityd.8.gz /usr/share/man/man5/integrityd.conf.5.gz /etc/integrityd/integrityd.conf; do
+		$E test -f $f || fail "the package did not install $f"
+	done
+	$E getent passwd integrityd >/dev/null || fail "the package's postinst created no user integrityd"
+	[ "$($E stat -c '%U %a' /var/lib/integrityd)" = "integrityd 750" ] || fail "/var/lib/integrityd after dpkg -i: $($E stat -c '%U %a' /var/lib/integrityd)"
+	pkgver=$($E dpkg-query -W -f '${Version}' integrityd)
+	$E /usr/bin/integrityd --version | grep -qx "integrityd $pkgver" || fail "integrityd --version does not print the package version $pkgver: $($E /usr/bin/integrityd --version)"
+	$E systemctl is-enabled -q integrityd 2>/dev/null && fail "the package enabled integrityd before root is set"
+	$E install -m 0644 "$work/d/resources/codesigning/root.crt" /etc/integrityd/d-root.crt
+	conf_set /etc/integrityd/integrityd.conf root "$work/d"
+	conf_set /etc/integrityd/integrityd.conf trust /etc/integrityd/d-root.crt
+	conf_set /etc/integrityd/integrityd.conf crl none
+	$E /usr/bin/integrityd check-config >/dev/null || fail "check-config of the packaged configuration"
+	$E systemctl enable --now integrityd >/dev/null 2>&1 || { journal integrityd | tail -10; fail "systemctl enable --now integrityd (package)"; }
+	$E systemctl show -p StatusText integrityd | grep -q "StatusText=watching .* files in 3 scopes; 0 findings" || fail "package: no STATUS= line"
+	$E systemctl show -p ExecMainStartTimestamp,FragmentPath integrityd | grep -Eq "FragmentPath=(/usr)?/lib/systemd/system/integrityd.service" || fail "package: not the packaged unit: $($E systemctl show -p FragmentPath integrityd)"
+	$E sh -c 'echo "<?php system(\$_GET[0]);" >>"$1/status.php"' sh "$work/d"
+	wait_line integrityd "INVALID_HASH core status.php, writer unknown"
+	# The daily check (AIDE's mode): the same finding, the report in its
+	# journal, the unit failed (exit 1).
+	$E systemctl enable integrityd-check.timer >/dev/null 2>&1 || fail "systemctl enable integrityd-check.timer"
+	$E systemctl list-timers --all --no-legend integrityd-check.timer | grep -q integrityd-check.timer || fail "integrityd-check.timer is not listed by systemctl list-timers"
+	$E systemctl start integrityd-check.service && fail "integrityd-check.service succeeded with a finding (want failed, exit 1)"
+	[ "$($E systemctl show -p ExecMainStatus --value integrityd-check.service)" = 1 ] || fail "integrityd-check.service exit $($E systemctl show -p ExecMainStatus --value integrityd-check.service), want 1"
+	eventually has_line integrityd-check.service "		- status.php" || { journal integrityd-check.service -o cat | tail -20 >&2; fail "the daily check's report is not in the journal"; }
+	journal integrityd-check.service -o cat | grep -q "^1 findings in 1 of 3 scopes checked: INVALID_HASH 1$" || fail "the daily check's summary line"
+	echo "    integrityd-check.service: failed (exit 1), report in the journal: $(journal integrityd-check.service -o cat | grep -c .) lines"
+	$E dpkg --purge integrityd >/dev/null || fail "dpkg --purge integrityd failed"
+	$E systemctl is-active -q integrityd && fail "integrityd still runs after dpkg --purge"
+	for f in /usr/bin/integrityd /usr/lib/systemd/system/integrityd.service /usr/lib/systemd/system/integrityd-check.timer /var/lib/integrityd /etc/integrityd; do
+		$E test -e $f && fail "dpkg --purge left $f"
+	done
+	echo "    $(basename "$deb"): installed, started, alerted, checked daily, purged"
 fi
 echo "PASS systemd end-to-end test ($((SECONDS - t0)) s)"
