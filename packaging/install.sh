@@ -125,9 +125,9 @@ if [ -n "$uninstall" ]; then
 	if systemd_running; then
 		step "stopping and disabling integrityd.service and every integrityd@ instance"
 		# (systemctl exits 1 when nothing matches)
-		units=$(systemctl list-units --all --plain --no-legend 'integrityd.service' 'integrityd@*.service' 2>/dev/null | awk '{print $1}' || true)
+		units=$(systemctl list-units --all --plain --no-legend 'integrityd.service' 'integrityd@*.service' 'integrityd-check*.timer' 'integrityd-check*.service' 2>/dev/null | awk '{print $1}' || true)
 		units="$units $(systemctl list-unit-files --plain --no-legend 'integrityd@*.service' 2>/dev/null | awk '$1 != "integrityd@.service" {print $1}' || true)"
-		for u in integrityd.service $units; do
+		for u in integrityd.service integrityd-check.timer $units; do
 			systemctl disable --now "$u" >/dev/null 2>&1 || true
 		done
 	fi
@@ -139,6 +139,8 @@ if [ -n "$uninstall" ]; then
 	done
 	step "removing the installed files"
 	rm -f "$dest$prefix/bin/integrityd" "$unitdir/integrityd.service" "$unitdir/integrityd@.service" \
+		"$dest$prefix/share/man/man8/integrityd.8" "$dest$prefix/share/man/man5/integrityd.conf.5" \
+		"$unitdir"/integrityd-check.service "$unitdir"/integrityd-check@.service "$unitdir"/integrityd-check.timer "$unitdir"/integrityd-check@.timer \
 		"$catalog" "$sysusers" "$sysctl"
 	for d in "$unitdir"/integrityd.service.d "$unitdir"/integrityd@*.service.d; do
 		[ -d "$d" ] || continue
@@ -237,11 +239,13 @@ if [ "$bin" -ef "$dest$prefix/bin/integrityd" ]; then
 else
 	install -D -m 0755 "$bin" "$dest$prefix/bin/integrityd"
 fi
-for u in integrityd.service integrityd@.service; do
+for u in integrityd.service integrityd@.service integrityd-check.service integrityd-check@.service integrityd-check.timer integrityd-check@.timer; do
 	sed "s#/usr/local/bin/integrityd#$prefix/bin/integrityd#" "packaging/systemd/$u" >"$tmp/$u"
 	install -D -m 0644 "$tmp/$u" "$unitdir/$u"
 done
 install -D -m 0644 packaging/systemd/integrityd.catalog "$catalog"
+install -D -m 0644 packaging/man/integrityd.8 "$dest$prefix/share/man/man8/integrityd.8"
+install -D -m 0644 packaging/man/integrityd.conf.5 "$dest$prefix/share/man/man5/integrityd.conf.5"
 install -D -m 0644 packaging/systemd/90-integrityd-inotify.conf "$sysctl"
 # For reference, where the admin finds them without the checkout.
 install -D -m 0644 packaging/systemd/integrityd.conf "$share/integrityd.conf.example"

@@ -217,7 +217,7 @@ for t in a b; do
 	conf_set /etc/integrityd/$t.conf crl none
 	conf_set /etc/integrityd/$t.conf metrics_listen unix:/run/integrityd/$t/metrics.sock
 done
-$E systemd-analyze verify /etc/systemd/system/integrityd.service /etc/systemd/system/integrityd@a.service || fail "systemd-analyze verify"
+$E systemd-analyze verify /etc/systemd/system/integrityd.service /etc/systemd/system/integrityd@a.service /etc/systemd/system/integrityd-check.service /etc/systemd/system/integrityd-check.timer /etc/systemd/system/integrityd-check@a.service || fail "systemd-analyze verify"
 $E journalctl --list-catalog 90db44e0a320482eb73a78bb4bb5ef96 | grep -q integrityd || fail "catalog not installed"
 # Operators: alice is in the group, bob is not.
 $E useradd -M -G integrityd alice
@@ -454,7 +454,7 @@ as alice $BIN status >/dev/null 2>&1 || rc=$?
 
 echo "== uninstall keeps the state; --purge removes it"
 $E "$stage/install.sh" --uninstall
-$E test ! -e $BIN -a ! -e /etc/systemd/system/integrityd@.service -a ! -e $tf || fail "uninstall left files"
+$E test ! -e $BIN -a ! -e /etc/systemd/system/integrityd@.service -a ! -e /etc/systemd/system/integrityd-check.timer -a ! -e $tf || fail "uninstall left files"
 $E systemctl is-active -q integrityd@a && fail "integrityd@a still runs after uninstall"
 $E test -d /var/lib/integrityd/a -a -f /etc/integrityd/a.conf || fail "uninstall removed the state or the configuration"
 $E "$stage/install.sh" --uninstall --purge >/dev/null
