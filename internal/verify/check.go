@@ -143,8 +143,9 @@ func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan hashed, 1)
+	var match matched
 	go func() {
-		files, err := s.hashTree(hctx, s.Dir, "")
+		files, err := s.hashTreeMatch(hctx, s.Dir, "", &match)
 		done <- hashed{files, err}
 	}()
 	m, ex := s.LoadManifest(t)
@@ -155,6 +156,9 @@ func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
 		return res, nil
 	}
 	res.Digest = m.Digest
+	expected := s.NewExpected(m)
+	// From here on, a file that matches is counted, not kept.
+	match.exp.Store(expected)
 	h := <-done
 	current, err := h.files, h.err
 	if err != nil {
@@ -165,7 +169,8 @@ func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
 		res.Exception = &f
 		return res, nil
 	}
-	res.Findings = s.compare(s.NewExpected(m).all(), current)
+	res.Findings = s.compareSeen(expected.all(), current, match.seen)
+	res.Files, res.Bytes = match.files, match.bytes
 	for _, st := range current {
 		if !st.skip {
 			res.Files++
@@ -193,6 +198,12 @@ func (st fileState) linkNote() string {
 // with it, else its INVALID_HASH or EXTRA_FILE says so in its Message:
 // one finding per path.
 func (s *Scope) compare(expected []expEntry, current map[string]fileState) []Finding {
+	return s.compareSeen(expected, current, nil)
+}
+
+// compareSeen is compare where seen (when not nil) marks, by position in
+// expected, the files that matched and are not in current.
+func (s *Scope) compareSeen(expected []expEntry, current map[string]fileState, seen []bool) []Finding {
 	scope := s.Name
 	var out []Finding
 	var badDirs []string
@@ -230,7 +241,10 @@ func (s *Scope) compare(expected []expEntry, current map[string]fileState) []Fin
 				Message: st.linkNote()})
 		}
 	}
-	for _, e := range expected {
+	for i, e := range expected {
+		if seen != nil && seen[i] {
+			continue
+		}
 		if _, ok := current[e.key]; ok || underAny(e.key, badDirs) {
 			continue
 		}

@@ -71,7 +71,7 @@ func resignPSS(t *testing.T, path string, key *rsa.PrivateKey, h crypto.Hash) {
 	emBits := key.N.BitLen() - 1
 	emLen := (emBits + 7) / 8
 	mh := h.New()
-	mh.Write(m.canonical)
+	mh.Write(canonicalOf(t, data))
 	hh := h.New()
 	hh.Write(make([]byte, 8))
 	hh.Write(mh.Sum(nil))

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -9,8 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxManifestSize bounds a signature.json. Nextcloud's own core manifest is
@@ -22,9 +26,6 @@ const maxJSONDepth = 512
 
 // Manifest is a parsed signature.json.
 type Manifest struct {
-	// Hashes maps each file, relative to the scope's root with "/"
-	// separators, to its expected lowercase hex SHA-512.
-	Hashes map[string]string
 	// Signature is the decoded signature; Certificate the PEM text.
 	Signature   []byte
 	Certificate string
@@ -35,9 +36,15 @@ type Manifest struct {
 	// by Verify).
 	Digest Digest
 
-	entries   []entry // ksort order
-	canonical []byte  // json_encode of entries: the signed message
-	sum       [sha256.Size]byte
+	// ents are the files, relative to the scope's root with "/"
+	// separators, and their expected SHA-512, sorted by key: 96 bytes and
+	// the key a file, not the hex text, the PHP array and the signed
+	// message, which are dropped once parsed.
+	ents []expEntry
+	// signed is the SHA-1 of the signed message (json_encode of the
+	// ksorted hashes), all that the signature check needs of it.
+	signed [sha1.Size]byte
+	sum    [sha256.Size]byte
 }
 
 // ManifestError says why a signature.json could not be read. Nextcloud
@@ -78,8 +85,24 @@ func parseManifestLimit(r io.Reader, name string, limit int64) (*Manifest, error
 func (m *Manifest) Sum() [sha256.Size]byte { return m.sum }
 
 func parseManifest(data []byte) (*Manifest, error) {
-	if err := phpJSONCheck(data); err != nil {
+	m, entries, err := decodeManifest(data)
+	if err != nil {
 		return nil, err
+	}
+	h := sha1.New()
+	if err := writeHashes(h, entries, false, 0); err != nil {
+		return nil, err
+	}
+	h.Sum(m.signed[:0])
+	m.ents = expectedEntries(entries)
+	return m, nil
+}
+
+// decodeManifest reads signature.json's fields: the hashes as the PHP
+// array json_decode makes of them, in ksort order.
+func decodeManifest(data []byte) (*Manifest, []entry, error) {
+	if err := phpJSONCheck(data); err != nil {
+		return nil, nil, err
 	}
 	// json.Valid accepted data; a small parser reads it, several times
 	// faster than json.Decoder on a core manifest's 30,000 entries, and
@@ -87,10 +110,11 @@ func parseManifest(data []byte) (*Manifest, error) {
 	// duplicate keys wins.
 	p := &jsonParser{data: data}
 	if p.peek() != '{' {
-		return nil, errors.New("not a JSON object")
+		return nil, nil, errors.New("not a JSON object")
 	}
 	p.i++
 	m := &Manifest{}
+	var entries []entry
 	var haveHashes, haveSig, haveCert bool
 	var sig string
 	for n := 0; ; n++ {
@@ -103,23 +127,23 @@ func parseManifest(data []byte) (*Manifest, error) {
 		}
 		key, _, err := p.str()
 		if err != nil {
-			return nil, fmt.Errorf("invalid JSON: %v", err)
+			return nil, nil, fmt.Errorf("invalid JSON: %v", err)
 		}
 		p.peek()
 		p.i++ // ':'
 		switch key {
 		case "hashes":
-			if m.entries, err = p.hashes(); err != nil {
-				return nil, fmt.Errorf("hashes: %v", err)
+			if entries, err = p.hashes(); err != nil {
+				return nil, nil, fmt.Errorf("hashes: %v", err)
 			}
 			haveHashes = true
 		case "signature", "certificate":
 			v, ok, err := p.str()
 			if err != nil {
-				return nil, fmt.Errorf("%s: %v", key, err)
+				return nil, nil, fmt.Errorf("%s: %v", key, err)
 			}
 			if !ok {
-				return nil, fmt.Errorf("%s: not a string", key)
+				return nil, nil, fmt.Errorf("%s: not a string", key)
 			}
 			if key == "signature" {
 				sig, haveSig = v, true
@@ -132,23 +156,30 @@ func parseManifest(data []byte) (*Manifest, error) {
 	}
 	switch {
 	case !haveHashes:
-		return nil, errors.New(`missing "hashes"`)
+		return nil, nil, errors.New(`missing "hashes"`)
 	case !haveSig:
-		return nil, errors.New(`missing "signature"`)
+		return nil, nil, errors.New(`missing "signature"`)
 	case !haveCert:
-		return nil, errors.New(`missing "certificate"`)
+		return nil, nil, errors.New(`missing "certificate"`)
 	}
 	m.Signature, m.sigNote = phpBase64Decode(sig)
-	ksort(m.entries)
-	var err error
-	m.Hashes = make(map[string]string, len(m.entries))
-	for _, e := range m.entries {
-		m.Hashes[e.key.str] = e.value
+	ksort(entries)
+	return m, entries, nil
+}
+
+// expectedEntries converts the PHP array of hashes (unique keys) into the
+// manifest's files, sorted by key.
+func expectedEntries(entries []entry) []expEntry {
+	ents := make([]expEntry, len(entries))
+	for i, e := range entries {
+		ents[i].key = e.key.str
+		var ok bool
+		if ents[i].hash, ok = ParseHash(e.value); !ok {
+			ents[i].odd = strings.Clone(e.value) // not a view of the manifest's text
+		}
 	}
-	if m.canonical, err = encodeHashes(m.entries, false, 0); err != nil {
-		return nil, err
-	}
-	return m, nil
+	slices.SortFunc(ents, func(a, b expEntry) int { return strings.Compare(a.key, b.key) })
+	return ents
 }
 
 // jsonParser reads JSON that json.Valid has already accepted.
@@ -189,6 +220,9 @@ func (p *jsonParser) str() (string, bool, error) {
 			if !escaped {
 				return string(lit[1 : len(lit)-1]), true, nil
 			}
+			if s, ok := unescapeSlashes(lit[1 : len(lit)-1]); ok {
+				return s, true, nil
+			}
 			var s string
 			if err := json.Unmarshal(lit, &s); err != nil {
 				return "", false, err
@@ -197,6 +231,48 @@ func (p *jsonParser) str() (string, bool, error) {
 		}
 	}
 	return "", false, errors.New("unterminated string")
+}
+
+// unescapeSlashes decodes a string literal's body whose only escapes are
+// "\/" (json_encode writes every "/" so: every key of a manifest), ok
+// false for any other escape.
+func unescapeSlashes(b []byte) (string, bool) {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] == '\\' {
+			if i+1 >= len(b) || b[i+1] != '/' {
+				return "", false
+			}
+			i++
+		}
+		out = append(out, b[i])
+	}
+	return string(out), true
+}
+
+// strView is str without a copy of a string that has no escapes: the
+// value shares p.data's bytes, which are never written, and keeps them
+// alive as long as it lives. For the hashes' values, dropped once
+// converted (expectedEntries), so that a manifest's text is not held
+// twice while it is parsed.
+func (p *jsonParser) strView() (string, bool, error) {
+	if p.peek() != '"' {
+		return "", false, nil
+	}
+	start := p.i + 1
+	for i := start; i < len(p.data); i++ {
+		switch p.data[i] {
+		case '\\':
+			return p.str()
+		case '"':
+			p.i = i + 1
+			if i == start {
+				return "", true, nil
+			}
+			return unsafe.String(&p.data[start], i-start), true, nil
+		}
+	}
+	return p.str()
 }
 
 // skipValue skips one (valid) JSON value.
@@ -244,7 +320,10 @@ func (p *jsonParser) hashes() ([]entry, error) {
 	}
 	p.i++
 	var entries []entry
-	index := map[string]int{}
+	// index finds a repeated key; it is made only once a key is not
+	// greater than the one before (a sorted manifest, as every signed one
+	// is, has no repeated key and needs none).
+	var index map[string]int
 	for n := 0; ; n++ {
 		c := p.peek()
 		if c == closing {
@@ -269,7 +348,7 @@ func (p *jsonParser) hashes() ([]entry, error) {
 			}
 			p.i++
 		}
-		v, ok, err := p.str()
+		v, ok, err := p.strView()
 		if err != nil {
 			return nil, err
 		}
@@ -277,12 +356,20 @@ func (p *jsonParser) hashes() ([]entry, error) {
 			return nil, fmt.Errorf("value for %q is not a string", name)
 		}
 		k := newPHPKey(name)
-		if i, ok := index[k.str]; ok {
-			entries[i].value = v
-			continue
+		if index == nil && len(entries) > 0 && k.str <= entries[len(entries)-1].key.str {
+			index = make(map[string]int, len(entries))
+			for i, e := range entries {
+				index[e.key.str] = i
+			}
+		}
+		if index != nil {
+			if i, ok := index[k.str]; ok {
+				entries[i].value = v
+				continue
+			}
+			index[k.str] = len(entries)
 		}
 		k.pos = len(entries)
-		index[k.str] = len(entries)
 		entries = append(entries, entry{key: k, value: v})
 	}
 }
@@ -449,7 +536,7 @@ func (m *Manifest) Verify(t *Trust, scope string) *Finding {
 	if !ok {
 		return invalidSignature(scope, MsgBadSignature, fmt.Sprintf("certificate key is %T, not RSA", leaf.PublicKey))
 	}
-	d, err := VerifyPSS(pub, m.canonical, m.Signature)
+	d, err := verifyPSSSum(pub, m.signed, m.Signature)
 	if err != nil {
 		detail := err.Error()
 		if m.sigNote != "" {

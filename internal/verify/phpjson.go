@@ -1,7 +1,9 @@
 package verify
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -586,22 +588,35 @@ func appendU(b []byte, u uint16) []byte {
 // order. With indent it returns the JSON_PRETTY_PRINT form nested at the
 // given depth (for writing signature.json).
 func encodeHashes(e []entry, pretty bool, depth int) ([]byte, error) {
+	size := 2
+	for i := range e {
+		size += len(e[i].key.str) + len(e[i].value) + 16
+	}
+	b := bytes.NewBuffer(make([]byte, 0, size))
+	if err := writeHashes(b, e, pretty, depth); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// writeHashes writes encodeHashes' bytes to w in chunks of about 64 KiB:
+// a manifest's signed message is hashed as it is encoded, never held.
+func writeHashes(w io.Writer, e []entry, pretty bool, depth int) error {
 	list := isList(e)
 	open, closing := byte('{'), byte('}')
 	if list {
 		open, closing = '[', ']'
 	}
-	size := 2
-	for i := range e {
-		size += len(e[i].key.str) + len(e[i].value) + 16
-	}
-	b := make([]byte, 1, size)
+	b := make([]byte, 1, 64<<10+512)
 	b[0] = open
-	if len(e) == 0 {
-		return append(b, closing), nil
-	}
 	var err error
 	for i := range e {
+		if len(b) >= 64<<10 {
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -610,7 +625,7 @@ func encodeHashes(e []entry, pretty bool, depth int) ([]byte, error) {
 		}
 		if !list {
 			if b, err = appendPHPString(b, e[i].key.str); err != nil {
-				return nil, fmt.Errorf("key: %w", err)
+				return fmt.Errorf("key: %w", err)
 			}
 			b = append(b, ':')
 			if pretty {
@@ -618,13 +633,14 @@ func encodeHashes(e []entry, pretty bool, depth int) ([]byte, error) {
 			}
 		}
 		if b, err = appendPHPString(b, e[i].value); err != nil {
-			return nil, fmt.Errorf("value of %q: %w", e[i].key.str, err)
+			return fmt.Errorf("value of %q: %w", e[i].key.str, err)
 		}
 	}
-	if pretty {
+	if pretty && len(e) > 0 {
 		b = appendIndent(b, depth)
 	}
-	return append(b, closing), nil
+	_, err = w.Write(append(b, closing))
+	return err
 }
 
 func appendIndent(b []byte, depth int) []byte {

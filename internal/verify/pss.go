@@ -72,8 +72,10 @@ func mgf1SHA512XOR(out, seed []byte) {
 }
 
 // pssHash is H = SHA-1(0x00*8 || SHA-1(msg)), the salt being empty.
-func pssHash(msg []byte) []byte {
-	mHash := sha1.Sum(msg)
+func pssHash(msg []byte) []byte { return pssHashOf(sha1.Sum(msg)) }
+
+// pssHashOf is pssHash of the message whose SHA-1 is mHash.
+func pssHashOf(mHash [sha1.Size]byte) []byte {
 	h := sha1.New()
 	h.Write(make([]byte, 8))
 	h.Write(mHash[:])
@@ -99,7 +101,7 @@ func emsaPSSEncode(msg []byte, emBits int) ([]byte, error) {
 }
 
 // emsaPSSVerify is EMSA-PSS-VERIFY with sLen = 0.
-func emsaPSSVerify(msg, em []byte, emBits int) error {
+func emsaPSSVerify(mHash [sha1.Size]byte, em []byte, emBits int) error {
 	emLen := (emBits + 7) / 8
 	pssHashLen := sha1.Size
 	if len(em) != emLen || emLen < pssHashLen+2 || em[emLen-1] != 0xBC {
@@ -121,7 +123,7 @@ func emsaPSSVerify(msg, em []byte, emBits int) error {
 	if db[len(db)-1] != 0x01 {
 		return errPSS
 	}
-	if subtle.ConstantTimeCompare(h, pssHash(msg)) != 1 {
+	if subtle.ConstantTimeCompare(h, pssHashOf(mHash)) != 1 {
 		return errPSS
 	}
 	return nil
@@ -131,6 +133,12 @@ func emsaPSSVerify(msg, em []byte, emBits int) error {
 // which digest verified (always DigestSHA1, the only one). Like phpseclib
 // it requires the signature to be exactly as long as the modulus.
 func VerifyPSS(pub *rsa.PublicKey, msg, sig []byte) (Digest, error) {
+	return verifyPSSSum(pub, sha1.Sum(msg), sig)
+}
+
+// verifyPSSSum is VerifyPSS of the message whose SHA-1 is mHash (a
+// manifest's signed message is hashed as it is encoded, never held).
+func verifyPSSSum(pub *rsa.PublicKey, mHash [sha1.Size]byte, sig []byte) (Digest, error) {
 	if pub == nil || pub.N == nil || pub.N.Sign() <= 0 || pub.E < 2 {
 		return "", errors.New("invalid RSA public key")
 	}
@@ -149,7 +157,7 @@ func VerifyPSS(pub *rsa.PublicKey, msg, sig []byte) (Digest, error) {
 		return "", errPSS
 	}
 	em := m.FillBytes(make([]byte, emLen))
-	if emsaPSSVerify(msg, em, emBits) != nil {
+	if emsaPSSVerify(mHash, em, emBits) != nil {
 		return "", errPSS
 	}
 	return DigestSHA1, nil

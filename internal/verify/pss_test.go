@@ -347,10 +347,11 @@ func TestOpenSSLInterop(t *testing.T) {
 		}
 		compact, _ := json.Marshal(hashes)
 		wantMsg := strings.ReplaceAll(string(compact), "/", `\/`)
-		if string(m.canonical) != wantMsg {
-			t.Errorf("signed message:\n got %s\nwant %s", m.canonical, wantMsg)
+		msg := canonicalOf(t, raw)
+		if string(msg) != wantMsg || sha1.Sum(msg) != m.signed {
+			t.Errorf("signed message:\n got %s\nwant %s", msg, wantMsg)
 		}
-		if out, err := opensslVerify(t, dir, m.canonical, m.Signature); err != nil || !strings.Contains(out, "Verified OK") {
+		if out, err := opensslVerify(t, dir, msg, m.Signature); err != nil || !strings.Contains(out, "Verified OK") {
 			t.Errorf("openssl does not verify the written signature: %v\n%s", err, out)
 		}
 

@@ -35,19 +35,20 @@ func (e expEntry) oddDetail() string {
 
 // NewExpected indexes the hashes of m that s checks.
 func (s *Scope) NewExpected(m *Manifest) *Expected {
-	ents := make([]expEntry, 0, len(m.Hashes))
-	for k, v := range m.Hashes {
-		if !s.expects(k) {
-			continue
+	// Shared with the manifest (neither changes them) unless the scope
+	// leaves some out.
+	ents := m.ents
+	for i, e := range m.ents {
+		if !s.expects(e.key) {
+			ents = append(make([]expEntry, 0, len(m.ents)-1), m.ents[:i]...)
+			for _, e := range m.ents[i+1:] {
+				if s.expects(e.key) {
+					ents = append(ents, e)
+				}
+			}
+			break
 		}
-		e := expEntry{key: k}
-		var ok bool
-		if e.hash, ok = ParseHash(v); !ok {
-			e.odd = v
-		}
-		ents = append(ents, e)
 	}
-	sort.Slice(ents, func(i, j int) bool { return ents[i].key < ents[j].key })
 	return &Expected{ents: ents}
 }
 
@@ -73,11 +74,16 @@ func (e *Expected) all() []expEntry { return e.ents }
 
 // lookup finds key in ents (sorted by key).
 func lookup(ents []expEntry, key string) (expEntry, bool) {
-	i := sort.Search(len(ents), func(i int) bool { return ents[i].key >= key })
-	if i < len(ents) && ents[i].key == key {
+	if i, ok := lookupIndex(ents, key); ok {
 		return ents[i], true
 	}
 	return expEntry{}, false
+}
+
+// lookupIndex is the position of key in ents (sorted by key).
+func lookupIndex(ents []expEntry, key string) (int, bool) {
+	i := sort.Search(len(ents), func(i int) bool { return ents[i].key >= key })
+	return i, i < len(ents) && ents[i].key == key
 }
 
 // under returns the entries of key and of the files below it (all of them

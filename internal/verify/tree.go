@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -415,6 +416,45 @@ func (c *Checker) progress() *Progress {
 // hashTree walks dir (the key of which in the scope is prefix) and hashes
 // every file with a pool of workers.
 func (s *Scope) hashTree(ctx context.Context, dir, prefix string) (map[string]fileState, error) {
+	return s.hashTreeMatch(ctx, dir, prefix, nil)
+}
+
+// matched is what a check keeps of the files that match the manifest
+// (hashTreeMatch): which entries were seen, how many files and bytes, not
+// a fileState each.
+type matched struct {
+	exp   atomic.Pointer[Expected] // nil until the manifest is loaded
+	seen  []bool                   // by position in exp's entries
+	files int
+	bytes int64
+}
+
+// take records st of key as a match and reports true when nothing about
+// it can be a finding: a file whose hash is the manifest's, with one
+// name, not the info.xml a duplicate-app note goes on. Called with the
+// hashing's lock held.
+func (m *matched) take(key string, st fileState) bool {
+	e := m.exp.Load()
+	if e == nil || st.err != nil || st.skip || st.deferred || st.nlink > 1 || key == infoXML || strings.HasSuffix(key, "/") {
+		return false
+	}
+	i, ok := lookupIndex(e.ents, key)
+	if !ok || e.ents[i].odd != "" || e.ents[i].hash != st.hash {
+		return false
+	}
+	if m.seen == nil {
+		m.seen = make([]bool, len(e.ents))
+	}
+	m.seen[i] = true
+	m.files++
+	m.bytes += st.size
+	return true
+}
+
+// hashTreeMatch is hashTree that, with m, keeps no fileState of a file
+// that matches the manifest once m has it: a check's memory is then the
+// manifest's and its findings', not a record of every file.
+func (s *Scope) hashTreeMatch(ctx context.Context, dir, prefix string, m *matched) (map[string]fileState, error) {
 	sp := s.special()
 	var mu sync.Mutex
 	out := make(map[string]fileState)
@@ -426,7 +466,9 @@ func (s *Scope) hashTree(ctx context.Context, dir, prefix string) (map[string]fi
 				return // ctx is done: the walk stops, the rest drains
 			}
 			mu.Lock()
-			out[f.key] = st
+			if m == nil || !m.take(f.key, st) {
+				out[f.key] = st
+			}
 			mu.Unlock()
 		})
 	if err != nil {

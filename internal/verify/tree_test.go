@@ -212,7 +212,7 @@ func manifestHashes(t *testing.T, sc *Scope) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m.Hashes
+	return m.hashMap()
 }
 
 func wantFindings(t *testing.T, res ScopeResult, want ...string) {
