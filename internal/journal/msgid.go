@@ -9,7 +9,7 @@ const (
 	IDInvalidHash = "90db44e0a320482eb73a78bb4bb5ef96" // a file's hash differs from its manifest
 	IDFileMissing = "bd8377a0e8fd4ed99de8970daa194aa2" // a signed file is missing
 	IDExtraFile   = "207ff942e1af4ca1980adfba3e930bed" // a file not in the manifest
-	IDHardLink    = "3c7e9a1f5b2d4c8e8a6f0d2b4e6c8a1f" // a file of a scope has more than one name
+	IDHardLink    = "45be59f575ad45a29516a29582177b33" // a file of a scope has more than one name
 	IDException   = "b23377c004f74fe2bbd2cc5ca88918b3" // a manifest, certificate or file could not be verified
 	IDResolved    = "f12abb9c394b43fcb30bb54a5894946d" // a finding healed
 	IDFullScan    = "dcc6a7a5693d4a80bbb01b8a05f1c2b2" // a full scan finished
@@ -17,12 +17,12 @@ const (
 	IDEventsLost  = "b4c02f0874874d628d3710d721f816e8" // events lost; everything is rescanned
 	IDStateError  = "c9d9ac4f2b4f4920b5a6b522cd070b79" // the state could not be saved
 	IDTrustDiffer = "699e8238dbf14c65af2eaec7e7833dfa" // the install's root.crt differs from the pinned one
-	IDScopeGone   = "5d0f3b1e8a2c4e6f9b7d1c3a5e7f9b2d" // a signed app directory was removed
-	IDMount       = "8e4a6c2f0b1d4f3a9c5e7b2d4f6a8c0e" // a mount or unmount over a checked directory
-	IDFlood       = "e1f3a5c7b9d24e6f8a0c2e4b6d8f0a13" // more findings in one directory than are logged one by one
+	IDScopeGone   = "27f43c0bf33344d1b3b2549050b1a688" // a signed app directory was removed
+	IDMount       = "3e690b0c295b40218c01563a7c528299" // a mount or unmount over a checked directory
+	IDFlood       = "8447590630fb41c1b37f0fbdc846ca12" // more findings in one directory than are logged one by one
 	IDDuplicate   = "da1d6070832549e7ad585d70bec38056" // an app id in several apps roots
 	IDDowngrade   = "794303616cd6419ab4d3a0558cfcefa6" // an older signed release replaced a newer one
-	IDConfig      = "4f0c2b9e7a1d4e58b3c6d9a2e5f8b1c4" // Nextcloud's configuration changed the apps roots, or cannot be read
+	IDConfig      = "03300fe11267445284cf02b2387aff89" // Nextcloud's configuration changed the apps roots, or cannot be read
 	IDUnenforced  = "d7f2c805f37f4128a72f447e11d0c8c9" // Nextcloud would not enforce its own check here (integrityd checks anyway)
 	IDSwapped     = "c452e86823354eedb11ec77a068b5fb0" // a signed file was replaced and put back: other code was there in between
 	// The unsigned coverage, checked against the admin's baseline.
@@ -65,3 +65,14 @@ func AlertID(kind string) string {
 // AllIDs lists every MESSAGE_ID, for the catalog test.
 var AllIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood, IDDuplicate, IDDowngrade, IDConfig, IDUnenforced, IDSwapped,
 	IDUnsignedChanged, IDUnsignedExtra, IDUnsignedMissing, IDHtaccessDirective, IDBaseline, IDWritersUnknown}
+
+// aliasIDs are the hand-typed MESSAGE_IDs these kinds had before they got
+// random 128-bit IDs, old then new. The catalog keeps an entry for each old
+// ID so that journal entries and queries written for them still resolve.
+var aliasIDs = [][2]string{
+	{"3c7e9a1f5b2d4c8e8a6f0d2b4e6c8a1f", IDHardLink},
+	{"5d0f3b1e8a2c4e6f9b7d1c3a5e7f9b2d", IDScopeGone},
+	{"8e4a6c2f0b1d4f3a9c5e7b2d4f6a8c0e", IDMount},
+	{"e1f3a5c7b9d24e6f8a0c2e4b6d8f0a13", IDFlood},
+	{"4f0c2b9e7a1d4e58b3c6d9a2e5f8b1c4", IDConfig},
+}
