@@ -428,15 +428,14 @@ func (l *loop) publish() {
 		s.findings[name] = m
 		l.shared[name] = true
 	}
-	for name, sc := range l.scopes {
-		s.scopeNames = append(s.scopeNames, name)
+	for _, sc := range l.scopes {
 		s.Files += sc.files()
 		if !sc.settle.IsZero() {
 			s.Settling++
 		}
 	}
 	s.meta.Files, s.meta.Scopes = s.Files, s.Scopes
-	s.meta.UnsignedFiles, s.unsigned = len(l.ufiles), l.ubase != nil
+	s.meta.UnsignedFiles = len(l.ufiles)
 	s.meta.Signed = make(map[string]string, len(l.meta.Signed))
 	for name, dir := range l.meta.Signed {
 		s.meta.Signed[name] = dir

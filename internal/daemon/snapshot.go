@@ -20,10 +20,8 @@ type Snapshot struct {
 	Settling  int  // scopes held while they are being updated
 	Scanning  bool // a full scan runs or is queued
 
-	findings   map[string]map[string]*verify.Finding // shared with the loop, read-only
-	scopeNames []string
-	unsigned   bool        // the unsigned coverage is checked
-	meta       state.State // scan metadata, without findings
+	findings map[string]map[string]*verify.Finding // shared with the loop, read-only
+	meta     state.State                           // scan metadata, without findings
 }
 
 // Findings returns a copy of the findings in report order.
