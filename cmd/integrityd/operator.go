@@ -226,10 +226,19 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			fmt.Fprintf(stdout, "STALE:           %s\n", ds.stale)
 		}
 	}
+	if err := ds.verdict(); err != nil && !(*health && errors.Is(err, errFindings)) {
+		return err
+	}
+	return nil
+}
+
+// verdict is what status says of a state it could read: not running (or
+// stale), findings (a trust anchor that differs counts), or nil.
+func (ds *daemonState) verdict() error {
 	if ds.stale != "" {
 		return errNotRunning{ds.stale}
 	}
-	if (len(ds.Findings) > 0 || ds.TrustDiffers != "") && !*health {
+	if len(ds.Findings) > 0 || ds.TrustDiffers != "" {
 		return errFindings
 	}
 	return nil

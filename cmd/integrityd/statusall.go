@@ -102,13 +102,13 @@ func readInstance(name, path string) *instance {
 	for k, n := range countKinds(ds.Findings) {
 		in.ByKind[string(k)] = n
 	}
-	switch {
-	case ds.stale != "":
-		in.code = exitNotRunning
-	case in.Findings > 0 || in.TrustDiffers != "":
+	switch err := ds.verdict(); {
+	case err == nil:
+		in.code = exitClean
+	case errors.Is(err, errFindings):
 		in.code = exitFindings
 	default:
-		in.code = exitClean
+		in.code = exitNotRunning
 	}
 	return in
 }
