@@ -349,7 +349,10 @@ eventually sh -c "$E journalctl -u integrityd@a -o cat --no-pager | grep -q 'wri
 # (as root: the staged tree is below a 0700 directory; uid 0 is what
 # the alert must then name)
 auid=0
-$E systemd-run --quiet --wait --unit tamper-helper sh -c 'echo "<?php" >>"$1/lib/base.php"' sh "$work/a"
+# The writer stays alive a moment after its write: one that exits before
+# the daemon reads the event is, honestly, "an exited process (pid N)"
+# (docs/operations.md), which a busy machine made of this step once.
+$E systemd-run --quiet --wait --unit tamper-helper sh -c 'echo "<?php" >>"$1/lib/base.php"; sleep 2' sh "$work/a"
 # The unit has no CAP_SYS_PTRACE, so another user's executable cannot be
 # read: the writer is named by its own claim (comm), as such.
 who_line() { journal integrityd@a -o cat | grep -qE "^INVALID_HASH core lib/base.php, written by a process calling itself sh \(pid [0-9]+, uid $auid, tamper-helper.service\)\$"; }
