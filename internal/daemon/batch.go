@@ -38,7 +38,7 @@ func (l *loop) classify(paths []string) plan {
 		}
 	}
 	for _, path := range paths {
-		p.config = p.config || l.isConfigFile(path)
+		p.config = p.config || l.conf.isConfigFile(path)
 		if core := l.scopes["core"]; core != nil && l.in.MimetypeInput(path) {
 			add(core, verify.MimetypeListPath)
 		}
@@ -497,7 +497,6 @@ func (l *loop) syncScopes() []*scope {
 		}
 		s := &scope{sc: sc, real: real}
 		l.scopes[name] = s
-		l.recount(s)
 		added = append(added, s)
 		l.modified()
 		if real != "" && !l.extraTree[real] && l.w != nil {
@@ -511,7 +510,7 @@ func (l *loop) syncScopes() []*scope {
 	}
 	// Findings of scopes that no longer exist (from the previous state);
 	// the unsigned coverage's are its own (unsigned.go).
-	for name := range l.findings {
+	for _, name := range l.findings.scopes() {
 		if _, ok := l.scopes[name]; !ok && name != verify.UnsignedScope {
 			l.drop(name)
 		}

@@ -196,7 +196,10 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		}
 		if prev != nil {
 			for _, f := range prev.Findings {
-				d.loop.put(f)
+				d.loop.findings.put(f)
+			}
+			if len(prev.Findings) > 0 {
+				d.loop.modified()
 			}
 			for name, dir := range prev.Signed {
 				d.loop.meta.Signed[name] = dir
@@ -344,7 +347,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 		// made meanwhile has its writer.
 		if wr := d.openWriters(wctx); wr != nil {
 			defer wr.Close()
-			l.writers = wr
+			l.writers, l.rep.writers = wr, wr
 		}
 	}
 	if err := l.addWatches(); err != nil {
@@ -372,7 +375,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 		return res.err
 	}
 	l.merge(ctx, res)
-	l.flushFlood()
+	l.rep.flush()
 	if l.cfg.StateDir != "" {
 		// Before the state shows the first scan: status reads both.
 		if err := state.StartHeartbeat(l.cfg.StateDir, d.cfg.Heartbeat); err != nil {
@@ -405,19 +408,12 @@ func (d *Daemon) openWriters(ctx context.Context) *watch.Writers {
 	return wr
 }
 
+// request is work for the loop, run on its goroutine (syncthing's
+// pattern): fn has done closed once the request is handled, at once or
+// later (a rescan: once merged).
 type request struct {
-	done chan struct{} // closed once handled
-	cfg  *Config       // a new configuration to apply first, or nil
-	// accept, when answer is not nil, asks for AcceptReleases (by whom:
-	// by) instead of a rescan; the loop fills in answer.
-	accept []string
-	by     string
-	answer *acceptAnswer
-}
-
-type acceptAnswer struct {
-	scopes []string
-	err    error
+	fn   func(ctx context.Context, l *loop, done chan struct{})
+	done chan struct{}
 }
 
 // AcceptReleases takes the current release of each named scope as the
@@ -426,25 +422,34 @@ type acceptAnswer struct {
 // It returns the scopes accepted; a scope without a VERSION_DOWNGRADE is
 // an error.
 func (d *Daemon) AcceptReleases(ctx context.Context, scopes []string, by string) ([]string, error) {
-	var a acceptAnswer
-	if err := d.request(ctx, request{accept: scopes, by: by, answer: &a}); err != nil {
-		return nil, err
+	var (
+		accepted []string
+		err      error
+	)
+	rerr := d.request(ctx, func(ctx context.Context, l *loop, done chan struct{}) {
+		accepted, err = l.acceptReleases(ctx, scopes, by)
+		close(done)
+	})
+	if rerr != nil {
+		return nil, rerr
 	}
-	return a.scopes, a.err
+	return accepted, err
 }
 
 // Rescan asks for a full rescan and waits for it (SIGHUP).
-func (d *Daemon) Rescan(ctx context.Context) error { return d.request(ctx, request{}) }
+func (d *Daemon) Rescan(ctx context.Context) error {
+	return d.request(ctx, func(ctx context.Context, l *loop, done chan struct{}) { l.rescanRequested(ctx, nil, done) })
+}
 
 // Reload applies a new configuration (what can change without a restart:
 // trust anchors, CRL, exclusions, rescan interval) and rescans everything.
 func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
-	return d.request(ctx, request{cfg: &cfg})
+	return d.request(ctx, func(ctx context.Context, l *loop, done chan struct{}) { l.rescanRequested(ctx, &cfg, done) })
 }
 
 // request hands req to the loop and waits until it is handled.
-func (d *Daemon) request(ctx context.Context, req request) error {
-	req.done = make(chan struct{})
+func (d *Daemon) request(ctx context.Context, fn func(context.Context, *loop, chan struct{})) error {
+	req := request{fn: fn, done: make(chan struct{})}
 	select {
 	case d.reqs <- req:
 	case <-ctx.Done():
@@ -565,7 +570,7 @@ func (l *loop) addWatches() error {
 		}
 	}
 	l.watchTrust()
-	if err := l.w.AddDir(l.configDir()); err != nil && !errors.Is(err, fs.ErrNotExist) && l.cfg.FollowConfig {
+	if err := l.w.AddDir(l.conf.dir); err != nil && !errors.Is(err, fs.ErrNotExist) && l.cfg.FollowConfig {
 		l.log.Warn("config directory not watched: a change of apps_paths is seen only on reload", zap.Error(err))
 	}
 	trees := []string{l.in.Root}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
-	"strings"
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
@@ -27,6 +26,7 @@ type loop struct {
 	in    *verify.Install
 	trust *verify.Trust
 	w     *watch.Watcher
+	rep   reporter // the journal's entries (report.go)
 	// writers says who made a change (nil: who-data off or refused);
 	// it tracks the files with several names (linksChanged: to do
 	// again), whose change through another name it reports (kicks).
@@ -34,11 +34,8 @@ type loop struct {
 	linksChanged bool
 
 	scopes map[string]*scope
-	// findings: scope -> path ("" for the scope) -> finding. The inner
-	// maps are shared with the last snapshot while shared[scope] is set;
-	// own() copies one before it changes.
-	findings map[string]map[string]*verify.Finding
-	shared   map[string]bool
+	// findings: what is wrong, by scope and path (findings.go).
+	findings findingSet
 	meta     state.State // scan metadata (its Findings stay nil)
 
 	batches   uint64 // batches handled
@@ -47,10 +44,9 @@ type loop struct {
 	published time.Time
 	extraTree map[string]bool // watched trees added for symlinked apps
 
-	flood      map[floodKey][]Transition // journal entries this round, by directory
-	bigRunning map[bigKey]bool           // big files being hashed off the loop
-	bigAgain   map[bigKey]bool           // ... and changed again meanwhile
-	bigStale   map[bigKey]bool           // ... and looked at again by a recheck meanwhile
+	bigRunning map[bigKey]bool // big files being hashed off the loop
+	bigAgain   map[bigKey]bool // ... and changed again meanwhile
+	bigStale   map[bigKey]bool // ... and looked at again by a recheck meanwhile
 	bigSem     chan struct{}
 	bigDone    chan bigResult
 
@@ -61,7 +57,7 @@ type loop struct {
 	scanStop context.CancelFunc
 	nextScan time.Time           // when the periodic rescan is due
 	fatal    error               // ends run (ErrInstallChanged)
-	conf     confRead            // how reading Nextcloud's configuration goes
+	conf     confWatch           // how reading Nextcloud's configuration goes
 	swaps    map[string]swapSeen // names new files took lately (swap.go)
 
 	// The unsigned coverage (unsigned.go): the baseline (nil: not
@@ -90,9 +86,6 @@ type scope struct {
 	// links are the symlinks of the scope: their targets can change
 	// without an event on them, so they are rechecked after every batch.
 	links map[string]bool
-	// dirs counts, for each directory key, the findings below it: a
-	// recheck of a file key then only looks at that key.
-	dirs map[string]int
 }
 
 func (s *scope) files() int {
@@ -123,11 +116,12 @@ func under(p, key string) bool {
 }
 
 func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
-	return &loop{
+	l := &loop{
 		d: d, log: d.log, cfg: cfg, in: in, trust: t,
+		conf:       confWatch{dir: filepath.Join(in.Root, "config")},
+		rep:        reporter{d: d, whoData: cfg.WhoData},
 		scopes:     map[string]*scope{},
-		findings:   map[string]map[string]*verify.Finding{},
-		shared:     map[string]bool{},
+		findings:   newFindingSet(),
 		extraTree:  map[string]bool{},
 		scanDone:   make(chan *scanResult, 1),
 		meta:       state.State{Signed: map[string]string{}},
@@ -137,6 +131,23 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 		bigSem:     make(chan struct{}, bigWorkers),
 		bigDone:    make(chan bigResult),
 	}
+	l.rep.pathOf = l.findingPath
+	return l
+}
+
+// findingPath is the absolute path of f's file (false: no such scope).
+func (l *loop) findingPath(f *verify.Finding) (string, bool) {
+	if s := l.scopes[f.Scope]; s != nil {
+		dir := s.sc.Dir
+		if s.real != "" {
+			dir = s.real
+		}
+		return filepath.Join(dir, filepath.FromSlash(f.Path)), true
+	}
+	if f.Scope == verify.UnsignedScope && l.ucov != nil {
+		return filepath.Join(l.in.Root, filepath.FromSlash(f.Path)), true // the unsigned coverage's keys are the root's
+	}
+	return "", false
 }
 
 // trackLinks has the writers track the files of every scope that can
@@ -212,7 +223,7 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 				l.requestScan(ctx, "periodic", nil, false)
 			}
 		case req := <-d.reqs:
-			l.request(ctx, req)
+			req.fn(ctx, l, req.done)
 		case res := <-l.scanDone:
 			l.scanFinished(ctx, res)
 		case c := <-mounts:
@@ -232,7 +243,7 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 		if l.writers != nil && l.linksChanged {
 			l.trackLinks()
 		}
-		l.flushFlood()
+		l.rep.flush()
 		if l.fatal != nil {
 			return l.fatal
 		}
@@ -273,19 +284,15 @@ func (l *loop) batch(ctx context.Context, b watch.Batch) {
 	}
 }
 
-// request handles a reload or rescan (systemctl reload): RELOADING=1 with
-// the time now, READY=1 once the rescan is merged.
-func (l *loop) request(ctx context.Context, req request) {
-	if req.answer != nil {
-		req.answer.scopes, req.answer.err = l.acceptReleases(ctx, req.accept, req.by)
-		close(req.done)
-		return
-	}
+// rescanRequested handles a reload or rescan (systemctl reload):
+// RELOADING=1 with the time now, READY=1 once the rescan is merged, when
+// done is closed.
+func (l *loop) rescanRequested(ctx context.Context, cfg *Config, done chan struct{}) {
 	l.d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "\nSTATUS=full rescan")
-	if req.cfg != nil {
-		l.reconfigure(*req.cfg)
+	if cfg != nil {
+		l.reconfigure(*cfg)
 	}
-	l.requestScan(ctx, "requested", req.done, true)
+	l.requestScan(ctx, "requested", done, true)
 }
 
 // publishSoon publishes what changed, at most every PublishEvery: the
@@ -301,67 +308,9 @@ func (l *loop) publishSoon(t *time.Timer) {
 	l.publish()
 }
 
-// put records a finding without alerting (the previous state).
-func (l *loop) put(f verify.Finding) {
-	l.own(f.Scope)[f.Path] = &f
-	if s := l.scopes[f.Scope]; s != nil {
-		s.count(f.Path, 1)
-	}
-	l.modified()
-}
-
-// own returns the findings of scope, ready to be changed.
-func (l *loop) own(scope string) map[string]*verify.Finding {
-	m := l.findings[scope]
-	if m == nil {
-		m = map[string]*verify.Finding{}
-		l.findings[scope] = m
-		l.shared[scope] = false
-		return m
-	}
-	if l.shared[scope] {
-		m = maps.Clone(m)
-		l.findings[scope], l.shared[scope] = m, false
-	}
-	return m
-}
-
-// count adds n to the finding counts of the directories above path.
-func (s *scope) count(path string, n int) {
-	if s.dirs == nil {
-		s.dirs = map[string]int{}
-	}
-	for i := strings.LastIndexByte(path, '/'); i > 0; i = strings.LastIndexByte(path[:i], '/') {
-		if s.dirs[path[:i]] += n; s.dirs[path[:i]] <= 0 {
-			delete(s.dirs, path[:i])
-		}
-	}
-}
-
-// recount rebuilds the directory counts of s from its findings.
-func (l *loop) recount(s *scope) {
-	s.dirs = nil
-	for p := range l.findings[s.sc.Name] {
-		s.count(p, 1)
-	}
-}
-
 // part returns the findings of scope s at key and below.
 func (l *loop) part(s *scope, key string) map[string]*verify.Finding {
-	cur := l.findings[s.sc.Name]
-	out := map[string]*verify.Finding{}
-	if key != "" && s.dirs[key] == 0 {
-		if f, ok := cur[key]; ok {
-			out[key] = f
-		}
-		return out
-	}
-	for p, f := range cur {
-		if under(p, key) {
-			out[p] = f
-		}
-	}
-	return out
+	return l.findings.part(s.sc.Name, key)
 }
 
 // replace sets the findings of s at key and below (all of the scope when
@@ -372,37 +321,23 @@ func (l *loop) replace(s *scope, key string, fresh []verify.Finding) {
 	if len(ts) == 0 {
 		return
 	}
-	m := l.own(s.sc.Name)
+	var intern func(string) string
+	if s.exp != nil {
+		intern = s.exp.Intern
+	}
+	l.findings.apply(s.sc.Name, ts, intern)
 	for _, t := range ts {
-		switch {
-		case t.New == nil:
-			delete(m, t.Old.Path)
-			s.count(t.Old.Path, -1)
-		case t.Old == nil:
-			f := *t.New
-			if s.exp != nil {
-				f.Path = s.exp.Intern(f.Path)
-			}
-			m[f.Path] = &f
-			s.count(f.Path, 1)
-		default:
-			f := *t.New
-			f.Path = t.Old.Path
-			m[f.Path] = &f
-		}
-		l.report(t)
+		l.rep.queue(t)
 	}
 	l.modified()
 }
 
 // drop forgets a scope that no longer exists (an app that was removed).
 func (l *loop) drop(name string) {
-	if n := len(l.findings[name]); n > 0 {
+	if n := l.findings.drop(name); n > 0 {
 		l.log.Info(fmt.Sprintf("app %s is no longer checked (removed, or in no apps root now); its %d findings are resolved", journal.Token(name), n),
 			zap.String("integrity_scope", name), zap.Int("findings", n))
 	}
-	delete(l.findings, name)
-	delete(l.shared, name)
 	l.modified()
 }
 
@@ -417,16 +352,12 @@ func (l *loop) modified() {
 // publish makes the current state the snapshot that readers see.
 func (l *loop) publish() {
 	s := &Snapshot{
-		findings:  make(map[string]map[string]*verify.Finding, len(l.findings)),
+		findings:  l.findings.share(),
 		meta:      l.meta,
 		Scopes:    len(l.scopes),
 		Batches:   l.batches,
 		Scanning:  (l.scan != nil && !l.scan.paced) || l.next != nil || len(l.bigRunning) > 0,
 		Published: time.Now(),
-	}
-	for name, m := range l.findings {
-		s.findings[name] = m
-		l.shared[name] = true
 	}
 	for _, sc := range l.scopes {
 		s.Files += sc.files()

@@ -37,7 +37,7 @@ func (l *loop) withRelease(s *scope, key string, fresh []verify.Finding) []verif
 	if s.next != nil {
 		// Being updated: the release is judged once the new manifest is
 		// in force; what is known stays meanwhile.
-		if f := l.findings[name][vf]; f != nil && f.Kind == verify.VersionDowngrade {
+		if f := l.findings.get(name, vf); f != nil && f.Kind == verify.VersionDowngrade {
 			fresh = append(fresh, *f)
 		}
 		return fresh
@@ -72,7 +72,7 @@ func (l *loop) acceptReleases(ctx context.Context, names []string, by string) ([
 		if s == nil {
 			return nil, fmt.Errorf("no scope %q is checked", verify.EscapeControl(name))
 		}
-		if f := l.findings[name][s.sc.VersionFile()]; f == nil || f.Kind != verify.VersionDowngrade {
+		if f := l.findings.get(name, s.sc.VersionFile()); f == nil || f.Kind != verify.VersionDowngrade {
 			return nil, fmt.Errorf("nothing to accept: %s has no %s finding", verify.EscapeControl(name), verify.VersionDowngrade)
 		}
 		todo = append(todo, s)

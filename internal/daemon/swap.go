@@ -55,13 +55,13 @@ func (l *loop) checkSwaps(entered map[string]int) {
 		if !ok || t.scope.exp == nil || !t.scope.exp.Has(t.key) || !t.scope.settle.IsZero() || t.scope.next != nil {
 			continue // not signed, or held (an update: its own rules)
 		}
-		if l.findings[t.scope.sc.Name][t.key] != nil {
+		if l.findings.get(t.scope.sc.Name, t.key) != nil {
 			continue // a finding of its own says what is wrong
 		}
 		delete(l.swaps, p)
 		who, fields := "", []zap.Field(nil)
 		if l.cfg.WhoData {
-			who, fields = l.whoAt(p)
+			who, fields = l.rep.whoAt(p)
 		}
 		msg := fmt.Sprintf("SWAPPED %s %s%s: replaced %d times within %s and back at its signed content; other code was in its place in between (PHP may have compiled it: restart php-fpm)",
 			journal.Token(t.scope.sc.Name), journal.Token(t.key), who, e.n, swapWindow)

@@ -71,7 +71,6 @@ func (l *loop) setBaseline(b *verify.Baseline) {
 		l.dropUnsigned()
 	} else {
 		l.refreshCoverage()
-		l.recount(l.uscope)
 	}
 	if was != (b != nil) {
 		l.rewatchCoverage()
@@ -103,13 +102,8 @@ func (l *loop) rewatchCoverage() {
 
 // dropUnsigned forgets the unsigned findings (the mode is off).
 func (l *loop) dropUnsigned() {
-	if len(l.findings[verify.UnsignedScope]) > 0 {
-		delete(l.findings, verify.UnsignedScope)
-		delete(l.shared, verify.UnsignedScope)
+	if l.findings.drop(verify.UnsignedScope) > 0 {
 		l.modified()
-	}
-	if l.uscope != nil {
-		l.uscope.dirs = nil
 	}
 }
 

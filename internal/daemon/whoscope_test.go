@@ -10,7 +10,7 @@ import (
 // names no writer, known or not: "EXCEPTION core, writer unknown:
 // Certificate is not valid." told nothing (issue 22).
 func TestWhoWholeScope(t *testing.T) {
-	l := &loop{cfg: Config{WhoData: true}}
+	l := &reporter{whoData: true}
 	if who, fs := l.who(&verify.Finding{Kind: verify.KindException, Scope: "core", Message: "Certificate is not valid."}); who != "" || fs != nil {
 		t.Errorf("who of a whole scope = %q %v, want nothing", who, fs)
 	}
