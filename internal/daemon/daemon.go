@@ -361,7 +361,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 	defer func() {
 		// The last state: a running scan stops, what changed since the
 		// last snapshot is published, the saver writes it.
-		l.stopScan()
+		l.scans.cancel()
 		l.publish()
 		stopSaver()
 		<-saved

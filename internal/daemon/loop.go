@@ -50,15 +50,10 @@ type loop struct {
 	bigSem     chan struct{}
 	bigDone    chan bigResult
 
-	scan     *scanJob // the full scan running, or nil
-	scanCost int64    // what the last full scan hashed (for the pace of passes)
-	next     *scanJob // the one to run after it, or nil
-	scanDone chan *scanResult
-	scanStop context.CancelFunc
-	nextScan time.Time           // when the periodic rescan is due
-	fatal    error               // ends run (ErrInstallChanged)
-	conf     confWatch           // how reading Nextcloud's configuration goes
-	swaps    map[string]swapSeen // names new files took lately (swap.go)
+	scans scanQueue           // the full scans (scanqueue.go)
+	fatal error               // ends run (ErrInstallChanged)
+	conf  confWatch           // how reading Nextcloud's configuration goes
+	swaps map[string]swapSeen // names new files took lately (swap.go)
 
 	// The unsigned coverage (unsigned.go): the baseline (nil: not
 	// checked), the coverage, what it holds now (nil before the first
@@ -123,7 +118,7 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 		scopes:     map[string]*scope{},
 		findings:   newFindingSet(),
 		extraTree:  map[string]bool{},
-		scanDone:   make(chan *scanResult, 1),
+		scans:      newScanQueue(),
 		meta:       state.State{Signed: map[string]string{}},
 		bigRunning: map[bigKey]bool{},
 		bigAgain:   map[bigKey]bool{},
@@ -182,7 +177,7 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 	d.beat.Store(time.Now().UnixNano())
 	go d.watchdog(ctx)
 	status := d.snap.Load().statusLine()
-	rescan := time.NewTimer(time.Until(l.nextScan))
+	rescan := time.NewTimer(time.Until(l.scans.due))
 	defer rescan.Stop()
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
@@ -214,17 +209,17 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 			l.w.Resync() // repairs watches, and retries those a limit refused
 			_, degraded := l.w.Stats()
 			switch {
-			case l.scan != nil:
-				l.nextScan = time.Time{} // its merge sets the next
+			case l.scans.cur != nil:
+				l.scans.due = time.Time{} // its merge sets the next
 			case l.reverifying() && degraded == "":
-				l.nextScan = time.Time{}
+				l.scans.due = time.Time{}
 				l.startScan(ctx, l.newPass())
 			default:
 				l.requestScan(ctx, "periodic", nil, false)
 			}
 		case req := <-d.reqs:
 			req.fn(ctx, l, req.done)
-		case res := <-l.scanDone:
+		case res := <-l.scans.done:
 			l.scanFinished(ctx, res)
 		case c := <-mounts:
 			l.mountChanged(ctx, c, false)
@@ -252,10 +247,10 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 			d.notify("STATUS=" + st)
 			status = st
 		}
-		if l.nextScan.IsZero() {
+		if l.scans.due.IsZero() {
 			rescan.Stop() // a scan is on its way; its merge sets the next
 		} else {
-			rescan.Reset(max(time.Until(l.nextScan), 0))
+			rescan.Reset(max(time.Until(l.scans.due), 0))
 		}
 		if next := l.nextSettle(); !next.IsZero() {
 			settle.Reset(max(time.Until(next), 0))
@@ -356,7 +351,7 @@ func (l *loop) publish() {
 		meta:      l.meta,
 		Scopes:    len(l.scopes),
 		Batches:   l.batches,
-		Scanning:  (l.scan != nil && !l.scan.paced) || l.next != nil || len(l.bigRunning) > 0,
+		Scanning:  l.scans.running() || len(l.bigRunning) > 0,
 		Published: time.Now(),
 	}
 	for _, sc := range l.scopes {

@@ -54,7 +54,7 @@ func (p *pacer) wait(ctx context.Context, n int64) error {
 // reverifyRate is the pace of a pass for a full scan that cost cost
 // (bytes, and verify.PaceFileCost per file) over half the period.
 func (l *loop) reverifyRate() float64 {
-	rate := float64(l.scanCost) / (l.cfg.ReverifyPeriod / 2).Seconds()
+	rate := float64(l.scans.cost) / (l.cfg.ReverifyPeriod / 2).Seconds()
 	return min(max(rate, minReverifyRate), maxReverifyRate)
 }
 

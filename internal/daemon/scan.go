@@ -127,18 +127,7 @@ func checkScope(ctx context.Context, sc *verify.Scope, t *verify.Trust, over int
 // (requests queued together share one scan). done, if not nil, is closed
 // once the scan is merged.
 func (l *loop) requestScan(ctx context.Context, reason string, done chan struct{}, reload bool) {
-	l.nextScan = time.Time{} // the periodic one waits for this one's end
-	if l.scan != nil && l.scan.paced {
-		l.stopScan() // a re-verification pass gives way; the next one starts over
-	}
-	if l.scan != nil {
-		if l.next == nil {
-			l.next = &scanJob{reason: reason}
-		}
-		if done != nil {
-			l.next.waiters = append(l.next.waiters, done)
-		}
-		l.next.reload = l.next.reload || reload
+	if l.scans.queue(reason, done, reload) {
 		l.changed = true
 		return
 	}
@@ -151,52 +140,26 @@ func (l *loop) requestScan(ctx context.Context, reason string, done chan struct{
 }
 
 func (l *loop) startScan(ctx context.Context, j *scanJob) {
-	sctx, cancel := context.WithCancel(ctx)
-	l.scan, l.scanStop = j, cancel
+	l.scans.start(ctx, j, l.trust)
 	l.changed = true
-	trust := l.trust
-	go func() { l.scanDone <- runScan(sctx, j, trust) }()
-}
-
-// stopScan cancels a running scan and waits for it.
-func (l *loop) stopScan() {
-	if l.scan == nil {
-		return
-	}
-	l.scanStop()
-	<-l.scanDone
-	l.scan = nil
 }
 
 // scanFinished merges a scan and starts the queued one.
 func (l *loop) scanFinished(ctx context.Context, res *scanResult) {
-	l.scanStop()
-	l.scan = nil
+	l.scans.finished()
 	if res.err == nil {
 		l.merge(ctx, res)
 	}
-	if next := l.next; next != nil {
-		l.next = nil
-		j := l.newJob(next.reason)
-		j.waiters, j.reload = next.waiters, next.reload
+	if queued := l.scans.queued(); queued != nil {
+		j := l.newJob(queued.reason)
+		j.waiters, j.reload = queued.waiters, queued.reload
 		l.startScan(ctx, j)
 	}
 }
 
 // touch notes keys of s that the loop checks itself, for the merge of a
 // running scan.
-func (l *loop) touch(s *scope, keys ...string) {
-	if l.scan != nil {
-		set := l.scan.touched[s.sc.Name]
-		if set == nil {
-			set = map[string]bool{}
-			l.scan.touched[s.sc.Name] = set
-		}
-		for _, k := range keys {
-			set[k] = true
-		}
-	}
-}
+func (l *loop) touch(s *scope, keys ...string) { l.scans.touch(s.sc.Name, keys...) }
 
 // merge takes the result of a full scan. For each scope still known as
 // the scan saw it and not being updated, the scan's findings replace the
@@ -241,17 +204,17 @@ func (l *loop) merge(ctx context.Context, res *scanResult) {
 		zap.Int("scopes", snap.Scopes), zap.Int("files", snap.Files), zap.Int("findings", snap.Count()),
 		zap.Duration("duration", res.dur), zap.Int("watched_dirs", snap.meta.WatchedDirs), zap.String("degraded", snap.meta.Degraded))
 	if res.cost > 0 && !j.paced {
-		l.scanCost = res.cost
+		l.scans.cost = res.cost
 	}
 	switch {
 	case snap.meta.Degraded != "":
-		l.nextScan = time.Now().Add(min(l.cfg.RescanInterval, l.cfg.DegradedRescan))
+		l.scans.due = time.Now().Add(min(l.cfg.RescanInterval, l.cfg.DegradedRescan))
 	case l.reverifying():
 		// The next pass starts half a period after this scan began: a
 		// file is hashed at least once per period.
-		l.nextScan = j.start.Add(l.cfg.ReverifyPeriod / 2)
+		l.scans.due = j.start.Add(l.cfg.ReverifyPeriod / 2)
 	default:
-		l.nextScan = time.Now().Add(l.cfg.RescanInterval)
+		l.scans.due = time.Now().Add(l.cfg.RescanInterval)
 	}
 	l.d.saver.soon()
 	// A full scan leaves tens of MB of garbage (manifests, hashes of

@@ -249,7 +249,7 @@ func (l *loop) recheckUnsigned(ctx context.Context, p string) bool {
 // applyUnsigned takes a recheck of key (files: what is there now) into
 // the loop's view, and alerts.
 func (l *loop) applyUnsigned(key string, files verify.UnsignedFiles) {
-	l.touchUnsigned(key)
+	l.scans.touch(verify.UnsignedScope, key)
 	for k := range l.ufiles {
 		if k == key || strings.HasPrefix(k, key+"/") {
 			delete(l.ufiles, k)
@@ -293,20 +293,6 @@ func (l *loop) unsignedFinished(ctx context.Context, r bigResult) {
 	if again {
 		l.unsignedLater(ctx, p)
 	}
-}
-
-// touchUnsigned notes a key rechecked while a full scan runs: the scan's
-// view of it is stale.
-func (l *loop) touchUnsigned(key string) {
-	if l.scan == nil {
-		return
-	}
-	set := l.scan.touched[verify.UnsignedScope]
-	if set == nil {
-		set = map[string]bool{}
-		l.scan.touched[verify.UnsignedScope] = set
-	}
-	set[key] = true
 }
 
 // scanUnsigned is the full scan's part of the unsigned coverage (nil
