@@ -185,11 +185,7 @@ func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 	if err == nil {
 		// A big file being hashed off the loop at or below key was just
 		// looked at again: its result, when it comes, is older.
-		for k := range l.bigRunning {
-			if k.scope == s.sc.Name && under(k.key, key) && !slices.Contains(big, k.key) {
-				l.bigStale[k] = true
-			}
-		}
+		l.big.looked(s.sc.Name, key, big)
 		fresh, links = l.keepBig(s, big, fresh, links)
 		for _, k := range big {
 			l.hashLater(ctx, s, k)

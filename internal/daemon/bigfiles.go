@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -40,7 +41,8 @@ type bigResult struct {
 // hashLater rechecks key of s off the loop.
 func (l *loop) hashLater(ctx context.Context, s *scope, key string) {
 	sc, exp, next := s.sc, s.exp, s.next
-	l.offLoop(ctx, bigResult{k: bigKey{sc.Name, key}, sc: s, exp: exp}, func(r *bigResult) {
+	l.changed = true // the snapshot says a file is being hashed
+	l.big.run(ctx, bigResult{k: bigKey{sc.Name, key}, sc: s, exp: exp}, func(r *bigResult) {
 		r.findings, r.links, r.err = sc.Recheck(ctx, exp, key)
 		if r.err == nil && next != nil {
 			var n []verify.Finding
@@ -51,17 +53,31 @@ func (l *loop) hashLater(ctx context.Context, s *scope, key string) {
 	})
 }
 
-// offLoop runs work on r in a goroutine (at most bigWorkers at once) and
-// hands r to the loop (bigFinished). One runs per big file at a time; a
-// change meanwhile makes it run again once done (bigAgain).
-func (l *loop) offLoop(ctx context.Context, r bigResult, work func(*bigResult)) {
-	if l.bigRunning[r.k] {
-		l.bigAgain[r.k] = true
+// offLoop is the big files being hashed off the loop: at most bigWorkers
+// at once, one at a time per file; a change meanwhile makes it run again
+// once done (again), a recheck of the file meanwhile makes its result
+// older than what the loop knows (stale). Only the loop touches the
+// maps; the workers hand their result on done.
+type offLoop struct {
+	running, again, stale map[bigKey]bool
+	sem                   chan struct{}
+	done                  chan bigResult
+}
+
+func newOffLoop() offLoop {
+	return offLoop{running: map[bigKey]bool{}, again: map[bigKey]bool{}, stale: map[bigKey]bool{},
+		sem: make(chan struct{}, bigWorkers), done: make(chan bigResult)}
+}
+
+// run runs work on r in a goroutine and hands r on done, or notes that
+// it must run again when one runs for the same file.
+func (o *offLoop) run(ctx context.Context, r bigResult, work func(*bigResult)) {
+	if o.running[r.k] {
+		o.again[r.k] = true
 		return
 	}
-	l.bigRunning[r.k] = true
-	l.changed = true
-	sem, done := l.bigSem, l.bigDone
+	o.running[r.k] = true
+	sem, done := o.sem, o.done
 	go func() {
 		select {
 		case sem <- struct{}{}:
@@ -77,16 +93,44 @@ func (l *loop) offLoop(ctx context.Context, r bigResult, work func(*bigResult)) 
 	}()
 }
 
+// finished notes that k's result came; it reports whether k must run
+// again.
+func (o *offLoop) finished(k bigKey) (again bool) {
+	again = o.again[k]
+	delete(o.running, k)
+	delete(o.again, k)
+	return again
+}
+
+// takeStale reports whether k was looked at again since it started,
+// and forgets it.
+func (o *offLoop) takeStale(k bigKey) bool {
+	stale := o.stale[k]
+	delete(o.stale, k)
+	return stale
+}
+
+// looked notes that the loop checked key of scope and below itself, but
+// for the files in except: the results on their way there are older.
+func (o *offLoop) looked(scope, key string, except []string) {
+	for k := range o.running {
+		if k.scope == scope && under(k.key, key) && !slices.Contains(except, k.key) {
+			o.stale[k] = true
+		}
+	}
+}
+
+// busy reports whether a file is being hashed.
+func (o *offLoop) busy() bool { return len(o.running) > 0 }
+
 // bigFinished takes the recheck of a big file.
 func (l *loop) bigFinished(ctx context.Context, r bigResult) {
-	delete(l.bigRunning, r.k)
 	if r.k.scope == verify.UnsignedScope {
 		l.changed = true
 		l.unsignedFinished(ctx, r)
 		return
 	}
-	again := l.bigAgain[r.k]
-	delete(l.bigAgain, r.k)
+	again := l.big.finished(r.k)
 	l.changed = true
 	s := r.sc
 	if l.scopes[r.k.scope] != s || s.exp != r.exp {
@@ -96,10 +140,9 @@ func (l *loop) bigFinished(ctx context.Context, r bigResult) {
 		}
 		return
 	}
-	if l.bigStale[r.k] {
+	if l.big.takeStale(r.k) {
 		// Looked at again since (renamed, removed, shrunk): check it as
 		// it is now rather than take an older view.
-		delete(l.bigStale, r.k)
 		l.recheck(ctx, s, r.k.key)
 		return
 	}

@@ -44,11 +44,7 @@ type loop struct {
 	published time.Time
 	extraTree map[string]bool // watched trees added for symlinked apps
 
-	bigRunning map[bigKey]bool // big files being hashed off the loop
-	bigAgain   map[bigKey]bool // ... and changed again meanwhile
-	bigStale   map[bigKey]bool // ... and looked at again by a recheck meanwhile
-	bigSem     chan struct{}
-	bigDone    chan bigResult
+	big offLoop // big files being hashed off the loop (bigfiles.go)
 
 	scans scanQueue           // the full scans (scanqueue.go)
 	fatal error               // ends run (ErrInstallChanged)
@@ -113,18 +109,14 @@ func under(p, key string) bool {
 func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 	l := &loop{
 		d: d, log: d.log, cfg: cfg, in: in, trust: t,
-		conf:       confWatch{dir: filepath.Join(in.Root, "config")},
-		rep:        reporter{d: d, whoData: cfg.WhoData},
-		scopes:     map[string]*scope{},
-		findings:   newFindingSet(),
-		extraTree:  map[string]bool{},
-		scans:      newScanQueue(),
-		meta:       state.State{Signed: map[string]string{}},
-		bigRunning: map[bigKey]bool{},
-		bigAgain:   map[bigKey]bool{},
-		bigStale:   map[bigKey]bool{},
-		bigSem:     make(chan struct{}, bigWorkers),
-		bigDone:    make(chan bigResult),
+		conf:      confWatch{dir: filepath.Join(in.Root, "config")},
+		rep:       reporter{d: d, whoData: cfg.WhoData},
+		scopes:    map[string]*scope{},
+		findings:  newFindingSet(),
+		extraTree: map[string]bool{},
+		scans:     newScanQueue(),
+		meta:      state.State{Signed: map[string]string{}},
+		big:       newOffLoop(),
 	}
 	l.rep.pathOf = l.findingPath
 	return l
@@ -223,7 +215,7 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 			l.scanFinished(ctx, res)
 		case c := <-mounts:
 			l.mountChanged(ctx, c, false)
-		case r := <-l.bigDone:
+		case r := <-l.big.done:
 			l.bigFinished(ctx, r)
 		case <-publish.C:
 		case <-confRetry.C:
@@ -351,7 +343,7 @@ func (l *loop) publish() {
 		meta:      l.meta,
 		Scopes:    len(l.scopes),
 		Batches:   l.batches,
-		Scanning:  l.scans.running() || len(l.bigRunning) > 0,
+		Scanning:  l.scans.running() || l.big.busy(),
 		Published: time.Now(),
 	}
 	for _, sc := range l.scopes {

@@ -233,11 +233,7 @@ func (l *loop) recheckUnsigned(ctx context.Context, p string) bool {
 		l.unsignedLater(ctx, p)
 		return true
 	}
-	for k := range l.bigRunning {
-		if k.scope == verify.UnsignedScope && under(k.key, p) {
-			l.bigStale[k] = true // looked at now: the result on its way is older
-		}
-	}
+	l.big.looked(verify.UnsignedScope, p, nil) // looked at now: the result on its way is older
 	key, files, err := l.ucov.ScanPath(ctx, p)
 	if err != nil {
 		return false
@@ -266,7 +262,8 @@ func (l *loop) applyUnsigned(key string, files verify.UnsignedFiles) {
 // holds no other alert.
 func (l *loop) unsignedLater(ctx context.Context, p string) {
 	cov := l.ucov
-	l.offLoop(ctx, bigResult{k: bigKey{verify.UnsignedScope, p}, sc: l.uscope, ucov: cov}, func(r *bigResult) {
+	l.changed = true // the snapshot says a file is being hashed
+	l.big.run(ctx, bigResult{k: bigKey{verify.UnsignedScope, p}, sc: l.uscope, ucov: cov}, func(r *bigResult) {
 		r.ukey, r.ufiles, r.err = cov.ScanPath(ctx, p)
 	})
 }
@@ -274,9 +271,7 @@ func (l *loop) unsignedLater(ctx context.Context, p string) {
 // unsignedFinished takes the hash of a big file of the coverage.
 func (l *loop) unsignedFinished(ctx context.Context, r bigResult) {
 	p := r.k.key
-	again, stale := l.bigAgain[r.k], l.bigStale[r.k]
-	delete(l.bigAgain, r.k)
-	delete(l.bigStale, r.k)
+	again, stale := l.big.finished(r.k), l.big.takeStale(r.k)
 	switch {
 	case l.ubase == nil || l.ufiles == nil || l.ucov == nil:
 		return // off meanwhile, or before the first scan's merge
