@@ -16,8 +16,8 @@ func TestOffLoop(t *testing.T) {
 		t.Fatal("not busy with a file being hashed")
 	}
 	o.looked("core", "lib", []string{"lib/other.bin"}) // a recheck of lib/ meanwhile
-	o.looked("core", "lib", []string{k.key})          // ... one that left this file to the worker
-	o.looked("files", "", nil)                        // another scope's
+	o.looked("core", "lib", []string{k.key})           // ... one that left this file to the worker
+	o.looked("files", "", nil)                         // another scope's
 	close(release)
 	r := <-o.done
 	if r.k != k || len(r.links) != 1 {
