@@ -25,37 +25,44 @@ type plan struct {
 	order   []*scope            // the scopes of keys, in the order seen
 }
 
+// add asks for a recheck of key of s.
+func (p *plan) add(s *scope, key string) {
+	if _, ok := p.keys[s]; !ok {
+		p.order = append(p.order, s)
+	}
+	p.keys[s] = append(p.keys[s], key)
+	if s.sc.Name == "core" && (key == verify.InTreeAnchors || strings.HasPrefix(verify.InTreeAnchors, key+"/")) {
+		p.pinned = true
+	}
+}
+
 // classify turns a batch into a plan.
 func (l *loop) classify(paths []string) plan {
 	p := plan{keys: map[*scope][]string{}}
-	add := func(s *scope, key string) {
-		if _, ok := p.keys[s]; !ok {
-			p.order = append(p.order, s)
-		}
-		p.keys[s] = append(p.keys[s], key)
-		if s.sc.Name == "core" && (key == verify.InTreeAnchors || strings.HasPrefix(verify.InTreeAnchors, key+"/")) {
-			p.pinned = true
-		}
-	}
 	for _, path := range paths {
-		p.config = p.config || l.conf.isConfigFile(path)
-		if core := l.scopes["core"]; core != nil && l.in.MimetypeInput(path) {
-			add(core, verify.MimetypeListPath)
-		}
-		t, ok, apps, trust := l.locate(path)
-		p.version = p.version || ok && t.scope.sc.Name == "core" && t.key == "version.php"
-		p.apps = p.apps || apps
-		p.trust = p.trust || trust
-		if ok {
-			add(t.scope, t.key)
-		}
-		for _, s := range l.scopes {
-			if s.real != "" && under(path, s.real) {
-				add(s, strings.TrimPrefix(strings.TrimPrefix(path, s.real), "/"))
-			}
-		}
+		l.classifyPath(&p, path)
 	}
 	return p
+}
+
+// classifyPath adds what one changed path asks for to p.
+func (l *loop) classifyPath(p *plan, path string) {
+	p.config = p.config || l.conf.isConfigFile(path)
+	if core := l.scopes["core"]; core != nil && l.in.MimetypeInput(path) {
+		p.add(core, verify.MimetypeListPath)
+	}
+	t, ok, apps, trust := l.locate(path)
+	p.version = p.version || ok && t.scope.sc.Name == "core" && t.key == "version.php"
+	p.apps = p.apps || apps
+	p.trust = p.trust || trust
+	if ok {
+		p.add(t.scope, t.key)
+	}
+	for _, s := range l.scopes {
+		if s.real != "" && under(path, s.real) {
+			p.add(s, strings.TrimPrefix(strings.TrimPrefix(path, s.real), "/"))
+		}
+	}
 }
 
 // apply rechecks the changed paths of one batch: classify, then execute.
@@ -357,23 +364,8 @@ func (l *loop) locate(p string) (t target, ok, apps, trust bool) {
 	loc := l.in.Locate(p)
 	apps = loc.Above // an apps directory (or one above it) appeared or went
 	if loc.AppsRoot != "" && loc.Target == "" {
-		if loc.App == "" {
-			return t, false, apps, trust // an apps root inside another
-		}
-		key, id := loc.Rest, filepath.Base(loc.App)
-		// The app directory itself, or its manifest, may make it a scope
-		// or not.
-		// (its info.xml makes it an app, and its version decides which
-		// copy of an app in several roots Nextcloud loads).
-		apps = apps || key == "" || key == "appinfo" || key == "appinfo/signature.json" || key == "appinfo/info.xml"
-		s := l.scopes[id]
-		if s == nil || s.sc.Dir != loc.App {
-			s = l.scopes[id+"@"+loc.AppsRoot] // a copy Nextcloud does not load
-		}
-		if s == nil || s.sc.Dir != loc.App {
-			return t, false, apps, trust // an app that is not checked
-		}
-		return target{s, key}, true, apps, trust
+		t, ok, appsChanged := l.locateApp(loc)
+		return t, ok, apps || appsChanged, trust
 	}
 	if !strings.HasPrefix(p, l.in.Root+"/") {
 		return t, false, false, trust
@@ -384,6 +376,28 @@ func (l *loop) locate(p string) (t target, ok, apps, trust bool) {
 	trust = trust || l.isTrustDir(p)
 	core := l.scopes["core"]
 	return target{core, key}, core != nil, apps, trust
+}
+
+// locateApp maps a path in an apps root (not through a symlinked app's
+// target) to its scope and key; apps says the set of apps may have
+// changed.
+func (l *loop) locateApp(loc verify.Location) (t target, ok, apps bool) {
+	if loc.App == "" {
+		return t, false, false // an apps root inside another
+	}
+	key, id := loc.Rest, filepath.Base(loc.App)
+	// The app directory itself, or its manifest, may make it a scope or
+	// not (its info.xml makes it an app, and its version decides which
+	// copy of an app in several roots Nextcloud loads).
+	apps = key == "" || key == "appinfo" || key == "appinfo/signature.json" || key == "appinfo/info.xml"
+	s := l.scopes[id]
+	if s == nil || s.sc.Dir != loc.App {
+		s = l.scopes[id+"@"+loc.AppsRoot] // a copy Nextcloud does not load
+	}
+	if s == nil || s.sc.Dir != loc.App {
+		return t, false, apps // an app that is not checked
+	}
+	return target{s, key}, true, apps
 }
 
 func (l *loop) isTrustDir(p string) bool {
@@ -455,6 +469,22 @@ func (l *loop) syncScopes() []*scope {
 		l.log.Error("cannot list apps; keeping the known ones", zap.Error(err))
 		return nil
 	}
+	l.dropGone(now)
+	added := l.addScopes(now)
+	// Findings of scopes that no longer exist (from the previous state);
+	// the unsigned coverage's are its own (unsigned.go).
+	for _, name := range l.findings.scopes() {
+		if _, ok := l.scopes[name]; !ok && name != verify.UnsignedScope {
+			l.drop(name)
+		}
+	}
+	l.watchScopes() // a new scope is watched whole before its first check
+	return added
+}
+
+// dropGone drops the scopes not in now; a signed app's is an alert
+// (SCOPE_GONE), also when it went while the daemon was not running.
+func (l *loop) dropGone(now map[string]*verify.Scope) {
 	gone := func(name, dir string) {
 		if _, signed := l.meta.Signed[name]; signed {
 			l.log.Warn("SCOPE_GONE "+verify.EscapeControl(name)+": a signed app directory was removed: "+verify.EscapeControl(dir), zap.String("message_id", journal.IDScopeGone),
@@ -482,6 +512,11 @@ func (l *loop) syncScopes() []*scope {
 			gone(name, dir)
 		}
 	}
+}
+
+// addScopes makes a scope of each of now that is new or another
+// directory now, and returns them.
+func (l *loop) addScopes(now map[string]*verify.Scope) []*scope {
 	var added []*scope
 	for name, sc := range now {
 		real := ""
@@ -504,13 +539,5 @@ func (l *loop) syncScopes() []*scope {
 			}
 		}
 	}
-	// Findings of scopes that no longer exist (from the previous state);
-	// the unsigned coverage's are its own (unsigned.go).
-	for _, name := range l.findings.scopes() {
-		if _, ok := l.scopes[name]; !ok && name != verify.UnsignedScope {
-			l.drop(name)
-		}
-	}
-	l.watchScopes() // a new scope is watched whole before its first check
 	return added
 }

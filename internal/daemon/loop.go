@@ -42,6 +42,7 @@ type loop struct {
 	changed   bool   // something the snapshot shows changed since publish
 	version   uint64 // increases when what the state file records changes
 	published time.Time
+	publishAt time.Time       // when what changed since is published (zero: nothing waits)
 	extraTree map[string]bool // watched trees added for symlinked apps
 
 	big offLoop // big files being hashed off the loop (bigfiles.go)
@@ -163,52 +164,27 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 	// idle; the watchdog goroutine touches the heartbeat file and pings
 	// while the beat is fresh or files are being checked, so a wedged
 	// loop is restarted by systemd and status says it is not alive.
-	t := time.NewTicker(d.cfg.Heartbeat)
-	defer t.Stop()
-	heartbeat := t.C
+	heartbeat := time.NewTicker(d.cfg.Heartbeat)
+	defer heartbeat.Stop()
 	d.beat.Store(time.Now().UnixNano())
 	go d.watchdog(ctx)
 	status := d.snap.Load().statusLine()
-	rescan := time.NewTimer(time.Until(l.scans.due))
-	defer rescan.Stop()
-	settle := time.NewTimer(time.Hour)
-	settle.Stop()
-	publish := time.NewTimer(time.Hour)
-	publish.Stop()
-	confRetry := time.NewTimer(time.Hour)
-	confRetry.Stop()
-	var kicks <-chan struct{}
-	if l.writers != nil {
-		kicks = l.writers.Kicks()
-		l.trackLinks()
-	}
+	// One timer, for the earliest of the loop's deadlines (due).
+	timer := time.NewTimer(time.Until(l.scans.due))
+	defer timer.Stop()
+	kicks := l.linkKicks()
 	for {
 		d.beat.Store(time.Now().UnixNano())
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-heartbeat:
+		case <-heartbeat.C:
 		case err := <-werr:
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("watcher stopped: %w", err)
+			return l.watcherStopped(ctx, err)
 		case b := <-l.w.Batches():
 			l.batch(ctx, b)
-		case <-settle.C:
-			l.settled(ctx)
-		case <-rescan.C:
-			l.w.Resync() // repairs watches, and retries those a limit refused
-			_, degraded := l.w.Stats()
-			switch {
-			case l.scans.cur != nil:
-				l.scans.due = time.Time{} // its merge sets the next
-			case l.reverifying() && degraded == "":
-				l.scans.due = time.Time{}
-				l.startScan(ctx, l.newPass())
-			default:
-				l.requestScan(ctx, "periodic", nil, false)
-			}
+		case <-timer.C:
+			l.due(ctx, time.Now())
 		case req := <-d.reqs:
 			req.fn(ctx, l, req.done)
 		case res := <-l.scans.done:
@@ -217,39 +193,101 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 			l.mountChanged(ctx, c, false)
 		case r := <-l.big.done:
 			l.bigFinished(ctx, r)
-		case <-publish.C:
-		case <-confRetry.C:
-			if l.fatal == nil {
-				l.fatal = l.configChanged()
-			}
 		case <-kicks:
 			// A file with another name changed, maybe through a name
 			// outside the install: no inotify event, no batch.
 			l.recheckLinks(ctx)
 		}
-		if l.writers != nil && l.linksChanged {
-			l.trackLinks()
-		}
-		l.rep.flush()
 		if l.fatal != nil {
+			l.rep.flush()
 			return l.fatal
 		}
-		l.publishSoon(publish)
-		if st := d.snap.Load().statusLine(); st != status {
-			d.notify("STATUS=" + st)
-			status = st
-		}
-		if l.scans.due.IsZero() {
-			rescan.Stop() // a scan is on its way; its merge sets the next
+		l.endRound(&status)
+		if next := l.nextDue(); !next.IsZero() {
+			timer.Reset(max(time.Until(next), 0))
 		} else {
-			rescan.Reset(max(time.Until(l.scans.due), 0))
+			timer.Stop()
 		}
-		if next := l.nextSettle(); !next.IsZero() {
-			settle.Reset(max(time.Until(next), 0))
+	}
+}
+
+// linkKicks is the channel of changes to files with several names (nil
+// without who-data), whose files it tracks from now on.
+func (l *loop) linkKicks() <-chan struct{} {
+	if l.writers == nil {
+		return nil
+	}
+	l.trackLinks()
+	return l.writers.Kicks()
+}
+
+// watcherStopped is what ends run when the watcher failed with err.
+func (l *loop) watcherStopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("watcher stopped: %w", err)
+}
+
+// deadlines are when the loop has work without an event: the periodic
+// rescan (scans.due), the settled scopes (scope.settle), the retry of
+// reading the configuration (conf.retry), and the publish of what changed
+// (publishAt, zero when nothing waits).
+func (l *loop) nextDue() time.Time {
+	next := time.Time{}
+	for _, t := range []time.Time{l.scans.due, l.nextSettle(), l.conf.retry, l.publishAt} {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
 		}
-		if !l.conf.retry.IsZero() {
-			confRetry.Reset(max(time.Until(l.conf.retry), 0))
-		}
+	}
+	return next
+}
+
+// due does the work whose deadline has come at now.
+func (l *loop) due(ctx context.Context, now time.Time) {
+	if !l.publishAt.IsZero() && !now.Before(l.publishAt) {
+		l.publishAt = time.Time{} // endRound publishes
+	}
+	if next := l.nextSettle(); !next.IsZero() && !now.Before(next) {
+		l.settled(ctx)
+	}
+	if !l.scans.due.IsZero() && !now.Before(l.scans.due) {
+		l.rescanDue(ctx)
+	}
+	if !l.conf.retry.IsZero() && !now.Before(l.conf.retry) && l.fatal == nil {
+		l.conf.retry = time.Time{}
+		l.fatal = l.configChanged()
+	}
+}
+
+// rescanDue starts the periodic full scan, or the next re-verification
+// pass.
+func (l *loop) rescanDue(ctx context.Context) {
+	l.w.Resync() // repairs watches, and retries those a limit refused
+	_, degraded := l.w.Stats()
+	switch {
+	case l.scans.cur != nil:
+		l.scans.due = time.Time{} // its merge sets the next
+	case l.reverifying() && degraded == "":
+		l.scans.due = time.Time{}
+		l.startScan(ctx, l.newPass())
+	default:
+		l.requestScan(ctx, "periodic", nil, false)
+	}
+}
+
+// endRound ends one round of the loop: the journal's entries written,
+// what changed published (at most every PublishEvery) and the status
+// line brought up to date.
+func (l *loop) endRound(status *string) {
+	if l.writers != nil && l.linksChanged {
+		l.trackLinks()
+	}
+	l.rep.flush()
+	l.publishSoon()
+	if st := l.d.snap.Load().statusLine(); st != *status {
+		l.d.notify("STATUS=" + st)
+		*status = st
 	}
 }
 
@@ -283,13 +321,13 @@ func (l *loop) rescanRequested(ctx context.Context, cfg *Config, done chan struc
 }
 
 // publishSoon publishes what changed, at most every PublishEvery: the
-// timer t publishes the rest.
-func (l *loop) publishSoon(t *time.Timer) {
+// rest at publishAt.
+func (l *loop) publishSoon() {
 	if !l.changed {
 		return
 	}
-	if wait := l.cfg.PublishEvery - time.Since(l.published); wait > 0 {
-		t.Reset(wait)
+	if next := l.published.Add(l.cfg.PublishEvery); time.Now().Before(next) {
+		l.publishAt = next
 		return
 	}
 	l.publish()
@@ -370,7 +408,7 @@ func (l *loop) publish() {
 	}
 	s.Version = l.version
 	l.d.snap.Store(s)
-	l.changed, l.published = false, s.Published
+	l.changed, l.published, l.publishAt = false, s.Published, time.Time{}
 }
 
 // reconfigure applies what can change without a restart.

@@ -24,16 +24,10 @@ import (
 // file has no finding of its own; it raises the scope's recorded release
 // when the one verified now is higher.
 func (l *loop) withRelease(s *scope, key string, fresh []verify.Finding) []verify.Finding {
-	name := s.sc.Name
-	vf := s.sc.VersionFile()
-	if s == l.uscope || s.exp == nil || strings.Contains(name, "@") || !under(vf, key) {
-		return fresh // unsigned, untrusted, a copy Nextcloud does not load, or not asked
+	if s == l.uscope || !releaseAsked(s, key, fresh) {
+		return fresh
 	}
-	for _, f := range fresh {
-		if f.Path == vf || f.Path == "" {
-			return fresh // the file (or the scope) is wrong: that is the finding
-		}
-	}
+	name, vf := s.sc.Name, s.sc.VersionFile()
 	if s.next != nil {
 		// Being updated: the release is judged once the new manifest is
 		// in force; what is known stays meanwhile.
@@ -60,6 +54,24 @@ func (l *loop) withRelease(s *scope, key string, fresh []verify.Finding) []verif
 		l.modified()
 	}
 	return fresh
+}
+
+// releaseAsked reports whether a recheck of s at key that found fresh
+// says anything of the scope's release: not for a scope without a trusted
+// manifest, a copy Nextcloud does not load, a key that does not cover the
+// version file, nor when that file (or the scope) has a finding of its
+// own.
+func releaseAsked(s *scope, key string, fresh []verify.Finding) bool {
+	vf := s.sc.VersionFile()
+	if s.exp == nil || strings.Contains(s.sc.Name, "@") || !under(vf, key) {
+		return false
+	}
+	for _, f := range fresh {
+		if f.Path == vf || f.Path == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // acceptReleases takes the current release of each scope named as its

@@ -173,22 +173,7 @@ func (l *loop) merge(ctx context.Context, res *scanResult) {
 	}
 	l.trust = res.trust
 	for _, r := range res.scopes {
-		s := l.scopes[r.sc.Name]
-		touched := j.touched[r.sc.Name]
-		if s == nil || s.sc.Dir != r.sc.Dir || !s.settle.IsZero() || touched[""] {
-			continue // gone, replaced, held, or checked whole meanwhile
-		}
-		if j.in == l.in {
-			s.sc = r.sc
-		}
-		keys := topmost(slices.Collect(maps.Keys(touched)))
-		r.findings, r.links = l.overlay(s, r, keys)
-		l.adopt(s, r)
-		for _, k := range keys {
-			if s.exp == nil || !l.recheck(ctx, s, k) {
-				break
-			}
-		}
+		l.mergeScope(ctx, j, r)
 	}
 	l.mergeUnsigned(ctx, res)
 	l.checkPinned()
@@ -206,16 +191,7 @@ func (l *loop) merge(ctx context.Context, res *scanResult) {
 	if res.cost > 0 && !j.paced {
 		l.scans.cost = res.cost
 	}
-	switch {
-	case snap.meta.Degraded != "":
-		l.scans.due = time.Now().Add(min(l.cfg.RescanInterval, l.cfg.DegradedRescan))
-	case l.reverifying():
-		// The next pass starts half a period after this scan began: a
-		// file is hashed at least once per period.
-		l.scans.due = j.start.Add(l.cfg.ReverifyPeriod / 2)
-	default:
-		l.scans.due = time.Now().Add(l.cfg.RescanInterval)
-	}
+	l.scans.due = l.nextScanAfter(j, snap)
 	l.d.saver.soon()
 	// A full scan leaves tens of MB of garbage (manifests, hashes of
 	// every file): give it back to the OS now rather than over minutes.
@@ -226,6 +202,40 @@ func (l *loop) merge(ctx context.Context, res *scanResult) {
 	for _, ch := range j.waiters {
 		close(ch)
 	}
+}
+
+// mergeScope takes the scan's check of one scope (see merge).
+func (l *loop) mergeScope(ctx context.Context, j *scanJob, r scopeScan) {
+	s := l.scopes[r.sc.Name]
+	touched := j.touched[r.sc.Name]
+	if s == nil || s.sc.Dir != r.sc.Dir || !s.settle.IsZero() || touched[""] {
+		return // gone, replaced, held, or checked whole meanwhile
+	}
+	if j.in == l.in {
+		s.sc = r.sc
+	}
+	keys := topmost(slices.Collect(maps.Keys(touched)))
+	r.findings, r.links = l.overlay(s, r, keys)
+	l.adopt(s, r)
+	for _, k := range keys {
+		if s.exp == nil || !l.recheck(ctx, s, k) {
+			break
+		}
+	}
+}
+
+// nextScanAfter is when the scan after j is due: soon while some
+// directories are not watched, half a period after j began while passes
+// run (a file is hashed at least once per period), else after the rescan
+// interval.
+func (l *loop) nextScanAfter(j *scanJob, snap *Snapshot) time.Time {
+	switch {
+	case snap.meta.Degraded != "":
+		return time.Now().Add(min(l.cfg.RescanInterval, l.cfg.DegradedRescan))
+	case l.reverifying():
+		return j.start.Add(l.cfg.ReverifyPeriod / 2)
+	}
+	return time.Now().Add(l.cfg.RescanInterval)
 }
 
 // overlay returns the scan's findings and links for s with those at keys
