@@ -47,10 +47,11 @@ type loop struct {
 
 	big offLoop // big files being hashed off the loop (bigfiles.go)
 
-	scans scanQueue           // the full scans (scanqueue.go)
-	fatal error               // ends run (ErrInstallChanged)
-	conf  confWatch           // how reading Nextcloud's configuration goes
-	swaps map[string]swapSeen // names new files took lately (swap.go)
+	scans    scanQueue           // the full scans (scanqueue.go)
+	resynced <-chan struct{}     // closed once the watcher's last re-sync is done
+	fatal    error               // ends run (ErrInstallChanged)
+	conf     confWatch           // how reading Nextcloud's configuration goes
+	swaps    map[string]swapSeen // names new files took lately (swap.go)
 
 	// The unsigned coverage (unsigned.go): the baseline (nil: not
 	// checked), the coverage, what it holds now (nil before the first
@@ -263,8 +264,8 @@ func (l *loop) due(ctx context.Context, now time.Time) {
 // rescanDue starts the periodic full scan, or the next re-verification
 // pass.
 func (l *loop) rescanDue(ctx context.Context) {
-	l.w.Resync() // repairs watches, and retries those a limit refused
 	_, degraded := l.w.Stats()
+	l.resync() // repairs watches, and retries those a limit refused
 	switch {
 	case l.scans.cur != nil:
 		l.scans.due = time.Time{} // its merge sets the next
@@ -275,6 +276,12 @@ func (l *loop) rescanDue(ctx context.Context) {
 		l.requestScan(ctx, "periodic", nil, false)
 	}
 }
+
+// resync has the watcher walk its trees again on its own goroutine (the
+// walk costs about half of watching the tree from scratch): the next
+// full scan waits for it, so that a directory it watches is listed only
+// after its watch is there.
+func (l *loop) resync() { l.resynced = l.w.ResyncAsync() }
 
 // endRound ends one round of the loop: the journal's entries written,
 // what changed published (at most every PublishEvery) and the status
@@ -447,7 +454,7 @@ func (l *loop) reconfigure(next Config) {
 		l.watchTrust()
 		// Directories no longer excluded get their watches (Resync
 		// walks every tree with the new rule).
-		l.w.Resync()
+		l.resync()
 	}
 }
 

@@ -79,7 +79,7 @@ func (l *loop) mountChanged(ctx context.Context, c watch.MountChange, atStart bo
 		return // the first full scan sees it as it is
 	}
 	if l.w != nil {
-		l.w.Resync() // the watches stay on the hidden directories: watch what is seen now
+		l.resync() // the watches stay on the hidden directories: watch what is seen now
 	}
 	l.requestScan(ctx, "mount table changed", nil, false)
 }

@@ -33,6 +33,9 @@ type scanJob struct {
 	// A set: a pass of minutes under steady writes sees the same paths
 	// many times.
 	touched map[string]map[string]bool
+	// after is closed once the watcher's re-sync before it is done (nil:
+	// none): the scan lists a directory only once it is watched.
+	after <-chan struct{}
 }
 
 // scopeScan is a whole check of one scope.
@@ -65,7 +68,7 @@ type scanResult struct {
 // first.
 func (l *loop) newJob(reason string) *scanJob {
 	l.syncScopes()
-	j := &scanJob{reason: reason, in: l.in, trust: l.cfg.Trust, crl: l.cfg.CRL, touched: map[string]map[string]bool{}, unsigned: l.ubase != nil}
+	j := &scanJob{reason: reason, in: l.in, trust: l.cfg.Trust, crl: l.cfg.CRL, touched: map[string]map[string]bool{}, unsigned: l.ubase != nil, after: l.resynced}
 	for _, s := range l.scopes {
 		j.scopes = append(j.scopes, s.sc)
 	}
@@ -76,8 +79,16 @@ func (l *loop) newJob(reason string) *scanJob {
 // runScan does the work of a job. It touches nothing of the loop's; prev
 // is kept when the trust files cannot be loaded.
 func runScan(ctx context.Context, j *scanJob, prev *verify.Trust) *scanResult {
-	j.start = time.Now()
 	res := &scanResult{job: j, trust: prev}
+	if j.after != nil {
+		select {
+		case <-j.after:
+		case <-ctx.Done():
+			res.err = ctx.Err()
+			return res
+		}
+	}
+	j.start = time.Now()
 	p := j.in.Checker.Progress
 	files0, bytes0 := p.Files(), p.Bytes()
 	defer func() { res.cost = p.Bytes() - bytes0 + (p.Files()-files0)*verify.PaceFileCost }()

@@ -101,6 +101,11 @@ type Watcher struct {
 	inodes   map[uint64]map[string]bool
 	degraded string // why some directories are not watched
 	failures int    // watches that could not be added, ever
+	// resyncs are the callers of ResyncAsync waiting for Run's next
+	// re-sync; running says Run is reading events.
+	resyncs []chan struct{}
+	running bool
+	kick    chan struct{} // wakes Run for resyncs
 }
 
 // New returns a Watcher. skip says which directories (absolute paths)
@@ -122,6 +127,7 @@ func New(log *zap.Logger, skip func(dir string) bool, opt Options) (*Watcher, er
 		out:     make(chan Batch),
 		watched: map[string]bool{},
 		inodes:  map[uint64]map[string]bool{},
+		kick:    make(chan struct{}, 1),
 	}, nil
 }
 
@@ -276,6 +282,57 @@ func (w *Watcher) Resync() {
 	w.mu.Unlock()
 	if recovered {
 		w.log.Info("every directory is watched again")
+	}
+}
+
+// ResyncAsync has Run re-sync (Resync) on its own goroutine, so that the
+// caller (the daemon's loop) does not wait for the walk of every tree;
+// requests made before it starts share one walk. The channel is closed
+// once done; without Run reading events, Resync runs here and the
+// channel is closed already.
+func (w *Watcher) ResyncAsync() <-chan struct{} {
+	done := make(chan struct{})
+	w.mu.Lock()
+	running := w.running
+	if running {
+		w.resyncs = append(w.resyncs, done)
+	}
+	w.mu.Unlock()
+	if !running {
+		w.Resync()
+		close(done)
+		return done
+	}
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	return done
+}
+
+// resyncRequested runs the re-sync that callers of ResyncAsync wait for.
+func (w *Watcher) resyncRequested() {
+	w.mu.Lock()
+	waiting := w.resyncs
+	w.resyncs = nil
+	w.mu.Unlock()
+	if len(waiting) == 0 {
+		return
+	}
+	w.Resync()
+	for _, ch := range waiting {
+		close(ch)
+	}
+}
+
+// setRunning notes whether Run reads events; when it stops, the waiting
+// re-syncs are done here.
+func (w *Watcher) setRunning(on bool) {
+	w.mu.Lock()
+	w.running = on
+	w.mu.Unlock()
+	if !on {
+		w.resyncRequested()
 	}
 }
 
@@ -595,6 +652,8 @@ func (w *Watcher) repair() {
 
 // Run reads events until ctx is done or the watcher is closed.
 func (w *Watcher) Run(ctx context.Context) error {
+	w.setRunning(true)
+	defer w.setRunning(false)
 	errs := w.relayErrors()
 	b := newBatcher(w.opt)
 	timer := time.NewTimer(time.Hour)
@@ -633,6 +692,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 			// before the consumer rescans.
 			w.Resync()
 			timer.Reset(b.arm(time.Now()))
+		case <-w.kick:
+			w.resyncRequested()
 		case <-timer.C:
 			b.flush()
 		case out <- next:
