@@ -48,9 +48,10 @@ func (r *reporter) queue(t Transition) {
 // scope (no file was written: "EXCEPTION core, writer unknown: ..." said
 // nothing), WriterUnknown when it is on and the writer is not known.
 //
-// No waiting: the kernel queues a change's fanotify event in the system
-// call that makes it, before inotify's event that led here, and Lookup
-// reads the queue before it answers.
+// The kernel queues a change's fanotify event in the system call that
+// makes it, before inotify's event that led here; Lookup waits (a few ms
+// at most) until the writers' reader has read the queue, reading nothing
+// on the loop itself.
 func (r *reporter) who(f *verify.Finding) (string, []zap.Field) {
 	if !r.whoData || f.Path == "" {
 		return "", nil

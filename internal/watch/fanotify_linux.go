@@ -51,11 +51,16 @@ type Writers struct {
 	mask    uint64
 
 	closeOnce sync.Once
-	// readMu serialises reading the group: Run's, and Lookup's drain of
-	// what is queued (so that a change inotify reported, whose fanotify
-	// event the kernel queued in the same system call, is recorded
-	// before Lookup answers: no waiting, no race).
+	// readMu is held while the group is read: by Run, and by Lookup
+	// when Run does not read it. Lookup waits (at most lookupWait) until
+	// what is queued has been read, so that a change inotify reported,
+	// whose fanotify event the kernel queued in the same system call, is
+	// recorded before it answers; it reads nothing itself. read is
+	// closed (and made again) after each read is recorded; running says
+	// Run reads.
 	readMu    sync.Mutex
+	read      chan struct{}
+	running   bool
 	lookupBuf [16 << 10]byte
 	closed    bool
 	mu        sync.Mutex
@@ -108,7 +113,7 @@ func OpenWriters(root string, capacity int) (*Writers, error) {
 		return nil, fmt.Errorf("fanotify: fanotify_init with FID reporting: %w", err)
 	}
 	w := &Writers{fd: fd, mountFD: -1, root: root, flags: flags,
-		recent: newRing(capacity), procs: map[int]procEntry{}, dirs: map[string]string{}, kick: make(chan struct{}, 1),
+		recent: newRing(capacity), procs: map[int]procEntry{}, dirs: map[string]string{}, kick: make(chan struct{}, 1), read: make(chan struct{}),
 		pendCur: map[int][]string{}, pendPrev: map[int][]string{}}
 	dirent := uint64(unix.FAN_CREATE | unix.FAN_MOVED_TO | unix.FAN_MOVED_FROM | unix.FAN_DELETE | unix.FAN_ONDIR)
 	content := uint64(unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE | unix.FAN_ATTRIB)
@@ -222,6 +227,8 @@ func (w *Writers) Stats() WritersStats {
 
 // Run reads events until ctx ends or the group fails.
 func (w *Writers) Run(ctx context.Context) error {
+	w.setRunning(true)
+	defer w.setRunning(false)
 	buf := make([]byte, 64<<10)
 	fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
 	for ctx.Err() == nil {
@@ -245,6 +252,59 @@ func (w *Writers) Run(ctx context.Context) error {
 
 var errClosed = errors.New("fanotify: closed")
 
+func (w *Writers) setRunning(on bool) {
+	w.mu.Lock()
+	w.running = on
+	w.mu.Unlock()
+}
+
+// lookupWait bounds how long Lookup waits for Run to read what the kernel
+// has queued: the loop that asks never waits longer, whatever load the
+// rest of the filesystem puts on the group.
+const lookupWait = 5 * time.Millisecond
+
+// caughtUp returns once what the kernel had queued when it was called
+// has been read and recorded, or after lookupWait (counted in
+// Stats().Late). Without Run, it reads the queue itself.
+func (w *Writers) caughtUp() {
+	w.mu.Lock()
+	running := w.running
+	w.mu.Unlock()
+	if !running {
+		w.drain(nil) // a read error ends Run, which reports it
+		return
+	}
+	deadline := time.NewTimer(lookupWait)
+	defer deadline.Stop()
+	for {
+		w.mu.Lock()
+		read := w.read
+		w.mu.Unlock()
+		if w.readMu.TryLock() {
+			empty := w.closed || !readable(w.fd)
+			w.readMu.Unlock()
+			if empty {
+				return
+			}
+		}
+		select {
+		case <-read:
+		case <-deadline.C:
+			w.mu.Lock()
+			w.stats.Late++
+			w.mu.Unlock()
+			return
+		}
+	}
+}
+
+// readable reports whether events are queued on fd.
+func readable(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
+}
+
 // drain reads and records every event queued, without blocking.
 func (w *Writers) drain(buf []byte) error {
 	w.readMu.Lock()
@@ -267,6 +327,10 @@ func (w *Writers) drain(buf []byte) error {
 			return nil
 		}
 		w.handle(buf[:n], time.Now())
+		w.mu.Lock()
+		close(w.read)
+		w.read = make(chan struct{})
+		w.mu.Unlock()
 	}
 }
 
@@ -529,12 +593,13 @@ func inodeKey(path string) (string, bool) {
 // (the name written, created, renamed to or removed) or of the inode
 // found at path now, whichever is later.
 //
-// Lookup first reads what the kernel has queued, so a change made before
-// it was called is there, unless the kernel dropped events (then nothing
-// older than the overflow is known). The path's directory is resolved
+// Lookup first waits (at most lookupWait) until Run has read what the
+// kernel has queued, so a change made before it was called is there,
+// unless the kernel dropped events (then nothing older than the overflow
+// is known) or Run was that late. The path's directory is resolved
 // (symlinks), as the kernel's handles are.
 func (w *Writers) Lookup(path string) (Writer, bool) {
-	w.drain(nil) // a read error ends Run, which reports it
+	w.caughtUp()
 	path = filepath.Clean(path)
 	if dir, err := filepath.EvalSymlinks(filepath.Dir(path)); err == nil {
 		path = filepath.Join(dir, filepath.Base(path))

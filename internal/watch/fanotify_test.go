@@ -506,3 +506,23 @@ func TestWritersExecAfterWrite(t *testing.T) {
 		t.Errorf("writer = %+v; want it marked as having run another program, exe, comm and uid unknown", wr)
 	}
 }
+
+// Lookup right after a write, with Run reading the group: it waits for
+// Run to read what is queued (no read of its own), so the writer is
+// there, or the lookup was late and counted as such.
+func TestWritersLookupWaitsForRun(t *testing.T) {
+	root := t.TempDir()
+	w := openWriters(t, root, 0)
+	for i := range 20 {
+		p := filepath.Join(root, fmt.Sprintf("f%d.php", i))
+		late := w.Stats().Late
+		writeOpen(t, p)
+		wr, ok := w.Lookup(p)
+		if ok && wr.Pid != os.Getpid() {
+			t.Fatalf("Lookup(%s) = %+v: another pid than this test's %d", p, wr, os.Getpid())
+		}
+		if !ok && w.Stats().Late == late {
+			t.Fatalf("Lookup(%s) right after the write: no writer, and not counted late (stats %+v)", p, w.Stats())
+		}
+	}
+}

@@ -30,6 +30,7 @@ type WritersStats struct {
 	Recorded   uint64 // events recorded (unresolvable ones are not)
 	Unresolved uint64 // events whose directory handle could not be opened
 	Overflow   uint64 // FAN_Q_OVERFLOW: the kernel dropped events
+	Late       uint64 // lookups that answered before Run had read the queue (lookupWait)
 }
 
 // containerRe finds a container id in a cgroup path component: docker's
