@@ -51,8 +51,7 @@ const streamBufSize = 64 << 10
 const goJSONMaxDepth = 10000
 
 // hashEntryMin is the fewest bytes a hashes entry whose value is a hex
-// SHA-512 takes in the file ("":"<128 hex>",), for a capacity hint from
-// the file's size.
+// SHA-512 takes in the file ("":"<128 hex>",).
 const hashEntryMin = 134
 
 // parseManifestStream reads a signature.json from r, at most limit bytes,
@@ -67,9 +66,7 @@ func parseManifestStream(r io.Reader, name string, limit int64, bufSize int, siz
 			sum:   sha256.New(),
 		},
 	}
-	if sizeHint > 0 {
-		p.capHint = int(min(sizeHint, limit)/hashEntryMin) + 1
-	}
+	p.size = min(sizeHint, limit)
 	synErr := p.document()
 	p.in.drain()
 	for _, err := range []error{p.in.readErr, p.in.sizeErr, p.in.utf8Err, synErr, p.phpErr, p.semErr} {
@@ -249,7 +246,7 @@ type streamParser struct {
 	// fields. Once either is set the rest is only checked.
 	phpErr, semErr error
 
-	capHint  int // entries to make room for, from the file's size
+	size     int64 // the file's size if known, else 0
 	hashes   *hashesBuilder
 	sig      string
 	cert     string
@@ -445,7 +442,7 @@ func (p *streamParser) readHashes(c byte) error {
 		p.semantic("hashes: not an object")
 		return p.value(c)
 	}
-	h := newHashesBuilder(p.capHint)
+	h := newHashesBuilder(p.size, p.in.offset())
 	entry := func(c byte) error {
 		if p.dead() {
 			return p.value(c)
@@ -461,7 +458,7 @@ func (p *streamParser) readHashes(c byte) error {
 		if p.dead() { // the key or value held a PHP refusal
 			return nil
 		}
-		if err := h.add(p.key, p.val); err != nil {
+		if err := h.add(p.key, p.val, p.in.offset()); err != nil {
 			p.semantic("hashes: %v", err)
 		}
 		return nil
@@ -685,6 +682,10 @@ type hashesBuilder struct {
 	// ents are the entries in the order their keys were first seen (the
 	// PHP array's order), the last value of a repeated key winning.
 	ents []expEntry
+	// size is the file's size (0: unknown), start the offset of the
+	// hashes in it: room for ents is made for as many entries as the
+	// rest of the file holds at the bytes per entry so far (grow).
+	size, start int64
 	// empty holds the positions whose value is "" (ents cannot tell "" from
 	// 128 zeros), for the general way's encoding.
 	empty map[int]bool
@@ -705,17 +706,21 @@ type hashesBuilder struct {
 // hashed (writeHashes' chunk).
 const msgChunk = 64 << 10
 
-func newHashesBuilder(capHint int) *hashesBuilder {
+func newHashesBuilder(size, start int64) *hashesBuilder {
 	return &hashesBuilder{
-		ents: make([]expEntry, 0, capHint),
-		sha:  sha1.New(),
-		out:  make([]byte, 0, msgChunk+512),
+		size:  size,
+		start: start,
+		sha:   sha1.New(),
+		out:   make([]byte, 0, msgChunk+512),
 	}
 }
 
 // add records one entry, key and value decoded (both are scratch bytes,
-// not kept).
-func (h *hashesBuilder) add(key, val []byte) error {
+// not kept); off is the file offset just after it.
+func (h *hashesBuilder) add(key, val []byte, off int64) error {
+	if len(h.ents) == cap(h.ents) {
+		h.grow(off)
+	}
 	k := unsafe.String(unsafe.SliceData(key), len(key))
 	v := unsafe.String(unsafe.SliceData(val), len(val))
 	n := len(h.ents)
@@ -754,6 +759,28 @@ func (h *hashesBuilder) add(key, val []byte) error {
 	h.index[ks] = n
 	h.push(ks, v)
 	return nil
+}
+
+// grow makes room for more entries. With the file's size known, the
+// first 1,024 entries tell how many bytes an entry takes, and so how many
+// the rest of the file holds, plus 1/16: one allocation of about the
+// entries' size, where append's growth would hold the old array and a
+// new one up to 2.25 times its size at once (29 MB of entries for
+// 300,000 files).
+func (h *hashesBuilder) grow(off int64) {
+	n := len(h.ents)
+	add := n/4 + 16
+	switch {
+	case h.size <= off:
+	case n < 1024:
+		add = int(min(1024-int64(n), (h.size-off)/hashEntryMin+16))
+	default:
+		rest := int(float64(h.size-off) * float64(n) / float64(off-h.start))
+		add = rest + rest/16 + 1024
+	}
+	ents := make([]expEntry, n, n+add)
+	copy(ents, h.ents)
+	h.ents = ents
 }
 
 func (h *hashesBuilder) find(key string) (int, bool) {
