@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,7 +65,25 @@ func ParseManifest(r io.Reader, name string) (*Manifest, error) {
 }
 
 // parseManifestLimit is ParseManifest with a size limit of limit bytes.
+// It reads r as a stream (manifest_stream.go); a size r tells (an
+// *os.File's, a *bytes.Reader's) is a hint for the room the entries need.
 func parseManifestLimit(r io.Reader, name string, limit int64) (*Manifest, error) {
+	var size int64
+	switch f := r.(type) {
+	case interface{ Stat() (fs.FileInfo, error) }:
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fi.Size()
+		}
+	case interface{ Size() int64 }:
+		size = f.Size()
+	}
+	return parseManifestStream(r, name, limit, streamBufSize, size)
+}
+
+// parseManifestWhole is what ParseManifest did before it streamed: the
+// whole text read, then parsed (parseManifest). It is the reference the
+// streaming parser is tested against.
+func parseManifestWhole(r io.Reader, name string, limit int64) (*Manifest, error) {
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, &ManifestError{name, "read: " + err.Error()}
