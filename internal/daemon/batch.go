@@ -114,11 +114,12 @@ func (l *loop) recheckScope(ctx context.Context, s *scope, keys []string) {
 		l.hold(s)
 		return
 	}
-	if version || !s.settle.IsZero() {
+	if version || (!s.settle.IsZero() && s.checking == nil) {
 		// An update may be starting, or one goes on: the scope is
 		// reloaded once quiet. Nothing is held back for it: every change
 		// is still checked now (against both manifests while a new one
-		// waits).
+		// waits). A change while the whole check runs is checked now
+		// and wins over the check's view of it (settle.go).
 		l.hold(s)
 	}
 	// A burst that touches a good part of the scope is one walk of the
@@ -241,22 +242,6 @@ func (l *loop) keepBig(s *scope, big []string, fresh []verify.Finding, links []s
 	return fresh, links
 }
 
-// loadScope (re)reads the scope's manifest and checks the whole scope;
-// big files are hashed off the loop once the new manifest is in force.
-func (l *loop) loadScope(ctx context.Context, s *scope) error {
-	l.touch(s, "")
-	r := checkScope(ctx, s.sc, l.trust, bigFile)
-	if r.err != nil {
-		return r.err
-	}
-	r.findings, r.links = l.keepBig(s, r.big, r.findings, r.links)
-	l.adopt(s, r)
-	for _, k := range r.big {
-		l.hashLater(ctx, s, k)
-	}
-	return nil
-}
-
 // adopt takes the result of a whole check of s.
 func (l *loop) adopt(s *scope, r scopeScan) {
 	if r.exp == nil {
@@ -285,33 +270,6 @@ func (l *loop) hold(s *scope) {
 		s.settle = limit
 	}
 	l.changed = true
-}
-
-// settled reloads and checks the scopes whose settle time has come.
-func (l *loop) settled(ctx context.Context) {
-	now := time.Now()
-	for _, s := range l.scopes {
-		if s.settle.IsZero() || s.settle.After(now) {
-			continue
-		}
-		err := l.loadScope(ctx, s)
-		s.settle = time.Time{}
-		l.changed = true
-		if err != nil {
-			return
-		}
-		l.log.Info("scope checked after changes", zap.String("integrity_scope", s.sc.Name), zap.Int("files", s.files()))
-	}
-}
-
-func (l *loop) nextSettle() time.Time {
-	var next time.Time
-	for _, s := range l.scopes {
-		if !s.settle.IsZero() && (next.IsZero() || s.settle.Before(next)) {
-			next = s.settle
-		}
-	}
-	return next
 }
 
 // topmost drops keys below another key of the list ("" covers all).

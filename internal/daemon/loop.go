@@ -47,11 +47,12 @@ type loop struct {
 
 	big offLoop // big files being hashed off the loop (bigfiles.go)
 
-	scans    scanQueue           // the full scans (scanqueue.go)
-	resynced <-chan struct{}     // closed once the watcher's last re-sync is done
-	fatal    error               // ends run (ErrInstallChanged)
-	conf     confWatch           // how reading Nextcloud's configuration goes
-	swaps    map[string]swapSeen // names new files took lately (swap.go)
+	scans      scanQueue           // the full scans (scanqueue.go)
+	settleDone chan settleResult   // settle.go
+	resynced   <-chan struct{}     // closed once the watcher's last re-sync is done
+	fatal      error               // ends run (ErrInstallChanged)
+	conf       confWatch           // how reading Nextcloud's configuration goes
+	swaps      map[string]swapSeen // names new files took lately (swap.go)
 
 	// The unsigned coverage (unsigned.go): the baseline (nil: not
 	// checked), the coverage, what it holds now (nil before the first
@@ -71,8 +72,9 @@ type scope struct {
 	// file is a finding only if it matches neither manifest.
 	next      *verify.Expected
 	nextSum   [sha256.Size]byte
-	settle    time.Time // non-zero while the scope is being updated
-	holdSince time.Time // when the update started
+	settle    time.Time    // non-zero while the scope is being updated
+	holdSince time.Time    // when the update started
+	checking  *settleCheck // the whole check running off the loop (settle.go), or nil
 	// real is where a symlinked app directory resolves to ("" when Dir is
 	// not a symlink): events arrive with that path.
 	real string
@@ -111,14 +113,15 @@ func under(p, key string) bool {
 func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 	l := &loop{
 		d: d, log: d.log, cfg: cfg, in: in, trust: t,
-		conf:      confWatch{dir: filepath.Join(in.Root, "config")},
-		rep:       reporter{d: d, whoData: cfg.WhoData},
-		scopes:    map[string]*scope{},
-		findings:  newFindingSet(),
-		extraTree: map[string]bool{},
-		scans:     newScanQueue(),
-		meta:      state.State{Signed: map[string]string{}},
-		big:       newOffLoop(),
+		conf:       confWatch{dir: filepath.Join(in.Root, "config")},
+		rep:        reporter{d: d, whoData: cfg.WhoData},
+		scopes:     map[string]*scope{},
+		findings:   newFindingSet(),
+		extraTree:  map[string]bool{},
+		scans:      newScanQueue(),
+		settleDone: make(chan settleResult),
+		meta:       state.State{Signed: map[string]string{}},
+		big:        newOffLoop(),
 	}
 	l.rep.pathOf = l.findingPath
 	return l
@@ -194,6 +197,8 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 			l.mountChanged(ctx, c, false)
 		case r := <-l.big.done:
 			l.bigFinished(ctx, r)
+		case r := <-l.settleDone:
+			l.settleFinished(ctx, r)
 		case <-kicks:
 			// A file with another name changed, maybe through a name
 			// outside the install: no inotify event, no batch.

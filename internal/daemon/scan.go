@@ -169,8 +169,15 @@ func (l *loop) scanFinished(ctx context.Context, res *scanResult) {
 }
 
 // touch notes keys of s that the loop checks itself, for the merge of a
-// running scan.
-func (l *loop) touch(s *scope, keys ...string) { l.scans.touch(s.sc.Name, keys...) }
+// running scan and of the scope's settle check.
+func (l *loop) touch(s *scope, keys ...string) {
+	l.scans.touch(s.sc.Name, keys...)
+	if s.checking != nil {
+		for _, k := range keys {
+			s.checking.touched[k] = true
+		}
+	}
+}
 
 // merge takes the result of a full scan. For each scope still known as
 // the scan saw it and not being updated, the scan's findings replace the

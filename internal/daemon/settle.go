@@ -1,0 +1,110 @@
+package daemon
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// A scope held while it is being updated (hold) is checked whole once it
+// has been quiet for Settle: its manifest read again, every file hashed.
+// That check runs off the loop, like a full scan, so that an alert
+// elsewhere does not wait for the hashing of core; changes to the scope
+// meanwhile are checked by the loop as they come (against both
+// manifests while a new one waits) and their keys win over the check's
+// view, as in a full scan's merge.
+
+// settleCheck is the whole check of a held scope running off the loop:
+// what the scope's manifests and settle time were when it started, and
+// the keys the loop checked itself meanwhile.
+type settleCheck struct {
+	exp, next *verify.Expected
+	settleAt  time.Time
+	touched   map[string]bool
+}
+
+// settleResult is a settle check's result, for the loop.
+type settleResult struct {
+	s     *scope
+	check *settleCheck
+	r     scopeScan
+}
+
+// settled starts the whole check of each scope whose settle time has
+// come and that is not being checked already.
+func (l *loop) settled(ctx context.Context) {
+	now := time.Now()
+	for _, s := range l.scopes {
+		if s.settle.IsZero() || s.settle.After(now) || s.checking != nil {
+			continue
+		}
+		c := &settleCheck{exp: s.exp, next: s.next, settleAt: s.settle, touched: map[string]bool{}}
+		s.checking = c
+		sc, trust, done := s.sc, l.trust, l.settleDone
+		go func() {
+			r := checkScope(ctx, sc, trust, bigFile)
+			select {
+			case done <- settleResult{s, c, r}:
+			case <-ctx.Done():
+			}
+		}()
+	}
+}
+
+// settleFinished takes the whole check of a held scope: its findings but
+// at the keys the loop checked meanwhile (checked once more against the
+// manifest now in force). A scope whose manifests changed meanwhile (its
+// manifest rewritten again, or unverifiable) is checked again once
+// quiet; one that changed otherwise meanwhile stays held for another
+// check.
+func (l *loop) settleFinished(ctx context.Context, res settleResult) {
+	s, c, r := res.s, res.check, res.r
+	s.checking = nil
+	l.changed = true
+	if l.scopes[s.sc.Name] != s || r.err != nil {
+		return // dropped or replaced meanwhile, or cancelled
+	}
+	if s.exp != c.exp || s.next != c.next {
+		if s.settle.IsZero() {
+			l.hold(s)
+		}
+		return
+	}
+	keys := topmost(slices.Collect(maps.Keys(c.touched)))
+	r.findings, r.links = l.overlay(s, r, keys)
+	r.big = slices.DeleteFunc(r.big, func(k string) bool {
+		return slices.ContainsFunc(keys, func(t string) bool { return under(k, t) })
+	})
+	r.findings, r.links = l.keepBig(s, r.big, r.findings, r.links)
+	l.touch(s, "")
+	l.adopt(s, r)
+	for _, k := range keys {
+		if s.exp == nil || !l.recheck(ctx, s, k) {
+			break
+		}
+	}
+	for _, k := range r.big {
+		l.hashLater(ctx, s, k)
+	}
+	if s.settle.Equal(c.settleAt) {
+		s.settle = time.Time{}
+	}
+	l.log.Info("scope checked after changes", zap.String("integrity_scope", s.sc.Name), zap.Int("files", s.files()))
+}
+
+// nextSettle is when the next scope's settle time comes (zero: none is
+// held, or every held one is being checked).
+func (l *loop) nextSettle() time.Time {
+	var next time.Time
+	for _, s := range l.scopes {
+		if !s.settle.IsZero() && s.checking == nil && (next.IsZero() || s.settle.Before(next)) {
+			next = s.settle
+		}
+	}
+	return next
+}
