@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/integrityd/integrityd/internal/fsutil"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -122,7 +123,7 @@ func SaveFindings(dir string, meta *State, fs []*verify.Finding) error {
 	if err := MakeDir(dir); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	return verify.WriteAtomic(Path(dir), FileMode, func(w io.Writer) error {
+	return fsutil.WriteAtomic(Path(dir), FileMode, func(w io.Writer) error {
 		if _, err := io.WriteString(w, `{"findings":[`); err != nil {
 			return err
 		}

@@ -425,7 +425,7 @@ func TestCleanTemp(t *testing.T) {
 }
 
 // TestCleanTempAfterSave: the temporary files Save uses are the ones
-// CleanTemp removes (the pattern is shared by verify.WriteFileAtomic).
+// CleanTemp removes (the pattern is shared by fsutil.WriteFileAtomic).
 func TestCleanTempMatchesSave(t *testing.T) {
 	dir := t.TempDir()
 	// What an interrupted Save leaves: a temporary file made the same way.

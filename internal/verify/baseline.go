@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/integrityd/integrityd/internal/fsutil"
 )
 
 // Kinds of the unsigned coverage (integrityd's own, never in a Nextcloud
@@ -145,7 +147,7 @@ func (b *Baseline) Write(path string) error {
 		}
 		v.Files = append(v.Files, e)
 	}
-	return WriteAtomic(path, 0o640, func(w io.Writer) error {
+	return fsutil.WriteAtomic(path, 0o640, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", " ")
 		return enc.Encode(v)
