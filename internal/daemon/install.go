@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -63,7 +63,7 @@ func (l *loop) configChanged() error {
 		return nil
 	}
 	if l.conf.logged {
-		l.log.Info("Nextcloud's configuration can be read again", zap.String("message_id", journal.IDConfig))
+		l.log.Info("Nextcloud's configuration can be read again", zap.String("message_id", kind.IDConfig))
 	}
 	l.conf = confRead{}
 	if slices.Equal(next.AppsRoots, l.in.AppsRoots) && next.DataDir == l.in.DataDir {
@@ -71,7 +71,7 @@ func (l *loop) configChanged() error {
 	}
 	l.log.Error(fmt.Sprintf("config.php changed where Nextcloud loads apps from: apps roots %s, data directory %q; restarting the checks",
 		strings.Join(next.AppsRoots, ", "), next.DataDir),
-		zap.String("message_id", journal.IDConfig), zap.Strings("apps_paths", next.AppsRoots),
+		zap.String("message_id", kind.IDConfig), zap.Strings("apps_paths", next.AppsRoots),
 		zap.Strings("previous_apps_paths", l.in.AppsRoots), zap.String("data_dir", next.DataDir))
 	return ErrInstallChanged
 }
@@ -116,7 +116,7 @@ func (l *loop) configUnreadable(err error) {
 	}
 	l.conf.logged, l.conf.retry = true, time.Time{}
 	l.log.Error(fmt.Sprintf("Nextcloud's configuration cannot be read (for %s); still checking the apps roots read before", now.Sub(l.conf.since).Round(time.Second)),
-		zap.String("message_id", journal.IDConfig), zap.Error(err))
+		zap.String("message_id", kind.IDConfig), zap.Error(err))
 }
 
 // confStamp says what config/'s configuration files are now (name, size,

@@ -12,7 +12,9 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 	"github.com/integrityd/integrityd/internal/watch"
@@ -37,7 +39,7 @@ type loop struct {
 	// findings: scope -> path ("" for the scope) -> finding. The inner
 	// maps are shared with the last snapshot while shared[scope] is set;
 	// own() copies one before it changes.
-	findings map[string]map[string]*verify.Finding
+	findings map[string]map[string]*finding.Finding
 	shared   map[string]bool
 	meta     state.State // scan metadata (its Findings stay nil)
 
@@ -126,7 +128,7 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 	return &loop{
 		d: d, log: d.log, cfg: cfg, in: in, trust: t,
 		scopes:     map[string]*scope{},
-		findings:   map[string]map[string]*verify.Finding{},
+		findings:   map[string]map[string]*finding.Finding{},
 		shared:     map[string]bool{},
 		extraTree:  map[string]bool{},
 		scanDone:   make(chan *scanResult, 1),
@@ -302,7 +304,7 @@ func (l *loop) publishSoon(t *time.Timer) {
 }
 
 // put records a finding without alerting (the previous state).
-func (l *loop) put(f verify.Finding) {
+func (l *loop) put(f finding.Finding) {
 	l.own(f.Scope)[f.Path] = &f
 	if s := l.scopes[f.Scope]; s != nil {
 		s.count(f.Path, 1)
@@ -311,10 +313,10 @@ func (l *loop) put(f verify.Finding) {
 }
 
 // own returns the findings of scope, ready to be changed.
-func (l *loop) own(scope string) map[string]*verify.Finding {
+func (l *loop) own(scope string) map[string]*finding.Finding {
 	m := l.findings[scope]
 	if m == nil {
-		m = map[string]*verify.Finding{}
+		m = map[string]*finding.Finding{}
 		l.findings[scope] = m
 		l.shared[scope] = false
 		return m
@@ -347,9 +349,9 @@ func (l *loop) recount(s *scope) {
 }
 
 // part returns the findings of scope s at key and below.
-func (l *loop) part(s *scope, key string) map[string]*verify.Finding {
+func (l *loop) part(s *scope, key string) map[string]*finding.Finding {
 	cur := l.findings[s.sc.Name]
-	out := map[string]*verify.Finding{}
+	out := map[string]*finding.Finding{}
 	if key != "" && s.dirs[key] == 0 {
 		if f, ok := cur[key]; ok {
 			out[key] = f
@@ -366,7 +368,7 @@ func (l *loop) part(s *scope, key string) map[string]*verify.Finding {
 
 // replace sets the findings of s at key and below (all of the scope when
 // key is "") and logs every transition.
-func (l *loop) replace(s *scope, key string, fresh []verify.Finding) {
+func (l *loop) replace(s *scope, key string, fresh []finding.Finding) {
 	fresh = l.withRelease(s, key, fresh)
 	ts := diff(l.part(s, key), fresh)
 	if len(ts) == 0 {
@@ -417,7 +419,7 @@ func (l *loop) modified() {
 // publish makes the current state the snapshot that readers see.
 func (l *loop) publish() {
 	s := &Snapshot{
-		findings:  make(map[string]map[string]*verify.Finding, len(l.findings)),
+		findings:  make(map[string]map[string]*finding.Finding, len(l.findings)),
 		meta:      l.meta,
 		Scopes:    len(l.scopes),
 		Batches:   l.batches,
@@ -515,11 +517,11 @@ func (l *loop) checkPinned() {
 	l.modified()
 	switch {
 	case why != "" && was == "":
-		l.log.Error("TRUST_ANCHOR core "+verify.InTreeAnchors+": differs from the pinned one ("+verify.EscapeControl(l.cfg.Trust)+"): "+verify.EscapeControl(why), zap.String("message_id", journal.IDTrustDiffer),
+		l.log.Error("TRUST_ANCHOR core "+verify.InTreeAnchors+": differs from the pinned one ("+verify.EscapeControl(l.cfg.Trust)+"): "+verify.EscapeControl(why), zap.String("message_id", kind.IDTrustDiffer),
 			zap.String("integrity_scope", "core"), zap.String("integrity_path", verify.InTreeAnchors),
 			zap.String("pinned", l.cfg.Trust), zap.String("integrity_detail", why))
 	case why == "" && was != "":
-		l.log.Info("resolved TRUST_ANCHOR core "+verify.InTreeAnchors+": matches the pinned one ("+verify.EscapeControl(l.cfg.Trust)+") again", zap.String("message_id", journal.IDResolved),
+		l.log.Info("resolved TRUST_ANCHOR core "+verify.InTreeAnchors+": matches the pinned one ("+verify.EscapeControl(l.cfg.Trust)+") again", zap.String("message_id", kind.IDResolved),
 			zap.String("integrity_scope", "core"), zap.String("integrity_path", verify.InTreeAnchors), zap.String("pinned", l.cfg.Trust))
 	}
 }
