@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/integrityd/integrityd/internal/config"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -106,7 +107,7 @@ func runBaseline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if b == nil {
 		b = verify.NewBaseline(in.Root, cur, uid, name)
 		for _, f := range verify.NewBaseline(in.Root, nil, uid, name).Compare(cur, "") {
-			if f.Kind == verify.HtaccessDirective {
+			if f.Kind == kind.HtaccessDirective {
 				fmt.Fprintf(stderr, "integrityd baseline: WARNING: %s: %s (recorded as accepted)\n", f.Path, f.Message)
 			}
 		}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -130,7 +132,7 @@ func TestStatusUnsigned(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
 	st := &state.State{PID: os.Getpid(), Updated: now, Complete: true, LastFullScan: now, RescanInterval: time.Hour,
-		Findings: []verify.Finding{{Scope: verify.UnsignedScope, Kind: verify.UnsignedExtra, Path: "themes/x/shell.php", Message: "not in the baseline"}},
+		Findings: []finding.Finding{{Scope: verify.UnsignedScope, Kind: kind.UnsignedExtra, Path: "themes/x/shell.php", Message: "not in the baseline"}},
 		Unsigned: "unsigned code: checked against the baseline of 2026-01-02T03:04:05Z by root (uid 0), 5 files", UnsignedFiles: 6}
 	if err := state.Save(dir, st); err != nil {
 		t.Fatal(err)

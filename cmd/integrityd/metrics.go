@@ -20,7 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/integrityd/integrityd/internal/daemon"
-	"github.com/integrityd/integrityd/internal/verify"
+	"github.com/integrityd/integrityd/internal/fsutil"
 )
 
 // textfileInterval is how often integrityd run rewrites the metrics
@@ -219,7 +219,7 @@ func onlyLoopback() bool {
 // in the same directory, renamed over it), readable by node_exporter;
 // an error names the directory and, for a read-only one, the unit's fix.
 func writeTextfile(path string, data []byte) error {
-	err := verify.WriteFileAtomic(path, data, 0o644)
+	err := fsutil.WriteFileAtomic(path, data, 0o644)
 	if err == nil {
 		return nil
 	}

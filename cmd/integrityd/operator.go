@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/integrityd/integrityd/internal/config"
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -114,8 +116,8 @@ func processIsIntegrityd(pid int) bool {
 	return strings.Contains(exe, "integrityd") || strings.Contains(args[0], "integrityd")
 }
 
-func countKinds(fs []verify.Finding) map[verify.Kind]int {
-	n := map[verify.Kind]int{}
+func countKinds(fs []finding.Finding) map[kind.Kind]int {
+	n := map[kind.Kind]int{}
 	for _, f := range fs {
 		n[f.Kind]++
 	}
@@ -213,8 +215,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		// Nextcloud's kinds always, integrityd's own when there are some.
 		var counts []string
-		for _, k := range verify.Kinds() {
-			if n := kinds[k]; n > 0 || slices.Contains([]verify.Kind{verify.InvalidHash, verify.FileMissing, verify.ExtraFile, verify.KindException}, k) {
+		for _, k := range kind.All() {
+			if n := kinds[k]; n > 0 || slices.Contains([]kind.Kind{kind.InvalidHash, kind.FileMissing, kind.ExtraFile, kind.Exception}, k) {
 				counts = append(counts, fmt.Sprintf("%s %d", k, n))
 			}
 		}

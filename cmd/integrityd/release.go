@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -85,11 +87,11 @@ func acceptOffline(stateDir string, scopes []string) ([]string, error) {
 	if st == nil {
 		return nil, fmt.Errorf("no state in %s: nothing to accept", stateDir)
 	}
-	var keep []*verify.Finding
+	var keep []*finding.Finding
 	found := map[string]bool{}
 	for i := range st.Findings {
 		f := &st.Findings[i]
-		if f.Kind == verify.VersionDowngrade && slices.Contains(scopes, f.Scope) {
+		if f.Kind == kind.VersionDowngrade && slices.Contains(scopes, f.Scope) {
 			found[f.Scope] = true
 			continue
 		}
@@ -97,7 +99,7 @@ func acceptOffline(stateDir string, scopes []string) ([]string, error) {
 	}
 	for _, sc := range scopes {
 		if !found[sc] {
-			return nil, fmt.Errorf("nothing to accept: %s has no %s finding in %s", verify.EscapeControl(sc), verify.VersionDowngrade, state.Path(stateDir))
+			return nil, fmt.Errorf("nothing to accept: %s has no %s finding in %s", verify.EscapeControl(sc), kind.VersionDowngrade, state.Path(stateDir))
 		}
 		delete(st.Releases, sc)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/integrityd/integrityd/internal/demo"
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
 )
 
@@ -113,7 +114,7 @@ func (p *daemonProc) findingEntries(t *testing.T, resolved bool) []map[string]an
 	t.Helper()
 	var out []map[string]any
 	for _, e := range p.logEntries(t) {
-		if e["integrity_kind"] == nil || (e["message_id"] == journal.IDResolved) != resolved {
+		if e["integrity_kind"] == nil || (e["message_id"] == kind.IDResolved) != resolved {
 			continue
 		}
 		kind, scope := fmt.Sprint(e["integrity_kind"]), fmt.Sprint(e["integrity_scope"])
@@ -307,10 +308,10 @@ func TestConfigAddsAppsRoot(t *testing.T) {
 	var alerted bool
 	f, _ := os.ReadFile(p.log)
 	for _, line := range strings.Split(string(f), "\n") {
-		alerted = alerted || strings.Contains(line, journal.IDConfig) && strings.Contains(line, evil)
+		alerted = alerted || strings.Contains(line, kind.IDConfig) && strings.Contains(line, evil)
 	}
 	if !alerted {
-		t.Errorf("no entry with MESSAGE_ID %s naming %s", journal.IDConfig, evil)
+		t.Errorf("no entry with MESSAGE_ID %s naming %s", kind.IDConfig, evil)
 	}
 	got := map[string]bool{}
 	for _, e := range p.findingEntries(t, false) {
@@ -357,7 +358,7 @@ func TestRunNotEnforced(t *testing.T) {
 			p.waitScanned(t)
 			var warned []map[string]any
 			for _, e := range p.logEntries(t) {
-				if e["message_id"] == journal.IDUnenforced {
+				if e["message_id"] == kind.IDUnenforced {
 					warned = append(warned, e)
 				}
 			}

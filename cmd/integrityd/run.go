@@ -21,6 +21,7 @@ import (
 	"github.com/integrityd/integrityd/internal/config"
 	"github.com/integrityd/integrityd/internal/daemon"
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -317,7 +318,7 @@ func warnUnenforced(log *zap.Logger, why string) {
 		return
 	}
 	log.Warn("Nextcloud's own integrity check is not enforced on this install; integrityd checks it all the same",
-		zap.String("reason", why), zap.String("message_id", journal.IDUnenforced))
+		zap.String("reason", why), zap.String("message_id", kind.IDUnenforced))
 }
 
 func isTerminal(f *os.File) bool {

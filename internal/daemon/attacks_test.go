@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/mountns"
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -301,7 +301,7 @@ func TestAttackManifestRemoved(t *testing.T) {
 	}
 	r.waitIdle(t)
 	var warned bool
-	for _, e := range r.logs.FilterField(zapString("message_id", journal.IDScopeGone)).All() {
+	for _, e := range r.logs.FilterField(zapString("message_id", kind.IDScopeGone)).All() {
 		warned = warned || e.ContextMap()["integrity_scope"] == "richdocuments"
 	}
 	if !warned {
@@ -353,7 +353,7 @@ func TestAttackMountInNamespace(t *testing.T) {
 			})
 		}
 	}
-	mountAlerts := func() int { return len(r.logs.FilterField(zap.String("message_id", journal.IDMount)).All()) }
+	mountAlerts := func() int { return len(r.logs.FilterField(zap.String("message_id", kind.IDMount)).All()) }
 	handled := mounted("lib", true)
 	run("mount", "--bind", copyDir, filepath.Join(root, "lib"))
 	t.Cleanup(func() { exec.Command("umount", "-l", filepath.Join(root, "lib")).Run() })
@@ -420,7 +420,7 @@ func TestAttackHardLink(t *testing.T) {
 		t.Fatal("no alert for a hard link to lib/base.php made in data/, after a full scan")
 	}
 	r.waitIdle(t)
-	if fs := r.d.Findings(); len(fs) != 1 || fs[0].Kind != verify.HardLink {
+	if fs := r.d.Findings(); len(fs) != 1 || fs[0].Kind != kind.HardLink {
 		t.Fatalf("findings %s, want lib/base.php HARD_LINK", render(fs))
 	}
 	// The payload, through the other name: no event under the install.
@@ -436,7 +436,7 @@ func TestAttackHardLink(t *testing.T) {
 	assertSame(t, r, root, "after a write through the hard link")
 	found := false
 	for _, f := range r.d.Findings() {
-		found = found || (f.Path == "lib/base.php" && f.Kind == verify.InvalidHash)
+		found = found || (f.Path == "lib/base.php" && f.Kind == kind.InvalidHash)
 	}
 	if !found {
 		t.Errorf("the write through the hard link was not seen: %s", render(r.d.Findings()))
@@ -627,7 +627,7 @@ func TestAttackFloodFirst(t *testing.T) {
 	if n := summarized(r, false); n != junk+2-alertsPerDir {
 		t.Errorf("%d findings in summaries, want %d", n, junk+2-alertsPerDir)
 	}
-	sums := r.logs.FilterField(zapString("message_id", journal.IDFlood)).All()
+	sums := r.logs.FilterField(zapString("message_id", kind.IDFlood)).All()
 	if len(sums) != 1 || !strings.Contains(sums[0].Message, fmt.Sprintf("(%d EXTRA_FILE)", junk+2-alertsPerDir)) {
 		t.Errorf("flood summaries %v: want one naming the kind it folded", sums)
 	}
@@ -649,7 +649,7 @@ func TestAttackSwapBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	swapped := func() int {
-		return len(r.logs.FilterField(zap.String("message_id", journal.IDSwapped)).All())
+		return len(r.logs.FilterField(zap.String("message_id", kind.IDSwapped)).All())
 	}
 	// Honest: one new file takes the name, with the signed content.
 	index := filepath.Join(root, "index.php")
@@ -704,7 +704,7 @@ func TestAttackSwapBack(t *testing.T) {
 		}
 	})
 	waitFor(t, "a SWAPPED alert for lib/base.php", func() bool { return swapped() > 0 })
-	e := r.logs.FilterField(zap.String("message_id", journal.IDSwapped)).All()[0]
+	e := r.logs.FilterField(zap.String("message_id", kind.IDSwapped)).All()[0]
 	if m := e.ContextMap(); m["integrity_scope"] != "core" || m["integrity_path"] != "lib/base.php" || !strings.HasPrefix(e.Message, "SWAPPED core lib/base.php") {
 		t.Errorf("SWAPPED entry %q %v", e.Message, m)
 	}

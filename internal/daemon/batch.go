@@ -10,7 +10,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -148,7 +149,7 @@ func (l *loop) manifestChanged(s *scope) {
 				zap.String("integrity_message", ex.Message))
 		}
 		s.next = nil
-		l.adopt(s, scopeScan{sc: s.sc, findings: []verify.Finding{*ex}})
+		l.adopt(s, scopeScan{sc: s.sc, findings: []finding.Finding{*ex}})
 	case s.exp != nil && m.Sum() == s.sum:
 		s.next = nil // back to the manifest in force (or only touched)
 	case s.next != nil && m.Sum() == s.nextSum:
@@ -185,7 +186,7 @@ func (l *loop) recheckLinks(ctx context.Context) {
 func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 	fresh, links, big, err := s.sc.RecheckDeferred(ctx, s.exp, key, bigFile)
 	if err == nil && s.next != nil {
-		var next []verify.Finding
+		var next []finding.Finding
 		if next, _, _, err = s.sc.RecheckDeferred(ctx, s.next, key, bigFile); err == nil {
 			fresh = wrongUnderBoth(fresh, next)
 		}
@@ -214,7 +215,7 @@ func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 
 // wrongUnderBoth keeps the findings of cur whose path is also a finding
 // under next.
-func wrongUnderBoth(cur, next []verify.Finding) []verify.Finding {
+func wrongUnderBoth(cur, next []finding.Finding) []finding.Finding {
 	also := make(map[string]bool, len(next))
 	for _, f := range next {
 		also[f.Path] = true
@@ -230,7 +231,7 @@ func wrongUnderBoth(cur, next []verify.Finding) []verify.Finding {
 
 // keepBig adds to fresh and links what is known of the big files that a
 // recheck left unhashed: they keep it until they are hashed off the loop.
-func (l *loop) keepBig(s *scope, big []string, fresh []verify.Finding, links []string) ([]verify.Finding, []string) {
+func (l *loop) keepBig(s *scope, big []string, fresh []finding.Finding, links []string) ([]finding.Finding, []string) {
 	for _, k := range big {
 		for _, f := range l.part(s, k) {
 			fresh = append(fresh, *f)
@@ -445,7 +446,7 @@ func (l *loop) syncScopes() []*scope {
 func (l *loop) dropGone(now map[string]*verify.Scope) {
 	gone := func(name, dir string) {
 		if _, signed := l.meta.Signed[name]; signed {
-			l.log.Warn("SCOPE_GONE "+verify.EscapeControl(name)+": a signed app directory was removed: "+verify.EscapeControl(dir), zap.String("message_id", journal.IDScopeGone),
+			l.log.Warn("SCOPE_GONE "+verify.EscapeControl(name)+": a signed app directory was removed: "+verify.EscapeControl(dir), zap.String("message_id", kind.IDScopeGone),
 				zap.String("integrity_scope", name), zap.String("dir", dir))
 			delete(l.meta.Signed, name)
 			l.modified()

@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -28,7 +29,7 @@ type bigResult struct {
 	k        bigKey
 	sc       *scope
 	exp      *verify.Expected // what it was checked against
-	findings []verify.Finding
+	findings []finding.Finding
 	links    []string
 	err      error
 	// A big file of the unsigned coverage (unsigned.go): the coverage it
@@ -45,7 +46,7 @@ func (l *loop) hashLater(ctx context.Context, s *scope, key string) {
 	l.big.run(ctx, bigResult{k: bigKey{sc.Name, key}, sc: s, exp: exp}, func(r *bigResult) {
 		r.findings, r.links, r.err = sc.Recheck(ctx, exp, key)
 		if r.err == nil && next != nil {
-			var n []verify.Finding
+			var n []finding.Finding
 			if n, _, r.err = sc.Recheck(ctx, next, key); r.err == nil {
 				r.findings = wrongUnderBoth(r.findings, n)
 			}

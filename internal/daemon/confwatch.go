@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 // confWatch is how reading Nextcloud's configuration goes: the install's
@@ -53,7 +53,7 @@ func (c *confWatch) isConfigFile(p string) bool {
 // readable notes that the configuration was read.
 func (c *confWatch) readable(log *zap.Logger) {
 	if c.logged {
-		log.Info("Nextcloud's configuration can be read again", zap.String("message_id", journal.IDConfig))
+		log.Info("Nextcloud's configuration can be read again", zap.String("message_id", kind.IDConfig))
 	}
 	c.since, c.retry, c.logged, c.seen = time.Time{}, time.Time{}, false, ""
 }
@@ -79,7 +79,7 @@ func (c *confWatch) unreadable(log *zap.Logger, err error, now time.Time) {
 	}
 	c.logged, c.retry = true, time.Time{}
 	log.Error(fmt.Sprintf("Nextcloud's configuration cannot be read (for %s); still checking the apps roots read before", now.Sub(c.since).Round(time.Second)),
-		zap.String("message_id", journal.IDConfig), zap.Error(err))
+		zap.String("message_id", kind.IDConfig), zap.Error(err))
 }
 
 // stamp says what config/'s configuration files are now (name, size,

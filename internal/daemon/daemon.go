@@ -36,7 +36,9 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 	"github.com/integrityd/integrityd/internal/watch"
@@ -314,7 +316,7 @@ func (l *loop) watchScopes() {
 func (d *Daemon) Snapshot() *Snapshot { return d.snap.Load() }
 
 // Findings returns the current findings in report order.
-func (d *Daemon) Findings() []verify.Finding { return d.snap.Load().Findings() }
+func (d *Daemon) Findings() []finding.Finding { return d.snap.Load().Findings() }
 
 // Run watches and checks until ctx is done. ready is called once the
 // first full scan is done (for sd_notify). STOPPING=1 is sent on every
@@ -396,13 +398,13 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 func (d *Daemon) openWriters(ctx context.Context) *watch.Writers {
 	wr, err := watch.OpenWriters(d.cfg.Root, 0)
 	if err != nil {
-		d.log.Warn(journal.WritersUnknownLine(err.Error()), zap.Error(err), zap.String("message_id", journal.IDWritersUnknown))
+		d.log.Warn(journal.WritersUnknownLine(err.Error()), zap.Error(err), zap.String("message_id", kind.IDWritersUnknown))
 		return nil
 	}
 	d.log.Info("writers known: fanotify, "+wr.Mode(), zap.String("root", d.cfg.Root))
 	go func() {
 		if err := wr.Run(ctx); err != nil {
-			d.log.Warn(journal.WritersUnknownLine("from now on: "+err.Error()), zap.Error(err), zap.String("message_id", journal.IDWritersUnknown))
+			d.log.Warn(journal.WritersUnknownLine("from now on: "+err.Error()), zap.Error(err), zap.String("message_id", kind.IDWritersUnknown))
 		}
 	}()
 	return wr

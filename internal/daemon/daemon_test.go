@@ -19,7 +19,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -115,7 +117,7 @@ func (r *running) waitIdle(t testing.TB) {
 }
 
 // oneShot is what integrityd check would report for root now.
-func oneShot(t testing.TB, root string) []verify.Finding {
+func oneShot(t testing.TB, root string) []finding.Finding {
 	t.Helper()
 	return checkWith(t, root, filepath.Join(root, "resources/codesigning/root.crt"), nil)
 }
@@ -123,7 +125,7 @@ func oneShot(t testing.TB, root string) []verify.Finding {
 // checkWith is what a one-shot check with the trust anchors in trust
 // reports for root, with the apps in signed (name: directory) checked too
 // when their directory is there.
-func checkWith(t testing.TB, root, trust string, signed map[string]string) []verify.Finding {
+func checkWith(t testing.TB, root, trust string, signed map[string]string) []finding.Finding {
 	t.Helper()
 	in, err := verify.OpenInstall(root, nil, "") // config.php read, as integrityd check does
 	if err != nil {
@@ -146,7 +148,7 @@ func checkWith(t testing.TB, root, trust string, signed map[string]string) []ver
 			apps = append(apps, in.App(name, dir))
 		}
 	}
-	var out []verify.Finding
+	var out []finding.Finding
 	for _, sc := range append([]*verify.Scope{in.Core()}, apps...) {
 		res, err := sc.Check(context.Background(), tr)
 		if err != nil {
@@ -154,11 +156,11 @@ func checkWith(t testing.TB, root, trust string, signed map[string]string) []ver
 		}
 		out = append(out, res.AllFindings()...)
 	}
-	verify.SortFindings(out)
+	finding.Sort(out)
 	return out
 }
 
-func render(fs []verify.Finding) string {
+func render(fs []finding.Finding) string {
 	var b strings.Builder
 	for _, f := range fs {
 		fmt.Fprintf(&b, "%s %s %q exp=%.8s cur=%.8s %s\n", f.Scope, f.Kind, f.Path, f.Expected, f.Current, f.Message)
@@ -191,22 +193,22 @@ const (
 // message is the one line its fields say, else "".
 func sortOf(e observer.LoggedEntry) string {
 	m := e.ContextMap()
-	kind, _ := m["integrity_kind"].(string)
+	k, _ := m["integrity_kind"].(string)
 	scope, _ := m["integrity_scope"].(string)
 	path, _ := m["integrity_path"].(string)
-	if kind == "" {
+	if k == "" {
 		return ""
 	}
 	reason := ""
-	if journal.LineHasMessage(kind) {
+	if journal.LineHasMessage(k) {
 		reason, _ = m["integrity_message"].(string)
 	}
 	switch m["message_id"] {
-	case journal.IDResolved:
-		if e.Message == journal.ResolvedLine(kind, scope, path) {
+	case kind.IDResolved:
+		if e.Message == journal.ResolvedLine(k, scope, path) {
 			return sortResolved
 		}
-	case journal.AlertID(kind):
+	case journal.AlertID(k):
 		// With who-data, the writer the fields name follows the path.
 		who := ""
 		if pid, ok := m["integrity_pid"].(int64); ok {
@@ -220,7 +222,7 @@ func sortOf(e observer.LoggedEntry) string {
 			execed, _ := m["integrity_execed"].(bool)
 			who = journal.WrittenBy(journal.Who{Pid: int(pid), Exe: exe, Comm: comm, UID: int(uid), Unit: unit, Execed: execed})
 		}
-		if e.Message == journal.AlertLine(kind, scope, path, who, reason) || who == "" && e.Message == journal.AlertLine(kind, scope, path, journal.WriterUnknown, reason) {
+		if e.Message == journal.AlertLine(k, scope, path, who, reason) || who == "" && e.Message == journal.AlertLine(k, scope, path, journal.WriterUnknown, reason) {
 			return sortAlert
 		}
 	}
@@ -231,7 +233,7 @@ func sortOf(e observer.LoggedEntry) string {
 // resolved entry (for hooks that see no fields).
 func findingMessage(msg string) bool {
 	msg = strings.TrimPrefix(msg, "resolved ")
-	for _, k := range verify.Kinds() {
+	for _, k := range kind.All() {
 		if strings.HasPrefix(msg, string(k)+" ") {
 			return true
 		}

@@ -5,14 +5,16 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // Transition is one change of a finding between what the daemon knew
 // (Old) and what a check found (New).
 type Transition struct {
-	Old, New *verify.Finding // Old nil: it appeared; New nil: it healed
+	Old, New *finding.Finding // Old nil: it appeared; New nil: it healed
 	// Alert says the journal gets an alert: a finding that appears, or
 	// changes kind, or (an EXCEPTION) reason, or whose content changes
 	// again (a file already INVALID_HASH or EXTRA_FILE that gets another
@@ -25,7 +27,7 @@ type Transition struct {
 // diff is the alert rule: the transitions from old (the findings known for
 // a part of a scope, by path) to fresh (a check of that part). It is a
 // pure function.
-func diff(old map[string]*verify.Finding, fresh []verify.Finding) []Transition {
+func diff(old map[string]*finding.Finding, fresh []finding.Finding) []Transition {
 	var out []Transition
 	seen := make(map[string]bool, len(fresh))
 	for i := range fresh {
@@ -35,7 +37,7 @@ func diff(old map[string]*verify.Finding, fresh []verify.Finding) []Transition {
 		switch {
 		case !ok:
 			out = append(out, Transition{New: f, Alert: true})
-		case o.Kind != f.Kind || (f.Kind == verify.KindException && o.Message != f.Message) ||
+		case o.Kind != f.Kind || (f.Kind == kind.Exception && o.Message != f.Message) ||
 			(!f.Current.IsZero() && f.Current != o.Current):
 			out = append(out, Transition{Old: o, New: f, Alert: true})
 		case *o != *f:
@@ -68,11 +70,11 @@ type floodKey struct {
 // older release, what cannot be verified, the unsigned code's changes),
 // then new executable files (a web shell), then missing files, then
 // other new files.
-func danger(f *verify.Finding) int {
+func danger(f *finding.Finding) int {
 	switch f.Kind {
-	case verify.FileMissing, verify.UnsignedMissing:
+	case kind.FileMissing, kind.UnsignedMissing:
 		return 2
-	case verify.ExtraFile, verify.UnsignedExtra:
+	case kind.ExtraFile, kind.UnsignedExtra:
 		if verify.IsExecutableName(filepath.Base(f.Path)) {
 			return 1
 		}
@@ -82,7 +84,7 @@ func danger(f *verify.Finding) int {
 }
 
 // finding is the finding t is about: the new one, or the healed one.
-func (t Transition) finding() *verify.Finding {
+func (t Transition) finding() *finding.Finding {
 	if t.New != nil {
 		return t.New
 	}
@@ -102,7 +104,7 @@ func b2i(b bool) int {
 func (d *Daemon) logTransition(t Transition, who string, whoFields []zap.Field) {
 	switch {
 	case t.New == nil:
-		d.log.Info(journal.ResolvedLine(string(t.Old.Kind), t.Old.Scope, t.Old.Path), append(alertFields(t.Old), zap.String("message_id", journal.IDResolved))...)
+		d.log.Info(journal.ResolvedLine(string(t.Old.Kind), t.Old.Scope, t.Old.Path), append(alertFields(t.Old), zap.String("message_id", kind.IDResolved))...)
 	case t.Alert:
 		f := t.New
 		d.metrics.alerts.WithLabelValues(string(f.Kind)).Inc()
@@ -112,7 +114,7 @@ func (d *Daemon) logTransition(t Transition, who string, whoFields []zap.Field) 
 			msg = f.Message
 		}
 		line := journal.AlertLine(string(f.Kind), f.Scope, f.Path, who, msg)
-		if f.Kind == verify.KindException && f.Path == "" || highPriority(f) {
+		if f.Kind == kind.Exception && f.Path == "" || highPriority(f) {
 			d.log.Error(line, fields...)
 			return
 		}
@@ -120,7 +122,7 @@ func (d *Daemon) logTransition(t Transition, who string, whoFields []zap.Field) 
 	}
 }
 
-func alertFields(f *verify.Finding) []zap.Field {
+func alertFields(f *finding.Finding) []zap.Field {
 	fs := []zap.Field{zap.String("integrity_kind", string(f.Kind)), zap.String("integrity_scope", f.Scope)}
 	str := func(key, v string) {
 		if v != "" {

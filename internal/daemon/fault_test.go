@@ -24,8 +24,8 @@ import (
 
 	"github.com/integrityd/integrityd/internal/asnobody"
 	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
-	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // faultMountTmpfs mounts a tmpfs of size at dir until the test ends.
@@ -131,7 +131,7 @@ func faultDumpLogs(t *testing.T, logs *observer.ObservedLogs) {
 
 // faultStateHas reports whether the saved state lists a finding of kind at
 // scope:path.
-func faultStateHas(t *testing.T, dir string, kind verify.Kind, scope, path string) bool {
+func faultStateHas(t *testing.T, dir string, kind kind.Kind, scope, path string) bool {
 	t.Helper()
 	st, err := state.Load(dir)
 	if err != nil {
@@ -195,7 +195,7 @@ func TestFaultStateDirFull(t *testing.T) {
 		faultDumpLogs(t, r.logs)
 		t.Errorf("got %d warnings that the state cannot be saved, want exactly 1 (not one per second)", n)
 	}
-	if faultStateHas(t, stateDir, verify.InvalidHash, "core", "lib/base.php") {
+	if faultStateHas(t, stateDir, kind.InvalidHash, "core", "lib/base.php") {
 		t.Error("the state lists the finding although it could not be saved")
 	}
 	ents, _ := os.ReadDir(stateDir)
@@ -212,7 +212,7 @@ func TestFaultStateDirFull(t *testing.T) {
 		faultDumpLogs(t, r.logs)
 		t.Fatal("no \"state saved again\" once space was freed")
 	}
-	if !faultStateHas(t, stateDir, verify.InvalidHash, "core", "lib/base.php") {
+	if !faultStateHas(t, stateDir, kind.InvalidHash, "core", "lib/base.php") {
 		t.Error("the saved state does not list the INVALID_HASH of lib/base.php")
 	}
 	faultSaveRounds(t, r, 3)
@@ -274,7 +274,7 @@ func TestFaultStateDirReadOnly(t *testing.T) {
 		faultDumpLogs(t, r.logs)
 		t.Fatal("no \"state saved again\" once the directory was writable")
 	}
-	if !faultStateHas(t, stateDir, verify.InvalidHash, "core", "lib/base.php") {
+	if !faultStateHas(t, stateDir, kind.InvalidHash, "core", "lib/base.php") {
 		t.Error("the saved state does not list the INVALID_HASH of lib/base.php")
 	}
 	r.waitIdle(t)
@@ -632,13 +632,13 @@ func TestFaultDaemonSpecialFiles(t *testing.T) {
 		}
 	}
 	idle("special files created")
-	have := map[string]verify.Kind{}
+	have := map[string]kind.Kind{}
 	for _, f := range r.d.Findings() {
 		have[f.Scope+":"+f.Path] = f.Kind
 	}
-	for k, kind := range map[string]verify.Kind{"core:lib/base.php": verify.KindException, "files:js/files.js": verify.KindException,
-		"core:index.php": verify.KindException, "core:lib/fifo": verify.ExtraFile, "core:lib/link-zero": verify.ExtraFile,
-		"core:lib/loop-a": verify.ExtraFile, "core:lib/self": verify.ExtraFile} {
+	for k, kind := range map[string]kind.Kind{"core:lib/base.php": kind.Exception, "files:js/files.js": kind.Exception,
+		"core:index.php": kind.Exception, "core:lib/fifo": kind.ExtraFile, "core:lib/link-zero": kind.ExtraFile,
+		"core:lib/loop-a": kind.ExtraFile, "core:lib/self": kind.ExtraFile} {
 		if have[k] != kind {
 			t.Errorf("%s: got finding %q, want %s", k, have[k], kind)
 		}

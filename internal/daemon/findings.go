@@ -4,7 +4,7 @@ import (
 	"maps"
 	"strings"
 
-	"github.com/integrityd/integrityd/internal/verify"
+	"github.com/integrityd/integrityd/internal/finding"
 )
 
 // findingSet is what the loop knows is wrong, by scope and path ("" for
@@ -14,23 +14,23 @@ import (
 // published (share) and copied before it changes again (own): readers
 // never see a change.
 type findingSet struct {
-	by     map[string]map[string]*verify.Finding
+	by     map[string]map[string]*finding.Finding
 	shared map[string]bool
 	dirs   map[string]map[string]int // scope -> directory key -> findings below
 }
 
 func newFindingSet() findingSet {
-	return findingSet{by: map[string]map[string]*verify.Finding{}, shared: map[string]bool{}, dirs: map[string]map[string]int{}}
+	return findingSet{by: map[string]map[string]*finding.Finding{}, shared: map[string]bool{}, dirs: map[string]map[string]int{}}
 }
 
 // get returns the finding of scope at path, or nil.
-func (fs *findingSet) get(scope, path string) *verify.Finding { return fs.by[scope][path] }
+func (fs *findingSet) get(scope, path string) *finding.Finding { return fs.by[scope][path] }
 
 // len is the number of findings of scope.
 func (fs *findingSet) len(scope string) int { return len(fs.by[scope]) }
 
 // put records f.
-func (fs *findingSet) put(f verify.Finding) {
+func (fs *findingSet) put(f finding.Finding) {
 	m := fs.own(f.Scope)
 	if _, ok := m[f.Path]; !ok {
 		fs.count(f.Scope, f.Path, 1)
@@ -39,10 +39,10 @@ func (fs *findingSet) put(f verify.Finding) {
 }
 
 // own returns the findings of scope, ready to be changed.
-func (fs *findingSet) own(scope string) map[string]*verify.Finding {
+func (fs *findingSet) own(scope string) map[string]*finding.Finding {
 	m := fs.by[scope]
 	if m == nil {
-		m = map[string]*verify.Finding{}
+		m = map[string]*finding.Finding{}
 		fs.by[scope], fs.shared[scope] = m, false
 		return m
 	}
@@ -68,9 +68,9 @@ func (fs *findingSet) count(scope, path string, n int) {
 }
 
 // part returns the findings of scope at key and below.
-func (fs *findingSet) part(scope, key string) map[string]*verify.Finding {
+func (fs *findingSet) part(scope, key string) map[string]*finding.Finding {
 	cur := fs.by[scope]
-	out := map[string]*verify.Finding{}
+	out := map[string]*finding.Finding{}
 	if key != "" && fs.dirs[scope][key] == 0 {
 		if f, ok := cur[key]; ok {
 			out[key] = f
@@ -121,8 +121,8 @@ func (fs *findingSet) drop(scope string) int {
 
 // share returns every scope's findings for a snapshot: they are not
 // changed in place from now on.
-func (fs *findingSet) share() map[string]map[string]*verify.Finding {
-	out := make(map[string]map[string]*verify.Finding, len(fs.by))
+func (fs *findingSet) share() map[string]map[string]*finding.Finding {
+	out := make(map[string]map[string]*finding.Finding, len(fs.by))
 	for name, m := range fs.by {
 		out[name] = m
 		fs.shared[name] = true

@@ -5,17 +5,18 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/integrityd/integrityd/internal/verify"
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 func TestFindingSet(t *testing.T) {
 	fs := newFindingSet()
 	for _, p := range []string{"a/b/c.php", "a/d.php", "e.php"} {
-		fs.put(verify.Finding{Scope: "core", Path: p, Kind: verify.ExtraFile})
+		fs.put(finding.Finding{Scope: "core", Path: p, Kind: kind.ExtraFile})
 	}
-	fs.put(verify.Finding{Scope: "core", Path: "a/d.php", Kind: verify.InvalidHash}) // replaces, counted once
-	fs.put(verify.Finding{Scope: "files", Path: "x.php", Kind: verify.FileMissing})
-	keys := func(m map[string]*verify.Finding) []string { return slices.Sorted(maps.Keys(m)) }
+	fs.put(finding.Finding{Scope: "core", Path: "a/d.php", Kind: kind.InvalidHash}) // replaces, counted once
+	fs.put(finding.Finding{Scope: "files", Path: "x.php", Kind: kind.FileMissing})
+	keys := func(m map[string]*finding.Finding) []string { return slices.Sorted(maps.Keys(m)) }
 	for _, tc := range []struct {
 		scope, key string
 		want       []string
@@ -33,7 +34,7 @@ func TestFindingSet(t *testing.T) {
 			t.Errorf("part(%q, %q) = %q, want %q", tc.scope, tc.key, got, tc.want)
 		}
 	}
-	if f := fs.get("core", "a/d.php"); f == nil || f.Kind != verify.InvalidHash {
+	if f := fs.get("core", "a/d.php"); f == nil || f.Kind != kind.InvalidHash {
 		t.Errorf("get a/d.php = %+v", f)
 	}
 
@@ -41,7 +42,7 @@ func TestFindingSet(t *testing.T) {
 	snap := fs.share()
 	before := keys(snap["core"])
 	healed := fs.get("core", "a/b/c.php")
-	fresh := verify.Finding{Scope: "core", Path: "n/new.php", Kind: verify.ExtraFile}
+	fresh := finding.Finding{Scope: "core", Path: "n/new.php", Kind: kind.ExtraFile}
 	fs.apply("core", []Transition{{Old: healed}, {New: &fresh, Alert: true}}, nil)
 	if got := keys(snap["core"]); !slices.Equal(got, before) {
 		t.Errorf("the shared map changed: %q, was %q", got, before)

@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -45,7 +45,7 @@ func (l *loop) configChanged() error {
 	}
 	l.log.Error(fmt.Sprintf("config.php changed where Nextcloud loads apps from: apps roots %s, data directory %q; restarting the checks",
 		strings.Join(next.AppsRoots, ", "), next.DataDir),
-		zap.String("message_id", journal.IDConfig), zap.Strings("apps_paths", next.AppsRoots),
+		zap.String("message_id", kind.IDConfig), zap.Strings("apps_paths", next.AppsRoots),
 		zap.Strings("previous_apps_paths", l.in.AppsRoots), zap.String("data_dir", next.DataDir))
 	return ErrInstallChanged
 }

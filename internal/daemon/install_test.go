@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -86,7 +86,7 @@ func TestFollowConfigAppsPaths(t *testing.T) {
 				t.Errorf("the change of apps.config.php not handled after %v", hangGuard)
 			}
 		}
-		if follow && len(r.logs.FilterField(zap.String("message_id", journal.IDConfig)).All()) == 0 {
+		if follow && len(r.logs.FilterField(zap.String("message_id", kind.IDConfig)).All()) == 0 {
 			t.Errorf("no alert with the configuration's MESSAGE_ID")
 		}
 		r.stop()
@@ -111,7 +111,7 @@ func TestConfigRewrittenAsNextcloudDoes(t *testing.T) {
 	}
 	configEntries := func(level zapcore.Level) int {
 		n := 0
-		for _, e := range r.logs.FilterField(zap.String("message_id", journal.IDConfig)).All() {
+		for _, e := range r.logs.FilterField(zap.String("message_id", kind.IDConfig)).All() {
 			if e.Level == level {
 				n++
 			}
@@ -241,7 +241,7 @@ func TestConfigDirSwapped(t *testing.T) {
 	}
 	writeAppsRoots(t, filepath.Join(conf, "apps.config.php"), root+"/apps", filepath.Join(root, "evil_apps"))
 	waitInstallChanged(t, r, "an apps root was added in the new config/")
-	if len(r.logs.FilterField(zap.String("message_id", journal.IDConfig)).All()) == 0 {
+	if len(r.logs.FilterField(zap.String("message_id", kind.IDConfig)).All()) == 0 {
 		t.Errorf("no alert with the configuration's MESSAGE_ID")
 	}
 }

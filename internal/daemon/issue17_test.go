@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // checkRoots is what a one-shot check of root with the apps roots given
 // reports (trust: the install's root.crt).
-func checkRoots(t testing.TB, root string, appsRoots []string) []verify.Finding {
+func checkRoots(t testing.TB, root string, appsRoots []string) []finding.Finding {
 	t.Helper()
 	in := verify.NewInstall(root, appsRoots, "")
 	tr, err := verify.LoadTrust(filepath.Join(root, "resources/codesigning/root.crt"), "")
@@ -26,7 +28,7 @@ func checkRoots(t testing.TB, root string, appsRoots []string) []verify.Finding 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []verify.Finding
+	var out []finding.Finding
 	for _, sc := range append([]*verify.Scope{in.Core()}, apps...) {
 		res, err := sc.Check(context.Background(), tr)
 		if err != nil {
@@ -34,7 +36,7 @@ func checkRoots(t testing.TB, root string, appsRoots []string) []verify.Finding 
 		}
 		out = append(out, res.AllFindings()...)
 	}
-	verify.SortFindings(out)
+	finding.Sort(out)
 	return out
 }
 
@@ -81,20 +83,20 @@ func TestReverifyKeepsDuplicate(t *testing.T) {
 	dup := func() int {
 		n := 0
 		for _, f := range r.d.Findings() {
-			if f.Kind == verify.DuplicateApp {
+			if f.Kind == kind.DuplicateApp {
 				n++
 			}
 		}
 		return n
 	}
 	if dup() == 0 {
-		t.Fatalf("no %s at start: %s", verify.DuplicateApp, render(r.d.Findings()))
+		t.Fatalf("no %s at start: %s", kind.DuplicateApp, render(r.d.Findings()))
 	}
 	assertSameRoots(t, r, root, roots, "at start")
 	waitFor(t, "two re-verification passes", func() bool { return r.passesDone() >= 2 })
 	r.waitIdle(t)
 	for _, e := range r.logs.All() {
-		if strings.HasPrefix(e.Message, "resolved "+string(verify.DuplicateApp)) {
+		if strings.HasPrefix(e.Message, "resolved "+string(kind.DuplicateApp)) {
 			t.Errorf("a pass resolved the duplicate: %s", e.Message)
 		}
 	}
@@ -102,7 +104,7 @@ func TestReverifyKeepsDuplicate(t *testing.T) {
 }
 
 // kindAlerts counts the alerts of findings of kind.
-func kindAlerts(r *running, kind verify.Kind) int {
+func kindAlerts(r *running, kind kind.Kind) int {
 	n := 0
 	for _, e := range entriesOf(r.logs, sortAlert) {
 		if e.ContextMap()["integrity_kind"] == string(kind) {
@@ -161,16 +163,16 @@ func downgradeByRename(t *testing.T, between bool) {
 	}
 	r.waitIdle(t)
 	fs := r.d.Findings()
-	if len(fs) != 1 || fs[0].Kind != verify.VersionDowngrade || fs[0].Scope != "files" || fs[0].Path != "appinfo/info.xml" ||
+	if len(fs) != 1 || fs[0].Kind != kind.VersionDowngrade || fs[0].Scope != "files" || fs[0].Path != "appinfo/info.xml" ||
 		!strings.Contains(fs[0].Message, "release 1.9.0 is older than 2.0.0") {
-		t.Errorf("after the rename: %s, want one %s of files", render(fs), verify.VersionDowngrade)
+		t.Errorf("after the rename: %s, want one %s of files", render(fs), kind.VersionDowngrade)
 	}
-	if n := kindAlerts(r, verify.InvalidHash); n != 0 {
-		t.Errorf("%d %s alerts: the new directory was checked against the old manifest", n, verify.InvalidHash)
+	if n := kindAlerts(r, kind.InvalidHash); n != 0 {
+		t.Errorf("%d %s alerts: the new directory was checked against the old manifest", n, kind.InvalidHash)
 	}
-	var rest []verify.Finding
+	var rest []finding.Finding
 	for _, f := range fs {
-		if f.Kind != verify.VersionDowngrade {
+		if f.Kind != kind.VersionDowngrade {
 			rest = append(rest, f)
 		}
 	}
@@ -211,8 +213,8 @@ func TestDowngradeOrdersAsPHP(t *testing.T) {
 	}
 	r.waitIdle(t)
 	fs := r.d.Findings()
-	if len(fs) != 1 || fs[0].Kind != verify.VersionDowngrade || !strings.Contains(fs[0].Message, "release 9.9.9 is older than 10.0.0") {
-		t.Errorf("9.9.9 over 10.0.0: %s, want %s", render(fs), verify.VersionDowngrade)
+	if len(fs) != 1 || fs[0].Kind != kind.VersionDowngrade || !strings.Contains(fs[0].Message, "release 9.9.9 is older than 10.0.0") {
+		t.Errorf("9.9.9 over 10.0.0: %s, want %s", render(fs), kind.VersionDowngrade)
 	}
 }
 

@@ -11,7 +11,9 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 	"github.com/integrityd/integrityd/internal/watch"
@@ -128,7 +130,7 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 }
 
 // findingPath is the absolute path of f's file (false: no such scope).
-func (l *loop) findingPath(f *verify.Finding) (string, bool) {
+func (l *loop) findingPath(f *finding.Finding) (string, bool) {
 	if s := l.scopes[f.Scope]; s != nil {
 		dir := s.sc.Dir
 		if s.real != "" {
@@ -346,13 +348,13 @@ func (l *loop) publishSoon() {
 }
 
 // part returns the findings of scope s at key and below.
-func (l *loop) part(s *scope, key string) map[string]*verify.Finding {
+func (l *loop) part(s *scope, key string) map[string]*finding.Finding {
 	return l.findings.part(s.sc.Name, key)
 }
 
 // replace sets the findings of s at key and below (all of the scope when
 // key is "") and logs every transition.
-func (l *loop) replace(s *scope, key string, fresh []verify.Finding) {
+func (l *loop) replace(s *scope, key string, fresh []finding.Finding) {
 	fresh = l.withRelease(s, key, fresh)
 	ts := diff(l.part(s, key), fresh)
 	if len(ts) == 0 {
@@ -483,11 +485,11 @@ func (l *loop) checkPinned() {
 	l.modified()
 	switch {
 	case why != "" && was == "":
-		l.log.Error("TRUST_ANCHOR core "+verify.InTreeAnchors+": differs from the pinned one ("+verify.EscapeControl(l.cfg.Trust)+"): "+verify.EscapeControl(why), zap.String("message_id", journal.IDTrustDiffer),
+		l.log.Error("TRUST_ANCHOR core "+verify.InTreeAnchors+": differs from the pinned one ("+verify.EscapeControl(l.cfg.Trust)+"): "+verify.EscapeControl(why), zap.String("message_id", kind.IDTrustDiffer),
 			zap.String("integrity_scope", "core"), zap.String("integrity_path", verify.InTreeAnchors),
 			zap.String("pinned", l.cfg.Trust), zap.String("integrity_detail", why))
 	case why == "" && was != "":
-		l.log.Info("resolved TRUST_ANCHOR core "+verify.InTreeAnchors+": matches the pinned one ("+verify.EscapeControl(l.cfg.Trust)+") again", zap.String("message_id", journal.IDResolved),
+		l.log.Info("resolved TRUST_ANCHOR core "+verify.InTreeAnchors+": matches the pinned one ("+verify.EscapeControl(l.cfg.Trust)+") again", zap.String("message_id", kind.IDResolved),
 			zap.String("integrity_scope", "core"), zap.String("integrity_path", verify.InTreeAnchors), zap.String("pinned", l.cfg.Trust))
 	}
 }

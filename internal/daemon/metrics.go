@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/integrityd/integrityd/internal/verify"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/version"
 )
 
@@ -46,7 +46,7 @@ func newMetrics(d *Daemon) *Metrics {
 		}),
 		d: d,
 	}
-	for _, k := range verify.Kinds() {
+	for _, k := range kind.All() {
 		m.alerts.WithLabelValues(string(k))
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{

@@ -6,7 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 	"github.com/integrityd/integrityd/internal/watch"
 )
@@ -72,7 +72,7 @@ func (l *loop) mountChanged(ctx context.Context, c watch.MountChange, atStart bo
 			what = "MOUNT " + where + ": a file system was mounted over a checked directory before the start"
 		}
 	}
-	l.log.Warn(what, zap.String("message_id", journal.IDMount), zap.String("integrity_scope", scope),
+	l.log.Warn(what, zap.String("message_id", kind.IDMount), zap.String("integrity_scope", scope),
 		zap.String("integrity_path", c.Point), zap.String("fstype", c.FSType), zap.String("source", c.Source),
 		zap.Bool("mounted", c.Mounted), zap.String("root", c.Root))
 	if atStart {

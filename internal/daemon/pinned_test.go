@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/integrityd/integrityd/internal/demo"
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -36,7 +36,7 @@ func TestPinnedTrustAnchor(t *testing.T) {
 	cfg := testConfig(root, t.TempDir())
 	cfg.Trust = pinned
 	r := start(t, cfg)
-	if n := len(r.logs.FilterField(zapString("message_id", journal.IDTrustDiffer)).All()); n != 0 {
+	if n := len(r.logs.FilterField(zapString("message_id", kind.IDTrustDiffer)).All()); n != 0 {
 		t.Fatalf("%d mismatch alerts while the copies are equal", n)
 	}
 	// An attacker's CA in the install.
@@ -46,7 +46,7 @@ func TestPinnedTrustAnchor(t *testing.T) {
 	}
 	os.WriteFile(inTree, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Raw}), 0o644)
 	r.waitIdle(t)
-	if n := len(r.logs.FilterField(zapString("message_id", journal.IDTrustDiffer)).All()); n != 1 {
+	if n := len(r.logs.FilterField(zapString("message_id", kind.IDTrustDiffer)).All()); n != 1 {
 		t.Fatalf("%d mismatch alerts after the install's root.crt changed, want 1", n)
 	}
 	trustMetric(t, r, root, 1)

@@ -7,6 +7,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -23,7 +25,7 @@ import (
 // scope's VERSION_DOWNGRADE when key covers its version file and that
 // file has no finding of its own; it raises the scope's recorded release
 // when the one verified now is higher.
-func (l *loop) withRelease(s *scope, key string, fresh []verify.Finding) []verify.Finding {
+func (l *loop) withRelease(s *scope, key string, fresh []finding.Finding) []finding.Finding {
 	if s == l.uscope || !releaseAsked(s, key, fresh) {
 		return fresh
 	}
@@ -31,7 +33,7 @@ func (l *loop) withRelease(s *scope, key string, fresh []verify.Finding) []verif
 	if s.next != nil {
 		// Being updated: the release is judged once the new manifest is
 		// in force; what is known stays meanwhile.
-		if f := l.findings.get(name, vf); f != nil && f.Kind == verify.VersionDowngrade {
+		if f := l.findings.get(name, vf); f != nil && f.Kind == kind.VersionDowngrade {
 			fresh = append(fresh, *f)
 		}
 		return fresh
@@ -42,7 +44,7 @@ func (l *loop) withRelease(s *scope, key string, fresh []verify.Finding) []verif
 	}
 	top := l.meta.Releases[name]
 	if top != "" && verify.CompareReleases(rel, top) < 0 {
-		return append(fresh, verify.Finding{Scope: name, Kind: verify.VersionDowngrade, Path: vf,
+		return append(fresh, finding.Finding{Scope: name, Kind: kind.VersionDowngrade, Path: vf,
 			Message: fmt.Sprintf("release %s is older than %s, verified here before: an older signed release replaced a newer one (if an admin did it: integrityd accept-release %s)",
 				verify.EscapeControl(rel), verify.EscapeControl(top), verify.EscapeControl(name))})
 	}
@@ -61,7 +63,7 @@ func (l *loop) withRelease(s *scope, key string, fresh []verify.Finding) []verif
 // manifest, a copy Nextcloud does not load, a key that does not cover the
 // version file, nor when that file (or the scope) has a finding of its
 // own.
-func releaseAsked(s *scope, key string, fresh []verify.Finding) bool {
+func releaseAsked(s *scope, key string, fresh []finding.Finding) bool {
 	vf := s.sc.VersionFile()
 	if s.exp == nil || strings.Contains(s.sc.Name, "@") || !under(vf, key) {
 		return false
@@ -84,8 +86,8 @@ func (l *loop) acceptReleases(ctx context.Context, names []string, by string) ([
 		if s == nil {
 			return nil, fmt.Errorf("no scope %q is checked", verify.EscapeControl(name))
 		}
-		if f := l.findings.get(name, s.sc.VersionFile()); f == nil || f.Kind != verify.VersionDowngrade {
-			return nil, fmt.Errorf("nothing to accept: %s has no %s finding", verify.EscapeControl(name), verify.VersionDowngrade)
+		if f := l.findings.get(name, s.sc.VersionFile()); f == nil || f.Kind != kind.VersionDowngrade {
+			return nil, fmt.Errorf("nothing to accept: %s has no %s finding", verify.EscapeControl(name), kind.VersionDowngrade)
 		}
 		todo = append(todo, s)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/integrityd/integrityd/internal/demo"
-	"github.com/integrityd/integrityd/internal/verify"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 // TestAttackDowngrade: an older, validly signed release of an app or of
@@ -45,8 +45,8 @@ func TestAttackDowngrade(t *testing.T) {
 	downgraded := func(context, scope, path, msg string) {
 		t.Helper()
 		fs := r.d.Findings()
-		if len(fs) != 1 || fs[0].Kind != verify.VersionDowngrade || fs[0].Scope != scope || fs[0].Path != path || !strings.Contains(fs[0].Message, msg) {
-			t.Errorf("%s: %s, want %s %s %s (%q)", context, render(fs), verify.VersionDowngrade, scope, path, msg)
+		if len(fs) != 1 || fs[0].Kind != kind.VersionDowngrade || fs[0].Scope != scope || fs[0].Path != path || !strings.Contains(fs[0].Message, msg) {
+			t.Errorf("%s: %s, want %s %s %s (%q)", context, render(fs), kind.VersionDowngrade, scope, path, msg)
 		}
 	}
 	put(app, v1)

@@ -9,8 +9,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/journal"
-	"github.com/integrityd/integrityd/internal/verify"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/watch"
 )
 
@@ -24,7 +25,7 @@ type reporter struct {
 	whoData bool                      // alerts say who wrote (Config.WhoData)
 	writers *watch.Writers            // nil: who-data off or refused
 	// pathOf is the absolute path of a finding's file (false: unknown).
-	pathOf func(*verify.Finding) (string, bool)
+	pathOf func(*finding.Finding) (string, bool)
 }
 
 // report queues t for this round's entries (flushFlood writes them),
@@ -52,7 +53,7 @@ func (r *reporter) queue(t Transition) {
 // makes it, before inotify's event that led here; Lookup waits (a few ms
 // at most) until the writers' reader has read the queue, reading nothing
 // on the loop itself.
-func (r *reporter) who(f *verify.Finding) (string, []zap.Field) {
+func (r *reporter) who(f *finding.Finding) (string, []zap.Field) {
 	if !r.whoData || f.Path == "" {
 		return "", nil
 	}
@@ -131,7 +132,7 @@ func (r *reporter) flush() {
 // summarize writes the one entry for the transitions of k that were not
 // logged one by one (their alerts are counted all the same).
 func (r *reporter) summarize(k floodKey, rest []Transition) {
-	kinds := map[verify.Kind]int{}
+	kinds := map[kind.Kind]int{}
 	for _, t := range rest {
 		kinds[t.finding().Kind]++
 		if t.Alert {
@@ -153,7 +154,7 @@ func (r *reporter) summarize(k floodKey, rest []Transition) {
 	if k.healed {
 		msg, level = fmt.Sprintf("resolved %d more findings in %s (%s), not logged one by one", n, where, what), r.d.log.Info
 	}
-	level(msg, zap.String("message_id", journal.IDFlood), zap.String("integrity_scope", k.scope),
+	level(msg, zap.String("message_id", kind.IDFlood), zap.String("integrity_scope", k.scope),
 		zap.String("integrity_path", k.dir), zap.Int("integrity_count", n), zap.Int("logged", alertsPerDir),
 		zap.Strings("integrity_kinds", folded))
 }

@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -56,7 +56,7 @@ func (sv *saver) save() {
 	st.Updated = time.Now()
 	if err := state.SaveFindings(d.cfg.StateDir, &st, s.sorted()); err != nil {
 		if !sv.failing {
-			d.log.Warn("cannot save state in "+verify.EscapeControl(d.cfg.StateDir)+"; still watching, will retry: "+verify.EscapeControl(err.Error()), zap.String("message_id", journal.IDStateError), zap.Error(err))
+			d.log.Warn("cannot save state in "+verify.EscapeControl(d.cfg.StateDir)+"; still watching, will retry: "+verify.EscapeControl(err.Error()), zap.String("message_id", kind.IDStateError), zap.Error(err))
 		}
 		sv.failing = true
 		return

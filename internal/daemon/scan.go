@@ -12,7 +12,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -43,7 +44,7 @@ type scopeScan struct {
 	sc       *verify.Scope
 	exp      *verify.Expected  // nil when the manifest is not trusted
 	sum      [sha256.Size]byte // of the manifest verified
-	findings []verify.Finding
+	findings []finding.Finding
 	links    []string
 	big      []string // files left unhashed (checkScope's over)
 	err      error    // the check was cancelled
@@ -120,7 +121,7 @@ func runScan(ctx context.Context, j *scanJob, prev *verify.Trust) *scanResult {
 func checkScope(ctx context.Context, sc *verify.Scope, t *verify.Trust, over int64) scopeScan {
 	m, ex := sc.LoadManifest(t)
 	if ex != nil {
-		return scopeScan{sc: sc, findings: []verify.Finding{*ex}}
+		return scopeScan{sc: sc, findings: []finding.Finding{*ex}}
 	}
 	r := scopeScan{sc: sc, exp: sc.NewExpected(m), sum: m.Sum()}
 	fresh, links, big, err := sc.RecheckDeferred(ctx, r.exp, "", over)
@@ -128,7 +129,7 @@ func checkScope(ctx context.Context, sc *verify.Scope, t *verify.Trust, over int
 		if ctx.Err() != nil {
 			return scopeScan{err: ctx.Err()}
 		}
-		fresh = []verify.Finding{verify.ListException(sc.Name, err)}
+		fresh = []finding.Finding{verify.ListException(sc.Name, err)}
 	}
 	r.findings, r.links, r.big = fresh, links, big
 	return r
@@ -203,7 +204,7 @@ func (l *loop) merge(ctx context.Context, res *scanResult) {
 	l.publish()
 	snap := l.d.snap.Load()
 	l.d.metrics.scanDone(res.dur)
-	l.log.Info("full scan done", zap.String("message_id", journal.IDFullScan), zap.String("reason", j.reason),
+	l.log.Info("full scan done", zap.String("message_id", kind.IDFullScan), zap.String("reason", j.reason),
 		zap.Int("scopes", snap.Scopes), zap.Int("files", snap.Files), zap.Int("findings", snap.Count()),
 		zap.Duration("duration", res.dur), zap.Int("watched_dirs", snap.meta.WatchedDirs), zap.String("degraded", snap.meta.Degraded))
 	if res.cost > 0 && !j.paced {
@@ -258,7 +259,7 @@ func (l *loop) nextScanAfter(j *scanJob, snap *Snapshot) time.Time {
 
 // overlay returns the scan's findings and links for s with those at keys
 // (topmost: none below another) and below replaced by the loop's own.
-func (l *loop) overlay(s *scope, r scopeScan, keys []string) ([]verify.Finding, []string) {
+func (l *loop) overlay(s *scope, r scopeScan, keys []string) ([]finding.Finding, []string) {
 	if len(keys) == 0 {
 		return r.findings, r.links
 	}
@@ -274,7 +275,7 @@ func (l *loop) overlay(s *scope, r scopeScan, keys []string) ([]verify.Finding, 
 		}
 		return false
 	}
-	fs := make([]verify.Finding, 0, len(r.findings))
+	fs := make([]finding.Finding, 0, len(r.findings))
 	for _, f := range r.findings {
 		if !touched(f.Path) {
 			fs = append(fs, f)

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/state"
-	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // Snapshot is the daemon's state at one moment, published by the loop and
@@ -20,14 +20,14 @@ type Snapshot struct {
 	Settling  int  // scopes held while they are being updated
 	Scanning  bool // a full scan runs or is queued
 
-	findings map[string]map[string]*verify.Finding // shared with the loop, read-only
-	meta     state.State                           // scan metadata, without findings
+	findings map[string]map[string]*finding.Finding // shared with the loop, read-only
+	meta     state.State                            // scan metadata, without findings
 }
 
 // Findings returns a copy of the findings in report order.
-func (s *Snapshot) Findings() []verify.Finding {
+func (s *Snapshot) Findings() []finding.Finding {
 	ptrs := s.sorted()
-	out := make([]verify.Finding, len(ptrs))
+	out := make([]finding.Finding, len(ptrs))
 	for i, f := range ptrs {
 		out[i] = *f
 	}
@@ -49,14 +49,14 @@ func (s *Snapshot) WatchedDirs() (int, string) { return s.meta.WatchedDirs, s.me
 
 // sorted returns the findings in report order, shared with s (a slice of
 // pointers: the findings are not copied).
-func (s *Snapshot) sorted() []*verify.Finding {
-	out := make([]*verify.Finding, 0, s.Count())
+func (s *Snapshot) sorted() []*finding.Finding {
+	out := make([]*finding.Finding, 0, s.Count())
 	for _, m := range s.findings {
 		for _, f := range m {
 			out = append(out, f)
 		}
 	}
-	verify.SortFindingPtrs(out)
+	finding.SortPtrs(out)
 	return out
 }
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 // stormTree is a demo install whose core has n more files, signed.
@@ -87,7 +87,7 @@ func TestStorm(t *testing.T) {
 // are of resolved findings (healed) or not.
 func summarized(r *running, healed bool) int {
 	n := 0
-	for _, e := range r.logs.FilterField(zapString("message_id", journal.IDFlood)).All() {
+	for _, e := range r.logs.FilterField(zapString("message_id", kind.IDFlood)).All() {
 		if strings.HasPrefix(e.Message, "resolved ") == healed {
 			n += int(e.ContextMap()["integrity_count"].(int64))
 		}

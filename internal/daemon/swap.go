@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 // swapWindow is how long the names new files took are remembered: two
@@ -65,7 +66,7 @@ func (l *loop) checkSwaps(entered map[string]int) {
 		}
 		msg := fmt.Sprintf("SWAPPED %s %s%s: replaced %d times within %s and back at its signed content; other code was in its place in between (PHP may have compiled it: restart php-fpm)",
 			journal.Token(t.scope.sc.Name), journal.Token(t.key), who, e.n, swapWindow)
-		l.log.Warn(msg, append(fields, zap.String("message_id", journal.IDSwapped), zap.String("integrity_kind", "SWAPPED"),
+		l.log.Warn(msg, append(fields, zap.String("message_id", kind.IDSwapped), zap.String("integrity_kind", "SWAPPED"),
 			zap.String("integrity_scope", t.scope.sc.Name), zap.String("integrity_path", t.key), zap.Int("integrity_count", e.n))...)
 	}
 }

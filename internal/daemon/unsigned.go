@@ -10,7 +10,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -45,7 +46,7 @@ func (l *loop) startUnsigned() error {
 	path := l.baselinePath()
 	if path == "" {
 		l.meta.Unsigned = "unsigned code: not checked (no state directory)"
-		l.log.Info(l.meta.Unsigned, zap.String("message_id", journal.IDBaseline))
+		l.log.Info(l.meta.Unsigned, zap.String("message_id", kind.IDBaseline))
 		l.dropUnsigned()
 		return nil
 	}
@@ -53,7 +54,7 @@ func (l *loop) startUnsigned() error {
 	if err != nil {
 		return err
 	}
-	l.log.Info(mode, zap.String("message_id", journal.IDBaseline), zap.String("baseline", path))
+	l.log.Info(mode, zap.String("message_id", kind.IDBaseline), zap.String("baseline", path))
 	l.meta.Unsigned = mode
 	l.setBaseline(b)
 	return nil
@@ -188,13 +189,13 @@ func (l *loop) reloadBaseline() bool {
 	}
 	b, mode, err := verify.OpenBaseline(l.unsignedSetting(), path, l.in.Root)
 	if err != nil {
-		l.log.Error("baseline unusable; keeping the previous one", zap.String("message_id", journal.IDBaseline), zap.Error(err))
+		l.log.Error("baseline unusable; keeping the previous one", zap.String("message_id", kind.IDBaseline), zap.Error(err))
 		return false
 	}
 	if b == nil && l.ubase == nil && mode == l.meta.Unsigned {
 		return false
 	}
-	l.log.Info(mode+" (read again)", zap.String("message_id", journal.IDBaseline), zap.String("baseline", path))
+	l.log.Info(mode+" (read again)", zap.String("message_id", kind.IDBaseline), zap.String("baseline", path))
 	l.meta.Unsigned = mode
 	l.modified()
 	l.setBaseline(b)
@@ -333,11 +334,11 @@ func (l *loop) mergeUnsigned(ctx context.Context, res *scanResult) {
 // highPriority says which alerts are logged at priority err rather than
 // warning: a directive that makes Apache run code, and a new executable
 // file where no signature covers the code (the web shell).
-func highPriority(f *verify.Finding) bool {
+func highPriority(f *finding.Finding) bool {
 	switch f.Kind {
-	case verify.HtaccessDirective:
+	case kind.HtaccessDirective:
 		return true
-	case verify.UnsignedExtra:
+	case kind.UnsignedExtra:
 		return verify.IsExecutableName(filepath.Base(f.Path))
 	}
 	return false

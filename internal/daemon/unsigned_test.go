@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -77,16 +78,16 @@ func TestUnsignedAttacks(t *testing.T) {
 	for _, tt := range []struct {
 		name, key string
 		do        func()
-		kind      verify.Kind
+		kind      kind.Kind
 	}{
-		{"web shell in themes/", "unsigned:themes/mine/shell.php", func() { writeFile(t, root+"/themes/mine/shell.php", "<?php system($_GET['c']);") }, verify.UnsignedExtra},
-		{"web shell in an unsigned app", "unsigned:apps/mine/lib/shell.php", func() { writeFile(t, root+"/apps/mine/lib/shell.php", "<?php eval($_POST['x']);") }, verify.UnsignedExtra},
-		{"unsigned app file changed, deep", "unsigned:apps/mine/lib/deep/more/b.js", func() { writeFile(t, root+"/apps/mine/lib/deep/more/b.js", "fetch('//evil')") }, verify.UnsignedChanged},
+		{"web shell in themes/", "unsigned:themes/mine/shell.php", func() { writeFile(t, root+"/themes/mine/shell.php", "<?php system($_GET['c']);") }, kind.UnsignedExtra},
+		{"web shell in an unsigned app", "unsigned:apps/mine/lib/shell.php", func() { writeFile(t, root+"/apps/mine/lib/shell.php", "<?php eval($_POST['x']);") }, kind.UnsignedExtra},
+		{"unsigned app file changed, deep", "unsigned:apps/mine/lib/deep/more/b.js", func() { writeFile(t, root+"/apps/mine/lib/deep/more/b.js", "fetch('//evil')") }, kind.UnsignedChanged},
 		{"php_value below the .htaccess marker", "unsigned:.htaccess", func() {
 			writeFile(t, root+"/.htaccess", string(ht)+"php_value auto_prepend_file /var/www/data/x.png\n")
-		}, verify.HtaccessDirective},
-		{"PHP in config/", "unsigned:config/evil.config.php", func() { writeFile(t, root+"/config/evil.config.php", "<?php system('id');") }, verify.UnsignedExtra},
-		{"theme file removed", "unsigned:themes/mine/core/templates/layout.php", func() { os.Remove(root + "/themes/mine/core/templates/layout.php") }, verify.UnsignedMissing},
+		}, kind.HtaccessDirective},
+		{"PHP in config/", "unsigned:config/evil.config.php", func() { writeFile(t, root+"/config/evil.config.php", "<?php system('id');") }, kind.UnsignedExtra},
+		{"theme file removed", "unsigned:themes/mine/core/templates/layout.php", func() { os.Remove(root + "/themes/mine/core/templates/layout.php") }, kind.UnsignedMissing},
 	} {
 		scans := r.fullScans()
 		tt.do()
@@ -107,12 +108,12 @@ func TestUnsignedAttacks(t *testing.T) {
 			if m["integrity_kind"] != string(tt.kind) || m["message_id"] != journal.AlertID(string(tt.kind)) {
 				t.Errorf("%s: kind %v, message_id %v", tt.name, m["integrity_kind"], m["message_id"])
 			}
-			high := tt.kind == verify.HtaccessDirective || tt.kind == verify.UnsignedExtra
+			high := tt.kind == kind.HtaccessDirective || tt.kind == kind.UnsignedExtra
 			if want := map[bool]zapcore.Level{true: zapcore.ErrorLevel, false: zapcore.WarnLevel}[high]; e.Level != want {
 				t.Errorf("%s: logged at %v, want %v", tt.name, e.Level, want)
 			}
-			if tt.kind == verify.HtaccessDirective && !strings.Contains(e.Message, "HTACCESS_DIRECTIVE unsigned .htaccess: directives Nextcloud's installer does not write below the marker: line ") ||
-				tt.kind == verify.HtaccessDirective && !strings.Contains(e.Message, ": php_value auto_prepend_file /var/www/data/x.png") {
+			if tt.kind == kind.HtaccessDirective && !strings.Contains(e.Message, "HTACCESS_DIRECTIVE unsigned .htaccess: directives Nextcloud's installer does not write below the marker: line ") ||
+				tt.kind == kind.HtaccessDirective && !strings.Contains(e.Message, ": php_value auto_prepend_file /var/www/data/x.png") {
 				t.Errorf("the .htaccess alert does not name the directive and its line: %v", e.Message)
 			}
 		}
@@ -121,10 +122,10 @@ func TestUnsignedAttacks(t *testing.T) {
 	if got := len(r.d.Findings()); got != 6 {
 		t.Errorf("%d findings, want 6: %v", got, r.d.Findings())
 	}
-	if got := findingsGauge(t, r, verify.UnsignedExtra, verify.UnsignedScope); got != 3 {
+	if got := findingsGauge(t, r, kind.UnsignedExtra, verify.UnsignedScope); got != 3 {
 		t.Errorf("integrityd_findings{kind=UNSIGNED_EXTRA,scope=unsigned} = %v, want 3", got)
 	}
-	if got := findingsGauge(t, r, verify.UnsignedExtra, "core"); got != -1 {
+	if got := findingsGauge(t, r, kind.UnsignedExtra, "core"); got != -1 {
 		t.Errorf("an unsigned kind on core: %v", got)
 	}
 	// The admin accepts everything: the baseline file changes in the
@@ -265,7 +266,7 @@ func TestUnsignedModes(t *testing.T) {
 }
 
 // findingsGauge is integrityd_findings{kind, scope}, -1 when absent.
-func findingsGauge(t *testing.T, r *running, kind verify.Kind, scope string) float64 {
+func findingsGauge(t *testing.T, r *running, kind kind.Kind, scope string) float64 {
 	t.Helper()
 	mfs, err := r.d.Metrics().Registry.Gather()
 	if err != nil {

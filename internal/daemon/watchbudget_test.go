@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/integrityd/integrityd/internal/demo"
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/mountns"
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -122,7 +122,7 @@ func TestWatchBudgetInUserNS(t *testing.T) {
 	cfg := testConfig(root, t.TempDir())
 	cfg.ReverifyPeriod = -1 // only events, and full rescans every hour
 	r := start(t, cfg)
-	notWatched := func() int { return len(r.logs.FilterField(zapString("message_id", journal.IDNotWatched)).All()) }
+	notWatched := func() int { return len(r.logs.FilterField(zapString("message_id", kind.IDNotWatched)).All()) }
 	fullScans := func() int { return len(r.logs.FilterMessage("full scan done").All()) }
 
 	// Core is watched: a backdoor is alerted at once.
@@ -185,7 +185,7 @@ func TestWatchBudgetInUserNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "a 'directory not watched' entry", func() bool { return notWatched() > 0 })
-	entries := r.logs.FilterField(zapString("message_id", journal.IDNotWatched)).All()
+	entries := r.logs.FilterField(zapString("message_id", kind.IDNotWatched)).All()
 	if len(entries) != 1 {
 		t.Fatalf("%d 'directory not watched' entries after 2,500 directories arrived with room for %d watches, want 1", len(entries), limit)
 	}
@@ -250,7 +250,7 @@ func TestWatchOrderInUserNS(t *testing.T) {
 	cfg := testConfig(root, t.TempDir())
 	cfg.ReverifyPeriod = -1
 	r := start(t, cfg)
-	entries := r.logs.FilterField(zapString("message_id", journal.IDNotWatched)).All()
+	entries := r.logs.FilterField(zapString("message_id", kind.IDNotWatched)).All()
 	if len(entries) != 1 {
 		t.Fatalf("%d 'directory not watched' entries with a signed app of 3,000 directories and %d watches, want 1", len(entries), limit)
 	}

@@ -11,9 +11,9 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/tamperhelper"
-	"github.com/integrityd/integrityd/internal/verify"
 	"github.com/integrityd/integrityd/internal/watch"
 )
 
@@ -57,8 +57,8 @@ func startWho(t *testing.T, root string) *running {
 	r := start(t, cfg)
 	if es := r.logs.FilterMessageSnippet("writers unknown: ").All(); len(es) > 0 {
 		// The refusal is one warning with its MESSAGE_ID and the fix.
-		if m := es[0].ContextMap(); m["message_id"] != journal.IDWritersUnknown || !strings.Contains(es[0].Message, "who_data = off") {
-			t.Errorf("the who-data warning %q (message_id %v) has no MESSAGE_ID %s or no hint", es[0].Message, m["message_id"], journal.IDWritersUnknown)
+		if m := es[0].ContextMap(); m["message_id"] != kind.IDWritersUnknown || !strings.Contains(es[0].Message, "who_data = off") {
+			t.Errorf("the who-data warning %q (message_id %v) has no MESSAGE_ID %s or no hint", es[0].Message, m["message_id"], kind.IDWritersUnknown)
 		}
 		t.Skipf("who-data cannot be tested here: %s", es[0].Message)
 	}
@@ -164,7 +164,7 @@ func TestWhoDataHardLink(t *testing.T) {
 			return false
 		}
 		for _, f := range st.Findings {
-			if f.Kind == verify.HardLink && f.Path == "lib/base.php" {
+			if f.Kind == kind.HardLink && f.Path == "lib/base.php" {
 				return true
 			}
 		}
@@ -218,6 +218,6 @@ func TestWhoDataUnsigned(t *testing.T) {
 		t.Skipf("fanotify refused here: %s", es[0].ContextMap()["error"])
 	}
 	pid, bin := tamperAs(t, layout)
-	e := r.alertFor(t, string(verify.UnsignedChanged), "unsigned:themes/mine/core/templates/layout.php")
+	e := r.alertFor(t, string(kind.UnsignedChanged), "unsigned:themes/mine/core/templates/layout.php")
 	checkHelperAlert(t, e, pid, bin)
 }

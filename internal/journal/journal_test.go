@@ -3,7 +3,6 @@ package journal
 import (
 	"encoding/json"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -98,33 +97,6 @@ func TestFieldName(t *testing.T) {
 	} {
 		if got := FieldName(in); got != want {
 			t.Errorf("FieldName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-// Every MESSAGE_ID is explained in the catalog, and the catalog names no
-// other.
-func TestCatalog(t *testing.T) {
-	data, err := os.ReadFile("../../packaging/systemd/integrityd.catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var inCatalog []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if id, ok := strings.CutPrefix(line, "-- "); ok {
-			inCatalog = append(inCatalog, id)
-		}
-	}
-	want := append([]string(nil), AllIDs...)
-	for _, a := range aliasIDs {
-		want = append(want, a[0])
-	}
-	if strings.Join(inCatalog, ",") != strings.Join(want, ",") {
-		t.Errorf("catalog IDs %v, want %v", inCatalog, want)
-	}
-	for _, id := range AllIDs {
-		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
-			t.Errorf("MESSAGE_ID %q is not 128 bits in hex", id)
 		}
 	}
 }

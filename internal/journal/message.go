@@ -8,6 +8,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -35,16 +36,15 @@ import (
 // INTEGRITY_PID, ...) carry the same facts unquoted, for matching: they,
 // not the MESSAGE, are what to trust.
 
-// LineHasMessage reports whether the MESSAGE of an alert of kind carries
-// the finding's message: an EXCEPTION's reason, an HTACCESS_DIRECTIVE's
-// directives and lines, a VERSION_DOWNGRADE's releases.
-func LineHasMessage(kind string) bool {
-	switch verify.Kind(kind) {
-	case verify.KindException, verify.HtaccessDirective, verify.VersionDowngrade:
-		return true
-	}
-	return false
-}
+// LineHasMessage reports whether the MESSAGE of an alert of kind k carries
+// the finding's message (the kind table's InLine): an EXCEPTION's reason,
+// an HTACCESS_DIRECTIVE's directives and lines, a VERSION_DOWNGRADE's
+// releases.
+func LineHasMessage(k string) bool { return kind.Kind(k).InLine() }
+
+// AlertID is the MESSAGE_ID of an alert of kind k (INVALID_HASH, ...),
+// from the kind table: IDException for a kind it does not have.
+func AlertID(k string) string { return kind.Kind(k).MessageID() }
 
 // FindingLine is the MESSAGE of a finding of kind in scope at path (""
 // for the whole scope); message (an EXCEPTION's reason, "" for none)

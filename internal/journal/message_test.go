@@ -5,37 +5,37 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/integrityd/integrityd/internal/verify"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 func TestFindingLine(t *testing.T) {
 	for _, tt := range []struct {
-		kind                   verify.Kind
+		kind                   kind.Kind
 		scope, path, msg, want string
 	}{
-		{verify.InvalidHash, "core", "lib/base.php", "", "INVALID_HASH core lib/base.php"},
-		{verify.InvalidHash, "notes@/srv/apps2", "lib/A-b_c+1~.php", "", "INVALID_HASH notes@/srv/apps2 lib/A-b_c+1~.php"},
-		{verify.ExtraFile, "notes", "lib/x y.php", "", `EXTRA_FILE notes "lib/x y.php"`},
-		{verify.ExtraFile, "core", `a"b\c.php`, "", `EXTRA_FILE core "a\"b\\c.php"`},
-		{verify.ExtraFile, "core", "lib/café.php", "", `EXTRA_FILE core "lib/café.php"`},
-		{verify.KindException, "notes", "", "Signature data not found.", "EXCEPTION notes: Signature data not found."},
-		{verify.KindException, "core", "lib/a.php", "File could not be read.", "EXCEPTION core lib/a.php: File could not be read."},
+		{kind.InvalidHash, "core", "lib/base.php", "", "INVALID_HASH core lib/base.php"},
+		{kind.InvalidHash, "notes@/srv/apps2", "lib/A-b_c+1~.php", "", "INVALID_HASH notes@/srv/apps2 lib/A-b_c+1~.php"},
+		{kind.ExtraFile, "notes", "lib/x y.php", "", `EXTRA_FILE notes "lib/x y.php"`},
+		{kind.ExtraFile, "core", `a"b\c.php`, "", `EXTRA_FILE core "a\"b\\c.php"`},
+		{kind.ExtraFile, "core", "lib/café.php", "", `EXTRA_FILE core "lib/café.php"`},
+		{kind.Exception, "notes", "", "Signature data not found.", "EXCEPTION notes: Signature data not found."},
+		{kind.Exception, "core", "lib/a.php", "File could not be read.", "EXCEPTION core lib/a.php: File could not be read."},
 		// A name cannot forge a second line, an escape sequence or an
 		// invalid byte.
-		{verify.ExtraFile, "core", "a.php\nINVALID_HASH core index.php", "", `EXTRA_FILE core "a.php\nINVALID_HASH core index.php"`},
-		{verify.ExtraFile, "core", "\x1b[2Ka\rb", "", `EXTRA_FILE core "\x1b[2Ka\rb"`},
-		{verify.ExtraFile, "core", "caf\xe9.php", "", `EXTRA_FILE core "caf\xe9.php"`},
-		{verify.KindException, "core\n", "", "bad\nline", `EXCEPTION "core\n": bad\nline`},
+		{kind.ExtraFile, "core", "a.php\nINVALID_HASH core index.php", "", `EXTRA_FILE core "a.php\nINVALID_HASH core index.php"`},
+		{kind.ExtraFile, "core", "\x1b[2Ka\rb", "", `EXTRA_FILE core "\x1b[2Ka\rb"`},
+		{kind.ExtraFile, "core", "caf\xe9.php", "", `EXTRA_FILE core "caf\xe9.php"`},
+		{kind.Exception, "core\n", "", "bad\nline", `EXCEPTION "core\n": bad\nline`},
 		// Nor reorder what follows (U+202E: "shell.php" shown as
 		// "shell\u202egnp.php" reads "shellphp.png"), start a terminal
 		// escape with a C1 control (U+009B is CSI), or hide a character.
-		{verify.ExtraFile, "core", "shell\u202egnp.php", "", `EXTRA_FILE core "shell\u202egnp.php"`},
-		{verify.ExtraFile, "core", "a\u009b2Kb.php", "", `EXTRA_FILE core "a\u009b2Kb.php"`},
-		{verify.ExtraFile, "core", "a\u0085b\u2066c\u2069\u061c\u200e\u200f.php", "", `EXTRA_FILE core "a\u0085b\u2066c\u2069\u061c\u200e\u200f.php"`},
-		{verify.ExtraFile, "core", "in\u200bdex\ufeff\u3164\ufe0f\U000e0041.php", "", `EXTRA_FILE core "in\u200bdex\ufeff\u3164\ufe0f\U000e0041.php"`},
-		{verify.ExtraFile, "core", "a\u00a0b\u2028c\ufffd.php", "", `EXTRA_FILE core "a\u00a0b\u2028c\ufffd.php"`},
-		{verify.ExtraFile, "x\u202ey", "a.php", "", `EXTRA_FILE "x\u202ey" a.php`},
-		{verify.HtaccessDirective, "unsigned", ".htaccess", "line 3: php_value \u202eX\u009b", `HTACCESS_DIRECTIVE unsigned .htaccess: line 3: php_value \u202eX\u009b`},
+		{kind.ExtraFile, "core", "shell\u202egnp.php", "", `EXTRA_FILE core "shell\u202egnp.php"`},
+		{kind.ExtraFile, "core", "a\u009b2Kb.php", "", `EXTRA_FILE core "a\u009b2Kb.php"`},
+		{kind.ExtraFile, "core", "a\u0085b\u2066c\u2069\u061c\u200e\u200f.php", "", `EXTRA_FILE core "a\u0085b\u2066c\u2069\u061c\u200e\u200f.php"`},
+		{kind.ExtraFile, "core", "in\u200bdex\ufeff\u3164\ufe0f\U000e0041.php", "", `EXTRA_FILE core "in\u200bdex\ufeff\u3164\ufe0f\U000e0041.php"`},
+		{kind.ExtraFile, "core", "a\u00a0b\u2028c\ufffd.php", "", `EXTRA_FILE core "a\u00a0b\u2028c\ufffd.php"`},
+		{kind.ExtraFile, "x\u202ey", "a.php", "", `EXTRA_FILE "x\u202ey" a.php`},
+		{kind.HtaccessDirective, "unsigned", ".htaccess", "line 3: php_value \u202eX\u009b", `HTACCESS_DIRECTIVE unsigned .htaccess: line 3: php_value \u202eX\u009b`},
 	} {
 		got := FindingLine(string(tt.kind), tt.scope, tt.path, tt.msg)
 		if got != tt.want {
@@ -50,13 +50,13 @@ func TestFindingLine(t *testing.T) {
 			}
 		}
 	}
-	if got := ResolvedLine(string(verify.InvalidHash), "core", "lib/base.php"); got != "resolved INVALID_HASH core lib/base.php" {
+	if got := ResolvedLine(string(kind.InvalidHash), "core", "lib/base.php"); got != "resolved INVALID_HASH core lib/base.php" {
 		t.Errorf("ResolvedLine = %q", got)
 	}
 }
 
 func TestWrittenBy(t *testing.T) {
-	line := FindingLine(string(verify.InvalidHash), "core", "lib/base.php", "")
+	line := FindingLine(string(kind.InvalidHash), "core", "lib/base.php", "")
 	for _, tt := range []struct {
 		who  Who
 		want string
@@ -123,12 +123,12 @@ func TestAlertLineAttribution(t *testing.T) {
 }
 
 func TestAlertID(t *testing.T) {
-	for kind, want := range map[verify.Kind]string{
-		verify.InvalidHash: IDInvalidHash, verify.FileMissing: IDFileMissing, verify.ExtraFile: IDExtraFile,
-		verify.HardLink: IDHardLink, verify.DuplicateApp: IDDuplicate, verify.KindException: IDException,
+	for k, want := range map[kind.Kind]string{
+		kind.InvalidHash: kind.IDInvalidHash, kind.FileMissing: kind.IDFileMissing, kind.ExtraFile: kind.IDExtraFile,
+		kind.HardLink: kind.IDHardLink, kind.DuplicateApp: kind.IDDuplicate, kind.Exception: kind.IDException,
 	} {
-		if got := AlertID(string(kind)); got != want {
-			t.Errorf("AlertID(%s) = %s, want %s", kind, got, want)
+		if got := AlertID(string(k)); got != want {
+			t.Errorf("AlertID(%s) = %s, want %s", k, got, want)
 		}
 	}
 }

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/integrityd/integrityd/internal/verify"
+	"github.com/integrityd/integrityd/internal/fsutil"
 )
 
 // The state directory is 0750 and its files 0640, whatever the umask: the
@@ -183,7 +183,7 @@ func readPID(f *os.File) int {
 
 // WriteControl records in dir that the daemon's control socket is sock.
 func WriteControl(dir, sock string) error {
-	return verify.WriteAtomic(filepath.Join(dir, ControlName), FileMode, func(w io.Writer) error {
+	return fsutil.WriteAtomic(filepath.Join(dir, ControlName), FileMode, func(w io.Writer) error {
 		_, err := io.WriteString(w, sock+"\n")
 		return err
 	})

@@ -15,7 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/integrityd/integrityd/internal/verify"
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/fsutil"
 )
 
 // FileName is the state file inside the state directory.
@@ -29,10 +30,10 @@ const maxSize = 256 << 20
 
 // State is what persists.
 type State struct {
-	Version  int              `json:"version"`
-	PID      int              `json:"pid"`
-	Updated  time.Time        `json:"updated"`
-	Findings []verify.Finding `json:"findings,omitempty"`
+	Version  int               `json:"version"`
+	PID      int               `json:"pid"`
+	Updated  time.Time         `json:"updated"`
+	Findings []finding.Finding `json:"findings,omitempty"`
 	// Complete is false until the first full scan of this run finished;
 	// findings then reflect a full scan.
 	Complete         bool          `json:"complete"`
@@ -99,7 +100,7 @@ func Load(dir string) (*State, error) {
 // Save writes s to dir atomically.
 func Save(dir string, s *State) error {
 	s.Version = formatVersion
-	fs := make([]*verify.Finding, len(s.Findings))
+	fs := make([]*finding.Finding, len(s.Findings))
 	for i := range s.Findings {
 		fs[i] = &s.Findings[i]
 	}
@@ -111,7 +112,7 @@ func Save(dir string, s *State) error {
 // SaveFindings writes meta with findings fs (meta.Findings is ignored) to
 // dir atomically, streaming the findings one by one: the JSON of a whole
 // install's findings is never in memory at once.
-func SaveFindings(dir string, meta *State, fs []*verify.Finding) error {
+func SaveFindings(dir string, meta *State, fs []*finding.Finding) error {
 	m := *meta
 	m.Version = formatVersion
 	m.Findings = nil
@@ -122,7 +123,7 @@ func SaveFindings(dir string, meta *State, fs []*verify.Finding) error {
 	if err := MakeDir(dir); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	return verify.WriteAtomic(Path(dir), FileMode, func(w io.Writer) error {
+	return fsutil.WriteAtomic(Path(dir), FileMode, func(w io.Writer) error {
 		if _, err := io.WriteString(w, `{"findings":[`); err != nil {
 			return err
 		}

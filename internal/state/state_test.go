@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/integrityd/integrityd/internal/verify"
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 // listDir returns the names in dir, sorted.
@@ -75,15 +76,15 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		s    State
 	}{
 		{"zero", State{}},
-		{"empty findings", State{Findings: []verify.Finding{}}},
+		{"empty findings", State{Findings: []finding.Finding{}}},
 		{"full", State{
 			PID:     4242,
 			Updated: now,
-			Findings: []verify.Finding{
-				{Scope: "core", Kind: verify.InvalidHash, Path: "lib/base.php", Expected: hashOf("aa"), Current: hashOf("bb")},
-				{Scope: "app:files", Kind: verify.FileMissing, Path: "appinfo/info.xml", Expected: hashOf("cc")},
-				{Scope: "core", Kind: verify.ExtraFile, Path: "evil.php", Current: hashOf("dd")},
-				{Scope: "app:x", Kind: verify.KindException, Class: "Exception", Message: "bad signature", Detail: "line1\nline2 \"quoted\" é \u2028"},
+			Findings: []finding.Finding{
+				{Scope: "core", Kind: kind.InvalidHash, Path: "lib/base.php", Expected: hashOf("aa"), Current: hashOf("bb")},
+				{Scope: "app:files", Kind: kind.FileMissing, Path: "appinfo/info.xml", Expected: hashOf("cc")},
+				{Scope: "core", Kind: kind.ExtraFile, Path: "evil.php", Current: hashOf("dd")},
+				{Scope: "app:x", Kind: kind.Exception, Class: "Exception", Message: "bad signature", Detail: "line1\nline2 \"quoted\" é \u2028"},
 			},
 			Complete:         true,
 			LastFullScan:     time.Date(2024, 2, 29, 23, 59, 59, 123456789, time.UTC),
@@ -95,7 +96,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		}},
 		{"incomplete, not degraded", State{
 			Updated:  time.Date(1999, 12, 31, 12, 0, 0, 0, time.FixedZone("X", 5*3600+1800)),
-			Findings: []verify.Finding{{Scope: "core", Kind: verify.ExtraFile, Path: "a/b/c with space/ü.php"}},
+			Findings: []finding.Finding{{Scope: "core", Kind: kind.ExtraFile, Path: "a/b/c with space/ü.php"}},
 			Complete: false,
 		}},
 	}
@@ -132,7 +133,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 
 func TestSaveOverwrites(t *testing.T) {
 	dir := t.TempDir()
-	first := &State{Findings: []verify.Finding{{Scope: "core", Kind: verify.ExtraFile, Path: "x"}}, Complete: true}
+	first := &State{Findings: []finding.Finding{{Scope: "core", Kind: kind.ExtraFile, Path: "x"}}, Complete: true}
 	if err := Save(dir, first); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestLoadMissing(t *testing.T) {
 }
 
 func TestLoadCorrupt(t *testing.T) {
-	valid, err := json.Marshal(&State{Version: formatVersion, PID: 1, Findings: []verify.Finding{{Scope: "core", Kind: verify.ExtraFile, Path: "x"}}})
+	valid, err := json.Marshal(&State{Version: formatVersion, PID: 1, Findings: []finding.Finding{{Scope: "core", Kind: kind.ExtraFile, Path: "x"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +426,7 @@ func TestCleanTemp(t *testing.T) {
 }
 
 // TestCleanTempAfterSave: the temporary files Save uses are the ones
-// CleanTemp removes (the pattern is shared by verify.WriteFileAtomic).
+// CleanTemp removes (the pattern is shared by fsutil.WriteFileAtomic).
 func TestCleanTempMatchesSave(t *testing.T) {
 	dir := t.TempDir()
 	// What an interrupted Save leaves: a temporary file made the same way.
@@ -451,9 +452,9 @@ func TestCleanTempMatchesSave(t *testing.T) {
 // file), and Save must leave no temporary file behind.
 func TestSaveAtomic(t *testing.T) {
 	dir := t.TempDir()
-	big := make([]verify.Finding, 300) // ~40 kB
+	big := make([]finding.Finding, 300) // ~40 kB
 	for i := range big {
-		big[i] = verify.Finding{Scope: "core", Kind: verify.InvalidHash, Path: fmt.Sprintf("lib/private/file%05d.php", i), Expected: hashOf("e"), Current: hashOf("c")}
+		big[i] = finding.Finding{Scope: "core", Kind: kind.InvalidHash, Path: fmt.Sprintf("lib/private/file%05d.php", i), Expected: hashOf("e"), Current: hashOf("c")}
 	}
 	if err := Save(dir, &State{PID: 0, Findings: big}); err != nil {
 		t.Fatal(err)
@@ -523,4 +524,4 @@ func TestSaveAtomic(t *testing.T) {
 	}
 }
 
-func hashOf(s string) verify.Hash { return verify.Hash(sha512.Sum512([]byte(s))) }
+func hashOf(s string) finding.Hash { return finding.Hash(sha512.Sum512([]byte(s))) }

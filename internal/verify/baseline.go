@@ -9,34 +9,11 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-)
 
-// Kinds of the unsigned coverage (integrityd's own, never in a Nextcloud
-// report of a signed scope).
-const (
-	// UnsignedChanged is a covered file whose content or mode differs
-	// from the baseline.
-	UnsignedChanged Kind = "UNSIGNED_CHANGED"
-	// UnsignedExtra is a covered file the baseline does not have.
-	UnsignedExtra Kind = "UNSIGNED_EXTRA"
-	// UnsignedMissing is a file of the baseline that is gone.
-	UnsignedMissing Kind = "UNSIGNED_MISSING"
-	// HtaccessDirective is the root .htaccess, changed since the baseline,
-	// with directives below the marker that Nextcloud's installer does not
-	// write (php_value, AddHandler, ...): one finding naming each
-	// directive and its line.
-	HtaccessDirective Kind = "HTACCESS_DIRECTIVE"
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/fsutil"
+	"github.com/integrityd/integrityd/internal/kind"
 )
-
-// IsUnsigned reports whether k is a kind of the unsigned coverage
-// (scope UnsignedScope), not of a signed scope.
-func (k Kind) IsUnsigned() bool {
-	switch k {
-	case UnsignedChanged, UnsignedExtra, UnsignedMissing, HtaccessDirective:
-		return true
-	}
-	return false
-}
 
 // BaselineFormat names the baseline file's format and version.
 const BaselineFormat = "integrityd-baseline/1"
@@ -145,7 +122,7 @@ func (b *Baseline) Write(path string) error {
 		}
 		v.Files = append(v.Files, e)
 	}
-	return WriteAtomic(path, 0o640, func(w io.Writer) error {
+	return fsutil.WriteAtomic(path, 0o640, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", " ")
 		return enc.Encode(v)
@@ -161,7 +138,7 @@ func (b *Baseline) Accept(cur UnsignedFiles, keys []string) []string {
 		key = strings.TrimSuffix(key, "/")
 		for _, f := range b.Compare(cur, key) {
 			k := f.Path
-			if f.Kind == UnsignedMissing {
+			if f.Kind == kind.UnsignedMissing {
 				delete(b.Files, k)
 			} else {
 				e := cur[k]
@@ -179,8 +156,8 @@ func (b *Baseline) Accept(cur UnsignedFiles, keys []string) []string {
 
 // Compare returns the findings of cur (a scan of the coverage at key and
 // below, "" for all of it) against b, in report order.
-func (b *Baseline) Compare(cur UnsignedFiles, key string) []Finding {
-	var out []Finding
+func (b *Baseline) Compare(cur UnsignedFiles, key string) []finding.Finding {
+	var out []finding.Finding
 	for _, k := range keysUnder(cur, key) {
 		c := cur[k]
 		e, ok := b.Files[k]
@@ -188,23 +165,23 @@ func (b *Baseline) Compare(cur UnsignedFiles, key string) []Finding {
 		case ok && c.same(e):
 			continue
 		case len(c.Directives) > 0:
-			out = append(out, Finding{Scope: UnsignedScope, Kind: HtaccessDirective, Path: k, Expected: e.Hash, Current: c.Hash,
+			out = append(out, finding.Finding{Scope: UnsignedScope, Kind: kind.HtaccessDirective, Path: k, Expected: e.Hash, Current: c.Hash,
 				Message: directivesNote(c.Directives)})
 		case !ok:
-			out = append(out, Finding{Scope: UnsignedScope, Kind: UnsignedExtra, Path: k, Current: c.Hash,
+			out = append(out, finding.Finding{Scope: UnsignedScope, Kind: kind.UnsignedExtra, Path: k, Current: c.Hash,
 				Message: fileNote(c, "not in the baseline")})
 		default:
-			out = append(out, Finding{Scope: UnsignedScope, Kind: UnsignedChanged, Path: k, Expected: e.Hash, Current: c.Hash,
+			out = append(out, finding.Finding{Scope: UnsignedScope, Kind: kind.UnsignedChanged, Path: k, Expected: e.Hash, Current: c.Hash,
 				Message: changeNote(e, c)})
 		}
 	}
 	for _, k := range keysUnder(b.Files, key) {
 		if _, ok := cur[k]; !ok {
-			out = append(out, Finding{Scope: UnsignedScope, Kind: UnsignedMissing, Path: k, Expected: b.Files[k].Hash,
+			out = append(out, finding.Finding{Scope: UnsignedScope, Kind: kind.UnsignedMissing, Path: k, Expected: b.Files[k].Hash,
 				Message: "in the baseline, gone"})
 		}
 	}
-	SortFindings(out)
+	finding.Sort(out)
 	return out
 }
 

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -283,7 +285,7 @@ func TestFaultPseudoFilesAndHardLinks(t *testing.T) {
 			var keys []sk
 			for _, w := range c.want {
 				parts := strings.SplitN(w.line, " ", 3)
-				scope, kind, path := parts[0], verify.Kind(parts[1]), parts[2]
+				scope, kind, path := parts[0], kind.Kind(parts[1]), parts[2]
 				keys = append(keys, sk{scope, path})
 				f, ok := findingAt(got, scope, path)
 				if !ok {
@@ -314,7 +316,7 @@ func TestFaultPseudoFilesAndHardLinks(t *testing.T) {
 			// whole scope see what the full check saw.
 			for _, k := range keys {
 				for _, key := range []string{k.key, parentKey(k.key), ""} {
-					var fs []verify.Finding
+					var fs []finding.Finding
 					var err error
 					if !faultWithin(hangGuard, func() { fs, err = recheck(root, k.scope, key) }) {
 						t.Fatalf("Recheck(%s, %q) did not return after %v: it hangs", k.scope, key, hangGuard)

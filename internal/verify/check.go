@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 // Scope is one signed unit: core, or one app.
@@ -102,7 +105,7 @@ func (s *Scope) adminExcluded(key string) bool {
 
 // LoadManifest reads and verifies the scope's signature.json; a manifest
 // that cannot be trusted is the scope's EXCEPTION finding.
-func (s *Scope) LoadManifest(t *Trust) (*Manifest, *Finding) {
+func (s *Scope) LoadManifest(t *Trust) (*Manifest, *finding.Finding) {
 	path := s.ManifestPath()
 	f, err := openRegular(path)
 	if err != nil {
@@ -197,15 +200,15 @@ func (st fileState) linkNote() string {
 // names (hard links) is a HARD_LINK finding when nothing else is wrong
 // with it, else its INVALID_HASH or EXTRA_FILE says so in its Message:
 // one finding per path.
-func (s *Scope) compare(expected []expEntry, current map[string]fileState) []Finding {
+func (s *Scope) compare(expected []expEntry, current map[string]fileState) []finding.Finding {
 	return s.compareSeen(expected, current, nil)
 }
 
 // compareSeen is compare where seen (when not nil) marks, by position in
 // expected, the files that matched and are not in current.
-func (s *Scope) compareSeen(expected []expEntry, current map[string]fileState, seen []bool) []Finding {
+func (s *Scope) compareSeen(expected []expEntry, current map[string]fileState, seen []bool) []finding.Finding {
 	scope := s.Name
-	var out []Finding
+	var out []finding.Finding
 	var badDirs []string
 	for _, key := range sortedKeys(current) {
 		st := current[key]
@@ -218,26 +221,26 @@ func (s *Scope) compareSeen(expected []expEntry, current map[string]fileState, s
 		}
 		if strings.HasSuffix(key, "/") {
 			badDirs = append(badDirs, key)
-			out = append(out, Finding{Scope: scope, Kind: KindException, Path: strings.TrimSuffix(key, "/"),
+			out = append(out, finding.Finding{Scope: scope, Kind: kind.Exception, Path: strings.TrimSuffix(key, "/"),
 				Class: readErrorClass, Message: st.err.Error()})
 			continue
 		}
 		e, ok := lookup(expected, key)
 		switch {
 		case !ok:
-			f := Finding{Scope: scope, Kind: ExtraFile, Path: key, Current: st.hash, Message: st.linkNote()}
+			f := finding.Finding{Scope: scope, Kind: kind.ExtraFile, Path: key, Current: st.hash, Message: st.linkNote()}
 			if st.err != nil {
 				f.Message = st.err.Error()
 			}
 			out = append(out, f)
 		case st.err != nil:
-			out = append(out, Finding{Scope: scope, Kind: KindException, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd,
+			out = append(out, finding.Finding{Scope: scope, Kind: kind.Exception, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd,
 				Class: readErrorClass, Message: st.err.Error(), Detail: e.oddDetail()})
 		case st.hash != e.hash || e.odd != "":
-			out = append(out, Finding{Scope: scope, Kind: InvalidHash, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd,
+			out = append(out, finding.Finding{Scope: scope, Kind: kind.InvalidHash, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd,
 				Current: st.hash, Message: st.linkNote(), Detail: e.oddDetail()})
 		case st.nlink > 1:
-			out = append(out, Finding{Scope: scope, Kind: HardLink, Path: e.key, Expected: e.hash, Current: st.hash,
+			out = append(out, finding.Finding{Scope: scope, Kind: kind.HardLink, Path: e.key, Expected: e.hash, Current: st.hash,
 				Message: st.linkNote()})
 		}
 	}
@@ -248,10 +251,10 @@ func (s *Scope) compareSeen(expected []expEntry, current map[string]fileState, s
 		if _, ok := current[e.key]; ok || underAny(e.key, badDirs) {
 			continue
 		}
-		out = append(out, Finding{Scope: scope, Kind: FileMissing, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd, Detail: e.oddDetail()})
+		out = append(out, finding.Finding{Scope: scope, Kind: kind.FileMissing, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd, Detail: e.oddDetail()})
 	}
 	out = s.noteDuplicate(out, expected, current)
-	SortFindings(out)
+	finding.Sort(out)
 	return out
 }
 
@@ -262,7 +265,7 @@ const infoXML = "appinfo/info.xml"
 // to the finding of appinfo/info.xml, or makes it a DUPLICATE_APP finding
 // when nothing else is wrong with it, like linkNote: one finding per path.
 // It applies only when info.xml is among the keys compared.
-func (s *Scope) noteDuplicate(out []Finding, expected []expEntry, current map[string]fileState) []Finding {
+func (s *Scope) noteDuplicate(out []finding.Finding, expected []expEntry, current map[string]fileState) []finding.Finding {
 	if s.dupNote == "" {
 		return out
 	}
@@ -280,7 +283,7 @@ func (s *Scope) noteDuplicate(out []Finding, expected []expEntry, current map[st
 	if !ok && !exp {
 		return out
 	}
-	return append(out, Finding{Scope: s.Name, Kind: DuplicateApp, Path: infoXML, Expected: e.hash, Current: st.hash, Message: s.dupNote})
+	return append(out, finding.Finding{Scope: s.Name, Kind: kind.DuplicateApp, Path: infoXML, Expected: e.hash, Current: st.hash, Message: s.dupNote})
 }
 
 func underAny(key string, dirs []string) bool {
@@ -298,6 +301,6 @@ const readErrorClass = `integrityd\ReadException`
 
 // ListException is the scope-level finding for a scope whose directory
 // cannot be listed.
-func ListException(scope string, err error) Finding {
-	return Finding{Scope: scope, Kind: KindException, Class: readErrorClass, Message: "Files could not be listed.", Detail: err.Error()}
+func ListException(scope string, err error) finding.Finding {
+	return finding.Finding{Scope: scope, Kind: kind.Exception, Class: readErrorClass, Message: "Files could not be listed.", Detail: err.Error()}
 }

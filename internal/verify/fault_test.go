@@ -28,6 +28,8 @@ import (
 
 	"github.com/integrityd/integrityd/internal/asnobody"
 	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -56,7 +58,7 @@ func faultSign(t *testing.T, keys *demo.Keys, root, scope string) {
 }
 
 // faultCheck is a one-shot check of core and every app, in report order.
-func faultCheck(ctx context.Context, root string) ([]verify.Finding, error) {
+func faultCheck(ctx context.Context, root string) ([]finding.Finding, error) {
 	in := verify.NewInstall(root, nil, "")
 	tr, err := verify.LoadTrust(filepath.Join(root, "resources/codesigning/root.crt"), "")
 	if err != nil {
@@ -66,7 +68,7 @@ func faultCheck(ctx context.Context, root string) ([]verify.Finding, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []verify.Finding
+	var out []finding.Finding
 	for _, sc := range append([]*verify.Scope{in.Core()}, apps...) {
 		res, err := sc.Check(ctx, tr)
 		if err != nil {
@@ -99,9 +101,9 @@ func faultWithin(d time.Duration, f func()) bool {
 }
 
 // mustCheck runs faultCheck and fails the test when it hangs or fails.
-func mustCheck(t *testing.T, root string) []verify.Finding {
+func mustCheck(t *testing.T, root string) []finding.Finding {
 	t.Helper()
-	var got []verify.Finding
+	var got []finding.Finding
 	var err error
 	if !faultWithin(hangGuard, func() { got, err = faultCheck(context.Background(), root) }) {
 		t.Fatalf("the check did not return after %v: it hangs", hangGuard)
@@ -113,7 +115,7 @@ func mustCheck(t *testing.T, root string) []verify.Finding {
 }
 
 // lines renders findings as "scope KIND path", sorted.
-func lines(fs []verify.Finding) []string {
+func lines(fs []finding.Finding) []string {
 	out := []string{}
 	for _, f := range fs {
 		out = append(out, fmt.Sprintf("%s %s %s", f.Scope, f.Kind, f.Path))
@@ -122,7 +124,7 @@ func lines(fs []verify.Finding) []string {
 	return out
 }
 
-func wantLines(t *testing.T, what string, got []verify.Finding, want ...string) {
+func wantLines(t *testing.T, what string, got []finding.Finding, want ...string) {
 	t.Helper()
 	sort.Strings(want)
 	if want == nil {
@@ -133,13 +135,13 @@ func wantLines(t *testing.T, what string, got []verify.Finding, want ...string) 
 	}
 }
 
-func findingAt(fs []verify.Finding, scope, path string) (verify.Finding, bool) {
+func findingAt(fs []finding.Finding, scope, path string) (finding.Finding, bool) {
 	for _, f := range fs {
 		if f.Scope == scope && f.Path == path {
 			return f, true
 		}
 	}
-	return verify.Finding{}, false
+	return finding.Finding{}, false
 }
 
 // manifestHashes reads a signature.json's hashes.
@@ -159,7 +161,7 @@ func manifestHashes(t *testing.T, path string) map[string]string {
 }
 
 // recheck runs the daemon's path (Scope.Recheck) for key of scope.
-func recheck(root, scope, key string) ([]verify.Finding, error) {
+func recheck(root, scope, key string) ([]finding.Finding, error) {
 	in := verify.NewInstall(root, nil, "")
 	tr, err := verify.LoadTrust(filepath.Join(root, "resources/codesigning/root.crt"), "")
 	if err != nil {
@@ -178,8 +180,8 @@ func recheck(root, scope, key string) ([]verify.Finding, error) {
 }
 
 // under returns the findings of scope at key and below ("" for all).
-func under(fs []verify.Finding, scope, key string) []verify.Finding {
-	var out []verify.Finding
+func under(fs []finding.Finding, scope, key string) []finding.Finding {
+	var out []finding.Finding
 	for _, f := range fs {
 		if f.Scope == scope && f.Path != "" && (key == "" || f.Path == key || strings.HasPrefix(f.Path, key+"/")) {
 			out = append(out, f)
@@ -189,8 +191,8 @@ func under(fs []verify.Finding, scope, key string) []verify.Finding {
 }
 
 // sameFindings compares full findings (messages included), ignoring order.
-func sameFindings(a, b []verify.Finding) bool {
-	key := func(f verify.Finding) string { return fmt.Sprintf("%+v", f) }
+func sameFindings(a, b []finding.Finding) bool {
+	key := func(f finding.Finding) string { return fmt.Sprintf("%+v", f) }
 	x, y := []string{}, []string{}
 	for _, f := range a {
 		x = append(x, key(f))
@@ -214,9 +216,9 @@ const (
 
 // unreadableResult is what the unprivileged child reports.
 type unreadableResult struct {
-	Check   []verify.Finding            `json:"check"`
-	Recheck map[string][]verify.Finding `json:"recheck"` // "scope|key" -> findings
-	Errors  []string                    `json:"errors"`
+	Check   []finding.Finding            `json:"check"`
+	Recheck map[string][]finding.Finding `json:"recheck"` // "scope|key" -> findings
+	Errors  []string                     `json:"errors"`
 }
 
 // unreadableRechecks are the keys the daemon would recheck.
@@ -232,7 +234,7 @@ func runUnreadable(root string) unreadableResult {
 	if r.Check, err = faultCheck(context.Background(), root); err != nil {
 		r.Errors = append(r.Errors, "check: "+err.Error())
 	}
-	r.Recheck = map[string][]verify.Finding{}
+	r.Recheck = map[string][]finding.Finding{}
 	for _, sk := range unreadableRechecks {
 		scope, key, _ := strings.Cut(sk, "|")
 		fs, err := recheck(root, scope, key)
@@ -354,7 +356,7 @@ func TestFaultUnreadable(t *testing.T) {
 	)
 	for _, f := range res.Check {
 		switch {
-		case f.Kind == verify.InvalidHash:
+		case f.Kind == kind.InvalidHash:
 		case f.Scope == "dashboard":
 			if f.Message != verify.MsgNoSignature || !strings.Contains(f.Detail, "permission denied") {
 				t.Errorf("unreadable manifest: got %+v, want %q with a detail saying permission denied", f, verify.MsgNoSignature)
@@ -474,7 +476,7 @@ func TestFaultHugeFile(t *testing.T) {
 	if len(res.Findings) != 1 || res.Exception != nil {
 		t.Fatalf("got %+v, want one INVALID_HASH for lib/huge.bin", res.AllFindings())
 	}
-	if f := res.Findings[0]; f.Kind != verify.InvalidHash || f.Path != "lib/huge.bin" || f.Expected.String() != want || f.Current.String() != zeros3GiB {
+	if f := res.Findings[0]; f.Kind != kind.InvalidHash || f.Path != "lib/huge.bin" || f.Expected.String() != want || f.Current.String() != zeros3GiB {
 		t.Errorf("got %+v, want INVALID_HASH lib/huge.bin, expected %.16s…, current the SHA-512 of 3 GiB of zeros %.16s…", f, want, zeros3GiB)
 	}
 	if res.Bytes < size {
@@ -682,11 +684,11 @@ func TestFaultDevicesAndFIFOs(t *testing.T) {
 			if !ok || !strings.Contains(f.Message, w.msg) || !f.Current.IsZero() {
 				t.Errorf("%s: got %+v, want a message naming the %s and no current hash", w.line, f, w.msg)
 			}
-			if f.Kind == verify.KindException && f.Expected.IsZero() {
+			if f.Kind == kind.Exception && f.Expected.IsZero() {
 				t.Errorf("%s: got no expected hash", w.line)
 			}
 			// The daemon's recheck of that path says the same.
-			var fs []verify.Finding
+			var fs []finding.Finding
 			var err error
 			if !faultWithin(hangGuard, func() { fs, err = recheck(root, scope, path) }) {
 				t.Fatalf("Recheck(%s, %s) did not return after %v: it hangs", scope, path, hangGuard)
@@ -779,7 +781,7 @@ func TestFaultSymlinks(t *testing.T) {
 		"core|lib/private/up", "core|lib/private/up/lib/base.php", "core|core/js", "core|core/js/login.js", "core|lib/base.php",
 		"files|", "files|lib", "files|lib/again", "files|lib/App.php"} {
 		scope, key, _ := strings.Cut(sk, "|")
-		var fs []verify.Finding
+		var fs []finding.Finding
 		var err error
 		if !faultWithin(hangGuard, func() { fs, err = recheck(root, scope, key) }) {
 			t.Fatalf("Recheck(%s, %q) did not return after %v: it hangs", scope, key, hangGuard)

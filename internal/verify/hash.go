@@ -2,60 +2,8 @@ package verify
 
 import (
 	"context"
-	"crypto/sha512"
-	"encoding/hex"
-	"fmt"
 	"sync/atomic"
 )
-
-// Hash is a SHA-512 digest, kept as raw bytes (half the memory of its hex
-// form). The zero Hash means none: a file that could not be read, or a
-// finding without that side.
-type Hash [sha512.Size]byte
-
-// IsZero reports whether h is the zero Hash (encoding/json's omitzero).
-func (h Hash) IsZero() bool { return h == Hash{} }
-
-// String is the lowercase hex form Nextcloud prints, "" for the zero Hash.
-func (h Hash) String() string {
-	if h.IsZero() {
-		return ""
-	}
-	return hex.EncodeToString(h[:])
-}
-
-// MarshalText writes the hex form.
-func (h Hash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
-
-// UnmarshalText reads the hex form ("" is the zero Hash).
-func (h *Hash) UnmarshalText(b []byte) error {
-	if len(b) == 0 {
-		*h = Hash{}
-		return nil
-	}
-	v, ok := ParseHash(string(b))
-	if !ok {
-		return fmt.Errorf("not a lowercase hex SHA-512: %.140q", b)
-	}
-	*h = v
-	return nil
-}
-
-// ParseHash decodes a lowercase hex SHA-512, the only form Nextcloud's
-// hash('sha512', ...) produces; ok is false for anything else, which no
-// file can match.
-func ParseHash(s string) (h Hash, ok bool) {
-	if len(s) != 2*len(h) {
-		return h, false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return h, false
-		}
-	}
-	hex.Decode(h[:], []byte(s))
-	return h, true
-}
 
 // Checker says how files are hashed. The zero value is ready to use.
 type Checker struct {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 func infoXMLOf(id, version string) []byte {
@@ -62,7 +64,7 @@ func TestAppsAsNextcloudFindsThem(t *testing.T) {
 			t.Fatalf("%s: %+v %+v", sc.Name, res.Exception, res.Findings)
 		}
 		f := res.Findings[0]
-		if f.Kind != DuplicateApp || f.Path != "appinfo/info.xml" || !strings.Contains(f.Message, "Nextcloud loads "+custom+"/notes (version 4.10.0)") {
+		if f.Kind != kind.DuplicateApp || f.Path != "appinfo/info.xml" || !strings.Contains(f.Message, "Nextcloud loads "+custom+"/notes (version 4.10.0)") {
 			t.Errorf("%s: %+v, want DUPLICATE_APP naming the loaded copy", sc.Name, f)
 		}
 	}
@@ -74,7 +76,7 @@ func TestAppsAsNextcloudFindsThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Findings) != 1 || res.Findings[0].Kind != InvalidHash || !strings.Contains(res.Findings[0].Message, "is in 2 apps roots") {
+	if len(res.Findings) != 1 || res.Findings[0].Kind != kind.InvalidHash || !strings.Contains(res.Findings[0].Message, "is in 2 apps roots") {
 		t.Errorf("changed info.xml of the other copy: %+v", res.Findings)
 	}
 }
@@ -130,7 +132,7 @@ func TestInitSyncLockByVersion(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		extra := len(res.Findings) == 1 && res.Findings[0].Kind == ExtraFile && res.Findings[0].Path == "nextcloud-init-sync.lock"
+		extra := len(res.Findings) == 1 && res.Findings[0].Kind == kind.ExtraFile && res.Findings[0].Path == "nextcloud-init-sync.lock"
 		if extra != tt.extra || (!tt.extra && len(res.Findings) > 0) {
 			t.Errorf("version %q: findings %+v, want EXTRA_FILE %v", tt.version, res.Findings, tt.extra)
 		}

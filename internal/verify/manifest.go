@@ -16,6 +16,9 @@ import (
 	"strings"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 // maxManifestSize bounds a signature.json. Nextcloud's own core manifest is
@@ -193,7 +196,7 @@ func expectedEntries(entries []entry) []expEntry {
 	for i, e := range entries {
 		ents[i].key = e.key.str
 		var ok bool
-		if ents[i].hash, ok = ParseHash(e.value); !ok {
+		if ents[i].hash, ok = finding.ParseHash(e.value); !ok {
 			ents[i].odd = strings.Clone(e.value) // not a view of the manifest's text
 		}
 	}
@@ -519,8 +522,8 @@ const (
 // invalidSignature is a scope's EXCEPTION finding, reported like
 // Nextcloud's InvalidSignatureException: msg is one of Nextcloud's exact
 // texts (or our own for revocation); detail says more for the admin.
-func invalidSignature(scope, msg, detail string) *Finding {
-	return &Finding{Scope: scope, Kind: KindException, Class: invalidSignatureClass, Message: msg, Detail: detail}
+func invalidSignature(scope, msg, detail string) *finding.Finding {
+	return &finding.Finding{Scope: scope, Kind: kind.Exception, Class: invalidSignatureClass, Message: msg, Detail: detail}
 }
 
 // Verify checks the certificate and the signature of m for scope (an app
@@ -530,7 +533,7 @@ func invalidSignature(scope, msg, detail string) *Finding {
 // valid.", a key that is not RSA and a PSS digest other than SHA-1 are
 // "Signature could not get verified.". It returns nil when the manifest
 // can be trusted, else the scope's EXCEPTION finding.
-func (m *Manifest) Verify(t *Trust, scope string) *Finding {
+func (m *Manifest) Verify(t *Trust, scope string) *finding.Finding {
 	leaf, err := parseLeaf(m.Certificate)
 	if err != nil {
 		return invalidSignature(scope, MsgBadCert, "cannot parse certificate: "+err.Error())

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/integrityd/integrityd/internal/finding"
 )
 
 // The streaming manifest parser (issue 21): signature.json is read through
@@ -800,7 +802,7 @@ func (h *hashesBuilder) push(key, val string) {
 func (h *hashesBuilder) set(i int, val string) {
 	e := &h.ents[i]
 	var ok bool
-	if e.hash, ok = ParseHash(val); ok {
+	if e.hash, ok = finding.ParseHash(val); ok {
 		e.odd = ""
 	} else {
 		e.odd = strings.Clone(val)

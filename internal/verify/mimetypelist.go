@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/integrityd/integrityd/internal/finding"
 )
 
 // This file re-creates Nextcloud's special case for core/js/mimetypelist.js
@@ -119,27 +121,27 @@ func typeError(path, msg string) error {
 //
 // The mapping files only matter through their errors, which Nextcloud
 // meets only when onDisk matched (getOnlyDefaultAliases loads them).
-func mimetypeListHash(root, configDir string, major int, onDisk []byte) (Hash, bool, error) {
+func mimetypeListHash(root, configDir string, major int, onDisk []byte) (finding.Hash, bool, error) {
 	rules, ok := mimetypeRulesFor(major)
 	if !ok {
-		return Hash{}, false, nil
+		return finding.Hash{}, false, nil
 	}
 	g := &mimetypeGen{root: root, configDir: configDir, rules: rules}
 	all, err := g.generate(false)
 	if err != nil {
-		return Hash{}, false, err
+		return finding.Hash{}, false, err
 	}
 	if !bytes.Equal(all, onDisk) {
-		return Hash{}, false, nil
+		return finding.Hash{}, false, nil
 	}
 	if err := g.checkMappings(); err != nil {
-		return Hash{}, false, err
+		return finding.Hash{}, false, err
 	}
 	def, err := g.generate(true)
 	if err != nil {
-		return Hash{}, false, err
+		return finding.Hash{}, false, err
 	}
-	return Hash(sha512.Sum512(def)), true, nil
+	return finding.Hash(sha512.Sum512(def)), true, nil
 }
 
 // mimetypeInputs lists the files and directories whose change can change

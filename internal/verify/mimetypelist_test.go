@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 // mimeCase is one install for the mime type list tests.
@@ -325,7 +328,7 @@ func TestMimetypeListOracle(t *testing.T) {
 				}
 				def := b64(t, php.Default)
 				t.Logf("matched: hashes the default file (%d bytes; the current one has %d)", len(def), len(want))
-				if h != Hash(sha512.Sum512(def)) {
+				if h != finding.Hash(sha512.Sum512(def)) {
 					g2 := &mimetypeGen{root: root, configDir: config, rules: g.rules}
 					mine, _ := g2.generate(true)
 					t.Fatalf("default file differs\nNextcloud:\n%s\nGo:\n%s", def, mine)
@@ -361,7 +364,7 @@ func TestMimetypeListHashBasics(t *testing.T) {
 		onDisk := filepath.Join(root, MimetypeListPath)
 		writeFile(t, onDisk, all)
 		h, ok, err := mimetypeListHash(root, config, major, mustRead(t, onDisk))
-		if err != nil || !ok || h != Hash(sha512.Sum512(def)) {
+		if err != nil || !ok || h != finding.Hash(sha512.Sum512(def)) {
 			t.Fatalf("%d: %v %v", major, ok, err)
 		}
 		if _, ok, err := mimetypeListHash(root, config, major, def); ok || err != nil {
@@ -610,18 +613,18 @@ func TestMimetypeListInCheck(t *testing.T) {
 			hashes[k] = st.hash.String()
 		}
 	}
-	defHash := Hash(sha512.Sum512(def))
+	defHash := finding.Hash(sha512.Sum512(def))
 	if hashes[MimetypeListPath] != defHash.String() {
 		t.Fatalf("the walk hashed %s as %s, want the default file's hash", MimetypeListPath, hashes[MimetypeListPath])
 	}
 	p.signHashes(t, in.Core(), hashes)
-	check := func(what string, want []Kind) {
+	check := func(what string, want []kind.Kind) {
 		t.Helper()
 		res, err := in.Core().Check(context.Background(), p.trust)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []Kind
+		var got []kind.Kind
 		for _, f := range res.AllFindings() {
 			got = append(got, f.Kind)
 		}
@@ -631,7 +634,7 @@ func TestMimetypeListInCheck(t *testing.T) {
 	}
 	check("regenerated with custom aliases", nil)
 	writeFile(t, filepath.Join(root, MimetypeListPath), append(all, "/* x */"...))
-	check("edited by hand", []Kind{InvalidHash})
+	check("edited by hand", []kind.Kind{kind.InvalidHash})
 	writeFile(t, filepath.Join(root, MimetypeListPath), def)
 	if err := os.Remove(filepath.Join(config, "mimetypealiases.json")); err != nil {
 		t.Fatal(err)

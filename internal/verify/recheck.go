@@ -9,6 +9,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/integrityd/integrityd/internal/finding"
 )
 
 // Expected is a scope's verified manifest, indexed for rechecking parts of
@@ -22,7 +24,7 @@ type Expected struct {
 // when it is not a lowercase hex SHA-512 (no content matches it).
 type expEntry struct {
 	key  string
-	hash Hash
+	hash finding.Hash
 	odd  string
 }
 
@@ -111,7 +113,7 @@ func (e *Expected) under(key string) []expEntry {
 // Check would see them, and returns the findings for that part and the
 // paths in it whose content can change without an event on them: symlinks
 // (their targets) and files with more than one name (hard links).
-func (s *Scope) Recheck(ctx context.Context, exp *Expected, key string) ([]Finding, []string, error) {
+func (s *Scope) Recheck(ctx context.Context, exp *Expected, key string) ([]finding.Finding, []string, error) {
 	fs, links, _, err := s.RecheckDeferred(ctx, exp, key, 0)
 	return fs, links, err
 }
@@ -120,7 +122,7 @@ func (s *Scope) Recheck(ctx context.Context, exp *Expected, key string) ([]Findi
 // than over bytes: those are listed in deferred, with no finding (and
 // none removed) for them, for the caller to Recheck apart, off its
 // alerting path.
-func (s *Scope) RecheckDeferred(ctx context.Context, exp *Expected, key string, over int64) (fs []Finding, links, deferred []string, err error) {
+func (s *Scope) RecheckDeferred(ctx context.Context, exp *Expected, key string, over int64) (fs []finding.Finding, links, deferred []string, err error) {
 	sc := s
 	if over > 0 {
 		in := *s.in

@@ -8,147 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 )
-
-// Kind is the kind of a finding, as Nextcloud names it (HARD_LINK,
-// DUPLICATE_APP and VERSION_DOWNGRADE are integrityd's own).
-type Kind string
-
-const (
-	InvalidHash Kind = "INVALID_HASH"
-	FileMissing Kind = "FILE_MISSING"
-	ExtraFile   Kind = "EXTRA_FILE"
-	// HardLink is a file of the scope, with the right content, that has
-	// more than one name: a write through another name (in the data
-	// directory, say) changes it without an event on the install.
-	HardLink Kind = "HARD_LINK"
-	// DuplicateApp is an app id found in several apps roots: Nextcloud
-	// loads the copy with the highest version (and checks only that one),
-	// so a copy added to an apps root can shadow a signed app. Reported on
-	// the appinfo/info.xml of every copy that is checked.
-	DuplicateApp Kind = "DUPLICATE_APP"
-	// VersionDowngrade is a scope whose manifest verifies and whose
-	// files match it, but whose release is older than one the daemon
-	// verified there before: an older signed release (with its known
-	// holes) put in place of a newer one, which Nextcloud's check accepts
-	// and Nextcloud runs for apps. Reported on the scope's VersionFile.
-	VersionDowngrade Kind = "VERSION_DOWNGRADE"
-	KindException    Kind = "EXCEPTION"
-)
-
-// legacyMissingFile is the name earlier integrityd versions wrote for
-// FILE_MISSING (Nextcloud's documentation says MISSING_FILE; its code, occ
-// and the admin page say FILE_MISSING). State files that say it are read
-// as FILE_MISSING.
-const legacyMissingFile Kind = "MISSING_FILE"
-
-var kindOrder = map[Kind]int{InvalidHash: 0, FileMissing: 1, ExtraFile: 2, HardLink: 3, DuplicateApp: 4, VersionDowngrade: 5, KindException: 6,
-	HtaccessDirective: 7, UnsignedChanged: 8, UnsignedExtra: 9, UnsignedMissing: 10}
-
-// Kinds returns every kind, in report order.
-func Kinds() []Kind {
-	return []Kind{InvalidHash, FileMissing, ExtraFile, HardLink, DuplicateApp, VersionDowngrade, KindException,
-		HtaccessDirective, UnsignedChanged, UnsignedExtra, UnsignedMissing}
-}
-
-// Finding is one file that failed the check, or (Path empty, Kind
-// EXCEPTION) a scope that could not be checked.
-type Finding struct {
-	Scope    string `json:"scope"`
-	Kind     Kind   `json:"kind"`
-	Path     string `json:"path,omitempty"`
-	Expected Hash   `json:"expected,omitzero"`
-	// ExpectedRaw is the manifest's value when it is not a lowercase hex
-	// SHA-512 (Expected is then zero): Nextcloud prints it as it is.
-	ExpectedRaw string `json:"expected_raw,omitempty"`
-	Current     Hash   `json:"current,omitzero"`
-	Class       string `json:"class,omitempty"`
-	Message     string `json:"message,omitempty"`
-	Detail      string `json:"detail,omitempty"`
-}
-
-// ExpectedValue is the manifest's value for the file as Nextcloud prints
-// it: the hex SHA-512, or ExpectedRaw when the value is not one.
-func (f *Finding) ExpectedValue() string {
-	if f.ExpectedRaw != "" {
-		return f.ExpectedRaw
-	}
-	return f.Expected.String()
-}
-
-// MarshalJSON writes f as its fields, except that a path or scope that
-// is not valid UTF-8 (file names are bytes) goes base64-encoded in
-// path_b64 or scope_b64: JSON strings would replace the bad bytes, and a
-// state read back would name another file.
-func (f Finding) MarshalJSON() ([]byte, error) {
-	type plain Finding
-	v := struct {
-		plain
-		PathB64  []byte `json:"path_b64,omitempty"`
-		ScopeB64 []byte `json:"scope_b64,omitempty"`
-	}{plain: plain(f)}
-	if !utf8.ValidString(f.Path) {
-		v.plain.Path, v.PathB64 = "", []byte(f.Path)
-	}
-	if !utf8.ValidString(f.Scope) {
-		v.plain.Scope, v.ScopeB64 = "", []byte(f.Scope)
-	}
-	return json.Marshal(v)
-}
-
-// UnmarshalJSON reads what MarshalJSON writes.
-func (f *Finding) UnmarshalJSON(data []byte) error {
-	type plain Finding
-	var v struct {
-		plain
-		PathB64  []byte `json:"path_b64"`
-		ScopeB64 []byte `json:"scope_b64"`
-	}
-	if err := json.Unmarshal(data, &v); err != nil {
-		return err
-	}
-	*f = Finding(v.plain)
-	if f.Kind == legacyMissingFile {
-		f.Kind = FileMissing
-	}
-	if v.PathB64 != nil {
-		f.Path = string(v.PathB64)
-	}
-	if v.ScopeB64 != nil {
-		f.Scope = string(v.ScopeB64)
-	}
-	return nil
-}
-
-// SortFindings puts findings in report order, the one order used
-// everywhere: core first, then scopes by name; in a scope, the scope's
-// EXCEPTION, then by kind (INVALID_HASH, FILE_MISSING, EXTRA_FILE,
-// HARD_LINK, EXCEPTION) and path.
-func SortFindings(f []Finding) {
-	sort.SliceStable(f, func(i, j int) bool { return before(&f[i], &f[j]) })
-}
-
-// SortFindingPtrs is SortFindings for pointers.
-func SortFindingPtrs(f []*Finding) {
-	sort.SliceStable(f, func(i, j int) bool { return before(f[i], f[j]) })
-}
-
-// before is the report order.
-func before(a, b *Finding) bool {
-	if a.Scope != b.Scope {
-		if a.Scope == "core" || b.Scope == "core" {
-			return a.Scope == "core"
-		}
-		return a.Scope < b.Scope
-	}
-	if (a.Path == "") != (b.Path == "") {
-		return a.Path == ""
-	}
-	if a.Kind != b.Kind {
-		return kindOrder[a.Kind] < kindOrder[b.Kind]
-	}
-	return a.Path < b.Path
-}
 
 // ScopeResult is the outcome of checking one scope.
 type ScopeResult struct {
@@ -156,18 +19,18 @@ type ScopeResult struct {
 	Dir    string // the scope's directory ("" when not known)
 	Digest Digest // the digest the manifest's signature verified with
 
-	Exception *Finding  // the scope could not be checked at all (Path "")
-	Findings  []Finding // file-level findings, sorted
-	Files     int       // files hashed
-	Bytes     int64     // bytes hashed
+	Exception *finding.Finding  // the scope could not be checked at all (Path "")
+	Findings  []finding.Finding // file-level findings, sorted
+	Files     int               // files hashed
+	Bytes     int64             // bytes hashed
 }
 
 // AllFindings returns the findings of r, the scope exception first.
-func (r ScopeResult) AllFindings() []Finding {
+func (r ScopeResult) AllFindings() []finding.Finding {
 	if r.Exception == nil {
 		return r.Findings
 	}
-	return append([]Finding{*r.Exception}, r.Findings...)
+	return append([]finding.Finding{*r.Exception}, r.Findings...)
 }
 
 // Clean reports whether the scope passed.
@@ -207,9 +70,9 @@ func (s ScopeResult) tree() node {
 			{key: "class", val: e.Class}, {key: "message", val: e.Message}}})
 		return n
 	}
-	var fileErrs []*Finding
+	var fileErrs []*finding.Finding
 	for i, f := range s.Findings {
-		if f.Kind == KindException {
+		if f.Kind == kind.Exception {
 			fileErrs = append(fileErrs, &s.Findings[i])
 			continue
 		}
@@ -220,7 +83,7 @@ func (s ScopeResult) tree() node {
 		exp := node{key: "expected", val: f.ExpectedValue()}
 		// A file Nextcloud could not hash (a dangling symlink, say) has
 		// hash_file's false as its current hash.
-		cur := node{key: "current", val: f.Current.String(), false: f.Kind == ExtraFile && f.Current.IsZero()}
+		cur := node{key: "current", val: f.Current.String(), false: f.Kind == kind.ExtraFile && f.Current.IsZero()}
 		k.kids = append(k.kids, node{key: f.Path, arr: true, kids: []node{exp, cur}})
 	}
 	if len(fileErrs) > 0 {
@@ -376,7 +239,7 @@ const docURL = "https://docs.nextcloud.com/server/latest/admin_manual/issues/cod
 
 // summary counts the findings: "3 findings in 2 of 5 scopes: INVALID_HASH 1, ...".
 func (r *Report) summary() string {
-	counts := map[Kind]int{}
+	counts := map[kind.Kind]int{}
 	total, bad := 0, 0
 	for _, s := range r.Scopes {
 		if !s.Clean() {
@@ -388,7 +251,7 @@ func (r *Report) summary() string {
 		}
 	}
 	var parts []string
-	for _, k := range Kinds() {
+	for _, k := range kind.All() {
 		if counts[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
 		}
@@ -428,7 +291,7 @@ func EscapeControl(s string) string {
 
 // ReportFromFindings groups findings (as a daemon keeps them) into a
 // Report: core first, then apps by name.
-func ReportFromFindings(fs []Finding) *Report {
+func ReportFromFindings(fs []finding.Finding) *Report {
 	by := map[string]*ScopeResult{}
 	var names []string
 	for _, f := range fs {
@@ -438,7 +301,7 @@ func ReportFromFindings(fs []Finding) *Report {
 			by[f.Scope] = r
 			names = append(names, f.Scope)
 		}
-		if f.Kind == KindException && f.Path == "" {
+		if f.Kind == kind.Exception && f.Path == "" {
 			r.Exception = &f
 			continue
 		}
@@ -452,7 +315,7 @@ func ReportFromFindings(fs []Finding) *Report {
 	})
 	rep := &Report{}
 	for _, n := range names {
-		SortFindings(by[n].Findings)
+		finding.Sort(by[n].Findings)
 		rep.Scopes = append(rep.Scopes, *by[n])
 	}
 	return rep
@@ -469,14 +332,14 @@ const detailFormat = "integrityd-detail/1"
 // and what was hashed. docs/security.md describes the fields.
 func (r *Report) writeDetail(b *bytes.Buffer) error {
 	type scope struct {
-		Scope    string    `json:"scope"`
-		ScopeB64 []byte    `json:"scope_b64,omitempty"`
-		Dir      string    `json:"dir,omitempty"`
-		Digest   Digest    `json:"digest,omitempty"`
-		Files    int       `json:"files"`
-		Bytes    int64     `json:"bytes"`
-		Clean    bool      `json:"clean"`
-		Findings []Finding `json:"findings"`
+		Scope    string            `json:"scope"`
+		ScopeB64 []byte            `json:"scope_b64,omitempty"`
+		Dir      string            `json:"dir,omitempty"`
+		Digest   Digest            `json:"digest,omitempty"`
+		Files    int               `json:"files"`
+		Bytes    int64             `json:"bytes"`
+		Clean    bool              `json:"clean"`
+		Findings []finding.Finding `json:"findings"`
 	}
 	out := struct {
 		Format string  `json:"format"`
@@ -485,7 +348,7 @@ func (r *Report) writeDetail(b *bytes.Buffer) error {
 	}{Format: detailFormat, Clean: r.Clean(), Scopes: []scope{}}
 	for _, s := range r.Scopes {
 		sc := scope{Scope: s.Scope, Dir: s.Dir, Digest: s.Digest, Files: s.Files, Bytes: s.Bytes, Clean: s.Clean(),
-			Findings: append([]Finding{}, s.AllFindings()...)}
+			Findings: append([]finding.Finding{}, s.AllFindings()...)}
 		if !utf8.ValidString(s.Scope) {
 			sc.Scope, sc.ScopeB64 = strings.ToValidUTF8(s.Scope, "\uFFFD"), []byte(s.Scope)
 		}

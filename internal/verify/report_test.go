@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -14,27 +17,27 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // EXCEPTION, and every format shows them as their own kind, with expected
 // and current hashes like INVALID_HASH (testdata/report-hardlink-*).
 func TestReportHardLink(t *testing.T) {
-	h := func(b byte) Hash {
-		var x Hash
+	h := func(b byte) finding.Hash {
+		var x finding.Hash
 		for i := range x {
 			x[i] = b
 		}
 		return x
 	}
-	fs := []Finding{
-		{Scope: "files", Kind: HardLink, Path: "js/files.js", Expected: h(0x11), Current: h(0x11), Message: "file has 2 links: a write through another name is not seen"},
-		{Scope: "core", Kind: KindException, Path: "lib/status.php", Expected: h(0x22), Class: readErrorClass, Message: "on procfs (not a real file system): not read"},
-		{Scope: "core", Kind: HardLink, Path: "lib/base.php", Expected: h(0x33), Current: h(0x33), Message: "file has 2 links: a write through another name is not seen"},
-		{Scope: "core", Kind: ExtraFile, Path: "lib/pagemap.php", Message: "on procfs (not a real file system): not read"},
-		{Scope: "core", Kind: InvalidHash, Path: "lib/private/Server.php", Expected: h(0x44), Current: h(0x55), Message: "file has 2 links: a write through another name is not seen"},
-		{Scope: "core", Kind: HardLink, Path: ".htaccess", Expected: h(0x66), Current: h(0x66), Message: "file has 3 links: a write through another name is not seen"},
+	fs := []finding.Finding{
+		{Scope: "files", Kind: kind.HardLink, Path: "js/files.js", Expected: h(0x11), Current: h(0x11), Message: "file has 2 links: a write through another name is not seen"},
+		{Scope: "core", Kind: kind.Exception, Path: "lib/status.php", Expected: h(0x22), Class: readErrorClass, Message: "on procfs (not a real file system): not read"},
+		{Scope: "core", Kind: kind.HardLink, Path: "lib/base.php", Expected: h(0x33), Current: h(0x33), Message: "file has 2 links: a write through another name is not seen"},
+		{Scope: "core", Kind: kind.ExtraFile, Path: "lib/pagemap.php", Message: "on procfs (not a real file system): not read"},
+		{Scope: "core", Kind: kind.InvalidHash, Path: "lib/private/Server.php", Expected: h(0x44), Current: h(0x55), Message: "file has 2 links: a write through another name is not seen"},
+		{Scope: "core", Kind: kind.HardLink, Path: ".htaccess", Expected: h(0x66), Current: h(0x66), Message: "file has 3 links: a write through another name is not seen"},
 	}
 	rep := ReportFromFindings(fs)
-	var order []Kind
+	var order []kind.Kind
 	for _, f := range rep.Scopes[0].Findings {
 		order = append(order, f.Kind)
 	}
-	if want := []Kind{InvalidHash, ExtraFile, HardLink, HardLink, KindException}; !slices.Equal(order, want) {
+	if want := []kind.Kind{kind.InvalidHash, kind.ExtraFile, kind.HardLink, kind.HardLink, kind.Exception}; !slices.Equal(order, want) {
 		t.Errorf("core findings in order %v, want %v", order, want)
 	}
 	for _, format := range Formats {

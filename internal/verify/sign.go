@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rsa"
@@ -10,9 +9,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/integrityd/integrityd/internal/fsutil"
 )
 
 // ParsePrivateKey reads an RSA private key in PEM (PKCS#1 or PKCS#8).
@@ -92,7 +92,7 @@ func (s *Scope) Sign(ctx context.Context, key *rsa.PrivateKey, certPEM []byte, d
 	if err != nil {
 		return fmt.Errorf("sign %s: %w", s.Name, err)
 	}
-	return WriteFileAtomic(s.ManifestPath(), data, 0o644)
+	return fsutil.WriteFileAtomic(s.ManifestPath(), data, 0o644)
 }
 
 // signatureJSON builds the signature.json document for entries.
@@ -130,59 +130,4 @@ func signatureJSON(entries []entry, key *rsa.PrivateKey, certDER []byte, d Diges
 	b, _ = appendPHPString(b, phpseclibPEM(certDER))
 	b = append(b, "\n}"...)
 	return b, nil
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the
-// same directory: write, fsync, rename, fsync the directory.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return WriteAtomic(path, perm, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
-// WriteAtomic is WriteFileAtomic for content that write streams (through
-// a buffer) rather than holds in memory.
-func WriteAtomic(path string, perm os.FileMode, write func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	bw := bufio.NewWriterSize(f, 256<<10)
-	if err := write(bw); err != nil {
-		return fail(err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("write %s: sync directory: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync directory: %w", path, err)
-	}
-	return nil
 }

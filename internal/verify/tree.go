@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/integrityd/integrityd/internal/finding"
 )
 
 // excludedNames are file names Nextcloud never hashes
@@ -51,7 +53,7 @@ func skipKey(key string) bool {
 
 // fileState is what the walk found for one key.
 type fileState struct {
-	hash Hash // zero when it could not be read
+	hash finding.Hash // zero when it could not be read
 	size int64
 	err  error // why it could not be hashed
 	link bool  // a symlink: its target can change without an event on it
@@ -359,8 +361,8 @@ func (h *hasher) hash(ctx context.Context, path string, sp special, statFirst bo
 	return fileState{hash: sum(d), size: n, nlink: nlink}, nil
 }
 
-func sum(d hash.Hash) Hash {
-	var h Hash
+func sum(d hash.Hash) finding.Hash {
+	var h finding.Hash
 	d.Sum(h[:0])
 	return h
 }

@@ -23,6 +23,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 // RSA key generation dominates the cost of these tests; the keys are made
@@ -223,13 +226,13 @@ func wantFindings(t *testing.T, res ScopeResult, want ...string) {
 	}
 }
 
-func findingFor(res ScopeResult, path string) (Finding, bool) {
+func findingFor(res ScopeResult, path string) (finding.Finding, bool) {
 	for _, f := range res.Findings {
 		if f.Path == path {
 			return f, true
 		}
 	}
-	return Finding{}, false
+	return finding.Finding{}, false
 }
 
 func TestCoreExclusions(t *testing.T) {
@@ -571,7 +574,7 @@ func TestSpecialFiles(t *testing.T) {
 		if !strings.Contains(f.Message, wantMsg) {
 			t.Errorf("%s: got message %q, want it to contain %q", f.Path, f.Message, wantMsg)
 		}
-		if f.Kind == KindException && f.Expected.String() != sha512hex("was a file") {
+		if f.Kind == kind.Exception && f.Expected.String() != sha512hex("was a file") {
 			t.Errorf("%s: got expected hash %q, want the manifest's", f.Path, f.Expected)
 		}
 	}
@@ -802,7 +805,7 @@ func TestCheckManyFiles(t *testing.T) {
 	writeFile(t, filepath.Join(sc.Dir, "lib", "new.php"), nil)
 	want = append(want, "EXTRA_FILE lib/new.php")
 	sort.SliceStable(want, func(i, j int) bool {
-		return kindOrder[Kind(strings.Fields(want[i])[0])] < kindOrder[Kind(strings.Fields(want[j])[0])]
+		return kind.Kind(strings.Fields(want[i])[0]).Order() < kind.Kind(strings.Fields(want[j])[0]).Order()
 	})
 	wantFindings(t, check(t, sc, p.trust), want...)
 }

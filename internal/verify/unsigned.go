@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/integrityd/integrityd/internal/finding"
 )
 
 // UnsignedScope is the scope name of findings about code that no
@@ -242,9 +244,9 @@ func (c *Coverage) fileIn(p string) bool {
 
 // UnsignedFile is what the coverage found at one key.
 type UnsignedFile struct {
-	Hash Hash        `json:"hash,omitzero"`
-	Size int64       `json:"size"`
-	Mode fs.FileMode `json:"mode"`
+	Hash finding.Hash `json:"hash,omitzero"`
+	Size int64        `json:"size"`
+	Mode fs.FileMode  `json:"mode"`
 	// Err says why the file could not be hashed ("" when it was).
 	Err string `json:"err,omitempty"`
 	// Directives are the .htaccess directives below the marker that
@@ -455,7 +457,7 @@ func (h *hasher) unsigned(ctx context.Context, p string, typ fs.FileMode) (Unsig
 	}
 	f := UnsignedFile{Hash: st.hash, Size: st.size, Mode: mode}
 	if st.err != nil {
-		f.Hash, f.Err = Hash{}, st.err.Error()
+		f.Hash, f.Err = finding.Hash{}, st.err.Error()
 	}
 	return f, nil
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 const (
@@ -212,7 +214,7 @@ func TestRealAppManifest(t *testing.T) {
 		t.Fatalf("got %d findings for %d files", len(res.Findings), len(hashes))
 	}
 	for _, f := range res.Findings {
-		if f.Kind != FileMissing || f.Expected.String() != hashes[f.Path] {
+		if f.Kind != kind.FileMissing || f.Expected.String() != hashes[f.Path] {
 			t.Errorf("finding %+v, want FILE_MISSING with the expected hash", f)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 // TestAddTreesOrder: AddTrees spends watches in the order of its roots:
@@ -175,7 +175,7 @@ func TestLimitEntry(t *testing.T) {
 	refused := &os.SyscallError{Syscall: "inotify_add_watch", Err: syscall.ENOSPC}
 	w.noteAddError(filepath.Join(root, "small/b"), refused)
 	w.noteAddError(filepath.Join(root, "small/c"), refused)
-	entries := logs.FilterField(zap.String("message_id", journal.IDNotWatched)).All()
+	entries := logs.FilterField(zap.String("message_id", kind.IDNotWatched)).All()
 	if len(entries) != 1 {
 		t.Fatalf("%d entries for two refused watches, want 1", len(entries))
 	}

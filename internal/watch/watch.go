@@ -36,7 +36,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
 
-	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 // Options tune a Watcher; zero fields take the defaults.
@@ -393,7 +393,7 @@ func (w *Watcher) noteAddError(p string, err error) {
 	if !first {
 		return
 	}
-	fields := []zap.Field{zap.String("message_id", journal.IDNotWatched), zap.String("dir", p), zap.Error(err), zap.String("hint", msg)}
+	fields := []zap.Field{zap.String("message_id", kind.IDNotWatched), zap.String("dir", p), zap.Error(err), zap.String("hint", msg)}
 	if largest != "" {
 		fields = append(fields, zap.String("largest", largest), zap.Int("watches", watches))
 	}
@@ -686,7 +686,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				reason = "inotify event queue overflow (raise fs.inotify.max_queued_events)"
 			}
 			if b.lose(reason) {
-				w.log.Warn("events lost; rescanning everything", zap.String("message_id", journal.IDEventsLost), zap.String("reason", reason))
+				w.log.Warn("events lost; rescanning everything", zap.String("message_id", kind.IDEventsLost), zap.String("reason", reason))
 			}
 			// Directories created or removed meanwhile: fix the watches
 			// before the consumer rescans.

@@ -1,18 +1,20 @@
-package verify
+package finding
 
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 // TestFindingJSONBytes: paths and scopes are bytes; a state written and
 // read back names the same file, also when its name is not UTF-8.
 func TestFindingJSONBytes(t *testing.T) {
 	for _, f := range []Finding{
-		{Scope: "core", Kind: ExtraFile, Path: "lib/a.php", Current: Hash{1}},
-		{Scope: "core", Kind: ExtraFile, Path: "lib/a\xffb.php", Current: Hash{2}},
-		{Scope: "app\xfe", Kind: KindException, Class: "C", Message: "m"},
-		{Scope: "core", Kind: InvalidHash, Path: "caf\xc3\xa9/\x80.js", Expected: Hash{3}, Current: Hash{4}, Detail: "d"},
+		{Scope: "core", Kind: kind.ExtraFile, Path: "lib/a.php", Current: Hash{1}},
+		{Scope: "core", Kind: kind.ExtraFile, Path: "lib/a\xffb.php", Current: Hash{2}},
+		{Scope: "app\xfe", Kind: kind.Exception, Class: "C", Message: "m"},
+		{Scope: "core", Kind: kind.InvalidHash, Path: "caf\xc3\xa9/\x80.js", Expected: Hash{3}, Current: Hash{4}, Detail: "d"},
 	} {
 		data, err := json.Marshal(f)
 		if err != nil {
@@ -36,8 +38,8 @@ func TestFindingJSONLegacyKind(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"scope":"core","kind":"MISSING_FILE","path":"lib/base.php"}`), &f); err != nil {
 		t.Fatal(err)
 	}
-	if f.Kind != FileMissing {
-		t.Errorf("kind %q, want %q", f.Kind, FileMissing)
+	if f.Kind != kind.FileMissing {
+		t.Errorf("kind %q, want %q", f.Kind, kind.FileMissing)
 	}
 	data, err := json.Marshal(f)
 	if err != nil {

@@ -1,6 +1,4 @@
-package journal
-
-import "github.com/integrityd/integrityd/internal/verify"
+package kind
 
 // MESSAGE_IDs of integrityd's journal entries: stable, so that alerting
 // rules and journalctl MESSAGE_ID=... can match them. Each is explained in
@@ -34,45 +32,3 @@ const (
 	// Who-data (who_data = on) cannot name the writers.
 	IDWritersUnknown = "9ea9462b7ef947aca8a094254c4df34e" // fanotify refused or stopped: alerts say ", writer unknown"
 )
-
-// AlertID is the MESSAGE_ID of an alert of kind (INVALID_HASH, ...).
-func AlertID(kind string) string {
-	switch verify.Kind(kind) {
-	case verify.InvalidHash:
-		return IDInvalidHash
-	case verify.FileMissing:
-		return IDFileMissing
-	case verify.ExtraFile:
-		return IDExtraFile
-	case verify.HardLink:
-		return IDHardLink
-	case verify.DuplicateApp:
-		return IDDuplicate
-	case verify.VersionDowngrade:
-		return IDDowngrade
-	case verify.UnsignedChanged:
-		return IDUnsignedChanged
-	case verify.UnsignedExtra:
-		return IDUnsignedExtra
-	case verify.UnsignedMissing:
-		return IDUnsignedMissing
-	case verify.HtaccessDirective:
-		return IDHtaccessDirective
-	}
-	return IDException
-}
-
-// AllIDs lists every MESSAGE_ID, for the catalog test.
-var AllIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood, IDDuplicate, IDDowngrade, IDConfig, IDUnenforced, IDSwapped,
-	IDUnsignedChanged, IDUnsignedExtra, IDUnsignedMissing, IDHtaccessDirective, IDBaseline, IDWritersUnknown}
-
-// aliasIDs are the hand-typed MESSAGE_IDs these kinds had before they got
-// random 128-bit IDs, old then new. The catalog keeps an entry for each old
-// ID so that journal entries and queries written for them still resolve.
-var aliasIDs = [][2]string{
-	{"3c7e9a1f5b2d4c8e8a6f0d2b4e6c8a1f", IDHardLink},
-	{"5d0f3b1e8a2c4e6f9b7d1c3a5e7f9b2d", IDScopeGone},
-	{"8e4a6c2f0b1d4f3a9c5e7b2d4f6a8c0e", IDMount},
-	{"e1f3a5c7b9d24e6f8a0c2e4b6d8f0a13", IDFlood},
-	{"4f0c2b9e7a1d4e58b3c6d9a2e5f8b1c4", IDConfig},
-}
