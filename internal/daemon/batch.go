@@ -22,6 +22,7 @@ type plan struct {
 	apps    bool                // the set of apps may have changed
 	trust   bool                // the trust anchors or CRL changed
 	pinned  bool                // the install's own root.crt changed
+	trees   bool                // a followed tree, or a directory above one, changed (roots.go)
 	keys    map[*scope][]string // keys to recheck, by scope
 	order   []*scope            // the scopes of keys, in the order seen
 }
@@ -48,6 +49,7 @@ func (l *loop) classify(paths []string) plan {
 
 // classifyPath adds what one changed path asks for to p.
 func (l *loop) classifyPath(p *plan, path string) {
+	p.trees = p.trees || l.isTreeOrAbove(path)
 	p.config = p.config || l.conf.isConfigFile(path)
 	if core := l.scopes["core"]; core != nil && l.in.MimetypeInput(path) {
 		p.add(core, verify.MimetypeListPath)
@@ -69,6 +71,9 @@ func (l *loop) classifyPath(p *plan, path string) {
 // apply rechecks the changed paths of one batch: classify, then execute.
 func (l *loop) apply(ctx context.Context, paths []string) {
 	p := l.classify(paths)
+	if p.trees {
+		l.checkTrees(ctx)
+	}
 	if p.config && l.fatal == nil {
 		l.fatal = l.configChanged()
 	}
@@ -89,9 +94,13 @@ func (l *loop) apply(ctx context.Context, paths []string) {
 		}
 	}
 	for _, s := range p.order {
-		l.recheckScope(ctx, s, p.keys[s])
+		if !l.treeGone(s.sc.Dir) {
+			l.recheckScope(ctx, s, p.keys[s])
+		}
 	}
-	l.unsignedPaths(ctx, paths, p.apps)
+	if !l.treeGone(l.in.Root) {
+		l.unsignedPaths(ctx, paths, p.apps)
+	}
 	l.recheckLinks(ctx)
 }
 

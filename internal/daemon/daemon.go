@@ -581,6 +581,7 @@ func (l *loop) addWatches() error {
 			trees = append(trees, a)
 		}
 	}
+	l.watchRoots()
 	errs := l.w.AddTrees(trees...)
 	if errs[0] != nil {
 		return errs[0]

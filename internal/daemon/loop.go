@@ -51,6 +51,7 @@ type loop struct {
 
 	scans      scanQueue           // the full scans (scanqueue.go)
 	settleDone chan settleResult   // settle.go
+	trees      map[string]treeID   // what stands at the followed trees' paths (roots.go)
 	resynced   <-chan struct{}     // closed once the watcher's last re-sync is done
 	fatal      error               // ends run (ErrInstallChanged)
 	conf       confWatch           // how reading Nextcloud's configuration goes
@@ -271,6 +272,12 @@ func (l *loop) due(ctx context.Context, now time.Time) {
 // rescanDue starts the periodic full scan, or the next re-verification
 // pass.
 func (l *loop) rescanDue(ctx context.Context) {
+	if !l.treesPresent() {
+		// Nothing at the install's path: a scan would find every file
+		// missing. The tree's return is an event (roots.go).
+		l.scans.due = time.Now().Add(l.cfg.RescanInterval)
+		return
+	}
 	_, degraded := l.w.Stats()
 	l.resync() // repairs watches, and retries those a limit refused
 	switch {
