@@ -70,6 +70,7 @@ func (l *loop) classifyPath(p *plan, path string) {
 
 // apply rechecks the changed paths of one batch: classify, then execute.
 func (l *loop) apply(ctx context.Context, paths []string) {
+	l.refreshStage()
 	p := l.classify(paths)
 	if p.trees {
 		l.checkTrees(ctx)
@@ -152,6 +153,8 @@ func (l *loop) recheckScope(ctx context.Context, s *scope, keys []string) {
 func (l *loop) manifestChanged(s *scope) {
 	m, ex := s.sc.LoadManifest(l.trust)
 	switch {
+	case ex != nil && l.stagedManifestGone(s):
+		// An update step: checked against both meanwhile (stage.go).
 	case ex != nil:
 		if s.next != nil || s.exp != nil {
 			l.log.Warn("manifest no longer verifies", zap.String("integrity_scope", s.sc.Name),
@@ -194,11 +197,16 @@ func (l *loop) recheckLinks(ctx context.Context) {
 // in force and the new one.
 func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 	fresh, links, big, err := s.sc.RecheckDeferred(ctx, s.exp, key, bigFile)
-	if err == nil && s.next != nil {
-		var next []finding.Finding
-		if next, _, _, err = s.sc.RecheckDeferred(ctx, s.next, key, bigFile); err == nil {
-			fresh = wrongUnderBoth(fresh, next)
+	for _, alt := range []*verify.Expected{s.next, l.stagedExp(s)} {
+		if err == nil && alt != nil {
+			var other []finding.Finding
+			if other, _, _, err = s.sc.RecheckDeferred(ctx, alt, key, bigFile); err == nil {
+				fresh = wrongUnderBoth(fresh, other)
+			}
 		}
+	}
+	if err == nil {
+		fresh = l.updateSteps(s, fresh)
 	}
 	if err == nil {
 		// A big file being hashed off the loop at or below key was just
@@ -454,7 +462,7 @@ func (l *loop) syncScopes() []*scope {
 // (SCOPE_GONE), also when it went while the daemon was not running.
 func (l *loop) dropGone(now map[string]*verify.Scope) {
 	gone := func(name, dir string) {
-		if _, signed := l.meta.Signed[name]; signed {
+		if _, signed := l.meta.Signed[name]; signed && !l.stagedGone(name) {
 			l.log.Warn("SCOPE_GONE "+verify.EscapeControl(name)+": a signed app directory was removed: "+verify.EscapeControl(dir), zap.String("message_id", kind.IDScopeGone),
 				zap.String("integrity_scope", name), zap.String("dir", dir))
 			delete(l.meta.Signed, name)

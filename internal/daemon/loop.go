@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -52,6 +53,7 @@ type loop struct {
 	scans      scanQueue           // the full scans (scanqueue.go)
 	settleDone chan settleResult   // settle.go
 	trees      map[string]treeID   // what stands at the followed trees' paths (roots.go)
+	stage      staged              // the updater's stage (stage.go)
 	resynced   <-chan struct{}     // closed once the watcher's last re-sync is done
 	fatal      error               // ends run (ErrInstallChanged)
 	conf       confWatch           // how reading Nextcloud's configuration goes
@@ -117,6 +119,7 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 	l := &loop{
 		d: d, log: d.log, cfg: cfg, in: in, trust: t,
 		conf:       confWatch{dir: filepath.Join(in.Root, "config")},
+		stage:      staged{dir: in.UpdaterStage()},
 		rep:        reporter{d: d, whoData: cfg.WhoData},
 		scopes:     map[string]*scope{},
 		findings:   newFindingSet(),
@@ -479,6 +482,9 @@ func (l *loop) checkPinned() {
 	inTree := l.in.Root + "/" + verify.InTreeAnchors
 	if l.cfg.Trust == inTree {
 		return
+	}
+	if _, err := os.Lstat(inTree); err != nil && l.stage.exps != nil {
+		return // removed by the updater's deleteOldFiles; the staged release brings it back
 	}
 	differs, why := l.trust.DiffersFrom(inTree)
 	if !differs {

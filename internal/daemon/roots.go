@@ -30,6 +30,11 @@ func statTree(p string) treeID {
 	if err != nil || !fi.IsDir() {
 		return treeID{}
 	}
+	return idOf(fi)
+}
+
+// idOf is the device and inode of fi (zero when unknown).
+func idOf(fi os.FileInfo) treeID {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return treeID{}

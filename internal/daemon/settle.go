@@ -19,6 +19,10 @@ import (
 // manifests while a new one waits) and their keys win over the check's
 // view, as in a full scan's merge.
 
+// stalledUpdate is how long a scope whose manifest is missing during an
+// update by the updater waits for its next whole check.
+const stalledUpdate = 30 * time.Second
+
 // settleCheck is the whole check of a held scope running off the loop:
 // what the scope's manifests and settle time were when it started, and
 // the keys the loop checked itself meanwhile.
@@ -75,6 +79,13 @@ func (l *loop) settleFinished(ctx context.Context, res settleResult) {
 		}
 		return
 	}
+	if r.exp == nil && l.stagedManifestGone(s) {
+		// Still no manifest in the middle of an update by the updater:
+		// checked against both meanwhile; the whole check again in a
+		// while (not at once, again and again, if the updater stalls).
+		s.settle, s.holdSince = time.Now().Add(stalledUpdate), time.Now()
+		return
+	}
 	keys := topmost(slices.Collect(maps.Keys(c.touched)))
 	r.findings, r.links = l.overlay(s, r, keys)
 	r.big = slices.DeleteFunc(r.big, func(k string) bool {
@@ -83,6 +94,9 @@ func (l *loop) settleFinished(ctx context.Context, res settleResult) {
 	r.findings, r.links = l.keepBig(s, r.big, r.findings, r.links)
 	l.touch(s, "")
 	l.adopt(s, r)
+	if r.exp != nil {
+		l.stagedDone(s, r.sum)
+	}
 	for _, k := range keys {
 		if s.exp == nil || !l.recheck(ctx, s, k) {
 			break

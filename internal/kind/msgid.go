@@ -24,6 +24,7 @@ const (
 	IDUnenforced  = "d7f2c805f37f4128a72f447e11d0c8c9" // Nextcloud would not enforce its own check here (integrityd checks anyway)
 	IDSwapped     = "c452e86823354eedb11ec77a068b5fb0" // a signed file was replaced and put back: other code was there in between
 	IDRootMoved   = "fa010012b1c84c1f8d31365ac3ac7b1e" // the install's directory (or an apps root) was moved away, removed or replaced
+	IDUpdate      = "3233cf03b589435f9299ad689ea719f4" // Nextcloud's updater staged a verified release, or a scope was updated to it
 	// The unsigned coverage, checked against the admin's baseline.
 	IDUnsignedChanged   = "a9e5bbeba5e14467888a1c4fc31bc16b" // a file no signature covers changed since the baseline
 	IDUnsignedExtra     = "778db624f6804dd4a478a632cd77c008" // a file no signature covers is not in the baseline
