@@ -15,8 +15,16 @@
 #                                at a time (the next TAMPER_GAP s after the
 #                                previous alert), beside the light load:
 #                                time from the write to the alert's log entry
+#   TAMPERS_LOAD [20]            as many more, to other files, beside the
+#                                LOAD_RATE writes/s elsewhere
 #   SETTLE_S [2]                 pause after "initial scan done"
 #   MODES ["off on"]             the order of the runs
+#   FS_EVENTS [1]                count the filesystem's events in each phase
+#                                with a second fanotify group (a Python
+#                                process, the daemon's mark and mask): on a
+#                                shared machine other jobs write on the same
+#                                filesystem, and the sensor sees their
+#                                writes too; 0: don't
 #   KEEP=1                       keep the temporary directory
 #
 # For each mode: a fresh state directory, `integrityd run --who-data MODE`
@@ -26,8 +34,9 @@
 # of the phase (VmHWM at the end of the run). The writers are other
 # processes; their CPU is not counted. Each run ends with SIGTERM, and the
 # tampered files get their bytes back before the next run.
-# Prints a table: mode, phase, CPU seconds, CPU %, ratio on/off, RSS;
-# then the alert latencies.
+# Prints a table: mode, phase, CPU seconds (and ticks), CPU %, ratio
+# on/off, RSS; then the alert latencies (the daemon's timestamp of the
+# alert's log entry minus the time just before the write: same clock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/integrityd-sensor.XXXXXX)
@@ -44,15 +53,16 @@ echo "tree $tree and writers' directory $other: same filesystem ($(df -PT "$tree
 
 python3 - "$bin" "$tree" "$tree.crt" "$other" "$work" "$(getconf CLK_TCK)" \
 	"${LOAD_S:-30}" "${LOAD_RATE:-500}" "${IDLE_S:-30}" "${IDLE_RATE:-5}" "${OTHER_FILES:-200}" \
-	"${TAMPERS:-50}" "${TAMPER_GAP:-0.2}" "${SETTLE_S:-2}" "${MODES:-off on}" <<'PY'
+	"${TAMPERS:-50}" "${TAMPERS_LOAD:-20}" "${TAMPER_GAP:-0.2}" "${SETTLE_S:-2}" "${MODES:-off on}" "${FS_EVENTS:-1}" <<'PY'
 import datetime, json, os, re, signal, subprocess, sys, time
 
 (bin_, root, crt, other, work, hz, load_s, load_rate, idle_s, idle_rate, other_files,
- tampers, tamper_gap, settle, modes) = sys.argv[1:]
+ tampers, tampers_load, tamper_gap, settle, modes, fs_events) = sys.argv[1:]
 hz = int(hz)
 load_s, load_rate, idle_s, idle_rate = float(load_s), float(load_rate), float(idle_s), float(idle_rate)
-other_files, tampers, tamper_gap, settle = int(other_files), int(tampers), float(tamper_gap), float(settle)
+other_files, tampers, tampers_load, tamper_gap, settle = int(other_files), int(tampers), int(tampers_load), float(tamper_gap), float(settle)
 modes = modes.split()
+fs_events = fs_events not in ("", "0")
 
 def say(*a):
     print(*a, file=sys.stderr, flush=True)
@@ -133,6 +143,68 @@ while True:
 open(out, "w").write("%d %f\n" % (n, time.monotonic() - t0))
 '''
 
+# The counter: a fanotify group with the daemon's filesystem mark and mask
+# (FAN_REPORT_DFID_NAME_TARGET; content and directory-entry events) that
+# counts the events it reads and, every 0.2 s, writes "monotonic count".
+COUNTER = r'''
+import ctypes, os, select, sys, time
+path, out = sys.argv[1], sys.argv[2]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fanotify_mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64, ctypes.c_int, ctypes.c_char_p]
+fd = libc.fanotify_init(0x1e00 | 0x1 | 0x800, os.O_RDONLY)  # DFID_NAME_TARGET | CLOEXEC | NONBLOCK
+if fd < 0:
+    sys.exit("fanotify_init: " + os.strerror(ctypes.get_errno()))
+mask = 0x2 | 0x8 | 0x4 | 0x100 | 0x200 | 0x40 | 0x80 | 0x40000000
+if libc.fanotify_mark(fd, 0x1 | 0x100, mask, -100, path.encode()) < 0:
+    sys.exit("fanotify_mark: " + os.strerror(ctypes.get_errno()))
+n, next_w = 0, 0.0
+poll = select.poll()
+poll.register(fd, select.POLLIN)
+while True:
+    poll.poll(200)
+    try:
+        buf = os.read(fd, 1 << 16)
+    except BlockingIOError:
+        buf = b""
+    i = 0
+    while i + 4 <= len(buf):
+        l = int.from_bytes(buf[i:i + 4], "little")
+        if l <= 0:
+            break
+        n += 1
+        i += l
+    now = time.monotonic()
+    if now >= next_w:
+        with open(out + ".tmp", "w") as f:
+            f.write("%f %d\n" % (now, n))
+        os.rename(out + ".tmp", out)
+        next_w = now + 0.2
+'''
+
+counter_out = os.path.join(work, "fs-events.txt")
+counter = None
+if fs_events:
+    counter = subprocess.Popen([sys.executable, "-c", COUNTER, root, counter_out])
+    for _ in range(100):
+        if os.path.exists(counter_out) or counter.poll() is not None:
+            break
+        time.sleep(0.05)
+    if counter.poll() is not None or not os.path.exists(counter_out):
+        say("no filesystem event counter (status %s)" % counter.poll())
+        counter.kill()
+        counter.wait()
+        counter = None
+
+def fs_count():
+    """The counter's latest (monotonic, events), or None."""
+    if counter is None:
+        return None
+    try:
+        t, n = open(counter_out).read().split()
+        return float(t), int(n)
+    except (OSError, ValueError):
+        return None
+
 def start_writer(secs, rate, tag):
     out = os.path.join(work, "writer-%s.txt" % tag)
     return subprocess.Popen([sys.executable, "-c", WRITER, other, str(secs), str(rate), str(other_files), out]), out
@@ -144,10 +216,19 @@ def writer_result(out):
 files = subprocess.run(["find", root, "-path", root + "/lib/*", "-type", "f", "-name", "*.php"],
                        capture_output=True, text=True, check=True).stdout.split()
 files.sort()
-if len(files) < tampers:
-    raise SystemExit("only %d files to tamper with, want %d" % (len(files), tampers))
-step = max(1, len(files) // tampers)
-targets = [files[i * step] for i in range(tampers)]
+ntamper = tampers + tampers_load
+if len(files) < ntamper:
+    raise SystemExit("only %d files to tamper with, want %d" % (len(files), ntamper))
+step = max(1, len(files) // ntamper)
+targets = [files[i * step] for i in range(ntamper)]
+tsets = (("light", idle_rate, targets[:tampers]), ("load", load_rate, targets[tampers:]))
+
+def stop_counter():
+    if counter is not None and counter.poll() is None:
+        counter.kill()
+        counter.wait()
+import atexit
+atexit.register(stop_counter)
 
 results = {}  # mode -> dict
 for mode in modes:
@@ -187,51 +268,63 @@ for mode in modes:
 
         def phase(name, secs, rate):
             say("who-data %s: phase %s: %g s at %g writes/s elsewhere" % (mode, name, secs, rate))
+            e0 = fs_count()
             c0, t0 = stat_ticks(pid), time.monotonic()
             w, out = start_writer(secs, rate, mode + "-" + name)
             writers.append(w)
             w.wait()
             c1, t1 = stat_ticks(pid), time.monotonic()
+            time.sleep(0.3)  # the counter's next write
+            e1 = fs_count()
             n, ws = writer_result(out)
             if p.poll() is not None:
                 raise SystemExit("daemon exited during phase %s; see %s" % (name, logpath))
             R["phases"][name] = {"ticks": c1 - c0, "wall": t1 - t0, "writes": n, "wsecs": ws,
-                                 "rss": status_kb(pid, "VmRSS")}
+                                 "rss": status_kb(pid, "VmRSS"),
+                                 "fsev": (e1[1] - e0[1]) / (e1[0] - e0[0]) if e0 and e1 and e1[0] > e0[0] else None}
             log.poll()
 
         phase("idle", idle_s, idle_rate)
         phase("load", load_s, load_rate)
         time.sleep(settle)  # let what the load left be read
 
-        # Tampers, one at a time, beside the light load.
-        say("who-data %s: %d tampers inside the tree" % (mode, tampers))
-        bg, _ = start_writer(10 ** 6, idle_rate, mode + "-tamper")
-        writers.append(bg)
-        lat, named, missed = [], 0, 0
-        log.poll()
-        for rel in (os.path.relpath(t, root) for t in targets):
-            path = os.path.join(root, rel)
-            saved[path] = open(path, "rb").read()
-            t = time.time()
-            with open(path, "ab") as f:
-                f.write(b"<?php /* tampered */\n")
-            deadline = time.monotonic() + 10
-            hit = None
-            while hit is None and time.monotonic() < deadline:
-                for e in log.poll():
-                    if e.get("integrity_path") == rel and e.get("integrity_kind"):
-                        hit = e
-                        break
+        # Tampers, one at a time, beside the light load, then beside the
+        # heavy one; a file is tampered with once.
+        R["lat"] = {}
+        for tname, trate, tfiles in tsets:
+            if not tfiles:
+                continue
+            say("who-data %s: %d tampers inside the tree beside %g writes/s elsewhere" % (mode, len(tfiles), trate))
+            bg, _ = start_writer(10 ** 6, trate, mode + "-tamper-" + tname)
+            writers.append(bg)
+            time.sleep(settle)
+            lat, named, missed = [], 0, 0
+            log.poll()
+            for rel in (os.path.relpath(t, root) for t in tfiles):
+                path = os.path.join(root, rel)
+                saved[path] = open(path, "rb").read()
+                t = time.time()
+                with open(path, "ab") as f:
+                    f.write(b"<?php /* tampered */\n")
+                deadline = time.monotonic() + 10
+                hit = None
+                while hit is None and time.monotonic() < deadline:
+                    for e in log.poll():
+                        if e.get("integrity_path") == rel and e.get("integrity_kind"):
+                            hit = e
+                            break
+                    else:
+                        time.sleep(0.002)
+                if hit is None:
+                    missed += 1
                 else:
-                    time.sleep(0.002)
-            if hit is None:
-                missed += 1
-            else:
-                lat.append(logtime(hit) - t)
-                if hit.get("integrity_comm"):
-                    named += 1
-            time.sleep(tamper_gap)
-        R["lat"], R["named"], R["missed"] = lat, named, missed
+                    lat.append(logtime(hit) - t)
+                    if hit.get("integrity_comm"):
+                        named += 1
+                time.sleep(tamper_gap)
+            bg.kill()
+            bg.wait()
+            R["lat"][tname] = (trate, lat, named, missed)
         R["hwm"] = status_kb(pid, "VmHWM")
         R["errors"] = sum(1 for e in log.lines if e.get("level") in ("error", "fatal", "panic", "dpanic"))
         R["rescans"] = sum(1 for e in log.lines if e.get("msg") == "rescanning everything")
@@ -266,7 +359,10 @@ for mode in modes:
     if "unknown" in results[mode]:
         print("  " + results[mode]["unknown"])
 print()
-hdr = ("phase", "mode", "writes/s", "CPU s", "CPU %", "on/off", "RSS MiB")
+if counter is not None:
+    stop_counter()
+    print("fs events/s: events on the filesystem in the phase, all writers (ours and the machine's other jobs), as a second fanotify group like the daemon's reads them")
+hdr = ("phase", "mode", "writes/s", "fs events/s", "CPU s", "ticks", "CPU %", "on/off", "RSS MiB")
 rows = []
 for name, label in (("idle", "idle + %g/s elsewhere, %g s" % (idle_rate, idle_s)), ("load", "%g/s elsewhere, %g s" % (load_rate, load_s))):
     base = results.get("off", {}).get("phases", {}).get(name)
@@ -276,7 +372,8 @@ for name, label in (("idle", "idle + %g/s elsewhere, %g s" % (idle_rate, idle_s)
         ratio = "-"
         if mode != "off" and base:
             ratio = "%.1f" % (cpu / (base["ticks"] / hz)) if base["ticks"] else "inf (off: 0 ticks)"
-        rows.append((label, mode, "%.0f" % (ph["writes"] / ph["wsecs"]), "%.2f" % cpu,
+        rows.append((label, mode, "%.0f" % (ph["writes"] / ph["wsecs"]),
+                     "%.0f" % ph["fsev"] if ph["fsev"] is not None else "-", "%.2f" % cpu, "%d" % ph["ticks"],
                      "%.2f" % (100 * cpu / ph["wall"]), ratio, "%d" % (ph["rss"] >> 10)))
 wid = [max(len(r[i]) for r in rows + [hdr]) for i in range(len(hdr))]
 for r in [hdr] + rows:
@@ -284,8 +381,11 @@ for r in [hdr] + rows:
 print()
 for mode in modes:
     R = results[mode]
-    lat = R["lat"]
-    print("alert latency, who-data %-3s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d tampers, %d missed, %d with the writer named); VmHWM %d MiB; errors logged %d, overflow rescans %d" % (
-        mode, 1000 * pct(lat, 50), 1000 * pct(lat, 99), 1000 * max(lat, default=float("nan")),
-        len(lat) + R["missed"], R["missed"], R["named"], R["hwm"] >> 10, R["errors"], R["rescans"]))
+    for tname, (trate, lat, named, missed) in R["lat"].items():
+        print("alert latency, who-data %-3s, beside %4g/s elsewhere: p50 %5.1f ms, p99 %5.1f ms, max %5.1f ms (%d tampers, %d missed, %d with the writer named)" % (
+            mode, trate, 1000 * pct(lat, 50), 1000 * pct(lat, 99), 1000 * max(lat, default=float("nan")),
+            len(lat) + missed, missed, named))
+for mode in modes:
+    R = results[mode]
+    print("memory, who-data %-3s: VmHWM %d MiB; errors logged %d; overflow rescans %d" % (mode, R["hwm"] >> 10, R["errors"], R["rescans"]))
 PY
