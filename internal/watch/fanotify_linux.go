@@ -478,20 +478,28 @@ func (w *Writers) event(m unix.FanotifyEventMetadata, info []byte, now time.Time
 		}
 	}
 	if path != "" && path != w.root && !strings.HasPrefix(path, w.root+"/") {
-		path = "" // outside the root: kept by inode only
+		path = "" // outside the root: kept by inode only, if tracked
 	}
+	tracked := false
 	if objHandle != nil {
 		w.mu.Lock()
-		t := w.tracked["h"+string(objHandle)]
+		tracked = w.tracked["h"+string(objHandle)]
 		w.mu.Unlock()
-		if t {
+		if tracked {
 			select {
 			case w.kick <- struct{}{}:
 			default:
 			}
 		}
 	}
-	if path == "" && objHandle == nil {
+	if path == "" && !tracked {
+		// Outside the root (or a directory that cannot be resolved), on
+		// an inode no checked file shares: nothing a lookup will ask
+		// for. Dropped before /proc is read: a filesystem mark sees every
+		// write of the filesystem, and this is most of them.
+		w.mu.Lock()
+		w.stats.Dropped++
+		w.mu.Unlock()
 		return
 	}
 	wr := w.proc(int(m.Pid), now)

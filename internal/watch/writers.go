@@ -31,6 +31,7 @@ type WritersStats struct {
 	Unresolved uint64 // events whose directory handle could not be opened
 	Overflow   uint64 // FAN_Q_OVERFLOW: the kernel dropped events
 	Late       uint64 // lookups that answered before Run had read the queue (lookupWait)
+	Dropped    uint64 // events outside the root on an untracked inode, dropped unread
 }
 
 // containerRe finds a container id in a cgroup path component: docker's
