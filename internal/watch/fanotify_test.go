@@ -526,3 +526,32 @@ func TestWritersLookupWaitsForRun(t *testing.T) {
 		}
 	}
 }
+
+// A write outside the root, on a file no checked file shares an inode
+// with, is dropped before /proc is read; one on a tracked inode is kept.
+func TestWritersDropOutside(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "nc")
+	outside := filepath.Join(base, "elsewhere.txt")
+	tracked := filepath.Join(base, "tracked.php")
+	writeOpen(t, filepath.Join(root, "index.php"))
+	writeOpen(t, tracked)
+	w := openWriters(t, root, 0)
+	if !strings.Contains(w.Mode(), "inode") {
+		t.Skipf("the kernel does not report inodes (%s)", w.Mode())
+	}
+	w.Track([]string{tracked})
+	before := w.Stats().Dropped
+	writeOpen(t, outside)
+	writeOpen(t, tracked)
+	inside := filepath.Join(root, "index.php")
+	writeOpen(t, inside)
+	waitWriter(t, w, inside, os.Getpid())
+	waitWriter(t, w, tracked, os.Getpid())
+	if w.Stats().Dropped == before {
+		t.Errorf("a write outside the root on an untracked inode was not dropped (stats %+v)", w.Stats())
+	}
+	if wr, ok := w.Lookup(outside); ok {
+		t.Errorf("Lookup(%s) = %+v: a dropped event was recorded", outside, wr)
+	}
+}
