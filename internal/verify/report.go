@@ -11,6 +11,7 @@ import (
 
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
+	"github.com/integrityd/integrityd/internal/phpcompat"
 )
 
 // ScopeResult is the outcome of checking one scope.
@@ -152,10 +153,10 @@ func writeJSON(b *bytes.Buffer, n node, pretty bool, depth int) error {
 		return nil
 	}
 	if !n.arr {
-		s, err := appendPHPString(nil, n.val)
+		s, err := phpcompat.AppendString(nil, n.val)
 		if err != nil {
 			// File names need not be UTF-8; keep them readable.
-			s, _ = appendPHPString(nil, strings.ToValidUTF8(n.val, "\uFFFD"))
+			s, _ = phpcompat.AppendString(nil, strings.ToValidUTF8(n.val, "\uFFFD"))
 		}
 		b.Write(s)
 		return nil
@@ -170,7 +171,7 @@ func writeJSON(b *bytes.Buffer, n node, pretty bool, depth int) error {
 			b.WriteByte(',')
 		}
 		if pretty {
-			b.Write(appendIndent(nil, depth+1))
+			b.Write(phpcompat.AppendIndent(nil, depth+1))
 		}
 		if err := writeJSON(b, node{val: k.key}, pretty, 0); err != nil {
 			return err
@@ -184,7 +185,7 @@ func writeJSON(b *bytes.Buffer, n node, pretty bool, depth int) error {
 		}
 	}
 	if pretty {
-		b.Write(appendIndent(nil, depth))
+		b.Write(phpcompat.AppendIndent(nil, depth))
 	}
 	b.WriteByte('}')
 	return nil
