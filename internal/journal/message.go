@@ -8,8 +8,8 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
-	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // One-line MESSAGEs. journalctl -o cat, systemctl status and syslog show
@@ -67,7 +67,7 @@ func AlertLine(kind, scope, path, who, message string) string {
 	b.WriteString(who)
 	if message != "" {
 		b.WriteString(": ")
-		b.WriteString(EscapeInvisible(verify.EscapeControl(message)))
+		b.WriteString(EscapeInvisible(finding.EscapeControl(message)))
 	}
 	return b.String()
 }
@@ -177,7 +177,7 @@ const WritersUnknownHint = "; alerts will say \"writer unknown\": give the daemo
 // WritersUnknownLine is the MESSAGE of that warning; why is the kernel's
 // refusal (or why fanotify stopped).
 func WritersUnknownLine(why string) string {
-	return "writers unknown: " + EscapeInvisible(verify.EscapeControl(why)) + WritersUnknownHint
+	return "writers unknown: " + EscapeInvisible(finding.EscapeControl(why)) + WritersUnknownHint
 }
 
 // WriterUnknown ends the MESSAGE of an alert whose writer the daemon
