@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/integrityd/integrityd/internal/config"
+	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
@@ -134,7 +135,7 @@ func runBaseline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	for _, k := range keys {
 		got := b.Accept(cur, []string{k})
 		if len(got) == 0 && k != "" {
-			return fmt.Errorf("nothing to accept at %s: no UNSIGNED_* finding there (integrityd check lists them)", verify.EscapeControl(k))
+			return fmt.Errorf("nothing to accept at %s: no UNSIGNED_* finding there (integrityd check lists them)", finding.EscapeControl(k))
 		}
 		taken = append(taken, got...)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/integrityd/integrityd/internal/config"
+	"github.com/integrityd/integrityd/internal/report"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -61,7 +62,7 @@ func checkFlags() []string {
 
 // checkCommand is what check, check-core and check-app take.
 func checkCommand(output string) config.Command {
-	return config.Command{Flags: checkFlags(), Output: output, Outputs: verify.Formats, NeedRoot: true}
+	return config.Command{Flags: checkFlags(), Output: output, Outputs: report.Formats, NeedRoot: true}
 }
 
 // settings returns the settings of a command whose flags are parsed.
@@ -193,7 +194,7 @@ func pinnedDiffers(stderr io.Writer, in *verify.Install, t *verify.Trust) bool {
 }
 
 func printReport(w io.Writer, r *verify.Report, format string, single bool) error {
-	out, err := r.Format(format, single)
+	out, err := report.Format(r, format, single)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/integrityd/integrityd/internal/config"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
+	"github.com/integrityd/integrityd/internal/report"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -249,7 +250,7 @@ func (ds *daemonState) verdict() error {
 // runReport prints the current findings like a one-shot check.
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("report", stderr)
-	s, ds, err := stateSettings(fs, stateCommand(verify.Formats...).Bind(fs), args)
+	s, ds, err := stateSettings(fs, stateCommand(report.Formats...).Bind(fs), args)
 	if err != nil {
 		return err
 	}
@@ -264,7 +265,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func runRescan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var timeout time.Duration
 	fs := newFlagSet("rescan", stderr)
-	f := stateCommand(verify.Formats...).Bind(fs)
+	f := stateCommand(report.Formats...).Bind(fs)
 	fs.DurationVar(&timeout, "timeout", 30*time.Minute, "how long to wait for the rescan")
 	s, ds, err := stateSettings(fs, f, args)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
-	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // runAcceptRelease takes in the older releases of the named scopes that
@@ -99,7 +98,7 @@ func acceptOffline(stateDir string, scopes []string) ([]string, error) {
 	}
 	for _, sc := range scopes {
 		if !found[sc] {
-			return nil, fmt.Errorf("nothing to accept: %s has no %s finding in %s", verify.EscapeControl(sc), kind.VersionDowngrade, state.Path(stateDir))
+			return nil, fmt.Errorf("nothing to accept: %s has no %s finding in %s", finding.EscapeControl(sc), kind.VersionDowngrade, state.Path(stateDir))
 		}
 		delete(st.Releases, sc)
 	}

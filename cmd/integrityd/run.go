@@ -22,6 +22,7 @@ import (
 	"github.com/integrityd/integrityd/internal/daemon"
 	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/kind"
+	"github.com/integrityd/integrityd/internal/report"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -64,7 +65,7 @@ func newLogger(w io.Writer, format string) (*zap.Logger, error) {
 func runCommand() config.Command {
 	return config.Command{
 		Flags:  append(checkFlags(), "state-dir", "rescan-interval", "reverify-period", "log-format", "metrics-listen", "metrics-textfile", "who-data", "control-socket", "unsigned"),
-		Output: "text", Outputs: verify.Formats, NeedRoot: true,
+		Output: "text", Outputs: report.Formats, NeedRoot: true,
 	}
 }
 

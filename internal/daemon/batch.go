@@ -463,7 +463,7 @@ func (l *loop) syncScopes() []*scope {
 func (l *loop) dropGone(now map[string]*verify.Scope) {
 	gone := func(name, dir string) {
 		if _, signed := l.meta.Signed[name]; signed && !l.stagedGone(name) {
-			l.log.Warn("SCOPE_GONE "+verify.EscapeControl(name)+": a signed app directory was removed: "+verify.EscapeControl(dir), zap.String("message_id", kind.IDScopeGone),
+			l.log.Warn("SCOPE_GONE "+finding.EscapeControl(name)+": a signed app directory was removed: "+finding.EscapeControl(dir), zap.String("message_id", kind.IDScopeGone),
 				zap.String("integrity_scope", name), zap.String("dir", dir))
 			delete(l.meta.Signed, name)
 			l.modified()

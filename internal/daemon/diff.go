@@ -130,7 +130,7 @@ func alertFields(f *finding.Finding) []zap.Field {
 		}
 	}
 	str("integrity_path", f.Path)
-	str("integrity_expected", verify.EscapeControl(f.ExpectedValue()))
+	str("integrity_expected", finding.EscapeControl(f.ExpectedValue()))
 	str("integrity_current", f.Current.String())
 	str("integrity_class", f.Class)
 	str("integrity_message", f.Message)

@@ -498,11 +498,11 @@ func (l *loop) checkPinned() {
 	l.modified()
 	switch {
 	case why != "" && was == "":
-		l.log.Error("TRUST_ANCHOR core "+verify.InTreeAnchors+": differs from the pinned one ("+verify.EscapeControl(l.cfg.Trust)+"): "+verify.EscapeControl(why), zap.String("message_id", kind.IDTrustDiffer),
+		l.log.Error("TRUST_ANCHOR core "+verify.InTreeAnchors+": differs from the pinned one ("+finding.EscapeControl(l.cfg.Trust)+"): "+finding.EscapeControl(why), zap.String("message_id", kind.IDTrustDiffer),
 			zap.String("integrity_scope", "core"), zap.String("integrity_path", verify.InTreeAnchors),
 			zap.String("pinned", l.cfg.Trust), zap.String("integrity_detail", why))
 	case why == "" && was != "":
-		l.log.Info("resolved TRUST_ANCHOR core "+verify.InTreeAnchors+": matches the pinned one ("+verify.EscapeControl(l.cfg.Trust)+") again", zap.String("message_id", kind.IDResolved),
+		l.log.Info("resolved TRUST_ANCHOR core "+verify.InTreeAnchors+": matches the pinned one ("+finding.EscapeControl(l.cfg.Trust)+") again", zap.String("message_id", kind.IDResolved),
 			zap.String("integrity_scope", "core"), zap.String("integrity_path", verify.InTreeAnchors), zap.String("pinned", l.cfg.Trust))
 	}
 }

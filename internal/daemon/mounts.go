@@ -6,8 +6,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
-	"github.com/integrityd/integrityd/internal/verify"
 	"github.com/integrityd/integrityd/internal/watch"
 )
 
@@ -61,9 +61,9 @@ func (l *loop) mountChanged(ctx context.Context, c watch.MountChange, atStart bo
 	if t, ok, _, _ := l.locate(c.Point); ok {
 		scope = t.scope.sc.Name
 	}
-	where := verify.EscapeControl(c.Point)
+	where := finding.EscapeControl(c.Point)
 	if scope != "" {
-		where = verify.EscapeControl(scope) + " " + where
+		where = finding.EscapeControl(scope) + " " + where
 	}
 	what := "UNMOUNT " + where + ": a file system was unmounted at or above the install: what it showed is gone"
 	if c.Mounted {

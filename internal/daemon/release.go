@@ -46,7 +46,7 @@ func (l *loop) withRelease(s *scope, key string, fresh []finding.Finding) []find
 	if top != "" && verify.CompareReleases(rel, top) < 0 {
 		return append(fresh, finding.Finding{Scope: name, Kind: kind.VersionDowngrade, Path: vf,
 			Message: fmt.Sprintf("release %s is older than %s, verified here before: an older signed release replaced a newer one (if an admin did it: integrityd accept-release %s)",
-				verify.EscapeControl(rel), verify.EscapeControl(top), verify.EscapeControl(name))})
+				finding.EscapeControl(rel), finding.EscapeControl(top), finding.EscapeControl(name))})
 	}
 	if top != rel {
 		if l.meta.Releases == nil {
@@ -84,10 +84,10 @@ func (l *loop) acceptReleases(ctx context.Context, names []string, by string) ([
 	for _, name := range names {
 		s := l.scopes[name]
 		if s == nil {
-			return nil, fmt.Errorf("no scope %q is checked", verify.EscapeControl(name))
+			return nil, fmt.Errorf("no scope %q is checked", finding.EscapeControl(name))
 		}
 		if f := l.findings.get(name, s.sc.VersionFile()); f == nil || f.Kind != kind.VersionDowngrade {
-			return nil, fmt.Errorf("nothing to accept: %s has no %s finding", verify.EscapeControl(name), kind.VersionDowngrade)
+			return nil, fmt.Errorf("nothing to accept: %s has no %s finding", finding.EscapeControl(name), kind.VersionDowngrade)
 		}
 		todo = append(todo, s)
 	}
@@ -98,9 +98,9 @@ func (l *loop) acceptReleases(ctx context.Context, names []string, by string) ([
 		l.modified()
 		l.touch(s, s.sc.VersionFile())
 		if !l.recheck(ctx, s, s.sc.VersionFile()) {
-			return done, fmt.Errorf("recheck of %s failed: the scope is checked again once quiet", verify.EscapeControl(s.sc.Name))
+			return done, fmt.Errorf("recheck of %s failed: the scope is checked again once quiet", finding.EscapeControl(s.sc.Name))
 		}
-		l.log.Warn(fmt.Sprintf("release downgrade of %s accepted (%s, was %s)", verify.EscapeControl(s.sc.Name), by, verify.EscapeControl(old)),
+		l.log.Warn(fmt.Sprintf("release downgrade of %s accepted (%s, was %s)", finding.EscapeControl(s.sc.Name), by, finding.EscapeControl(old)),
 			zap.String("integrity_scope", s.sc.Name), zap.String("release", l.meta.Releases[s.sc.Name]), zap.String("previous_release", old), zap.String("by", by))
 		done = append(done, s.sc.Name)
 	}

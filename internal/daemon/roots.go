@@ -8,8 +8,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
-	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // The install's root and the apps roots outside it are followed by path,
@@ -111,7 +111,7 @@ func (l *loop) checkTrees(ctx context.Context) {
 		}
 		l.trees[t] = now
 		changed = true
-		where := verify.EscapeControl(t)
+		where := finding.EscapeControl(t)
 		fields := []zap.Field{zap.String("message_id", kind.IDRootMoved), zap.String("integrity_kind", "ROOT_MOVED"),
 			zap.String("integrity_path", t), zap.Uint64("previous_inode", was.ino), zap.Uint64("inode", now.ino)}
 		switch {

@@ -9,9 +9,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
-	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // saver writes the latest snapshot to the state directory, off the loop
@@ -56,13 +56,13 @@ func (sv *saver) save() {
 	st.Updated = time.Now()
 	if err := state.SaveFindings(d.cfg.StateDir, &st, s.sorted()); err != nil {
 		if !sv.failing {
-			d.log.Warn("cannot save state in "+verify.EscapeControl(d.cfg.StateDir)+"; still watching, will retry: "+verify.EscapeControl(err.Error()), zap.String("message_id", kind.IDStateError), zap.Error(err))
+			d.log.Warn("cannot save state in "+finding.EscapeControl(d.cfg.StateDir)+"; still watching, will retry: "+finding.EscapeControl(err.Error()), zap.String("message_id", kind.IDStateError), zap.Error(err))
 		}
 		sv.failing = true
 		return
 	}
 	if sv.failing {
-		d.log.Info("state saved again in "+verify.EscapeControl(d.cfg.StateDir), zap.String("dir", d.cfg.StateDir))
+		d.log.Info("state saved again in "+finding.EscapeControl(d.cfg.StateDir), zap.String("dir", d.cfg.StateDir))
 	}
 	sv.failing, sv.saved = false, s.Version
 }

@@ -155,7 +155,7 @@ func (l *loop) stagedGone(name string) bool {
 	}
 	if !l.stage.gone[name] {
 		l.stage.gone[name] = true
-		l.log.Info("app "+verify.EscapeControl(name)+" removed by the update: the staged release ships it", zap.String("message_id", kind.IDUpdate),
+		l.log.Info("app "+finding.EscapeControl(name)+" removed by the update: the staged release ships it", zap.String("message_id", kind.IDUpdate),
 			zap.String("integrity_scope", name))
 	}
 	return true
@@ -183,7 +183,7 @@ func (l *loop) stagedDone(s *scope, sum [sha256.Size]byte) {
 	if l.stage.exps[name] == nil || l.stage.sums[name] != sum {
 		return
 	}
-	l.log.Info(verify.EscapeControl(name)+" updated to the staged release "+verify.EscapeControl(l.stage.version), zap.String("message_id", kind.IDUpdate),
+	l.log.Info(finding.EscapeControl(name)+" updated to the staged release "+finding.EscapeControl(l.stage.version), zap.String("message_id", kind.IDUpdate),
 		zap.String("integrity_scope", name), zap.String("release", l.stage.version))
 	delete(l.stage.exps, name)
 }

@@ -1,6 +1,7 @@
 // Package finding is what a check reports of one file or scope (Finding)
 // and the SHA-512 digests it names (Hash), in the one order every report,
-// state file and status uses.
+// state file and status uses, and how its names are shown in text
+// (EscapeControl).
 package finding
 
 import (

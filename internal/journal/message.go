@@ -8,8 +8,8 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
-	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // One-line MESSAGEs. journalctl -o cat, systemctl status and syslog show
@@ -67,7 +67,7 @@ func AlertLine(kind, scope, path, who, message string) string {
 	b.WriteString(who)
 	if message != "" {
 		b.WriteString(": ")
-		b.WriteString(EscapeInvisible(verify.EscapeControl(message)))
+		b.WriteString(EscapeInvisible(finding.EscapeControl(message)))
 	}
 	return b.String()
 }
@@ -131,7 +131,7 @@ func Quote(s string) string {
 // the Hangul fillers U+115F, U+1160, U+3164, U+FFA0, ...), the line and
 // paragraph separators U+2028, U+2029 and the replacement character
 // U+FFFD (which a byte that is not UTF-8 also shows as). C0 controls are
-// escaped by verify.EscapeControl and Quote already.
+// escaped by finding.EscapeControl and Quote already.
 func Invisible(r rune) bool {
 	return 0x80 <= r && r <= 0x9f || r == 0x2028 || r == 0x2029 || r == utf8.RuneError ||
 		unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Variation_Selector, r) ||
@@ -177,7 +177,7 @@ const WritersUnknownHint = "; alerts will say \"writer unknown\": give the daemo
 // WritersUnknownLine is the MESSAGE of that warning; why is the kernel's
 // refusal (or why fanotify stopped).
 func WritersUnknownLine(why string) string {
-	return "writers unknown: " + EscapeInvisible(verify.EscapeControl(why)) + WritersUnknownHint
+	return "writers unknown: " + EscapeInvisible(finding.EscapeControl(why)) + WritersUnknownHint
 }
 
 // WriterUnknown ends the MESSAGE of an alert whose writer the daemon

@@ -145,7 +145,7 @@ func (b *Baseline) Accept(cur UnsignedFiles, keys []string) []string {
 				e.Directives = nil
 				b.Files[k] = e
 			}
-			out = append(out, string(f.Kind)+" "+EscapeControl(k))
+			out = append(out, string(f.Kind)+" "+finding.EscapeControl(k))
 		}
 	}
 	if len(out) > 0 {

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/integrityd/integrityd/internal/phpcompat"
 )
 
 // benchTree writes n files of about size bytes each under root/lib and
@@ -79,13 +81,13 @@ func BenchmarkCheck(b *testing.B) {
 // BenchmarkParseManifest parses and canonicalises a 30,000-entry manifest,
 // about the size of Nextcloud's core signature.json.
 func BenchmarkParseManifest(b *testing.B) {
-	var e []entry
+	var e []phpcompat.Entry
 	for i := 0; i < 30000; i++ {
-		k := newPHPKey(fmt.Sprintf("apps/app%03d/lib/Controller/File%05d.php", i%300, i))
-		k.pos = i
-		e = append(e, entry{key: k, value: fmt.Sprintf("%0128x", i)})
+		k := phpcompat.NewKey(fmt.Sprintf("apps/app%03d/lib/Controller/File%05d.php", i%300, i))
+		k.Pos = i
+		e = append(e, phpcompat.Entry{Key: k, Value: fmt.Sprintf("%0128x", i)})
 	}
-	hashes, err := encodeHashes(e, true, 1)
+	hashes, err := phpcompat.JSONEncode(e, true, 1)
 	if err != nil {
 		b.Fatal(err)
 	}

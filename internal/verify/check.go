@@ -222,7 +222,7 @@ func (s *Scope) compareSeen(expected []expEntry, current map[string]fileState, s
 		if strings.HasSuffix(key, "/") {
 			badDirs = append(badDirs, key)
 			out = append(out, finding.Finding{Scope: scope, Kind: kind.Exception, Path: strings.TrimSuffix(key, "/"),
-				Class: readErrorClass, Message: st.err.Error()})
+				Class: ReadErrorClass, Message: st.err.Error()})
 			continue
 		}
 		e, ok := lookup(expected, key)
@@ -235,7 +235,7 @@ func (s *Scope) compareSeen(expected []expEntry, current map[string]fileState, s
 			out = append(out, f)
 		case st.err != nil:
 			out = append(out, finding.Finding{Scope: scope, Kind: kind.Exception, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd,
-				Class: readErrorClass, Message: st.err.Error(), Detail: e.oddDetail()})
+				Class: ReadErrorClass, Message: st.err.Error(), Detail: e.oddDetail()})
 		case st.hash != e.hash || e.odd != "":
 			out = append(out, finding.Finding{Scope: scope, Kind: kind.InvalidHash, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd,
 				Current: st.hash, Message: st.linkNote(), Detail: e.oddDetail()})
@@ -295,12 +295,12 @@ func underAny(key string, dirs []string) bool {
 	return false
 }
 
-// readErrorClass names file-level exceptions (a file or directory that
+// ReadErrorClass names file-level exceptions (a file or directory that
 // could not be read); Nextcloud has no such class, it would fail the scan.
-const readErrorClass = `integrityd\ReadException`
+const ReadErrorClass = `integrityd\ReadException`
 
 // ListException is the scope-level finding for a scope whose directory
 // cannot be listed.
 func ListException(scope string, err error) finding.Finding {
-	return finding.Finding{Scope: scope, Kind: kind.Exception, Class: readErrorClass, Message: "Files could not be listed.", Detail: err.Error()}
+	return finding.Finding{Scope: scope, Kind: kind.Exception, Class: ReadErrorClass, Message: "Files could not be listed.", Detail: err.Error()}
 }

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/integrityd/integrityd/internal/phpcompat"
 )
 
 // Every Nextcloud release up to 34.0.2 verifies a manifest with phpseclib 2
@@ -95,8 +97,8 @@ func resignPSS(t *testing.T, path string, key *rsa.PrivateKey, h crypto.Hash) {
 	em[emLen-1] = 0xBC
 	s := new(big.Int).Exp(new(big.Int).SetBytes(em), key.D, key.N)
 	sig := s.FillBytes(make([]byte, (key.N.BitLen()+7)/8))
-	old, _ := appendPHPString(nil, base64.StdEncoding.EncodeToString(m.Signature))
-	repl, _ := appendPHPString(nil, base64.StdEncoding.EncodeToString(sig))
+	old, _ := phpcompat.AppendString(nil, base64.StdEncoding.EncodeToString(m.Signature))
+	repl, _ := phpcompat.AppendString(nil, base64.StdEncoding.EncodeToString(sig))
 	if !strings.Contains(string(data), string(old)) {
 		t.Fatalf("%s: signature not found in the file", path)
 	}
@@ -218,7 +220,7 @@ func TestPhpseclib2Certificates(t *testing.T) {
 						t.Fatal(err)
 					}
 					i := strings.Index(string(data), `"certificate": `)
-					b, _ := appendPHPString(nil, string(certPEM))
+					b, _ := phpcompat.AppendString(nil, string(certPEM))
 					writeFile(t, sc.ManifestPath(), []byte(string(data[:i])+`"certificate": `+string(b)+"\n}"))
 				} else if err := sc.Sign(context.Background(), p.leafKey, certPEM, DigestSHA1); err != nil {
 					t.Fatal(err)

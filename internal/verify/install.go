@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/integrityd/integrityd/internal/phpcompat"
 	"github.com/integrityd/integrityd/internal/phpconf"
 )
 
@@ -327,7 +328,7 @@ func (in *Install) copies(id string) []appCopy {
 func loadedCopy(c []appCopy) int {
 	best := 0
 	for i := 1; i < len(c); i++ {
-		if phpVersionCompare(c[i].version, c[best].version) > 0 {
+		if phpcompat.VersionCompare(c[i].version, c[best].version) > 0 {
 			best = i
 		}
 	}
@@ -364,7 +365,7 @@ func (s *Scope) Release() string {
 
 // CompareReleases compares two releases as Nextcloud does (PHP's
 // version_compare): -1, 0 or 1.
-func CompareReleases(a, b string) int { return phpVersionCompare(a, b) }
+func CompareReleases(a, b string) int { return phpcompat.VersionCompare(a, b) }
 
 // appVersion is the <version> of dir/appinfo/info.xml, "" when it cannot
 // be read (Nextcloud's getAppVersionByPath then has no version either).

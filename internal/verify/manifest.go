@@ -5,7 +5,6 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
+	"github.com/integrityd/integrityd/internal/phpcompat"
 )
 
 // maxManifestSize bounds a signature.json. Nextcloud's own core manifest is
@@ -112,7 +112,7 @@ func parseManifest(data []byte) (*Manifest, error) {
 		return nil, err
 	}
 	h := sha1.New()
-	if err := writeHashes(h, entries, false, 0); err != nil {
+	if err := phpcompat.WriteJSON(h, entries, false, 0); err != nil {
 		return nil, err
 	}
 	h.Sum(m.signed[:0])
@@ -122,7 +122,7 @@ func parseManifest(data []byte) (*Manifest, error) {
 
 // decodeManifest reads signature.json's fields: the hashes as the PHP
 // array json_decode makes of them, in ksort order.
-func decodeManifest(data []byte) (*Manifest, []entry, error) {
+func decodeManifest(data []byte) (*Manifest, []phpcompat.Entry, error) {
 	if err := phpJSONCheck(data); err != nil {
 		return nil, nil, err
 	}
@@ -136,7 +136,7 @@ func decodeManifest(data []byte) (*Manifest, []entry, error) {
 	}
 	p.i++
 	m := &Manifest{}
-	var entries []entry
+	var entries []phpcompat.Entry
 	var haveHashes, haveSig, haveCert bool
 	var sig string
 	for n := 0; ; n++ {
@@ -185,19 +185,19 @@ func decodeManifest(data []byte) (*Manifest, []entry, error) {
 		return nil, nil, errors.New(`missing "certificate"`)
 	}
 	m.Signature, m.sigNote = phpBase64Decode(sig)
-	ksort(entries)
+	phpcompat.Ksort(entries)
 	return m, entries, nil
 }
 
 // expectedEntries converts the PHP array of hashes (unique keys) into the
 // manifest's files, sorted by key.
-func expectedEntries(entries []entry) []expEntry {
+func expectedEntries(entries []phpcompat.Entry) []expEntry {
 	ents := make([]expEntry, len(entries))
 	for i, e := range entries {
-		ents[i].key = e.key.str
+		ents[i].key = e.Key.Str
 		var ok bool
-		if ents[i].hash, ok = finding.ParseHash(e.value); !ok {
-			ents[i].odd = strings.Clone(e.value) // not a view of the manifest's text
+		if ents[i].hash, ok = finding.ParseHash(e.Value); !ok {
+			ents[i].odd = strings.Clone(e.Value) // not a view of the manifest's text
 		}
 	}
 	slices.SortFunc(ents, func(a, b expEntry) int { return strings.Compare(a.key, b.key) })
@@ -331,7 +331,7 @@ func (p *jsonParser) skipValue() {
 // hashes reads the "hashes" value, an object or (as PHP allows) a list,
 // into entries in first-seen order with the last value winning, as a PHP
 // array built by json_decode would hold them.
-func (p *jsonParser) hashes() ([]entry, error) {
+func (p *jsonParser) hashes() ([]phpcompat.Entry, error) {
 	open := p.peek()
 	if open != '{' && open != '[' {
 		return nil, errors.New("not an object")
@@ -341,7 +341,7 @@ func (p *jsonParser) hashes() ([]entry, error) {
 		closing = ']'
 	}
 	p.i++
-	var entries []entry
+	var entries []phpcompat.Entry
 	// index finds a repeated key; it is made only once a key is not
 	// greater than the one before (a sorted manifest, as every signed one
 	// is, has no repeated key and needs none).
@@ -377,22 +377,22 @@ func (p *jsonParser) hashes() ([]entry, error) {
 		if !ok {
 			return nil, fmt.Errorf("value for %q is not a string", name)
 		}
-		k := newPHPKey(name)
-		if index == nil && len(entries) > 0 && k.str <= entries[len(entries)-1].key.str {
+		k := phpcompat.NewKey(name)
+		if index == nil && len(entries) > 0 && k.Str <= entries[len(entries)-1].Key.Str {
 			index = make(map[string]int, len(entries))
 			for i, e := range entries {
-				index[e.key.str] = i
+				index[e.Key.Str] = i
 			}
 		}
 		if index != nil {
-			if i, ok := index[k.str]; ok {
-				entries[i].value = v
+			if i, ok := index[k.Str]; ok {
+				entries[i].Value = v
 				continue
 			}
-			index[k.str] = len(entries)
+			index[k.Str] = len(entries)
 		}
-		k.pos = len(entries)
-		entries = append(entries, entry{key: k, value: v})
+		k.Pos = len(entries)
+		entries = append(entries, phpcompat.Entry{Key: k, Value: v})
 	}
 }
 
@@ -477,29 +477,12 @@ func checkSurrogates(data []byte, i int) (int, error) {
 	return i, nil
 }
 
-// phpBase64Decode decodes like PHP's base64_decode($s) (not strict):
-// characters outside the alphabet and "=" are skipped. The note says what
-// was odd about the input, for error details.
+// phpBase64Decode decodes like PHP's base64_decode($s) (not strict,
+// phpcompat.Base64Decode). The note says what was odd about the input, for
+// error details.
 func phpBase64Decode(s string) ([]byte, string) {
-	clean := make([]byte, 0, len(s))
-	skipped := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/':
-			clean = append(clean, c)
-		case c == '=':
-		default:
-			skipped++
-		}
-	}
-	if len(clean)%4 == 1 {
-		// PHP drops a last character that cannot make a byte.
-		clean = clean[:len(clean)-1]
-		skipped++
-	}
-	out, err := base64.RawStdEncoding.DecodeString(string(clean))
-	if err != nil {
+	out, skipped, ok := phpcompat.Base64Decode(s)
+	if !ok {
 		return nil, "signature is not valid base64"
 	}
 	if skipped > 0 {

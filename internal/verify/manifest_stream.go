@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/phpcompat"
 )
 
 // The streaming manifest parser (issue 21): signature.json is read through
@@ -705,7 +706,7 @@ type hashesBuilder struct {
 }
 
 // msgChunk is how much of the signed message is encoded before it is
-// hashed (writeHashes' chunk).
+// hashed (phpcompat.WriteJSON's chunk).
 const msgChunk = 64 << 10
 
 func newHashesBuilder(size, start int64) *hashesBuilder {
@@ -727,18 +728,18 @@ func (h *hashesBuilder) add(key, val []byte, off int64) error {
 	v := unsafe.String(unsafe.SliceData(val), len(val))
 	n := len(h.ents)
 	if !h.general {
-		if parseNumeric(k).kind == 0 && (n == 0 || k > h.ents[n-1].key) {
+		if !phpcompat.IsNumeric(k) && (n == 0 || k > h.ents[n-1].key) {
 			var err error
 			if n == 0 {
 				h.out = append(h.out, '{')
 			} else {
 				h.out = append(h.out, ',')
 			}
-			if h.out, err = appendPHPString(h.out, k); err != nil {
+			if h.out, err = phpcompat.AppendString(h.out, k); err != nil {
 				return fmt.Errorf("key: %w", err)
 			}
 			h.out = append(h.out, ':')
-			if h.out, err = appendPHPString(h.out, v); err != nil {
+			if h.out, err = phpcompat.AppendString(h.out, v); err != nil {
 				return fmt.Errorf("value of %.200q: %w", k, err)
 			}
 			if len(h.out) >= msgChunk {
@@ -752,12 +753,12 @@ func (h *hashesBuilder) add(key, val []byte, off int64) error {
 		h.out = nil
 		h.index = make(map[string]int)
 	}
-	pk := newPHPKey(k)
-	if i, ok := h.find(pk.str); ok {
+	pk := phpcompat.NewKey(k)
+	if i, ok := h.find(pk.Str); ok {
 		h.set(i, v)
 		return nil
 	}
-	ks := h.intern(pk.str)
+	ks := h.intern(pk.Str)
 	h.index[ks] = n
 	h.push(ks, v)
 	return nil
@@ -851,13 +852,13 @@ func (h *hashesBuilder) finish() error {
 		return nil
 	}
 	h.index = nil
-	es := make([]entry, len(h.ents))
+	es := make([]phpcompat.Entry, len(h.ents))
 	for i := range h.ents {
-		es[i].key = newPHPKey(h.ents[i].key)
-		es[i].key.pos = i
+		es[i].Key = phpcompat.NewKey(h.ents[i].key)
+		es[i].Key.Pos = i
 	}
-	ksort(es)
-	list := isList(es)
+	phpcompat.Ksort(es)
+	list := phpcompat.IsList(es)
 	open, closing := byte('{'), byte('}')
 	if list {
 		open, closing = '[', ']'
@@ -874,18 +875,18 @@ func (h *hashesBuilder) finish() error {
 			b = append(b, ',')
 		}
 		if !list {
-			if b, err = appendPHPString(b, es[i].key.str); err != nil {
+			if b, err = phpcompat.AppendString(b, es[i].Key.Str); err != nil {
 				return fmt.Errorf("key: %w", err)
 			}
 			b = append(b, ':')
 		}
-		e := &h.ents[es[i].key.pos]
+		e := &h.ents[es[i].Key.Pos]
 		switch {
 		case e.odd != "":
-			if b, err = appendPHPString(b, e.odd); err != nil {
+			if b, err = phpcompat.AppendString(b, e.odd); err != nil {
 				return fmt.Errorf("value of %.200q: %w", e.key, err)
 			}
-		case e.hash.IsZero() && h.empty[es[i].key.pos]:
+		case e.hash.IsZero() && h.empty[es[i].Key.Pos]:
 			b = append(b, `""`...)
 		default: // lowercase hex: nothing to escape
 			b = append(b, '"')

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/integrityd/integrityd/internal/phpcompat"
 )
 
 // errClass is the kind of problem a ManifestError's reason names, in the
@@ -252,19 +254,19 @@ func (nopHash) BlockSize() int              { return 1 }
 // A large generated manifest, in plain order and shuffled, through a
 // small buffer; and from an *os.File (the size hint).
 func TestStreamLarge(t *testing.T) {
-	var plain, shuffled []entry
+	var plain, shuffled []phpcompat.Entry
 	for i := 0; i < 5000; i++ {
-		k := newPHPKey(fmt.Sprintf("apps/app%03d/lib/Controller/File%05d.php", i%30, i))
-		k.pos = i
-		plain = append(plain, entry{key: k, value: fmt.Sprintf("%0128x", i*7919)})
+		k := phpcompat.NewKey(fmt.Sprintf("apps/app%03d/lib/Controller/File%05d.php", i%30, i))
+		k.Pos = i
+		plain = append(plain, phpcompat.Entry{Key: k, Value: fmt.Sprintf("%0128x", i*7919)})
 	}
-	ksort(plain)
+	phpcompat.Ksort(plain)
 	for i := range plain {
 		shuffled = append(shuffled, plain[(i*37)%len(plain)])
 	}
-	shuffled = append(shuffled, entry{key: newPHPKey("17"), value: "x"}, entry{key: newPHPKey("apps/app001/lib/Controller/File00001.php"), value: ""})
-	for _, e := range [][]entry{plain, shuffled} {
-		hashes, err := encodeHashes(e, true, 1)
+	shuffled = append(shuffled, phpcompat.Entry{Key: phpcompat.NewKey("17"), Value: "x"}, phpcompat.Entry{Key: phpcompat.NewKey("apps/app001/lib/Controller/File00001.php"), Value: ""})
+	for _, e := range [][]phpcompat.Entry{plain, shuffled} {
+		hashes, err := phpcompat.JSONEncode(e, true, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -307,14 +309,14 @@ func FuzzParseManifestStream(f *testing.F) {
 // streaming parser, its keys ksorted as in a manifest Nextcloud writes
 // (BenchmarkParseManifest's are not: the general way).
 func BenchmarkParseManifestStream(b *testing.B) {
-	var e []entry
+	var e []phpcompat.Entry
 	for i := 0; i < 30000; i++ {
-		k := newPHPKey(fmt.Sprintf("apps/app%03d/lib/Controller/File%05d.php", i%300, i))
-		k.pos = i
-		e = append(e, entry{key: k, value: fmt.Sprintf("%0128x", i)})
+		k := phpcompat.NewKey(fmt.Sprintf("apps/app%03d/lib/Controller/File%05d.php", i%300, i))
+		k.Pos = i
+		e = append(e, phpcompat.Entry{Key: k, Value: fmt.Sprintf("%0128x", i)})
 	}
-	ksort(e)
-	hashes, err := encodeHashes(e, true, 1)
+	phpcompat.Ksort(e)
+	hashes, err := phpcompat.JSONEncode(e, true, 1)
 	if err != nil {
 		b.Fatal(err)
 	}

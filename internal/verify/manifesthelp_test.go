@@ -1,6 +1,10 @@
 package verify
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/integrityd/integrityd/internal/phpcompat"
+)
 
 // hashMap is m's files with their hashes as the manifest's text gave
 // them (the lowercase hex, or the odd value as it was).
@@ -24,9 +28,9 @@ func canonicalOf(t testing.TB, data []byte) []byte {
 	if err != nil {
 		t.Fatalf("decodeManifest: %v", err)
 	}
-	b, err := encodeHashes(entries, false, 0)
+	b, err := phpcompat.JSONEncode(entries, false, 0)
 	if err != nil {
-		t.Fatalf("encodeHashes: %v", err)
+		t.Fatalf("JSONEncode: %v", err)
 	}
 	return b
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/phpcompat"
 )
 
 // This file re-creates Nextcloud's special case for core/js/mimetypelist.js
@@ -237,7 +238,7 @@ func (g *mimetypeGen) generate(defaultOnly bool) ([]byte, error) {
 
 	filtered := &phpArray{}
 	for i, k := range aliases.keys {
-		if !k.isInt && (k.str == "" && !g.rules.keepEmptyKey || k.str != "" && k.str[0] == '_') {
+		if !k.IsInt && (k.Str == "" && !g.rules.keepEmptyKey || k.Str != "" && k.Str[0] == '_') {
 			continue
 		}
 		filtered.append(k, aliases.vals[i])
@@ -273,24 +274,24 @@ func (g *mimetypeGen) namesBlock() ([]byte, error) {
 	var out []byte
 	path := g.customPath("mimetypenames.json")
 	for i, k := range g.names.keys {
-		if k.isInt {
-			return nil, typeError(path, fmt.Sprintf("str_starts_with(): Argument #1 ($haystack) must be of type string, int given (key %s)", k.str))
+		if k.IsInt {
+			return nil, typeError(path, fmt.Sprintf("str_starts_with(): Argument #1 ($haystack) must be of type string, int given (key %s)", k.Str))
 		}
-		if strings.HasPrefix(k.str, "_") {
+		if strings.HasPrefix(k.Str, "_") {
 			continue
 		}
 		v := g.names.vals[i]
 		if v.kind != 's' {
-			return nil, typeError(path, fmt.Sprintf("trim(): Argument #1 ($string) must be of type string, %s given (key %q)", v.typeName(), k.str))
+			return nil, typeError(path, fmt.Sprintf("trim(): Argument #1 ($string) must be of type string, %s given (key %q)", v.typeName(), k.Str))
 		}
 		if strings.Trim(v.s, " \t\n\r\x00\x0b") == "" {
 			continue
 		}
 		out = append(out, '\'')
-		out = append(out, k.str...)
+		out = append(out, k.Str...)
 		out = append(out, "': t('core', "...)
 		var err error
-		if out, err = appendPHPString(out, v.s); err != nil {
+		if out, err = phpcompat.AppendString(out, v.s); err != nil {
 			return nil, typeError(path, err.Error()) // cannot happen: decoded JSON is UTF-8
 		}
 		out = append(out, "),\n"...)
@@ -325,13 +326,13 @@ func (g *mimetypeGen) listIcons() error {
 		}
 		list := &phpArray{}
 		for i, s := range icons {
-			list.append(phpKey{str: strconv.Itoa(i), isInt: true, i: int64(i)}, phpValue{kind: 's', s: s})
+			list.append(phpcompat.Key{Str: strconv.Itoa(i), IsInt: true, Int: int64(i)}, phpValue{kind: 's', s: s})
 		}
-		themes.set(newPHPKey(name), phpValue{kind: 'a', arr: list})
+		themes.set(phpcompat.NewKey(name), phpValue{kind: 'a', arr: list})
 	}
 	fileList := &phpArray{}
 	for i, s := range files {
-		fileList.append(phpKey{str: strconv.Itoa(i), isInt: true, i: int64(i)}, phpValue{kind: 's', s: s})
+		fileList.append(phpcompat.Key{Str: strconv.Itoa(i), IsInt: true, Int: int64(i)}, phpValue{kind: 's', s: s})
 	}
 	if g.filesJSON, err = appendPHPValue(nil, phpValue{kind: 'a', arr: fileList}, 1, false); err != nil {
 		g.filesJSON = nil
@@ -361,7 +362,7 @@ func iconNames(dir string) ([]string, error) {
 			out = append(out, s)
 		}
 	}
-	phpSortStrings(out)
+	phpcompat.SortStrings(out)
 	return out, nil
 }
 
@@ -378,27 +379,6 @@ func stripLastExtension(s string) string {
 		}
 	}
 	return s
-}
-
-// phpSortStrings is PHP 8's sort($strings) (SORT_REGULAR, stable).
-func phpSortStrings(s []string) {
-	pos := make([]int, len(s))
-	for i := range pos {
-		pos[i] = i
-	}
-	cmp := func(i, j int) int {
-		if r := smartStrcmp(s[i], s[j]); r != 0 {
-			return r
-		}
-		return pos[i] - pos[j]
-	}
-	swp := func(i, j int) {
-		s[i], s[j] = s[j], s[i]
-		pos[i], pos[j] = pos[j], pos[i]
-	}
-	if len(s) > 1 {
-		zendSort(0, len(s), cmp, swp)
-	}
 }
 
 // readDirOrder lists dir's names in the order readdir returns them, as
@@ -506,10 +486,10 @@ func (g *mimetypeGen) checkMappings() error {
 		// each key and $mimeType[0], $mimeType[1] used as array keys.
 		m = arrayMerge(&phpArray{}, m)
 		for i, k := range m.keys {
-			if k.isInt {
-				return typeError(where, fmt.Sprintf("strpos() or str_starts_with(): Argument #1 ($haystack) must be of type string, int given (extension %s)", k.str))
+			if k.IsInt {
+				return typeError(where, fmt.Sprintf("strpos() or str_starts_with(): Argument #1 ($haystack) must be of type string, int given (extension %s)", k.Str))
 			}
-			if strings.HasPrefix(k.str, "_comment") {
+			if strings.HasPrefix(k.Str, "_comment") {
 				continue
 			}
 			v := m.vals[i]
@@ -517,8 +497,8 @@ func (g *mimetypeGen) checkMappings() error {
 				continue
 			}
 			for _, idx := range []int64{0, 1} {
-				if e, ok := v.arr.get(phpKey{str: strconv.FormatInt(idx, 10), isInt: true, i: idx}); ok && e.kind == 'a' {
-					return typeError(where, fmt.Sprintf("Illegal offset type (extension %q)", k.str))
+				if e, ok := v.arr.get(phpcompat.Key{Str: strconv.FormatInt(idx, 10), IsInt: true, Int: idx}); ok && e.kind == 'a' {
+					return typeError(where, fmt.Sprintf("Illegal offset type (extension %q)", k.Str))
 				}
 			}
 		}
@@ -540,14 +520,14 @@ func (g *mimetypeGen) checkMappings() error {
 				second = phpValue{kind: 's', s: v.s[1:2]}
 			}
 		case 'a':
-			first, _ = v.arr.get(phpKey{str: "0", isInt: true})
-			second, _ = v.arr.get(phpKey{str: "1", isInt: true, i: 1})
+			first, _ = v.arr.get(phpcompat.Key{Str: "0", IsInt: true})
+			second, _ = v.arr.get(phpcompat.Key{Str: "1", IsInt: true, Int: 1})
 		}
 		if first.kind != 's' {
-			return typeError(where, fmt.Sprintf("registerType(): Argument #2 ($mimeType) must be of type string, %s given (extension %q)", first.typeName(), k.str))
+			return typeError(where, fmt.Sprintf("registerType(): Argument #2 ($mimeType) must be of type string, %s given (extension %q)", first.typeName(), k.Str))
 		}
 		if second.kind != 0 && second.kind != 'n' && second.kind != 's' {
-			return typeError(where, fmt.Sprintf("registerType(): Argument #3 ($secureMimeType) must be of type ?string, %s given (extension %q)", second.typeName(), k.str))
+			return typeError(where, fmt.Sprintf("registerType(): Argument #3 ($secureMimeType) must be of type ?string, %s given (extension %q)", second.typeName(), k.Str))
 		}
 	}
 	return nil
@@ -581,20 +561,20 @@ func (v phpValue) typeName() string {
 
 // phpArray is an ordered PHP array.
 type phpArray struct {
-	keys  []phpKey
+	keys  []phpcompat.Key
 	vals  []phpValue
 	index map[string]int
 	next  int64 // nNextFreeElement
 }
 
-func arrayIndexKey(k phpKey) string {
-	if k.isInt {
-		return "i" + k.str
+func arrayIndexKey(k phpcompat.Key) string {
+	if k.IsInt {
+		return "i" + k.Str
 	}
-	return "s" + k.str
+	return "s" + k.Str
 }
 
-func (a *phpArray) get(k phpKey) (phpValue, bool) {
+func (a *phpArray) get(k phpcompat.Key) (phpValue, bool) {
 	if i, ok := a.index[arrayIndexKey(k)]; ok {
 		return a.vals[i], true
 	}
@@ -602,7 +582,7 @@ func (a *phpArray) get(k phpKey) (phpValue, bool) {
 }
 
 // set is $a[$k] = $v.
-func (a *phpArray) set(k phpKey, v phpValue) {
+func (a *phpArray) set(k phpcompat.Key, v phpValue) {
 	if i, ok := a.index[arrayIndexKey(k)]; ok {
 		a.vals[i] = v
 		return
@@ -611,23 +591,23 @@ func (a *phpArray) set(k phpKey, v phpValue) {
 }
 
 // append adds a key known to be new.
-func (a *phpArray) append(k phpKey, v phpValue) {
+func (a *phpArray) append(k phpcompat.Key, v phpValue) {
 	if a.index == nil {
 		a.index = map[string]int{}
 	}
-	k.pos = len(a.keys)
+	k.Pos = len(a.keys)
 	a.index[arrayIndexKey(k)] = len(a.keys)
 	a.keys = append(a.keys, k)
 	a.vals = append(a.vals, v)
-	if k.isInt && k.i >= a.next && k.i < math.MaxInt64 {
-		a.next = k.i + 1
+	if k.IsInt && k.Int >= a.next && k.Int < math.MaxInt64 {
+		a.next = k.Int + 1
 	}
 }
 
 // push is $a[] = $v.
 func (a *phpArray) push(v phpValue) {
 	n := a.next
-	a.append(phpKey{str: strconv.FormatInt(n, 10), isInt: true, i: n}, v)
+	a.append(phpcompat.Key{Str: strconv.FormatInt(n, 10), IsInt: true, Int: n}, v)
 }
 
 // arrayMerge is array_merge($a, $b): integer keys renumbered from 0, the
@@ -636,7 +616,7 @@ func arrayMerge(a, b *phpArray) *phpArray {
 	r := &phpArray{}
 	for _, src := range []*phpArray{a, b} {
 		for i, k := range src.keys {
-			if k.isInt {
+			if k.IsInt {
 				r.push(src.vals[i])
 			} else {
 				r.set(k, src.vals[i])
@@ -701,7 +681,7 @@ func (p *jsonParser) phpValue() (phpValue, error) {
 				return phpValue{}, err
 			}
 			if c == '{' {
-				arr.set(newPHPKey(key), v)
+				arr.set(phpcompat.NewKey(key), v)
 			} else {
 				arr.push(v)
 			}
@@ -761,12 +741,12 @@ func appendPHPValue(b []byte, v phpValue, depth int, unescapedSlashes bool) ([]b
 		}
 		return appendPHPFloat(b, v.d), nil
 	case 's':
-		return appendJSONString(b, v.s, unescapedSlashes)
+		return phpcompat.AppendStringFlag(b, v.s, unescapedSlashes)
 	}
 	a := v.arr
 	list := true
 	for i, k := range a.keys {
-		if !k.isInt || k.i != int64(i) {
+		if !k.IsInt || k.Int != int64(i) {
 			list = false
 			break
 		}
@@ -784,9 +764,9 @@ func appendPHPValue(b []byte, v phpValue, depth int, unescapedSlashes bool) ([]b
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendIndent(b, depth)
+		b = phpcompat.AppendIndent(b, depth)
 		if !list {
-			if b, err = appendJSONString(b, k.str, unescapedSlashes); err != nil {
+			if b, err = phpcompat.AppendStringFlag(b, k.Str, unescapedSlashes); err != nil {
 				return nil, err
 			}
 			b = append(b, ": "...)
@@ -795,7 +775,7 @@ func appendPHPValue(b []byte, v phpValue, depth int, unescapedSlashes bool) ([]b
 			return nil, err
 		}
 	}
-	b = appendIndent(b, depth-1)
+	b = phpcompat.AppendIndent(b, depth-1)
 	return append(b, closing), nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 
 	"github.com/integrityd/integrityd/internal/fsutil"
+	"github.com/integrityd/integrityd/internal/phpcompat"
 )
 
 // ParsePrivateKey reads an RSA private key in PEM (PKCS#1 or PKCS#8).
@@ -75,7 +76,7 @@ func (s *Scope) Sign(ctx context.Context, key *rsa.PrivateKey, certPEM []byte, d
 	if err != nil {
 		return fmt.Errorf("sign %s: %w", s.Name, err)
 	}
-	var entries []entry
+	var entries []phpcompat.Entry
 	for _, k := range sortedKeys(current) {
 		st := current[k]
 		if st.skip {
@@ -84,9 +85,9 @@ func (s *Scope) Sign(ctx context.Context, key *rsa.PrivateKey, certPEM []byte, d
 		if st.err != nil {
 			return fmt.Errorf("sign %s: %s: %v", s.Name, filepath.Join(s.Dir, k), st.err)
 		}
-		pk := newPHPKey(k)
-		pk.pos = len(entries)
-		entries = append(entries, entry{key: pk, value: st.hash.String()})
+		pk := phpcompat.NewKey(k)
+		pk.Pos = len(entries)
+		entries = append(entries, phpcompat.Entry{Key: pk, Value: st.hash.String()})
 	}
 	data, err := signatureJSON(entries, key, cert.Raw, d)
 	if err != nil {
@@ -96,20 +97,20 @@ func (s *Scope) Sign(ctx context.Context, key *rsa.PrivateKey, certPEM []byte, d
 }
 
 // signatureJSON builds the signature.json document for entries.
-func signatureJSON(entries []entry, key *rsa.PrivateKey, certDER []byte, d Digest) ([]byte, error) {
-	ksort(entries)
+func signatureJSON(entries []phpcompat.Entry, key *rsa.PrivateKey, certDER []byte, d Digest) ([]byte, error) {
+	phpcompat.Ksort(entries)
 	// A verifier decodes the hashes in the order of the file and sorts
 	// them again; PHP's ksort is not always stable under a second run
 	// (its comparison is not transitive for some numeric names), so the
 	// signed message is the sort of the order written, not the first sort.
 	// (Nextcloud signs the first sort, and its own check then fails.)
-	again := make([]entry, len(entries))
+	again := make([]phpcompat.Entry, len(entries))
 	copy(again, entries)
 	for i := range again {
-		again[i].key.pos = i
+		again[i].Key.Pos = i
 	}
-	ksort(again)
-	msg, err := encodeHashes(again, false, 0)
+	phpcompat.Ksort(again)
+	msg, err := phpcompat.JSONEncode(again, false, 0)
 	if err != nil {
 		return nil, fmt.Errorf("file name cannot be signed: %w", err)
 	}
@@ -117,7 +118,7 @@ func signatureJSON(entries []entry, key *rsa.PrivateKey, certDER []byte, d Diges
 	if err != nil {
 		return nil, err
 	}
-	pretty, err := encodeHashes(entries, true, 1)
+	pretty, err := phpcompat.JSONEncode(entries, true, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -125,9 +126,9 @@ func signatureJSON(entries []entry, key *rsa.PrivateKey, certDER []byte, d Diges
 	b = append(b, "{\n    \"hashes\": "...)
 	b = append(b, pretty...)
 	b = append(b, ",\n    \"signature\": "...)
-	b, _ = appendPHPString(b, base64.StdEncoding.EncodeToString(sig))
+	b, _ = phpcompat.AppendString(b, base64.StdEncoding.EncodeToString(sig))
 	b = append(b, ",\n    \"certificate\": "...)
-	b, _ = appendPHPString(b, phpseclibPEM(certDER))
+	b, _ = phpcompat.AppendString(b, phpseclibPEM(certDER))
 	b = append(b, "\n}"...)
 	return b, nil
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
+	"github.com/integrityd/integrityd/internal/phpcompat"
 )
 
 // RSA key generation dominates the cost of these tests; the keys are made
@@ -101,11 +102,11 @@ func (p *signPKI) sign(t *testing.T, sc *Scope) {
 func (p *signPKI) signHashes(t *testing.T, sc *Scope, hashes map[string]string) {
 	t.Helper()
 	der, _ := p.leaf(t, sc.Name)
-	var entries []entry
+	var entries []phpcompat.Entry
 	for _, k := range sortedKeys(hashes) {
-		pk := newPHPKey(k)
-		pk.pos = len(entries)
-		entries = append(entries, entry{key: pk, value: hashes[k]})
+		pk := phpcompat.NewKey(k)
+		pk.Pos = len(entries)
+		entries = append(entries, phpcompat.Entry{Key: pk, Value: hashes[k]})
 	}
 	data, err := signatureJSON(entries, p.leafKey, der, DigestSHA1)
 	if err != nil {

@@ -564,7 +564,7 @@ func HtaccessDirectives(below []byte, first int) []Directive {
 func directivesNote(ds []Directive) string {
 	parts := make([]string, len(ds))
 	for i, d := range ds {
-		parts[i] = fmt.Sprintf("line %d: %s", d.Line, EscapeControl(d.Text))
+		parts[i] = fmt.Sprintf("line %d: %s", d.Line, finding.EscapeControl(d.Text))
 	}
 	return "directives Nextcloud's installer does not write below the marker: " + strings.Join(parts, "; ")
 }

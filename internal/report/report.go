@@ -1,55 +1,17 @@
-package verify
+package report
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
+	"github.com/integrityd/integrityd/internal/phpcompat"
+	"github.com/integrityd/integrityd/internal/verify"
 )
-
-// ScopeResult is the outcome of checking one scope.
-type ScopeResult struct {
-	Scope  string
-	Dir    string // the scope's directory ("" when not known)
-	Digest Digest // the digest the manifest's signature verified with
-
-	Exception *finding.Finding  // the scope could not be checked at all (Path "")
-	Findings  []finding.Finding // file-level findings, sorted
-	Files     int               // files hashed
-	Bytes     int64             // bytes hashed
-}
-
-// AllFindings returns the findings of r, the scope exception first.
-func (r ScopeResult) AllFindings() []finding.Finding {
-	if r.Exception == nil {
-		return r.Findings
-	}
-	return append([]finding.Finding{*r.Exception}, r.Findings...)
-}
-
-// Clean reports whether the scope passed.
-func (r ScopeResult) Clean() bool { return r.Exception == nil && len(r.Findings) == 0 }
-
-// Report is the result of a check of one or more scopes.
-type Report struct {
-	Scopes []ScopeResult
-}
-
-// Clean reports whether every scope passed.
-func (r *Report) Clean() bool {
-	for _, s := range r.Scopes {
-		if !s.Clean() {
-			return false
-		}
-	}
-	return true
-}
 
 // node is a PHP array as Nextcloud builds its results: ordered keys with
 // string or array values.
@@ -63,7 +25,7 @@ type node struct {
 
 // tree returns the results of s in Nextcloud's shape:
 // KIND => path => {expected, current}, or EXCEPTION => {class, message}.
-func (s ScopeResult) tree() node {
+func scopeTree(s verify.ScopeResult) node {
 	n := node{key: s.Scope, arr: true}
 	if e := s.Exception; e != nil {
 		n.kids = append(n.kids, node{key: "EXCEPTION", arr: true, kids: []node{
@@ -94,15 +56,15 @@ func (s ScopeResult) tree() node {
 			msg = "1 file could not be read (integrityd check --output detail-json names it and why)."
 		}
 		n.kids = append(n.kids, node{key: "EXCEPTION", arr: true, kids: []node{
-			{key: "class", val: readErrorClass}, {key: "message", val: msg}}})
+			{key: "class", val: verify.ReadErrorClass}, {key: "message", val: msg}}})
 	}
 	return n
 }
 
-func (r *Report) tree() node {
+func reportTree(r *verify.Report) node {
 	root := node{arr: true}
 	for _, s := range r.Scopes {
-		if t := s.tree(); len(t.kids) > 0 {
+		if t := scopeTree(s); len(t.kids) > 0 {
 			root.kids = append(root.kids, t)
 		}
 	}
@@ -113,11 +75,11 @@ func (r *Report) tree() node {
 // json_pretty, the admin page's text), then integrityd's own detail-json.
 var Formats = []string{"text", "plain", "json", "json_pretty", "detail-json"}
 
-// Format writes the report in one of Formats. single is true for the
+// Format writes the report r in one of Formats. single is true for the
 // one-scope commands (check-core, check-app): like occ, they print that
 // scope's results without the scope level.
-func (r *Report) Format(format string, single bool) ([]byte, error) {
-	t := r.tree()
+func Format(r *verify.Report, format string, single bool) ([]byte, error) {
+	t := reportTree(r)
 	if single {
 		if len(t.kids) == 1 {
 			t = node{arr: true, kids: t.kids[0].kids}
@@ -133,9 +95,9 @@ func (r *Report) Format(format string, single bool) ([]byte, error) {
 	case "plain":
 		writePlain(&b, t, "  - ")
 	case "text":
-		r.writeText(&b, r.tree())
+		writeText(&b, r, reportTree(r))
 	case "detail-json":
-		if err := r.writeDetail(&b); err != nil {
+		if err := writeDetail(&b, r); err != nil {
 			return nil, err
 		}
 	default:
@@ -152,10 +114,10 @@ func writeJSON(b *bytes.Buffer, n node, pretty bool, depth int) error {
 		return nil
 	}
 	if !n.arr {
-		s, err := appendPHPString(nil, n.val)
+		s, err := phpcompat.AppendString(nil, n.val)
 		if err != nil {
 			// File names need not be UTF-8; keep them readable.
-			s, _ = appendPHPString(nil, strings.ToValidUTF8(n.val, "\uFFFD"))
+			s, _ = phpcompat.AppendString(nil, strings.ToValidUTF8(n.val, "\uFFFD"))
 		}
 		b.Write(s)
 		return nil
@@ -170,7 +132,7 @@ func writeJSON(b *bytes.Buffer, n node, pretty bool, depth int) error {
 			b.WriteByte(',')
 		}
 		if pretty {
-			b.Write(appendIndent(nil, depth+1))
+			b.Write(phpcompat.AppendIndent(nil, depth+1))
 		}
 		if err := writeJSON(b, node{val: k.key}, pretty, 0); err != nil {
 			return err
@@ -184,7 +146,7 @@ func writeJSON(b *bytes.Buffer, n node, pretty bool, depth int) error {
 		}
 	}
 	if pretty {
-		b.Write(appendIndent(nil, depth))
+		b.Write(phpcompat.AppendIndent(nil, depth))
 	}
 	b.WriteByte('}')
 	return nil
@@ -194,17 +156,17 @@ func writeJSON(b *bytes.Buffer, n node, pretty bool, depth int) error {
 func writePlain(b *bytes.Buffer, n node, prefix string) {
 	for _, k := range n.kids {
 		if k.arr {
-			fmt.Fprintf(b, "%s%s:\n", prefix, EscapeControl(k.key))
+			fmt.Fprintf(b, "%s%s:\n", prefix, finding.EscapeControl(k.key))
 			writePlain(b, k, "  "+prefix)
 			continue
 		}
-		fmt.Fprintf(b, "%s%s: %s\n", prefix, EscapeControl(k.key), EscapeControl(k.val))
+		fmt.Fprintf(b, "%s%s: %s\n", prefix, finding.EscapeControl(k.key), finding.EscapeControl(k.val))
 	}
 }
 
 // writeText is the admin page's "List of invalid files" (with a link to
 // the documentation the page links, and a count at the end).
-func (r *Report) writeText(b *bytes.Buffer, t node) {
+func writeText(b *bytes.Buffer, r *verify.Report, t node) {
 	if len(t.kids) == 0 {
 		b.WriteString("No errors have been found.\n")
 		return
@@ -217,28 +179,28 @@ func (r *Report) writeText(b *bytes.Buffer, t node) {
 		"Results\n" +
 		"=======\n")
 	for _, scope := range t.kids {
-		fmt.Fprintf(b, "- %s\n", EscapeControl(scope.key))
+		fmt.Fprintf(b, "- %s\n", finding.EscapeControl(scope.key))
 		for _, cat := range scope.kids {
 			fmt.Fprintf(b, "\t- %s\n", cat.key)
 			for _, item := range cat.kids {
 				if cat.key == "EXCEPTION" {
-					fmt.Fprintf(b, "\t\t- %s\n", EscapeControl(item.val))
+					fmt.Fprintf(b, "\t\t- %s\n", finding.EscapeControl(item.val))
 				} else {
-					fmt.Fprintf(b, "\t\t- %s\n", EscapeControl(item.key))
+					fmt.Fprintf(b, "\t\t- %s\n", finding.EscapeControl(item.key))
 				}
 			}
 		}
 	}
 	b.WriteString("\nRaw output\n==========\n")
 	printR(b, t, 0)
-	b.WriteString("\n" + r.summary() + "\n")
+	b.WriteString("\n" + summary(r) + "\n")
 }
 
 // docURL is Nextcloud's page on code signing and its results.
 const docURL = "https://docs.nextcloud.com/server/latest/admin_manual/issues/code_signing.html"
 
 // summary counts the findings: "3 findings in 2 of 5 scopes: INVALID_HASH 1, ...".
-func (r *Report) summary() string {
+func summary(r *verify.Report) string {
 	counts := map[kind.Kind]int{}
 	total, bad := 0, 0
 	for _, s := range r.Scopes {
@@ -265,60 +227,15 @@ func printR(b *bytes.Buffer, n node, indent int) {
 	pad := strings.Repeat(" ", indent)
 	b.WriteString(pad + "(\n")
 	for _, k := range n.kids {
-		fmt.Fprintf(b, "%s    [%s] => ", pad, EscapeControl(k.key))
+		fmt.Fprintf(b, "%s    [%s] => ", pad, finding.EscapeControl(k.key))
 		if k.arr {
 			printR(b, k, indent+8)
 		} else {
-			b.WriteString(EscapeControl(k.val))
+			b.WriteString(finding.EscapeControl(k.val))
 		}
 		b.WriteString("\n")
 	}
 	b.WriteString(pad + ")\n")
-}
-
-// EscapeControl keeps file names from forging lines in text output (the
-// reports, the journal's MESSAGE): control characters and invalid UTF-8
-// are shown Go-quoted; s is returned as it is when it has none.
-func EscapeControl(s string) string {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == '\uFFFD' {
-			q := strconv.Quote(s)
-			return q[1 : len(q)-1]
-		}
-	}
-	return s
-}
-
-// ReportFromFindings groups findings (as a daemon keeps them) into a
-// Report: core first, then apps by name.
-func ReportFromFindings(fs []finding.Finding) *Report {
-	by := map[string]*ScopeResult{}
-	var names []string
-	for _, f := range fs {
-		r := by[f.Scope]
-		if r == nil {
-			r = &ScopeResult{Scope: f.Scope}
-			by[f.Scope] = r
-			names = append(names, f.Scope)
-		}
-		if f.Kind == kind.Exception && f.Path == "" {
-			r.Exception = &f
-			continue
-		}
-		r.Findings = append(r.Findings, f)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		if (names[i] == "core") != (names[j] == "core") {
-			return names[i] == "core"
-		}
-		return names[i] < names[j]
-	})
-	rep := &Report{}
-	for _, n := range names {
-		finding.Sort(by[n].Findings)
-		rep.Scopes = append(rep.Scopes, *by[n])
-	}
-	return rep
 }
 
 // detailFormat names the detail-json format and its version: a consumer
@@ -330,12 +247,12 @@ const detailFormat = "integrityd-detail/1"
 // why, the reason of a HARD_LINK or DUPLICATE_APP, names that are not
 // UTF-8 in path_b64), and per scope its directory, the signature's digest
 // and what was hashed. docs/security.md describes the fields.
-func (r *Report) writeDetail(b *bytes.Buffer) error {
+func writeDetail(b *bytes.Buffer, r *verify.Report) error {
 	type scope struct {
 		Scope    string            `json:"scope"`
 		ScopeB64 []byte            `json:"scope_b64,omitempty"`
 		Dir      string            `json:"dir,omitempty"`
-		Digest   Digest            `json:"digest,omitempty"`
+		Digest   verify.Digest     `json:"digest,omitempty"`
 		Files    int               `json:"files"`
 		Bytes    int64             `json:"bytes"`
 		Clean    bool              `json:"clean"`

@@ -1,4 +1,4 @@
-package verify
+package phpcompat
 
 import (
 	"encoding/json"
@@ -17,7 +17,7 @@ var versionCases = []string{"", "0", "1", "1.0", "1.0.0", "1.0.1", "1.10", "1.9"
 	"1..0", "1.0_1", "v1.0", "1.0.0.0", "28.0.0", "4.8.1", "4.10.0", "01.2", "1.02", "#", "#N#", "1#2",
 	"99999999999999999999", "1.0 ", " 1.0", "1-", "-1", "a", "dev", "RC", "pl", ".", "-", ".1", "1.", "..", "#.1"}
 
-// TestPHPVersionCompare: phpVersionCompare agrees with PHP's
+// TestPHPVersionCompare: VersionCompare agrees with PHP's
 // version_compare on every pair of versionCases and on random versions
 // (when php is installed).
 func TestPHPVersionCompare(t *testing.T) {
@@ -28,7 +28,7 @@ func TestPHPVersionCompare(t *testing.T) {
 		{"1.0", "1.0.0", -1}, {"1.0rc1", "1.0", -1}, {"1.0", "1.0pl1", -1}, {"1.10", "1.9", 1},
 		{"", "0", -1}, {"1.0dev", "1.0alpha", -1}, {"1.0-foo", "1.0dev", -1}, {"4.10.0", "4.8.1", 1},
 	} {
-		if got := phpVersionCompare(tt.a, tt.b); got != tt.want {
+		if got := VersionCompare(tt.a, tt.b); got != tt.want {
 			t.Errorf("version_compare(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
 	}
@@ -71,7 +71,7 @@ func TestPHPVersionCompare(t *testing.T) {
 	bad := 0
 	for i, a := range vs {
 		for j, b := range vs {
-			if got := phpVersionCompare(a, b); got != want[i][j] && bad < 20 {
+			if got := VersionCompare(a, b); got != want[i][j] && bad < 20 {
 				bad++
 				t.Errorf("version_compare(%q, %q): PHP %d, ours %d", a, b, want[i][j], got)
 			}

@@ -1,4 +1,4 @@
-package verify
+package phpcompat
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -46,18 +47,18 @@ func TestAppendPHPString(t *testing.T) {
 		{"dir/größe 😀.txt", `"dir\/gr\u00f6\u00dfe \ud83d\ude00.txt"`},
 	}
 	for _, tt := range tests {
-		got, err := appendPHPString(nil, tt.in)
+		got, err := AppendString(nil, tt.in)
 		if err != nil {
-			t.Errorf("appendPHPString(%q): got error %v, want %s", tt.in, err, tt.want)
+			t.Errorf("AppendString(%q): got error %v, want %s", tt.in, err, tt.want)
 			continue
 		}
 		if string(got) != tt.want {
-			t.Errorf("appendPHPString(%q): got %s, want %s", tt.in, got, tt.want)
+			t.Errorf("AppendString(%q): got %s, want %s", tt.in, got, tt.want)
 		}
 		// Appending keeps what is already there.
-		got, _ = appendPHPString([]byte("prefix:"), tt.in)
+		got, _ = AppendString([]byte("prefix:"), tt.in)
 		if want := "prefix:" + tt.want; string(got) != want {
-			t.Errorf("appendPHPString(prefix, %q): got %s, want %s", tt.in, got, want)
+			t.Errorf("AppendString(prefix, %q): got %s, want %s", tt.in, got, want)
 		}
 	}
 }
@@ -75,17 +76,17 @@ func TestAppendPHPStringInvalidUTF8(t *testing.T) {
 		"\xf4\x90\x80\x80", // above U+10FFFF
 		"ok/\xfe/ok",
 	} {
-		got, err := appendPHPString([]byte("p"), in)
+		got, err := AppendString([]byte("p"), in)
 		var ue *InvalidUTF8Error
 		if !errors.As(err, &ue) {
-			t.Errorf("appendPHPString(%q): got error %v, want *InvalidUTF8Error", in, err)
+			t.Errorf("AppendString(%q): got error %v, want *InvalidUTF8Error", in, err)
 			continue
 		}
 		if ue.S != in {
-			t.Errorf("appendPHPString(%q): error names %q, want the input", in, ue.S)
+			t.Errorf("AppendString(%q): error names %q, want the input", in, ue.S)
 		}
 		if string(got) != "p" {
-			t.Errorf("appendPHPString(%q): got buffer %q on error, want it unchanged %q", in, got, "p")
+			t.Errorf("AppendString(%q): got buffer %q on error, want it unchanged %q", in, got, "p")
 		}
 	}
 }
@@ -141,12 +142,12 @@ func TestHandleNumericStr(t *testing.T) {
 				}
 				t.Fatalf("handleNumericStr(%q): got %d, %v, want %d, %v", tt.in, got, ok, tt.want, tt.isInt)
 			}
-			k := newPHPKey(tt.in)
-			if k.isInt != tt.isInt {
-				t.Errorf("newPHPKey(%q).isInt: got %v, want %v", tt.in, k.isInt, tt.isInt)
+			k := NewKey(tt.in)
+			if k.IsInt != tt.isInt {
+				t.Errorf("NewKey(%q).IsInt: got %v, want %v", tt.in, k.IsInt, tt.isInt)
 			}
-			if k.str != tt.in {
-				t.Errorf("newPHPKey(%q).str: got %q, want the key unchanged", tt.in, k.str)
+			if k.Str != tt.in {
+				t.Errorf("NewKey(%q).Str: got %q, want the key unchanged", tt.in, k.Str)
 			}
 		})
 	}
@@ -241,16 +242,16 @@ func TestParseNumeric(t *testing.T) {
 // sortKeys returns the keys, inserted in the given order, as PHP 8's
 // ksort leaves them.
 func sortKeys(keys []string) []string {
-	e := make([]entry, len(keys))
+	e := make([]Entry, len(keys))
 	for i, k := range keys {
-		e[i].key = newPHPKey(k)
-		e[i].key.pos = i
-		e[i].value = "v" + k
+		e[i].Key = NewKey(k)
+		e[i].Key.Pos = i
+		e[i].Value = "v" + k
 	}
-	ksort(e)
+	Ksort(e)
 	out := make([]string, len(e))
 	for i := range e {
-		out[i] = e[i].key.str
+		out[i] = e[i].Key.Str
 	}
 	return out
 }
@@ -304,16 +305,16 @@ func TestKsort(t *testing.T) {
 // returns json_encode's output.
 func encodeKeys(t *testing.T, keys, values []string, pretty bool, depth int) string {
 	t.Helper()
-	e := make([]entry, len(keys))
+	e := make([]Entry, len(keys))
 	for i, k := range keys {
-		e[i].key = newPHPKey(k)
-		e[i].key.pos = i
-		e[i].value = values[i]
+		e[i].Key = NewKey(k)
+		e[i].Key.Pos = i
+		e[i].Value = values[i]
 	}
-	ksort(e)
-	b, err := encodeHashes(e, pretty, depth)
+	Ksort(e)
+	b, err := JSONEncode(e, pretty, depth)
 	if err != nil {
-		t.Fatalf("encodeHashes(%q): %v", keys, err)
+		t.Fatalf("JSONEncode(%q): %v", keys, err)
 	}
 	return string(b)
 }
@@ -369,11 +370,11 @@ func TestEncodeHashesPretty(t *testing.T) {
 
 func TestEncodeHashesInvalidUTF8(t *testing.T) {
 	for _, tt := range []struct{ key, value string }{{"bad\xff", "v"}, {"good", "bad\xff"}} {
-		e := []entry{{key: newPHPKey(tt.key), value: tt.value}}
-		_, err := encodeHashes(e, false, 0)
+		e := []Entry{{Key: NewKey(tt.key), Value: tt.value}}
+		_, err := JSONEncode(e, false, 0)
 		var ue *InvalidUTF8Error
 		if !errors.As(err, &ue) {
-			t.Errorf("encodeHashes(%q: %q): got error %v, want *InvalidUTF8Error", tt.key, tt.value, err)
+			t.Errorf("JSONEncode(%q: %q): got error %v, want *InvalidUTF8Error", tt.key, tt.value, err)
 		}
 	}
 }
@@ -744,20 +745,20 @@ func TestAgainstPHP(t *testing.T) {
 
 	t.Run("ksort and json_encode", func(t *testing.T) {
 		for i, pairs := range arrays {
-			var e []entry
+			var e []Entry
 			index := map[string]int{}
 			for _, p := range pairs {
-				k := newPHPKey(p[0])
-				if j, ok := index[k.str]; ok {
-					e[j].value = p[1]
+				k := NewKey(p[0])
+				if j, ok := index[k.Str]; ok {
+					e[j].Value = p[1]
 					continue
 				}
-				k.pos = len(e)
-				index[k.str] = len(e)
-				e = append(e, entry{key: k, value: p[1]})
+				k.Pos = len(e)
+				index[k.Str] = len(e)
+				e = append(e, Entry{Key: k, Value: p[1]})
 			}
-			ksort(e)
-			got, err := encodeHashes(e, false, 0)
+			Ksort(e)
+			got, err := JSONEncode(e, false, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -782,7 +783,7 @@ func TestAgainstPHP(t *testing.T) {
 	lines = lines[len(keys):]
 	t.Run("json_encode of strings", func(t *testing.T) {
 		for i, s := range strs {
-			got, err := appendPHPString(nil, s)
+			got, err := AppendString(nil, s)
 			if err != nil || string(got) != lines[i] {
 				t.Errorf("%q: got %s, %v, PHP gives %s", s, got, err, lines[i])
 			}
@@ -792,7 +793,7 @@ func TestAgainstPHP(t *testing.T) {
 	t.Run("base64_decode", func(t *testing.T) {
 		var diffs []string
 		for i, s := range b64s {
-			got, _ := phpBase64Decode(s)
+			got, _, _ := Base64Decode(s)
 			if hex.EncodeToString(got) != lines[i] {
 				diffs = append(diffs, fmt.Sprintf("%q: got %x, PHP gives %s", s, got, lines[i]))
 				// The one known difference: a last group of one character.
@@ -807,7 +808,14 @@ func TestAgainstPHP(t *testing.T) {
 			}
 		}
 		if len(diffs) > 0 {
-			t.Errorf("regression: phpBase64Decode differs from PHP's base64_decode on %d of %d inputs, e.g. %s", len(diffs), len(b64s), diffs[0])
+			t.Errorf("regression: Base64Decode differs from PHP's base64_decode on %d of %d inputs, e.g. %s", len(diffs), len(b64s), diffs[0])
 		}
 	})
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,4 +1,4 @@
-package verify
+package report
 
 import (
 	"flag"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
+	"github.com/integrityd/integrityd/internal/verify"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -26,13 +27,13 @@ func TestReportHardLink(t *testing.T) {
 	}
 	fs := []finding.Finding{
 		{Scope: "files", Kind: kind.HardLink, Path: "js/files.js", Expected: h(0x11), Current: h(0x11), Message: "file has 2 links: a write through another name is not seen"},
-		{Scope: "core", Kind: kind.Exception, Path: "lib/status.php", Expected: h(0x22), Class: readErrorClass, Message: "on procfs (not a real file system): not read"},
+		{Scope: "core", Kind: kind.Exception, Path: "lib/status.php", Expected: h(0x22), Class: verify.ReadErrorClass, Message: "on procfs (not a real file system): not read"},
 		{Scope: "core", Kind: kind.HardLink, Path: "lib/base.php", Expected: h(0x33), Current: h(0x33), Message: "file has 2 links: a write through another name is not seen"},
 		{Scope: "core", Kind: kind.ExtraFile, Path: "lib/pagemap.php", Message: "on procfs (not a real file system): not read"},
 		{Scope: "core", Kind: kind.InvalidHash, Path: "lib/private/Server.php", Expected: h(0x44), Current: h(0x55), Message: "file has 2 links: a write through another name is not seen"},
 		{Scope: "core", Kind: kind.HardLink, Path: ".htaccess", Expected: h(0x66), Current: h(0x66), Message: "file has 3 links: a write through another name is not seen"},
 	}
-	rep := ReportFromFindings(fs)
+	rep := verify.ReportFromFindings(fs)
 	var order []kind.Kind
 	for _, f := range rep.Scopes[0].Findings {
 		order = append(order, f.Kind)
@@ -42,7 +43,7 @@ func TestReportHardLink(t *testing.T) {
 	}
 	for _, format := range Formats {
 		t.Run(format, func(t *testing.T) {
-			got, err := rep.Format(format, false)
+			got, err := Format(rep, format, false)
 			if err != nil {
 				t.Fatal(err)
 			}

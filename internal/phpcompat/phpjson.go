@@ -1,7 +1,8 @@
-package verify
+package phpcompat
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"math"
@@ -24,27 +25,27 @@ import (
 //   - json_encode escapes "/" and every non-ASCII code point, and writes a
 //     list ([...]) instead of an object when the keys are exactly 0..n-1.
 
-// phpKey is a PHP array key: an integer or a string.
-type phpKey struct {
-	str   string // the key as PHP would print it
-	isInt bool
-	i     int64
-	pos   int // insertion position, PHP 8's stable-sort tie-break
+// Key is a PHP array key: an integer or a string.
+type Key struct {
+	Str   string // the key as PHP would print it
+	IsInt bool   // an integer key, of value Int
+	Int   int64
+	Pos   int // insertion position, PHP 8's stable-sort tie-break
 }
 
-// entry is one element of a PHP array of hashes.
-type entry struct {
-	key   phpKey
-	value string
+// Entry is one element of a PHP array of strings (a manifest's hashes).
+type Entry struct {
+	Key   Key
+	Value string
 }
 
-// newPHPKey converts a decoded JSON object key the way PHP does when it is
-// used as an array key.
-func newPHPKey(s string) phpKey {
+// NewKey converts a decoded JSON object key the way PHP does when it is
+// used as an array key. Its Pos is 0: the caller sets it.
+func NewKey(s string) Key {
 	if i, ok := handleNumericStr(s); ok {
-		return phpKey{str: strconv.FormatInt(i, 10), isInt: true, i: i}
+		return Key{Str: strconv.FormatInt(i, 10), IsInt: true, Int: i}
 	}
-	return phpKey{str: s}
+	return Key{Str: s}
 }
 
 // handleNumericStr reports whether PHP turns the array key s into an
@@ -210,6 +211,11 @@ func parseNumeric(s string) numericString {
 	return numericString{kind: 'l', l: v}
 }
 
+// IsNumeric reports whether PHP 8 takes s for a numeric string
+// (is_numeric_string: "12", " 1.5e3 ", but not "1a" or "0x1A"), so that
+// comparing it with another numeric string compares numbers.
+func IsNumeric(s string) bool { return parseNumeric(s).kind != 0 }
+
 func sign(c int) int {
 	switch {
 	case c < 0:
@@ -292,42 +298,65 @@ func compareLongToString(l int64, s string) int {
 
 // compareKeys is php_array_key_compare_i: SORT_REGULAR with PHP 8's stable
 // fallback on the insertion position.
-func compareKeys(a, b *phpKey) int {
+func compareKeys(a, b *Key) int {
 	var r int
 	switch {
-	case a.isInt && b.isInt:
-		if a.i > b.i {
+	case a.IsInt && b.IsInt:
+		if a.Int > b.Int {
 			r = 1
 		} else {
 			r = -1
 		}
-	case !a.isInt && !b.isInt:
-		r = smartStrcmp(a.str, b.str)
-	case a.isInt:
-		r = compareLongToString(a.i, b.str)
+	case !a.IsInt && !b.IsInt:
+		r = smartStrcmp(a.Str, b.Str)
+	case a.IsInt:
+		r = compareLongToString(a.Int, b.Str)
 	default:
-		r = -compareLongToString(b.i, a.str)
+		r = -compareLongToString(b.Int, a.Str)
 	}
 	if r != 0 {
 		return r
 	}
 	switch {
-	case a.pos > b.pos:
+	case a.Pos > b.Pos:
 		return 1
-	case a.pos < b.pos:
+	case a.Pos < b.Pos:
 		return -1
 	}
 	return 0
 }
 
-// ksort sorts e in place exactly as PHP 8's ksort($a) does.
-func ksort(e []entry) {
-	cmp := func(i, j int) int { return compareKeys(&e[i].key, &e[j].key) }
+// Ksort sorts e in place by key exactly as PHP 8's ksort($a) does, the
+// keys' Pos breaking ties.
+func Ksort(e []Entry) {
+	cmp := func(i, j int) int { return compareKeys(&e[i].Key, &e[j].Key) }
 	swp := func(i, j int) { e[i], e[j] = e[j], e[i] }
 	if len(e) <= 1 {
 		return
 	}
 	zendSort(0, len(e), cmp, swp)
+}
+
+// SortStrings sorts s in place exactly as PHP 8's sort($strings) does
+// (SORT_REGULAR, stable).
+func SortStrings(s []string) {
+	pos := make([]int, len(s))
+	for i := range pos {
+		pos[i] = i
+	}
+	cmp := func(i, j int) int {
+		if r := smartStrcmp(s[i], s[j]); r != 0 {
+			return r
+		}
+		return pos[i] - pos[j]
+	}
+	swp := func(i, j int) {
+		s[i], s[j] = s[j], s[i]
+		pos[i], pos[j] = pos[j], pos[i]
+	}
+	if len(s) > 1 {
+		zendSort(0, len(s), cmp, swp)
+	}
 }
 
 func sort3(a, b, c int, cmp func(i, j int) int, swp func(i, j int)) {
@@ -503,10 +532,11 @@ func zendSort(base, n int, cmp func(i, j int) int, swp func(i, j int)) {
 	}
 }
 
-// isList reports whether json_encode would write the array as a JSON list.
-func isList(e []entry) bool {
+// IsList reports whether json_encode would write the array as a JSON list:
+// its keys are exactly the integers 0..n-1, in order.
+func IsList(e []Entry) bool {
 	for i := range e {
-		if !e[i].key.isInt || e[i].key.i != int64(i) {
+		if !e[i].Key.IsInt || e[i].Key.Int != int64(i) {
 			return false
 		}
 	}
@@ -525,12 +555,13 @@ func (e *InvalidUTF8Error) Error() string {
 
 const hexDigits = "0123456789abcdef"
 
-// appendPHPString appends s as PHP's json_encode (default flags) writes it.
-func appendPHPString(b []byte, s string) ([]byte, error) { return appendJSONString(b, s, false) }
+// AppendString appends s as PHP's json_encode (default flags) writes it. It
+// returns b unchanged and an *InvalidUTF8Error when s is not UTF-8.
+func AppendString(b []byte, s string) ([]byte, error) { return AppendStringFlag(b, s, false) }
 
-// appendJSONString is appendPHPString, with "/" written as it is under
+// AppendStringFlag is AppendString, with "/" written as it is under
 // JSON_UNESCAPED_SLASHES (unescapedSlashes).
-func appendJSONString(b []byte, s string, unescapedSlashes bool) ([]byte, error) {
+func AppendStringFlag(b []byte, s string, unescapedSlashes bool) ([]byte, error) {
 	if !utf8.ValidString(s) {
 		return b, &InvalidUTF8Error{S: s}
 	}
@@ -584,25 +615,25 @@ func appendU(b []byte, u uint16) []byte {
 	return append(b, '\\', 'u', hexDigits[u>>12], hexDigits[u>>8&0xF], hexDigits[u>>4&0xF], hexDigits[u&0xF])
 }
 
-// encodeHashes returns json_encode($hashes) for entries already in ksort
-// order. With indent it returns the JSON_PRETTY_PRINT form nested at the
+// JSONEncode returns json_encode($hashes) for entries already in ksort
+// order. With pretty it returns the JSON_PRETTY_PRINT form nested at the
 // given depth (for writing signature.json).
-func encodeHashes(e []entry, pretty bool, depth int) ([]byte, error) {
+func JSONEncode(e []Entry, pretty bool, depth int) ([]byte, error) {
 	size := 2
 	for i := range e {
-		size += len(e[i].key.str) + len(e[i].value) + 16
+		size += len(e[i].Key.Str) + len(e[i].Value) + 16
 	}
 	b := bytes.NewBuffer(make([]byte, 0, size))
-	if err := writeHashes(b, e, pretty, depth); err != nil {
+	if err := WriteJSON(b, e, pretty, depth); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
 }
 
-// writeHashes writes encodeHashes' bytes to w in chunks of about 64 KiB:
+// WriteJSON writes JSONEncode's bytes to w in chunks of about 64 KiB:
 // a manifest's signed message is hashed as it is encoded, never held.
-func writeHashes(w io.Writer, e []entry, pretty bool, depth int) error {
-	list := isList(e)
+func WriteJSON(w io.Writer, e []Entry, pretty bool, depth int) error {
+	list := IsList(e)
 	open, closing := byte('{'), byte('}')
 	if list {
 		open, closing = '[', ']'
@@ -621,10 +652,10 @@ func writeHashes(w io.Writer, e []entry, pretty bool, depth int) error {
 			b = append(b, ',')
 		}
 		if pretty {
-			b = appendIndent(b, depth+1)
+			b = AppendIndent(b, depth+1)
 		}
 		if !list {
-			if b, err = appendPHPString(b, e[i].key.str); err != nil {
+			if b, err = AppendString(b, e[i].Key.Str); err != nil {
 				return fmt.Errorf("key: %w", err)
 			}
 			b = append(b, ':')
@@ -632,21 +663,51 @@ func writeHashes(w io.Writer, e []entry, pretty bool, depth int) error {
 				b = append(b, ' ')
 			}
 		}
-		if b, err = appendPHPString(b, e[i].value); err != nil {
-			return fmt.Errorf("value of %q: %w", e[i].key.str, err)
+		if b, err = AppendString(b, e[i].Value); err != nil {
+			return fmt.Errorf("value of %q: %w", e[i].Key.Str, err)
 		}
 	}
 	if pretty && len(e) > 0 {
-		b = appendIndent(b, depth)
+		b = AppendIndent(b, depth)
 	}
 	_, err = w.Write(append(b, closing))
 	return err
 }
 
-func appendIndent(b []byte, depth int) []byte {
+// AppendIndent appends what JSON_PRETTY_PRINT writes before an element
+// nested at depth: a newline and four spaces per level.
+func AppendIndent(b []byte, depth int) []byte {
 	b = append(b, '\n')
 	for i := 0; i < depth; i++ {
 		b = append(b, "    "...)
 	}
 	return b
+}
+
+// Base64Decode decodes like PHP's base64_decode($s) (not strict):
+// characters outside the alphabet and "=" are skipped, and so is a last
+// character that cannot make a byte; skipped counts them. ok is false
+// (and out nil) when what is left cannot be decoded.
+func Base64Decode(s string) (out []byte, skipped int, ok bool) {
+	clean := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/':
+			clean = append(clean, c)
+		case c == '=':
+		default:
+			skipped++
+		}
+	}
+	if len(clean)%4 == 1 {
+		// PHP drops a last character that cannot make a byte.
+		clean = clean[:len(clean)-1]
+		skipped++
+	}
+	out, err := base64.RawStdEncoding.DecodeString(string(clean))
+	if err != nil {
+		return nil, skipped, false
+	}
+	return out, skipped, true
 }

@@ -1,16 +1,16 @@
-package verify
+package phpcompat
 
 import (
 	"strconv"
 	"strings"
 )
 
-// phpVersionCompare is PHP's version_compare($a, $b) without an operator:
+// VersionCompare is PHP's version_compare($a, $b) without an operator:
 // -1, 0 or 1. Nextcloud uses it to choose among copies of an app found in
 // several apps roots (OC_App::findAppInDirectories), so it must order
 // versions exactly as PHP does: "1.0rc1" < "1.0" < "1.0.0" < "1.0pl1",
 // unknown words before "dev", "" before everything.
-func phpVersionCompare(a, b string) int { return versionCompare(a, b, 0) }
+func VersionCompare(a, b string) int { return versionCompare(a, b, 0) }
 
 // versionCompare is php_version_compare, step for step (p1, n1... are
 // offsets into the canonical strings; n1ok is n1 != NULL).
