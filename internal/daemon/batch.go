@@ -120,10 +120,15 @@ func (l *loop) recheckScope(ctx context.Context, s *scope, keys []string) {
 		l.manifestChanged(s)
 	}
 	if s.exp == nil {
-		// No trusted manifest: nothing to compare files with (the
-		// scope's EXCEPTION says so); reload it once quiet.
+		// No trusted manifest in force (the scope's EXCEPTION says so):
+		// reload it once quiet. A new validly signed one that arrived
+		// since is what the changes are checked against meanwhile: a
+		// backdoor written during an update whose old manifest was
+		// removed first is alerted at once, not once quiet.
 		l.hold(s)
-		return
+		if s.next == nil {
+			return
+		}
 	}
 	if version || (!s.settle.IsZero() && s.checking == nil) {
 		// An update may be starting, or one goes on: the scope is
@@ -196,11 +201,17 @@ func (l *loop) recheckLinks(ctx context.Context) {
 // updated, a path is a finding only if it is wrong under both the manifest
 // in force and the new one.
 func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
-	fresh, links, big, err := s.sc.RecheckDeferred(ctx, s.exp, key, bigFile)
-	for _, alt := range []*verify.Expected{s.next, l.stagedExp(s)} {
+	exp, alts, over := s.exp, []*verify.Expected{s.next, l.stagedExp(s)}, int64(bigFile)
+	if exp == nil {
+		// Only a new manifest (recheckScope): big files are hashed here,
+		// as there is no manifest in force for hashLater.
+		exp, alts, over = s.next, []*verify.Expected{l.stagedExp(s)}, 0
+	}
+	fresh, links, big, err := s.sc.RecheckDeferred(ctx, exp, key, over)
+	for _, alt := range alts {
 		if err == nil && alt != nil {
 			var other []finding.Finding
-			if other, _, _, err = s.sc.RecheckDeferred(ctx, alt, key, bigFile); err == nil {
+			if other, _, _, err = s.sc.RecheckDeferred(ctx, alt, key, over); err == nil {
 				fresh = wrongUnderBoth(fresh, other)
 			}
 		}

@@ -261,3 +261,60 @@ func TestUpdaterUpdate(t *testing.T) {
 		r.stop()
 	}
 }
+
+// An update by hand that removes the old manifest first, then puts the
+// new signed one in place: a backdoor written after that is checked
+// against the new manifest at once, not once the scope is quiet (Settle
+// and MaxHold of an hour here: only the live recheck can alert).
+func TestManifestRemovedThenNew(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "nc")
+	keys, err := buildDemo(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(root, "core/signature.json")
+	was, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The next release's manifest: lib/base.php changed, signed.
+	base := filepath.Join(root, "lib/base.php")
+	old, _ := os.ReadFile(base)
+	next := "<?php\nclass OC { public static function handleRequest() { /* next */ } }\n"
+	if err := os.WriteFile(base, []byte(next), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Sign(context.Background(), verifyCore(root)); err != nil {
+		t.Fatal(err)
+	}
+	nextManifest, _ := os.ReadFile(manifest)
+	os.WriteFile(base, old, 0o644)
+	os.WriteFile(manifest, was, 0o644)
+
+	cfg := testConfig(root, t.TempDir())
+	cfg.Settle, cfg.MaxHold = time.Hour, time.Hour
+	r := start(t, cfg)
+	if err := os.Remove(manifest); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the removed manifest's EXCEPTION", func() bool {
+		return r.logs.FilterField(zapString("message_id", kind.IDException)).Len() > 0
+	})
+	if err := os.WriteFile(manifest, nextManifest, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(base, []byte(next), 0o644); err != nil { // the update's own file: no alert
+		t.Fatal(err)
+	}
+	shell := filepath.Join(root, "lib/private/Server.php")
+	if err := appendTo(shell, "system($_GET['c']);\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.waitAlert("core:lib/private/Server.php"); !ok {
+		t.Fatal("no alert for a backdoor written once the new manifest was in place (the old one removed first)")
+	}
+	if n := alerts(r.logs, sortAlert)["core:lib/base.php"]; n != 0 {
+		t.Errorf("%d alerts for lib/base.php at the new manifest's content", n)
+	}
+}
