@@ -351,6 +351,7 @@ func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	if s.MetricsListen != "" || s.MetricsTextfile != "" {
 		fmt.Fprintf(stdout, "metrics:         %s\n", strings.TrimSpace(s.MetricsListen+" "+s.MetricsTextfile))
 	}
+	warnUnitNet(ctx, stdout, s.ConfigFile, s.MetricsListen)
 	sock, err := controlSocketPath(s.ControlSocket, os.Getenv("RUNTIME_DIRECTORY"))
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
