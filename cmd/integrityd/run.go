@@ -182,6 +182,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			re.cfg.Watchdog = cfg.Watchdog
 			s, cfg, sock = re.s, re.cfg, re.sock
+			if re.notify != "" {
+				os.Setenv("NOTIFY_SOCKET", re.notify) // the new daemon's READY=1 ends the reload
+			}
 			continue
 		}
 		if !errors.Is(err, daemon.ErrInstallChanged) {
@@ -263,7 +266,7 @@ func serve(ctx context.Context, s *config.Settings, cfg daemon.Config, sock stri
 				if len(again) > 0 {
 					log.Info("SIGHUP: configuration reloaded; starting the checks again to apply "+strings.Join(again, ", "),
 						zap.Strings("applied", again))
-					restart <- restartError{s: ns, cfg: next}
+					restart <- restartError{s: ns, cfg: next, notify: reloadQuietly(again)}
 					cancel()
 					return
 				}
@@ -287,6 +290,25 @@ type restartError struct {
 	s    *config.Settings
 	cfg  daemon.Config
 	sock string
+	// notify is $NOTIFY_SOCKET, unset while the daemon stops ("" when
+	// there is none).
+	notify string
+}
+
+// reloadQuietly tells systemd that a reload goes on (RELOADING=1) and
+// unsets $NOTIFY_SOCKET until the next daemon of this process runs,
+// returning it: the daemon stopping for the restart says STOPPING=1 on
+// its way out (daemon.Run), which would hold the unit deactivating and
+// have systemd kill it at TimeoutStopSec. The next daemon's READY=1, once
+// its first check is done, ends the reload.
+func reloadQuietly(applied []string) string {
+	sock := os.Getenv("NOTIFY_SOCKET")
+	if sock == "" {
+		return ""
+	}
+	sddaemon.SdNotify(false, "RELOADING=1\n"+sddaemon.SdNotifyMonotonicUsec()+"\nSTATUS=configuration reloaded; starting the checks again to apply "+strings.Join(applied, ", "))
+	os.Unsetenv("NOTIFY_SOCKET")
+	return sock
 }
 
 func (restartError) Error() string { return "restart to apply the reloaded configuration" }

@@ -395,6 +395,31 @@ $E systemctl reload integrityd
 $E systemctl is-active -q integrityd || fail "not active after reload"
 eventually sh -c "$E systemctl show -p StatusText integrityd | grep -q '2 findings'" || fail "status after reload: $($E systemctl show -p StatusText integrityd)"
 
+echo "== reload tells the truth: a bad configuration fails it, restart-only keys are named, the rest applied"
+pid=$($E systemctl show -p MainPID --value integrityd)
+$E sh -c 'cp /etc/integrityd/integrityd.conf /etc/integrityd/integrityd.conf.good; echo "bogus_key = 1" >>/etc/integrityd/integrityd.conf'
+$E systemctl reload integrityd 2>/dev/null && fail "systemctl reload integrityd returned 0 on an invalid configuration"
+$E systemctl is-active -q integrityd || fail "a refused reload stopped integrityd"
+[ "$($E systemctl show -p MainPID --value integrityd)" = "$pid" ] || fail "a refused reload restarted integrityd"
+$E systemctl status integrityd --no-pager -n 10 | grep -q "integrityd.conf:[0-9]*: .*bogus_key" || fail "systemctl status does not give the reason the reload failed: $($E systemctl status integrityd --no-pager -n 10)"
+journal integrityd -o cat | grep -q "integrityd.conf:[0-9]*: .*bogus_key" || fail "journalctl -o cat does not give the reason the reload failed"
+echo "    refused: $(journal integrityd -o cat | grep -m1 'bogus_key')"
+$E mv /etc/integrityd/integrityd.conf.good /etc/integrityd/integrityd.conf
+# log_format is read once per process: named, not applied. metrics_listen
+# is applied: the checks start again on the new socket in the same process.
+conf_set /etc/integrityd/integrityd.conf log_format json
+conf_set /etc/integrityd/integrityd.conf metrics_listen unix:/run/integrityd/metrics-reloaded.sock
+$E systemctl reload integrityd || fail "systemctl reload integrityd failed on a valid configuration"
+wait_line integrityd "SIGHUP: these settings change only when integrityd is restarted (systemctl restart): log_format"
+wait_line integrityd "SIGHUP: configuration reloaded; starting the checks again to apply metrics_listen"
+eventually scrape /run/integrityd/metrics-reloaded.sock || fail "the reloaded metrics_listen is not served"
+[ "$($E systemctl show -p MainPID --value integrityd)" = "$pid" ] || fail "the reload started a new process"
+$E sed -i '/^log_format = /d' /etc/integrityd/integrityd.conf
+conf_set /etc/integrityd/integrityd.conf metrics_listen unix:/run/integrityd/metrics.sock
+$E systemctl reload integrityd || fail "systemctl reload integrityd (back to the first metrics socket)"
+eventually scrape /run/integrityd/metrics.sock || fail "metrics.sock not served again after the reload"
+eventually sh -c "$E systemctl show -p StatusText integrityd | grep -q '2 findings'" || fail "status after the reloads: $($E systemctl show -p StatusText integrityd)"
+
 echo "== a second daemon on the same state directory is refused"
 pid=$($E systemctl show -p MainPID --value integrityd)
 rc=0
@@ -438,9 +463,15 @@ eventually sh -c "$E journalctl -u integrityd@b _PID=$mpid -p err -o cat --no-pa
 $E systemctl is-active -q integrityd@b || fail "integrityd@b stopped over its metrics"
 $E curl -sf -m 2 http://127.0.0.1:$port/metrics >/dev/null && fail "integrityd@b listens on TCP without the drop-in"
 echo "    without the drop-in: active, $(journal integrityd@b -o cat _PID="$mpid" | grep -m1 'metrics endpoint cannot start')"
+out=$($E $BIN check-config --config /etc/integrityd/b.conf) || fail "check-config of TCP metrics without the drop-in must pass (with a warning): $out"
+echo "$out" | grep -q "^WARNING: *metrics_listen 127.0.0.1:$port is TCP, but in unit integrityd@b.service (systemctl show integrityd@b.service) RestrictAddressFamilies= allows no AF_INET socket" ||
+	fail "check-config does not warn that integrityd@b cannot serve TCP metrics: $out"
+echo "    check-config: $(echo "$out" | grep -m1 '^WARNING: *metrics_listen' | cut -c1-150)..."
 $E "$stage/install.sh" --bin "$work/integrityd" --instance b --metrics-tcp >/dev/null
 $E test -f /etc/systemd/system/integrityd@b.service.d/metrics-tcp.conf || fail "install.sh --metrics-tcp installed no drop-in"
 $E systemctl restart integrityd@b
+out=$($E $BIN check-config --config /etc/integrityd/b.conf) || fail "check-config with the drop-in: $out"
+echo "$out" | grep -q "^WARNING: *metrics_listen" && fail "check-config warns with the metrics-tcp drop-in installed: $out"
 mb=$($E curl -sf -m 5 http://127.0.0.1:$port/metrics) || fail "TCP metrics unreachable with the drop-in"
 [ "$(metric "$mb" integrityd_scopes)" = 3 ] || fail "TCP: integrityd_scopes is not 3"
 echo "    127.0.0.1:$port: unreachable without metrics-tcp.conf; integrityd_scopes 3 with it"
