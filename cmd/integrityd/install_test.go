@@ -103,3 +103,39 @@ if command -v getfacl >/dev/null; then getfacl -cpn "$1" | grep '^group:[0-9]' |
 		t.Errorf("a directory of another group: %q, want it unchanged", got)
 	}
 }
+
+// TestDebBuildCallerPaths runs packaging/deb/build.sh from another
+// directory with a relative --bin and no --out: the binary is the
+// caller's ./integrityd, the package lands in the caller's directory
+// (the script works from the checkout; both were read from there).
+func TestDebBuildCallerPaths(t *testing.T) {
+	for _, c := range []string{"bash", "dpkg-deb", "gzip"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skip("no " + c)
+		}
+	}
+	script, err := filepath.Abs("../../packaging/deb/build.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	fake := "#!/bin/sh\necho integrityd 1.0\n[ \"$1\" = version ] && echo go1.26.0 linux/amd64\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(dir, "integrityd"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", script, "--bin", "./integrityd")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "VERSION=1.0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("build.sh --bin ./integrityd in %s: %v\n%s", dir, err, out)
+	}
+	deb := filepath.Join(dir, "integrityd_1.0_amd64.deb")
+	if _, err := os.Stat(deb); err != nil {
+		t.Errorf("no package in the caller's directory: %v\n%s", err, out)
+	}
+	info, err := exec.Command("dpkg-deb", "--field", deb, "Package", "Version").CombinedOutput()
+	if err != nil || !strings.Contains(string(info), "Version: 1.0") {
+		t.Errorf("dpkg-deb --field %s: %v\n%s", deb, err, info)
+	}
+}

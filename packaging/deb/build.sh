@@ -20,19 +20,22 @@
 # user (systemd-sysusers), update the catalog and reload systemd; nothing
 # is enabled (root must be set first); purge removes /var/lib/integrityd.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 prog=${0##*/}
 die() { echo "$prog: $*" >&2; exit 1; }
-bin= out=.
+# --bin and --out are the caller's paths: made absolute before the cd to
+# the checkout.
+abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+bin= out=$PWD
 while [ $# -gt 0 ]; do
 	case $1 in
-	--bin) bin=$2; shift 2 ;;
-	--out) out=$2; shift 2 ;;
+	--bin) bin=$(abs "$2"); shift 2 ;;
+	--out) out=$(abs "$2"); shift 2 ;;
 	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 	*) die "unknown option $1 (see $0 --help)" ;;
 	esac
 done
 for c in dpkg-deb gzip; do command -v $c >/dev/null || die "$c is not installed"; done
+cd "$(dirname "$0")/../.."
 
 if [ -z "${VERSION:-}" ]; then
 	if git rev-parse --git-dir >/dev/null 2>&1; then
