@@ -13,8 +13,12 @@
 # journalctl -u UNIT -o cat (and the fields with -o json); runs status,
 # report and rescan as a user of group integrityd (and is refused as a user
 # outside it); refuses a second daemon on the same state directory; checks
-# that a configuration error fails the unit with one journal line and no
-# restart (NRestarts=0, exit 78); stops; uninstalls, then purges. Removes
+# that systemctl reload refuses an invalid configuration (the reason in
+# systemctl status), names restart-only keys and applies the others in
+# the same process; that a configuration error fails the unit with one
+# journal line and no restart (NRestarts=0, exit 78); that TCP metrics
+# without their drop-in leave the unit checking and make check-config
+# warn; stops; uninstalls, then purges. Removes
 # every namespace, mount, cgroup and staging file it made (and fails if any
 # is left). Runs from a checkout anywhere, /tmp included: the inner side
 # sees only a staging copy under /srv. Needs root. Prints SKIP and why when
@@ -504,7 +508,14 @@ if $E sh -c 'command -v getfacl' >/dev/null; then
 fi
 if [ -n "$deb" ]; then
 	echo "== the Debian package: installed, started, alerting, the daily check, purged"
-	$E dpkg -i "$deb" >/dev/null || fail "dpkg -i $(basename "$deb") failed"
+	# As README says: apt install of the file (dpkg -i where there is no apt).
+	if $E sh -c 'command -v apt' >/dev/null; then
+		$E env DEBIAN_FRONTEND=noninteractive apt install -y -q "$deb" >/dev/null 2>&1 || fail "apt install $(basename "$deb") failed: $($E env DEBIAN_FRONTEND=noninteractive apt install -y "$deb" 2>&1 | tail -5)"
+		purge="apt purge -y -q integrityd"
+	else
+		$E dpkg -i "$deb" >/dev/null || fail "dpkg -i $(basename "$deb") failed"
+		purge="dpkg --purge integrityd"
+	fi
 	for f in /usr/bin/integrityd /usr/lib/systemd/system/integrityd.service /usr/lib/systemd/system/integrityd@.service \
 		/usr/lib/systemd/system/integrityd-check.timer /usr/lib/systemd/catalog/integrityd.catalog \
 		/usr/share/man/man8/integrityd.8.gz /usr/share/man/man5/integrityd.conf.5.gz /etc/integrityd/integrityd.conf; do
@@ -534,11 +545,13 @@ if [ -n "$deb" ]; then
 	eventually has_line integrityd-check.service "		- status.php" || { journal integrityd-check.service -o cat | tail -20 >&2; fail "the daily check's report is not in the journal"; }
 	journal integrityd-check.service -o cat | grep -q "^1 findings in 1 of 3 scopes checked: INVALID_HASH 1$" || fail "the daily check's summary line"
 	echo "    integrityd-check.service: failed (exit 1), report in the journal: $(journal integrityd-check.service -o cat | grep -c .) lines"
-	$E dpkg --purge integrityd >/dev/null || fail "dpkg --purge integrityd failed"
-	$E systemctl is-active -q integrityd && fail "integrityd still runs after dpkg --purge"
+	$E env DEBIAN_FRONTEND=noninteractive $purge >/dev/null 2>&1 || fail "$purge failed"
+	$E systemctl is-active -q integrityd && fail "integrityd still runs after $purge"
 	for f in /usr/bin/integrityd /usr/lib/systemd/system/integrityd.service /usr/lib/systemd/system/integrityd-check.timer /var/lib/integrityd /etc/integrityd; do
-		$E test -e $f && fail "dpkg --purge left $f"
+		$E test -e $f && fail "$purge left $f"
 	done
-	echo "    $(basename "$deb"): installed, started, alerted, checked daily, purged"
+	# Debian's policy for system users (README): the user stays.
+	$E getent passwd integrityd >/dev/null || fail "$purge removed the user integrityd"
+	echo "    $(basename "$deb"): installed, started, alerted, checked daily, purged (${purge%% *})"
 fi
 echo "PASS systemd end-to-end test ($((SECONDS - t0)) s)"
