@@ -111,7 +111,7 @@ func TestReloadRestartNotify(t *testing.T) {
 	if reloading < 0 {
 		t.Errorf("no RELOADING=1 before the new checks' READY=1: %q", msgs[first+1:ready+1])
 	}
-	if e := p.entries(t, "SIGHUP: configuration reloaded; starting the checks again to apply root, apps_paths"); len(e) != 1 {
+	if e := p.entries(t, "SIGHUP: configuration reloaded; starting the checks again to apply root, apps_path"); len(e) != 1 {
 		t.Errorf("the reload did not start the checks again on the new root: %v", e)
 	}
 	// A stop is still one.

@@ -297,7 +297,7 @@ func TestReloadRestartKeys(t *testing.T) {
 	if code, out, errOut := runCmd(t, "rescan", "--state-dir", stateDir); code != exitClean {
 		t.Fatalf("rescan after the root changed to a clean tree: exit %d %s %s", code, out, errOut)
 	}
-	if e := p.entries(t, "SIGHUP: configuration reloaded; starting the checks again to apply root, apps_paths, metrics_textfile"); len(e) != 1 {
+	if e := p.entries(t, "SIGHUP: configuration reloaded; starting the checks again to apply root, apps_path, metrics_textfile"); len(e) != 1 {
 		t.Errorf("no entry naming the keys applied by starting again: %v", e)
 	}
 	for deadline := time.Now().Add(hangGuard); ; time.Sleep(10 * time.Millisecond) {

@@ -182,9 +182,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			re.cfg.Watchdog = cfg.Watchdog
 			s, cfg, sock = re.s, re.cfg, re.sock
-			if re.notify != "" {
-				os.Setenv("NOTIFY_SOCKET", re.notify) // the new daemon's READY=1 ends the reload
-			}
+			restoreNotify(re.notify) // the new daemon's READY=1 ends the reload
 			continue
 		}
 		if !errors.Is(err, daemon.ErrInstallChanged) {
@@ -295,6 +293,13 @@ type restartError struct {
 	notify string
 }
 
+// restoreNotify sets $NOTIFY_SOCKET again to what reloadQuietly unset.
+func restoreNotify(sock string) {
+	if sock != "" {
+		os.Setenv("NOTIFY_SOCKET", sock)
+	}
+}
+
 // reloadQuietly tells systemd that a reload goes on (RELOADING=1) and
 // unsets $NOTIFY_SOCKET until the next daemon of this process runs,
 // returning it: the daemon stopping for the restart says STOPPING=1 on
@@ -313,24 +318,60 @@ func reloadQuietly(applied []string) string {
 
 func (restartError) Error() string { return "restart to apply the reloaded configuration" }
 
+// How a reload applies a key of the configuration file.
+const (
+	reloadApplied = iota // in place, by Daemon.Reload (then a full rescan)
+	reloadAgain          // by starting the checks again in this process
+	reloadRestart        // only by a new process (systemctl restart)
+)
+
+// reloadRule is how a reload applies one key, and what of the settings
+// or the daemon's configuration it sets (for the keys not applied in
+// place).
+type reloadRule struct {
+	key string
+	how int
+	get func(*config.Settings, daemon.Config) any
+}
+
+// reloadRules has a rule for every key of the configuration file
+// (TestReloadRules): none is ignored by a reload.
+func reloadRules() []reloadRule {
+	in := func(*config.Settings, daemon.Config) any { return nil }
+	return []reloadRule{
+		{"root", reloadAgain, func(_ *config.Settings, c daemon.Config) any { return c.Root }},
+		{"apps_path", reloadAgain, func(_ *config.Settings, c daemon.Config) any { return c.AppsPaths }},
+		{"data_dir", reloadAgain, func(_ *config.Settings, c daemon.Config) any { return c.DataDir }},
+		{"who_data", reloadAgain, func(_ *config.Settings, c daemon.Config) any { return c.WhoData }},
+		// Daemon.Reload keeps the running period.
+		{"reverify_period", reloadAgain, func(_ *config.Settings, c daemon.Config) any { return c.ReverifyPeriod }},
+		{"metrics_listen", reloadAgain, func(s *config.Settings, _ daemon.Config) any { return s.MetricsListen }},
+		{"metrics_textfile", reloadAgain, func(s *config.Settings, _ daemon.Config) any { return s.MetricsTextfile }},
+		{"control_socket", reloadAgain, func(s *config.Settings, _ daemon.Config) any { return s.ControlSocket }},
+		{"state_dir", reloadRestart, func(s *config.Settings, _ daemon.Config) any { return s.StateDir }},
+		{"log_format", reloadRestart, func(s *config.Settings, _ daemon.Config) any { return s.LogFormat }},
+		{"trust", reloadApplied, in}, {"crl", reloadApplied, in}, {"exclude", reloadApplied, in},
+		{"rescan_interval", reloadApplied, in}, {"unsigned", reloadApplied, in},
+		// enforce = no refuses the reload (check-config and run fail);
+		// otherwise only the start's warning depends on it, given again.
+		{"enforce", reloadApplied, in},
+	}
+}
+
 // restartKeys compares the running settings with reloaded ones: again
 // names what a new daemon in this process applies (serve is started
 // again), never what only a new process does.
 func restartKeys(s *config.Settings, cfg daemon.Config, ns *config.Settings, next daemon.Config) (again, never []string) {
-	diff := func(list *[]string, name string, a, b any) {
-		if fmt.Sprint(a) != fmt.Sprint(b) {
-			*list = append(*list, name)
+	for _, r := range reloadRules() {
+		if r.how == reloadApplied || fmt.Sprint(r.get(s, cfg)) == fmt.Sprint(r.get(ns, next)) {
+			continue
+		}
+		if r.how == reloadAgain {
+			again = append(again, r.key)
+		} else {
+			never = append(never, r.key)
 		}
 	}
-	diff(&again, "root", cfg.Root, next.Root)
-	diff(&again, "apps_paths", cfg.AppsPaths, next.AppsPaths)
-	diff(&again, "data_dir", cfg.DataDir, next.DataDir)
-	diff(&again, "who_data", cfg.WhoData, next.WhoData)
-	diff(&again, "metrics_listen", s.MetricsListen, ns.MetricsListen)
-	diff(&again, "metrics_textfile", s.MetricsTextfile, ns.MetricsTextfile)
-	diff(&again, "control_socket", s.ControlSocket, ns.ControlSocket)
-	diff(&never, "state_dir", s.StateDir, ns.StateDir)
-	diff(&never, "log_format", s.LogFormat, ns.LogFormat)
 	return again, never
 }
 
