@@ -78,7 +78,7 @@ type baselineFile struct {
 // ReadBaseline reads the baseline file at path; a missing file is
 // (nil, nil), a bad one an error naming it.
 func ReadBaseline(path string) (*Baseline, error) {
-	f, err := openRegular(path)
+	f, err := fsutil.OpenRegular(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

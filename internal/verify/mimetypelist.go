@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/fsutil"
 	"github.com/integrityd/integrityd/internal/phpcompat"
 )
 
@@ -415,7 +416,7 @@ func dirIteratorError(dir string, err error) error {
 // which must be an array.
 func (g *mimetypeGen) loadDist(name string) (*phpArray, error) {
 	path := g.distPath(name)
-	data, err := readLimited(path, maxMimetypeConfig)
+	data, err := fsutil.ReadLimited(path, maxMimetypeConfig)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) { // file_get_contents() returns false
@@ -448,7 +449,7 @@ func (g *mimetypeGen) loadMerged(dist, custom string) (*phpArray, error) {
 	if fi.IsDir() {
 		return defs, nil // file_get_contents() reads "": not JSON, ignored
 	}
-	data, err := readLimited(path, maxMimetypeConfig)
+	data, err := fsutil.ReadLimited(path, maxMimetypeConfig)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) { // file_get_contents() returns false

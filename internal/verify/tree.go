@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/fsutil"
 )
 
 // excludedNames are file names Nextcloud never hashes
@@ -157,24 +158,6 @@ func (s *Scope) walkTree(ctx context.Context, dir, prefix string, send func(walk
 // errNotRegular marks files that are never opened for reading.
 var errNotRegular = errors.New("not a regular file")
 
-// pseudoFSError marks a file on a pseudo file system (procfs, sysfs...):
-// never read, whatever its type says.
-type pseudoFSError struct{ fs string }
-
-func (e *pseudoFSError) Error() string { return "on " + e.fs + " (not a real file system): not read" }
-
-// checkRealFS returns a *pseudoFSError when f is on a pseudo file system.
-func checkRealFS(f *os.File) error {
-	name, err := pseudoFSOf(f)
-	if err != nil {
-		return err
-	}
-	if name != "" {
-		return &pseudoFSError{name}
-	}
-	return nil
-}
-
 // linkCount is the st_nlink of fi (0 when unknown).
 func linkCount(fi fs.FileInfo) uint64 {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
@@ -225,7 +208,7 @@ func (h *hasher) file(ctx context.Context, f walkedFile, sp special) (fileState,
 	case f.mode.IsDir():
 		return fileState{err: fmt.Errorf("directory cannot be read: %w", f.err)}, nil
 	case f.mode&fs.ModeSymlink == 0 && !f.mode.IsRegular():
-		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(f.mode))}, nil
+		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, fsutil.ModeName(f.mode))}, nil
 	}
 	if h.pace != nil {
 		if err := h.pace(ctx, PaceFileCost); err != nil {
@@ -258,14 +241,10 @@ func (h *hasher) hash(ctx context.Context, path string, sp special, statFirst bo
 			return fileState{err: cleanErr(err)}, nil
 		}
 		if !fi.Mode().IsRegular() {
-			return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(fi.Mode()))}, nil
+			return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, fsutil.ModeName(fi.Mode()))}, nil
 		}
-		name, err := pseudoFSAt(path)
-		if err != nil {
+		if err := fsutil.CheckRealFSAt(path); err != nil {
 			return fileState{err: cleanErr(err)}, nil
-		}
-		if name != "" {
-			return fileState{err: &pseudoFSError{name}}, nil
 		}
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
@@ -285,9 +264,9 @@ func (h *hasher) hash(ctx context.Context, path string, sp special, statFirst bo
 		return fileState{err: cleanErr(err)}, nil
 	}
 	if !fi.Mode().IsRegular() {
-		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(fi.Mode()))}, nil
+		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, fsutil.ModeName(fi.Mode()))}, nil
 	}
-	if err := checkRealFS(f); err != nil {
+	if err := fsutil.CheckRealFS(f); err != nil {
 		return fileState{err: cleanErr(err)}, nil
 	}
 	nlink := linkCount(fi)
@@ -374,24 +353,6 @@ func cleanErr(err error) error {
 		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
 	}
 	return err
-}
-
-func modeName(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "block device"
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeSymlink != 0:
-		return "symlink"
-	}
-	return "irregular file"
 }
 
 func (c *Checker) workers() int {

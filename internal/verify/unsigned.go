@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/fsutil"
 )
 
 // UnsignedScope is the scope name of findings about code that no
@@ -476,7 +477,7 @@ func (c *Coverage) scanHtaccess(ctx context.Context, out UnsignedFiles) error {
 	if err != nil || !fi.Mode().IsRegular() {
 		return nil // core reports it
 	}
-	f, err := openRegular(p)
+	f, err := fsutil.OpenRegular(p)
 	if err != nil {
 		return nil // core reports it
 	}
