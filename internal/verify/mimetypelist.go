@@ -638,46 +638,45 @@ func arrayReplace(a, b *phpArray) *phpArray {
 	return r
 }
 
-// phpJSONDecode is json_decode($data, true): phpJSONCheck refuses what PHP
+// phpJSONDecode is json_decode($data, true): phpcompat.CheckJSON refuses what PHP
 // refuses, then the value is read with PHP's key and number conversions.
 func phpJSONDecode(data []byte) (phpValue, error) {
-	if err := phpJSONCheck(data); err != nil {
+	if err := phpcompat.CheckJSON(data); err != nil {
 		return phpValue{}, err
 	}
-	p := &jsonParser{data: data}
-	return p.phpValue()
+	return decodeValue(phpcompat.NewJSONReader(data))
 }
 
-func (p *jsonParser) phpValue() (phpValue, error) {
-	switch c := p.peek(); c {
+func decodeValue(p *phpcompat.JSONReader) (phpValue, error) {
+	switch c := p.Peek(); c {
 	case '"':
-		s, _, err := p.str()
+		s, _, err := p.Str()
 		return phpValue{kind: 's', s: s}, err
 	case '{', '[':
-		p.i++
+		p.Next()
 		closing := byte('}')
 		if c == '[' {
 			closing = ']'
 		}
 		arr := &phpArray{}
 		for n := 0; ; n++ {
-			if p.peek() == closing {
-				p.i++
+			if p.Peek() == closing {
+				p.Next()
 				return phpValue{kind: 'a', arr: arr}, nil
 			}
 			if n > 0 {
-				p.i++ // ','
+				p.Next() // ','
 			}
 			var key string
 			if c == '{' {
 				var err error
-				if key, _, err = p.str(); err != nil {
+				if key, _, err = p.Str(); err != nil {
 					return phpValue{}, err
 				}
-				p.peek()
-				p.i++ // ':'
+				p.Peek()
+				p.Next() // ':'
 			}
-			v, err := p.phpValue()
+			v, err := decodeValue(p)
 			if err != nil {
 				return phpValue{}, err
 			}
@@ -687,29 +686,17 @@ func (p *jsonParser) phpValue() (phpValue, error) {
 				arr.push(v)
 			}
 		}
-	case 't':
-		p.i += 4
+	}
+	lit := p.Literal()
+	switch lit {
+	case "true":
 		return phpValue{kind: 'b', b: true}, nil
-	case 'f':
-		p.i += 5
+	case "false":
 		return phpValue{kind: 'b'}, nil
-	case 'n':
-		p.i += 4
+	case "null":
 		return phpValue{kind: 'n'}, nil
 	}
-	start := p.i
-	isFloat := false
-	for p.i < len(p.data) {
-		c := p.data[p.i]
-		if c == '.' || c == 'e' || c == 'E' {
-			isFloat = true
-		} else if !(c == '-' || c == '+' || c >= '0' && c <= '9') {
-			break
-		}
-		p.i++
-	}
-	lit := string(p.data[start:p.i])
-	if !isFloat {
+	if !strings.ContainsAny(lit, ".eE") {
 		// PHP keeps integers that fit, else reads a double.
 		if i, err := strconv.ParseInt(lit, 10, 64); err == nil {
 			return phpValue{kind: 'i', i: i}, nil
