@@ -12,6 +12,7 @@ import (
 
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
+	"github.com/integrityd/integrityd/internal/mimetypelist"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -52,7 +53,7 @@ func (l *loop) classifyPath(p *plan, path string) {
 	p.trees = p.trees || l.isTreeOrAbove(path)
 	p.config = p.config || l.conf.isConfigFile(path)
 	if core := l.scopes["core"]; core != nil && l.in.MimetypeInput(path) {
-		p.add(core, verify.MimetypeListPath)
+		p.add(core, mimetypelist.Path)
 	}
 	t, ok, apps, trust := l.locate(path)
 	p.version = p.version || ok && t.scope.sc.Name == "core" && t.key == "version.php"

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/integrityd/integrityd/internal/fsutil"
+	"github.com/integrityd/integrityd/internal/mimetypelist"
 	"github.com/integrityd/integrityd/internal/phpcompat"
 	"github.com/integrityd/integrityd/internal/phpconf"
 )
@@ -521,4 +522,11 @@ func (in *Install) shipped() (map[string]bool, error) {
 		m[a] = true
 	}
 	return m, nil
+}
+
+// MimetypeInput reports whether a change at the absolute path p can change
+// what core/js/mimetypelist.js must hash to (mimetypelist.IsInput), so
+// that the daemon rechecks that file.
+func (in *Install) MimetypeInput(p string) bool {
+	return mimetypelist.IsInput(in.Root, in.Version.Major(), p)
 }

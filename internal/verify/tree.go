@@ -22,6 +22,7 @@ import (
 
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/fsutil"
+	"github.com/integrityd/integrityd/internal/mimetypelist"
 )
 
 // excludedNames are file names Nextcloud never hashes
@@ -186,7 +187,7 @@ func newHasher(c *Checker) *hasher {
 // their own (core only).
 type special struct {
 	htaccess string   // the root .htaccess: only what is above the marker
-	mimetype string   // core/js/mimetypelist.js: see mimetypeListHash
+	mimetype string   // core/js/mimetypelist.js: see mimetypelist.Hash
 	in       *Install // whose configuration and release the mimetype rule reads
 }
 
@@ -194,7 +195,7 @@ func (s *Scope) special() special {
 	if !s.core {
 		return special{}
 	}
-	return special{htaccess: s.Dir + "/.htaccess", mimetype: s.Dir + "/" + MimetypeListPath, in: s.in}
+	return special{htaccess: s.Dir + "/.htaccess", mimetype: s.Dir + "/" + mimetypelist.Path, in: s.in}
 }
 
 // file hashes or reports one entry of the walk; sp says which files have
@@ -274,15 +275,15 @@ func (h *hasher) hash(ctx context.Context, path string, sp special, statFirst bo
 		return fileState{deferred: true, nlink: nlink}, nil
 	}
 	d := sha512.New()
-	if path == sp.mimetype && path != "" && fi.Size() <= maxMimetypeConfig {
-		data, err := io.ReadAll(io.LimitReader(f, maxMimetypeConfig+1))
+	if path == sp.mimetype && path != "" && fi.Size() <= mimetypelist.MaxFile {
+		data, err := io.ReadAll(io.LimitReader(f, mimetypelist.MaxFile+1))
 		if err != nil {
 			return fileState{err: cleanErr(err)}, nil
 		}
-		if len(data) <= maxMimetypeConfig {
+		if len(data) <= mimetypelist.MaxFile {
 			st := fileState{hash: sha512.Sum512(data), size: int64(len(data)), nlink: nlink}
 			in := sp.in
-			dflt, ok, err := mimetypeListHash(in.Root, filepath.Join(in.Root, "config"), in.Version.Major(), data)
+			dflt, ok, err := mimetypelist.Hash(in.Root, filepath.Join(in.Root, "config"), in.Version.Major(), data)
 			switch {
 			case err != nil:
 				// Nextcloud fails the core check (or, for a TypeError,
