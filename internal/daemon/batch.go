@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/mimetypelist"
@@ -462,7 +463,7 @@ func (l *loop) syncScopes() []*scope {
 	// Findings of scopes that no longer exist (from the previous state);
 	// the unsigned coverage's are its own (unsigned.go).
 	for _, name := range l.findings.scopes() {
-		if _, ok := l.scopes[name]; !ok && name != verify.UnsignedScope {
+		if _, ok := l.scopes[name]; !ok && name != baseline.ScopeName {
 			l.drop(name)
 		}
 	}

@@ -40,12 +40,13 @@ var excludedNames = map[string]bool{
 // PCRE's $ also matches before a final newline.
 var webappPattern = regexp.MustCompile(`^\.webapp-nextcloud-(\d+\.){2}(\d+)(-r\d+)?\n?$`)
 
-// htaccessMarker splits the root .htaccess: only what is above it is signed.
-const htaccessMarker = "#### DO NOT CHANGE ANYTHING ABOVE THIS LINE ####"
+// HtaccessMarker splits the root .htaccess: only what is above it is
+// signed (what is below is the unsigned baseline's).
+const HtaccessMarker = "#### DO NOT CHANGE ANYTHING ABOVE THIS LINE ####"
 
-// maxHtaccess bounds how much of the root .htaccess is read into memory to
+// MaxHtaccess bounds how much of the root .htaccess is read into memory to
 // apply the marker rule; a larger file is hashed whole.
-const maxHtaccess = 16 << 20
+const MaxHtaccess = 16 << 20
 
 // skipKey reports whether a file, by its key in the scope, is never
 // hashed: the manifests themselves.
@@ -298,13 +299,13 @@ func (h *hasher) hash(ctx context.Context, path string, sp special, statFirst bo
 			return fileState{err: cleanErr(err)}, nil
 		}
 	}
-	if path == sp.htaccess && path != "" && fi.Size() <= maxHtaccess {
-		data, err := io.ReadAll(io.LimitReader(f, maxHtaccess+1))
+	if path == sp.htaccess && path != "" && fi.Size() <= MaxHtaccess {
+		data, err := io.ReadAll(io.LimitReader(f, MaxHtaccess+1))
 		if err != nil {
 			return fileState{err: cleanErr(err)}, nil
 		}
-		if len(data) <= maxHtaccess {
-			if parts := bytes.Split(data, []byte(htaccessMarker)); len(parts) == 2 {
+		if len(data) <= MaxHtaccess {
+			if parts := bytes.Split(data, []byte(HtaccessMarker)); len(parts) == 2 {
 				data = parts[0]
 			}
 			d.Write(data)
