@@ -11,11 +11,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/config"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
-	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // baselineCommand is what integrityd baseline takes.
@@ -76,8 +76,8 @@ func runBaseline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer lock.Close()
-	path := filepath.Join(s.StateDir, verify.BaselineName)
-	b, err := verify.ReadBaseline(path)
+	path := filepath.Join(s.StateDir, baseline.FileName)
+	b, err := baseline.Read(path)
 	if err != nil && !*acceptAll {
 		return err
 	}
@@ -96,7 +96,7 @@ func runBaseline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	case b != nil && !*accept && !*acceptAll:
 		return fmt.Errorf("%s holds a %s: integrityd baseline --accept PATH... or --accept-all takes changes in", path, b.Summary())
 	}
-	c, err := in.Unsigned()
+	c, err := baseline.NewCoverage(in)
 	if err != nil {
 		return err
 	}
@@ -106,8 +106,8 @@ func runBaseline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	uid, name := who()
 	if b == nil {
-		b = verify.NewBaseline(in.Root, cur, uid, name)
-		for _, f := range verify.NewBaseline(in.Root, nil, uid, name).Compare(cur, "") {
+		b = baseline.New(in.Root, cur, uid, name)
+		for _, f := range baseline.New(in.Root, nil, uid, name).Compare(cur, "") {
 			if f.Kind == kind.HtaccessDirective {
 				fmt.Fprintf(stderr, "integrityd baseline: WARNING: %s: %s (recorded as accepted)\n", f.Path, f.Message)
 			}
@@ -157,7 +157,7 @@ func runBaseline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 // acceptKey is the baseline key of a PATH argument: an absolute path is
 // made a key, another is a key already (relative to the root).
-func acceptKey(c *verify.Coverage, root, p string) string {
+func acceptKey(c *baseline.Coverage, root, p string) string {
 	if filepath.IsAbs(p) {
 		p = filepath.Clean(p)
 		if p == root {
@@ -168,7 +168,7 @@ func acceptKey(c *verify.Coverage, root, p string) string {
 	return strings.TrimSuffix(filepath.Clean(p), "/")
 }
 
-func appList(c *verify.Coverage) string {
+func appList(c *baseline.Coverage) string {
 	apps := c.UnsignedApps()
 	if len(apps) == 0 {
 		return "none"

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/demo"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
-	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // integrityd baseline records, check compares, --accept takes changes in.
@@ -95,12 +95,12 @@ func TestBaselineCommand(t *testing.T) {
 	if code, got, _ := check(); code != code0 || got["unsigned"] != nil {
 		t.Errorf("after accept-all: exit %d %v", code, got["unsigned"])
 	}
-	b, err := verify.ReadBaseline(filepath.Join(stateDir, verify.BaselineName))
+	b, err := baseline.Read(filepath.Join(stateDir, baseline.FileName))
 	if err != nil || len(b.Log) != 4 || !strings.Contains(b.Log[1], "accepted UNSIGNED_EXTRA themes/mine/shell.php") {
 		t.Errorf("baseline log: %v %q", err, b.Log)
 	}
 	// A damaged baseline is an error naming it; unsigned = off ignores it.
-	bad := filepath.Join(stateDir, verify.BaselineName)
+	bad := filepath.Join(stateDir, baseline.FileName)
 	os.WriteFile(bad, []byte("{"), 0o640)
 	if code, _, errOut := check(); code != exitError || !strings.Contains(errOut, bad) {
 		t.Errorf("check with a damaged baseline: exit %d %s", code, errOut)
@@ -132,7 +132,7 @@ func TestStatusUnsigned(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
 	st := &state.State{PID: os.Getpid(), Updated: now, Complete: true, LastFullScan: now, RescanInterval: time.Hour,
-		Findings: []finding.Finding{{Scope: verify.UnsignedScope, Kind: kind.UnsignedExtra, Path: "themes/x/shell.php", Message: "not in the baseline"}},
+		Findings: []finding.Finding{{Scope: baseline.ScopeName, Kind: kind.UnsignedExtra, Path: "themes/x/shell.php", Message: "not in the baseline"}},
 		Unsigned: "unsigned code: checked against the baseline of 2026-01-02T03:04:05Z by root (uid 0), 5 files", UnsignedFiles: 6}
 	if err := state.Save(dir, st); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/config"
 	"github.com/integrityd/integrityd/internal/report"
 	"github.com/integrityd/integrityd/internal/verify"
@@ -317,9 +318,9 @@ func runCheckApp(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // in the state directory, when the unsigned setting says so (ok false:
 // not checked, and stderr says why when a baseline was asked for).
 func checkUnsigned(ctx context.Context, s *config.Settings, in *verify.Install, stderr io.Writer) (verify.ScopeResult, bool, error) {
-	b, mode, err := verify.OpenBaseline(s.Unsigned, filepath.Join(s.StateDir, verify.BaselineName), in.Root)
+	b, mode, err := baseline.Open(s.Unsigned, filepath.Join(s.StateDir, baseline.FileName), in.Root)
 	if err != nil {
-		if errors.Is(err, fs.ErrPermission) && s.Unsigned == verify.UnsignedAuto {
+		if errors.Is(err, fs.ErrPermission) && s.Unsigned == baseline.Auto {
 			fmt.Fprintf(stderr, "integrityd check: %v; unsigned code not checked\n", err)
 			return verify.ScopeResult{}, false, nil
 		}
@@ -329,7 +330,7 @@ func checkUnsigned(ctx context.Context, s *config.Settings, in *verify.Install, 
 		return verify.ScopeResult{}, false, nil // mode says why
 	}
 	_ = mode
-	c, err := in.Unsigned()
+	c, err := baseline.NewCoverage(in)
 	if err != nil {
 		return verify.ScopeResult{}, false, err
 	}

@@ -1,6 +1,8 @@
 // Command integrityd checks a Nextcloud installation against its code
-// signatures: one-shot checks like occ integrity:check-core/check-app, a
-// check of everything, signing, and a demo.
+// signatures: it parses the flags, wires the packages together and runs
+// one subcommand: the daemon (run), one-shot checks like occ
+// integrity:check-core/check-app, a check of everything, the unsigned
+// baseline, status, signing, and a demo.
 package main
 
 import (

@@ -10,8 +10,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
+	"github.com/integrityd/integrityd/internal/mimetypelist"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -52,7 +54,7 @@ func (l *loop) classifyPath(p *plan, path string) {
 	p.trees = p.trees || l.isTreeOrAbove(path)
 	p.config = p.config || l.conf.isConfigFile(path)
 	if core := l.scopes["core"]; core != nil && l.in.MimetypeInput(path) {
-		p.add(core, verify.MimetypeListPath)
+		p.add(core, mimetypelist.Path)
 	}
 	t, ok, apps, trust := l.locate(path)
 	p.version = p.version || ok && t.scope.sc.Name == "core" && t.key == "version.php"
@@ -461,7 +463,7 @@ func (l *loop) syncScopes() []*scope {
 	// Findings of scopes that no longer exist (from the previous state);
 	// the unsigned coverage's are its own (unsigned.go).
 	for _, name := range l.findings.scopes() {
-		if _, ok := l.scopes[name]; !ok && name != verify.UnsignedScope {
+		if _, ok := l.scopes[name]; !ok && name != baseline.ScopeName {
 			l.drop(name)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/verify"
 )
@@ -34,9 +35,9 @@ type bigResult struct {
 	err      error
 	// A big file of the unsigned coverage (unsigned.go): the coverage it
 	// was hashed with, its key and what is there.
-	ucov   *verify.Coverage
+	ucov   *baseline.Coverage
 	ukey   string
-	ufiles verify.UnsignedFiles
+	ufiles baseline.Files
 }
 
 // hashLater rechecks key of s off the loop.
@@ -126,7 +127,7 @@ func (o *offLoop) busy() bool { return len(o.running) > 0 }
 
 // bigFinished takes the recheck of a big file.
 func (l *loop) bigFinished(ctx context.Context, r bigResult) {
-	if r.k.scope == verify.UnsignedScope {
+	if r.k.scope == baseline.ScopeName {
 		l.changed = true
 		l.unsignedFinished(ctx, r)
 		return

@@ -36,6 +36,7 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/kind"
@@ -110,7 +111,7 @@ type Config struct {
 	// restart.
 	WhoData bool
 	// Unsigned is the unsigned setting: "auto" (or ""), "on" or "off"
-	// (see verify.OpenBaseline).
+	// (see baseline.Open).
 	Unsigned string
 }
 
@@ -157,7 +158,7 @@ type Daemon struct {
 	scopeDirs atomic.Pointer[dirSet]
 	// coverage is the loop's unsigned coverage (nil when unsigned code is
 	// not checked), for skipDir too; replaced, never changed.
-	coverage atomic.Pointer[verify.Coverage]
+	coverage atomic.Pointer[baseline.Coverage]
 	// progress counts what the daemon itself hashed: with the loop's
 	// beat, the watchdog's sign of life.
 	progress verify.Progress

@@ -5,10 +5,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/kind"
-	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // Transition is one change of a finding between what the daemon knew
@@ -75,7 +75,7 @@ func danger(f *finding.Finding) int {
 	case kind.FileMissing, kind.UnsignedMissing:
 		return 2
 	case kind.ExtraFile, kind.UnsignedExtra:
-		if verify.IsExecutableName(filepath.Base(f.Path)) {
+		if baseline.IsExecutableName(filepath.Base(f.Path)) {
 			return 1
 		}
 		return 3

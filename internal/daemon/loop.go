@@ -12,6 +12,7 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/kind"
@@ -62,9 +63,9 @@ type loop struct {
 	// The unsigned coverage (unsigned.go): the baseline (nil: not
 	// checked), the coverage, what it holds now (nil before the first
 	// full scan), and the pseudo-scope its findings are kept under.
-	ubase  *verify.Baseline
-	ucov   *verify.Coverage
-	ufiles verify.UnsignedFiles
+	ubase  *baseline.Baseline
+	ucov   *baseline.Coverage
+	ufiles baseline.Files
 	uscope *scope
 }
 
@@ -142,7 +143,7 @@ func (l *loop) findingPath(f *finding.Finding) (string, bool) {
 		}
 		return filepath.Join(dir, filepath.FromSlash(f.Path)), true
 	}
-	if f.Scope == verify.UnsignedScope && l.ucov != nil {
+	if f.Scope == baseline.ScopeName && l.ucov != nil {
 		return filepath.Join(l.in.Root, filepath.FromSlash(f.Path)), true // the unsigned coverage's keys are the root's
 	}
 	return "", false

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
@@ -61,7 +62,7 @@ type scanResult struct {
 	err      error // cancelled
 	// unsigned is the unsigned coverage (nil when not scanned), uerr why
 	// it could not be.
-	unsigned verify.UnsignedFiles
+	unsigned baseline.Files
 	uerr     error
 }
 

@@ -10,15 +10,16 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
-// The unsigned coverage (verify.Coverage) is checked against the admin's
-// baseline (verify.Baseline, in the state directory) when the unsigned
+// The unsigned coverage (baseline.Coverage) is checked against the admin's
+// baseline (baseline.Baseline, in the state directory) when the unsigned
 // setting says so: its findings are those of a pseudo-scope,
-// verify.UnsignedScope, kept beside the signed scopes (not in l.scopes:
+// baseline.ScopeName, kept beside the signed scopes (not in l.scopes:
 // it has no manifest), alerted through the same replace/diff path.
 
 // baselinePath is the baseline file in the state directory ("" without
@@ -27,13 +28,13 @@ func (l *loop) baselinePath() string {
 	if l.cfg.StateDir == "" {
 		return ""
 	}
-	return filepath.Join(l.cfg.StateDir, verify.BaselineName)
+	return filepath.Join(l.cfg.StateDir, baseline.FileName)
 }
 
 // unsignedSetting is the unsigned setting ("auto" when unset).
 func (l *loop) unsignedSetting() string {
 	if l.cfg.Unsigned == "" {
-		return verify.UnsignedAuto
+		return baseline.Auto
 	}
 	return l.cfg.Unsigned
 }
@@ -42,7 +43,7 @@ func (l *loop) unsignedSetting() string {
 // a baseline that cannot be read is an error (the daemon does not start:
 // the state directory is integrityd's own).
 func (l *loop) startUnsigned() error {
-	l.uscope = &scope{sc: &verify.Scope{Name: verify.UnsignedScope, Dir: l.in.Root}}
+	l.uscope = &scope{sc: &verify.Scope{Name: baseline.ScopeName, Dir: l.in.Root}}
 	path := l.baselinePath()
 	if path == "" {
 		l.meta.Unsigned = "unsigned code: not checked (no state directory)"
@@ -50,7 +51,7 @@ func (l *loop) startUnsigned() error {
 		l.dropUnsigned()
 		return nil
 	}
-	b, mode, err := verify.OpenBaseline(l.unsignedSetting(), path, l.in.Root)
+	b, mode, err := baseline.Open(l.unsignedSetting(), path, l.in.Root)
 	if err != nil {
 		return err
 	}
@@ -63,7 +64,7 @@ func (l *loop) startUnsigned() error {
 // setBaseline makes b the baseline (nil: unsigned code is not checked).
 // When checking starts or stops, the covered directories are watched
 // again under the new rule (skipDir).
-func (l *loop) setBaseline(b *verify.Baseline) {
+func (l *loop) setBaseline(b *baseline.Baseline) {
 	was := l.ubase != nil
 	l.ubase = b
 	if b == nil {
@@ -103,7 +104,7 @@ func (l *loop) rewatchCoverage() {
 
 // dropUnsigned forgets the unsigned findings (the mode is off).
 func (l *loop) dropUnsigned() {
-	if l.findings.drop(verify.UnsignedScope) > 0 {
+	if l.findings.drop(baseline.ScopeName) > 0 {
 		l.modified()
 	}
 }
@@ -114,7 +115,7 @@ func (l *loop) refreshCoverage() []string {
 	if l.ubase == nil {
 		return nil
 	}
-	c, err := l.in.Unsigned()
+	c, err := baseline.NewCoverage(l.in)
 	if err != nil {
 		l.log.Error("cannot list the unsigned apps; keeping the known ones", zap.Error(err))
 		return nil
@@ -187,7 +188,7 @@ func (l *loop) reloadBaseline() bool {
 	if path == "" {
 		return false
 	}
-	b, mode, err := verify.OpenBaseline(l.unsignedSetting(), path, l.in.Root)
+	b, mode, err := baseline.Open(l.unsignedSetting(), path, l.in.Root)
 	if err != nil {
 		l.log.Error("baseline unusable; keeping the previous one", zap.String("message_id", kind.IDBaseline), zap.Error(err))
 		return false
@@ -234,7 +235,7 @@ func (l *loop) recheckUnsigned(ctx context.Context, p string) bool {
 		l.unsignedLater(ctx, p)
 		return true
 	}
-	l.big.looked(verify.UnsignedScope, p, nil) // looked at now: the result on its way is older
+	l.big.looked(baseline.ScopeName, p, nil) // looked at now: the result on its way is older
 	key, files, err := l.ucov.ScanPath(ctx, p)
 	if err != nil {
 		return false
@@ -245,8 +246,8 @@ func (l *loop) recheckUnsigned(ctx context.Context, p string) bool {
 
 // applyUnsigned takes a recheck of key (files: what is there now) into
 // the loop's view, and alerts.
-func (l *loop) applyUnsigned(key string, files verify.UnsignedFiles) {
-	l.scans.touch(verify.UnsignedScope, key)
+func (l *loop) applyUnsigned(key string, files baseline.Files) {
+	l.scans.touch(baseline.ScopeName, key)
 	for k := range l.ufiles {
 		if k == key || strings.HasPrefix(k, key+"/") {
 			delete(l.ufiles, k)
@@ -264,7 +265,7 @@ func (l *loop) applyUnsigned(key string, files verify.UnsignedFiles) {
 func (l *loop) unsignedLater(ctx context.Context, p string) {
 	cov := l.ucov
 	l.changed = true // the snapshot says a file is being hashed
-	l.big.run(ctx, bigResult{k: bigKey{verify.UnsignedScope, p}, sc: l.uscope, ucov: cov}, func(r *bigResult) {
+	l.big.run(ctx, bigResult{k: bigKey{baseline.ScopeName, p}, sc: l.uscope, ucov: cov}, func(r *bigResult) {
 		r.ukey, r.ufiles, r.err = cov.ScanPath(ctx, p)
 	})
 }
@@ -293,11 +294,11 @@ func (l *loop) unsignedFinished(ctx context.Context, r bigResult) {
 
 // scanUnsigned is the full scan's part of the unsigned coverage (nil
 // when it is not checked).
-func scanUnsigned(ctx context.Context, j *scanJob) (verify.UnsignedFiles, error) {
+func scanUnsigned(ctx context.Context, j *scanJob) (baseline.Files, error) {
 	if !j.unsigned {
 		return nil, nil
 	}
-	c, err := j.in.Unsigned()
+	c, err := baseline.NewCoverage(j.in)
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +320,7 @@ func (l *loop) mergeUnsigned(ctx context.Context, res *scanResult) {
 	}
 	l.ufiles = res.unsigned
 	l.replace(l.uscope, "", l.ubase.Compare(l.ufiles, ""))
-	touched := res.job.touched[verify.UnsignedScope]
+	touched := res.job.touched[baseline.ScopeName]
 	for _, k := range topmost(slices.Collect(maps.Keys(touched))) {
 		p := k
 		if !strings.HasPrefix(k, "/") {
@@ -339,7 +340,7 @@ func highPriority(f *finding.Finding) bool {
 	case kind.HtaccessDirective:
 		return true
 	case kind.UnsignedExtra:
-		return verify.IsExecutableName(filepath.Base(f.Path))
+		return baseline.IsExecutableName(filepath.Base(f.Path))
 	}
 	return false
 }

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
@@ -19,7 +20,7 @@ import (
 // integrityd baseline does.
 func recordBaseline(t *testing.T, root, stateDir string) {
 	t.Helper()
-	c, err := verify.NewInstall(root, nil, "").Unsigned()
+	c, err := baseline.NewCoverage(verify.NewInstall(root, nil, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +28,7 @@ func recordBaseline(t *testing.T, root, stateDir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := verify.NewBaseline(root, cur, 0, "root").Write(filepath.Join(stateDir, verify.BaselineName)); err != nil {
+	if err := baseline.New(root, cur, 0, "root").Write(filepath.Join(stateDir, baseline.FileName)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -122,7 +123,7 @@ func TestUnsignedAttacks(t *testing.T) {
 	if got := len(r.d.Findings()); got != 6 {
 		t.Errorf("%d findings, want 6: %v", got, r.d.Findings())
 	}
-	if got := findingsGauge(t, r, kind.UnsignedExtra, verify.UnsignedScope); got != 3 {
+	if got := findingsGauge(t, r, kind.UnsignedExtra, baseline.ScopeName); got != 3 {
 		t.Errorf("integrityd_findings{kind=UNSIGNED_EXTRA,scope=unsigned} = %v, want 3", got)
 	}
 	if got := findingsGauge(t, r, kind.UnsignedExtra, "core"); got != -1 {
@@ -225,13 +226,13 @@ func TestUnsignedModes(t *testing.T) {
 		t.Error("no alert after the first baseline was recorded while running")
 	}
 	r.stop()
-	os.WriteFile(filepath.Join(stateDir, verify.BaselineName), []byte("{"), 0o640)
-	if _, err := New(testConfig(root, stateDir), r.d.log); err == nil || !strings.Contains(err.Error(), verify.BaselineName) {
+	os.WriteFile(filepath.Join(stateDir, baseline.FileName), []byte("{"), 0o640)
+	if _, err := New(testConfig(root, stateDir), r.d.log); err == nil || !strings.Contains(err.Error(), baseline.FileName) {
 		t.Errorf("a damaged baseline: %v", err)
 	}
 	recordBaseline(t, root, stateDir)
 	cfg := testConfig(root, stateDir)
-	cfg.Unsigned = verify.UnsignedOff
+	cfg.Unsigned = baseline.Off
 	r2 := start(t, cfg)
 	if !r2.logged("unsigned code: not checked (unsigned = off)") {
 		t.Error("unsigned = off not said")
@@ -243,7 +244,7 @@ func TestUnsignedModes(t *testing.T) {
 	}
 	// A reload with unsigned = auto turns it on: the rescan finds what
 	// came meanwhile, the watches follow.
-	cfg.Unsigned = verify.UnsignedAuto
+	cfg.Unsigned = baseline.Auto
 	if err := r2.d.Reload(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}

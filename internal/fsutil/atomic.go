@@ -1,5 +1,8 @@
-// Package fsutil writes files atomically: a reader sees the old content
-// or the new, never part of it, and a crash keeps one of them.
+// Package fsutil is how integrityd touches files it does not trust and
+// files it must not leave half written: it reads a file only if it is a
+// regular one on a real file system, without blocking (OpenRegular,
+// ReadLimited), and writes atomically, so that a reader sees the old
+// content or the new, never part of it, and a crash keeps one of them.
 package fsutil
 
 import (

@@ -1,6 +1,7 @@
 // Package phpcompat does what PHP does, byte for byte, where integrityd
 // must agree with it: json_encode of strings and of arrays of strings,
-// PHP's array keys (numeric strings become integers) and ksort/sort
+// json_decode (what it refuses, and a reader of what it accepts), PHP's
+// array keys (numeric strings become integers) and ksort/sort
 // (PHP 8's loose comparison and zend_sort, step for step), base64_decode,
 // and version_compare.
 //

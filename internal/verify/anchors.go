@@ -3,6 +3,8 @@ package verify
 import (
 	_ "embed"
 	"fmt"
+
+	"github.com/integrityd/integrityd/internal/fsutil"
 )
 
 // Nextcloud's public code-signing trust anchors and CRL, built into the
@@ -44,7 +46,7 @@ func embeddedTrust(crlFile string) (*Trust, error) {
 	case EmbeddedCRLFile:
 		crl = []byte(embeddedRootCRL)
 	default:
-		data, err := readLimited(crlFile, maxTrustFile)
+		data, err := fsutil.ReadLimited(crlFile, maxTrustFile)
 		if err != nil {
 			return nil, fmt.Errorf("read CRL: %w", err)
 		}

@@ -9,9 +9,8 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"os"
-	"syscall"
+
+	"github.com/integrityd/integrityd/internal/fsutil"
 )
 
 // Nextcloud checks a manifest's certificate with phpseclib's
@@ -39,13 +38,13 @@ func LoadTrust(anchorFile, crlFile string) (*Trust, error) {
 	if anchorFile == EmbeddedAnchorFile {
 		return embeddedTrust(crlFile)
 	}
-	data, err := readLimited(anchorFile, maxTrustFile)
+	data, err := fsutil.ReadLimited(anchorFile, maxTrustFile)
 	if err != nil {
 		return nil, fmt.Errorf("read trust anchors: %w", err)
 	}
 	var crl []byte
 	if crlFile != "" {
-		if crl, err = readLimited(crlFile, maxTrustFile); err != nil {
+		if crl, err = fsutil.ReadLimited(crlFile, maxTrustFile); err != nil {
 			return nil, fmt.Errorf("read CRL: %w", err)
 		}
 	}
@@ -82,22 +81,6 @@ func parseTrust(data, crlData []byte, anchorFile, crlFile string) (*Trust, error
 	t.CRL = crl
 	t.CRLFile = crlFile
 	return t, nil
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := openRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return data, nil
 }
 
 // parseCertificates reads every CERTIFICATE block of a PEM bundle.
@@ -208,32 +191,6 @@ func commonName(c *x509.Certificate) (string, bool) {
 	return "", false
 }
 
-// openRegular opens path for reading only if it is a regular file on a
-// real file system. It opens non-blocking, so a FIFO put in its place
-// cannot hang the caller, and checks the type of what it opened and the
-// file system it is on (a signature.json linked to a procfs or tracefs
-// file is not read).
-func openRegular(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: not a regular file (%s)", path, modeName(fi.Mode()))
-	}
-	if err := checkRealFS(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	return f, nil
-}
-
 // InTreeAnchors is where Nextcloud keeps its trust anchors, relative to
 // the server root.
 const InTreeAnchors = "resources/codesigning/root.crt"
@@ -243,7 +200,7 @@ const InTreeAnchors = "resources/codesigning/root.crt"
 // pinned outside the install, a difference means someone changed the
 // install's own copy.
 func (t *Trust) DiffersFrom(path string) (bool, string) {
-	data, err := readLimited(path, maxTrustFile)
+	data, err := fsutil.ReadLimited(path, maxTrustFile)
 	if err != nil {
 		return true, err.Error()
 	}

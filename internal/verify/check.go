@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/fsutil"
 	"github.com/integrityd/integrityd/internal/kind"
 )
 
@@ -107,7 +108,7 @@ func (s *Scope) adminExcluded(key string) bool {
 // that cannot be trusted is the scope's EXCEPTION finding.
 func (s *Scope) LoadManifest(t *Trust) (*Manifest, *finding.Finding) {
 	path := s.ManifestPath()
-	f, err := openRegular(path)
+	f, err := fsutil.OpenRegular(path)
 	if err != nil {
 		return nil, invalidSignature(s.Name, MsgNoSignature, fmt.Sprintf("open %s: %v", path, cleanErr(err)))
 	}

@@ -1,5 +1,9 @@
 // Package verify checks a Nextcloud installation against its code
-// signatures, byte-compatible with Nextcloud's own IntegrityCheck\Checker.
+// signatures, byte-compatible with Nextcloud's own IntegrityCheck\Checker:
+// manifests, trust, RSA-PSS, the walk of a scope's tree and the
+// comparison. Code no signature covers is internal/baseline's; the
+// regeneration of core/js/mimetypelist.js, which the walk hashes as
+// Nextcloud's Checker does, is internal/mimetypelist's.
 //
 // A scope (core, or one app) ships a signature.json: the SHA-512 of every
 // file, an RSA-PSS signature over PHP's json_encode of those hashes, and an

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/integrityd/integrityd/internal/fsutil"
 )
 
 // Seeds in testdata/fuzz/<FuzzName>/ are added by the fuzzing engine; these
@@ -90,7 +92,7 @@ func FuzzParseManifest(f *testing.F) {
 
 func mustReadF(f *testing.F, path string) []byte {
 	f.Helper()
-	data, err := readLimited(path, 1<<20)
+	data, err := fsutil.ReadLimited(path, 1<<20)
 	if err != nil {
 		f.Fatal(err)
 	}

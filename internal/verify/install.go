@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/integrityd/integrityd/internal/fsutil"
+	"github.com/integrityd/integrityd/internal/mimetypelist"
 	"github.com/integrityd/integrityd/internal/phpcompat"
 	"github.com/integrityd/integrityd/internal/phpconf"
 )
@@ -183,7 +185,7 @@ func resolved(p string) string {
 // file that cannot be read, is an error.
 func readVersion(path string) (Version, error) {
 	var v Version
-	data, err := readLimited(path, 1<<20)
+	data, err := fsutil.ReadLimited(path, 1<<20)
 	if err != nil {
 		return v, fmt.Errorf("read version: %w", err)
 	}
@@ -370,7 +372,7 @@ func CompareReleases(a, b string) int { return phpcompat.VersionCompare(a, b) }
 // appVersion is the <version> of dir/appinfo/info.xml, "" when it cannot
 // be read (Nextcloud's getAppVersionByPath then has no version either).
 func appVersion(dir string) string {
-	data, err := readLimited(filepath.Join(dir, infoXML), 1<<20)
+	data, err := fsutil.ReadLimited(filepath.Join(dir, infoXML), 1<<20)
 	if err != nil {
 		return ""
 	}
@@ -500,7 +502,7 @@ func dupNote(id string, copies []appCopy, loaded int) string {
 
 func (in *Install) shipped() (map[string]bool, error) {
 	path := filepath.Join(in.Root, "core", "shipped.json")
-	data, err := readLimited(path, 4<<20)
+	data, err := fsutil.ReadLimited(path, 4<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]bool{}, nil
 	}
@@ -520,4 +522,11 @@ func (in *Install) shipped() (map[string]bool, error) {
 		m[a] = true
 	}
 	return m, nil
+}
+
+// MimetypeInput reports whether a change at the absolute path p can change
+// what core/js/mimetypelist.js must hash to (mimetypelist.IsInput), so
+// that the daemon rechecks that file.
+func (in *Install) MimetypeInput(p string) bool {
+	return mimetypelist.IsInput(in.Root, in.Version.Major(), p)
 }

@@ -5,16 +5,12 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"slices"
-	"strconv"
 	"strings"
-	"unicode/utf8"
-	"unsafe"
 
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
@@ -24,9 +20,6 @@ import (
 // maxManifestSize bounds a signature.json. Nextcloud's own core manifest is
 // a few MB; 64 MiB leaves room without letting a hostile file exhaust memory.
 const maxManifestSize = 64 << 20
-
-// maxJSONDepth is PHP json_decode's default nesting limit.
-const maxJSONDepth = 512
 
 // Manifest is a parsed signature.json.
 type Manifest struct {
@@ -123,44 +116,44 @@ func parseManifest(data []byte) (*Manifest, error) {
 // decodeManifest reads signature.json's fields: the hashes as the PHP
 // array json_decode makes of them, in ksort order.
 func decodeManifest(data []byte) (*Manifest, []phpcompat.Entry, error) {
-	if err := phpJSONCheck(data); err != nil {
+	if err := phpcompat.CheckJSON(data); err != nil {
 		return nil, nil, err
 	}
 	// json.Valid accepted data; a small parser reads it, several times
 	// faster than json.Decoder on a core manifest's 30,000 entries, and
 	// exact about what PHP does: keys are case-sensitive, the last of
 	// duplicate keys wins.
-	p := &jsonParser{data: data}
-	if p.peek() != '{' {
+	p := phpcompat.NewJSONReader(data)
+	if p.Peek() != '{' {
 		return nil, nil, errors.New("not a JSON object")
 	}
-	p.i++
+	p.Next()
 	m := &Manifest{}
 	var entries []phpcompat.Entry
 	var haveHashes, haveSig, haveCert bool
 	var sig string
 	for n := 0; ; n++ {
-		c := p.peek()
+		c := p.Peek()
 		if c == '}' {
 			break
 		}
 		if n > 0 {
-			p.i++ // ','
+			p.Next() // ','
 		}
-		key, _, err := p.str()
+		key, _, err := p.Str()
 		if err != nil {
 			return nil, nil, fmt.Errorf("invalid JSON: %v", err)
 		}
-		p.peek()
-		p.i++ // ':'
+		p.Peek()
+		p.Next() // ':'
 		switch key {
 		case "hashes":
-			if entries, err = p.hashes(); err != nil {
+			if entries, err = p.Entries(); err != nil {
 				return nil, nil, fmt.Errorf("hashes: %v", err)
 			}
 			haveHashes = true
 		case "signature", "certificate":
-			v, ok, err := p.str()
+			v, ok, err := p.Str()
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %v", key, err)
 			}
@@ -173,7 +166,7 @@ func decodeManifest(data []byte) (*Manifest, []phpcompat.Entry, error) {
 				m.Certificate, haveCert = v, true
 			}
 		default:
-			p.skipValue()
+			p.SkipValue()
 		}
 	}
 	switch {
@@ -202,279 +195,6 @@ func expectedEntries(entries []phpcompat.Entry) []expEntry {
 	}
 	slices.SortFunc(ents, func(a, b expEntry) int { return strings.Compare(a.key, b.key) })
 	return ents
-}
-
-// jsonParser reads JSON that json.Valid has already accepted.
-type jsonParser struct {
-	data []byte
-	i    int
-}
-
-func (p *jsonParser) skipSpace() {
-	for p.i < len(p.data) && (p.data[p.i] == ' ' || p.data[p.i] == '\t' || p.data[p.i] == '\n' || p.data[p.i] == '\r') {
-		p.i++
-	}
-}
-
-func (p *jsonParser) peek() byte {
-	p.skipSpace()
-	if p.i >= len(p.data) {
-		return 0
-	}
-	return p.data[p.i]
-}
-
-// str reads a string literal; ok is false when the value is not a string.
-func (p *jsonParser) str() (string, bool, error) {
-	if p.peek() != '"' {
-		return "", false, nil
-	}
-	start := p.i
-	escaped := false
-	for p.i++; p.i < len(p.data); p.i++ {
-		switch p.data[p.i] {
-		case '\\':
-			escaped = true
-			p.i++
-		case '"':
-			p.i++
-			lit := p.data[start:p.i]
-			if !escaped {
-				return string(lit[1 : len(lit)-1]), true, nil
-			}
-			if s, ok := unescapeSlashes(lit[1 : len(lit)-1]); ok {
-				return s, true, nil
-			}
-			var s string
-			if err := json.Unmarshal(lit, &s); err != nil {
-				return "", false, err
-			}
-			return s, true, nil
-		}
-	}
-	return "", false, errors.New("unterminated string")
-}
-
-// unescapeSlashes decodes a string literal's body whose only escapes are
-// "\/" (json_encode writes every "/" so: every key of a manifest), ok
-// false for any other escape.
-func unescapeSlashes(b []byte) (string, bool) {
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		if b[i] == '\\' {
-			if i+1 >= len(b) || b[i+1] != '/' {
-				return "", false
-			}
-			i++
-		}
-		out = append(out, b[i])
-	}
-	return string(out), true
-}
-
-// strView is str without a copy of a string that has no escapes: the
-// value shares p.data's bytes, which are never written, and keeps them
-// alive as long as it lives. For the hashes' values, dropped once
-// converted (expectedEntries), so that a manifest's text is not held
-// twice while it is parsed.
-func (p *jsonParser) strView() (string, bool, error) {
-	if p.peek() != '"' {
-		return "", false, nil
-	}
-	start := p.i + 1
-	for i := start; i < len(p.data); i++ {
-		switch p.data[i] {
-		case '\\':
-			return p.str()
-		case '"':
-			p.i = i + 1
-			if i == start {
-				return "", true, nil
-			}
-			return unsafe.String(&p.data[start], i-start), true, nil
-		}
-	}
-	return p.str()
-}
-
-// skipValue skips one (valid) JSON value.
-func (p *jsonParser) skipValue() {
-	depth := 0
-	for p.peek() != 0 {
-		c := p.data[p.i]
-		switch c {
-		case '"':
-			p.str()
-		case '{', '[':
-			depth++
-			p.i++
-		case '}', ']':
-			if depth == 0 {
-				return
-			}
-			depth--
-			p.i++
-		case ',', ':':
-			if depth == 0 {
-				return
-			}
-			p.i++
-		default: // number, true, false, null
-			p.i++
-		}
-		if depth == 0 && (c == '"' || c == '}' || c == ']') {
-			return
-		}
-	}
-}
-
-// hashes reads the "hashes" value, an object or (as PHP allows) a list,
-// into entries in first-seen order with the last value winning, as a PHP
-// array built by json_decode would hold them.
-func (p *jsonParser) hashes() ([]phpcompat.Entry, error) {
-	open := p.peek()
-	if open != '{' && open != '[' {
-		return nil, errors.New("not an object")
-	}
-	closing := byte('}')
-	if open == '[' {
-		closing = ']'
-	}
-	p.i++
-	var entries []phpcompat.Entry
-	// index finds a repeated key; it is made only once a key is not
-	// greater than the one before (a sorted manifest, as every signed one
-	// is, has no repeated key and needs none).
-	var index map[string]int
-	for n := 0; ; n++ {
-		c := p.peek()
-		if c == closing {
-			p.i++
-			return entries, nil
-		}
-		if n > 0 {
-			if c != ',' {
-				return nil, fmt.Errorf("unexpected %q", c)
-			}
-			p.i++
-		}
-		name := strconv.Itoa(n)
-		if open == '{' {
-			s, ok, err := p.str()
-			if err != nil || !ok {
-				return nil, fmt.Errorf("bad key at offset %d", p.i)
-			}
-			name = s
-			if p.peek() != ':' {
-				return nil, fmt.Errorf("missing ':' after key %q", name)
-			}
-			p.i++
-		}
-		v, ok, err := p.strView()
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, fmt.Errorf("value for %q is not a string", name)
-		}
-		k := phpcompat.NewKey(name)
-		if index == nil && len(entries) > 0 && k.Str <= entries[len(entries)-1].Key.Str {
-			index = make(map[string]int, len(entries))
-			for i, e := range entries {
-				index[e.Key.Str] = i
-			}
-		}
-		if index != nil {
-			if i, ok := index[k.Str]; ok {
-				entries[i].Value = v
-				continue
-			}
-			index[k.Str] = len(entries)
-		}
-		k.Pos = len(entries)
-		entries = append(entries, phpcompat.Entry{Key: k, Value: v})
-	}
-}
-
-// phpJSONCheck refuses what PHP's json_decode refuses and Go's decoder
-// would accept or silently repair: invalid UTF-8, unpaired UTF-16
-// surrogate escapes, and nesting deeper than 512.
-func phpJSONCheck(data []byte) error {
-	if !utf8.Valid(data) {
-		return errors.New("invalid JSON: malformed UTF-8")
-	}
-	if !json.Valid(data) {
-		var v any
-		err := json.Unmarshal(data, &v)
-		return fmt.Errorf("invalid JSON: %v", err)
-	}
-	depth := 0
-	for i := 0; i < len(data); i++ {
-		switch data[i] {
-		case '{', '[':
-			depth++
-			if depth >= maxJSONDepth { // PHP refuses 512 levels (checked with PHP 8.2)
-				return fmt.Errorf("invalid JSON: nested deeper than %d", maxJSONDepth)
-			}
-		case '}', ']':
-			depth--
-		case '"':
-			end, err := checkSurrogates(data, i+1)
-			if err != nil {
-				return err
-			}
-			i = end
-		}
-	}
-	return nil
-}
-
-// checkSurrogates scans the string starting at data[i] (after the quote)
-// and returns the index of its closing quote.
-func checkSurrogates(data []byte, i int) (int, error) {
-	pendingHigh := false
-	for ; i < len(data); i++ {
-		c := data[i]
-		if c == '"' {
-			break
-		}
-		if c != '\\' {
-			if pendingHigh {
-				return 0, errors.New("invalid JSON: single unpaired UTF-16 surrogate")
-			}
-			continue
-		}
-		i++
-		if data[i] != 'u' {
-			if pendingHigh {
-				return 0, errors.New("invalid JSON: single unpaired UTF-16 surrogate")
-			}
-			continue
-		}
-		v, _ := strconv.ParseUint(string(data[i+1:i+5]), 16, 16) // json.Valid checked the digits
-		u := uint16(v)
-		i += 4
-		switch {
-		case u >= 0xD800 && u < 0xDC00:
-			if pendingHigh {
-				return 0, errors.New("invalid JSON: single unpaired UTF-16 surrogate")
-			}
-			pendingHigh = true
-		case u >= 0xDC00 && u < 0xE000:
-			if !pendingHigh {
-				return 0, errors.New("invalid JSON: single unpaired UTF-16 surrogate")
-			}
-			pendingHigh = false
-		default:
-			if pendingHigh {
-				return 0, errors.New("invalid JSON: single unpaired UTF-16 surrogate")
-			}
-		}
-	}
-	if pendingHigh {
-		return 0, errors.New("invalid JSON: single unpaired UTF-16 surrogate")
-	}
-	return i, nil
 }
 
 // phpBase64Decode decodes like PHP's base64_decode($s) (not strict,

@@ -245,7 +245,7 @@ type streamParser struct {
 	in    streamReader
 	depth int
 	// phpErr is the first thing PHP's json_decode refuses that JSON
-	// allows (see phpJSONCheck); semErr the first problem with the
+	// allows (see phpcompat.CheckJSON); semErr the first problem with the
 	// fields. Once either is set the rest is only checked.
 	phpErr, semErr error
 
@@ -321,8 +321,8 @@ func (p *streamParser) open() error {
 	if p.depth > goJSONMaxDepth {
 		return p.syntax("nested deeper than %d", goJSONMaxDepth)
 	}
-	if p.depth >= maxJSONDepth && p.phpErr == nil { // PHP refuses 512 levels (checked with PHP 8.2)
-		p.phpErr = fmt.Errorf("invalid JSON: nested deeper than %d at offset %d", maxJSONDepth, p.in.offset()-1)
+	if p.depth >= phpcompat.MaxJSONDepth && p.phpErr == nil { // PHP refuses 512 levels (checked with PHP 8.2)
+		p.phpErr = fmt.Errorf("invalid JSON: nested deeper than %d at offset %d", phpcompat.MaxJSONDepth, p.in.offset()-1)
 	}
 	return nil
 }
@@ -568,7 +568,7 @@ func (p *streamParser) number() error {
 // str reads a string literal, at its opening quote, appending its
 // decoded text to *out (out nil: only checked). An unpaired UTF-16
 // surrogate escape is PHP's refusal, set in p.phpErr (the first of them
-// as phpJSONCheck finds it); the text is then not what PHP would decode,
+// as phpcompat.CheckJSON finds it); the text is then not what PHP would decode,
 // and not used.
 func (p *streamParser) str(out *[]byte) error {
 	in := &p.in

@@ -184,7 +184,7 @@ func TestParseManifestDepthLimit(t *testing.T) {
 	}{
 		{2, true, ""},
 		{511, true, ""},
-		{512, false, "phpJSONCheck allows 512 levels (depth > maxJSONDepth); PHP's json_decode refuses 512 (\"Maximum stack depth exceeded\"), it needs depth > levels"},
+		{512, false, "phpcompat.CheckJSON allows 512 levels (depth > phpcompat.MaxJSONDepth); PHP's json_decode refuses 512 (\"Maximum stack depth exceeded\"), it needs depth > levels"},
 		{513, false, ""},
 	} {
 		t.Run(strconv.Itoa(tt.levels), func(t *testing.T) {

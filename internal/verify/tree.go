@@ -21,6 +21,8 @@ import (
 	"syscall"
 
 	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/fsutil"
+	"github.com/integrityd/integrityd/internal/mimetypelist"
 )
 
 // excludedNames are file names Nextcloud never hashes
@@ -38,12 +40,13 @@ var excludedNames = map[string]bool{
 // PCRE's $ also matches before a final newline.
 var webappPattern = regexp.MustCompile(`^\.webapp-nextcloud-(\d+\.){2}(\d+)(-r\d+)?\n?$`)
 
-// htaccessMarker splits the root .htaccess: only what is above it is signed.
-const htaccessMarker = "#### DO NOT CHANGE ANYTHING ABOVE THIS LINE ####"
+// HtaccessMarker splits the root .htaccess: only what is above it is
+// signed (what is below is the unsigned baseline's).
+const HtaccessMarker = "#### DO NOT CHANGE ANYTHING ABOVE THIS LINE ####"
 
-// maxHtaccess bounds how much of the root .htaccess is read into memory to
+// MaxHtaccess bounds how much of the root .htaccess is read into memory to
 // apply the marker rule; a larger file is hashed whole.
-const maxHtaccess = 16 << 20
+const MaxHtaccess = 16 << 20
 
 // skipKey reports whether a file, by its key in the scope, is never
 // hashed: the manifests themselves.
@@ -157,24 +160,6 @@ func (s *Scope) walkTree(ctx context.Context, dir, prefix string, send func(walk
 // errNotRegular marks files that are never opened for reading.
 var errNotRegular = errors.New("not a regular file")
 
-// pseudoFSError marks a file on a pseudo file system (procfs, sysfs...):
-// never read, whatever its type says.
-type pseudoFSError struct{ fs string }
-
-func (e *pseudoFSError) Error() string { return "on " + e.fs + " (not a real file system): not read" }
-
-// checkRealFS returns a *pseudoFSError when f is on a pseudo file system.
-func checkRealFS(f *os.File) error {
-	name, err := pseudoFSOf(f)
-	if err != nil {
-		return err
-	}
-	if name != "" {
-		return &pseudoFSError{name}
-	}
-	return nil
-}
-
 // linkCount is the st_nlink of fi (0 when unknown).
 func linkCount(fi fs.FileInfo) uint64 {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
@@ -203,7 +188,7 @@ func newHasher(c *Checker) *hasher {
 // their own (core only).
 type special struct {
 	htaccess string   // the root .htaccess: only what is above the marker
-	mimetype string   // core/js/mimetypelist.js: see mimetypeListHash
+	mimetype string   // core/js/mimetypelist.js: see mimetypelist.Hash
 	in       *Install // whose configuration and release the mimetype rule reads
 }
 
@@ -211,7 +196,7 @@ func (s *Scope) special() special {
 	if !s.core {
 		return special{}
 	}
-	return special{htaccess: s.Dir + "/.htaccess", mimetype: s.Dir + "/" + MimetypeListPath, in: s.in}
+	return special{htaccess: s.Dir + "/.htaccess", mimetype: s.Dir + "/" + mimetypelist.Path, in: s.in}
 }
 
 // file hashes or reports one entry of the walk; sp says which files have
@@ -225,7 +210,7 @@ func (h *hasher) file(ctx context.Context, f walkedFile, sp special) (fileState,
 	case f.mode.IsDir():
 		return fileState{err: fmt.Errorf("directory cannot be read: %w", f.err)}, nil
 	case f.mode&fs.ModeSymlink == 0 && !f.mode.IsRegular():
-		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(f.mode))}, nil
+		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, fsutil.ModeName(f.mode))}, nil
 	}
 	if h.pace != nil {
 		if err := h.pace(ctx, PaceFileCost); err != nil {
@@ -258,14 +243,10 @@ func (h *hasher) hash(ctx context.Context, path string, sp special, statFirst bo
 			return fileState{err: cleanErr(err)}, nil
 		}
 		if !fi.Mode().IsRegular() {
-			return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(fi.Mode()))}, nil
+			return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, fsutil.ModeName(fi.Mode()))}, nil
 		}
-		name, err := pseudoFSAt(path)
-		if err != nil {
+		if err := fsutil.CheckRealFSAt(path); err != nil {
 			return fileState{err: cleanErr(err)}, nil
-		}
-		if name != "" {
-			return fileState{err: &pseudoFSError{name}}, nil
 		}
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
@@ -285,9 +266,9 @@ func (h *hasher) hash(ctx context.Context, path string, sp special, statFirst bo
 		return fileState{err: cleanErr(err)}, nil
 	}
 	if !fi.Mode().IsRegular() {
-		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, modeName(fi.Mode()))}, nil
+		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, fsutil.ModeName(fi.Mode()))}, nil
 	}
-	if err := checkRealFS(f); err != nil {
+	if err := fsutil.CheckRealFS(f); err != nil {
 		return fileState{err: cleanErr(err)}, nil
 	}
 	nlink := linkCount(fi)
@@ -295,15 +276,15 @@ func (h *hasher) hash(ctx context.Context, path string, sp special, statFirst bo
 		return fileState{deferred: true, nlink: nlink}, nil
 	}
 	d := sha512.New()
-	if path == sp.mimetype && path != "" && fi.Size() <= maxMimetypeConfig {
-		data, err := io.ReadAll(io.LimitReader(f, maxMimetypeConfig+1))
+	if path == sp.mimetype && path != "" && fi.Size() <= mimetypelist.MaxFile {
+		data, err := io.ReadAll(io.LimitReader(f, mimetypelist.MaxFile+1))
 		if err != nil {
 			return fileState{err: cleanErr(err)}, nil
 		}
-		if len(data) <= maxMimetypeConfig {
+		if len(data) <= mimetypelist.MaxFile {
 			st := fileState{hash: sha512.Sum512(data), size: int64(len(data)), nlink: nlink}
 			in := sp.in
-			dflt, ok, err := mimetypeListHash(in.Root, filepath.Join(in.Root, "config"), in.Version.Major(), data)
+			dflt, ok, err := mimetypelist.Hash(in.Root, filepath.Join(in.Root, "config"), in.Version.Major(), data)
 			switch {
 			case err != nil:
 				// Nextcloud fails the core check (or, for a TypeError,
@@ -318,13 +299,13 @@ func (h *hasher) hash(ctx context.Context, path string, sp special, statFirst bo
 			return fileState{err: cleanErr(err)}, nil
 		}
 	}
-	if path == sp.htaccess && path != "" && fi.Size() <= maxHtaccess {
-		data, err := io.ReadAll(io.LimitReader(f, maxHtaccess+1))
+	if path == sp.htaccess && path != "" && fi.Size() <= MaxHtaccess {
+		data, err := io.ReadAll(io.LimitReader(f, MaxHtaccess+1))
 		if err != nil {
 			return fileState{err: cleanErr(err)}, nil
 		}
-		if len(data) <= maxHtaccess {
-			if parts := bytes.Split(data, []byte(htaccessMarker)); len(parts) == 2 {
+		if len(data) <= MaxHtaccess {
+			if parts := bytes.Split(data, []byte(HtaccessMarker)); len(parts) == 2 {
 				data = parts[0]
 			}
 			d.Write(data)
@@ -374,24 +355,6 @@ func cleanErr(err error) error {
 		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
 	}
 	return err
-}
-
-func modeName(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "block device"
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeSymlink != 0:
-		return "symlink"
-	}
-	return "irregular file"
 }
 
 func (c *Checker) workers() int {

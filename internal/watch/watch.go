@@ -1,5 +1,6 @@
-// Package watch turns fsnotify's per-directory events into batches of
-// changed paths for a whole tree.
+// Package watch is the daemon's sources of events: it turns fsnotify's
+// per-directory events into batches of changed paths for a whole tree,
+// reads who wrote a file from fanotify, and follows the mount table.
 //
 // fsnotify (inotify) watches one directory at a time: Watcher adds a watch
 // for every directory below its roots, adds new directories as they appear

@@ -1,8 +1,7 @@
-package verify
+package mimetypelist
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,7 +16,6 @@ import (
 	"time"
 
 	"github.com/integrityd/integrityd/internal/finding"
-	"github.com/integrityd/integrityd/internal/kind"
 )
 
 // mimeCase is one install for the mime type list tests.
@@ -282,7 +279,7 @@ func TestMimetypeListOracle(t *testing.T) {
 			t.Run(release+"/"+c.name, func(t *testing.T) {
 				root, config := buildMimeTree(t, c, icons)
 				junk := filepath.Join(t.TempDir(), "junk.js")
-				writeFile(t, junk, []byte("not the generated file"))
+				mimeWrite(t, junk, []byte("not the generated file"))
 
 				php := runHarness(t, code, root, config, junk)
 				g := &mimetypeGen{root: root, configDir: config}
@@ -291,8 +288,8 @@ func TestMimetypeListOracle(t *testing.T) {
 				if php.Class != "" {
 					t.Logf("Nextcloud fails generating: %s %q", php.Class, php.Message)
 					checkSameError(t, "generating", err, php)
-					_, _, err := mimetypeListHash(root, config, major, []byte("x"))
-					checkSameError(t, "mimetypeListHash", err, php)
+					_, _, err := Hash(root, config, major, []byte("x"))
+					checkSameError(t, "Hash", err, php)
 					return
 				}
 				if err != nil {
@@ -305,16 +302,16 @@ func TestMimetypeListOracle(t *testing.T) {
 				if php.Matched {
 					t.Fatal("harness matched the junk file")
 				}
-				if h, ok, err := mimetypeListHash(root, config, major, append(want, '\n')); ok || err != nil || !h.IsZero() {
+				if h, ok, err := Hash(root, config, major, append(want, '\n')); ok || err != nil || !h.IsZero() {
 					t.Fatalf("a file that is not the generated one: %x %v %v, want hashed as is", h[:4], ok, err)
 				}
 
 				// The file on disk is what Nextcloud generates: it hashes the
 				// default file instead.
 				onDisk := filepath.Join(t.TempDir(), "mimetypelist.js")
-				writeFile(t, onDisk, want)
+				mimeWrite(t, onDisk, want)
 				php = runHarness(t, code, root, config, onDisk)
-				h, ok, err := mimetypeListHash(root, config, major, want)
+				h, ok, err := Hash(root, config, major, want)
 				if php.Class != "" {
 					t.Logf("Nextcloud fails once the file matched: %s %q", php.Class, php.Message)
 					checkSameError(t, "default generation", err, php)
@@ -324,7 +321,7 @@ func TestMimetypeListOracle(t *testing.T) {
 					t.Fatal("Nextcloud did not match its own file")
 				}
 				if err != nil || !ok {
-					t.Fatalf("mimetypeListHash: %v %v, want the default file's hash", ok, err)
+					t.Fatalf("Hash: %v %v, want the default file's hash", ok, err)
 				}
 				def := b64(t, php.Default)
 				t.Logf("matched: hashes the default file (%d bytes; the current one has %d)", len(def), len(want))
@@ -361,17 +358,17 @@ func TestMimetypeListHashBasics(t *testing.T) {
 		if got := bytes.Contains(all, []byte("\tnames: {")); got != (major >= 32) {
 			t.Fatalf("%d: names block present %v", major, got)
 		}
-		onDisk := filepath.Join(root, MimetypeListPath)
-		writeFile(t, onDisk, all)
-		h, ok, err := mimetypeListHash(root, config, major, mustRead(t, onDisk))
+		onDisk := filepath.Join(root, Path)
+		mimeWrite(t, onDisk, all)
+		h, ok, err := Hash(root, config, major, mustRead(t, onDisk))
 		if err != nil || !ok || h != finding.Hash(sha512.Sum512(def)) {
 			t.Fatalf("%d: %v %v", major, ok, err)
 		}
-		if _, ok, err := mimetypeListHash(root, config, major, def); ok || err != nil {
+		if _, ok, err := Hash(root, config, major, def); ok || err != nil {
 			t.Fatalf("%d: the default file with custom aliases configured: %v %v, want hashed as is", major, ok, err)
 		}
 	}
-	if _, ok, err := mimetypeListHash(root, config, 16, nil); ok || err != nil {
+	if _, ok, err := Hash(root, config, 16, nil); ok || err != nil {
 		t.Fatalf("16: %v %v", ok, err)
 	}
 }
@@ -388,7 +385,7 @@ func TestMimetypeListFIFO(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() {
-			_, _, err := mimetypeListHash(root, config, 33, []byte("x"))
+			_, _, err := Hash(root, config, 33, []byte("x"))
 			done <- err
 		}()
 		select {
@@ -409,11 +406,11 @@ func TestMimetypeListHugeCustomFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Truncate(maxMimetypeConfig + 1); err != nil {
+	if err := f.Truncate(MaxFile + 1); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
-	if _, _, err := mimetypeListHash(root, config, 25, []byte("x")); err == nil || !strings.Contains(err.Error(), p) {
+	if _, _, err := Hash(root, config, 25, []byte("x")); err == nil || !strings.Contains(err.Error(), p) {
 		t.Fatalf("%v, want an error naming %s", err, p)
 	}
 }
@@ -472,100 +469,6 @@ func TestStripLastExtension(t *testing.T) {
 	}
 }
 
-// TestMimetypeListCheckerOracle runs Nextcloud's whole Checker (the
-// oracle's nc-oracle.sh) on a core tree whose manifest holds, for
-// core/js/mimetypelist.js, the hash mimetypeListHash returns: Nextcloud
-// must find core clean, and must report INVALID_HASH when the manifest
-// holds the file's own hash instead.
-func TestMimetypeListCheckerOracle(t *testing.T) {
-	oracle := oracleDir(t)
-	if _, err := exec.LookPath("php"); err != nil {
-		t.Skip("php-cli is not installed (apt-get install php-cli): cannot run Nextcloud's own Checker")
-	}
-	pki := newSignPKI(t)
-	cases := []mimeCase{
-		{name: "defaults"},
-		{name: "custom aliases", custom: map[string]string{"mimetypealiases.json": `{"text/csv": "x-office/document", "7": "seven", "a/b": "\u00fc/c"}`}},
-		{name: "custom names", custom: map[string]string{"mimetypenames.json": `{"text/plain": "Klartext \u00fc", "x/y": "New"}`}},
-	}
-	for _, release := range []string{"25.0.12", "33.0.0"} {
-		major, _ := strconv.Atoi(strings.SplitN(release, ".", 2)[0])
-		icons := releaseIcons(t, filepath.Join(oracle, release))
-		for _, c := range cases {
-			t.Run(release+"/"+c.name, func(t *testing.T) {
-				root, config := buildMimeTree(t, c, icons)
-				writeFile(t, filepath.Join(root, "version.php"), mustRead(t, filepath.Join(oracle, release, "root", "version.php")))
-				g := &mimetypeGen{root: root, configDir: config}
-				g.rules, _ = mimetypeRulesFor(major)
-				all, err := g.generate(false)
-				if err != nil {
-					t.Fatal(err)
-				}
-				writeFile(t, filepath.Join(root, MimetypeListPath), all)
-				h, ok, err := mimetypeListHash(root, config, major, all)
-				if err != nil || !ok {
-					t.Fatalf("mimetypeListHash: %v %v", ok, err)
-				}
-				hashes := map[string]string{}
-				for _, dir := range []string{"core", "resources"} {
-					err := filepath.Walk(filepath.Join(root, dir), func(p string, fi os.FileInfo, err error) error {
-						if err != nil || fi.IsDir() {
-							return err
-						}
-						rel, _ := filepath.Rel(root, p)
-						hashes[rel] = sha512hex(string(mustRead(t, p)))
-						return nil
-					})
-					if err != nil {
-						t.Fatal(err)
-					}
-				}
-				hashes["version.php"] = sha512hex(string(mustRead(t, filepath.Join(root, "version.php"))))
-				sc := NewInstall(root, nil, "").Core()
-				for _, own := range []bool{false, true} {
-					if own {
-						hashes[MimetypeListPath] = sha512hex(string(all))
-					} else {
-						hashes[MimetypeListPath] = h.String()
-					}
-					pki.signHashes(t, sc, hashes)
-					cmd := exec.Command("bash", filepath.Join(oracle, "nc-oracle.sh"), "--code", filepath.Join(oracle, release, "code"),
-						"--trust", pki.trust.AnchorFile, root, "core")
-					var stderr bytes.Buffer
-					cmd.Stderr = &stderr
-					out, err := cmd.Output()
-					if err != nil {
-						t.Fatalf("nc-oracle: %v\n%s", err, stderr.String())
-					}
-					var res map[string]map[string]json.RawMessage
-					if err := json.Unmarshal(out, &res); err != nil {
-						t.Fatalf("nc-oracle output %q: %v", out, err)
-					}
-					core := res["core"]
-					customised := !bytes.Equal(all, mustDefault(t, g))
-					switch {
-					case !own && len(core) != 0:
-						t.Fatalf("manifest holds mimetypeListHash's hash, Nextcloud reports %s", out)
-					case own && customised && !strings.Contains(string(core["INVALID_HASH"]), MimetypeListPath):
-						t.Fatalf("manifest holds the customised file's own hash, Nextcloud reports %s, want INVALID_HASH for it", out)
-					case own && !customised && len(core) != 0:
-						t.Fatalf("default file: Nextcloud reports %s", out)
-					}
-				}
-			})
-		}
-	}
-}
-
-func mustDefault(t *testing.T, g *mimetypeGen) []byte {
-	t.Helper()
-	def, err := g.generate(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return def
-}
-
 func BenchmarkMimetypeListHash(b *testing.B) {
 	c := mimeCase{custom: map[string]string{"mimetypealiases.json": `{"text/csv": "x-office/document"}`},
 		icons: []string{"application.svg", "audio.svg", "file.svg", "folder.svg", "image.svg", "text.svg", "video.svg"}}
@@ -578,96 +481,38 @@ func BenchmarkMimetypeListHash(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, ok, err := mimetypeListHash(root, config, 33, all); !ok || err != nil {
+		if _, ok, err := Hash(root, config, 33, all); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
 	}
 }
 
-// TestMimetypeListInCheck: through the core check, as Nextcloud does it:
-// an install with custom aliases whose core/js/mimetypelist.js was
-// regenerated (occ maintenance:mimetype:update-js) is clean against a
-// manifest that has the default file's hash; a mimetypelist.js edited by
-// hand is INVALID_HASH; without custom aliases the file is hashed as is.
-func TestMimetypeListInCheck(t *testing.T) {
-	p := newSignPKI(t)
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestGenerate: Generate is what the generator makes, current and default.
+func TestGenerate(t *testing.T) {
 	c := mimeCase{custom: map[string]string{"mimetypealiases.json": `{"text/csv": "x-office/document"}`}}
 	root, config := buildMimeTree(t, c, []string{"folder.svg", "file.svg"})
-	writeFile(t, filepath.Join(root, "version.php"), []byte("<?php\n$OC_Version = array(33,0,0,16);\n$OC_Channel = 'stable';\n"))
-	in := NewInstall(root, nil, "")
 	g := &mimetypeGen{root: root, configDir: config}
 	g.rules, _ = mimetypeRulesFor(33)
-	all, err := g.generate(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	def := mustDefault(t, g)
-	writeFile(t, filepath.Join(root, MimetypeListPath), all)
-	hashes := map[string]string{}
-	current, err := in.Core().hashTree(context.Background(), root, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, st := range current {
-		if !st.skip {
-			hashes[k] = st.hash.String()
-		}
-	}
-	defHash := finding.Hash(sha512.Sum512(def))
-	if hashes[MimetypeListPath] != defHash.String() {
-		t.Fatalf("the walk hashed %s as %s, want the default file's hash", MimetypeListPath, hashes[MimetypeListPath])
-	}
-	p.signHashes(t, in.Core(), hashes)
-	check := func(what string, want []kind.Kind) {
-		t.Helper()
-		res, err := in.Core().Check(context.Background(), p.trust)
+	for _, dflt := range []bool{false, true} {
+		want, err := g.generate(dflt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []kind.Kind
-		for _, f := range res.AllFindings() {
-			got = append(got, f.Kind)
-		}
-		if !slices.Equal(got, want) {
-			t.Errorf("%s: findings %+v, want kinds %v", what, res.AllFindings(), want)
+		got, err := Generate(root, config, 33, dflt)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("Generate(default %v) = %q, %v; want %q", dflt, got, err, want)
 		}
 	}
-	check("regenerated with custom aliases", nil)
-	writeFile(t, filepath.Join(root, MimetypeListPath), append(all, "/* x */"...))
-	check("edited by hand", []kind.Kind{kind.InvalidHash})
-	writeFile(t, filepath.Join(root, MimetypeListPath), def)
-	if err := os.Remove(filepath.Join(config, "mimetypealiases.json")); err != nil {
-		t.Fatal(err)
-	}
-	check("default file, no custom aliases", nil)
-}
-
-// TestMimetypeInput: the paths whose change makes the daemon recheck
-// core/js/mimetypelist.js.
-func TestMimetypeInput(t *testing.T) {
-	root := t.TempDir()
-	writeFile(t, filepath.Join(root, "version.php"), []byte("<?php\n$OC_Version = array(33,0,0,16);\n"))
-	writeFile(t, filepath.Join(root, "themes", "example", "core", "img", "filetypes", "a.svg"), nil)
-	in := NewInstall(root, nil, "")
-	for p, want := range map[string]bool{
-		"config/mimetypealiases.json":                true,
-		"config/mimetypenames.json":                  true,
-		"config/config.php":                          false,
-		"config":                                     true, // the directory renamed or replaced
-		"resources/config/mimetypemapping.dist.json": true,
-		"resources":                                  true,
-		"core/img/filetypes/folder.svg":              true,
-		"core/img/actions/x.svg":                     false,
-		"themes/example/core/img/filetypes/a.svg":    true,
-		"themes/new":                                 true,
-		"lib/base.php":                               false,
-		"":                                           false,
-	} {
-		if got := in.MimetypeInput(filepath.Join(root, p)); got != want {
-			t.Errorf("MimetypeInput(%s) = %v, want %v", p, got, want)
-		}
-	}
-	if (&Install{}).MimetypeInput("/x") {
-		t.Error("an install without a root has no inputs")
+	if got, err := Generate(root, config, 16, false); got != nil || err != nil {
+		t.Fatalf("Generate before 17 = %q, %v; want nothing", got, err)
 	}
 }

@@ -1,4 +1,4 @@
-package verify
+package baseline
 
 import (
 	"context"
@@ -8,11 +8,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // unsignedTree builds an install with something in every corner the
 // unsigned coverage covers, and in every corner it does not.
-func unsignedTree(t *testing.T) (root string, in *Install) {
+func unsignedTree(t *testing.T) (root string, in *verify.Install) {
 	t.Helper()
 	root = t.TempDir()
 	custom := t.TempDir() // an apps root outside the root
@@ -43,7 +45,7 @@ func unsignedTree(t *testing.T) (root string, in *Install) {
 		"data/alice/files/x.php":              "<?php // user file",
 		"data/.htaccess":                      "deny",
 		"assets/a.PHTML":                      "x",
-		".htaccess":                           "# signed part\n" + htaccessMarker + "\n\nErrorDocument 403 /index.php/error/403\n",
+		".htaccess":                           "# signed part\n" + verify.HtaccessMarker + "\n\nErrorDocument 403 /index.php/error/403\n",
 		"core/.user.ini":                      "core's own, signed",
 		"apps/mine/.user.ini":                 "upload_max_filesize=1G",
 		"themes/README":                       "t",
@@ -56,7 +58,7 @@ func unsignedTree(t *testing.T) (root string, in *Install) {
 	}
 	write(t, filepath.Join(custom, "ext/appinfo/info.xml"), "<info/>")
 	write(t, filepath.Join(custom, "ext/lib/e.php"), "<?php // unsigned app, other root")
-	in = NewInstall(root, []string{filepath.Join(root, "apps"), custom}, "")
+	in = verify.NewInstall(root, []string{filepath.Join(root, "apps"), custom}, "")
 	return root, in
 }
 
@@ -72,7 +74,7 @@ func write(t *testing.T, p, content string) {
 
 func TestUnsignedCoverage(t *testing.T) {
 	root, in := unsignedTree(t)
-	c, err := in.Unsigned()
+	c, err := NewCoverage(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +111,7 @@ func TestUnsignedCoverage(t *testing.T) {
 	if got["apps/mine/lib/app.php"].Hash.IsZero() || got["apps/mine/lib/app.php"].Size != int64(len("<?php // unsigned app")) {
 		t.Errorf("app.php: %+v", got["apps/mine/lib/app.php"])
 	}
-	if ht := got[".htaccess"]; ht.Size != int64(len(htaccessMarker+"\n\nErrorDocument 403 /index.php/error/403\n")) || len(ht.Directives) != 0 {
+	if ht := got[".htaccess"]; ht.Size != int64(len(verify.HtaccessMarker+"\n\nErrorDocument 403 /index.php/error/403\n")) || len(ht.directives) != 0 {
 		t.Errorf(".htaccess below the marker: %+v", ht)
 	}
 	if got, want := c.UnsignedApps(), []string{root + "/apps/mine", custom + "/ext"}; !slices.Equal(got, want) {
@@ -157,10 +159,10 @@ func TestUnsignedCustomDataDir(t *testing.T) {
 	write(t, root+"/store/u/files/shell.php", "<?php")
 	write(t, root+"/lib/big/x.php", "<?php // excluded by the admin")
 	write(t, root+"/lib/big/x.js", "// excluded by the admin")
-	in := NewInstall(root, nil, root+"/store")
+	in := verify.NewInstall(root, nil, root+"/store")
 	in.Exclude = []string{root + "/lib/big", root + "/lib/base.php", root + "/index.html"}
 	write(t, root+"/index.html", "not executable")
-	c, err := in.Unsigned()
+	c, err := NewCoverage(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +190,7 @@ func TestUnsignedCustomDataDir(t *testing.T) {
 }
 
 func TestHtaccessDirectives(t *testing.T) {
-	below := htaccessMarker + `
+	below := verify.HtaccessMarker + `
 
 ErrorDocument 403 /index.php/error/403
 ErrorDocument 404 /index.php/error/404
@@ -215,8 +217,8 @@ RewriteRule ^x$ data/y.png [H=application/x-httpd-php]
 <IfModule mod_php.c>
 Action php-script /cgi-bin/x
 `
-	got := HtaccessDirectives([]byte(below), 10)
-	want := []Directive{
+	got := htaccessDirectives([]byte(below), 10)
+	want := []directive{
 		{28, "php_value", "php_value auto_prepend_file /var/www/nextcloud/data/x.php"},
 		{29, "AddHandler", "AddHandler application/x-httpd-php .jpg"},
 		{30, "SetHandler", "SetHandler application/x-httpd-php"},
@@ -233,7 +235,7 @@ Action php-script /cgi-bin/x
 func TestBaselineCompareAcceptRoundTrip(t *testing.T) {
 	root, in := unsignedTree(t)
 	ctx := context.Background()
-	c, err := in.Unsigned()
+	c, err := NewCoverage(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,12 +243,12 @@ func TestBaselineCompareAcceptRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := NewBaseline(root, first, 0, "root")
-	path := filepath.Join(t.TempDir(), BaselineName)
+	b := New(root, first, 0, "root")
+	path := filepath.Join(t.TempDir(), FileName)
 	if err := b.Write(path); err != nil {
 		t.Fatal(err)
 	}
-	b, err = ReadBaseline(path)
+	b, err = Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +297,7 @@ func TestBaselineCompareAcceptRoundTrip(t *testing.T) {
 	if err := b.Write(path); err != nil {
 		t.Fatal(err)
 	}
-	b, err = ReadBaseline(path)
+	b, err = Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +308,7 @@ func TestBaselineCompareAcceptRoundTrip(t *testing.T) {
 
 func TestReadBaselineErrors(t *testing.T) {
 	dir := t.TempDir()
-	if b, err := ReadBaseline(filepath.Join(dir, "none.json")); b != nil || err != nil {
+	if b, err := Read(filepath.Join(dir, "none.json")); b != nil || err != nil {
 		t.Errorf("missing file: %v %v", b, err)
 	}
 	for name, content := range map[string]string{
@@ -317,7 +319,7 @@ func TestReadBaselineErrors(t *testing.T) {
 	} {
 		p := filepath.Join(dir, name)
 		write(t, p, content)
-		if _, err := ReadBaseline(p); err == nil || !strings.Contains(err.Error(), p) {
+		if _, err := Read(p); err == nil || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: error %v does not name the file", name, err)
 		}
 	}
@@ -325,7 +327,7 @@ func TestReadBaselineErrors(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadBaseline(fifo); err == nil {
+	if _, err := Read(fifo); err == nil {
 		t.Error("a FIFO was read as a baseline")
 	}
 }
@@ -340,7 +342,7 @@ func TestUnsignedSpecialFiles(t *testing.T) {
 	if err := os.Symlink("/etc", root+"/themes/t/etc"); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := in.Unsigned()
+	c, _ := NewCoverage(in)
 	got, err := c.Scan(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -355,7 +357,7 @@ func TestUnsignedSpecialFiles(t *testing.T) {
 
 func TestUnsignedScanCancelled(t *testing.T) {
 	_, in := unsignedTree(t)
-	c, _ := in.Unsigned()
+	c, _ := NewCoverage(in)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := c.Scan(ctx); err == nil {
@@ -366,12 +368,12 @@ func TestUnsignedScanCancelled(t *testing.T) {
 // Any content below the marker: no panic, lines within the text, each
 // directive's text a line (or continued lines) of it.
 func FuzzHtaccessDirectives(f *testing.F) {
-	f.Add([]byte(htaccessMarker + "\nphp_value x 1\n"))
+	f.Add([]byte(verify.HtaccessMarker + "\nphp_value x 1\n"))
 	f.Add([]byte("\\\n\\\nAddHandler a \\\n"))
 	f.Add([]byte("RewriteRule a b [H=x]\r\n<IfModule mod_php.c>\n#\n\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		n := 1 + strings.Count(string(data), "\n")
-		for _, d := range HtaccessDirectives(data, 7) {
+		for _, d := range htaccessDirectives(data, 7) {
 			if d.Line < 7 || d.Line >= 7+n || d.Name == "" || d.Text == "" || strings.HasPrefix(d.Text, "#") {
 				t.Fatalf("directive %+v of %q", d, data)
 			}

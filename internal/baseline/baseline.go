@@ -1,4 +1,11 @@
-package verify
+// Package baseline checks the code of an install that no signature
+// covers: the unsigned coverage (Coverage: unsigned apps, themes,
+// executable files where no scope checks, the root .htaccess below its
+// marker) is hashed and compared with the baseline the admin accepted
+// (Baseline, in the state directory), as findings of the scope
+// ScopeName. It builds on verify (the install, its apps, the hashing) and
+// is never imported by it.
+package baseline
 
 import (
 	"encoding/json"
@@ -13,13 +20,14 @@ import (
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/fsutil"
 	"github.com/integrityd/integrityd/internal/kind"
+	"github.com/integrityd/integrityd/internal/verify"
 )
 
-// BaselineFormat names the baseline file's format and version.
-const BaselineFormat = "integrityd-baseline/1"
+// fileFormat names the baseline file's format and version.
+const fileFormat = "integrityd-baseline/1"
 
-// BaselineName is the baseline file in the state directory.
-const BaselineName = "baseline.json"
+// FileName is the baseline file in the state directory.
+const FileName = "baseline.json"
 
 // Baseline is the unsigned coverage as an admin accepted it: key ->
 // file, with who recorded it and when.
@@ -29,7 +37,7 @@ type Baseline struct {
 	Updated time.Time // the last accept
 	UID     int
 	User    string
-	Files   UnsignedFiles
+	Files   Files
 	// Log is what was recorded and accepted, by whom, oldest first (the
 	// last maxBaselineLog lines).
 	Log []string
@@ -46,12 +54,12 @@ func (b *Baseline) Note(uid int, user, what string) {
 	}
 }
 
-// NewBaseline is the baseline of files, recorded now by uid/user.
-func NewBaseline(root string, files UnsignedFiles, uid int, user string) *Baseline {
+// New is the baseline of files, recorded now by uid/user.
+func New(root string, files Files, uid int, user string) *Baseline {
 	now := time.Now().UTC().Truncate(time.Second)
-	b := &Baseline{Root: root, Created: now, Updated: now, UID: uid, User: user, Files: UnsignedFiles{}}
+	b := &Baseline{Root: root, Created: now, Updated: now, UID: uid, User: user, Files: Files{}}
 	for k, f := range files {
-		f.Directives = nil
+		f.directives = nil
 		b.Files[k] = f
 	}
 	return b
@@ -61,7 +69,7 @@ func NewBaseline(root string, files UnsignedFiles, uid int, user string) *Baseli
 type baselineEntry struct {
 	Path    string `json:"path,omitempty"`
 	PathB64 []byte `json:"path_b64,omitempty"`
-	UnsignedFile
+	File
 }
 
 type baselineFile struct {
@@ -75,10 +83,10 @@ type baselineFile struct {
 	Files   []baselineEntry `json:"files"`
 }
 
-// ReadBaseline reads the baseline file at path; a missing file is
+// Read reads the baseline file at path; a missing file is
 // (nil, nil), a bad one an error naming it.
-func ReadBaseline(path string) (*Baseline, error) {
-	f, err := openRegular(path)
+func Read(path string) (*Baseline, error) {
+	f, err := fsutil.OpenRegular(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -94,10 +102,10 @@ func ReadBaseline(path string) (*Baseline, error) {
 	if err := json.Unmarshal(data, &v); err != nil {
 		return nil, fmt.Errorf("read baseline %s: not a baseline file (%v): run integrityd baseline again", path, err)
 	}
-	if v.Format != BaselineFormat {
-		return nil, fmt.Errorf("read baseline %s: format %q, want %q: run integrityd baseline again", path, v.Format, BaselineFormat)
+	if v.Format != fileFormat {
+		return nil, fmt.Errorf("read baseline %s: format %q, want %q: run integrityd baseline again", path, v.Format, fileFormat)
 	}
-	b := &Baseline{Root: v.Root, Created: v.Created, Updated: v.Updated, UID: v.UID, User: v.User, Log: v.Log, Files: make(UnsignedFiles, len(v.Files))}
+	b := &Baseline{Root: v.Root, Created: v.Created, Updated: v.Updated, UID: v.UID, User: v.User, Log: v.Log, Files: make(Files, len(v.Files))}
 	for i, e := range v.Files {
 		p := e.Path
 		if e.PathB64 != nil {
@@ -106,17 +114,17 @@ func ReadBaseline(path string) (*Baseline, error) {
 		if p == "" {
 			return nil, fmt.Errorf("read baseline %s: file %d has no path", path, i)
 		}
-		b.Files[p] = e.UnsignedFile
+		b.Files[p] = e.File
 	}
 	return b, nil
 }
 
 // Write writes b to path atomically (mode 0640).
 func (b *Baseline) Write(path string) error {
-	v := baselineFile{Format: BaselineFormat, Root: b.Root, Created: b.Created, Updated: b.Updated, UID: b.UID, User: b.User, Log: b.Log,
+	v := baselineFile{Format: fileFormat, Root: b.Root, Created: b.Created, Updated: b.Updated, UID: b.UID, User: b.User, Log: b.Log,
 		Files: make([]baselineEntry, 0, len(b.Files))}
 	for _, k := range sortedKeys(b.Files) {
-		e := baselineEntry{Path: k, UnsignedFile: b.Files[k]}
+		e := baselineEntry{Path: k, File: b.Files[k]}
 		if !utf8.ValidString(k) {
 			e.Path, e.PathB64 = "", []byte(k)
 		}
@@ -132,7 +140,7 @@ func (b *Baseline) Write(path string) error {
 // Accept takes the current state of keys (and what is below them) into
 // b; it returns what changed, as "KIND path" lines. An accepted key that
 // is gone is dropped from b.
-func (b *Baseline) Accept(cur UnsignedFiles, keys []string) []string {
+func (b *Baseline) Accept(cur Files, keys []string) []string {
 	var out []string
 	for _, key := range keys {
 		key = strings.TrimSuffix(key, "/")
@@ -142,7 +150,7 @@ func (b *Baseline) Accept(cur UnsignedFiles, keys []string) []string {
 				delete(b.Files, k)
 			} else {
 				e := cur[k]
-				e.Directives = nil
+				e.directives = nil
 				b.Files[k] = e
 			}
 			out = append(out, string(f.Kind)+" "+finding.EscapeControl(k))
@@ -156,7 +164,7 @@ func (b *Baseline) Accept(cur UnsignedFiles, keys []string) []string {
 
 // Compare returns the findings of cur (a scan of the coverage at key and
 // below, "" for all of it) against b, in report order.
-func (b *Baseline) Compare(cur UnsignedFiles, key string) []finding.Finding {
+func (b *Baseline) Compare(cur Files, key string) []finding.Finding {
 	var out []finding.Finding
 	for _, k := range keysUnder(cur, key) {
 		c := cur[k]
@@ -164,20 +172,20 @@ func (b *Baseline) Compare(cur UnsignedFiles, key string) []finding.Finding {
 		switch {
 		case ok && c.same(e):
 			continue
-		case len(c.Directives) > 0:
-			out = append(out, finding.Finding{Scope: UnsignedScope, Kind: kind.HtaccessDirective, Path: k, Expected: e.Hash, Current: c.Hash,
-				Message: directivesNote(c.Directives)})
+		case len(c.directives) > 0:
+			out = append(out, finding.Finding{Scope: ScopeName, Kind: kind.HtaccessDirective, Path: k, Expected: e.Hash, Current: c.Hash,
+				Message: directivesNote(c.directives)})
 		case !ok:
-			out = append(out, finding.Finding{Scope: UnsignedScope, Kind: kind.UnsignedExtra, Path: k, Current: c.Hash,
+			out = append(out, finding.Finding{Scope: ScopeName, Kind: kind.UnsignedExtra, Path: k, Current: c.Hash,
 				Message: fileNote(c, "not in the baseline")})
 		default:
-			out = append(out, finding.Finding{Scope: UnsignedScope, Kind: kind.UnsignedChanged, Path: k, Expected: e.Hash, Current: c.Hash,
+			out = append(out, finding.Finding{Scope: ScopeName, Kind: kind.UnsignedChanged, Path: k, Expected: e.Hash, Current: c.Hash,
 				Message: changeNote(e, c)})
 		}
 	}
 	for _, k := range keysUnder(b.Files, key) {
 		if _, ok := cur[k]; !ok {
-			out = append(out, finding.Finding{Scope: UnsignedScope, Kind: kind.UnsignedMissing, Path: k, Expected: b.Files[k].Hash,
+			out = append(out, finding.Finding{Scope: ScopeName, Kind: kind.UnsignedMissing, Path: k, Expected: b.Files[k].Hash,
 				Message: "in the baseline, gone"})
 		}
 	}
@@ -185,14 +193,14 @@ func (b *Baseline) Compare(cur UnsignedFiles, key string) []finding.Finding {
 	return out
 }
 
-func fileNote(f UnsignedFile, what string) string {
+func fileNote(f File, what string) string {
 	if f.Err != "" {
 		return what + "; cannot be read: " + f.Err
 	}
 	return fmt.Sprintf("%s (%d bytes, %s)", what, f.Size, f.Mode)
 }
 
-func changeNote(old, cur UnsignedFile) string {
+func changeNote(old, cur File) string {
 	var parts []string
 	if old.Hash != cur.Hash {
 		parts = append(parts, fmt.Sprintf("content changed (%d -> %d bytes)", old.Size, cur.Size))
@@ -219,8 +227,8 @@ func (b *Baseline) Summary() string {
 
 // Result is the unsigned coverage's scope result: cur (a full scan)
 // compared with b.
-func (b *Baseline) Result(cur UnsignedFiles, root string) ScopeResult {
-	r := ScopeResult{Scope: UnsignedScope, Dir: root, Findings: b.Compare(cur, "")}
+func (b *Baseline) Result(cur Files, root string) verify.ScopeResult {
+	r := verify.ScopeResult{Scope: ScopeName, Dir: root, Findings: b.Compare(cur, "")}
 	for _, f := range cur {
 		r.Files++
 		r.Bytes += f.Size
@@ -230,27 +238,27 @@ func (b *Baseline) Result(cur UnsignedFiles, root string) ScopeResult {
 
 // Unsigned modes (the unsigned setting).
 const (
-	UnsignedAuto = "auto" // checked when a baseline exists
-	UnsignedOn   = "on"   // checked; without a baseline, every file is UNSIGNED_EXTRA
-	UnsignedOff  = "off"
+	Auto = "auto" // checked when a baseline exists
+	On   = "on"   // checked; without a baseline, every file is UNSIGNED_EXTRA
+	Off  = "off"
 )
 
-// OpenBaseline applies the unsigned setting to the baseline file at path
+// Open applies the unsigned setting to the baseline file at path
 // for the install at root: the baseline to compare with (nil: unsigned
 // code is not checked) and a line saying which mode applies. A baseline
 // that cannot be read, or one recorded for another root, is an error
 // naming the file.
-func OpenBaseline(setting, path, root string) (*Baseline, string, error) {
-	if setting == UnsignedOff {
+func Open(setting, path, root string) (*Baseline, string, error) {
+	if setting == Off {
 		return nil, "unsigned code: not checked (unsigned = off)", nil
 	}
-	b, err := ReadBaseline(path)
+	b, err := Read(path)
 	if err != nil {
 		return nil, "", err
 	}
 	switch {
-	case b == nil && setting == UnsignedOn:
-		return NewBaseline(root, nil, -1, "nobody"), "unsigned code: checked against an empty baseline (unsigned = on, no baseline in " + path + " yet: every file is UNSIGNED_EXTRA until integrityd baseline)", nil
+	case b == nil && setting == On:
+		return New(root, nil, -1, "nobody"), "unsigned code: checked against an empty baseline (unsigned = on, no baseline in " + path + " yet: every file is UNSIGNED_EXTRA until integrityd baseline)", nil
 	case b == nil:
 		return nil, "unsigned code: not checked (no baseline; run integrityd baseline)", nil
 	case b.Root != root:

@@ -1,4 +1,4 @@
-package verify
+package baseline
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,12 +17,14 @@ import (
 	"sync"
 
 	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/fsutil"
+	"github.com/integrityd/integrityd/internal/verify"
 )
 
-// UnsignedScope is the scope name of findings about code that no
+// ScopeName is the scope name of findings about code that no
 // signature covers (the unsigned coverage of an install, checked
 // against a baseline the admin accepted).
-const UnsignedScope = "unsigned"
+const ScopeName = "unsigned"
 
 // Coverage is the code of an install that no manifest covers, and that
 // the web server or Nextcloud may still run:
@@ -42,7 +45,7 @@ const UnsignedScope = "unsigned"
 //   - the root .htaccess below the marker line ("#### DO NOT CHANGE
 //     ANYTHING ABOVE THIS LINE ####"; core's signature covers what is
 //     above), and any directive there that Nextcloud's installer does not
-//     write (see HtaccessDirectives).
+//     write (see htaccessDirectives).
 //
 // Not covered: the data directory (Install.DataDir, else ROOT/data) and
 // everything below it; config/config.php (Nextcloud rewrites it on every
@@ -52,7 +55,7 @@ const UnsignedScope = "unsigned"
 // it); symlinked directories are not entered (the symlink itself is
 // recorded, by its target); code outside the root and the apps roots.
 type Coverage struct {
-	in       *Install
+	in       *verify.Install
 	data     string          // the data directory, never covered
 	unsigned map[string]bool // unsigned app directories
 	checked  map[string]bool // app directories some scope checks
@@ -69,9 +72,9 @@ const (
 	covAppsRoot                // an apps root: apps, and executable loose files
 )
 
-// Unsigned returns the unsigned coverage of in, with the apps as they are
-// now (call it again when apps come or go).
-func (in *Install) Unsigned() (*Coverage, error) {
+// NewCoverage returns the unsigned coverage of in, with the apps as they
+// are now (call it again when apps come or go).
+func NewCoverage(in *verify.Install) (*Coverage, error) {
 	c := &Coverage{in: in, unsigned: map[string]bool{}, checked: map[string]bool{}}
 	c.data = in.DataDir
 	if c.data == "" && in.Root != "" {
@@ -106,7 +109,7 @@ func (in *Install) Unsigned() (*Coverage, error) {
 func (c *Coverage) UnsignedApps() []string { return sortedKeys(c.unsigned) }
 
 // Install is the install c covers.
-func (c *Coverage) Install() *Install { return c.in }
+func (c *Coverage) Install() *verify.Install { return c.in }
 
 // IsExecutableName reports whether a file name is one the web server or
 // PHP runs or reads as configuration: PHP's handler extensions (*.php,
@@ -242,28 +245,28 @@ func (c *Coverage) fileIn(p string) bool {
 	return fileCovered(c.dirMode(filepath.Dir(p)), name) || IsExecutableName(name) && slices.Contains(c.in.Exclude, p)
 }
 
-// UnsignedFile is what the coverage found at one key.
-type UnsignedFile struct {
+// File is what the coverage found at one key.
+type File struct {
 	Hash finding.Hash `json:"hash,omitzero"`
 	Size int64        `json:"size"`
 	Mode fs.FileMode  `json:"mode"`
 	// Err says why the file could not be hashed ("" when it was).
 	Err string `json:"err,omitempty"`
-	// Directives are the .htaccess directives below the marker that
+	// directives are the .htaccess directives below the marker that
 	// Nextcloud's installer does not write (the root .htaccess only).
-	Directives []Directive `json:"-"`
+	directives []directive `json:"-"`
 }
 
 // same reports whether f and g are the same content and mode.
-func (f UnsignedFile) same(g UnsignedFile) bool {
+func (f File) same(g File) bool {
 	return f.Hash == g.Hash && f.Mode == g.Mode && f.Err == g.Err
 }
 
-// UnsignedFiles is the coverage's content: key -> file.
-type UnsignedFiles map[string]UnsignedFile
+// Files is the coverage's content: key -> file.
+type Files map[string]File
 
 // Scan hashes the whole coverage.
-func (c *Coverage) Scan(ctx context.Context) (UnsignedFiles, error) {
+func (c *Coverage) Scan(ctx context.Context) (Files, error) {
 	in := c.in
 	var starts []string
 	var modes []covMode
@@ -310,7 +313,7 @@ func (c *Coverage) Scan(ctx context.Context) (UnsignedFiles, error) {
 			keepS, keepM = append(keepS, s), append(keepM, modes[i])
 		}
 	}
-	out := UnsignedFiles{}
+	out := Files{}
 	for i, s := range keepS {
 		if err := c.scanDir(ctx, s, keepM[i], out); err != nil {
 			return nil, err
@@ -338,8 +341,8 @@ func (c *Coverage) Scan(ctx context.Context) (UnsignedFiles, error) {
 
 // ScanPath hashes what the coverage has at absolute path p and below (p
 // may be a file or directory, or gone), and returns its key.
-func (c *Coverage) ScanPath(ctx context.Context, p string) (string, UnsignedFiles, error) {
-	out := UnsignedFiles{}
+func (c *Coverage) ScanPath(ctx context.Context, p string) (string, Files, error) {
+	out := Files{}
 	key := c.Key(p)
 	if c.in.Root != "" && p == c.in.Root+"/"+htaccessKey {
 		return key, out, c.scanHtaccess(ctx, out)
@@ -349,7 +352,7 @@ func (c *Coverage) ScanPath(ctx context.Context, p string) (string, UnsignedFile
 		return key, out, nil
 	}
 	if err != nil {
-		out[key] = UnsignedFile{Err: cleanErr(err).Error()}
+		out[key] = File{Err: cleanErr(err).Error()}
 		return key, out, nil
 	}
 	if fi.IsDir() {
@@ -360,8 +363,7 @@ func (c *Coverage) ScanPath(ctx context.Context, p string) (string, UnsignedFile
 		return key, out, c.scanDir(ctx, p, m, out)
 	}
 	if c.fileIn(p) {
-		h := newHasher(&c.in.Checker)
-		f, err := h.unsigned(ctx, p, fi.Mode())
+		f, err := hashFile(ctx, c.in.Checker.NewHasher(), p, fi.Mode())
 		if err != nil {
 			return key, nil, err
 		}
@@ -371,13 +373,13 @@ func (c *Coverage) ScanPath(ctx context.Context, p string) (string, UnsignedFile
 }
 
 // scanDir hashes the covered files below dir (of mode m) into out.
-func (c *Coverage) scanDir(ctx context.Context, dir string, m covMode, out UnsignedFiles) error {
+func (c *Coverage) scanDir(ctx context.Context, dir string, m covMode, out Files) error {
 	type job struct {
 		path string
 		mode fs.FileMode
 	}
 	var mu sync.Mutex
-	return hashPool(ctx, &c.in.Checker, func(send func(job) error) error {
+	return verify.HashEach(ctx, &c.in.Checker, func(send func(job) error) error {
 		var walk func(d string, m covMode) error
 		walk = func(d string, m covMode) error {
 			if err := ctx.Err(); err != nil {
@@ -411,13 +413,13 @@ func (c *Coverage) scanDir(ctx context.Context, dir string, m covMode, out Unsig
 			return nil
 		}
 		return walk(dir, m)
-	}, func(h *hasher, j job) {
-		var f UnsignedFile
+	}, func(h *verify.Hasher, j job) {
+		var f File
 		if j.mode.IsDir() {
-			f = UnsignedFile{Mode: fs.ModeDir, Err: "directory cannot be read"}
+			f = File{Mode: fs.ModeDir, Err: "directory cannot be read"}
 		} else {
 			var err error
-			if f, err = h.unsigned(ctx, j.path, j.mode); err != nil {
+			if f, err = hashFile(ctx, h, j.path, j.mode); err != nil {
 				return // ctx is done
 			}
 		}
@@ -433,38 +435,38 @@ func (c *Coverage) isConfigPHP(p string) bool {
 	return c.in.Root != "" && p == c.in.Root+"/config/config.php"
 }
 
-// unsigned hashes one covered file; typ is its lstat type. A symlink to
+// hashFile hashes one covered file; typ is its lstat type. A symlink to
 // a file is hashed through (its content is what runs), another symlink
 // (a directory, dangling) is recorded by its target.
-func (h *hasher) unsigned(ctx context.Context, p string, typ fs.FileMode) (UnsignedFile, error) {
+func hashFile(ctx context.Context, h *verify.Hasher, p string, typ fs.FileMode) (File, error) {
 	fi, err := os.Lstat(p)
 	if err != nil {
-		return UnsignedFile{Mode: typ, Err: cleanErr(err).Error()}, nil
+		return File{Mode: typ, Err: cleanErr(err).Error()}, nil
 	}
 	mode := fi.Mode()
 	if mode&fs.ModeSymlink != 0 {
 		if t, err := os.Stat(p); err != nil || !t.Mode().IsRegular() {
 			target, err := os.Readlink(p)
 			if err != nil {
-				return UnsignedFile{Mode: mode, Err: cleanErr(err).Error()}, nil
+				return File{Mode: mode, Err: cleanErr(err).Error()}, nil
 			}
-			return UnsignedFile{Mode: mode, Hash: sha512.Sum512([]byte("symlink:" + target)), Size: int64(len(target))}, nil
+			return File{Mode: mode, Hash: sha512.Sum512([]byte("symlink:" + target)), Size: int64(len(target))}, nil
 		}
 	}
-	st, err := h.hash(ctx, p, special{}, mode&fs.ModeSymlink != 0)
+	sum, size, why, err := h.File(ctx, p, mode&fs.ModeSymlink != 0)
 	if err != nil {
-		return UnsignedFile{}, err
+		return File{}, err
 	}
-	f := UnsignedFile{Hash: st.hash, Size: st.size, Mode: mode}
-	if st.err != nil {
-		f.Hash, f.Err = finding.Hash{}, st.err.Error()
+	f := File{Hash: sum, Size: size, Mode: mode}
+	if why != nil {
+		f.Hash, f.Err = finding.Hash{}, why.Error()
 	}
 	return f, nil
 }
 
 // scanHtaccess records the root .htaccess from its marker line on (none
 // when it has no marker: core's signature then covers all of it).
-func (c *Coverage) scanHtaccess(ctx context.Context, out UnsignedFiles) error {
+func (c *Coverage) scanHtaccess(ctx context.Context, out Files) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -476,29 +478,29 @@ func (c *Coverage) scanHtaccess(ctx context.Context, out UnsignedFiles) error {
 	if err != nil || !fi.Mode().IsRegular() {
 		return nil // core reports it
 	}
-	f, err := openRegular(p)
+	f, err := fsutil.OpenRegular(p)
 	if err != nil {
 		return nil // core reports it
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxHtaccess+1))
-	if err != nil || len(data) > maxHtaccess {
+	data, err := io.ReadAll(io.LimitReader(f, verify.MaxHtaccess+1))
+	if err != nil || len(data) > verify.MaxHtaccess {
 		return nil // core hashes it whole
 	}
-	i := bytes.Index(data, []byte(htaccessMarker))
-	if i < 0 || bytes.Count(data, []byte(htaccessMarker)) != 1 {
+	i := bytes.Index(data, []byte(verify.HtaccessMarker))
+	if i < 0 || bytes.Count(data, []byte(verify.HtaccessMarker)) != 1 {
 		return nil // core hashes it whole
 	}
 	below := data[i:]
 	line := 1 + bytes.Count(data[:i], []byte("\n"))
-	out[htaccessKey] = UnsignedFile{Hash: sha512.Sum512(below), Size: int64(len(below)), Mode: fi.Mode(),
-		Directives: HtaccessDirectives(below, line)}
+	out[htaccessKey] = File{Hash: sha512.Sum512(below), Size: int64(len(below)), Mode: fi.Mode(),
+		directives: htaccessDirectives(below, line)}
 	return nil
 }
 
-// Directive is one line of the root .htaccess below the marker that
+// directive is one line of the root .htaccess below the marker that
 // Nextcloud's installer does not write.
-type Directive struct {
+type directive struct {
 	Line int    // in the file, from 1
 	Name string // the directive, e.g. php_value
 	Text string // the line, trimmed
@@ -513,7 +515,7 @@ var installerDirectives = map[string]bool{
 	"rewriterule": true, "rewritecond": true, "rewritebase": true, "setenv": true, "directoryslash": true,
 }
 
-// HtaccessDirectives returns the directives of below (the root .htaccess
+// htaccessDirectives returns the directives of below (the root .htaccess
 // from its marker line, which is line first of the file) that Nextcloud's
 // installer does not write: any directive but ErrorDocument, RewriteBase,
 // RewriteRule, RewriteCond, Options, DirectorySlash, <IfModule> and
@@ -521,8 +523,8 @@ var installerDirectives = map[string]bool{
 // (H=) or a type (T=) makes the server run what it would serve; an
 // <IfModule> of a PHP module guards PHP settings. Comments and blank
 // lines are not directives; a line continued with a backslash is one.
-func HtaccessDirectives(below []byte, first int) []Directive {
-	var out []Directive
+func htaccessDirectives(below []byte, first int) []directive {
+	var out []directive
 	lines := strings.Split(string(below), "\n")
 	for i := 0; i < len(lines); i++ {
 		start := i
@@ -555,13 +557,13 @@ func HtaccessDirectives(below []byte, first int) []Directive {
 			bad = strings.Contains(arg, "php")
 		}
 		if bad {
-			out = append(out, Directive{Line: first + start, Name: fields[0], Text: text})
+			out = append(out, directive{Line: first + start, Name: fields[0], Text: text})
 		}
 	}
 	return out
 }
 
-func directivesNote(ds []Directive) string {
+func directivesNote(ds []directive) string {
 	parts := make([]string, len(ds))
 	for i, d := range ds {
 		parts[i] = fmt.Sprintf("line %d: %s", d.Line, finding.EscapeControl(d.Text))
@@ -570,7 +572,7 @@ func directivesNote(ds []Directive) string {
 }
 
 // keysUnder returns the keys of m at key and below ("" is all).
-func keysUnder(m UnsignedFiles, key string) []string {
+func keysUnder(m Files, key string) []string {
 	var out []string
 	for k := range m {
 		if key == "" || k == key || strings.HasPrefix(k, key+"/") {
@@ -579,4 +581,22 @@ func keysUnder(m UnsignedFiles, key string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// infoXML is an app's info file, relative to its directory (what makes a
+// directory of an apps root an app, for Nextcloud as for verify.Apps).
+const infoXML = "appinfo/info.xml"
+
+// cleanErr drops the path from an *fs.PathError: findings carry the path.
+func cleanErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}
+
+// sortedKeys returns the keys of m in byte order.
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }
