@@ -43,11 +43,25 @@ var containerRe = regexp.MustCompile(`^(?:(docker|libpod|cri-containerd|crio)-)?
 // text: a container id ("docker:<12 hex>") where one is in the path, else
 // the last component ending in .service or .scope, else "".
 func UnitOf(cgroup string) string {
+	comps := strings.Split(cgroupPath(cgroup), "/")
+	if c, ok := containerOf(comps); ok {
+		return c
+	}
+	for i := len(comps) - 1; i >= 0; i-- {
+		if strings.HasSuffix(comps[i], ".service") || strings.HasSuffix(comps[i], ".scope") {
+			return comps[i]
+		}
+	}
+	return ""
+}
+
+// cgroupPath picks the path of a /proc/PID/cgroup text: cgroup v2's line
+// ("0::path") wins, unless it is the root (a hybrid setup), then v1's
+// name=systemd hierarchy, then any.
+func cgroupPath(cgroup string) string {
 	var v2, v1, first string
 	for line := range strings.SplitSeq(cgroup, "\n") {
-		// hierarchy-ID:controllers:path. cgroup v2's line ("0::path")
-		// wins, unless it is the root (a hybrid setup), then v1's
-		// name=systemd hierarchy, then any.
+		// hierarchy-ID:controllers:path
 		parts := strings.SplitN(line, ":", 3)
 		if len(parts) != 3 {
 			continue
@@ -65,29 +79,30 @@ func UnitOf(cgroup string) string {
 			first = parts[2]
 		}
 	}
-	path := cmp.Or(v2, v1, first)
-	comps := strings.Split(path, "/")
+	return cmp.Or(v2, v1, first)
+}
+
+// containerOf finds the innermost container id in a cgroup path's
+// components: "docker:<12 hex>", "libpod:…", "containerd:…", "crio:…".
+func containerOf(comps []string) (string, bool) {
 	for i := len(comps) - 1; i >= 0; i-- {
-		if m := containerRe.FindStringSubmatch(comps[i]); m != nil {
-			kind := m[1]
-			switch kind {
-			case "", "docker":
-				kind = "docker"
-				if i > 0 && (comps[i-1] == "libpod" || strings.HasPrefix(comps[i-1], "machine-libpod")) {
-					kind = "libpod"
-				}
-			case "cri-containerd":
-				kind = "containerd"
+		m := containerRe.FindStringSubmatch(comps[i])
+		if m == nil {
+			continue
+		}
+		kind := m[1]
+		switch kind {
+		case "", "docker":
+			kind = "docker"
+			if i > 0 && (comps[i-1] == "libpod" || strings.HasPrefix(comps[i-1], "machine-libpod")) {
+				kind = "libpod"
 			}
-			return kind + ":" + m[2][:12]
+		case "cri-containerd":
+			kind = "containerd"
 		}
+		return kind + ":" + m[2][:12], true
 	}
-	for i := len(comps) - 1; i >= 0; i-- {
-		if strings.HasSuffix(comps[i], ".service") || strings.HasSuffix(comps[i], ".scope") {
-			return comps[i]
-		}
-	}
-	return ""
+	return "", false
 }
 
 // ring is a fixed-size map of the latest entries: a key written again
