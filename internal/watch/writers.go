@@ -22,6 +22,11 @@ type Writer struct {
 	// and maybe before /proc was read; Comm, Exe and UID are then left
 	// unknown, since what /proc says now is not who wrote.
 	Execed bool
+	// Exited: the process had exited before its event was read, or
+	// exited while /proc was read (the kernel's pidfd of it says so):
+	// only Pid is known, since what /proc says of that pid now may be
+	// another process's.
+	Exited bool
 }
 
 // WritersStats counts what a Writers did.
@@ -32,6 +37,10 @@ type WritersStats struct {
 	Overflow   uint64 // FAN_Q_OVERFLOW: the kernel dropped events
 	Late       uint64 // lookups that answered before Run had read the queue (lookupWait)
 	Dropped    uint64 // events outside the root on an untracked inode, dropped unread
+	Reads      uint64 // reads of the queue (Run gathers events for a while before it reads)
+	Exited     uint64 // writers found exited before /proc could be tied to them (pidfd)
+	NoPidfd    uint64 // writers unknown: the kernel could not make a pidfd (FAN_EPIDFD)
+	Quiet      uint64 // inodes outside the root made quiet (ignore marks), see quietMarks
 }
 
 // containerRe finds a container id in a cgroup path component: docker's
