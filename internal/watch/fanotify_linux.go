@@ -71,7 +71,7 @@ type Writers struct {
 	closed    bool
 	mu        sync.Mutex
 	recent    ring
-	procs     map[int]procEntry // pid -> what /proc said, recently
+	procs     procCache         // pid -> what /proc said, recently
 	dirs      map[string]string // directory handle -> path
 	tracked   map[string]bool   // inode keys whose changes kick (Track)
 	kick      chan struct{}
@@ -86,7 +86,7 @@ type Writers struct {
 	execSeen bool
 	pendCur  map[int][]string
 	pendPrev map[int][]string
-	quiet    quietMarks
+	quiet    *quietMarks
 }
 
 // DefaultWriters is how many recent changes a Writers remembers (each
@@ -111,13 +111,16 @@ func OpenWriters(root string, capacity int) (*Writers, error) {
 		return nil, err
 	}
 	w := &Writers{fd: fd, mountFD: -1, root: root, flags: flags, pidfd: pidfd, noPidfd: noPidfd,
-		recent: newRing(capacity), procs: map[int]procEntry{}, dirs: map[string]string{}, kick: make(chan struct{}, 1), read: make(chan struct{}),
+		recent: newRing(capacity), procs: procCache{m: map[int]procEntry{}, limit: maxProcs}, dirs: map[string]string{}, kick: make(chan struct{}, 1), read: make(chan struct{}),
 		pendCur: map[int][]string{}, pendPrev: map[int][]string{}, quiet: newQuietMarks()}
-	if err := w.markRoot(); err != nil {
+	if pidfd {
+		w.procs.limit = maxProcsPidfd
+	}
+	if w.mark, w.mask, err = markRoot(fd, root); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
-	w.markExec()
+	w.execSeen = markExec(fd, root, w.mark)
 	w.mountFD, err = unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		unix.Close(fd)
@@ -130,7 +133,8 @@ func OpenWriters(root string, capacity int) (*Writers, error) {
 		w.Close()
 		return nil, fmt.Errorf("fanotify: %w", err)
 	}
-	if err := w.checkHandles(); err != nil {
+	w.quiet.group, w.quiet.mountFD = fd, w.mountFD
+	if err := checkHandles(w.mountFD, root); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -161,7 +165,7 @@ func initGroup() (fd int, flags uint, pidfd bool, noPidfd, err error) {
 
 // markRoot adds the root's mark: a filesystem mark, else a mount mark,
 // each with the directory-entry events if the kernel takes them.
-func (w *Writers) markRoot() error {
+func markRoot(fd int, root string) (mark string, mask uint64, err error) {
 	dirent := uint64(unix.FAN_CREATE | unix.FAN_MOVED_TO | unix.FAN_MOVED_FROM | unix.FAN_DELETE | unix.FAN_ONDIR)
 	content := uint64(unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE | unix.FAN_ATTRIB)
 	var errs [2]error // the first refusal of each sort of mark
@@ -174,51 +178,50 @@ func (w *Writers) markRoot() error {
 		{unix.FAN_MARK_MOUNT, content | dirent},
 		{unix.FAN_MARK_MOUNT, content},
 	} {
-		err := unix.FanotifyMark(w.fd, unix.FAN_MARK_ADD|m.flag, m.mask, unix.AT_FDCWD, w.root)
+		err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|m.flag, m.mask, unix.AT_FDCWD, root)
 		if err == nil {
-			w.mark, w.mask = "filesystem", m.mask
 			if m.flag == unix.FAN_MARK_MOUNT {
-				w.mark = "mount"
+				return "mount", m.mask, nil
 			}
-			return nil
+			return "filesystem", m.mask, nil
 		}
 		if errs[i/2] == nil {
 			errs[i/2] = err
 		}
 	}
 	// One line: the daemon logs it as one journal entry.
-	return fmt.Errorf("fanotify: marking %s: filesystem mark: %w; mount mark: %v", w.root, errs[0], errs[1])
+	return "", 0, fmt.Errorf("fanotify: marking %s: filesystem mark: %w; mount mark: %v", root, errs[0], errs[1])
 }
 
 // markExec adds the exec marks, best effort. A write, then execve of
 // another program: /proc read after it names the new program (a symlink
 // named php-fpm8.2 to sleep; a setuid binary: uid 0). Exec events say
-// when that happened.
-func (w *Writers) markExec() {
+// when that happened. It reports whether the root's was added.
+func markExec(fd int, root, mark string) bool {
 	markFlag := uint(unix.FAN_MARK_FILESYSTEM)
-	if w.mark == "mount" {
+	if mark == "mount" {
 		markFlag = unix.FAN_MARK_MOUNT
 	}
-	w.execSeen = unix.FanotifyMark(w.fd, unix.FAN_MARK_ADD|markFlag, unix.FAN_OPEN_EXEC, unix.AT_FDCWD, w.root) == nil
-	if !w.execSeen {
-		return
+	if unix.FanotifyMark(fd, unix.FAN_MARK_ADD|markFlag, unix.FAN_OPEN_EXEC, unix.AT_FDCWD, root) != nil {
+		return false
 	}
 	for _, p := range execDirs {
-		unix.FanotifyMark(w.fd, unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, unix.FAN_OPEN_EXEC, unix.AT_FDCWD, p) // best effort
+		unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, unix.FAN_OPEN_EXEC, unix.AT_FDCWD, p) // best effort
 	}
+	return true
 }
 
 // checkHandles tries open_by_handle_at once on the root rather than fail
 // on every event: it needs CAP_DAC_READ_SEARCH and a filesystem that can
 // decode handles.
-func (w *Writers) checkHandles() error {
-	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, w.root, 0)
+func checkHandles(mountFD int, root string) error {
+	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, root, 0)
 	if err != nil {
-		return fmt.Errorf("fanotify: name_to_handle_at %s: %w", w.root, err)
+		return fmt.Errorf("fanotify: name_to_handle_at %s: %w", root, err)
 	}
-	dfd, err := unix.OpenByHandleAt(w.mountFD, h, unix.O_PATH|unix.O_CLOEXEC)
+	dfd, err := unix.OpenByHandleAt(mountFD, h, unix.O_PATH|unix.O_CLOEXEC)
 	if err != nil {
-		return fmt.Errorf("fanotify: open_by_handle_at %s: %w", w.root, err)
+		return fmt.Errorf("fanotify: open_by_handle_at %s: %w", root, err)
 	}
 	unix.Close(dfd)
 	return nil
@@ -267,9 +270,7 @@ func (w *Writers) Close() error {
 			unix.Close(w.mountFD)
 		}
 		w.mu.Lock()
-		for pid := range w.procs {
-			w.forget(pid)
-		}
+		w.procs.clear()
 		w.mu.Unlock()
 	})
 	return nil
@@ -278,8 +279,10 @@ func (w *Writers) Close() error {
 // Stats returns the counters.
 func (w *Writers) Stats() WritersStats {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.stats
+	st := w.stats
+	w.mu.Unlock()
+	st.Quiet = w.quiet.added()
+	return st
 }
 
 // gather is how long Run lets events queue after the first before it
@@ -299,7 +302,10 @@ func (w *Writers) Run(ctx context.Context) error {
 	for {
 		err := w.rc.Read(func(fd uintptr) bool { return readable(int(fd)) })
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil || w.isClosed() {
+			w.readMu.Lock()
+			closed := w.closed
+			w.readMu.Unlock()
+			if errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil || closed {
 				return nil
 			}
 			return fmt.Errorf("fanotify: waiting: %w", err)
@@ -310,7 +316,10 @@ func (w *Writers) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		}
-		if err := w.drain(buf); errors.Is(err, errClosed) {
+		w.readMu.Lock()
+		err = w.drain(buf)
+		w.readMu.Unlock()
+		if errors.Is(err, errClosed) {
 			return nil
 		} else if err != nil {
 			return err
@@ -319,12 +328,6 @@ func (w *Writers) Run(ctx context.Context) error {
 }
 
 var errClosed = errors.New("fanotify: closed")
-
-func (w *Writers) isClosed() bool {
-	w.readMu.Lock()
-	defer w.readMu.Unlock()
-	return w.closed
-}
 
 // lookupWait bounds how long Lookup waits for Run to read what the kernel
 // has queued: the loop that asks never waits longer, whatever load the
@@ -342,7 +345,7 @@ func (w *Writers) caughtUp() {
 		read := w.read
 		w.mu.Unlock()
 		if w.readMu.TryLock() {
-			w.drainLocked(w.lookupBuf[:]) // a read error ends Run, which reports it
+			w.drain(w.lookupBuf[:]) // a read error ends Run, which reports it
 			w.readMu.Unlock()
 			return
 		}
@@ -364,15 +367,9 @@ func readable(fd int) bool {
 	return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
 }
 
-// drain reads and records every event queued, without blocking.
+// drain reads and records every event queued, without blocking; readMu
+// is held.
 func (w *Writers) drain(buf []byte) error {
-	w.readMu.Lock()
-	defer w.readMu.Unlock()
-	return w.drainLocked(buf)
-}
-
-// drainLocked is drain with readMu held.
-func (w *Writers) drainLocked(buf []byte) error {
 	if w.closed {
 		return errClosed
 	}
@@ -425,27 +422,22 @@ func (w *Writers) handle(b []byte, now time.Time) {
 		if m.Fd >= 0 {
 			unix.Close(int(m.Fd)) // not in FID mode; never expected
 		}
-		w.one(&ev, now)
+		w.mu.Lock()
+		w.stats.Events++
+		overflow := ev.mask&unix.FAN_Q_OVERFLOW != 0
+		if overflow {
+			// Events were dropped: what is recorded may not be the
+			// latest writer any more. Unknown beats wrong.
+			w.stats.Overflow++
+			w.recent.reset()
+		}
+		w.mu.Unlock()
+		if !overflow {
+			w.event(&ev, now)
+		}
 		if ev.pidfd >= 0 {
 			unix.Close(ev.pidfd) // not kept by the /proc cache
 		}
-	}
-}
-
-// one handles one parsed event.
-func (w *Writers) one(ev *event, now time.Time) {
-	w.mu.Lock()
-	w.stats.Events++
-	overflow := ev.mask&unix.FAN_Q_OVERFLOW != 0
-	if overflow {
-		// Events were dropped: what is recorded may not be the
-		// latest writer any more. Unknown beats wrong.
-		w.stats.Overflow++
-		w.recent.reset()
-	}
-	w.mu.Unlock()
-	if !overflow {
-		w.event(ev, now)
 	}
 }
 
@@ -517,7 +509,7 @@ func (ev *event) fid(typ byte, rec []byte) {
 func (w *Writers) execed(pid int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.forget(pid)
+	w.procs.forget(pid)
 	for _, pend := range []map[int][]string{w.pendPrev, w.pendCur} {
 		for _, key := range pend[pid] {
 			w.recent.update(key, func(wr *Writer) {
@@ -552,14 +544,12 @@ func (w *Writers) event(ev *event, now time.Time) {
 	full := w.fullPath(ev)
 	if ev.mask&unix.FAN_ONDIR != 0 {
 		w.dirChanged(ev, full)
-		if ev.mask&unix.FAN_MOVED_FROM != 0 || !dirent {
-			return
-		}
-	} else if ev.mask&unix.FAN_MOVED_FROM != 0 {
-		return // the name that is gone; moved_to records the new one
+	}
+	if unrecorded(ev.mask) {
+		return
 	}
 	path := ""
-	if full != "" && w.under(full) {
+	if full != "" && below(full, w.root) {
 		path = full // outside the root: kept by inode only, if tracked
 	}
 	tracked := w.trackedKick(ev.objHandle)
@@ -572,14 +562,24 @@ func (w *Writers) event(ev *event, now time.Time) {
 		w.stats.Dropped++
 		w.mu.Unlock()
 		if !dirent && full != "" {
-			w.quieten(ev.objHandle)
+			w.quiet.dropped(ev.objHandle)
 		}
 		return
 	}
-	if dirent && path != "" {
-		w.unquieten(ev)
+	if ev.mask&(unix.FAN_CREATE|unix.FAN_MOVED_TO) != 0 && path != "" {
+		w.quiet.entered(ev.objHandle)
 	}
 	w.record(ev, path, now)
+}
+
+// unrecorded reports whether an event's mask is not one recorded: the
+// name that is gone (moved_to records the new one), and a directory's
+// events but its creation and arrival.
+func unrecorded(mask uint64) bool {
+	if mask&unix.FAN_ONDIR != 0 {
+		return mask&unix.FAN_MOVED_FROM != 0 || mask&direntMask == 0
+	}
+	return mask&unix.FAN_MOVED_FROM != 0
 }
 
 // fullPath is the event's path as this process sees it, "" when its
@@ -588,7 +588,12 @@ func (w *Writers) fullPath(ev *event) string {
 	if ev.dirHandle == nil {
 		return ""
 	}
-	dir, ok := w.dirPath(ev.dirHandle)
+	w.mu.Lock()
+	dir, ok := w.dirs[string(ev.dirHandle)]
+	w.mu.Unlock()
+	if !ok {
+		dir, ok = w.resolve(ev.dirHandle)
+	}
 	if !ok {
 		w.mu.Lock()
 		w.stats.Unresolved++
@@ -599,11 +604,6 @@ func (w *Writers) fullPath(ev *event) string {
 		return dir
 	}
 	return filepath.Join(dir, ev.name)
-}
-
-// under reports whether p is the root or below it.
-func (w *Writers) under(p string) bool {
-	return p == w.root || strings.HasPrefix(p, w.root+"/")
 }
 
 // dirChanged handles a directory's event: one renamed or removed where
@@ -617,10 +617,10 @@ func (w *Writers) dirChanged(ev *event, full string) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if full == "" || w.under(full) || below(w.root, full) {
+	if full == "" || below(full, w.root) || below(w.root, full) {
 		clear(w.dirs)
 		if ev.mask&unix.FAN_MOVED_TO != 0 {
-			w.quiet.flush(w.fd) // the files of a tree moved in may be quiet
+			w.quiet.flush() // the files of a tree moved in may be quiet
 		}
 		return
 	}
@@ -686,31 +686,34 @@ func opName(mask uint64) string {
 // maxDirs bounds the directory cache; it is cleared when full.
 const maxDirs = 8192
 
-// dirPath turns a directory handle into its path (as this process sees
-// it), through a cache.
-func (w *Writers) dirPath(key []byte) (string, bool) {
-	w.mu.Lock()
-	p, ok := w.dirs[string(key)]
-	w.mu.Unlock()
+// resolve turns a directory handle into its path (as this process sees
+// it), and caches it.
+func (w *Writers) resolve(key []byte) (string, bool) {
+	p, ok := resolveDir(w.mountFD, key)
 	if ok {
-		return p, true
+		w.mu.Lock()
+		if len(w.dirs) >= maxDirs {
+			clear(w.dirs)
+		}
+		w.dirs[string(key)] = p
+		w.mu.Unlock()
 	}
+	return p, ok
+}
+
+// resolveDir turns a directory handle into its path (as this process
+// sees it).
+func resolveDir(mountFD int, key []byte) (string, bool) {
 	h := unix.NewFileHandle(int32(binary.NativeEndian.Uint32(key)), key[4:])
-	fd, err := unix.OpenByHandleAt(w.mountFD, h, unix.O_PATH|unix.O_CLOEXEC)
+	fd, err := unix.OpenByHandleAt(mountFD, h, unix.O_PATH|unix.O_CLOEXEC)
 	if err != nil {
 		return "", false
 	}
-	p, err = os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	unix.Close(fd)
 	if err != nil || !strings.HasPrefix(p, "/") || strings.HasSuffix(p, " (deleted)") {
 		return "", false
 	}
-	w.mu.Lock()
-	if len(w.dirs) >= maxDirs {
-		clear(w.dirs)
-	}
-	w.dirs[string(key)] = p
-	w.mu.Unlock()
 	return p, true
 }
 
@@ -727,9 +730,9 @@ func (w *Writers) Track(paths []string) {
 	}
 	w.mu.Lock()
 	w.tracked = t
-	// A newly tracked inode may be one made quiet: no event would come.
-	w.quiet.flush(w.fd)
 	w.mu.Unlock()
+	// A newly tracked inode may be one made quiet: no event would come.
+	w.quiet.flush()
 }
 
 // Kicks receives (coalesced) when a tracked file changed, by any name.
@@ -812,46 +815,27 @@ const (
 // pidfd when it caches it.
 func (w *Writers) proc(ev *event, now time.Time) Writer {
 	pid := ev.pid
-	if w.pidfd && ev.pidfd < 0 {
-		return w.exited(pid, ev.hadPidfd && ev.pidfd == unix.FAN_NOPIDFD)
-	}
-	w.mu.Lock()
-	e, ok := w.procs[pid]
-	w.mu.Unlock()
-	if ok && now.Sub(e.at) < procTTL && (e.pidfd < 0 || alive(e.pidfd)) {
-		return e.w
-	}
-	wr := ReadProc(pid)
-	if w.pidfd && !alive(ev.pidfd) {
-		return w.exited(pid, true) // /proc may have named the pid's next process
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.forget(pid)
-	limit := maxProcs
-	if w.pidfd {
-		limit = maxProcsPidfd
-	}
-	if len(w.procs) >= limit {
-		for p, e := range w.procs {
-			if now.Sub(e.at) >= procTTL {
-				w.forget(p)
-			}
+	gone := false
+	switch {
+	case w.pidfd && ev.pidfd < 0:
+		gone = ev.hadPidfd && ev.pidfd == unix.FAN_NOPIDFD
+	default:
+		w.mu.Lock()
+		wr, ok := w.procs.get(pid, now)
+		w.mu.Unlock()
+		if ok {
+			return wr
 		}
-		if len(w.procs) >= limit {
-			for p := range w.procs {
-				w.forget(p)
-			}
+		wr = ReadProc(pid)
+		if !w.pidfd || alive(ev.pidfd) {
+			w.mu.Lock()
+			w.procs.put(pid, wr, now, ev.pidfd)
+			w.mu.Unlock()
+			ev.pidfd = -1 // the cache's now
+			return wr
 		}
+		gone = true // /proc may have named the pid's next process
 	}
-	w.procs[pid] = procEntry{wr, now, ev.pidfd}
-	ev.pidfd = -1 // the cache's now
-	return wr
-}
-
-// exited is the writer pid, gone before /proc could be read as its
-// (exited) or not known to be it.
-func (w *Writers) exited(pid int, gone bool) Writer {
 	w.mu.Lock()
 	if gone {
 		w.stats.Exited++
@@ -862,13 +846,53 @@ func (w *Writers) exited(pid int, gone bool) Writer {
 	return Writer{Pid: pid, UID: -1, Exited: gone}
 }
 
-// forget drops pid's cache entry, closing its pidfd. w.mu is held.
-func (w *Writers) forget(pid int) {
-	if e, ok := w.procs[pid]; ok {
+// procCache is what /proc said of pids, recently; with pidfds, each
+// entry holds its process's.
+type procCache struct {
+	m     map[int]procEntry
+	limit int
+}
+
+// get returns what /proc said of pid within procTTL, if its process
+// is still the pid's.
+func (c *procCache) get(pid int, now time.Time) (Writer, bool) {
+	e, ok := c.m[pid]
+	if !ok || now.Sub(e.at) >= procTTL || (e.pidfd >= 0 && !alive(e.pidfd)) {
+		return Writer{}, false
+	}
+	return e.w, true
+}
+
+// put caches wr for pid, taking pidfd (or -1).
+func (c *procCache) put(pid int, wr Writer, now time.Time, pidfd int) {
+	c.forget(pid)
+	if len(c.m) >= c.limit {
+		for p, e := range c.m {
+			if now.Sub(e.at) >= procTTL {
+				c.forget(p)
+			}
+		}
+		if len(c.m) >= c.limit {
+			c.clear()
+		}
+	}
+	c.m[pid] = procEntry{wr, now, pidfd}
+}
+
+// forget drops pid's entry, closing its pidfd.
+func (c *procCache) forget(pid int) {
+	if e, ok := c.m[pid]; ok {
 		if e.pidfd >= 0 {
 			unix.Close(e.pidfd)
 		}
-		delete(w.procs, pid)
+		delete(c.m, pid)
+	}
+}
+
+// clear drops every entry.
+func (c *procCache) clear() {
+	for p := range c.m {
+		c.forget(p)
 	}
 }
 
@@ -916,14 +940,19 @@ func ReadProc(pid int) Writer {
 // is asked not to report its content events to the group any more
 // (FAN_MARK_IGNORE, evictable: the mark does not pin the inode). What is
 // never made quiet: an inode at or below the root, a tracked one, one
-// with several names (one may be at or below the root), a directory, and directory-entry events (a link or rename into the root
-// is always seen, and makes its inode loud again). Track, and a
-// directory moved into the root, remove them all (FAN_MARK_FLUSH of the
-// group's inode marks: its other marks are filesystem or mount marks).
+// with several names (one may be at or below the root), a directory,
+// and directory-entry events (a link or rename into the root is always
+// seen, and makes its inode loud again). Track, and a directory moved
+// into the root, remove them all (FAN_MARK_FLUSH of the group's inode
+// marks: its other marks are filesystem or mount marks).
 type quietMarks struct {
+	group, mountFD int
+
+	mu     sync.Mutex
 	off    bool            // the kernel refused an ignore mark: not tried again
 	seen   map[string]int  // inode key -> events dropped, since the last reset
 	marked map[string]bool // inode keys made quiet
+	count  uint64          // marks added
 }
 
 const (
@@ -935,30 +964,42 @@ const (
 // quietMask is what a quiet inode's events are ignored for.
 const quietMask = unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE | unix.FAN_ATTRIB
 
-func newQuietMarks() quietMarks {
-	return quietMarks{seen: map[string]int{}, marked: map[string]bool{}}
+func newQuietMarks() *quietMarks {
+	return &quietMarks{group: -1, mountFD: -1, seen: map[string]int{}, marked: map[string]bool{}}
 }
 
-// flush removes every quiet mark. w.mu is held.
-func (q *quietMarks) flush(group int) {
+// flush removes every quiet mark.
+func (q *quietMarks) flush() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.flushLocked()
+}
+
+func (q *quietMarks) flushLocked() {
 	if len(q.marked) == 0 {
 		return
 	}
-	unix.FanotifyMark(group, unix.FAN_MARK_FLUSH, 0, unix.AT_FDCWD, "")
+	unix.FanotifyMark(q.group, unix.FAN_MARK_FLUSH, 0, unix.AT_FDCWD, "")
 	clear(q.marked)
 	clear(q.seen)
 }
 
-// quieten counts an event dropped on the inode obj (outside the root,
+// added returns how many marks were added.
+func (q *quietMarks) added() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.count
+}
+
+// dropped counts an event dropped on the inode obj (outside the root,
 // untracked), and makes it quiet after quietAfter.
-func (w *Writers) quieten(obj []byte) {
-	if obj == nil || w.mountFD < 0 {
+func (q *quietMarks) dropped(obj []byte) {
+	if obj == nil || q.mountFD < 0 {
 		return
 	}
-	w.mu.Lock()
-	q := &w.quiet
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.off || q.marked[string(obj)] {
-		w.mu.Unlock()
 		return
 	}
 	if len(q.seen) >= maxSeen {
@@ -966,54 +1007,48 @@ func (w *Writers) quieten(obj []byte) {
 	}
 	q.seen[string(obj)]++
 	if q.seen[string(obj)] < quietAfter {
-		w.mu.Unlock()
 		return
 	}
 	delete(q.seen, string(obj))
 	if len(q.marked) >= maxQuiet {
-		q.flush(w.fd)
+		q.flushLocked()
 	}
-	w.mu.Unlock()
-	err := w.markInode(obj, unix.FAN_MARK_ADD|unix.FAN_MARK_IGNORE_SURV|unix.FAN_MARK_EVICTABLE)
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	err := q.mark(obj, unix.FAN_MARK_ADD|unix.FAN_MARK_IGNORE_SURV|unix.FAN_MARK_EVICTABLE)
 	switch {
 	case errors.Is(err, errLinked):
 	case err == nil:
 		q.marked[string(obj)] = true
-		w.stats.Quiet++
+		q.count++
 	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC):
 		q.off = true // an older kernel (FAN_MARK_IGNORE: 6.0), or no room
 	}
 }
 
-// unquieten makes the inode of a name created or moved to at or below
-// the root loud again, if it was quiet.
-func (w *Writers) unquieten(ev *event) {
-	if ev.objHandle == nil || ev.mask&(unix.FAN_CREATE|unix.FAN_MOVED_TO) == 0 {
+// entered makes the inode of a name created or moved to at or below the
+// root loud again, if it was quiet.
+func (q *quietMarks) entered(obj []byte) {
+	if obj == nil {
 		return
 	}
-	w.mu.Lock()
-	quiet := w.quiet.marked[string(ev.objHandle)]
-	delete(w.quiet.marked, string(ev.objHandle))
-	w.mu.Unlock()
-	if quiet {
-		if w.markInode(ev.objHandle, unix.FAN_MARK_REMOVE|unix.FAN_MARK_IGNORE_SURV) != nil {
-			w.mu.Lock()
-			w.quiet.flush(w.fd)
-			w.mu.Unlock()
-		}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.marked[string(obj)] {
+		return
+	}
+	delete(q.marked, string(obj))
+	if q.mark(obj, unix.FAN_MARK_REMOVE|unix.FAN_MARK_IGNORE_SURV) != nil {
+		q.flushLocked()
 	}
 }
 
 // errLinked: an inode with several names is never made quiet.
 var errLinked = errors.New("fanotify: inode has several names")
 
-// markInode adds or removes an ignore mark (quietMask) on the inode of
-// the handle key.
-func (w *Writers) markInode(key []byte, flags uint) error {
+// mark adds or removes an ignore mark (quietMask) on the inode of the
+// handle key.
+func (q *quietMarks) mark(key []byte, flags uint) error {
 	h := unix.NewFileHandle(int32(binary.NativeEndian.Uint32(key)), key[4:])
-	fd, err := unix.OpenByHandleAt(w.mountFD, h, unix.O_PATH|unix.O_CLOEXEC)
+	fd, err := unix.OpenByHandleAt(q.mountFD, h, unix.O_PATH|unix.O_CLOEXEC)
 	if err != nil {
 		return err
 	}
@@ -1025,5 +1060,5 @@ func (w *Writers) markInode(key []byte, flags uint) error {
 		return errLinked
 	}
 	// fanotify_mark takes no O_PATH descriptor as its object: name it.
-	return unix.FanotifyMark(w.fd, flags, quietMask, unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd))
+	return unix.FanotifyMark(q.group, flags, quietMask, unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd))
 }
