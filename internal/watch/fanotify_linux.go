@@ -44,9 +44,14 @@ import (
 // Where only the directory and name are reported, a write through another
 // link is found only under that link's name.
 type Writers struct {
-	fd      int      // the fanotify group
-	file    *os.File // fd, for Run's waits in the runtime's poller
-	rc      syscall.RawConn
+	fd int // the fanotify group
+	// wait is an epoll instance with fd in it, one-shot, itself in the
+	// runtime's poller (waitRC): Run waits on it for the first event of
+	// a batch, and the events after that until it re-arms wake nobody
+	// (the runtime's own epoll is edge-triggered on every wake-up of a
+	// file it holds: on every event, were fd in it).
+	wait    *os.File
+	waitRC  syscall.RawConn
 	mountFD int // a directory on the root's filesystem, for open_by_handle_at
 	root    string
 	flags   uint // the group's FAN_REPORT_* flags, FAN_REPORT_PIDFD aside
@@ -126,12 +131,11 @@ func OpenWriters(root string, capacity int) (*Writers, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("fanotify: opening %s: %w", root, err)
 	}
-	// The group's fd is non-blocking: the runtime's poller waits on it,
-	// without a thread blocked in poll(2) (and sysmon kept awake).
-	w.file = os.NewFile(uintptr(fd), "fanotify")
-	if w.rc, err = w.file.SyscallConn(); err != nil {
+	// The runtime's poller waits, without a thread blocked in poll(2)
+	// (and sysmon kept awake).
+	if w.wait, w.waitRC, err = openWait(fd); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("fanotify: %w", err)
+		return nil, err
 	}
 	w.quiet.group, w.quiet.mountFD = fd, w.mountFD
 	if err := checkHandles(w.mountFD, root); err != nil {
@@ -261,11 +265,10 @@ func (w *Writers) Close() error {
 		w.readMu.Lock()
 		defer w.readMu.Unlock()
 		w.closed = true
-		if w.file != nil {
-			w.file.Close()
-		} else {
-			unix.Close(w.fd)
+		if w.wait != nil {
+			w.wait.Close()
 		}
+		unix.Close(w.fd)
 		if w.mountFD >= 0 {
 			unix.Close(w.mountFD)
 		}
@@ -293,14 +296,18 @@ const gather = 20 * time.Millisecond
 
 // Run reads events until ctx ends or the group is closed.
 func (w *Writers) Run(ctx context.Context) error {
-	w.file.SetReadDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { w.file.SetReadDeadline(time.Unix(1, 0)) })
+	w.wait.SetReadDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { w.wait.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	buf := make([]byte, 64<<10)
 	timer := time.NewTimer(gather)
 	defer timer.Stop()
 	for {
-		err := w.rc.Read(func(fd uintptr) bool { return readable(int(fd)) })
+		err := w.waitRC.Read(func(ep uintptr) bool {
+			var evs [1]unix.EpollEvent
+			n, _ := unix.EpollWait(int(ep), evs[:], 0)
+			return n > 0
+		})
 		if err != nil {
 			w.readMu.Lock()
 			closed := w.closed
@@ -318,6 +325,9 @@ func (w *Writers) Run(ctx context.Context) error {
 		}
 		w.readMu.Lock()
 		err = w.drain(buf)
+		if err == nil {
+			err = arm(w.waitRC, w.fd, unix.EPOLL_CTL_MOD)
+		}
 		w.readMu.Unlock()
 		if errors.Is(err, errClosed) {
 			return nil
@@ -325,6 +335,42 @@ func (w *Writers) Run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// openWait makes the epoll instance Run waits on, with the group fd in it.
+func openWait(fd int) (*os.File, syscall.RawConn, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fanotify: epoll_create1: %w", err)
+	}
+	if err := unix.SetNonblock(ep, true); err != nil {
+		unix.Close(ep)
+		return nil, nil, fmt.Errorf("fanotify: epoll: %w", err)
+	}
+	f := os.NewFile(uintptr(ep), "fanotify-epoll")
+	rc, err := f.SyscallConn()
+	if err == nil {
+		err = arm(rc, fd, unix.EPOLL_CTL_ADD)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("fanotify: epoll: %w", err)
+	}
+	return f, rc, nil
+}
+
+// arm puts the group fd in the epoll instance (op EPOLL_CTL_ADD) or
+// re-arms it (EPOLL_CTL_MOD: it is then ready at once if events are
+// queued).
+func arm(rc syscall.RawConn, fd, op int) error {
+	var err error
+	rc.Control(func(ep uintptr) {
+		err = unix.EpollCtl(int(ep), op, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(fd)})
+	})
+	if err != nil {
+		return fmt.Errorf("fanotify: epoll_ctl: %w", err)
+	}
+	return nil
 }
 
 var errClosed = errors.New("fanotify: closed")
@@ -436,7 +482,7 @@ func (w *Writers) handle(b []byte, now time.Time) {
 			w.event(&ev, now)
 		}
 		if ev.pidfd >= 0 {
-			unix.Close(ev.pidfd) // not kept by the /proc cache
+			closeFast(ev.pidfd) // not kept by the /proc cache
 		}
 	}
 }
@@ -594,7 +640,7 @@ func (w *Writers) fullPath(ev *event) string {
 	if !ok {
 		dir, ok = w.resolve(ev.dirHandle)
 	}
-	if !ok {
+	if !ok || dir == "" {
 		w.mu.Lock()
 		w.stats.Unresolved++
 		w.mu.Unlock()
@@ -689,8 +735,10 @@ const maxDirs = 8192
 // resolve turns a directory handle into its path (as this process sees
 // it), and caches it.
 func (w *Writers) resolve(key []byte) (string, bool) {
-	p, ok := resolveDir(w.mountFD, key)
-	if ok {
+	p, err := resolveDir(w.mountFD, key)
+	if err == nil || errors.Is(err, errGone) {
+		// A directory removed stays so (its handle is never another's):
+		// "" is cached, and not tried again.
 		w.mu.Lock()
 		if len(w.dirs) >= maxDirs {
 			clear(w.dirs)
@@ -698,23 +746,40 @@ func (w *Writers) resolve(key []byte) (string, bool) {
 		w.dirs[string(key)] = p
 		w.mu.Unlock()
 	}
-	return p, ok
+	return p, err == nil
 }
+
+// errGone: a directory handle of a directory that was removed.
+var errGone = errors.New("fanotify: directory removed")
 
 // resolveDir turns a directory handle into its path (as this process
 // sees it).
-func resolveDir(mountFD int, key []byte) (string, bool) {
+func resolveDir(mountFD int, key []byte) (string, error) {
 	h := unix.NewFileHandle(int32(binary.NativeEndian.Uint32(key)), key[4:])
 	fd, err := unix.OpenByHandleAt(mountFD, h, unix.O_PATH|unix.O_CLOEXEC)
-	if err != nil {
-		return "", false
+	if errors.Is(err, unix.ESTALE) {
+		return "", errGone
+	} else if err != nil {
+		return "", err
 	}
 	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
-	unix.Close(fd)
-	if err != nil || !strings.HasPrefix(p, "/") || strings.HasSuffix(p, " (deleted)") {
-		return "", false
+	closeFast(fd)
+	switch {
+	case err != nil:
+		return "", err
+	case strings.HasSuffix(p, " (deleted)"):
+		return "", errGone
+	case !strings.HasPrefix(p, "/"):
+		return "", errors.New("fanotify: directory not in this process's root")
 	}
-	return p, true
+	return p, nil
+}
+
+// closeFast closes fd without telling the scheduler: a pidfd or O_PATH
+// descriptor's close does not block, and thousands a second of
+// syscall.Close would each offer the P to another thread.
+func closeFast(fd int) {
+	unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
 }
 
 // Track replaces the files whose changes Kicks reports: files with
@@ -883,7 +948,7 @@ func (c *procCache) put(pid int, wr Writer, now time.Time, pidfd int) {
 func (c *procCache) forget(pid int) {
 	if e, ok := c.m[pid]; ok {
 		if e.pidfd >= 0 {
-			unix.Close(e.pidfd)
+			closeFast(e.pidfd)
 		}
 		delete(c.m, pid)
 	}
@@ -899,7 +964,8 @@ func (c *procCache) clear() {
 // alive reports whether the pidfd's process has not been reaped (a
 // zombie is alive: its pid is still its own).
 func alive(pidfd int) bool {
-	return !errors.Is(unix.PidfdSendSignal(pidfd, 0, nil, 0), unix.ESRCH)
+	_, _, e := unix.RawSyscall6(unix.SYS_PIDFD_SEND_SIGNAL, uintptr(pidfd), 0, 0, 0, 0, 0)
+	return e != unix.ESRCH
 }
 
 // ReadProc describes pid from /proc: what is gone is left zero (UID -1).
