@@ -1019,6 +1019,7 @@ type quietMarks struct {
 	seen   map[string]int  // inode key -> events dropped, since the last reset
 	marked map[string]bool // inode keys made quiet
 	count  uint64          // marks added
+	after  uint64          // events of inodes already quiet (read before the mark took)
 }
 
 const (
@@ -1065,7 +1066,11 @@ func (q *quietMarks) dropped(obj []byte) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.off || q.marked[string(obj)] {
+	if q.marked[string(obj)] {
+		q.after++
+		return
+	}
+	if q.off {
 		return
 	}
 	if len(q.seen) >= maxSeen {
