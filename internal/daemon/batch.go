@@ -121,12 +121,13 @@ func (l *loop) recheckScope(ctx context.Context, s *scope, keys []string) {
 	}
 	if s.exp == nil {
 		// No trusted manifest in force (the scope's EXCEPTION says so):
-		// reload it once quiet. A new validly signed one that arrived
-		// since is what the changes are checked against meanwhile: a
-		// backdoor written during an update whose old manifest was
-		// removed first is alerted at once, not once quiet.
+		// reload it once quiet. The last one in force and a new validly
+		// signed one that arrived since are what the changes are checked
+		// against meanwhile: a backdoor written during an update whose
+		// old manifest was removed first is alerted, not hidden until
+		// the scope is quiet.
 		l.hold(s)
-		if s.next == nil {
+		if s.next == nil && s.last == nil {
 			return
 		}
 	}
@@ -203,9 +204,13 @@ func (l *loop) recheckLinks(ctx context.Context) {
 func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 	exp, alts, over := s.exp, []*verify.Expected{s.next, l.stagedExp(s)}, int64(bigFile)
 	if exp == nil {
-		// Only a new manifest (recheckScope): big files are hashed here,
-		// as there is no manifest in force for hashLater.
-		exp, alts, over = s.next, []*verify.Expected{l.stagedExp(s)}, 0
+		// The last manifest in force, or only a new one (recheckScope):
+		// big files are hashed here, as there is no manifest in force
+		// for hashLater.
+		exp, alts, over = s.last, []*verify.Expected{s.next, l.stagedExp(s)}, 0
+		if exp == nil {
+			exp, alts = s.next, []*verify.Expected{l.stagedExp(s)}
+		}
 	}
 	fresh, links, big, err := s.sc.RecheckDeferred(ctx, exp, key, over)
 	for _, alt := range alts {
@@ -237,7 +242,7 @@ func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 	}
 	s.setLinks(key, links)
 	l.linksChanged = true
-	l.replace(s, key, fresh)
+	l.replaceAs(s, key, fresh, true)
 	return true
 }
 
@@ -275,6 +280,12 @@ func (l *loop) keepBig(s *scope, big []string, fresh []finding.Finding, links []
 func (l *loop) adopt(s *scope, r scopeScan) {
 	if r.exp == nil {
 		l.d.metrics.manifestFails.Inc()
+	}
+	switch {
+	case r.exp != nil:
+		s.last = nil
+	case s.exp != nil:
+		s.last = s.exp // checked against meanwhile (recheck)
 	}
 	s.exp, s.sum, s.next = r.exp, r.sum, nil
 	if r.exp != nil && s.sc.Name != "core" && l.meta.Signed[s.sc.Name] != s.sc.Dir {

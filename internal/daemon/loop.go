@@ -58,6 +58,7 @@ type loop struct {
 	fatal      error               // ends run (ErrInstallChanged)
 	conf       confWatch           // how reading Nextcloud's configuration goes
 	swaps      map[string]swapSeen // names new files took lately (swap.go)
+	folds      folds               // alerts held back during an update by hand (fold.go)
 
 	// The unsigned coverage (unsigned.go): the baseline (nil: not
 	// checked), the coverage, what it holds now (nil before the first
@@ -75,8 +76,12 @@ type scope struct {
 	// next is a new, validly signed manifest seen while the scope is
 	// being updated (nil when none): until the scope is quiet, a changed
 	// file is a finding only if it matches neither manifest.
-	next      *verify.Expected
-	nextSum   [sha256.Size]byte
+	next    *verify.Expected
+	nextSum [sha256.Size]byte
+	// last is the manifest that was in force while none is (exp nil: it
+	// was removed, or no longer verifies): changes meanwhile are checked
+	// against it, and against next or a staged one.
+	last      *verify.Expected
 	settle    time.Time    // non-zero while the scope is being updated
 	holdSince time.Time    // when the update started
 	checking  *settleCheck // the whole check running off the loop (settle.go), or nil
@@ -243,11 +248,11 @@ func (l *loop) watcherStopped(ctx context.Context, err error) error {
 
 // deadlines are when the loop has work without an event: the periodic
 // rescan (scans.due), the settled scopes (scope.settle), the retry of
-// reading the configuration (conf.retry), and the publish of what changed
-// (publishAt, zero when nothing waits).
+// reading the configuration (conf.retry), the publish of what changed
+// (publishAt, zero when nothing waits) and the end of a fold (fold.go).
 func (l *loop) nextDue() time.Time {
 	next := time.Time{}
-	for _, t := range []time.Time{l.scans.due, l.nextSettle(), l.conf.retry, l.publishAt} {
+	for _, t := range []time.Time{l.scans.due, l.nextSettle(), l.conf.retry, l.publishAt, l.folds.due(l.cfg.Settle, l.cfg.MaxHold)} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -307,6 +312,7 @@ func (l *loop) endRound(status *string) {
 	if l.writers != nil && l.linksChanged {
 		l.trackLinks()
 	}
+	l.foldRound(time.Now())
 	l.rep.flush()
 	l.publishSoon()
 	if st := l.d.snap.Load().statusLine(); st != *status {
@@ -365,6 +371,12 @@ func (l *loop) part(s *scope, key string) map[string]*finding.Finding {
 // replace sets the findings of s at key and below (all of the scope when
 // key is "") and logs every transition.
 func (l *loop) replace(s *scope, key string, fresh []finding.Finding) {
+	l.replaceAs(s, key, fresh, false)
+}
+
+// replaceAs is replace; live says that fresh is the recheck of an event
+// (whose new alerts a fold may hold back: fold.go), not a whole check.
+func (l *loop) replaceAs(s *scope, key string, fresh []finding.Finding, live bool) {
 	fresh = l.withRelease(s, key, fresh)
 	ts := diff(l.part(s, key), fresh)
 	if len(ts) == 0 {
@@ -375,14 +387,18 @@ func (l *loop) replace(s *scope, key string, fresh []finding.Finding) {
 		intern = s.exp.Intern
 	}
 	l.findings.apply(s.sc.Name, ts, intern)
+	open, now := live && l.folding(s), time.Now()
 	for _, t := range ts {
-		l.rep.queue(t)
+		for _, t := range l.folds.take(s.sc.Name, t, open, now) {
+			l.rep.queue(t)
+		}
 	}
 	l.modified()
 }
 
 // drop forgets a scope that no longer exists (an app that was removed).
 func (l *loop) drop(name string) {
+	delete(l.folds.by, name)
 	if n := l.findings.drop(name); n > 0 {
 		l.log.Info(fmt.Sprintf("app %s is no longer checked (removed, or in no apps root now); its %d findings are resolved", journal.Token(name), n),
 			zap.String("integrity_scope", name), zap.Int("findings", n))
@@ -406,6 +422,7 @@ func (l *loop) publish() {
 		Scopes:    len(l.scopes),
 		Batches:   l.batches,
 		Scanning:  l.scans.running() || l.big.busy(),
+		Folding:   len(l.folds.by),
 		Published: time.Now(),
 	}
 	for _, sc := range l.scopes {
