@@ -61,8 +61,9 @@ func foldable(f *finding.Finding) bool {
 // too until the end of its round (foldRound logs the most dangerous of
 // that round at once). What an update does not do is logged at once:
 // another content for a file whose alert waits (one alert per payload),
-// a file whose alert waits back at its signed content, a new file of an
-// executable name gone again (a web shell used and removed).
+// and, under the same manifest (open), a file whose alert waits back at
+// its signed content or a new file of an executable name gone again (a
+// web shell used and removed).
 func (fs *folds) take(scope string, t Transition, open bool, now time.Time) []Transition {
 	fo := fs.by[scope]
 	if t.New == nil { // healed
@@ -70,9 +71,11 @@ func (fs *folds) take(scope string, t Transition, open bool, now time.Time) []Tr
 		switch {
 		case !ok:
 			return []Transition{t}
-		case held.Kind == kind.FileMissing || held.Kind == kind.ExtraFile && !verify.IsExecutableName(path.Base(held.Path)):
-			// A file put back (tar re-creates every file), a temporary
-			// file renamed into place (rsync): steps of an update.
+		case !open || held.Kind == kind.FileMissing || held.Kind == kind.ExtraFile && !verify.IsExecutableName(path.Base(held.Path)):
+			// Healed by another manifest (a new or staged one, adopted
+			// or matched), a file put back (tar re-creates every file),
+			// a temporary file renamed into place (rsync): steps of an
+			// update.
 			delete(fo.held, held.Path)
 			fo.accounted++
 			return nil
