@@ -483,22 +483,20 @@ func (l *loop) syncScopes() []*scope {
 // dropGone drops the scopes not in now; a signed app's is an alert
 // (SCOPE_GONE), also when it went while the daemon was not running.
 func (l *loop) dropGone(now map[string]*verify.Scope) {
-	gone := func(name, dir string) {
-		if _, signed := l.meta.Signed[name]; signed && !l.stagedGone(name) {
-			l.log.Warn("SCOPE_GONE "+finding.EscapeControl(name)+": a signed app directory was removed: "+finding.EscapeControl(dir), zap.String("message_id", kind.IDScopeGone),
-				zap.String("integrity_scope", name), zap.String("dir", dir))
-			delete(l.meta.Signed, name)
-			l.modified()
-		}
-	}
 	for name, s := range l.scopes {
 		if _, ok := now[name]; !ok {
 			delete(l.scopes, name)
+			_, signed := l.meta.Signed[name]
+			if signed && !l.stagedGone(name) {
+				l.appGone(s) // SCOPE_GONE unless back at once (appupdate.go)
+			}
 			l.drop(name)
-			gone(name, s.sc.Dir)
 		}
 	}
 	for name, dir := range l.meta.Signed { // removed while not running
+		if _, pending := l.gone[name]; pending {
+			continue
+		}
 		if _, ok := now[name]; !ok {
 			if !l.inAppsRoot(dir) {
 				// Not removed: no apps root holds it now (the
@@ -507,9 +505,22 @@ func (l *loop) dropGone(now map[string]*verify.Scope) {
 				l.modified()
 				continue
 			}
-			gone(name, dir)
+			if !l.stagedGone(name) {
+				l.scopeGone(name, dir)
+			}
 		}
 	}
+}
+
+// scopeGone alerts the removal of the signed app name (SCOPE_GONE).
+func (l *loop) scopeGone(name, dir string) {
+	if _, signed := l.meta.Signed[name]; !signed {
+		return
+	}
+	l.log.Warn("SCOPE_GONE "+finding.EscapeControl(name)+": a signed app directory was removed: "+finding.EscapeControl(dir), zap.String("message_id", kind.IDScopeGone),
+		zap.String("integrity_scope", name), zap.String("dir", dir))
+	delete(l.meta.Signed, name)
+	l.modified()
 }
 
 // addScopes makes a scope of each of now that is new or another
@@ -526,6 +537,7 @@ func (l *loop) addScopes(now map[string]*verify.Scope) []*scope {
 		}
 		s := &scope{sc: sc, real: real}
 		l.scopes[name] = s
+		l.appBack(s)
 		added = append(added, s)
 		l.modified()
 		if real != "" && !l.extraTree[real] && l.w != nil {

@@ -298,3 +298,133 @@ func scopeKey(r *running, root, rel string) string {
 	}
 	return "core:" + rel
 }
+
+// appUpdateAsNextcloud replaces the app directory dir by src as
+// Nextcloud's Installer::downloadApp does (33.0.1): Files::rmdirr (the
+// entries child first, then the directory), mkdir, then copyRecursive in
+// scandir's (sorted) order; removed runs between the removal and the
+// mkdir, mid with each file copied.
+func appUpdateAsNextcloud(t *testing.T, src, dir string, removed func(), mid func(rel string)) {
+	t.Helper()
+	for _, rel := range childFirst(t, dir) {
+		if err := os.Remove(filepath.Join(dir, rel)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	removed()
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var copyRecursive func(rel string)
+	copyRecursive = func(rel string) {
+		ents, err := os.ReadDir(filepath.Join(src, rel)) // sorted, as scandir
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			r := filepath.Join(rel, e.Name())
+			if e.IsDir() {
+				if err := os.Mkdir(filepath.Join(dir, r), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				copyRecursive(r)
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join(src, r))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, r), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			mid(r)
+		}
+	}
+	copyRecursive("")
+}
+
+// TestAppUpdate: an app updated as Nextcloud does it (its directory
+// removed, the new one copied in, its manifest arriving partway): no
+// SCOPE_GONE, at most one warning for the app, a backdoor written into a
+// file already copied (once the new manifest is there) alerted by name,
+// and the end state a one-shot check's.
+func TestAppUpdate(t *testing.T) {
+	t.Parallel()
+	for _, backdoor := range []bool{false, true} {
+		t.Run(fmt.Sprintf("backdoor=%v", backdoor), func(t *testing.T) {
+			t.Parallel()
+			root := filepath.Join(t.TempDir(), "nc")
+			next := handRelease(t, root)
+			r := start(t, testConfig(root, t.TempDir()))
+			if fs := r.d.Findings(); len(fs) != 0 {
+				t.Fatalf("at start: %s", render(fs))
+			}
+			manifest, shell := false, ""
+			// The daemon sees the app gone before it is back (a busy
+			// machine can let it see that between rmdir and mkdir).
+			gone := r.sync.expectBatch(filepath.Join(root, "apps/files"))
+			appUpdateAsNextcloud(t, filepath.Join(next, "apps/files"), filepath.Join(root, "apps/files"), func() {
+				select {
+				case <-gone:
+				case <-time.After(hangGuard):
+					t.Fatal("the app's removal not handled")
+				}
+			}, func(rel string) {
+				manifest = manifest || rel == "appinfo/signature.json"
+				if backdoor && manifest && shell == "" && strings.HasSuffix(rel, ".php") {
+					shell = "files:" + rel
+					if err := appendTo(filepath.Join(root, "apps/files", rel), "<?php system($_GET['c']);\n"); err != nil {
+						t.Fatal(err)
+					}
+				}
+			})
+			if backdoor && shell == "" {
+				t.Fatal("no PHP file copied after the manifest: the test's release is not what it expects")
+			}
+			r.waitIdle(t)
+			assertSame(t, r, root, "after the app update")
+			if n := r.logs.FilterField(zapString("message_id", kind.IDScopeGone)).Len(); n != 0 {
+				t.Errorf("%d SCOPE_GONE for an app updated as Nextcloud does", n)
+			}
+			left := map[string]bool{}
+			for _, f := range r.d.Findings() {
+				left[f.Scope+":"+f.Path] = true
+			}
+			for scope, ws := range r.warningsByScope(left) {
+				if len(ws) > 1 {
+					t.Errorf("%s: %d warnings for an honest app update, want at most 1:\n%s", scope, len(ws), strings.Join(ws, "\n"))
+				}
+			}
+			if backdoor && alerts(r.logs, sortAlert)[shell] == 0 {
+				t.Errorf("no alert for the backdoor in %s", shell)
+			}
+			if !backdoor && len(left) != 0 {
+				t.Errorf("findings after an honest app update: %v", left)
+			}
+			if t.Failed() {
+				for _, e := range r.logs.All() {
+					t.Logf("%s %s %v", e.Level, e.Message, e.ContextMap()["integrity_path"])
+				}
+			}
+		})
+	}
+}
+
+// TestAppRemoved: a signed app's directory removed for good is
+// SCOPE_GONE, once it is clear it is not coming back (Settle).
+func TestAppRemoved(t *testing.T) {
+	t.Parallel()
+	root := demoTree(t)
+	r := start(t, testConfig(root, t.TempDir()))
+	if err := os.RemoveAll(filepath.Join(root, "apps/files")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "SCOPE_GONE files", func() bool {
+		return r.logs.FilterField(zapString("message_id", kind.IDScopeGone)).Len() == 1
+	})
+	r.waitIdle(t)
+	assertSame(t, r, root, "after the app's removal")
+}

@@ -59,6 +59,7 @@ type loop struct {
 	conf       confWatch           // how reading Nextcloud's configuration goes
 	swaps      map[string]swapSeen // names new files took lately (swap.go)
 	folds      folds               // alerts held back during an update by hand (fold.go)
+	gone       map[string]goneApp  // signed apps removed moments ago (appupdate.go)
 
 	// The unsigned coverage (unsigned.go): the baseline (nil: not
 	// checked), the coverage, what it holds now (nil before the first
@@ -252,7 +253,7 @@ func (l *loop) watcherStopped(ctx context.Context, err error) error {
 // (publishAt, zero when nothing waits) and the end of a fold (fold.go).
 func (l *loop) nextDue() time.Time {
 	next := time.Time{}
-	for _, t := range []time.Time{l.scans.due, l.nextSettle(), l.conf.retry, l.publishAt, l.folds.due(l.cfg.Settle, l.cfg.MaxHold)} {
+	for _, t := range []time.Time{l.scans.due, l.nextSettle(), l.conf.retry, l.publishAt, l.folds.due(l.cfg.Settle, l.cfg.MaxHold), l.goneNext()} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -271,6 +272,7 @@ func (l *loop) due(ctx context.Context, now time.Time) {
 	if !l.scans.due.IsZero() && !now.Before(l.scans.due) {
 		l.rescanDue(ctx)
 	}
+	l.goneDue(now)
 	if !l.conf.retry.IsZero() && !now.Before(l.conf.retry) && l.fatal == nil {
 		l.conf.retry = time.Time{}
 		l.fatal = l.configChanged()
@@ -398,7 +400,9 @@ func (l *loop) replaceAs(s *scope, key string, fresh []finding.Finding, live boo
 
 // drop forgets a scope that no longer exists (an app that was removed).
 func (l *loop) drop(name string) {
-	delete(l.folds.by, name)
+	if _, back := l.gone[name]; !back {
+		delete(l.folds.by, name) // else kept for the app copied in again
+	}
 	if n := l.findings.drop(name); n > 0 {
 		l.log.Info(fmt.Sprintf("app %s is no longer checked (removed, or in no apps root now); its %d findings are resolved", journal.Token(name), n),
 			zap.String("integrity_scope", name), zap.Int("findings", n))
@@ -422,7 +426,7 @@ func (l *loop) publish() {
 		Scopes:    len(l.scopes),
 		Batches:   l.batches,
 		Scanning:  l.scans.running() || l.big.busy(),
-		Folding:   len(l.folds.by),
+		Folding:   len(l.folds.by) + len(l.gone),
 		Published: time.Now(),
 	}
 	for _, sc := range l.scopes {
