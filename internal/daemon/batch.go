@@ -242,7 +242,7 @@ func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 	}
 	s.setLinks(key, links)
 	l.linksChanged = true
-	l.replaceAs(s, key, fresh, true)
+	l.replaceAs(s, key, fresh, byEvent)
 	return true
 }
 
@@ -277,7 +277,19 @@ func (l *loop) keepBig(s *scope, big []string, fresh []finding.Finding, links []
 }
 
 // adopt takes the result of a whole check of s.
-func (l *loop) adopt(s *scope, r scopeScan) {
+func (l *loop) adopt(s *scope, r scopeScan) { l.adoptAs(s, r, false) }
+
+// adoptAs is adopt; live says the check is one of a scope held while it
+// changes (settle.go), whose new alerts a fold may hold back as a live
+// recheck's (fold.go), not a full scan's.
+func (l *loop) adoptAs(s *scope, r scopeScan, live bool) {
+	how := byScan
+	if live {
+		how = byEvent
+		if s.exp == nil || r.exp == nil || r.sum != s.sum {
+			how = byAdopted
+		}
+	}
 	if r.exp == nil {
 		l.d.metrics.manifestFails.Inc()
 	}
@@ -293,7 +305,7 @@ func (l *loop) adopt(s *scope, r scopeScan) {
 	}
 	s.setLinks("", r.links)
 	l.linksChanged = true
-	l.replace(s, "", r.findings)
+	l.replaceAs(s, "", r.findings, how)
 	l.modified()
 }
 

@@ -35,7 +35,8 @@ import (
 // folds are the loop's folded alerts, by scope. Only the loop touches
 // them.
 type folds struct {
-	by map[string]*fold
+	by         map[string]*fold
+	lastChange time.Time // the last batch of events, anywhere in the install
 }
 
 // fold is one scope's alerts held back.
@@ -46,6 +47,7 @@ type fold struct {
 	held        map[string]finding.Finding // findings whose alert waits, by path
 	told        bool                       // the entry saying alerts wait was written
 	accounted   int                        // held-back findings an update's step healed before the fold ended
+	prev        *verify.Expected           // the manifest in force when it began
 }
 
 // foldable reports whether an alert of f is one an update by hand
@@ -57,25 +59,28 @@ func foldable(f *finding.Finding) bool {
 // take returns what of t, a transition of scope, the journal gets now:
 // nothing while it waits, t, or a held-back alert and t. open says
 // whether scope folds new alerts (a manifest in force, no new or staged
-// one). Only an alert of a new finding waits, and the first of a fold
+// one), same whether the manifest is the one the waiting alerts were
+// found under, prev the manifest in force (or the last one). Only an alert of a new finding waits, and the first of a fold
 // too until the end of its round (foldRound logs the most dangerous of
 // that round at once). What an update does not do is logged at once:
 // another content for a file whose alert waits (one alert per payload),
-// and, under the same manifest (open), a file whose alert waits back at
+// and, under the same manifest (same), a file whose alert waits back at
 // its signed content or a new file of an executable name gone again (a
 // web shell used and removed).
-func (fs *folds) take(scope string, t Transition, open bool, now time.Time) []Transition {
+func (fs *folds) take(scope string, t Transition, open, same bool, prev *verify.Expected, now time.Time) []Transition {
 	fo := fs.by[scope]
 	if t.New == nil { // healed
 		held, ok := fo.heldAt(t.Old.Path)
 		switch {
 		case !ok:
 			return []Transition{t}
-		case !open || held.Kind == kind.FileMissing || held.Kind == kind.ExtraFile && !verify.IsExecutableName(path.Base(held.Path)):
+		case !same || held.Kind == kind.FileMissing || held.Kind == kind.ExtraFile && !verify.IsExecutableName(path.Base(held.Path)) ||
+			fo.prev != nil && fo.prev.Covers(&held):
 			// Healed by another manifest (a new or staged one, adopted
 			// or matched), a file put back (tar re-creates every file),
-			// a temporary file renamed into place (rsync): steps of an
-			// update.
+			// a temporary file renamed into place (rsync), a file of the
+			// release before removed once the new one is in (the cleanup
+			// after tar or cp over the tree): steps of an update.
 			delete(fo.held, held.Path)
 			fo.accounted++
 			return nil
@@ -99,7 +104,7 @@ func (fs *folds) take(scope string, t Transition, open bool, now time.Time) []Tr
 		if fs.by == nil {
 			fs.by = map[string]*fold{}
 		}
-		fo = &fold{since: now, fresh: true, held: map[string]finding.Finding{}}
+		fo = &fold{since: now, fresh: true, held: map[string]finding.Finding{}, prev: prev}
 		fs.by[scope] = fo
 	}
 	fo.last = now
@@ -121,7 +126,11 @@ func (fo *fold) heldAt(p string) (finding.Finding, bool) {
 func (fs *folds) due(quiet, most time.Duration) time.Time {
 	var next time.Time
 	for _, fo := range fs.by {
-		if end := fo.end(quiet, most); next.IsZero() || end.Before(next) {
+		end := fo.end(quiet, most)
+		if limit := fo.since.Add(most); end.Before(limit) {
+			end = maxTime(end, minTime(fs.lastChange.Add(quiet), limit))
+		}
+		if next.IsZero() || end.Before(next) {
 			next = end
 		}
 	}
@@ -158,8 +167,11 @@ func (l *loop) foldRound(now time.Time) {
 		if exps := l.manifestsBeside(s); len(exps) > 0 {
 			l.unfoldUncovered(s, fo, exps)
 		}
-		ended := !now.Before(fo.since.Add(l.cfg.MaxHold)) ||
-			!now.Before(fo.last.Add(l.cfg.Settle)) && s.settle.IsZero() && s.checking == nil
+		// Quiet is the whole install's: an update by hand goes from
+		// scope to scope, and its cleanup (the old release's files
+		// removed) comes after the copy.
+		quiet := !now.Before(fo.last.Add(l.cfg.Settle)) && !now.Before(l.folds.lastChange.Add(l.cfg.Settle))
+		ended := !now.Before(fo.since.Add(l.cfg.MaxHold)) || quiet && s.settle.IsZero() && s.checking == nil
 		if ended {
 			l.endFold(s, fo)
 			delete(l.folds.by, name)
@@ -246,4 +258,18 @@ func (l *loop) manifestsBeside(s *scope) []*verify.Expected {
 		}
 	}
 	return out
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

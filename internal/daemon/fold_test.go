@@ -51,7 +51,7 @@ func TestFoldsTake(t *testing.T) {
 			var fs folds
 			now := time.Unix(0, 0)
 			for i, st := range tt.steps {
-				got := fs.take("core", st.t, st.open, now)
+				got := fs.take("core", st.t, st.open, st.open, nil, now)
 				if len(got) != st.now {
 					t.Fatalf("step %d: %d entries now, want %d", i, len(got), st.now)
 				}

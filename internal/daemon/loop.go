@@ -326,6 +326,7 @@ func (l *loop) endRound(status *string) {
 // batch handles one batch of the watcher.
 func (l *loop) batch(ctx context.Context, b watch.Batch) {
 	l.batches++
+	l.folds.lastChange = time.Now()
 	l.changed = true
 	if b.Rescan {
 		l.d.metrics.eventsLost.Inc()
@@ -373,12 +374,23 @@ func (l *loop) part(s *scope, key string) map[string]*finding.Finding {
 // replace sets the findings of s at key and below (all of the scope when
 // key is "") and logs every transition.
 func (l *loop) replace(s *scope, key string, fresh []finding.Finding) {
-	l.replaceAs(s, key, fresh, false)
+	l.replaceAs(s, key, fresh, byScan)
 }
 
-// replaceAs is replace; live says that fresh is the recheck of an event
-// (whose new alerts a fold may hold back: fold.go), not a whole check.
-func (l *loop) replaceAs(s *scope, key string, fresh []finding.Finding, live bool) {
+// replaceHow says where the findings replace takes come from, for the
+// fold (fold.go): a full scan's are logged as they are; a live recheck's
+// and a held scope's whole check's new alerts may wait, and only under
+// the same manifest is a waiting finding's heal suspicious.
+type replaceHow int
+
+const (
+	byScan    replaceHow = iota // a full scan, the first one
+	byEvent                     // the recheck of an event
+	byAdopted                   // a held scope's whole check, with a new manifest
+)
+
+// replaceAs is replace for findings that come as how says.
+func (l *loop) replaceAs(s *scope, key string, fresh []finding.Finding, how replaceHow) {
 	fresh = l.withRelease(s, key, fresh)
 	ts := diff(l.part(s, key), fresh)
 	if len(ts) == 0 {
@@ -389,9 +401,14 @@ func (l *loop) replaceAs(s *scope, key string, fresh []finding.Finding, live boo
 		intern = s.exp.Intern
 	}
 	l.findings.apply(s.sc.Name, ts, intern)
-	open, now := live && l.folding(s), time.Now()
+	open, now := how != byScan && l.folding(s), time.Now()
+	same := open && how == byEvent
+	prev := s.exp
+	if prev == nil {
+		prev = s.last
+	}
 	for _, t := range ts {
-		for _, t := range l.folds.take(s.sc.Name, t, open, now) {
+		for _, t := range l.folds.take(s.sc.Name, t, open, same, prev, now) {
 			l.rep.queue(t)
 		}
 	}
