@@ -123,12 +123,13 @@ func (l *loop) recheckScope(ctx context.Context, s *scope, keys []string) {
 	}
 	if s.exp == nil {
 		// No trusted manifest in force (the scope's EXCEPTION says so):
-		// reload it once quiet. A new validly signed one that arrived
-		// since is what the changes are checked against meanwhile: a
-		// backdoor written during an update whose old manifest was
-		// removed first is alerted at once, not once quiet.
+		// reload it once quiet. The last one in force and a new validly
+		// signed one that arrived since are what the changes are checked
+		// against meanwhile: a backdoor written during an update whose
+		// old manifest was removed first is alerted, not hidden until
+		// the scope is quiet.
 		l.hold(s)
-		if s.next == nil {
+		if s.next == nil && s.last == nil {
 			return
 		}
 	}
@@ -205,9 +206,13 @@ func (l *loop) recheckLinks(ctx context.Context) {
 func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 	exp, alts, over := s.exp, []*verify.Expected{s.next, l.stagedExp(s)}, int64(bigFile)
 	if exp == nil {
-		// Only a new manifest (recheckScope): big files are hashed here,
-		// as there is no manifest in force for hashLater.
-		exp, alts, over = s.next, []*verify.Expected{l.stagedExp(s)}, 0
+		// The last manifest in force, or only a new one (recheckScope):
+		// big files are hashed here, as there is no manifest in force
+		// for hashLater.
+		exp, alts, over = s.last, []*verify.Expected{s.next, l.stagedExp(s)}, 0
+		if exp == nil {
+			exp, alts = s.next, []*verify.Expected{l.stagedExp(s)}
+		}
 	}
 	fresh, links, big, err := s.sc.RecheckDeferred(ctx, exp, key, over)
 	for _, alt := range alts {
@@ -239,7 +244,7 @@ func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 	}
 	s.setLinks(key, links)
 	l.linksChanged = true
-	l.replace(s, key, fresh)
+	l.replaceAs(s, key, fresh, byEvent)
 	return true
 }
 
@@ -274,9 +279,27 @@ func (l *loop) keepBig(s *scope, big []string, fresh []finding.Finding, links []
 }
 
 // adopt takes the result of a whole check of s.
-func (l *loop) adopt(s *scope, r scopeScan) {
+func (l *loop) adopt(s *scope, r scopeScan) { l.adoptAs(s, r, false) }
+
+// adoptAs is adopt; live says the check is one of a scope held while it
+// changes (settle.go), whose new alerts a fold may hold back as a live
+// recheck's (fold.go), not a full scan's.
+func (l *loop) adoptAs(s *scope, r scopeScan, live bool) {
+	how := byScan
+	if live {
+		how = byEvent
+		if s.exp == nil || r.exp == nil || r.sum != s.sum {
+			how = byAdopted
+		}
+	}
 	if r.exp == nil {
 		l.d.metrics.manifestFails.Inc()
+	}
+	switch {
+	case r.exp != nil:
+		s.last = nil
+	case s.exp != nil:
+		s.last = s.exp // checked against meanwhile (recheck)
 	}
 	s.exp, s.sum, s.next = r.exp, r.sum, nil
 	if r.exp != nil && s.sc.Name != "core" && l.meta.Signed[s.sc.Name] != s.sc.Dir {
@@ -284,7 +307,7 @@ func (l *loop) adopt(s *scope, r scopeScan) {
 	}
 	s.setLinks("", r.links)
 	l.linksChanged = true
-	l.replace(s, "", r.findings)
+	l.replaceAs(s, "", r.findings, how)
 	l.modified()
 }
 
@@ -474,22 +497,20 @@ func (l *loop) syncScopes() []*scope {
 // dropGone drops the scopes not in now; a signed app's is an alert
 // (SCOPE_GONE), also when it went while the daemon was not running.
 func (l *loop) dropGone(now map[string]*verify.Scope) {
-	gone := func(name, dir string) {
-		if _, signed := l.meta.Signed[name]; signed && !l.stagedGone(name) {
-			l.log.Warn("SCOPE_GONE "+finding.EscapeControl(name)+": a signed app directory was removed: "+finding.EscapeControl(dir), zap.String("message_id", kind.IDScopeGone),
-				zap.String("integrity_scope", name), zap.String("dir", dir))
-			delete(l.meta.Signed, name)
-			l.modified()
-		}
-	}
 	for name, s := range l.scopes {
 		if _, ok := now[name]; !ok {
 			delete(l.scopes, name)
+			_, signed := l.meta.Signed[name]
+			if signed && !l.stagedGone(name) {
+				l.appGone(s) // SCOPE_GONE unless back at once (appupdate.go)
+			}
 			l.drop(name)
-			gone(name, s.sc.Dir)
 		}
 	}
 	for name, dir := range l.meta.Signed { // removed while not running
+		if _, pending := l.gone[name]; pending {
+			continue
+		}
 		if _, ok := now[name]; !ok {
 			if !l.inAppsRoot(dir) {
 				// Not removed: no apps root holds it now (the
@@ -498,9 +519,22 @@ func (l *loop) dropGone(now map[string]*verify.Scope) {
 				l.modified()
 				continue
 			}
-			gone(name, dir)
+			if !l.stagedGone(name) {
+				l.scopeGone(name, dir)
+			}
 		}
 	}
+}
+
+// scopeGone alerts the removal of the signed app name (SCOPE_GONE).
+func (l *loop) scopeGone(name, dir string) {
+	if _, signed := l.meta.Signed[name]; !signed {
+		return
+	}
+	l.log.Warn("SCOPE_GONE "+finding.EscapeControl(name)+": a signed app directory was removed: "+finding.EscapeControl(dir), zap.String("message_id", kind.IDScopeGone),
+		zap.String("integrity_scope", name), zap.String("dir", dir))
+	delete(l.meta.Signed, name)
+	l.modified()
 }
 
 // addScopes makes a scope of each of now that is new or another
@@ -517,6 +551,7 @@ func (l *loop) addScopes(now map[string]*verify.Scope) []*scope {
 		}
 		s := &scope{sc: sc, real: real}
 		l.scopes[name] = s
+		l.appBack(s)
 		added = append(added, s)
 		l.modified()
 		if real != "" && !l.extraTree[real] && l.w != nil {

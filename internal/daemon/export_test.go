@@ -95,7 +95,7 @@ func (s *syncer) Sync(ctx context.Context) error {
 			return err
 		}
 		for {
-			if snap := s.d.snap.Load(); snap.Batches >= n && snap.Settling == 0 && !snap.Scanning {
+			if snap := s.d.snap.Load(); snap.Batches >= n && snap.Settling == 0 && snap.Folding == 0 && !snap.Scanning {
 				return nil
 			}
 			select {

@@ -59,6 +59,8 @@ type loop struct {
 	fatal      error               // ends run (ErrInstallChanged)
 	conf       confWatch           // how reading Nextcloud's configuration goes
 	swaps      map[string]swapSeen // names new files took lately (swap.go)
+	folds      folds               // alerts held back during an update by hand (fold.go)
+	gone       map[string]goneApp  // signed apps removed moments ago (appupdate.go)
 
 	// The unsigned coverage (unsigned.go): the baseline (nil: not
 	// checked), the coverage, what it holds now (nil before the first
@@ -76,8 +78,12 @@ type scope struct {
 	// next is a new, validly signed manifest seen while the scope is
 	// being updated (nil when none): until the scope is quiet, a changed
 	// file is a finding only if it matches neither manifest.
-	next      *verify.Expected
-	nextSum   [sha256.Size]byte
+	next    *verify.Expected
+	nextSum [sha256.Size]byte
+	// last is the manifest that was in force while none is (exp nil: it
+	// was removed, or no longer verifies): changes meanwhile are checked
+	// against it, and against next or a staged one.
+	last      *verify.Expected
 	settle    time.Time    // non-zero while the scope is being updated
 	holdSince time.Time    // when the update started
 	checking  *settleCheck // the whole check running off the loop (settle.go), or nil
@@ -244,11 +250,11 @@ func (l *loop) watcherStopped(ctx context.Context, err error) error {
 
 // deadlines are when the loop has work without an event: the periodic
 // rescan (scans.due), the settled scopes (scope.settle), the retry of
-// reading the configuration (conf.retry), and the publish of what changed
-// (publishAt, zero when nothing waits).
+// reading the configuration (conf.retry), the publish of what changed
+// (publishAt, zero when nothing waits) and the end of a fold (fold.go).
 func (l *loop) nextDue() time.Time {
 	next := time.Time{}
-	for _, t := range []time.Time{l.scans.due, l.nextSettle(), l.conf.retry, l.publishAt} {
+	for _, t := range []time.Time{l.scans.due, l.nextSettle(), l.conf.retry, l.publishAt, l.folds.due(l.cfg.Settle, l.cfg.MaxHold), l.goneNext()} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -267,6 +273,7 @@ func (l *loop) due(ctx context.Context, now time.Time) {
 	if !l.scans.due.IsZero() && !now.Before(l.scans.due) {
 		l.rescanDue(ctx)
 	}
+	l.goneDue(now)
 	if !l.conf.retry.IsZero() && !now.Before(l.conf.retry) && l.fatal == nil {
 		l.conf.retry = time.Time{}
 		l.fatal = l.configChanged()
@@ -308,6 +315,7 @@ func (l *loop) endRound(status *string) {
 	if l.writers != nil && l.linksChanged {
 		l.trackLinks()
 	}
+	l.foldRound(time.Now())
 	l.rep.flush()
 	l.publishSoon()
 	if st := l.d.snap.Load().statusLine(); st != *status {
@@ -319,6 +327,7 @@ func (l *loop) endRound(status *string) {
 // batch handles one batch of the watcher.
 func (l *loop) batch(ctx context.Context, b watch.Batch) {
 	l.batches++
+	l.folds.lastChange = time.Now()
 	l.changed = true
 	if b.Rescan {
 		l.d.metrics.eventsLost.Inc()
@@ -366,6 +375,23 @@ func (l *loop) part(s *scope, key string) map[string]*finding.Finding {
 // replace sets the findings of s at key and below (all of the scope when
 // key is "") and logs every transition.
 func (l *loop) replace(s *scope, key string, fresh []finding.Finding) {
+	l.replaceAs(s, key, fresh, byScan)
+}
+
+// replaceHow says where the findings replace takes come from, for the
+// fold (fold.go): a full scan's are logged as they are; a live recheck's
+// and a held scope's whole check's new alerts may wait, and only under
+// the same manifest is a waiting finding's heal suspicious.
+type replaceHow int
+
+const (
+	byScan    replaceHow = iota // a full scan, the first one
+	byEvent                     // the recheck of an event
+	byAdopted                   // a held scope's whole check, with a new manifest
+)
+
+// replaceAs is replace for findings that come as how says.
+func (l *loop) replaceAs(s *scope, key string, fresh []finding.Finding, how replaceHow) {
 	fresh = l.withRelease(s, key, fresh)
 	ts := diff(l.part(s, key), fresh)
 	if len(ts) == 0 {
@@ -376,14 +402,25 @@ func (l *loop) replace(s *scope, key string, fresh []finding.Finding) {
 		intern = s.exp.Intern
 	}
 	l.findings.apply(s.sc.Name, ts, intern)
+	open, now := how != byScan && l.folding(s), time.Now()
+	same := open && how == byEvent
+	prev := s.exp
+	if prev == nil {
+		prev = s.last
+	}
 	for _, t := range ts {
-		l.rep.queue(t)
+		for _, t := range l.folds.take(s.sc.Name, t, open, same, prev, now) {
+			l.rep.queue(t)
+		}
 	}
 	l.modified()
 }
 
 // drop forgets a scope that no longer exists (an app that was removed).
 func (l *loop) drop(name string) {
+	if _, back := l.gone[name]; !back {
+		delete(l.folds.by, name) // else kept for the app copied in again
+	}
 	if n := l.findings.drop(name); n > 0 {
 		l.log.Info(fmt.Sprintf("app %s is no longer checked (removed, or in no apps root now); its %d findings are resolved", journal.Token(name), n),
 			zap.String("integrity_scope", name), zap.Int("findings", n))
@@ -407,6 +444,7 @@ func (l *loop) publish() {
 		Scopes:    len(l.scopes),
 		Batches:   l.batches,
 		Scanning:  l.scans.running() || l.big.busy(),
+		Folding:   len(l.folds.by) + len(l.gone),
 		Published: time.Now(),
 	}
 	for _, sc := range l.scopes {

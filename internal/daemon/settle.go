@@ -93,7 +93,7 @@ func (l *loop) settleFinished(ctx context.Context, res settleResult) {
 	})
 	r.findings, r.links = l.keepBig(s, r.big, r.findings, r.links)
 	l.touch(s, "")
-	l.adopt(s, r)
+	l.adoptAs(s, r, true)
 	if r.exp != nil {
 		l.stagedDone(s, r.sum)
 	}

@@ -25,6 +25,7 @@ const (
 	IDSwapped     = "c452e86823354eedb11ec77a068b5fb0" // a signed file was replaced and put back: other code was there in between
 	IDRootMoved   = "fa010012b1c84c1f8d31365ac3ac7b1e" // the install's directory (or an apps root) was moved away, removed or replaced
 	IDUpdate      = "3233cf03b589435f9299ad689ea719f4" // Nextcloud's updater staged a verified release, or a scope was updated to it
+	IDFolded      = "e09bb9dafb9843a17df8c08abc6a10e8" // alerts of a scope held back while many of its files change without a new manifest (an update by hand)
 	// The unsigned coverage, checked against the admin's baseline.
 	IDUnsignedChanged   = "a9e5bbeba5e14467888a1c4fc31bc16b" // a file no signature covers changed since the baseline
 	IDUnsignedExtra     = "778db624f6804dd4a478a632cd77c008" // a file no signature covers is not in the baseline

@@ -7,7 +7,7 @@ import (
 )
 
 // allIDs lists every MESSAGE_ID, in the catalog's order.
-var allIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood, IDDuplicate, IDDowngrade, IDConfig, IDUnenforced, IDSwapped, IDRootMoved, IDUpdate,
+var allIDs = []string{IDInvalidHash, IDFileMissing, IDExtraFile, IDException, IDResolved, IDFullScan, IDNotWatched, IDEventsLost, IDStateError, IDTrustDiffer, IDScopeGone, IDMount, IDHardLink, IDFlood, IDDuplicate, IDDowngrade, IDConfig, IDUnenforced, IDSwapped, IDRootMoved, IDUpdate, IDFolded,
 	IDUnsignedChanged, IDUnsignedExtra, IDUnsignedMissing, IDHtaccessDirective, IDBaseline, IDWritersUnknown}
 
 // aliasIDs are the hand-typed MESSAGE_IDs these kinds had before they got

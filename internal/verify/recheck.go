@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
 )
 
 // Expected is a scope's verified manifest, indexed for rechecking parts of
@@ -70,6 +71,21 @@ func (e *Expected) Intern(key string) string {
 		return x.key
 	}
 	return key
+}
+
+// Covers reports whether e accounts for the file of f, a finding of
+// another manifest of the same scope: a missing file that e does not
+// list, or content (an INVALID_HASH or EXTRA_FILE's current hash) that e
+// lists at that path. Other kinds are never covered.
+func (e *Expected) Covers(f *finding.Finding) bool {
+	switch f.Kind {
+	case kind.FileMissing:
+		return !e.Has(f.Path)
+	case kind.InvalidHash, kind.ExtraFile:
+		x, ok := lookup(e.ents, f.Path)
+		return ok && x.odd == "" && !f.Current.IsZero() && x.hash == f.Current
+	}
+	return false
 }
 
 func (e *Expected) all() []expEntry { return e.ents }

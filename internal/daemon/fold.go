@@ -1,0 +1,275 @@
+package daemon
+
+import (
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// An update by hand (tar or rsync over the tree, cp, a configuration
+// management tool) changes hundreds of a scope's files before its new
+// signed manifest arrives, if it arrives at all: nothing tells it from
+// tampering until then. So a scope's alerts are folded: the first alert
+// of a scope that has a manifest in force and no new or staged one is
+// logged at once, as always (it names its file: a lone backdoor is
+// alerted at once); the alerts that follow it are held back until the
+// scope has been quiet for Settle (at most MaxHold after the first, so
+// an attacker who keeps writing cannot stretch it), and then logged one
+// by one for the files that still match no verified manifest, with one
+// entry saying how many changes were folded and how many of them the
+// update accounted for. While held back, findings are recorded as
+// always (the report and the state show them); only their journal
+// entries wait. Once a new or staged manifest is there, a held-back
+// finding its content does not match is logged at once (an update does
+// not hide a file that matches neither), and so is any alert after.
+
+// folds are the loop's folded alerts, by scope. Only the loop touches
+// them.
+type folds struct {
+	by         map[string]*fold
+	lastChange time.Time // the last batch of events, anywhere in the install
+}
+
+// fold is one scope's alerts held back.
+type fold struct {
+	since, last time.Time
+	first       string                     // the path of the alert logged at once
+	fresh       bool                       // begun this round: its first alert is not logged yet
+	held        map[string]finding.Finding // findings whose alert waits, by path
+	told        bool                       // the entry saying alerts wait was written
+	accounted   int                        // held-back findings an update's step healed before the fold ended
+	prev        *verify.Expected           // the manifest in force when it began
+}
+
+// foldable reports whether an alert of f is one an update by hand
+// produces: a file's content, a missing or an extra file.
+func foldable(f *finding.Finding) bool {
+	return f.Path != "" && (f.Kind == kind.InvalidHash || f.Kind == kind.FileMissing || f.Kind == kind.ExtraFile)
+}
+
+// take returns what of t, a transition of scope, the journal gets now:
+// nothing while it waits, t, or a held-back alert and t. open says
+// whether scope folds new alerts (a manifest in force, no new or staged
+// one), same whether the manifest is the one the waiting alerts were
+// found under, prev the manifest in force (or the last one). Only an alert of a new finding waits, and the first of a fold
+// too until the end of its round (foldRound logs the most dangerous of
+// that round at once). What an update does not do is logged at once:
+// another content for a file whose alert waits (one alert per payload),
+// and, under the same manifest (same), a file whose alert waits back at
+// its signed content or a new file of an executable name gone again (a
+// web shell used and removed).
+func (fs *folds) take(scope string, t Transition, open, same bool, prev *verify.Expected, now time.Time) []Transition {
+	fo := fs.by[scope]
+	if t.New == nil { // healed
+		held, ok := fo.heldAt(t.Old.Path)
+		switch {
+		case !ok:
+			return []Transition{t}
+		case !same || held.Kind == kind.FileMissing || held.Kind == kind.ExtraFile && !verify.IsExecutableName(path.Base(held.Path)) ||
+			fo.prev != nil && fo.prev.Covers(&held):
+			// Healed by another manifest (a new or staged one, adopted
+			// or matched), a file put back (tar re-creates every file),
+			// a temporary file renamed into place (rsync), a file of the
+			// release before removed once the new one is in (the cleanup
+			// after tar or cp over the tree): steps of an update.
+			delete(fo.held, held.Path)
+			fo.accounted++
+			return nil
+		}
+		delete(fo.held, held.Path)
+		return []Transition{{New: &held, Alert: true}, t}
+	}
+	if held, ok := fo.heldAt(t.New.Path); ok {
+		fo.last = now
+		if !held.Current.IsZero() && !t.New.Current.IsZero() && held.Current != t.New.Current {
+			delete(fo.held, held.Path)
+			return []Transition{{New: &held, Alert: true}, t}
+		}
+		fo.held[held.Path] = *t.New
+		return nil
+	}
+	if !t.Alert || !open || !foldable(t.New) || t.Old != nil {
+		return []Transition{t}
+	}
+	if fo == nil {
+		if fs.by == nil {
+			fs.by = map[string]*fold{}
+		}
+		fo = &fold{since: now, fresh: true, held: map[string]finding.Finding{}, prev: prev}
+		fs.by[scope] = fo
+	}
+	fo.last = now
+	fo.held[t.New.Path] = *t.New
+	return nil
+}
+
+// heldAt is the finding at p whose alert waits in fo (false: none).
+func (fo *fold) heldAt(p string) (finding.Finding, bool) {
+	if fo == nil {
+		return finding.Finding{}, false
+	}
+	f, ok := fo.held[p]
+	return f, ok
+}
+
+// due is when the earliest fold ends (zero: none), quiet and most being
+// Config.Settle and Config.MaxHold.
+func (fs *folds) due(quiet, most time.Duration) time.Time {
+	var next time.Time
+	for _, fo := range fs.by {
+		end := fo.end(quiet, most)
+		if limit := fo.since.Add(most); end.Before(limit) {
+			end = maxTime(end, minTime(fs.lastChange.Add(quiet), limit))
+		}
+		if next.IsZero() || end.Before(next) {
+			next = end
+		}
+	}
+	return next
+}
+
+// end is when fo ends: quiet for quiet, at most most after it began.
+func (fo *fold) end(quiet, most time.Duration) time.Time {
+	end := fo.last.Add(quiet)
+	if limit := fo.since.Add(most); end.After(limit) {
+		end = limit
+	}
+	return end
+}
+
+// foldRound ends the folds whose time has come, and logs the held-back
+// alerts that no new or staged manifest accounts for. Run at the end of
+// each round, before the reporter writes it.
+func (l *loop) foldRound(now time.Time) {
+	for name, fo := range l.folds.by {
+		s := l.scopes[name]
+		if s == nil {
+			delete(l.folds.by, name) // dropped: its findings went with it
+			continue
+		}
+		if fo.fresh {
+			l.unfoldFirst(s, fo)
+		}
+		if len(fo.held) > 0 && !fo.told {
+			fo.told = true
+			l.log.Info(fmt.Sprintf("%s: more files differ from the signed manifest after %s and no new signed manifest is in force: their alerts wait until the scope is quiet (at most %s), an update by hand looks like this",
+				journal.Token(name), journal.Token(fo.first), l.cfg.MaxHold), zap.String("message_id", kind.IDFolded), zap.String("integrity_scope", name))
+		}
+		if exps := l.manifestsBeside(s); len(exps) > 0 {
+			l.unfoldUncovered(s, fo, exps)
+		}
+		// Quiet is the whole install's: an update by hand goes from
+		// scope to scope, and its cleanup (the old release's files
+		// removed) comes after the copy.
+		quiet := !now.Before(fo.last.Add(l.cfg.Settle)) && !now.Before(l.folds.lastChange.Add(l.cfg.Settle))
+		ended := !now.Before(fo.since.Add(l.cfg.MaxHold)) || quiet && s.settle.IsZero() && s.checking == nil
+		if ended {
+			l.endFold(s, fo)
+			delete(l.folds.by, name)
+			l.changed = true // published: Snapshot.Folding
+		}
+	}
+}
+
+// unfoldFirst logs the first alert of a fold begun this round at once:
+// the most dangerous of the round's (changed code before a new
+// executable name, before a missing file, before another extra one),
+// the first in path order among equals.
+func (l *loop) unfoldFirst(s *scope, fo *fold) {
+	fo.fresh = false
+	var first *finding.Finding
+	for p := range fo.held {
+		f := l.findings.get(s.sc.Name, p)
+		if f != nil && (first == nil || danger(f) < danger(first) || danger(f) == danger(first) && f.Path < first.Path) {
+			first = f
+		}
+	}
+	if first == nil {
+		return
+	}
+	delete(fo.held, first.Path)
+	fo.first = first.Path
+	l.rep.queue(Transition{New: first, Alert: true})
+}
+
+// unfoldUncovered logs at once the held-back alerts of s whose file a
+// new or staged manifest (exps) does not account for either.
+func (l *loop) unfoldUncovered(s *scope, fo *fold, exps []*verify.Expected) {
+	for _, p := range slices.Sorted(maps.Keys(fo.held)) {
+		f := l.findings.get(s.sc.Name, p)
+		if f == nil {
+			continue
+		}
+		if !slices.ContainsFunc(exps, func(e *verify.Expected) bool { return e.Covers(f) }) {
+			delete(fo.held, p)
+			l.rep.queue(Transition{New: f, Alert: true})
+		}
+	}
+}
+
+// endFold logs the alerts still held back for s (those still findings:
+// nothing accounted for them) and one entry that sums the fold up.
+func (l *loop) endFold(s *scope, fo *fold) {
+	left := 0
+	for _, p := range slices.Sorted(maps.Keys(fo.held)) {
+		if f := l.findings.get(s.sc.Name, p); f != nil {
+			l.rep.queue(Transition{New: f, Alert: true})
+			left++
+		}
+	}
+	n := left + fo.accounted
+	if n == 0 {
+		return
+	}
+	name := s.sc.Name
+	msg := fmt.Sprintf("%s: %d more changes after %s were folded; the update accounts for %d of them (a verified manifest's content, a file put back, a temporary file), %d still differ (logged one by one)",
+		journal.Token(name), n, journal.Token(fo.first), fo.accounted, left)
+	level := l.log.Info
+	if left > 0 {
+		level = l.log.Warn
+	}
+	level(msg, zap.String("message_id", kind.IDFolded), zap.String("integrity_scope", name),
+		zap.Int("integrity_count", n), zap.Int("accounted", fo.accounted), zap.Int("left", left))
+}
+
+// folding reports whether new alerts of s are folded: it has a manifest
+// in force (or, while that is gone, the last one) and no new or staged
+// one that could account for a change.
+func (l *loop) folding(s *scope) bool {
+	return s != l.uscope && (s.exp != nil || s.last != nil) && len(l.manifestsBeside(s)) == 0
+}
+
+// manifestsBeside are the verified manifests of s besides the one in
+// force: a new one arrived in the tree, the staged release's.
+func (l *loop) manifestsBeside(s *scope) []*verify.Expected {
+	var out []*verify.Expected
+	for _, e := range []*verify.Expected{s.next, l.stagedExp(s)} {
+		if e != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
