@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/kind"
@@ -74,7 +75,7 @@ func (fs *folds) take(scope string, t Transition, open, same bool, prev *verify.
 		switch {
 		case !ok:
 			return []Transition{t}
-		case !same || held.Kind == kind.FileMissing || held.Kind == kind.ExtraFile && !verify.IsExecutableName(path.Base(held.Path)) ||
+		case !same || held.Kind == kind.FileMissing || held.Kind == kind.ExtraFile && !baseline.IsExecutableName(path.Base(held.Path)) ||
 			fo.prev != nil && fo.prev.Covers(&held):
 			// Healed by another manifest (a new or staged one, adopted
 			// or matched), a file put back (tar re-creates every file),
