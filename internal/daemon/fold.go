@@ -127,20 +127,20 @@ func (fo *fold) heldAt(p string) (finding.Finding, bool) {
 func (fs *folds) due(quiet, most time.Duration) time.Time {
 	var next time.Time
 	for _, fo := range fs.by {
-		end := fo.end(quiet, most)
-		if limit := fo.since.Add(most); end.Before(limit) {
-			end = maxTime(end, minTime(fs.lastChange.Add(quiet), limit))
-		}
-		if next.IsZero() || end.Before(next) {
+		if end := fo.end(quiet, most, fs.lastChange); next.IsZero() || end.Before(next) {
 			next = end
 		}
 	}
 	return next
 }
 
-// end is when fo ends: quiet for quiet, at most most after it began.
-func (fo *fold) end(quiet, most time.Duration) time.Time {
+// end is when fo ends: once it and the whole install (last changed at
+// lastChange) have been quiet for quiet, at most most after it began.
+func (fo *fold) end(quiet, most time.Duration, lastChange time.Time) time.Time {
 	end := fo.last.Add(quiet)
+	if t := lastChange.Add(quiet); t.After(end) {
+		end = t
+	}
 	if limit := fo.since.Add(most); end.After(limit) {
 		end = limit
 	}
@@ -170,9 +170,10 @@ func (l *loop) foldRound(now time.Time) {
 		}
 		// Quiet is the whole install's: an update by hand goes from
 		// scope to scope, and its cleanup (the old release's files
-		// removed) comes after the copy.
-		quiet := !now.Before(fo.last.Add(l.cfg.Settle)) && !now.Before(l.folds.lastChange.Add(l.cfg.Settle))
-		ended := !now.Before(fo.since.Add(l.cfg.MaxHold)) || quiet && s.settle.IsZero() && s.checking == nil
+		// removed) comes after the copy. The limit ends it even while
+		// the scope is held.
+		end := fo.end(l.cfg.Settle, l.cfg.MaxHold, l.folds.lastChange)
+		ended := !now.Before(fo.since.Add(l.cfg.MaxHold)) || !now.Before(end) && s.settle.IsZero() && s.checking == nil
 		if ended {
 			l.endFold(s, fo)
 			delete(l.folds.by, name)
@@ -259,18 +260,4 @@ func (l *loop) manifestsBeside(s *scope) []*verify.Expected {
 		}
 	}
 	return out
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }

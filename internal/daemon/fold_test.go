@@ -68,11 +68,11 @@ func TestFoldsTake(t *testing.T) {
 func TestFoldEnd(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	fo := &fold{since: t0, last: t0}
-	if got := fo.end(time.Second, time.Minute); !got.Equal(t0.Add(time.Second)) {
+	if got := fo.end(time.Second, time.Minute, time.Time{}); !got.Equal(t0.Add(time.Second)) {
 		t.Errorf("quiet end %v", got)
 	}
 	fo.last = t0.Add(59500 * time.Millisecond)
-	if got := fo.end(time.Second, time.Minute); !got.Equal(t0.Add(time.Minute)) {
+	if got := fo.end(time.Second, time.Minute, time.Time{}); !got.Equal(t0.Add(time.Minute)) {
 		t.Errorf("a fold touched until its limit ends at %v, want the limit", got)
 	}
 	fs := folds{by: map[string]*fold{"a": {since: t0, last: t0.Add(5 * time.Second)}, "b": {since: t0, last: t0}}}
