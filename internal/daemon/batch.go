@@ -40,6 +40,15 @@ func (p *plan) add(s *scope, key string) {
 	}
 }
 
+// install reports whether p changes the install: a scope's file, the set
+// of apps, Nextcloud's configuration or version. An event only in a
+// directory above the tree (a temporary file in /tmp, beside the
+// install) or in the state directory is not one: it must not keep a fold
+// from ending (fold.go).
+func (p *plan) install() bool {
+	return len(p.order) > 0 || p.apps || p.config || p.version
+}
+
 // classify turns a batch into a plan.
 func (l *loop) classify(paths []string) plan {
 	p := plan{keys: map[*scope][]string{}}
@@ -74,6 +83,9 @@ func (l *loop) classifyPath(p *plan, path string) {
 func (l *loop) apply(ctx context.Context, paths []string) {
 	l.refreshStage()
 	p := l.classify(paths)
+	if p.install() {
+		l.folds.lastChange = time.Now()
+	}
 	if p.trees {
 		l.checkTrees(ctx)
 	}

@@ -327,9 +327,9 @@ func (l *loop) endRound(status *string) {
 // batch handles one batch of the watcher.
 func (l *loop) batch(ctx context.Context, b watch.Batch) {
 	l.batches++
-	l.folds.lastChange = time.Now()
 	l.changed = true
 	if b.Rescan {
+		l.folds.lastChange = time.Now() // changes were lost: the install changed
 		l.d.metrics.eventsLost.Inc()
 		l.log.Warn("rescanning everything", zap.String("reason", b.Reason))
 		l.requestScan(ctx, b.Reason, nil, false)

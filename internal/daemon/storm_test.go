@@ -158,20 +158,25 @@ func openAppend(path string) (*os.File, error) { return os.OpenFile(path, os.O_A
 
 // TestBurstNotHeld: a big burst is folded into one recheck of the scope
 // at once, not held until the scope is quiet (steady writes would then
-// delay every alert); only updates (a new manifest) are held. Every alert
-// comes before the scope would be checked once quiet (settle is a
-// minute).
+// delay every finding); only updates (a new manifest) are held. Every
+// file's finding is there before the scope would be checked once quiet
+// (settle is a minute). Their journal entries are folded (fold.go): the
+// first at once, the others at MaxHold here, still before the settle.
 func TestBurstNotHeld(t *testing.T) {
 	t.Parallel()
 	root, files := stormTree(t, 200)
 	cfg := testConfig(root, t.TempDir())
-	cfg.ChurnPaths, cfg.Settle = 10, time.Minute
+	cfg.ChurnPaths, cfg.Settle, cfg.MaxHold = 10, time.Minute, 2*time.Second
 	r := start(t, cfg)
 	begin := time.Now()
 	for _, f := range files {
 		if err := appendTo(f, "x"); err != nil {
 			t.Fatal(err)
 		}
+	}
+	waitFor(t, fmt.Sprintf("%d findings", len(files)), func() bool { return len(r.d.Findings()) >= len(files) })
+	if n := len(alerts(r.logs, sortAlert)); n == 0 {
+		t.Error("no alert when every finding is there: the first of a fold is logged at once")
 	}
 	waitFor(t, fmt.Sprintf("%d alerts", len(files)), func() bool { return len(alerts(r.logs, sortAlert)) >= len(files) })
 	if n := len(r.logs.FilterMessage("scope checked after changes").All()); n != 0 {
@@ -180,4 +185,42 @@ func TestBurstNotHeld(t *testing.T) {
 	t.Logf("%d alerts %v after the first write", len(files), time.Since(begin))
 	r.waitIdle(t)
 	assertSame(t, r, root, "after the burst")
+}
+
+// TestFoldEndsBesideNoise: a fold ends once the install is quiet, however
+// busy the directory above it is (the daemon watches the root's parents
+// for a rename of the tree: /tmp, /var/www get events of their own). An
+// event there is not a change of the install; counted as one, it kept the
+// held-back alerts from coming until MaxHold (an hour here).
+func TestFoldEndsBesideNoise(t *testing.T) {
+	t.Parallel()
+	root, files := stormTree(t, 3)
+	cfg := testConfig(root, t.TempDir())
+	cfg.MaxHold = time.Hour
+	r := start(t, cfg)
+	for _, f := range files {
+		if err := appendTo(f, "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	beside := filepath.Dir(root)
+	ctx, cancel := context.WithCancel(context.Background())
+	noise := make(chan struct{})
+	go func() {
+		defer close(noise)
+		for i := 0; ctx.Err() == nil; i++ {
+			p := filepath.Join(beside, fmt.Sprintf("tmp%d", i%4))
+			os.WriteFile(p, []byte("x"), 0o644)
+			os.Remove(p)
+			time.Sleep(20 * time.Millisecond) // far below Settle (300 ms)
+		}
+	}()
+	waitFor(t, "the held-back alerts while the parent directory is busy", func() bool {
+		return len(alerts(r.logs, sortAlert)) == len(files)
+	})
+	cancel()
+	<-noise
+	if n := r.logs.FilterField(zapString("message_id", kind.IDFolded)).Len(); n != 2 {
+		t.Errorf("%d fold entries, want 2 (alerts wait, the fold's sum)", n)
+	}
 }
