@@ -33,26 +33,28 @@ type goneApp struct {
 
 // appGone notes the removal of the signed app s: its SCOPE_GONE waits
 // until it is clear the directory is not coming back.
-func (l *loop) appGone(s *scope) {
+func (ga *goneApps) appGone(s *scope) {
+	l := ga.l
 	exp := s.exp
 	if exp == nil {
 		exp = s.last
 	}
-	if l.gone == nil {
-		l.gone = map[string]goneApp{}
+	if ga.by == nil {
+		ga.by = map[string]goneApp{}
 	}
-	l.gone[s.sc.Name] = goneApp{dir: s.sc.Dir, exp: exp, deadline: time.Now().Add(l.cfg.Settle)}
-	l.changed = true
+	ga.by[s.sc.Name] = goneApp{dir: s.sc.Dir, exp: exp, deadline: time.Now().Add(l.cfg.Settle)}
+	l.rec.changed = true
 }
 
 // appBack takes s, a scope just added, as the app removed moments ago
 // when it stands at the same path: it reports whether it was.
-func (l *loop) appBack(s *scope) bool {
-	g, ok := l.gone[s.sc.Name]
+func (ga *goneApps) appBack(s *scope) bool {
+	l := ga.l
+	g, ok := ga.by[s.sc.Name]
 	if !ok || g.dir != s.sc.Dir {
 		return false
 	}
-	delete(l.gone, s.sc.Name)
+	delete(ga.by, s.sc.Name)
 	s.last = g.exp
 	l.log.Info(fmt.Sprintf("app %s was removed and is being copied in again (how Nextcloud updates an app): its files are checked against its last manifest and the new one once it is there",
 		journal.Token(s.sc.Name)), zap.String("message_id", kind.IDUpdate), zap.String("integrity_scope", s.sc.Name), zap.String("dir", s.sc.Dir))
@@ -61,22 +63,23 @@ func (l *loop) appBack(s *scope) bool {
 
 // goneDue alerts SCOPE_GONE for each removed app not back by its
 // deadline.
-func (l *loop) goneDue(now time.Time) {
-	for name, g := range l.gone {
+func (ga *goneApps) goneDue(now time.Time) {
+	l := ga.l
+	for name, g := range ga.by {
 		if now.Before(g.deadline) {
 			continue
 		}
-		delete(l.gone, name)
-		delete(l.folds.by, name)
-		l.scopeGone(name, g.dir)
-		l.changed = true
+		delete(ga.by, name)
+		delete(l.rec.folds.by, name)
+		l.cat.scopeGone(name, g.dir)
+		l.rec.changed = true
 	}
 }
 
 // goneNext is the earliest deadline of a removed app (zero: none).
-func (l *loop) goneNext() time.Time {
+func (ga *goneApps) goneNext() time.Time {
 	var next time.Time
-	for _, g := range l.gone {
+	for _, g := range ga.by {
 		if next.IsZero() || g.deadline.Before(next) {
 			next = g.deadline
 		}

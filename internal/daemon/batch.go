@@ -50,22 +50,23 @@ func (p *plan) install() bool {
 }
 
 // classify turns a batch into a plan.
-func (l *loop) classify(paths []string) plan {
+func (rk *rechecker) classify(paths []string) plan {
 	p := plan{keys: map[*scope][]string{}}
 	for _, path := range paths {
-		l.classifyPath(&p, path)
+		rk.classifyPath(&p, path)
 	}
 	return p
 }
 
 // classifyPath adds what one changed path asks for to p.
-func (l *loop) classifyPath(p *plan, path string) {
-	p.trees = p.trees || l.isTreeOrAbove(path)
+func (rk *rechecker) classifyPath(p *plan, path string) {
+	l := rk.l
+	p.trees = p.trees || l.wa.isTreeOrAbove(path)
 	p.config = p.config || l.conf.isConfigFile(path)
 	if core := l.scopes["core"]; core != nil && l.in.MimetypeInput(path) {
 		p.add(core, mimetypelist.Path)
 	}
-	t, ok, apps, trust := l.locate(path)
+	t, ok, apps, trust := l.cat.locate(path)
 	p.version = p.version || ok && t.scope.sc.Name == "core" && t.key == "version.php"
 	p.apps = p.apps || apps
 	p.trust = p.trust || trust
@@ -80,14 +81,15 @@ func (l *loop) classifyPath(p *plan, path string) {
 }
 
 // apply rechecks the changed paths of one batch: classify, then execute.
-func (l *loop) apply(ctx context.Context, paths []string) {
-	l.refreshStage()
-	p := l.classify(paths)
+func (rk *rechecker) apply(ctx context.Context, paths []string) {
+	l := rk.l
+	l.stage.refreshStage()
+	p := rk.classify(paths)
 	if p.install() {
-		l.folds.lastChange = time.Now()
+		l.rec.folds.lastChange = time.Now()
 	}
 	if p.trees {
-		l.checkTrees(ctx)
+		l.wa.checkTrees(ctx)
 	}
 	if p.config && l.fatal == nil {
 		l.fatal = l.configChanged()
@@ -97,41 +99,42 @@ func (l *loop) apply(ctx context.Context, paths []string) {
 	}
 	if p.trust {
 		l.log.Warn("trust anchors or CRL changed; verifying every manifest again")
-		l.requestScan(ctx, "trust anchors changed", nil, false)
+		l.sched.requestScan(ctx, "trust anchors changed", nil, false)
 	}
 	if p.pinned {
 		l.checkPinned()
 	}
 	if p.apps {
-		for _, s := range l.syncScopes() {
+		for _, s := range l.cat.syncScopes() {
 			l.log.Info("app to check appeared", zap.String("integrity_scope", s.sc.Name))
-			l.hold(s)
+			rk.hold(s)
 		}
 	}
 	for _, s := range p.order {
-		if !l.treeGone(s.sc.Dir) {
-			l.recheckScope(ctx, s, p.keys[s])
+		if !l.wa.treeGone(s.sc.Dir) {
+			rk.recheckScope(ctx, s, p.keys[s])
 		}
 	}
-	if !l.treeGone(l.in.Root) {
-		l.unsignedPaths(ctx, paths, p.apps)
+	if !l.wa.treeGone(l.in.Root) {
+		l.uc.unsignedPaths(ctx, paths, p.apps)
 	}
-	l.recheckLinks(ctx)
+	rk.recheckLinks(ctx)
 }
 
 // recheckScope rechecks keys of s. A new manifest makes it an update.
-func (l *loop) recheckScope(ctx context.Context, s *scope, keys []string) {
+func (rk *rechecker) recheckScope(ctx context.Context, s *scope, keys []string) {
+	l := rk.l
 	if l.scopes[s.sc.Name] != s {
 		return // dropped or replaced by this batch
 	}
-	l.touch(s, keys...)
+	l.sched.touch(s, keys...)
 	manifest, version := false, false
 	for _, k := range keys {
 		manifest = manifest || isManifest(s, k)
 		version = version || (s.sc.Name == "core" && k == "version.php")
 	}
 	if manifest {
-		l.manifestChanged(s)
+		rk.manifestChanged(s)
 	}
 	if s.exp == nil {
 		// No trusted manifest in force (the scope's EXCEPTION says so):
@@ -140,7 +143,7 @@ func (l *loop) recheckScope(ctx context.Context, s *scope, keys []string) {
 		// against meanwhile: a backdoor written during an update whose
 		// old manifest was removed first is alerted, not hidden until
 		// the scope is quiet.
-		l.hold(s)
+		rk.hold(s)
 		if s.next == nil && s.last == nil {
 			return
 		}
@@ -151,7 +154,7 @@ func (l *loop) recheckScope(ctx context.Context, s *scope, keys []string) {
 		// is still checked now (against both manifests while a new one
 		// waits). A change while the whole check runs is checked now
 		// and wins over the check's view of it (settle.go).
-		l.hold(s)
+		rk.hold(s)
 	}
 	// A burst that touches a good part of the scope is one walk of the
 	// scope rather than one lookup per path (cheaper from about a quarter
@@ -160,7 +163,7 @@ func (l *loop) recheckScope(ctx context.Context, s *scope, keys []string) {
 		keys = []string{""}
 	}
 	for _, k := range topmost(keys) {
-		if !l.recheck(ctx, s, k) {
+		if !rk.recheck(ctx, s, k) {
 			return
 		}
 	}
@@ -170,10 +173,11 @@ func (l *loop) recheckScope(ctx context.Context, s *scope, keys []string) {
 // whose content really changed to another validly signed one starts an
 // update (a hold): a touch or a rewrite with the same bytes does nothing,
 // and a manifest that cannot be verified is the scope's EXCEPTION at once.
-func (l *loop) manifestChanged(s *scope) {
+func (rk *rechecker) manifestChanged(s *scope) {
+	l := rk.l
 	m, ex := s.sc.LoadManifest(l.trust)
 	switch {
-	case ex != nil && l.stagedManifestGone(s):
+	case ex != nil && l.stage.stagedManifestGone(s):
 		// An update step: checked against both meanwhile (stage.go).
 	case ex != nil:
 		if s.next != nil || s.exp != nil {
@@ -181,30 +185,31 @@ func (l *loop) manifestChanged(s *scope) {
 				zap.String("integrity_message", ex.Message))
 		}
 		s.next = nil
-		l.adopt(s, scopeScan{sc: s.sc, findings: []finding.Finding{*ex}})
+		rk.adopt(s, scopeScan{sc: s.sc, findings: []finding.Finding{*ex}})
 	case s.exp != nil && m.Sum() == s.sum:
 		s.next = nil // back to the manifest in force (or only touched)
 	case s.next != nil && m.Sum() == s.nextSum:
-		l.hold(s)
+		rk.hold(s)
 	default:
 		if s.next == nil {
 			l.log.Info("scope is being updated: a new signed manifest; changes that match neither manifest are still alerted",
 				zap.String("integrity_scope", s.sc.Name), zap.Duration("settle", l.cfg.Settle))
 		}
 		s.next, s.nextSum = s.sc.NewExpected(m), m.Sum()
-		l.hold(s)
+		rk.hold(s)
 	}
 }
 
 // recheckLinks rechecks the symlinks of every scope: their targets may
 // have changed with this batch, without an event on them.
-func (l *loop) recheckLinks(ctx context.Context) {
+func (rk *rechecker) recheckLinks(ctx context.Context) {
+	l := rk.l
 	for _, s := range l.scopes {
 		if s.exp == nil || !s.settle.IsZero() {
 			continue
 		}
 		for k := range s.links {
-			if !l.recheck(ctx, s, k) {
+			if !rk.recheck(ctx, s, k) {
 				break
 			}
 		}
@@ -215,15 +220,16 @@ func (l *loop) recheckLinks(ctx context.Context) {
 // is held for a whole check, and it returns false. While s is being
 // updated, a path is a finding only if it is wrong under both the manifest
 // in force and the new one.
-func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
-	exp, alts, over := s.exp, []*verify.Expected{s.next, l.stagedExp(s)}, int64(bigFile)
+func (rk *rechecker) recheck(ctx context.Context, s *scope, key string) bool {
+	l := rk.l
+	exp, alts, over := s.exp, []*verify.Expected{s.next, l.stage.stagedExp(s)}, int64(bigFile)
 	if exp == nil {
 		// The last manifest in force, or only a new one (recheckScope):
 		// big files are hashed here, as there is no manifest in force
 		// for hashLater.
-		exp, alts, over = s.last, []*verify.Expected{s.next, l.stagedExp(s)}, 0
+		exp, alts, over = s.last, []*verify.Expected{s.next, l.stage.stagedExp(s)}, 0
 		if exp == nil {
-			exp, alts = s.next, []*verify.Expected{l.stagedExp(s)}
+			exp, alts = s.next, []*verify.Expected{l.stage.stagedExp(s)}
 		}
 	}
 	fresh, links, big, err := s.sc.RecheckDeferred(ctx, exp, key, over)
@@ -236,27 +242,27 @@ func (l *loop) recheck(ctx context.Context, s *scope, key string) bool {
 		}
 	}
 	if err == nil {
-		fresh = l.updateSteps(s, fresh)
+		fresh = l.stage.updateSteps(s, fresh)
 	}
 	if err == nil {
 		// A big file being hashed off the loop at or below key was just
 		// looked at again: its result, when it comes, is older.
-		l.big.looked(s.sc.Name, key, big)
-		fresh, links = l.keepBig(s, big, fresh, links)
+		rk.big.looked(s.sc.Name, key, big)
+		fresh, links = rk.keepBig(s, big, fresh, links)
 		for _, k := range big {
-			l.hashLater(ctx, s, k)
+			rk.hashLater(ctx, s, k)
 		}
 	}
 	if err != nil {
 		if ctx.Err() == nil {
 			l.log.Error("recheck failed; rechecking the scope", zap.String("integrity_scope", s.sc.Name), zap.String("path", key), zap.Error(err))
-			l.hold(s)
+			rk.hold(s)
 		}
 		return false
 	}
 	s.setLinks(key, links)
-	l.linksChanged = true
-	l.replaceAs(s, key, fresh, byEvent)
+	l.wa.linksChanged = true
+	l.rec.replaceAs(s, key, fresh, byEvent)
 	return true
 }
 
@@ -278,9 +284,10 @@ func wrongUnderBoth(cur, next []finding.Finding) []finding.Finding {
 
 // keepBig adds to fresh and links what is known of the big files that a
 // recheck left unhashed: they keep it until they are hashed off the loop.
-func (l *loop) keepBig(s *scope, big []string, fresh []finding.Finding, links []string) ([]finding.Finding, []string) {
+func (rk *rechecker) keepBig(s *scope, big []string, fresh []finding.Finding, links []string) ([]finding.Finding, []string) {
+	l := rk.l
 	for _, k := range big {
-		for _, f := range l.part(s, k) {
+		for _, f := range l.rec.part(s, k) {
 			fresh = append(fresh, *f)
 		}
 		if s.links[k] {
@@ -291,12 +298,15 @@ func (l *loop) keepBig(s *scope, big []string, fresh []finding.Finding, links []
 }
 
 // adopt takes the result of a whole check of s.
-func (l *loop) adopt(s *scope, r scopeScan) { l.adoptAs(s, r, false) }
+func (rk *rechecker) adopt(s *scope, r scopeScan) {
+	rk.adoptAs(s, r, false)
+}
 
 // adoptAs is adopt; live says the check is one of a scope held while it
 // changes (settle.go), whose new alerts a fold may hold back as a live
 // recheck's (fold.go), not a full scan's.
-func (l *loop) adoptAs(s *scope, r scopeScan, live bool) {
+func (rk *rechecker) adoptAs(s *scope, r scopeScan, live bool) {
+	l := rk.l
 	how := byScan
 	if live {
 		how = byEvent
@@ -318,15 +328,16 @@ func (l *loop) adoptAs(s *scope, r scopeScan, live bool) {
 		l.meta.Signed[s.sc.Name] = s.sc.Dir // remembered: it stays checked without its manifest
 	}
 	s.setLinks("", r.links)
-	l.linksChanged = true
-	l.replaceAs(s, "", r.findings, how)
-	l.modified()
+	l.wa.linksChanged = true
+	l.rec.replaceAs(s, "", r.findings, how)
+	l.rec.modified()
 }
 
 // hold makes a scope wait until it has been quiet for Settle, but no
 // longer than MaxHold in all: a scope that never stops changing is still
 // checked.
-func (l *loop) hold(s *scope) {
+func (rk *rechecker) hold(s *scope) {
+	l := rk.l
 	now := time.Now()
 	if s.settle.IsZero() {
 		s.holdSince = now
@@ -335,7 +346,7 @@ func (l *loop) hold(s *scope) {
 	if limit := s.holdSince.Add(l.cfg.MaxHold); s.settle.After(limit) {
 		s.settle = limit
 	}
-	l.changed = true
+	l.rec.changed = true
 }
 
 // topmost drops keys below another key of the list ("" covers all).
@@ -376,7 +387,8 @@ type target struct {
 
 // locate maps an absolute path to its scope and key. apps says the set of
 // apps may have changed; trust that the trust anchors or CRL did.
-func (l *loop) locate(p string) (t target, ok, apps, trust bool) {
+func (ct *catalog) locate(p string) (t target, ok, apps, trust bool) {
+	l := ct.l
 	if p == l.cfg.Trust || (l.cfg.CRL != "" && p == l.cfg.CRL) {
 		trust = true
 	}
@@ -388,7 +400,7 @@ func (l *loop) locate(p string) (t target, ok, apps, trust bool) {
 	loc := l.in.Locate(p)
 	apps = loc.Above // an apps directory (or one above it) appeared or went
 	if loc.AppsRoot != "" && loc.Target == "" {
-		t, ok, appsChanged := l.locateApp(loc)
+		t, ok, appsChanged := ct.locateApp(loc)
 		return t, ok, apps || appsChanged, trust
 	}
 	if !strings.HasPrefix(p, l.in.Root+"/") {
@@ -397,7 +409,7 @@ func (l *loop) locate(p string) (t target, ok, apps, trust bool) {
 	key := p[len(l.in.Root)+1:]
 	// The list of shipped apps, or a directory above it.
 	apps = apps || key == "core/shipped.json" || strings.HasPrefix("core/shipped.json", key+"/")
-	trust = trust || l.isTrustDir(p)
+	trust = trust || ct.isTrustDir(p)
 	core := l.scopes["core"]
 	return target{core, key}, core != nil, apps, trust
 }
@@ -405,7 +417,8 @@ func (l *loop) locate(p string) (t target, ok, apps, trust bool) {
 // locateApp maps a path in an apps root (not through a symlinked app's
 // target) to its scope and key; apps says the set of apps may have
 // changed.
-func (l *loop) locateApp(loc verify.Location) (t target, ok, apps bool) {
+func (ct *catalog) locateApp(loc verify.Location) (t target, ok, apps bool) {
+	l := ct.l
 	if loc.App == "" {
 		return t, false, false // an apps root inside another
 	}
@@ -424,11 +437,13 @@ func (l *loop) locateApp(loc verify.Location) (t target, ok, apps bool) {
 	return target{s, key}, true, apps
 }
 
-func (l *loop) isTrustDir(p string) bool {
+func (ct *catalog) isTrustDir(p string) bool {
+	l := ct.l
 	return strings.HasPrefix(l.cfg.Trust, p+"/") || (l.cfg.CRL != "" && strings.HasPrefix(l.cfg.CRL, p+"/"))
 }
 
-func (l *loop) inTree(p string) bool {
+func (ct *catalog) inTree(p string) bool {
+	l := ct.l
 	if under(p, l.in.Root) {
 		return true
 	}
@@ -450,7 +465,8 @@ func isManifest(s *scope, key string) bool {
 }
 
 // enumerate returns the scopes that must be checked now.
-func (l *loop) enumerate() (map[string]*verify.Scope, error) {
+func (ct *catalog) enumerate() (map[string]*verify.Scope, error) {
+	l := ct.l
 	apps, warnings, err := l.in.Apps()
 	if err != nil {
 		return nil, err
@@ -466,7 +482,7 @@ func (l *loop) enumerate() (map[string]*verify.Scope, error) {
 	// even without its manifest ("Signature data not found."): removing
 	// appinfo/signature.json must not end its checks quietly.
 	for name, dir := range l.meta.Signed {
-		if _, ok := out[name]; !ok && isDir(dir) && l.inAppsRoot(dir) {
+		if _, ok := out[name]; !ok && isDir(dir) && ct.inAppsRoot(dir) {
 			out[name] = l.in.App(name, dir)
 		}
 	}
@@ -476,7 +492,8 @@ func (l *loop) enumerate() (map[string]*verify.Scope, error) {
 // inAppsRoot reports whether dir is an app directory of one of the
 // current apps roots: a signed app stays a scope without its manifest
 // only there, not once the configuration no longer names its root.
-func (l *loop) inAppsRoot(dir string) bool {
+func (ct *catalog) inAppsRoot(dir string) bool {
+	l := ct.l
 	return slices.Contains(l.in.AppsRoots, filepath.Dir(dir))
 }
 
@@ -487,71 +504,75 @@ func isDir(p string) bool {
 
 // syncScopes adds new scopes and drops vanished ones; it returns the
 // scopes that were added.
-func (l *loop) syncScopes() []*scope {
-	now, err := l.enumerate()
+func (ct *catalog) syncScopes() []*scope {
+	l := ct.l
+	now, err := ct.enumerate()
 	if err != nil {
 		l.log.Error("cannot list apps; keeping the known ones", zap.Error(err))
 		return nil
 	}
-	l.dropGone(now)
-	added := l.addScopes(now)
+	ct.dropGone(now)
+	added := ct.addScopes(now)
 	// Findings of scopes that no longer exist (from the previous state);
 	// the unsigned coverage's are its own (unsigned.go).
-	for _, name := range l.findings.scopes() {
+	for _, name := range l.rec.findings.scopes() {
 		if _, ok := l.scopes[name]; !ok && name != baseline.ScopeName {
-			l.drop(name)
+			l.rec.drop(name)
 		}
 	}
-	l.watchScopes() // a new scope is watched whole before its first check
+	l.wa.watchScopes() // a new scope is watched whole before its first check
 	return added
 }
 
 // dropGone drops the scopes not in now; a signed app's is an alert
 // (SCOPE_GONE), also when it went while the daemon was not running.
-func (l *loop) dropGone(now map[string]*verify.Scope) {
+func (ct *catalog) dropGone(now map[string]*verify.Scope) {
+	l := ct.l
 	for name, s := range l.scopes {
 		if _, ok := now[name]; !ok {
 			delete(l.scopes, name)
 			_, signed := l.meta.Signed[name]
-			if signed && !l.stagedGone(name) {
-				l.appGone(s) // SCOPE_GONE unless back at once (appupdate.go)
+			if signed && !l.stage.stagedGone(name) {
+				l.gone.appGone(s) // SCOPE_GONE unless back at once (appupdate.go)
 			}
-			l.drop(name)
+			l.rec.drop(name)
 		}
 	}
 	for name, dir := range l.meta.Signed { // removed while not running
-		if _, pending := l.gone[name]; pending {
+		if _, pending := l.gone.by[name]; pending {
 			continue
 		}
 		if _, ok := now[name]; !ok {
-			if !l.inAppsRoot(dir) {
+			if !ct.inAppsRoot(dir) {
 				// Not removed: no apps root holds it now (the
 				// configuration's change was its own alert).
 				delete(l.meta.Signed, name)
-				l.modified()
+				l.rec.modified()
 				continue
 			}
-			if !l.stagedGone(name) {
-				l.scopeGone(name, dir)
+			if !l.stage.stagedGone(name) {
+				ct.scopeGone(name, dir)
 			}
 		}
 	}
 }
 
 // scopeGone alerts the removal of the signed app name (SCOPE_GONE).
-func (l *loop) scopeGone(name, dir string) {
+func (ct *catalog) scopeGone(name, dir string) {
+	l := ct.l
 	if _, signed := l.meta.Signed[name]; !signed {
 		return
 	}
 	l.log.Warn("SCOPE_GONE "+finding.EscapeControl(name)+": a signed app directory was removed: "+finding.EscapeControl(dir), zap.String("message_id", kind.IDScopeGone),
 		zap.String("integrity_scope", name), zap.String("dir", dir))
 	delete(l.meta.Signed, name)
-	l.modified()
+	l.rec.modified()
 }
 
 // addScopes makes a scope of each of now that is new or another
 // directory now, and returns them.
-func (l *loop) addScopes(now map[string]*verify.Scope) []*scope {
+func (ct *catalog) addScopes(now map[string]*verify.Scope) []*scope {
+	l := ct.l
 	var added []*scope
 	for name, sc := range now {
 		real := ""
@@ -563,13 +584,13 @@ func (l *loop) addScopes(now map[string]*verify.Scope) []*scope {
 		}
 		s := &scope{sc: sc, real: real}
 		l.scopes[name] = s
-		l.appBack(s)
+		l.gone.appBack(s)
 		added = append(added, s)
-		l.modified()
-		if real != "" && !l.extraTree[real] && l.w != nil {
+		l.rec.modified()
+		if real != "" && !ct.extraTree[real] && l.w != nil {
 			// A symlinked app: Nextcloud checks it through the link, so
 			// its target is watched too.
-			l.extraTree[real] = true
+			ct.extraTree[real] = true
 			if err := l.w.AddTree(real); err != nil {
 				l.log.Warn("target of a symlinked app not watched", zap.String("dir", real), zap.Error(err))
 			}

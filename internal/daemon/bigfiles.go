@@ -41,10 +41,11 @@ type bigResult struct {
 }
 
 // hashLater rechecks key of s off the loop.
-func (l *loop) hashLater(ctx context.Context, s *scope, key string) {
+func (rk *rechecker) hashLater(ctx context.Context, s *scope, key string) {
+	l := rk.l
 	sc, exp, next := s.sc, s.exp, s.next
-	l.changed = true // the snapshot says a file is being hashed
-	l.big.run(ctx, bigResult{k: bigKey{sc.Name, key}, sc: s, exp: exp}, func(r *bigResult) {
+	l.rec.changed = true // the snapshot says a file is being hashed
+	rk.big.run(ctx, bigResult{k: bigKey{sc.Name, key}, sc: s, exp: exp}, func(r *bigResult) {
 		r.findings, r.links, r.err = sc.Recheck(ctx, exp, key)
 		if r.err == nil && next != nil {
 			var n []finding.Finding
@@ -126,26 +127,27 @@ func (o *offLoop) looked(scope, key string, except []string) {
 func (o *offLoop) busy() bool { return len(o.running) > 0 }
 
 // bigFinished takes the recheck of a big file.
-func (l *loop) bigFinished(ctx context.Context, r bigResult) {
+func (rk *rechecker) bigFinished(ctx context.Context, r bigResult) {
+	l := rk.l
 	if r.k.scope == baseline.ScopeName {
-		l.changed = true
-		l.unsignedFinished(ctx, r)
+		l.rec.changed = true
+		l.uc.unsignedFinished(ctx, r)
 		return
 	}
-	again := l.big.finished(r.k)
-	l.changed = true
+	again := rk.big.finished(r.k)
+	l.rec.changed = true
 	s := r.sc
 	if l.scopes[r.k.scope] != s || s.exp != r.exp {
 		// The scope was replaced or its manifest changed meanwhile.
 		if l.scopes[r.k.scope] == s && s.exp != nil {
-			l.hashLater(ctx, s, r.k.key)
+			rk.hashLater(ctx, s, r.k.key)
 		}
 		return
 	}
-	if l.big.takeStale(r.k) {
+	if rk.big.takeStale(r.k) {
 		// Looked at again since (renamed, removed, shrunk): check it as
 		// it is now rather than take an older view.
-		l.recheck(ctx, s, r.k.key)
+		rk.recheck(ctx, s, r.k.key)
 		return
 	}
 	switch {
@@ -154,14 +156,14 @@ func (l *loop) bigFinished(ctx context.Context, r bigResult) {
 	case r.err != nil:
 		l.log.Error("recheck of a big file failed; rechecking the scope", zap.String("integrity_scope", s.sc.Name),
 			zap.String("path", r.k.key), zap.Error(r.err))
-		l.hold(s)
+		rk.hold(s)
 	default:
-		l.touch(s, r.k.key)
+		l.sched.touch(s, r.k.key)
 		s.setLinks(r.k.key, r.links)
-		l.linksChanged = true
-		l.replace(s, r.k.key, r.findings)
+		l.wa.linksChanged = true
+		l.rec.replace(s, r.k.key, r.findings)
 	}
 	if again {
-		l.hashLater(ctx, s, r.k.key)
+		rk.hashLater(ctx, s, r.k.key)
 	}
 }

@@ -199,10 +199,10 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		}
 		if prev != nil {
 			for _, f := range prev.Findings {
-				d.loop.findings.put(f)
+				d.loop.rec.findings.put(f)
 			}
 			if len(prev.Findings) > 0 {
-				d.loop.modified()
+				d.loop.rec.modified()
 			}
 			for name, dir := range prev.Signed {
 				d.loop.meta.Signed[name] = dir
@@ -211,10 +211,10 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 			log.Info("previous state loaded", zap.Int("findings", len(prev.Findings)), zap.Time("updated", prev.Updated))
 		}
 	}
-	if err := d.loop.startUnsigned(); err != nil {
+	if err := d.loop.uc.startUnsigned(); err != nil {
 		return nil, err
 	}
-	d.loop.publish()
+	d.loop.rec.publish()
 	return d, nil
 }
 
@@ -280,7 +280,8 @@ func appScopeDirs(scopes map[string]*verify.Scope) *dirSet {
 // what changed before), one that no longer is keeps the watches of its
 // top and appinfo/ only. The loop calls it whenever its scopes change
 // (syncScopes).
-func (l *loop) watchScopes() {
+func (wa *watches) watchScopes() {
+	l := wa.l
 	scopes := make(map[string]*verify.Scope, len(l.scopes))
 	for name, s := range l.scopes {
 		scopes[name] = s.sc
@@ -307,7 +308,7 @@ func (l *loop) watchScopes() {
 	for _, dir := range changed {
 		// Outside the install and its apps roots (where a symlinked app
 		// resolves to) the rule never skips anything.
-		if l.inTree(dir) {
+		if l.cat.inTree(dir) {
 			l.w.Rewatch(dir)
 		}
 	}
@@ -353,7 +354,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 			l.writers, l.rep.writers = wr, wr
 		}
 	}
-	if err := l.addWatches(); err != nil {
+	if err := l.wa.addWatches(); err != nil {
 		return err
 	}
 	werr := make(chan error, 1)
@@ -365,19 +366,19 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 		// The last state: a running scan stops, what changed since the
 		// last snapshot is published, the saver writes it.
 		l.scans.cancel()
-		l.publish()
+		l.rec.publish()
 		stopSaver()
 		<-saved
 	}()
 
-	mounts := l.watchMounts(wctx)
+	mounts := l.wa.watchMounts(wctx)
 	stop := d.pulse()
-	res := runScan(ctx, l.newJob("start"), l.trust)
+	res := runScan(ctx, l.sched.newJob("start"), l.trust)
 	stop()
 	if res.err != nil {
 		return res.err
 	}
-	l.merge(ctx, res)
+	l.sched.merge(ctx, res)
 	l.rep.flush()
 	if l.cfg.StateDir != "" {
 		// Before the state shows the first scan: status reads both.
@@ -558,8 +559,9 @@ func thousands(n int) string {
 // core (the server root without the apps roots), then the apps roots,
 // where only the apps that are scopes are watched below their top
 // (skipDir; the scopes are listed first for it).
-func (l *loop) addWatches() error {
-	scopes, err := l.enumerate()
+func (wa *watches) addWatches() error {
+	l := wa.l
+	scopes, err := l.cat.enumerate()
 	if err != nil {
 		l.log.Error("cannot list apps; only their top directories are watched until they can be", zap.Error(err))
 	}
@@ -572,7 +574,7 @@ func (l *loop) addWatches() error {
 			l.log.Warn("state directory not watched", zap.Error(err))
 		}
 	}
-	l.watchTrust()
+	wa.watchTrust()
 	if err := l.w.AddDir(l.conf.dir); err != nil && !errors.Is(err, fs.ErrNotExist) && l.cfg.FollowConfig {
 		l.log.Warn("config directory not watched: a change of apps_paths is seen only on reload", zap.Error(err))
 	}
@@ -582,7 +584,7 @@ func (l *loop) addWatches() error {
 			trees = append(trees, a)
 		}
 	}
-	l.watchRoots()
+	wa.watchRoots()
 	errs := l.w.AddTrees(trees...)
 	if errs[0] != nil {
 		return errs[0]
@@ -600,7 +602,8 @@ func (l *loop) addWatches() error {
 // watchTrust watches the directories of the trust files, also those in
 // the install, so that they get their watches before the trees do
 // (adding a watch twice is harmless).
-func (l *loop) watchTrust() {
+func (wa *watches) watchTrust() {
+	l := wa.l
 	for _, f := range []string{l.cfg.Trust, l.cfg.CRL} {
 		if f == "" || verify.IsEmbedded(f) {
 			continue

@@ -150,34 +150,35 @@ func (fo *fold) end(quiet, most time.Duration, lastChange time.Time) time.Time {
 // foldRound ends the folds whose time has come, and logs the held-back
 // alerts that no new or staged manifest accounts for. Run at the end of
 // each round, before the reporter writes it.
-func (l *loop) foldRound(now time.Time) {
-	for name, fo := range l.folds.by {
+func (rc *record) foldRound(now time.Time) {
+	l := rc.l
+	for name, fo := range rc.folds.by {
 		s := l.scopes[name]
 		if s == nil {
-			delete(l.folds.by, name) // dropped: its findings went with it
+			delete(rc.folds.by, name) // dropped: its findings went with it
 			continue
 		}
 		if fo.fresh {
-			l.unfoldFirst(s, fo)
+			rc.unfoldFirst(s, fo)
 		}
 		if len(fo.held) > 0 && !fo.told {
 			fo.told = true
 			l.log.Info(fmt.Sprintf("%s: more files differ from the signed manifest after %s and no new signed manifest is in force: their alerts wait until the scope is quiet (at most %s), an update by hand looks like this",
 				journal.Token(name), journal.Token(fo.first), l.cfg.MaxHold), zap.String("message_id", kind.IDFolded), zap.String("integrity_scope", name))
 		}
-		if exps := l.manifestsBeside(s); len(exps) > 0 {
-			l.unfoldUncovered(s, fo, exps)
+		if exps := rc.manifestsBeside(s); len(exps) > 0 {
+			rc.unfoldUncovered(s, fo, exps)
 		}
 		// Quiet is the whole install's: an update by hand goes from
 		// scope to scope, and its cleanup (the old release's files
 		// removed) comes after the copy. The limit ends it even while
 		// the scope is held.
-		end := fo.end(l.cfg.Settle, l.cfg.MaxHold, l.folds.lastChange)
+		end := fo.end(l.cfg.Settle, l.cfg.MaxHold, rc.folds.lastChange)
 		ended := !now.Before(fo.since.Add(l.cfg.MaxHold)) || !now.Before(end) && s.settle.IsZero() && s.checking == nil
 		if ended {
-			l.endFold(s, fo)
-			delete(l.folds.by, name)
-			l.changed = true // published: Snapshot.Folding
+			rc.endFold(s, fo)
+			delete(rc.folds.by, name)
+			rc.changed = true // published: Snapshot.Folding
 		}
 	}
 }
@@ -186,11 +187,12 @@ func (l *loop) foldRound(now time.Time) {
 // the most dangerous of the round's (changed code before a new
 // executable name, before a missing file, before another extra one),
 // the first in path order among equals.
-func (l *loop) unfoldFirst(s *scope, fo *fold) {
+func (rc *record) unfoldFirst(s *scope, fo *fold) {
+	l := rc.l
 	fo.fresh = false
 	var first *finding.Finding
 	for p := range fo.held {
-		f := l.findings.get(s.sc.Name, p)
+		f := rc.findings.get(s.sc.Name, p)
 		if f != nil && (first == nil || danger(f) < danger(first) || danger(f) == danger(first) && f.Path < first.Path) {
 			first = f
 		}
@@ -205,9 +207,10 @@ func (l *loop) unfoldFirst(s *scope, fo *fold) {
 
 // unfoldUncovered logs at once the held-back alerts of s whose file a
 // new or staged manifest (exps) does not account for either.
-func (l *loop) unfoldUncovered(s *scope, fo *fold, exps []*verify.Expected) {
+func (rc *record) unfoldUncovered(s *scope, fo *fold, exps []*verify.Expected) {
+	l := rc.l
 	for _, p := range slices.Sorted(maps.Keys(fo.held)) {
-		f := l.findings.get(s.sc.Name, p)
+		f := rc.findings.get(s.sc.Name, p)
 		if f == nil {
 			continue
 		}
@@ -220,10 +223,11 @@ func (l *loop) unfoldUncovered(s *scope, fo *fold, exps []*verify.Expected) {
 
 // endFold logs the alerts still held back for s (those still findings:
 // nothing accounted for them) and one entry that sums the fold up.
-func (l *loop) endFold(s *scope, fo *fold) {
+func (rc *record) endFold(s *scope, fo *fold) {
+	l := rc.l
 	left := 0
 	for _, p := range slices.Sorted(maps.Keys(fo.held)) {
-		if f := l.findings.get(s.sc.Name, p); f != nil {
+		if f := rc.findings.get(s.sc.Name, p); f != nil {
 			l.rep.queue(Transition{New: f, Alert: true})
 			left++
 		}
@@ -246,15 +250,17 @@ func (l *loop) endFold(s *scope, fo *fold) {
 // folding reports whether new alerts of s are folded: it has a manifest
 // in force (or, while that is gone, the last one) and no new or staged
 // one that could account for a change.
-func (l *loop) folding(s *scope) bool {
-	return s != l.uscope && (s.exp != nil || s.last != nil) && len(l.manifestsBeside(s)) == 0
+func (rc *record) folding(s *scope) bool {
+	l := rc.l
+	return s != l.uc.scope && (s.exp != nil || s.last != nil) && len(rc.manifestsBeside(s)) == 0
 }
 
 // manifestsBeside are the verified manifests of s besides the one in
 // force: a new one arrived in the tree, the staged release's.
-func (l *loop) manifestsBeside(s *scope) []*verify.Expected {
+func (rc *record) manifestsBeside(s *scope) []*verify.Expected {
+	l := rc.l
 	var out []*verify.Expected
-	for _, e := range []*verify.Expected{s.next, l.stagedExp(s)} {
+	for _, e := range []*verify.Expected{s.next, l.stage.stagedExp(s)} {
 		if e != nil {
 			out = append(out, e)
 		}

@@ -26,7 +26,7 @@ func FuzzLocate(f *testing.F) {
 	l.scopes["files"] = &scope{sc: in.App("files", "/srv/nc/apps/files")}
 	l.scopes["x"] = &scope{sc: in.App("x", "/srv/nc/custom/x")}
 	f.Fuzz(func(t *testing.T, p string) {
-		tg, ok, _, _ := l.locate(p)
+		tg, ok, _, _ := l.cat.locate(p)
 		if !ok {
 			return
 		}

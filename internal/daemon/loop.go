@@ -23,6 +23,9 @@ import (
 
 // loop is the daemon's state. Only the goroutine running Daemon.Run (and
 // New, before it) touches it; the rest of the process sees snapshots.
+// What it holds is split into parts (parts.go), each a plain struct the
+// loop owns with the state of one job and the methods that change it; the
+// loop itself runs the rounds (run), the deadlines and the requests.
 type loop struct {
 	d     *Daemon
 	log   *zap.Logger
@@ -32,43 +35,28 @@ type loop struct {
 	w     *watch.Watcher
 	rep   reporter // the journal's entries (report.go)
 	// writers says who made a change (nil: who-data off or refused);
-	// it tracks the files with several names (linksChanged: to do
+	// it tracks the files with several names (wa.linksChanged: to do
 	// again), whose change through another name it reports (kicks).
-	writers      *watch.Writers
-	linksChanged bool
+	writers *watch.Writers
 
 	scopes map[string]*scope
-	// findings: what is wrong, by scope and path (findings.go).
-	findings findingSet
-	meta     state.State // scan metadata (its Findings stay nil)
+	meta   state.State // scan metadata (its Findings stay nil)
 
-	batches   uint64 // batches handled
-	changed   bool   // something the snapshot shows changed since publish
-	version   uint64 // increases when what the state file records changes
-	published time.Time
-	publishAt time.Time       // when what changed since is published (zero: nothing waits)
-	extraTree map[string]bool // watched trees added for symlinked apps
+	batches uint64    // batches handled
+	fatal   error     // ends run (ErrInstallChanged)
+	conf    confWatch // how reading Nextcloud's configuration goes
+	scans   scanQueue // the full scans (scanqueue.go)
 
-	big offLoop // big files being hashed off the loop (bigfiles.go)
-
-	scans      scanQueue           // the full scans (scanqueue.go)
-	settleDone chan settleResult   // settle.go
-	trees      map[string]treeID   // what stands at the followed trees' paths (roots.go)
-	stage      staged              // the updater's stage (stage.go)
-	resynced   <-chan struct{}     // closed once the watcher's last re-sync is done
-	fatal      error               // ends run (ErrInstallChanged)
-	conf       confWatch           // how reading Nextcloud's configuration goes
-	swaps      map[string]swapSeen // names new files took lately (swap.go)
-	folds      folds               // alerts held back during an update by hand (fold.go)
-	gone       map[string]goneApp  // signed apps removed moments ago (appupdate.go)
-
-	// The unsigned coverage (unsigned.go): the baseline (nil: not
-	// checked), the coverage, what it holds now (nil before the first
-	// full scan), and the pseudo-scope its findings are kept under.
-	ubase  *baseline.Baseline
-	ucov   *baseline.Coverage
-	ufiles baseline.Files
-	uscope *scope
+	// The parts (parts.go).
+	rec   *record       // the findings and what is published of them
+	rk    *rechecker    // the live recheck of changed paths
+	cat   *catalog      // which scopes there are, and where a path belongs
+	wa    *watches      // the watches, the followed trees, the mounts
+	sched *scheduler    // the full scans and re-verification passes
+	uc    *unsignedCode // the unsigned coverage (unsigned.go)
+	stage staged        // the updater's stage (stage.go)
+	swaps swapLog       // names new files took lately (swap.go)
+	gone  goneApps      // signed apps removed moments ago (appupdate.go)
 }
 
 type scope struct {
@@ -125,17 +113,21 @@ func under(p, key string) bool {
 func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 	l := &loop{
 		d: d, log: d.log, cfg: cfg, in: in, trust: t,
-		conf:       confWatch{dir: filepath.Join(in.Root, "config")},
-		stage:      staged{dir: in.UpdaterStage()},
-		rep:        reporter{d: d, whoData: cfg.WhoData},
-		scopes:     map[string]*scope{},
-		findings:   newFindingSet(),
-		extraTree:  map[string]bool{},
-		scans:      newScanQueue(),
-		settleDone: make(chan settleResult),
-		meta:       state.State{Signed: map[string]string{}},
-		big:        newOffLoop(),
+		conf:   confWatch{dir: filepath.Join(in.Root, "config")},
+		rep:    reporter{d: d, whoData: cfg.WhoData},
+		scopes: map[string]*scope{},
+		scans:  newScanQueue(),
+		meta:   state.State{Signed: map[string]string{}},
 	}
+	l.rec = &record{l: l, findings: newFindingSet()}
+	l.rk = &rechecker{l: l, big: newOffLoop(), settleDone: make(chan settleResult)}
+	l.cat = &catalog{l: l, extraTree: map[string]bool{}}
+	l.wa = &watches{l: l}
+	l.sched = &scheduler{l: l}
+	l.uc = &unsignedCode{l: l}
+	l.stage = staged{l: l, dir: in.UpdaterStage()}
+	l.swaps = swapLog{l: l}
+	l.gone = goneApps{l: l}
 	l.rep.pathOf = l.findingPath
 	return l
 }
@@ -149,7 +141,7 @@ func (l *loop) findingPath(f *finding.Finding) (string, bool) {
 		}
 		return filepath.Join(dir, filepath.FromSlash(f.Path)), true
 	}
-	if f.Scope == baseline.ScopeName && l.ucov != nil {
+	if f.Scope == baseline.ScopeName && l.uc.cov != nil {
 		return filepath.Join(l.in.Root, filepath.FromSlash(f.Path)), true // the unsigned coverage's keys are the root's
 	}
 	return "", false
@@ -158,8 +150,9 @@ func (l *loop) findingPath(f *finding.Finding) (string, bool) {
 // trackLinks has the writers track the files of every scope that can
 // change without an event under the install (symlinks' targets, files with
 // several names).
-func (l *loop) trackLinks() {
-	l.linksChanged = false
+func (wa *watches) trackLinks() {
+	l := wa.l
+	wa.linksChanged = false
 	var paths []string
 	for _, s := range l.scopes {
 		dir := s.sc.Dir
@@ -189,7 +182,7 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 	// One timer, for the earliest of the loop's deadlines (due).
 	timer := time.NewTimer(time.Until(l.scans.due))
 	defer timer.Stop()
-	kicks := l.linkKicks()
+	kicks := l.wa.linkKicks()
 	for {
 		d.beat.Store(time.Now().UnixNano())
 		select {
@@ -205,17 +198,17 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 		case req := <-d.reqs:
 			req.fn(ctx, l, req.done)
 		case res := <-l.scans.done:
-			l.scanFinished(ctx, res)
+			l.sched.scanFinished(ctx, res)
 		case c := <-mounts:
-			l.mountChanged(ctx, c, false)
-		case r := <-l.big.done:
-			l.bigFinished(ctx, r)
-		case r := <-l.settleDone:
-			l.settleFinished(ctx, r)
+			l.wa.mountChanged(ctx, c, false)
+		case r := <-l.rk.big.done:
+			l.rk.bigFinished(ctx, r)
+		case r := <-l.rk.settleDone:
+			l.rk.settleFinished(ctx, r)
 		case <-kicks:
 			// A file with another name changed, maybe through a name
 			// outside the install: no inotify event, no batch.
-			l.recheckLinks(ctx)
+			l.rk.recheckLinks(ctx)
 		}
 		if l.fatal != nil {
 			l.rep.flush()
@@ -232,11 +225,12 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 
 // linkKicks is the channel of changes to files with several names (nil
 // without who-data), whose files it tracks from now on.
-func (l *loop) linkKicks() <-chan struct{} {
+func (wa *watches) linkKicks() <-chan struct{} {
+	l := wa.l
 	if l.writers == nil {
 		return nil
 	}
-	l.trackLinks()
+	wa.trackLinks()
 	return l.writers.Kicks()
 }
 
@@ -254,7 +248,7 @@ func (l *loop) watcherStopped(ctx context.Context, err error) error {
 // (publishAt, zero when nothing waits) and the end of a fold (fold.go).
 func (l *loop) nextDue() time.Time {
 	next := time.Time{}
-	for _, t := range []time.Time{l.scans.due, l.nextSettle(), l.conf.retry, l.publishAt, l.folds.due(l.cfg.Settle, l.cfg.MaxHold), l.goneNext()} {
+	for _, t := range []time.Time{l.scans.due, l.rk.nextSettle(), l.conf.retry, l.rec.publishAt, l.rec.folds.due(l.cfg.Settle, l.cfg.MaxHold), l.gone.goneNext()} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -264,16 +258,16 @@ func (l *loop) nextDue() time.Time {
 
 // due does the work whose deadline has come at now.
 func (l *loop) due(ctx context.Context, now time.Time) {
-	if !l.publishAt.IsZero() && !now.Before(l.publishAt) {
-		l.publishAt = time.Time{} // endRound publishes
+	if !l.rec.publishAt.IsZero() && !now.Before(l.rec.publishAt) {
+		l.rec.publishAt = time.Time{} // endRound publishes
 	}
-	if next := l.nextSettle(); !next.IsZero() && !now.Before(next) {
-		l.settled(ctx)
+	if next := l.rk.nextSettle(); !next.IsZero() && !now.Before(next) {
+		l.rk.settled(ctx)
 	}
 	if !l.scans.due.IsZero() && !now.Before(l.scans.due) {
-		l.rescanDue(ctx)
+		l.sched.rescanDue(ctx)
 	}
-	l.goneDue(now)
+	l.gone.goneDue(now)
 	if !l.conf.retry.IsZero() && !now.Before(l.conf.retry) && l.fatal == nil {
 		l.conf.retry = time.Time{}
 		l.fatal = l.configChanged()
@@ -282,23 +276,24 @@ func (l *loop) due(ctx context.Context, now time.Time) {
 
 // rescanDue starts the periodic full scan, or the next re-verification
 // pass.
-func (l *loop) rescanDue(ctx context.Context) {
-	if !l.treesPresent() {
+func (sq *scheduler) rescanDue(ctx context.Context) {
+	l := sq.l
+	if !l.wa.treesPresent() {
 		// Nothing at the install's path: a scan would find every file
 		// missing. The tree's return is an event (roots.go).
 		l.scans.due = time.Now().Add(l.cfg.RescanInterval)
 		return
 	}
 	_, degraded := l.w.Stats()
-	l.resync() // repairs watches, and retries those a limit refused
+	l.wa.resync() // repairs watches, and retries those a limit refused
 	switch {
 	case l.scans.cur != nil:
 		l.scans.due = time.Time{} // its merge sets the next
-	case l.reverifying() && degraded == "":
+	case sq.reverifying() && degraded == "":
 		l.scans.due = time.Time{}
-		l.startScan(ctx, l.newPass())
+		sq.startScan(ctx, sq.newPass())
 	default:
-		l.requestScan(ctx, "periodic", nil, false)
+		sq.requestScan(ctx, "periodic", nil, false)
 	}
 }
 
@@ -306,18 +301,21 @@ func (l *loop) rescanDue(ctx context.Context) {
 // walk costs about half of watching the tree from scratch): the next
 // full scan waits for it, so that a directory it watches is listed only
 // after its watch is there.
-func (l *loop) resync() { l.resynced = l.w.ResyncAsync() }
+func (wa *watches) resync() {
+	l := wa.l
+	wa.resynced = l.w.ResyncAsync()
+}
 
 // endRound ends one round of the loop: the journal's entries written,
 // what changed published (at most every PublishEvery) and the status
 // line brought up to date.
 func (l *loop) endRound(status *string) {
-	if l.writers != nil && l.linksChanged {
-		l.trackLinks()
+	if l.writers != nil && l.wa.linksChanged {
+		l.wa.trackLinks()
 	}
-	l.foldRound(time.Now())
+	l.rec.foldRound(time.Now())
 	l.rep.flush()
-	l.publishSoon()
+	l.rec.publishSoon()
 	if st := l.d.snap.Load().statusLine(); st != *status {
 		l.d.notify("STATUS=" + st)
 		*status = st
@@ -327,16 +325,16 @@ func (l *loop) endRound(status *string) {
 // batch handles one batch of the watcher.
 func (l *loop) batch(ctx context.Context, b watch.Batch) {
 	l.batches++
-	l.changed = true
+	l.rec.changed = true
 	if b.Rescan {
-		l.folds.lastChange = time.Now() // changes were lost: the install changed
+		l.rec.folds.lastChange = time.Now() // changes were lost: the install changed
 		l.d.metrics.eventsLost.Inc()
 		l.log.Warn("rescanning everything", zap.String("reason", b.Reason))
-		l.requestScan(ctx, b.Reason, nil, false)
+		l.sched.requestScan(ctx, b.Reason, nil, false)
 	} else {
-		l.noteEntered(b.Entered, time.Now())
-		l.apply(ctx, b.Paths)
-		l.checkSwaps(b.Entered)
+		l.swaps.noteEntered(b.Entered, time.Now())
+		l.rk.apply(ctx, b.Paths)
+		l.swaps.checkSwaps(b.Entered)
 	}
 	if l.d.onBatch != nil {
 		l.d.onBatch(b.Paths)
@@ -351,31 +349,32 @@ func (l *loop) rescanRequested(ctx context.Context, cfg *Config, done chan struc
 	if cfg != nil {
 		l.reconfigure(*cfg)
 	}
-	l.requestScan(ctx, "requested", done, true)
+	l.sched.requestScan(ctx, "requested", done, true)
 }
 
 // publishSoon publishes what changed, at most every PublishEvery: the
 // rest at publishAt.
-func (l *loop) publishSoon() {
-	if !l.changed {
+func (rc *record) publishSoon() {
+	l := rc.l
+	if !rc.changed {
 		return
 	}
-	if next := l.published.Add(l.cfg.PublishEvery); time.Now().Before(next) {
-		l.publishAt = next
+	if next := rc.published.Add(l.cfg.PublishEvery); time.Now().Before(next) {
+		rc.publishAt = next
 		return
 	}
-	l.publish()
+	rc.publish()
 }
 
 // part returns the findings of scope s at key and below.
-func (l *loop) part(s *scope, key string) map[string]*finding.Finding {
-	return l.findings.part(s.sc.Name, key)
+func (rc *record) part(s *scope, key string) map[string]*finding.Finding {
+	return rc.findings.part(s.sc.Name, key)
 }
 
 // replace sets the findings of s at key and below (all of the scope when
 // key is "") and logs every transition.
-func (l *loop) replace(s *scope, key string, fresh []finding.Finding) {
-	l.replaceAs(s, key, fresh, byScan)
+func (rc *record) replace(s *scope, key string, fresh []finding.Finding) {
+	rc.replaceAs(s, key, fresh, byScan)
 }
 
 // replaceHow says where the findings replace takes come from, for the
@@ -391,9 +390,10 @@ const (
 )
 
 // replaceAs is replace for findings that come as how says.
-func (l *loop) replaceAs(s *scope, key string, fresh []finding.Finding, how replaceHow) {
-	fresh = l.withRelease(s, key, fresh)
-	ts := diff(l.part(s, key), fresh)
+func (rc *record) replaceAs(s *scope, key string, fresh []finding.Finding, how replaceHow) {
+	l := rc.l
+	fresh = rc.withRelease(s, key, fresh)
+	ts := diff(rc.part(s, key), fresh)
 	if len(ts) == 0 {
 		return
 	}
@@ -401,50 +401,52 @@ func (l *loop) replaceAs(s *scope, key string, fresh []finding.Finding, how repl
 	if s.exp != nil {
 		intern = s.exp.Intern
 	}
-	l.findings.apply(s.sc.Name, ts, intern)
-	open, now := how != byScan && l.folding(s), time.Now()
+	rc.findings.apply(s.sc.Name, ts, intern)
+	open, now := how != byScan && rc.folding(s), time.Now()
 	same := open && how == byEvent
 	prev := s.exp
 	if prev == nil {
 		prev = s.last
 	}
 	for _, t := range ts {
-		for _, t := range l.folds.take(s.sc.Name, t, open, same, prev, now) {
+		for _, t := range rc.folds.take(s.sc.Name, t, open, same, prev, now) {
 			l.rep.queue(t)
 		}
 	}
-	l.modified()
+	rc.modified()
 }
 
 // drop forgets a scope that no longer exists (an app that was removed).
-func (l *loop) drop(name string) {
-	if _, back := l.gone[name]; !back {
-		delete(l.folds.by, name) // else kept for the app copied in again
+func (rc *record) drop(name string) {
+	l := rc.l
+	if _, back := l.gone.by[name]; !back {
+		delete(rc.folds.by, name) // else kept for the app copied in again
 	}
-	if n := l.findings.drop(name); n > 0 {
+	if n := rc.findings.drop(name); n > 0 {
 		l.log.Info(fmt.Sprintf("app %s is no longer checked (removed, or in no apps root now); its %d findings are resolved", journal.Token(name), n),
 			zap.String("integrity_scope", name), zap.Int("findings", n))
 	}
-	l.modified()
+	rc.modified()
 }
 
 // modified notes a change of what the state file records (findings, scan
 // metadata): the saver writes it. Other changes (a batch handled, a scope
 // held) are only published.
-func (l *loop) modified() {
-	l.version++
-	l.changed = true
+func (rc *record) modified() {
+	rc.version++
+	rc.changed = true
 }
 
 // publish makes the current state the snapshot that readers see.
-func (l *loop) publish() {
+func (rc *record) publish() {
+	l := rc.l
 	s := &Snapshot{
-		findings:  l.findings.share(),
+		findings:  rc.findings.share(),
 		meta:      l.meta,
 		Scopes:    len(l.scopes),
 		Batches:   l.batches,
-		Scanning:  l.scans.running() || l.big.busy(),
-		Folding:   len(l.folds.by) + len(l.gone),
+		Scanning:  l.scans.running() || l.rk.big.busy(),
+		Folding:   len(rc.folds.by) + len(l.gone.by),
 		Published: time.Now(),
 	}
 	for _, sc := range l.scopes {
@@ -454,7 +456,7 @@ func (l *loop) publish() {
 		}
 	}
 	s.meta.Files, s.meta.Scopes = s.Files, s.Scopes
-	s.meta.UnsignedFiles = len(l.ufiles)
+	s.meta.UnsignedFiles = len(l.uc.files)
 	s.meta.Signed = make(map[string]string, len(l.meta.Signed))
 	for name, dir := range l.meta.Signed {
 		s.meta.Signed[name] = dir
@@ -466,12 +468,12 @@ func (l *loop) publish() {
 	if prev := l.d.snap.Load(); prev != nil {
 		s.Seq = prev.Seq + 1
 		if prev.meta.WatchedDirs != s.meta.WatchedDirs || prev.meta.Degraded != s.meta.Degraded {
-			l.version++
+			rc.version++
 		}
 	}
-	s.Version = l.version
+	s.Version = rc.version
 	l.d.snap.Store(s)
-	l.changed, l.published, l.publishAt = false, s.Published, time.Time{}
+	rc.changed, rc.published, rc.publishAt = false, s.Published, time.Time{}
 }
 
 // reconfigure applies what can change without a restart.
@@ -503,14 +505,14 @@ func (l *loop) reconfigure(next Config) {
 	// The unsigned setting, and the coverage of the new exclusions (the
 	// rescan that follows checks them).
 	l.cfg.Unsigned = next.Unsigned
-	if !l.reloadBaseline() && l.ubase != nil {
-		l.refreshCoverage()
+	if !l.uc.reloadBaseline() && l.uc.base != nil {
+		l.uc.refreshCoverage()
 	}
 	if l.w != nil {
-		l.watchTrust()
+		l.wa.watchTrust()
 		// Directories no longer excluded get their watches (Resync
 		// walks every tree with the new rule).
-		l.resync()
+		l.wa.resync()
 	}
 }
 
@@ -534,7 +536,7 @@ func (l *loop) checkPinned() {
 		return
 	}
 	l.meta.TrustDiffers = why
-	l.modified()
+	l.rec.modified()
 	switch {
 	case why != "" && was == "":
 		l.log.Error("TRUST_ANCHOR core "+verify.InTreeAnchors+": differs from the pinned one ("+finding.EscapeControl(l.cfg.Trust)+"): "+finding.EscapeControl(why), zap.String("message_id", kind.IDTrustDiffer),

@@ -16,7 +16,8 @@ import (
 // over a signed directory hides the real files from inotify. It reports
 // the mounts already over checked directories, and returns the channel
 // of changes (nil when the mount table cannot be watched).
-func (l *loop) watchMounts(ctx context.Context) <-chan watch.MountChange {
+func (wa *watches) watchMounts(ctx context.Context) <-chan watch.MountChange {
+	l := wa.l
 	roots := []string{l.in.Root}
 	for _, a := range l.in.AppsRoots {
 		if !under(a, l.in.Root) {
@@ -32,7 +33,7 @@ func (l *loop) watchMounts(ctx context.Context) <-chan watch.MountChange {
 		if c.Point == c.Root {
 			continue // the install on its own file system or volume: normal
 		}
-		l.mountChanged(ctx, c, true)
+		wa.mountChanged(ctx, c, true)
 	}
 	out := make(chan watch.MountChange, 64)
 	go func() {
@@ -48,17 +49,18 @@ func (l *loop) watchMounts(ctx context.Context) <-chan watch.MountChange {
 // directory shows (not one at a directory no scope checks, like the data
 // directory), watches what is seen now and rechecks everything. atStart
 // says the mount was there when the daemon started.
-func (l *loop) mountChanged(ctx context.Context, c watch.MountChange, atStart bool) {
+func (wa *watches) mountChanged(ctx context.Context, c watch.MountChange, atStart bool) {
+	l := wa.l
 	if l.d.onMount != nil {
 		defer l.d.onMount(c)
 	}
-	if l.in.Excluded(c.Point) || l.excludedBelow(c.Point) {
+	if l.in.Excluded(c.Point) || wa.excludedBelow(c.Point) {
 		l.log.Info("mount at a directory that is not checked", zap.String("mount_point", c.Point),
 			zap.String("fstype", c.FSType), zap.Bool("mounted", c.Mounted))
 		return
 	}
 	scope := ""
-	if t, ok, _, _ := l.locate(c.Point); ok {
+	if t, ok, _, _ := l.cat.locate(c.Point); ok {
 		scope = t.scope.sc.Name
 	}
 	where := finding.EscapeControl(c.Point)
@@ -79,13 +81,14 @@ func (l *loop) mountChanged(ctx context.Context, c watch.MountChange, atStart bo
 		return // the first full scan sees it as it is
 	}
 	if l.w != nil {
-		l.resync() // the watches stay on the hidden directories: watch what is seen now
+		wa.resync() // the watches stay on the hidden directories: watch what is seen now
 	}
-	l.requestScan(ctx, "mount table changed", nil, false)
+	l.sched.requestScan(ctx, "mount table changed", nil, false)
 }
 
 // excludedBelow reports whether p lies below a directory no scope checks.
-func (l *loop) excludedBelow(p string) bool {
+func (wa *watches) excludedBelow(p string) bool {
+	l := wa.l
 	for q := filepath.Dir(p); q != "/" && q != "."; q = filepath.Dir(q) {
 		if l.in.Excluded(q) {
 			return true

@@ -25,15 +25,16 @@ import (
 // scope's VERSION_DOWNGRADE when key covers its version file and that
 // file has no finding of its own; it raises the scope's recorded release
 // when the one verified now is higher.
-func (l *loop) withRelease(s *scope, key string, fresh []finding.Finding) []finding.Finding {
-	if s == l.uscope || !releaseAsked(s, key, fresh) {
+func (rc *record) withRelease(s *scope, key string, fresh []finding.Finding) []finding.Finding {
+	l := rc.l
+	if s == l.uc.scope || !releaseAsked(s, key, fresh) {
 		return fresh
 	}
 	name, vf := s.sc.Name, s.sc.VersionFile()
 	if s.next != nil {
 		// Being updated: the release is judged once the new manifest is
 		// in force; what is known stays meanwhile.
-		if f := l.findings.get(name, vf); f != nil && f.Kind == kind.VersionDowngrade {
+		if f := rc.findings.get(name, vf); f != nil && f.Kind == kind.VersionDowngrade {
 			fresh = append(fresh, *f)
 		}
 		return fresh
@@ -53,7 +54,7 @@ func (l *loop) withRelease(s *scope, key string, fresh []finding.Finding) []find
 			l.meta.Releases = map[string]string{}
 		}
 		l.meta.Releases[name] = rel
-		l.modified()
+		rc.modified()
 	}
 	return fresh
 }
@@ -86,7 +87,7 @@ func (l *loop) acceptReleases(ctx context.Context, names []string, by string) ([
 		if s == nil {
 			return nil, fmt.Errorf("no scope %q is checked", finding.EscapeControl(name))
 		}
-		if f := l.findings.get(name, s.sc.VersionFile()); f == nil || f.Kind != kind.VersionDowngrade {
+		if f := l.rec.findings.get(name, s.sc.VersionFile()); f == nil || f.Kind != kind.VersionDowngrade {
 			return nil, fmt.Errorf("nothing to accept: %s has no %s finding", finding.EscapeControl(name), kind.VersionDowngrade)
 		}
 		todo = append(todo, s)
@@ -95,9 +96,9 @@ func (l *loop) acceptReleases(ctx context.Context, names []string, by string) ([
 	for _, s := range todo {
 		old := l.meta.Releases[s.sc.Name]
 		delete(l.meta.Releases, s.sc.Name)
-		l.modified()
-		l.touch(s, s.sc.VersionFile())
-		if !l.recheck(ctx, s, s.sc.VersionFile()) {
+		l.rec.modified()
+		l.sched.touch(s, s.sc.VersionFile())
+		if !l.rk.recheck(ctx, s, s.sc.VersionFile()) {
 			return done, fmt.Errorf("recheck of %s failed: the scope is checked again once quiet", finding.EscapeControl(s.sc.Name))
 		}
 		l.log.Warn(fmt.Sprintf("release downgrade of %s accepted (%s, was %s)", finding.EscapeControl(s.sc.Name), by, finding.EscapeControl(old)),

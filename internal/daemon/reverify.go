@@ -53,17 +53,19 @@ func (p *pacer) wait(ctx context.Context, n int64) error {
 
 // reverifyRate is the pace of a pass for a full scan that cost cost
 // (bytes, and verify.PaceFileCost per file) over half the period.
-func (l *loop) reverifyRate() float64 {
+func (sq *scheduler) reverifyRate() float64 {
+	l := sq.l
 	rate := float64(l.scans.cost) / (l.cfg.ReverifyPeriod / 2).Seconds()
 	return min(max(rate, minReverifyRate), maxReverifyRate)
 }
 
 // newPass prepares a re-verification pass: a full scan whose scopes hash
 // with one worker and the pacer.
-func (l *loop) newPass() *scanJob {
-	j := l.newJob("re-verification")
+func (sq *scheduler) newPass() *scanJob {
+	l := sq.l
+	j := sq.newJob("re-verification")
 	in := *l.in
-	in.Checker = verify.Checker{Workers: 1, Progress: &l.d.progress, Pace: (&pacer{rate: l.reverifyRate()}).wait}
+	in.Checker = verify.Checker{Workers: 1, Progress: &l.d.progress, Pace: (&pacer{rate: sq.reverifyRate()}).wait}
 	j.in, j.paced = &in, true
 	for i, sc := range j.scopes {
 		// The same scope with the pass's checker: what Apps found (the
@@ -74,4 +76,7 @@ func (l *loop) newPass() *scanJob {
 }
 
 // reverifying reports whether passes run.
-func (l *loop) reverifying() bool { return l.cfg.ReverifyPeriod > 0 }
+func (sq *scheduler) reverifying() bool {
+	l := sq.l
+	return l.cfg.ReverifyPeriod > 0
+}

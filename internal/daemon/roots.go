@@ -43,7 +43,8 @@ func idOf(fi os.FileInfo) treeID {
 }
 
 // followedTrees are the root and the apps roots outside it.
-func (l *loop) followedTrees() []string {
+func (wa *watches) followedTrees() []string {
+	l := wa.l
 	trees := []string{l.in.Root}
 	for _, a := range l.in.AppsRoots {
 		if !under(a, l.in.Root) {
@@ -55,13 +56,14 @@ func (l *loop) followedTrees() []string {
 
 // watchRoots records what stands at each followed tree's path and
 // watches the directories above it (adding a watch twice is harmless).
-func (l *loop) watchRoots() {
-	if l.trees == nil {
-		l.trees = map[string]treeID{}
+func (wa *watches) watchRoots() {
+	l := wa.l
+	if wa.trees == nil {
+		wa.trees = map[string]treeID{}
 	}
-	for _, t := range l.followedTrees() {
-		if _, ok := l.trees[t]; !ok {
-			l.trees[t] = statTree(t)
+	for _, t := range wa.followedTrees() {
+		if _, ok := wa.trees[t]; !ok {
+			wa.trees[t] = statTree(t)
 		}
 		if l.w == nil {
 			continue
@@ -80,8 +82,8 @@ func (l *loop) watchRoots() {
 
 // isTreeOrAbove reports whether p is a followed tree or a directory above
 // one.
-func (l *loop) isTreeOrAbove(p string) bool {
-	for t := range l.trees {
+func (wa *watches) isTreeOrAbove(p string) bool {
+	for t := range wa.trees {
 		if under(t, p) {
 			return true
 		}
@@ -91,8 +93,8 @@ func (l *loop) isTreeOrAbove(p string) bool {
 
 // treeGone reports whether nothing stands at the path of the followed
 // tree holding p.
-func (l *loop) treeGone(p string) bool {
-	for t, id := range l.trees {
+func (wa *watches) treeGone(p string) bool {
+	for t, id := range wa.trees {
 		if id == (treeID{}) && under(p, t) {
 			return true
 		}
@@ -102,14 +104,15 @@ func (l *loop) treeGone(p string) bool {
 
 // checkTrees compares what stands at each followed tree's path with what
 // stood there, after an event on it or above it.
-func (l *loop) checkTrees(ctx context.Context) {
+func (wa *watches) checkTrees(ctx context.Context) {
+	l := wa.l
 	changed := false
-	for t, was := range l.trees {
+	for t, was := range wa.trees {
 		now := statTree(t)
 		if now == was {
 			continue
 		}
-		l.trees[t] = now
+		wa.trees[t] = now
 		changed = true
 		where := finding.EscapeControl(t)
 		fields := []zap.Field{zap.String("message_id", kind.IDRootMoved), zap.String("integrity_kind", "ROOT_MOVED"),
@@ -126,17 +129,17 @@ func (l *loop) checkTrees(ctx context.Context) {
 	if !changed {
 		return
 	}
-	l.watchRoots() // a directory above may be another one now too
-	if l.treesPresent() {
-		l.resync() // the watches follow the path: the tree there now
-		l.requestScan(ctx, "install directory moved or replaced", nil, false)
+	wa.watchRoots() // a directory above may be another one now too
+	if wa.treesPresent() {
+		wa.resync() // the watches follow the path: the tree there now
+		l.sched.requestScan(ctx, "install directory moved or replaced", nil, false)
 	}
 }
 
 // treesPresent reports whether a directory stands at every followed
 // tree's path.
-func (l *loop) treesPresent() bool {
-	for _, id := range l.trees {
+func (wa *watches) treesPresent() bool {
+	for _, id := range wa.trees {
 		if id == (treeID{}) {
 			return false
 		}

@@ -68,9 +68,10 @@ type scanResult struct {
 
 // newJob prepares a full scan of the current scopes, listing them again
 // first.
-func (l *loop) newJob(reason string) *scanJob {
-	l.syncScopes()
-	j := &scanJob{reason: reason, in: l.in, trust: l.cfg.Trust, crl: l.cfg.CRL, touched: map[string]map[string]bool{}, unsigned: l.ubase != nil, after: l.resynced}
+func (sq *scheduler) newJob(reason string) *scanJob {
+	l := sq.l
+	l.cat.syncScopes()
+	j := &scanJob{reason: reason, in: l.in, trust: l.cfg.Trust, crl: l.cfg.CRL, touched: map[string]map[string]bool{}, unsigned: l.uc.base != nil, after: l.wa.resynced}
 	for _, s := range l.scopes {
 		j.scopes = append(j.scopes, s.sc)
 	}
@@ -139,40 +140,44 @@ func checkScope(ctx context.Context, sc *verify.Scope, t *verify.Trust, over int
 // requestScan starts a full scan, or queues one behind the scan running
 // (requests queued together share one scan). done, if not nil, is closed
 // once the scan is merged.
-func (l *loop) requestScan(ctx context.Context, reason string, done chan struct{}, reload bool) {
+func (sq *scheduler) requestScan(ctx context.Context, reason string, done chan struct{}, reload bool) {
+	l := sq.l
 	if l.scans.queue(reason, done, reload) {
-		l.changed = true
+		l.rec.changed = true
 		return
 	}
-	j := l.newJob(reason)
+	j := sq.newJob(reason)
 	if done != nil {
 		j.waiters = append(j.waiters, done)
 	}
 	j.reload = reload
-	l.startScan(ctx, j)
+	sq.startScan(ctx, j)
 }
 
-func (l *loop) startScan(ctx context.Context, j *scanJob) {
+func (sq *scheduler) startScan(ctx context.Context, j *scanJob) {
+	l := sq.l
 	l.scans.start(ctx, j, l.trust)
-	l.changed = true
+	l.rec.changed = true
 }
 
 // scanFinished merges a scan and starts the queued one.
-func (l *loop) scanFinished(ctx context.Context, res *scanResult) {
+func (sq *scheduler) scanFinished(ctx context.Context, res *scanResult) {
+	l := sq.l
 	l.scans.finished()
 	if res.err == nil {
-		l.merge(ctx, res)
+		sq.merge(ctx, res)
 	}
 	if queued := l.scans.queued(); queued != nil {
-		j := l.newJob(queued.reason)
+		j := sq.newJob(queued.reason)
 		j.waiters, j.reload = queued.waiters, queued.reload
-		l.startScan(ctx, j)
+		sq.startScan(ctx, j)
 	}
 }
 
 // touch notes keys of s that the loop checks itself, for the merge of a
 // running scan and of the scope's settle check.
-func (l *loop) touch(s *scope, keys ...string) {
+func (sq *scheduler) touch(s *scope, keys ...string) {
+	l := sq.l
 	l.scans.touch(s.sc.Name, keys...)
 	if s.checking != nil {
 		for _, k := range keys {
@@ -186,23 +191,24 @@ func (l *loop) touch(s *scope, keys ...string) {
 // loop's, except at the keys the loop rechecked while the scan ran: there
 // the loop's view stays, and those keys are checked once more against
 // the manifest the scan verified.
-func (l *loop) merge(ctx context.Context, res *scanResult) {
+func (sq *scheduler) merge(ctx context.Context, res *scanResult) {
+	l := sq.l
 	j := res.job
 	if res.trustErr != nil {
 		l.log.Error("cannot reload the trust anchors; keeping the previous ones", zap.Error(res.trustErr))
 	}
 	l.trust = res.trust
 	for _, r := range res.scopes {
-		l.mergeScope(ctx, j, r)
+		sq.mergeScope(ctx, j, r)
 	}
-	l.mergeUnsigned(ctx, res)
+	l.uc.mergeUnsigned(ctx, res)
 	l.checkPinned()
 	l.meta.Complete = true
 	l.meta.LastFullScan = j.start
 	l.meta.LastFullDuration = res.dur
 	l.meta.RescanInterval = l.cfg.RescanInterval
-	l.modified()
-	l.publish()
+	l.rec.modified()
+	l.rec.publish()
 	snap := l.d.snap.Load()
 	l.d.metrics.scanDone(res.dur)
 	l.log.Info("full scan done", zap.String("message_id", kind.IDFullScan), zap.String("reason", j.reason),
@@ -211,7 +217,7 @@ func (l *loop) merge(ctx context.Context, res *scanResult) {
 	if res.cost > 0 && !j.paced {
 		l.scans.cost = res.cost
 	}
-	l.scans.due = l.nextScanAfter(j, snap)
+	l.scans.due = sq.nextScanAfter(j, snap)
 	l.d.saver.soon()
 	// A full scan leaves tens of MB of garbage (manifests, hashes of
 	// every file): give it back to the OS now rather than over minutes.
@@ -225,7 +231,8 @@ func (l *loop) merge(ctx context.Context, res *scanResult) {
 }
 
 // mergeScope takes the scan's check of one scope (see merge).
-func (l *loop) mergeScope(ctx context.Context, j *scanJob, r scopeScan) {
+func (sq *scheduler) mergeScope(ctx context.Context, j *scanJob, r scopeScan) {
+	l := sq.l
 	s := l.scopes[r.sc.Name]
 	touched := j.touched[r.sc.Name]
 	if s == nil || s.sc.Dir != r.sc.Dir || !s.settle.IsZero() || touched[""] {
@@ -235,10 +242,10 @@ func (l *loop) mergeScope(ctx context.Context, j *scanJob, r scopeScan) {
 		s.sc = r.sc
 	}
 	keys := topmost(slices.Collect(maps.Keys(touched)))
-	r.findings, r.links = l.overlay(s, r, keys)
-	l.adopt(s, r)
+	r.findings, r.links = sq.overlay(s, r, keys)
+	l.rk.adopt(s, r)
 	for _, k := range keys {
-		if s.exp == nil || !l.recheck(ctx, s, k) {
+		if s.exp == nil || !l.rk.recheck(ctx, s, k) {
 			break
 		}
 	}
@@ -248,11 +255,12 @@ func (l *loop) mergeScope(ctx context.Context, j *scanJob, r scopeScan) {
 // directories are not watched, half a period after j began while passes
 // run (a file is hashed at least once per period), else after the rescan
 // interval.
-func (l *loop) nextScanAfter(j *scanJob, snap *Snapshot) time.Time {
+func (sq *scheduler) nextScanAfter(j *scanJob, snap *Snapshot) time.Time {
+	l := sq.l
 	switch {
 	case snap.meta.Degraded != "":
 		return time.Now().Add(min(l.cfg.RescanInterval, l.cfg.DegradedRescan))
-	case l.reverifying():
+	case sq.reverifying():
 		return j.start.Add(l.cfg.ReverifyPeriod / 2)
 	}
 	return time.Now().Add(l.cfg.RescanInterval)
@@ -260,7 +268,8 @@ func (l *loop) nextScanAfter(j *scanJob, snap *Snapshot) time.Time {
 
 // overlay returns the scan's findings and links for s with those at keys
 // (topmost: none below another) and below replaced by the loop's own.
-func (l *loop) overlay(s *scope, r scopeScan, keys []string) ([]finding.Finding, []string) {
+func (sq *scheduler) overlay(s *scope, r scopeScan, keys []string) ([]finding.Finding, []string) {
+	l := sq.l
 	if len(keys) == 0 {
 		return r.findings, r.links
 	}
@@ -283,7 +292,7 @@ func (l *loop) overlay(s *scope, r scopeScan, keys []string) ([]finding.Finding,
 		}
 	}
 	for _, k := range keys {
-		for _, f := range l.part(s, k) {
+		for _, f := range l.rec.part(s, k) {
 			fs = append(fs, *f)
 		}
 	}

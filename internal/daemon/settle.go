@@ -41,7 +41,8 @@ type settleResult struct {
 
 // settled starts the whole check of each scope whose settle time has
 // come and that is not being checked already.
-func (l *loop) settled(ctx context.Context) {
+func (rk *rechecker) settled(ctx context.Context) {
+	l := rk.l
 	now := time.Now()
 	for _, s := range l.scopes {
 		if s.settle.IsZero() || s.settle.After(now) || s.checking != nil {
@@ -49,7 +50,7 @@ func (l *loop) settled(ctx context.Context) {
 		}
 		c := &settleCheck{exp: s.exp, next: s.next, settleAt: s.settle, touched: map[string]bool{}}
 		s.checking = c
-		sc, trust, done := s.sc, l.trust, l.settleDone
+		sc, trust, done := s.sc, l.trust, rk.settleDone
 		go func() {
 			r := checkScope(ctx, sc, trust, bigFile)
 			select {
@@ -66,20 +67,21 @@ func (l *loop) settled(ctx context.Context) {
 // manifest rewritten again, or unverifiable) is checked again once
 // quiet; one that changed otherwise meanwhile stays held for another
 // check.
-func (l *loop) settleFinished(ctx context.Context, res settleResult) {
+func (rk *rechecker) settleFinished(ctx context.Context, res settleResult) {
+	l := rk.l
 	s, c, r := res.s, res.check, res.r
 	s.checking = nil
-	l.changed = true
+	l.rec.changed = true
 	if l.scopes[s.sc.Name] != s || r.err != nil {
 		return // dropped or replaced meanwhile, or cancelled
 	}
 	if s.exp != c.exp || s.next != c.next {
 		if s.settle.IsZero() {
-			l.hold(s)
+			rk.hold(s)
 		}
 		return
 	}
-	if r.exp == nil && l.stagedManifestGone(s) {
+	if r.exp == nil && l.stage.stagedManifestGone(s) {
 		// Still no manifest in the middle of an update by the updater:
 		// checked against both meanwhile; the whole check again in a
 		// while (not at once, again and again, if the updater stalls).
@@ -87,23 +89,23 @@ func (l *loop) settleFinished(ctx context.Context, res settleResult) {
 		return
 	}
 	keys := topmost(slices.Collect(maps.Keys(c.touched)))
-	r.findings, r.links = l.overlay(s, r, keys)
+	r.findings, r.links = l.sched.overlay(s, r, keys)
 	r.big = slices.DeleteFunc(r.big, func(k string) bool {
 		return slices.ContainsFunc(keys, func(t string) bool { return under(k, t) })
 	})
-	r.findings, r.links = l.keepBig(s, r.big, r.findings, r.links)
-	l.touch(s, "")
-	l.adoptAs(s, r, true)
+	r.findings, r.links = rk.keepBig(s, r.big, r.findings, r.links)
+	l.sched.touch(s, "")
+	rk.adoptAs(s, r, true)
 	if r.exp != nil {
-		l.stagedDone(s, r.sum)
+		l.stage.stagedDone(s, r.sum)
 	}
 	for _, k := range keys {
-		if s.exp == nil || !l.recheck(ctx, s, k) {
+		if s.exp == nil || !rk.recheck(ctx, s, k) {
 			break
 		}
 	}
 	for _, k := range r.big {
-		l.hashLater(ctx, s, k)
+		rk.hashLater(ctx, s, k)
 	}
 	if s.settle.Equal(c.settleAt) {
 		s.settle = time.Time{}
@@ -113,7 +115,8 @@ func (l *loop) settleFinished(ctx context.Context, res settleResult) {
 
 // nextSettle is when the next scope's settle time comes (zero: none is
 // held, or every held one is being checked).
-func (l *loop) nextSettle() time.Time {
+func (rk *rechecker) nextSettle() time.Time {
+	l := rk.l
 	var next time.Time
 	for _, s := range l.scopes {
 		if !s.settle.IsZero() && s.checking == nil && (next.IsZero() || s.settle.Before(next)) {

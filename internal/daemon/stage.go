@@ -41,6 +41,7 @@ const stageTTL = time.Hour
 
 // staged is the loop's view of the updater's stage.
 type staged struct {
+	l       *loop                        // the loop it is part of
 	dir     string                       // the stage ("" when the configuration cannot say)
 	stamp   stageStamp                   // of the staged core manifest when it was read
 	seen    time.Time                    // when the stage last held it
@@ -73,25 +74,26 @@ func stampOf(p string) (stageStamp, bool) {
 
 // refreshStage looks at the updater's stage (one stat when nothing
 // changed) and reads a new staged release's manifests.
-func (l *loop) refreshStage() {
-	if l.stage.dir == "" {
+func (sg *staged) refreshStage() {
+	l := sg.l
+	if sg.dir == "" {
 		return
 	}
 	now := time.Now()
-	st, ok := stampOf(filepath.Join(l.stage.dir, "core", "signature.json"))
+	st, ok := stampOf(filepath.Join(sg.dir, "core", "signature.json"))
 	if !ok {
-		if l.stage.exps != nil && now.Sub(l.stage.seen) > stageTTL {
-			l.log.Info("staged release no longer counts: an hour since it left the updater's stage", zap.String("dir", l.stage.dir))
-			l.stage.exps, l.stage.sums, l.stage.apps = nil, nil, nil
+		if sg.exps != nil && now.Sub(sg.seen) > stageTTL {
+			l.log.Info("staged release no longer counts: an hour since it left the updater's stage", zap.String("dir", sg.dir))
+			sg.exps, sg.sums, sg.apps = nil, nil, nil
 		}
 		return
 	}
-	l.stage.seen = now
-	if l.stage.exps != nil && st == l.stage.stamp {
+	sg.seen = now
+	if sg.exps != nil && st == sg.stamp {
 		return
 	}
-	l.stage.stamp = st
-	in := verify.NewInstall(l.stage.dir, nil, "")
+	sg.stamp = st
+	in := verify.NewInstall(sg.dir, nil, "")
 	m, ex := in.Core().LoadManifest(l.trust)
 	if ex != nil {
 		return // being extracted, or not a signed release: no update steps
@@ -101,7 +103,7 @@ func (l *loop) refreshStage() {
 		exps["core"], sums["core"] = core.sc.NewExpected(m), m.Sum()
 	}
 	apps := map[string]bool{}
-	ents, _ := os.ReadDir(filepath.Join(l.stage.dir, "apps"))
+	ents, _ := os.ReadDir(filepath.Join(sg.dir, "apps"))
 	for _, e := range ents {
 		if !e.IsDir() {
 			continue
@@ -111,36 +113,38 @@ func (l *loop) refreshStage() {
 		if s == nil || s.sc.Dir != filepath.Join(l.in.Root, "apps", e.Name()) {
 			continue // the updater replaces ROOT/apps only
 		}
-		am, aex := in.App(e.Name(), filepath.Join(l.stage.dir, "apps", e.Name())).LoadManifest(l.trust)
+		am, aex := in.App(e.Name(), filepath.Join(sg.dir, "apps", e.Name())).LoadManifest(l.trust)
 		if aex == nil {
 			exps[e.Name()], sums[e.Name()] = s.sc.NewExpected(am), am.Sum()
 		}
 	}
-	l.stage.exps, l.stage.sums, l.stage.apps, l.stage.gone = exps, sums, apps, map[string]bool{}
-	l.stage.version = verify.ReadVersion(l.stage.dir).String
+	sg.exps, sg.sums, sg.apps, sg.gone = exps, sums, apps, map[string]bool{}
+	sg.version = verify.ReadVersion(sg.dir).String
 	l.log.Info("Nextcloud's updater staged a release whose manifests verify: its files are update steps, not alerts",
-		zap.String("message_id", kind.IDUpdate), zap.String("dir", l.stage.dir), zap.String("release", l.stage.version),
+		zap.String("message_id", kind.IDUpdate), zap.String("dir", sg.dir), zap.String("release", sg.version),
 		zap.Int("scopes", len(exps)))
 }
 
 // stagedExp is the staged manifest for s (nil: none).
-func (l *loop) stagedExp(s *scope) *verify.Expected { return l.stage.exps[s.sc.Name] }
+func (sg *staged) stagedExp(s *scope) *verify.Expected {
+	return sg.exps[s.sc.Name]
+}
 
 // updateSteps drops from fresh, what a recheck of s found, what the
 // updater does while it installs the staged release: files removed, and
 // entry points holding exactly its stub.
-func (l *loop) updateSteps(s *scope, fresh []finding.Finding) []finding.Finding {
-	if l.stagedExp(s) == nil {
+func (sg *staged) updateSteps(s *scope, fresh []finding.Finding) []finding.Finding {
+	if sg.stagedExp(s) == nil {
 		return fresh
 	}
-	if l.stage.stub.IsZero() {
-		l.stage.stub = finding.Hash(sha512.Sum512([]byte(updaterStub)))
+	if sg.stub.IsZero() {
+		sg.stub = finding.Hash(sha512.Sum512([]byte(updaterStub)))
 	}
 	return slices.DeleteFunc(fresh, func(f finding.Finding) bool {
 		switch {
 		case f.Kind == kind.FileMissing:
 			return true
-		case f.Kind == kind.InvalidHash && s.sc.Name == "core" && f.Current == l.stage.stub:
+		case f.Kind == kind.InvalidHash && s.sc.Name == "core" && f.Current == sg.stub:
 			return slices.Contains(updaterEntryPoints[:], f.Path)
 		}
 		return false
@@ -149,12 +153,13 @@ func (l *loop) updateSteps(s *scope, fresh []finding.Finding) []finding.Finding 
 
 // stagedGone reports whether the removal of the signed app name is an
 // update step (the staged release ships it); it logs that once.
-func (l *loop) stagedGone(name string) bool {
-	if l.stage.exps == nil || !l.stage.apps[name] {
+func (sg *staged) stagedGone(name string) bool {
+	l := sg.l
+	if sg.exps == nil || !sg.apps[name] {
 		return false
 	}
-	if !l.stage.gone[name] {
-		l.stage.gone[name] = true
+	if !sg.gone[name] {
+		sg.gone[name] = true
 		l.log.Info("app "+finding.EscapeControl(name)+" removed by the update: the staged release ships it", zap.String("message_id", kind.IDUpdate),
 			zap.String("integrity_scope", name))
 	}
@@ -167,23 +172,25 @@ func (l *loop) stagedGone(name string) bool {
 // being checked against the manifest in force and the staged one, and
 // is checked whole once quiet. It reports false when no staged release
 // covers s.
-func (l *loop) stagedManifestGone(s *scope) bool {
-	if l.stagedExp(s) == nil || s.exp == nil {
+func (sg *staged) stagedManifestGone(s *scope) bool {
+	l := sg.l
+	if sg.stagedExp(s) == nil || s.exp == nil {
 		return false
 	}
-	l.hold(s)
+	l.rk.hold(s)
 	return true
 }
 
 // stagedDone notes that s adopted a manifest; when it is the staged one,
 // the scope's update is done: one entry says so, and the update's rules
 // end for it.
-func (l *loop) stagedDone(s *scope, sum [sha256.Size]byte) {
+func (sg *staged) stagedDone(s *scope, sum [sha256.Size]byte) {
+	l := sg.l
 	name := s.sc.Name
-	if l.stage.exps[name] == nil || l.stage.sums[name] != sum {
+	if sg.exps[name] == nil || sg.sums[name] != sum {
 		return
 	}
-	l.log.Info(finding.EscapeControl(name)+" updated to the staged release "+finding.EscapeControl(l.stage.version), zap.String("message_id", kind.IDUpdate),
-		zap.String("integrity_scope", name), zap.String("release", l.stage.version))
-	delete(l.stage.exps, name)
+	l.log.Info(finding.EscapeControl(name)+" updated to the staged release "+finding.EscapeControl(sg.version), zap.String("message_id", kind.IDUpdate),
+		zap.String("integrity_scope", name), zap.String("release", sg.version))
+	delete(sg.exps, name)
 }

@@ -23,22 +23,22 @@ type swapSeen struct {
 
 // noteEntered adds a batch's names new files took (watch.Batch.Entered)
 // to what the loop remembers, dropping what is older than swapWindow.
-func (l *loop) noteEntered(entered map[string]int, now time.Time) {
-	for p, e := range l.swaps {
+func (sw *swapLog) noteEntered(entered map[string]int, now time.Time) {
+	for p, e := range sw.seen {
 		if now.Sub(e.first) > swapWindow {
-			delete(l.swaps, p)
+			delete(sw.seen, p)
 		}
 	}
 	for p, n := range entered {
-		e, ok := l.swaps[p]
+		e, ok := sw.seen[p]
 		if !ok {
-			if l.swaps == nil {
-				l.swaps = map[string]swapSeen{}
+			if sw.seen == nil {
+				sw.seen = map[string]swapSeen{}
 			}
 			e.first = now
 		}
 		e.n += n
-		l.swaps[p] = e
+		sw.seen[p] = e
 	}
 }
 
@@ -46,20 +46,21 @@ func (l *loop) noteEntered(entered map[string]int, now time.Time) {
 // that two or more new files took the name of within swapWindow and that
 // is at its signed content now: the content in between (a backdoor PHP
 // may have compiled into opcache) is gone, the swap is the evidence.
-func (l *loop) checkSwaps(entered map[string]int) {
+func (sw *swapLog) checkSwaps(entered map[string]int) {
+	l := sw.l
 	for p := range entered {
-		e := l.swaps[p]
+		e := sw.seen[p]
 		if e.n < 2 {
 			continue
 		}
-		t, ok, _, _ := l.locate(p)
+		t, ok, _, _ := l.cat.locate(p)
 		if !ok || t.scope.exp == nil || !t.scope.exp.Has(t.key) || !t.scope.settle.IsZero() || t.scope.next != nil {
 			continue // not signed, or held (an update: its own rules)
 		}
-		if l.findings.get(t.scope.sc.Name, t.key) != nil {
+		if l.rec.findings.get(t.scope.sc.Name, t.key) != nil {
 			continue // a finding of its own says what is wrong
 		}
-		delete(l.swaps, p)
+		delete(sw.seen, p)
 		who, fields := "", []zap.Field(nil)
 		if l.cfg.WhoData {
 			who, fields = l.rep.whoAt(p)

@@ -24,7 +24,8 @@ import (
 
 // baselinePath is the baseline file in the state directory ("" without
 // one).
-func (l *loop) baselinePath() string {
+func (uc *unsignedCode) baselinePath() string {
+	l := uc.l
 	if l.cfg.StateDir == "" {
 		return ""
 	}
@@ -32,7 +33,8 @@ func (l *loop) baselinePath() string {
 }
 
 // unsignedSetting is the unsigned setting ("auto" when unset).
-func (l *loop) unsignedSetting() string {
+func (uc *unsignedCode) unsignedSetting() string {
+	l := uc.l
 	if l.cfg.Unsigned == "" {
 		return baseline.Auto
 	}
@@ -42,47 +44,50 @@ func (l *loop) unsignedSetting() string {
 // startUnsigned reads the baseline at start and says which mode applies;
 // a baseline that cannot be read is an error (the daemon does not start:
 // the state directory is integrityd's own).
-func (l *loop) startUnsigned() error {
-	l.uscope = &scope{sc: &verify.Scope{Name: baseline.ScopeName, Dir: l.in.Root}}
-	path := l.baselinePath()
+func (uc *unsignedCode) startUnsigned() error {
+	l := uc.l
+	uc.scope = &scope{sc: &verify.Scope{Name: baseline.ScopeName, Dir: l.in.Root}}
+	path := uc.baselinePath()
 	if path == "" {
 		l.meta.Unsigned = "unsigned code: not checked (no state directory)"
 		l.log.Info(l.meta.Unsigned, zap.String("message_id", kind.IDBaseline))
-		l.dropUnsigned()
+		uc.dropUnsigned()
 		return nil
 	}
-	b, mode, err := baseline.Open(l.unsignedSetting(), path, l.in.Root)
+	b, mode, err := baseline.Open(uc.unsignedSetting(), path, l.in.Root)
 	if err != nil {
 		return err
 	}
 	l.log.Info(mode, zap.String("message_id", kind.IDBaseline), zap.String("baseline", path))
 	l.meta.Unsigned = mode
-	l.setBaseline(b)
+	uc.setBaseline(b)
 	return nil
 }
 
 // setBaseline makes b the baseline (nil: unsigned code is not checked).
 // When checking starts or stops, the covered directories are watched
 // again under the new rule (skipDir).
-func (l *loop) setBaseline(b *baseline.Baseline) {
-	was := l.ubase != nil
-	l.ubase = b
+func (uc *unsignedCode) setBaseline(b *baseline.Baseline) {
+	l := uc.l
+	was := uc.base != nil
+	uc.base = b
 	if b == nil {
-		l.ucov, l.ufiles = nil, nil
+		uc.cov, uc.files = nil, nil
 		l.d.coverage.Store(nil)
-		l.dropUnsigned()
+		uc.dropUnsigned()
 	} else {
-		l.refreshCoverage()
+		uc.refreshCoverage()
 	}
 	if was != (b != nil) {
-		l.rewatchCoverage()
+		uc.rewatchCoverage()
 	}
 }
 
 // rewatchCoverage applies the watch rule again where the coverage may
 // be: the directories of the root that no scope checks, and the apps
 // roots.
-func (l *loop) rewatchCoverage() {
+func (uc *unsignedCode) rewatchCoverage() {
+	l := uc.l
 	if l.w == nil {
 		return
 	}
@@ -96,23 +101,25 @@ func (l *loop) rewatchCoverage() {
 	}
 	dirs = append(dirs, l.in.Exclude...)
 	for _, d := range dirs {
-		if l.inTree(d) {
+		if l.cat.inTree(d) {
 			l.w.Rewatch(d)
 		}
 	}
 }
 
 // dropUnsigned forgets the unsigned findings (the mode is off).
-func (l *loop) dropUnsigned() {
-	if l.findings.drop(baseline.ScopeName) > 0 {
-		l.modified()
+func (uc *unsignedCode) dropUnsigned() {
+	l := uc.l
+	if l.rec.findings.drop(baseline.ScopeName) > 0 {
+		l.rec.modified()
 	}
 }
 
 // refreshCoverage lists the unsigned apps again; it returns the app
 // directories that became or ceased to be unsigned apps.
-func (l *loop) refreshCoverage() []string {
-	if l.ubase == nil {
+func (uc *unsignedCode) refreshCoverage() []string {
+	l := uc.l
+	if uc.base == nil {
 		return nil
 	}
 	c, err := baseline.NewCoverage(l.in)
@@ -121,8 +128,8 @@ func (l *loop) refreshCoverage() []string {
 		return nil
 	}
 	var old []string
-	if l.ucov != nil {
-		old = l.ucov.UnsignedApps()
+	if uc.cov != nil {
+		old = uc.cov.UnsignedApps()
 	}
 	now := c.UnsignedApps()
 	var changed []string
@@ -136,7 +143,7 @@ func (l *loop) refreshCoverage() []string {
 			changed = append(changed, a)
 		}
 	}
-	l.ucov = c
+	uc.cov = c
 	l.d.coverage.Store(c)
 	return changed
 }
@@ -144,16 +151,17 @@ func (l *loop) refreshCoverage() []string {
 // baselineChanged reads the baseline again after its file changed (an
 // accept): the findings follow it; one that cannot be read keeps the
 // previous one.
-func (l *loop) baselineChanged(ctx context.Context) {
-	was := l.ubase != nil
-	if !l.reloadBaseline() || l.ubase == nil {
+func (uc *unsignedCode) baselineChanged(ctx context.Context) {
+	l := uc.l
+	was := uc.base != nil
+	if !uc.reloadBaseline() || uc.base == nil {
 		return
 	}
-	if !was || l.ufiles == nil {
-		l.scanCoverage(ctx)
+	if !was || uc.files == nil {
+		uc.scanCoverage(ctx)
 		return
 	}
-	l.replace(l.uscope, "", l.ubase.Compare(l.ufiles, ""))
+	l.rec.replace(uc.scope, "", uc.base.Compare(uc.files, ""))
 }
 
 // scanCoverage scans the unsigned coverage at once, on the loop, when a
@@ -163,13 +171,14 @@ func (l *loop) baselineChanged(ctx context.Context) {
 // directory older than a web shell written there just after the
 // baseline. When the coverage is unknown or cannot be scanned, a full
 // scan does it.
-func (l *loop) scanCoverage(ctx context.Context) {
-	if l.ucov != nil {
-		files, err := l.ucov.Scan(ctx)
+func (uc *unsignedCode) scanCoverage(ctx context.Context) {
+	l := uc.l
+	if uc.cov != nil {
+		files, err := uc.cov.Scan(ctx)
 		if err == nil {
-			l.ufiles = files
-			l.modified()
-			l.replace(l.uscope, "", l.ubase.Compare(l.ufiles, ""))
+			uc.files = files
+			l.rec.modified()
+			l.rec.replace(uc.scope, "", uc.base.Compare(uc.files, ""))
 			return
 		}
 		if ctx.Err() != nil {
@@ -177,52 +186,53 @@ func (l *loop) scanCoverage(ctx context.Context) {
 		}
 		l.log.Error("unsigned code could not be scanned; a full scan follows", zap.Error(err))
 	}
-	l.requestScan(ctx, "baseline recorded", nil, false)
+	l.sched.requestScan(ctx, "baseline recorded", nil, false)
 }
 
 // reloadBaseline reads the baseline again with the unsigned setting as
 // it is now; false when it is unusable (the previous one stays) or
 // nothing changes (off before and after).
-func (l *loop) reloadBaseline() bool {
-	path := l.baselinePath()
+func (uc *unsignedCode) reloadBaseline() bool {
+	l := uc.l
+	path := uc.baselinePath()
 	if path == "" {
 		return false
 	}
-	b, mode, err := baseline.Open(l.unsignedSetting(), path, l.in.Root)
+	b, mode, err := baseline.Open(uc.unsignedSetting(), path, l.in.Root)
 	if err != nil {
 		l.log.Error("baseline unusable; keeping the previous one", zap.String("message_id", kind.IDBaseline), zap.Error(err))
 		return false
 	}
-	if b == nil && l.ubase == nil && mode == l.meta.Unsigned {
+	if b == nil && uc.base == nil && mode == l.meta.Unsigned {
 		return false
 	}
 	l.log.Info(mode+" (read again)", zap.String("message_id", kind.IDBaseline), zap.String("baseline", path))
 	l.meta.Unsigned = mode
-	l.modified()
-	l.setBaseline(b)
+	l.rec.modified()
+	uc.setBaseline(b)
 	return true
 }
 
 // unsignedPaths rechecks the covered paths of a batch (after the apps
 // were listed again when they may have changed).
-func (l *loop) unsignedPaths(ctx context.Context, paths []string, apps bool) {
-	if path := l.baselinePath(); path != "" && slices.Contains(paths, path) {
-		l.baselineChanged(ctx)
+func (uc *unsignedCode) unsignedPaths(ctx context.Context, paths []string, apps bool) {
+	if path := uc.baselinePath(); path != "" && slices.Contains(paths, path) {
+		uc.baselineChanged(ctx)
 	}
-	if l.ubase == nil || l.ufiles == nil {
+	if uc.base == nil || uc.files == nil {
 		return // off, or before the first full scan
 	}
 	if apps {
-		paths = append(paths, l.refreshCoverage()...)
+		paths = append(paths, uc.refreshCoverage()...)
 	}
 	var keys []string
 	for _, p := range paths {
-		if l.ucov.Covers(p) {
+		if uc.cov.Covers(p) {
 			keys = append(keys, p)
 		}
 	}
 	for _, p := range topmost(keys) {
-		if !l.recheckUnsigned(ctx, p) {
+		if !uc.recheckUnsigned(ctx, p) {
 			return
 		}
 	}
@@ -230,65 +240,69 @@ func (l *loop) unsignedPaths(ctx context.Context, paths []string, apps bool) {
 
 // recheckUnsigned checks absolute path p of the coverage (and what is
 // below it) against the baseline; false when ctx is done.
-func (l *loop) recheckUnsigned(ctx context.Context, p string) bool {
+func (uc *unsignedCode) recheckUnsigned(ctx context.Context, p string) bool {
+	l := uc.l
 	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() > bigFile {
-		l.unsignedLater(ctx, p)
+		uc.unsignedLater(ctx, p)
 		return true
 	}
-	l.big.looked(baseline.ScopeName, p, nil) // looked at now: the result on its way is older
-	key, files, err := l.ucov.ScanPath(ctx, p)
+	l.rk.big.looked(baseline.ScopeName, p, nil) // looked at now: the result on its way is older
+	key, files, err := uc.cov.ScanPath(ctx, p)
 	if err != nil {
 		return false
 	}
-	l.applyUnsigned(key, files)
+	uc.applyUnsigned(key, files)
 	return true
 }
 
 // applyUnsigned takes a recheck of key (files: what is there now) into
 // the loop's view, and alerts.
-func (l *loop) applyUnsigned(key string, files baseline.Files) {
+func (uc *unsignedCode) applyUnsigned(key string, files baseline.Files) {
+	l := uc.l
 	l.scans.touch(baseline.ScopeName, key)
-	for k := range l.ufiles {
+	for k := range uc.files {
 		if k == key || strings.HasPrefix(k, key+"/") {
-			delete(l.ufiles, k)
+			delete(uc.files, k)
 		}
 	}
 	for k, f := range files {
-		l.ufiles[k] = f
+		uc.files[k] = f
 	}
-	l.replace(l.uscope, key, l.ubase.Compare(files, key))
+	l.rec.replace(uc.scope, key, uc.base.Compare(files, key))
 }
 
 // unsignedLater hashes the big file at p off the loop, as hashLater does
 // for the signed scopes (bigfiles.go): a huge file dropped in themes/
 // holds no other alert.
-func (l *loop) unsignedLater(ctx context.Context, p string) {
-	cov := l.ucov
-	l.changed = true // the snapshot says a file is being hashed
-	l.big.run(ctx, bigResult{k: bigKey{baseline.ScopeName, p}, sc: l.uscope, ucov: cov}, func(r *bigResult) {
+func (uc *unsignedCode) unsignedLater(ctx context.Context, p string) {
+	l := uc.l
+	cov := uc.cov
+	l.rec.changed = true // the snapshot says a file is being hashed
+	l.rk.big.run(ctx, bigResult{k: bigKey{baseline.ScopeName, p}, sc: uc.scope, ucov: cov}, func(r *bigResult) {
 		r.ukey, r.ufiles, r.err = cov.ScanPath(ctx, p)
 	})
 }
 
 // unsignedFinished takes the hash of a big file of the coverage.
-func (l *loop) unsignedFinished(ctx context.Context, r bigResult) {
+func (uc *unsignedCode) unsignedFinished(ctx context.Context, r bigResult) {
+	l := uc.l
 	p := r.k.key
-	again, stale := l.big.finished(r.k), l.big.takeStale(r.k)
+	again, stale := l.rk.big.finished(r.k), l.rk.big.takeStale(r.k)
 	switch {
-	case l.ubase == nil || l.ufiles == nil || l.ucov == nil:
+	case uc.base == nil || uc.files == nil || uc.cov == nil:
 		return // off meanwhile, or before the first scan's merge
-	case stale || r.ucov != l.ucov:
-		l.recheckUnsigned(ctx, p) // looked at again, or the coverage changed
+	case stale || r.ucov != uc.cov:
+		uc.recheckUnsigned(ctx, p) // looked at again, or the coverage changed
 		return
 	case r.err != nil && ctx.Err() != nil:
 		return
 	case r.err != nil:
 		l.log.Error("hash of a big unsigned file failed", zap.String("path", p), zap.Error(r.err))
 	default:
-		l.applyUnsigned(r.ukey, r.ufiles)
+		uc.applyUnsigned(r.ukey, r.ufiles)
 	}
 	if again {
-		l.unsignedLater(ctx, p)
+		uc.unsignedLater(ctx, p)
 	}
 }
 
@@ -307,8 +321,9 @@ func scanUnsigned(ctx context.Context, j *scanJob) (baseline.Files, error) {
 
 // mergeUnsigned takes the full scan's view of the coverage, but for the
 // keys the loop rechecked meanwhile, which are checked again.
-func (l *loop) mergeUnsigned(ctx context.Context, res *scanResult) {
-	if l.ubase == nil {
+func (uc *unsignedCode) mergeUnsigned(ctx context.Context, res *scanResult) {
+	l := uc.l
+	if uc.base == nil {
 		return
 	}
 	if res.uerr != nil {
@@ -318,15 +333,15 @@ func (l *loop) mergeUnsigned(ctx context.Context, res *scanResult) {
 	if res.unsigned == nil {
 		return // the scan started before the baseline
 	}
-	l.ufiles = res.unsigned
-	l.replace(l.uscope, "", l.ubase.Compare(l.ufiles, ""))
+	uc.files = res.unsigned
+	l.rec.replace(uc.scope, "", uc.base.Compare(uc.files, ""))
 	touched := res.job.touched[baseline.ScopeName]
 	for _, k := range topmost(slices.Collect(maps.Keys(touched))) {
 		p := k
 		if !strings.HasPrefix(k, "/") {
 			p = l.in.Root + "/" + k
 		}
-		if !l.recheckUnsigned(ctx, p) {
+		if !uc.recheckUnsigned(ctx, p) {
 			return
 		}
 	}

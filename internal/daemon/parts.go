@@ -1,0 +1,86 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/integrityd/integrityd/internal/baseline"
+)
+
+// The loop's parts. Each is a plain struct the loop owns: only the loop's
+// goroutine touches it (no lock), it holds the state of one job, and its
+// methods are what changes that state. l is the loop it is part of, for
+// what the parts share (the settings, the log, the scopes, the other
+// parts); the state of a part is its own fields, changed by its methods
+// only.
+
+// record is the findings store: what is wrong, by scope and path, the
+// alerts held back during an update by hand (fold.go) and what of it is
+// published to readers (replace, drop, publish; loop.go, release.go).
+type record struct {
+	l         *loop
+	findings  findingSet // findings.go
+	folds     folds      // fold.go
+	version   uint64     // increases when what the state file records changes
+	changed   bool       // something the snapshot shows changed since publish
+	published time.Time  // when the last snapshot was published
+	publishAt time.Time  // when what changed since is published (zero: nothing waits)
+}
+
+// rechecker is the live recheck of what a batch changed (batch.go): it
+// classifies the paths, rechecks the keys of each scope, holds scopes
+// being updated until they are quiet (settle.go) and hashes big files off
+// the loop (bigfiles.go).
+type rechecker struct {
+	l          *loop
+	big        offLoop           // big files being hashed off the loop (bigfiles.go)
+	settleDone chan settleResult // the whole checks of held scopes (settle.go)
+}
+
+// catalog keeps the set of scopes in step with the install (which apps
+// there are, syncScopes) and says where a changed path belongs (locate).
+type catalog struct {
+	l         *loop
+	extraTree map[string]bool // watched trees added for symlinked apps
+}
+
+// watches is the watch set-up (daemon.go), its re-syncs, the mounts
+// (mounts.go), the followed trees at the install's paths (roots.go) and
+// the files the writers track (loop.go).
+type watches struct {
+	l            *loop
+	trees        map[string]treeID // what stands at the followed trees' paths (roots.go)
+	resynced     <-chan struct{}   // closed once the watcher's last re-sync is done
+	linksChanged bool              // the files the writers track are to be listed again
+}
+
+// scheduler starts the full scans and re-verification passes (scan.go,
+// reverify.go) and merges their results; the queue of scans is the
+// loop's (scanqueue.go).
+type scheduler struct {
+	l *loop
+}
+
+// unsignedCode is the unsigned coverage (unsigned.go): the baseline (nil:
+// not checked), the coverage, what it holds now (nil before the first
+// full scan), and the pseudo-scope its findings are kept under.
+type unsignedCode struct {
+	l     *loop
+	base  *baseline.Baseline
+	cov   *baseline.Coverage
+	files baseline.Files
+	scope *scope
+}
+
+// swapLog is what the loop remembers of the names new files took lately
+// (swap.go).
+type swapLog struct {
+	l    *loop
+	seen map[string]swapSeen
+}
+
+// goneApps are the signed apps whose directory went moments ago
+// (appupdate.go), by name.
+type goneApps struct {
+	l  *loop
+	by map[string]goneApp
+}
