@@ -128,6 +128,22 @@ func (rk *rechecker) recheckScope(ctx context.Context, s *scope, keys []string) 
 		return // dropped or replaced by this batch
 	}
 	l.sched.touch(s, keys...)
+	if !rk.holdFor(s, keys) {
+		return
+	}
+	for _, k := range topmost(rk.churn(s, keys)) {
+		if !rk.recheck(ctx, s, k) {
+			return
+		}
+	}
+}
+
+// holdFor takes what changed keys of s say of its manifest and its
+// release: a changed manifest (manifestChanged), no manifest in force or
+// an update starting or going on hold s until it is quiet. It reports
+// whether the keys can be rechecked now: not without any manifest to
+// check them against.
+func (rk *rechecker) holdFor(s *scope, keys []string) bool {
 	manifest, version := false, false
 	for _, k := range keys {
 		manifest = manifest || isManifest(s, k)
@@ -145,7 +161,7 @@ func (rk *rechecker) recheckScope(ctx context.Context, s *scope, keys []string) 
 		// the scope is quiet.
 		rk.hold(s)
 		if s.next == nil && s.last == nil {
-			return
+			return false
 		}
 	}
 	if version || (!s.settle.IsZero() && s.checking == nil) {
@@ -156,17 +172,17 @@ func (rk *rechecker) recheckScope(ctx context.Context, s *scope, keys []string) 
 		// and wins over the check's view of it (settle.go).
 		rk.hold(s)
 	}
-	// A burst that touches a good part of the scope is one walk of the
-	// scope rather than one lookup per path (cheaper from about a quarter
-	// of the files on).
-	if len(keys) >= l.cfg.ChurnPaths && 4*len(keys) >= s.files() {
-		keys = []string{""}
+	return true
+}
+
+// churn returns the keys of s to recheck: a burst that touches a good
+// part of the scope is one walk of the scope ("") rather than one lookup
+// per path (cheaper from about a quarter of the files on).
+func (rk *rechecker) churn(s *scope, keys []string) []string {
+	if len(keys) >= rk.l.cfg.ChurnPaths && 4*len(keys) >= s.files() {
+		return []string{""}
 	}
-	for _, k := range topmost(keys) {
-		if !rk.recheck(ctx, s, k) {
-			return
-		}
-	}
+	return keys
 }
 
 // manifestChanged handles an event on the manifest of s. Only a manifest

@@ -70,37 +70,59 @@ func foldable(f *finding.Finding) bool {
 // web shell used and removed).
 func (fs *folds) take(scope string, t Transition, open, same bool, prev *verify.Expected, now time.Time) []Transition {
 	fo := fs.by[scope]
-	if t.New == nil { // healed
-		held, ok := fo.heldAt(t.Old.Path)
-		switch {
-		case !ok:
-			return []Transition{t}
-		case !same || held.Kind == kind.FileMissing || held.Kind == kind.ExtraFile && !baseline.IsExecutableName(path.Base(held.Path)) ||
-			fo.prev != nil && fo.prev.Covers(&held):
-			// Healed by another manifest (a new or staged one, adopted
-			// or matched), a file put back (tar re-creates every file),
-			// a temporary file renamed into place (rsync), a file of the
-			// release before removed once the new one is in (the cleanup
-			// after tar or cp over the tree): steps of an update.
-			delete(fo.held, held.Path)
-			fo.accounted++
-			return nil
-		}
-		delete(fo.held, held.Path)
-		return []Transition{{New: &held, Alert: true}, t}
+	if t.New == nil {
+		return fo.healed(t, same)
 	}
 	if held, ok := fo.heldAt(t.New.Path); ok {
-		fo.last = now
-		if !held.Current.IsZero() && !t.New.Current.IsZero() && held.Current != t.New.Current {
-			delete(fo.held, held.Path)
-			return []Transition{{New: &held, Alert: true}, t}
-		}
-		fo.held[held.Path] = *t.New
-		return nil
+		return fo.again(held, t, now)
 	}
 	if !t.Alert || !open || !foldable(t.New) || t.Old != nil {
 		return []Transition{t}
 	}
+	fs.hold(scope, t, prev, now)
+	return nil
+}
+
+// healed is take for t, a finding healed: logged at once, unless its
+// alert waits in fo and the heal is a step of an update (then neither
+// is logged) or not (the waiting alert is logged with it).
+func (fo *fold) healed(t Transition, same bool) []Transition {
+	held, ok := fo.heldAt(t.Old.Path)
+	switch {
+	case !ok:
+		return []Transition{t}
+	case !same || held.Kind == kind.FileMissing || held.Kind == kind.ExtraFile && !baseline.IsExecutableName(path.Base(held.Path)) ||
+		fo.prev != nil && fo.prev.Covers(&held):
+		// Healed by another manifest (a new or staged one, adopted
+		// or matched), a file put back (tar re-creates every file),
+		// a temporary file renamed into place (rsync), a file of the
+		// release before removed once the new one is in (the cleanup
+		// after tar or cp over the tree): steps of an update.
+		delete(fo.held, held.Path)
+		fo.accounted++
+		return nil
+	}
+	delete(fo.held, held.Path)
+	return []Transition{{New: &held, Alert: true}, t}
+}
+
+// again is take for t, a finding at the path of held, whose alert waits
+// in fo: another content is logged at once with the waiting alert (one
+// alert per payload); else t waits in its place.
+func (fo *fold) again(held finding.Finding, t Transition, now time.Time) []Transition {
+	fo.last = now
+	if !held.Current.IsZero() && !t.New.Current.IsZero() && held.Current != t.New.Current {
+		delete(fo.held, held.Path)
+		return []Transition{{New: &held, Alert: true}, t}
+	}
+	fo.held[held.Path] = *t.New
+	return nil
+}
+
+// hold makes the alert of t, a new finding of scope, wait in the scope's
+// fold, which starts now if there is none (prev: the manifest in force).
+func (fs *folds) hold(scope string, t Transition, prev *verify.Expected, now time.Time) {
+	fo := fs.by[scope]
 	if fo == nil {
 		if fs.by == nil {
 			fs.by = map[string]*fold{}
@@ -110,7 +132,6 @@ func (fs *folds) take(scope string, t Transition, open, same bool, prev *verify.
 	}
 	fo.last = now
 	fo.held[t.New.Path] = *t.New
-	return nil
 }
 
 // heldAt is the finding at p whose alert waits in fo (false: none).
