@@ -38,6 +38,9 @@ type bigResult struct {
 	ucov   *baseline.Coverage
 	ukey   string
 	ufiles baseline.Files
+	// finish takes the result on the loop (rechecker.scopeFinished,
+	// unsignedCode.unsignedFinished).
+	finish func(context.Context, bigResult)
 }
 
 // hashLater rechecks key of s off the loop.
@@ -45,7 +48,7 @@ func (rk *rechecker) hashLater(ctx context.Context, s *scope, key string) {
 	l := rk.l
 	sc, exp, next := s.sc, s.exp, s.next
 	l.rec.changed = true // the snapshot says a file is being hashed
-	rk.big.run(ctx, bigResult{k: bigKey{sc.Name, key}, sc: s, exp: exp}, func(r *bigResult) {
+	rk.big.run(ctx, bigResult{k: bigKey{sc.Name, key}, sc: s, exp: exp, finish: rk.scopeFinished}, func(r *bigResult) {
 		r.findings, r.links, r.err = sc.Recheck(ctx, exp, key)
 		if r.err == nil && next != nil {
 			var n []finding.Finding
@@ -126,16 +129,18 @@ func (o *offLoop) looked(scope, key string, except []string) {
 // busy reports whether a file is being hashed.
 func (o *offLoop) busy() bool { return len(o.running) > 0 }
 
-// bigFinished takes the recheck of a big file.
+// bigFinished takes the recheck of a big file: the snapshot shows one
+// hashed less, and what asked for it (r.finish) takes the result.
 func (rk *rechecker) bigFinished(ctx context.Context, r bigResult) {
+	rk.l.rec.changed = true
+	r.finish(ctx, r)
+}
+
+// scopeFinished takes the recheck of a big file of a signed scope
+// (hashLater).
+func (rk *rechecker) scopeFinished(ctx context.Context, r bigResult) {
 	l := rk.l
-	if r.k.scope == baseline.ScopeName {
-		l.rec.changed = true
-		l.uc.unsignedFinished(ctx, r)
-		return
-	}
 	again := rk.big.finished(r.k)
-	l.rec.changed = true
 	s := r.sc
 	if l.scopes[r.k.scope] != s || s.exp != r.exp {
 		// The scope was replaced or its manifest changed meanwhile.

@@ -272,8 +272,7 @@ func (rc *record) endFold(s *scope, fo *fold) {
 // in force (or, while that is gone, the last one) and no new or staged
 // one that could account for a change.
 func (rc *record) folding(s *scope) bool {
-	l := rc.l
-	return s != l.uc.scope && (s.exp != nil || s.last != nil) && len(rc.manifestsBeside(s)) == 0
+	return (s.exp != nil || s.last != nil) && len(rc.manifestsBeside(s)) == 0
 }
 
 // manifestsBeside are the verified manifests of s besides the one in

@@ -83,6 +83,36 @@ type scope struct {
 	links map[string]bool
 }
 
+// name is the scope the findings of s are kept under (checked).
+func (s *scope) name() string { return s.sc.Name }
+
+// inForce is the manifest in force, or the last one while none is
+// (checked): the fold's judge of a heal.
+func (s *scope) inForce() *verify.Expected {
+	if s.exp == nil {
+		return s.last
+	}
+	return s.exp
+}
+
+// interner interns the paths of the findings of s with the manifest in
+// force (checked; nil without one).
+func (s *scope) interner() func(string) string {
+	if s.exp == nil {
+		return nil
+	}
+	return s.exp.Intern
+}
+
+// withRelease is record.withRelease for s (checked).
+func (s *scope) withRelease(rc *record, key string, fresh []finding.Finding) []finding.Finding {
+	return rc.withRelease(s, key, fresh)
+}
+
+// folding is record.folding for s (checked).
+func (s *scope) folding(rc *record) bool { return rc.folding(s) }
+
+// files is how many files the manifest in force of s lists.
 func (s *scope) files() int {
 	if s.exp == nil {
 		return 0
@@ -371,10 +401,10 @@ func (rc *record) part(s *scope, key string) map[string]*finding.Finding {
 	return rc.findings.part(s.sc.Name, key)
 }
 
-// replace sets the findings of s at key and below (all of the scope when
-// key is "") and logs every transition.
-func (rc *record) replace(s *scope, key string, fresh []finding.Finding) {
-	rc.replaceAs(s, key, fresh, byScan)
+// replace sets the findings of c at key and below (all of them when key
+// is "") and logs every transition.
+func (rc *record) replace(c checked, key string, fresh []finding.Finding) {
+	rc.replaceAs(c, key, fresh, byScan)
 }
 
 // replaceHow says where the findings replace takes come from, for the
@@ -390,26 +420,20 @@ const (
 )
 
 // replaceAs is replace for findings that come as how says.
-func (rc *record) replaceAs(s *scope, key string, fresh []finding.Finding, how replaceHow) {
+func (rc *record) replaceAs(c checked, key string, fresh []finding.Finding, how replaceHow) {
 	l := rc.l
-	fresh = rc.withRelease(s, key, fresh)
-	ts := diff(rc.part(s, key), fresh)
+	name := c.name()
+	fresh = c.withRelease(rc, key, fresh)
+	ts := diff(rc.findings.part(name, key), fresh)
 	if len(ts) == 0 {
 		return
 	}
-	var intern func(string) string
-	if s.exp != nil {
-		intern = s.exp.Intern
-	}
-	rc.findings.apply(s.sc.Name, ts, intern)
-	open, now := how != byScan && rc.folding(s), time.Now()
+	rc.findings.apply(name, ts, c.interner())
+	open, now := how != byScan && c.folding(rc), time.Now()
 	same := open && how == byEvent
-	prev := s.exp
-	if prev == nil {
-		prev = s.last
-	}
+	prev := c.inForce()
 	for _, t := range ts {
-		for _, t := range rc.folds.take(s.sc.Name, t, open, same, prev, now) {
+		for _, t := range rc.folds.take(name, t, open, same, prev, now) {
 			l.rep.queue(t)
 		}
 	}

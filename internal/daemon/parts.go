@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/integrityd/integrityd/internal/baseline"
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // The loop's parts. Each is a plain struct the loop owns: only the loop's
@@ -62,13 +64,34 @@ type scheduler struct {
 
 // unsignedCode is the unsigned coverage (unsigned.go): the baseline (nil:
 // not checked), the coverage, what it holds now (nil before the first
-// full scan), and the pseudo-scope its findings are kept under.
+// full scan). Its findings are kept under one pseudo-scope
+// (baseline.ScopeName): it is checked, as a signed scope is.
 type unsignedCode struct {
 	l     *loop
 	base  *baseline.Baseline
 	cov   *baseline.Coverage
 	files baseline.Files
-	scope *scope
+}
+
+// checked is what findings are kept under and replaced by the record: a
+// signed scope, or the unsigned coverage, whose findings are those of one
+// pseudo-scope (baseline.ScopeName). The generic paths (replace, the
+// fold, the releases) ask it rather than test which one it is.
+type checked interface {
+	// name is the scope its findings are kept under.
+	name() string
+	// inForce is the manifest its files are checked against, or the
+	// last one in force (nil: none; the unsigned coverage has none).
+	inForce() *verify.Expected
+	// interner interns the paths of its findings (nil: not interned).
+	interner() func(string) string
+	// withRelease returns fresh, a recheck at key, with what the
+	// recorded releases say of it (release.go; nothing for the unsigned
+	// coverage).
+	withRelease(rc *record, key string, fresh []finding.Finding) []finding.Finding
+	// folding reports whether its new alerts may wait in a fold
+	// (fold.go; never for the unsigned coverage).
+	folding(rc *record) bool
 }
 
 // swapLog is what the loop remembers of the names new files took lately

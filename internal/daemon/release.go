@@ -27,7 +27,7 @@ import (
 // when the one verified now is higher.
 func (rc *record) withRelease(s *scope, key string, fresh []finding.Finding) []finding.Finding {
 	l := rc.l
-	if s == l.uc.scope || !releaseAsked(s, key, fresh) {
+	if !releaseAsked(s, key, fresh) {
 		return fresh
 	}
 	name, vf := s.sc.Name, s.sc.VersionFile()

@@ -46,7 +46,6 @@ func (uc *unsignedCode) unsignedSetting() string {
 // the state directory is integrityd's own).
 func (uc *unsignedCode) startUnsigned() error {
 	l := uc.l
-	uc.scope = &scope{sc: &verify.Scope{Name: baseline.ScopeName, Dir: l.in.Root}}
 	path := uc.baselinePath()
 	if path == "" {
 		l.meta.Unsigned = "unsigned code: not checked (no state directory)"
@@ -161,7 +160,7 @@ func (uc *unsignedCode) baselineChanged(ctx context.Context) {
 		uc.scanCoverage(ctx)
 		return
 	}
-	l.rec.replace(uc.scope, "", uc.base.Compare(uc.files, ""))
+	l.rec.replace(uc, "", uc.base.Compare(uc.files, ""))
 }
 
 // scanCoverage scans the unsigned coverage at once, on the loop, when a
@@ -178,7 +177,7 @@ func (uc *unsignedCode) scanCoverage(ctx context.Context) {
 		if err == nil {
 			uc.files = files
 			l.rec.modified()
-			l.rec.replace(uc.scope, "", uc.base.Compare(uc.files, ""))
+			l.rec.replace(uc, "", uc.base.Compare(uc.files, ""))
 			return
 		}
 		if ctx.Err() != nil {
@@ -268,7 +267,7 @@ func (uc *unsignedCode) applyUnsigned(key string, files baseline.Files) {
 	for k, f := range files {
 		uc.files[k] = f
 	}
-	l.rec.replace(uc.scope, key, uc.base.Compare(files, key))
+	l.rec.replace(uc, key, uc.base.Compare(files, key))
 }
 
 // unsignedLater hashes the big file at p off the loop, as hashLater does
@@ -278,7 +277,7 @@ func (uc *unsignedCode) unsignedLater(ctx context.Context, p string) {
 	l := uc.l
 	cov := uc.cov
 	l.rec.changed = true // the snapshot says a file is being hashed
-	l.rk.big.run(ctx, bigResult{k: bigKey{baseline.ScopeName, p}, sc: uc.scope, ucov: cov}, func(r *bigResult) {
+	l.rk.big.run(ctx, bigResult{k: bigKey{baseline.ScopeName, p}, ucov: cov, finish: uc.unsignedFinished}, func(r *bigResult) {
 		r.ukey, r.ufiles, r.err = cov.ScanPath(ctx, p)
 	})
 }
@@ -334,7 +333,7 @@ func (uc *unsignedCode) mergeUnsigned(ctx context.Context, res *scanResult) {
 		return // the scan started before the baseline
 	}
 	uc.files = res.unsigned
-	l.rec.replace(uc.scope, "", uc.base.Compare(uc.files, ""))
+	l.rec.replace(uc, "", uc.base.Compare(uc.files, ""))
 	touched := res.job.touched[baseline.ScopeName]
 	for _, k := range topmost(slices.Collect(maps.Keys(touched))) {
 		p := k
@@ -346,6 +345,25 @@ func (uc *unsignedCode) mergeUnsigned(ctx context.Context, res *scanResult) {
 		}
 	}
 }
+
+// name is the pseudo-scope the findings of the coverage are kept under
+// (checked).
+func (uc *unsignedCode) name() string { return baseline.ScopeName }
+
+// inForce is nil: no manifest covers unsigned code (checked).
+func (uc *unsignedCode) inForce() *verify.Expected { return nil }
+
+// interner is nil: the paths of the coverage are not interned (checked).
+func (uc *unsignedCode) interner() func(string) string { return nil }
+
+// withRelease returns fresh: unsigned code has no release (checked).
+func (uc *unsignedCode) withRelease(_ *record, _ string, fresh []finding.Finding) []finding.Finding {
+	return fresh
+}
+
+// folding is false: an update by hand does not hold back the alerts of
+// unsigned code (checked).
+func (uc *unsignedCode) folding(*record) bool { return false }
 
 // highPriority says which alerts are logged at priority err rather than
 // warning: a directive that makes Apache run code, and a new executable
