@@ -1,0 +1,105 @@
+package daemon
+
+import (
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/integrityd/integrityd/internal/baseline"
+	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/kind"
+	"github.com/integrityd/integrityd/internal/verify"
+)
+
+// partsLoop is a loop that is not run, for the tests of its parts alone.
+func partsLoop(cfg Config) *loop {
+	in := verify.NewInstall("/srv/nc", []string{"/srv/nc/apps"}, "")
+	return newLoop(&Daemon{log: zap.NewNop()}, cfg, in, nil)
+}
+
+// TestRecordReplaceUnsigned: the unsigned coverage is checked as a scope
+// is: its findings are kept under its pseudo-scope, every transition is
+// queued for the journal, and its alerts never wait in a fold.
+func TestRecordReplaceUnsigned(t *testing.T) {
+	l := partsLoop(Config{})
+	f := finding.Finding{Scope: baseline.ScopeName, Kind: kind.UnsignedExtra, Path: "themes/x.php"}
+	v := l.rec.version
+	l.rec.replaceAs(l.uc, "", []finding.Finding{f}, byEvent)
+	if got := l.rec.findings.get(baseline.ScopeName, f.Path); got == nil || got.Kind != kind.UnsignedExtra {
+		t.Fatalf("finding after replace = %v, want %s", got, kind.UnsignedExtra)
+	}
+	if l.rec.version == v || !l.rec.changed {
+		t.Errorf("replace did not note the change: version %d (was %d), changed %v", l.rec.version, v, l.rec.changed)
+	}
+	if len(l.rec.folds.by) != 0 {
+		t.Errorf("the unsigned coverage's alert waits in a fold: %v", l.rec.folds.by)
+	}
+	if n := len(l.rep.flood); n != 1 {
+		t.Errorf("%d alert groups queued, want 1", n)
+	}
+	l.rec.replace(l.uc, "themes", nil)
+	if got := l.rec.findings.get(baseline.ScopeName, f.Path); got != nil {
+		t.Errorf("finding after its key was rechecked clean = %v, want none", got)
+	}
+}
+
+// TestScopeChecked: a scope without a manifest in force is judged by the
+// last one, and nothing interns its paths.
+func TestScopeChecked(t *testing.T) {
+	s := &scope{sc: &verify.Scope{Name: "files", Dir: "/srv/nc/apps/files"}}
+	if s.name() != "files" || s.inForce() != nil || s.interner() != nil {
+		t.Errorf("scope without manifests: name %q, inForce %v, interner set %v", s.name(), s.inForce(), s.interner() != nil)
+	}
+	var c checked = &unsignedCode{}
+	if c.name() != baseline.ScopeName || c.inForce() != nil || c.interner() != nil || c.folding(nil) {
+		t.Errorf("unsigned coverage: name %q, inForce %v, folding %v", c.name(), c.inForce(), c.folding(nil))
+	}
+	fresh := []finding.Finding{{Path: "a"}}
+	if got := c.withRelease(nil, "", fresh); len(got) != 1 {
+		t.Errorf("unsigned coverage's release changed the findings: %v", got)
+	}
+}
+
+// TestRecheckerChurn: a burst over a good part of a scope is one walk of
+// it, a few paths are rechecked one by one.
+func TestRecheckerChurn(t *testing.T) {
+	l := partsLoop(Config{ChurnPaths: 3})
+	s := &scope{sc: &verify.Scope{Name: "files", Dir: "/srv/nc/apps/files"}}
+	if got := l.rk.churn(s, []string{"a", "b"}); len(got) != 2 {
+		t.Errorf("churn of 2 keys below ChurnPaths = %q, want them", got)
+	}
+	if got := l.rk.churn(s, []string{"a", "b", "c"}); len(got) != 1 || got[0] != "" {
+		t.Errorf("churn of 3 keys of an empty scope = %q, want the whole scope", got)
+	}
+}
+
+// TestSwapLogNoteEntered: the names new files took add up within
+// swapWindow and are forgotten after it.
+func TestSwapLogNoteEntered(t *testing.T) {
+	var sw swapLog
+	now := time.Now()
+	sw.noteEntered(map[string]int{"/srv/nc/index.php": 1}, now)
+	sw.noteEntered(map[string]int{"/srv/nc/index.php": 1}, now.Add(time.Second))
+	if e := sw.seen["/srv/nc/index.php"]; e.n != 2 || !e.first.Equal(now) {
+		t.Errorf("after two swaps: %+v, want n 2 since %v", e, now)
+	}
+	sw.noteEntered(nil, now.Add(swapWindow+time.Second))
+	if _, ok := sw.seen["/srv/nc/index.php"]; ok {
+		t.Error("a swap older than swapWindow is still remembered")
+	}
+}
+
+// TestGoneAppsNext: the earliest deadline of the removed apps is the
+// loop's next one for them.
+func TestGoneAppsNext(t *testing.T) {
+	var ga goneApps
+	if !ga.goneNext().IsZero() {
+		t.Error("a deadline without a removed app")
+	}
+	now := time.Now()
+	ga.by = map[string]goneApp{"a": {deadline: now.Add(2 * time.Second)}, "b": {deadline: now.Add(time.Second)}}
+	if got := ga.goneNext(); !got.Equal(now.Add(time.Second)) {
+		t.Errorf("goneNext = %v, want %v", got, now.Add(time.Second))
+	}
+}
