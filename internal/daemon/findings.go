@@ -1,10 +1,15 @@
 package daemon
 
 import (
+	"fmt"
 	"maps"
 	"strings"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/integrityd/integrityd/internal/finding"
+	"github.com/integrityd/integrityd/internal/journal"
 )
 
 // findingSet is what the loop knows is wrong, by scope and path ("" for
@@ -137,4 +142,122 @@ func (fs *findingSet) scopes() []string {
 		out = append(out, name)
 	}
 	return out
+}
+
+// part returns the findings of scope s at key and below.
+func (rc *record) part(s *scope, key string) map[string]*finding.Finding {
+	return rc.findings.part(s.sc.Name, key)
+}
+
+// replace sets the findings of c at key and below (all of them when key
+// is "") and logs every transition.
+func (rc *record) replace(c checked, key string, fresh []finding.Finding) {
+	rc.replaceAs(c, key, fresh, byScan)
+}
+
+// replaceHow says where the findings replace takes come from, for the
+// fold (fold.go): a full scan's are logged as they are; a live recheck's
+// and a held scope's whole check's new alerts may wait, and only under
+// the same manifest is a waiting finding's heal suspicious.
+type replaceHow int
+
+const (
+	byScan    replaceHow = iota // a full scan, the first one
+	byEvent                     // the recheck of an event
+	byAdopted                   // a held scope's whole check, with a new manifest
+)
+
+// replaceAs is replace for findings that come as how says.
+func (rc *record) replaceAs(c checked, key string, fresh []finding.Finding, how replaceHow) {
+	l := rc.l
+	name := c.name()
+	fresh = c.withRelease(rc, key, fresh)
+	ts := diff(rc.findings.part(name, key), fresh)
+	if len(ts) == 0 {
+		return
+	}
+	rc.findings.apply(name, ts, c.interner())
+	open, now := how != byScan && c.folding(rc), time.Now()
+	same := open && how == byEvent
+	prev := c.inForce()
+	for _, t := range ts {
+		for _, t := range rc.folds.take(name, t, open, same, prev, now) {
+			l.rep.queue(t)
+		}
+	}
+	rc.modified()
+}
+
+// drop forgets a scope that no longer exists (an app that was removed).
+func (rc *record) drop(name string) {
+	l := rc.l
+	if _, back := l.gone.by[name]; !back {
+		delete(rc.folds.by, name) // else kept for the app copied in again
+	}
+	if n := rc.findings.drop(name); n > 0 {
+		l.log.Info(fmt.Sprintf("app %s is no longer checked (removed, or in no apps root now); its %d findings are resolved", journal.Token(name), n),
+			zap.String("integrity_scope", name), zap.Int("findings", n))
+	}
+	rc.modified()
+}
+
+// modified notes a change of what the state file records (findings, scan
+// metadata): the saver writes it. Other changes (a batch handled, a scope
+// held) are only published.
+func (rc *record) modified() {
+	rc.version++
+	rc.changed = true
+}
+
+// publishSoon publishes what changed, at most every PublishEvery: the
+// rest at publishAt.
+func (rc *record) publishSoon() {
+	l := rc.l
+	if !rc.changed {
+		return
+	}
+	if next := rc.published.Add(l.cfg.PublishEvery); time.Now().Before(next) {
+		rc.publishAt = next
+		return
+	}
+	rc.publish()
+}
+
+// publish makes the current state the snapshot that readers see.
+func (rc *record) publish() {
+	l := rc.l
+	s := &Snapshot{
+		findings:  rc.findings.share(),
+		meta:      l.meta,
+		Scopes:    len(l.scopes),
+		Batches:   l.batches,
+		Scanning:  l.scans.running() || l.rk.big.busy(),
+		Folding:   len(rc.folds.by) + len(l.gone.by),
+		Published: time.Now(),
+	}
+	for _, sc := range l.scopes {
+		s.Files += sc.files()
+		if !sc.settle.IsZero() {
+			s.Settling++
+		}
+	}
+	s.meta.Files, s.meta.Scopes = s.Files, s.Scopes
+	s.meta.UnsignedFiles = len(l.uc.files)
+	s.meta.Signed = make(map[string]string, len(l.meta.Signed))
+	for name, dir := range l.meta.Signed {
+		s.meta.Signed[name] = dir
+	}
+	s.meta.Releases = maps.Clone(l.meta.Releases)
+	if l.w != nil {
+		s.meta.WatchedDirs, s.meta.Degraded = l.w.Stats()
+	}
+	if prev := l.d.snap.Load(); prev != nil {
+		s.Seq = prev.Seq + 1
+		if prev.meta.WatchedDirs != s.meta.WatchedDirs || prev.meta.Degraded != s.meta.Degraded {
+			rc.version++
+		}
+	}
+	s.Version = rc.version
+	l.d.snap.Store(s)
+	rc.changed, rc.published, rc.publishAt = false, s.Published, time.Time{}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/finding"
-	"github.com/integrityd/integrityd/internal/journal"
 	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/state"
 	"github.com/integrityd/integrityd/internal/verify"
@@ -177,25 +175,6 @@ func (l *loop) findingPath(f *finding.Finding) (string, bool) {
 	return "", false
 }
 
-// trackLinks has the writers track the files of every scope that can
-// change without an event under the install (symlinks' targets, files with
-// several names).
-func (wa *watches) trackLinks() {
-	l := wa.l
-	wa.linksChanged = false
-	var paths []string
-	for _, s := range l.scopes {
-		dir := s.sc.Dir
-		if s.real != "" {
-			dir = s.real
-		}
-		for k := range s.links {
-			paths = append(paths, filepath.Join(dir, filepath.FromSlash(k)))
-		}
-	}
-	l.writers.Track(paths)
-}
-
 // run is the loop: batches, settle timers, scans, requests, until ctx is
 // done.
 func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.MountChange) error {
@@ -253,17 +232,6 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 	}
 }
 
-// linkKicks is the channel of changes to files with several names (nil
-// without who-data), whose files it tracks from now on.
-func (wa *watches) linkKicks() <-chan struct{} {
-	l := wa.l
-	if l.writers == nil {
-		return nil
-	}
-	wa.trackLinks()
-	return l.writers.Kicks()
-}
-
 // watcherStopped is what ends run when the watcher failed with err.
 func (l *loop) watcherStopped(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
@@ -302,38 +270,6 @@ func (l *loop) due(ctx context.Context, now time.Time) {
 		l.conf.retry = time.Time{}
 		l.fatal = l.configChanged()
 	}
-}
-
-// rescanDue starts the periodic full scan, or the next re-verification
-// pass.
-func (sq *scheduler) rescanDue(ctx context.Context) {
-	l := sq.l
-	if !l.wa.treesPresent() {
-		// Nothing at the install's path: a scan would find every file
-		// missing. The tree's return is an event (roots.go).
-		l.scans.due = time.Now().Add(l.cfg.RescanInterval)
-		return
-	}
-	_, degraded := l.w.Stats()
-	l.wa.resync() // repairs watches, and retries those a limit refused
-	switch {
-	case l.scans.cur != nil:
-		l.scans.due = time.Time{} // its merge sets the next
-	case sq.reverifying() && degraded == "":
-		l.scans.due = time.Time{}
-		sq.startScan(ctx, sq.newPass())
-	default:
-		sq.requestScan(ctx, "periodic", nil, false)
-	}
-}
-
-// resync has the watcher walk its trees again on its own goroutine (the
-// walk costs about half of watching the tree from scratch): the next
-// full scan waits for it, so that a directory it watches is listed only
-// after its watch is there.
-func (wa *watches) resync() {
-	l := wa.l
-	wa.resynced = l.w.ResyncAsync()
 }
 
 // endRound ends one round of the loop: the journal's entries written,
@@ -380,124 +316,6 @@ func (l *loop) rescanRequested(ctx context.Context, cfg *Config, done chan struc
 		l.reconfigure(*cfg)
 	}
 	l.sched.requestScan(ctx, "requested", done, true)
-}
-
-// publishSoon publishes what changed, at most every PublishEvery: the
-// rest at publishAt.
-func (rc *record) publishSoon() {
-	l := rc.l
-	if !rc.changed {
-		return
-	}
-	if next := rc.published.Add(l.cfg.PublishEvery); time.Now().Before(next) {
-		rc.publishAt = next
-		return
-	}
-	rc.publish()
-}
-
-// part returns the findings of scope s at key and below.
-func (rc *record) part(s *scope, key string) map[string]*finding.Finding {
-	return rc.findings.part(s.sc.Name, key)
-}
-
-// replace sets the findings of c at key and below (all of them when key
-// is "") and logs every transition.
-func (rc *record) replace(c checked, key string, fresh []finding.Finding) {
-	rc.replaceAs(c, key, fresh, byScan)
-}
-
-// replaceHow says where the findings replace takes come from, for the
-// fold (fold.go): a full scan's are logged as they are; a live recheck's
-// and a held scope's whole check's new alerts may wait, and only under
-// the same manifest is a waiting finding's heal suspicious.
-type replaceHow int
-
-const (
-	byScan    replaceHow = iota // a full scan, the first one
-	byEvent                     // the recheck of an event
-	byAdopted                   // a held scope's whole check, with a new manifest
-)
-
-// replaceAs is replace for findings that come as how says.
-func (rc *record) replaceAs(c checked, key string, fresh []finding.Finding, how replaceHow) {
-	l := rc.l
-	name := c.name()
-	fresh = c.withRelease(rc, key, fresh)
-	ts := diff(rc.findings.part(name, key), fresh)
-	if len(ts) == 0 {
-		return
-	}
-	rc.findings.apply(name, ts, c.interner())
-	open, now := how != byScan && c.folding(rc), time.Now()
-	same := open && how == byEvent
-	prev := c.inForce()
-	for _, t := range ts {
-		for _, t := range rc.folds.take(name, t, open, same, prev, now) {
-			l.rep.queue(t)
-		}
-	}
-	rc.modified()
-}
-
-// drop forgets a scope that no longer exists (an app that was removed).
-func (rc *record) drop(name string) {
-	l := rc.l
-	if _, back := l.gone.by[name]; !back {
-		delete(rc.folds.by, name) // else kept for the app copied in again
-	}
-	if n := rc.findings.drop(name); n > 0 {
-		l.log.Info(fmt.Sprintf("app %s is no longer checked (removed, or in no apps root now); its %d findings are resolved", journal.Token(name), n),
-			zap.String("integrity_scope", name), zap.Int("findings", n))
-	}
-	rc.modified()
-}
-
-// modified notes a change of what the state file records (findings, scan
-// metadata): the saver writes it. Other changes (a batch handled, a scope
-// held) are only published.
-func (rc *record) modified() {
-	rc.version++
-	rc.changed = true
-}
-
-// publish makes the current state the snapshot that readers see.
-func (rc *record) publish() {
-	l := rc.l
-	s := &Snapshot{
-		findings:  rc.findings.share(),
-		meta:      l.meta,
-		Scopes:    len(l.scopes),
-		Batches:   l.batches,
-		Scanning:  l.scans.running() || l.rk.big.busy(),
-		Folding:   len(rc.folds.by) + len(l.gone.by),
-		Published: time.Now(),
-	}
-	for _, sc := range l.scopes {
-		s.Files += sc.files()
-		if !sc.settle.IsZero() {
-			s.Settling++
-		}
-	}
-	s.meta.Files, s.meta.Scopes = s.Files, s.Scopes
-	s.meta.UnsignedFiles = len(l.uc.files)
-	s.meta.Signed = make(map[string]string, len(l.meta.Signed))
-	for name, dir := range l.meta.Signed {
-		s.meta.Signed[name] = dir
-	}
-	s.meta.Releases = maps.Clone(l.meta.Releases)
-	if l.w != nil {
-		s.meta.WatchedDirs, s.meta.Degraded = l.w.Stats()
-	}
-	if prev := l.d.snap.Load(); prev != nil {
-		s.Seq = prev.Seq + 1
-		if prev.meta.WatchedDirs != s.meta.WatchedDirs || prev.meta.Degraded != s.meta.Degraded {
-			rc.version++
-		}
-	}
-	s.Version = rc.version
-	l.d.snap.Store(s)
-	rc.changed, rc.published, rc.publishAt = false, s.Published, time.Time{}
 }
 
 // reconfigure applies what can change without a restart.

@@ -317,3 +317,26 @@ func parentKey(key string) string {
 	}
 	return ""
 }
+
+// rescanDue starts the periodic full scan, or the next re-verification
+// pass.
+func (sq *scheduler) rescanDue(ctx context.Context) {
+	l := sq.l
+	if !l.wa.treesPresent() {
+		// Nothing at the install's path: a scan would find every file
+		// missing. The tree's return is an event (roots.go).
+		l.scans.due = time.Now().Add(l.cfg.RescanInterval)
+		return
+	}
+	_, degraded := l.w.Stats()
+	l.wa.resync() // repairs watches, and retries those a limit refused
+	switch {
+	case l.scans.cur != nil:
+		l.scans.due = time.Time{} // its merge sets the next
+	case sq.reverifying() && degraded == "":
+		l.scans.due = time.Time{}
+		sq.startScan(ctx, sq.newPass())
+	default:
+		sq.requestScan(ctx, "periodic", nil, false)
+	}
+}
