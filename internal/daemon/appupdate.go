@@ -61,9 +61,9 @@ func (ga *goneApps) appBack(s *scope) bool {
 	return true
 }
 
-// goneDue alerts SCOPE_GONE for each removed app not back by its
+// due alerts SCOPE_GONE for each removed app not back by its
 // deadline.
-func (ga *goneApps) goneDue(now time.Time) {
+func (ga *goneApps) due(now time.Time) {
 	l := ga.l
 	for name, g := range ga.by {
 		if now.Before(g.deadline) {
@@ -76,8 +76,8 @@ func (ga *goneApps) goneDue(now time.Time) {
 	}
 }
 
-// goneNext is the earliest deadline of a removed app (zero: none).
-func (ga *goneApps) goneNext() time.Time {
+// next is the earliest deadline of a removed app (zero: none).
+func (ga *goneApps) next() time.Time {
 	var next time.Time
 	for _, g := range ga.by {
 		if next.IsZero() || g.deadline.Before(next) {

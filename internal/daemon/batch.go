@@ -111,7 +111,7 @@ func (rk *rechecker) apply(ctx context.Context, paths []string) {
 		}
 	}
 	if !l.wa.treeGone(l.in.Root) {
-		l.uc.unsignedPaths(ctx, paths, p.apps)
+		l.uc.paths(ctx, paths, p.apps)
 	}
 	rk.recheckLinks(ctx)
 }

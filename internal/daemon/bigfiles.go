@@ -39,7 +39,7 @@ type bigResult struct {
 	ukey   string
 	ufiles baseline.Files
 	// finish takes the result on the loop (rechecker.scopeFinished,
-	// unsignedCode.unsignedFinished).
+	// unsignedCode.finished).
 	finish func(context.Context, bigResult)
 }
 

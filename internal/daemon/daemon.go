@@ -207,7 +207,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 			log.Info("previous state loaded", zap.Int("findings", len(prev.Findings)), zap.Time("updated", prev.Updated))
 		}
 	}
-	if err := d.loop.uc.startUnsigned(); err != nil {
+	if err := d.loop.uc.start(); err != nil {
 		return nil, err
 	}
 	d.loop.rec.publish()

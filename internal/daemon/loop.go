@@ -246,7 +246,7 @@ func (l *loop) watcherStopped(ctx context.Context, err error) error {
 // (publishAt, zero when nothing waits) and the end of a fold (fold.go).
 func (l *loop) nextDue() time.Time {
 	next := time.Time{}
-	for _, t := range []time.Time{l.scans.due, l.rk.nextSettle(), l.conf.retry, l.rec.publishAt, l.rec.folds.due(l.cfg.Settle, l.cfg.MaxHold), l.gone.goneNext()} {
+	for _, t := range []time.Time{l.scans.due, l.rk.nextSettle(), l.conf.retry, l.rec.publishAt, l.rec.folds.due(l.cfg.Settle, l.cfg.MaxHold), l.gone.next()} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -265,7 +265,7 @@ func (l *loop) due(ctx context.Context, now time.Time) {
 	if !l.scans.due.IsZero() && !now.Before(l.scans.due) {
 		l.sched.rescanDue(ctx)
 	}
-	l.gone.goneDue(now)
+	l.gone.due(now)
 	if !l.conf.retry.IsZero() && !now.Before(l.conf.retry) && l.fatal == nil {
 		l.conf.retry = time.Time{}
 		l.fatal = l.configChanged()

@@ -94,12 +94,12 @@ func TestSwapLogNoteEntered(t *testing.T) {
 // loop's next one for them.
 func TestGoneAppsNext(t *testing.T) {
 	var ga goneApps
-	if !ga.goneNext().IsZero() {
+	if !ga.next().IsZero() {
 		t.Error("a deadline without a removed app")
 	}
 	now := time.Now()
 	ga.by = map[string]goneApp{"a": {deadline: now.Add(2 * time.Second)}, "b": {deadline: now.Add(time.Second)}}
-	if got := ga.goneNext(); !got.Equal(now.Add(time.Second)) {
-		t.Errorf("goneNext = %v, want %v", got, now.Add(time.Second))
+	if got := ga.next(); !got.Equal(now.Add(time.Second)) {
+		t.Errorf("goneApps.next = %v, want %v", got, now.Add(time.Second))
 	}
 }

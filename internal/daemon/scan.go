@@ -201,7 +201,7 @@ func (sq *scheduler) merge(ctx context.Context, res *scanResult) {
 	for _, r := range res.scopes {
 		sq.mergeScope(ctx, j, r)
 	}
-	l.uc.mergeUnsigned(ctx, res)
+	l.uc.merge(ctx, res)
 	l.checkPinned()
 	l.meta.Complete = true
 	l.meta.LastFullScan = j.start

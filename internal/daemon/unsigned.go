@@ -32,8 +32,8 @@ func (uc *unsignedCode) baselinePath() string {
 	return filepath.Join(l.cfg.StateDir, baseline.FileName)
 }
 
-// unsignedSetting is the unsigned setting ("auto" when unset).
-func (uc *unsignedCode) unsignedSetting() string {
+// setting is the unsigned setting ("auto" when unset).
+func (uc *unsignedCode) setting() string {
 	l := uc.l
 	if l.cfg.Unsigned == "" {
 		return baseline.Auto
@@ -41,19 +41,19 @@ func (uc *unsignedCode) unsignedSetting() string {
 	return l.cfg.Unsigned
 }
 
-// startUnsigned reads the baseline at start and says which mode applies;
+// start reads the baseline at start and says which mode applies;
 // a baseline that cannot be read is an error (the daemon does not start:
 // the state directory is integrityd's own).
-func (uc *unsignedCode) startUnsigned() error {
+func (uc *unsignedCode) start() error {
 	l := uc.l
 	path := uc.baselinePath()
 	if path == "" {
 		l.meta.Unsigned = "unsigned code: not checked (no state directory)"
 		l.log.Info(l.meta.Unsigned, zap.String("message_id", kind.IDBaseline))
-		uc.dropUnsigned()
+		uc.drop()
 		return nil
 	}
-	b, mode, err := baseline.Open(uc.unsignedSetting(), path, l.in.Root)
+	b, mode, err := baseline.Open(uc.setting(), path, l.in.Root)
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func (uc *unsignedCode) setBaseline(b *baseline.Baseline) {
 	if b == nil {
 		uc.cov, uc.files = nil, nil
 		l.d.coverage.Store(nil)
-		uc.dropUnsigned()
+		uc.drop()
 	} else {
 		uc.refreshCoverage()
 	}
@@ -106,8 +106,8 @@ func (uc *unsignedCode) rewatchCoverage() {
 	}
 }
 
-// dropUnsigned forgets the unsigned findings (the mode is off).
-func (uc *unsignedCode) dropUnsigned() {
+// drop forgets the unsigned findings (the mode is off).
+func (uc *unsignedCode) drop() {
 	l := uc.l
 	if l.rec.findings.drop(baseline.ScopeName) > 0 {
 		l.rec.modified()
@@ -197,7 +197,7 @@ func (uc *unsignedCode) reloadBaseline() bool {
 	if path == "" {
 		return false
 	}
-	b, mode, err := baseline.Open(uc.unsignedSetting(), path, l.in.Root)
+	b, mode, err := baseline.Open(uc.setting(), path, l.in.Root)
 	if err != nil {
 		l.log.Error("baseline unusable; keeping the previous one", zap.String("message_id", kind.IDBaseline), zap.Error(err))
 		return false
@@ -212,9 +212,9 @@ func (uc *unsignedCode) reloadBaseline() bool {
 	return true
 }
 
-// unsignedPaths rechecks the covered paths of a batch (after the apps
+// paths rechecks the covered paths of a batch (after the apps
 // were listed again when they may have changed).
-func (uc *unsignedCode) unsignedPaths(ctx context.Context, paths []string, apps bool) {
+func (uc *unsignedCode) paths(ctx context.Context, paths []string, apps bool) {
 	if path := uc.baselinePath(); path != "" && slices.Contains(paths, path) {
 		uc.baselineChanged(ctx)
 	}
@@ -231,18 +231,18 @@ func (uc *unsignedCode) unsignedPaths(ctx context.Context, paths []string, apps 
 		}
 	}
 	for _, p := range topmost(keys) {
-		if !uc.recheckUnsigned(ctx, p) {
+		if !uc.recheck(ctx, p) {
 			return
 		}
 	}
 }
 
-// recheckUnsigned checks absolute path p of the coverage (and what is
+// recheck checks absolute path p of the coverage (and what is
 // below it) against the baseline; false when ctx is done.
-func (uc *unsignedCode) recheckUnsigned(ctx context.Context, p string) bool {
+func (uc *unsignedCode) recheck(ctx context.Context, p string) bool {
 	l := uc.l
 	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() > bigFile {
-		uc.unsignedLater(ctx, p)
+		uc.hashLater(ctx, p)
 		return true
 	}
 	l.rk.big.looked(baseline.ScopeName, p, nil) // looked at now: the result on its way is older
@@ -250,13 +250,13 @@ func (uc *unsignedCode) recheckUnsigned(ctx context.Context, p string) bool {
 	if err != nil {
 		return false
 	}
-	uc.applyUnsigned(key, files)
+	uc.apply(key, files)
 	return true
 }
 
-// applyUnsigned takes a recheck of key (files: what is there now) into
+// apply takes a recheck of key (files: what is there now) into
 // the loop's view, and alerts.
-func (uc *unsignedCode) applyUnsigned(key string, files baseline.Files) {
+func (uc *unsignedCode) apply(key string, files baseline.Files) {
 	l := uc.l
 	l.scans.touch(baseline.ScopeName, key)
 	for k := range uc.files {
@@ -270,20 +270,20 @@ func (uc *unsignedCode) applyUnsigned(key string, files baseline.Files) {
 	l.rec.replace(uc, key, uc.base.Compare(files, key))
 }
 
-// unsignedLater hashes the big file at p off the loop, as hashLater does
+// hashLater hashes the big file at p off the loop, as rechecker.hashLater does
 // for the signed scopes (bigfiles.go): a huge file dropped in themes/
 // holds no other alert.
-func (uc *unsignedCode) unsignedLater(ctx context.Context, p string) {
+func (uc *unsignedCode) hashLater(ctx context.Context, p string) {
 	l := uc.l
 	cov := uc.cov
 	l.rec.changed = true // the snapshot says a file is being hashed
-	l.rk.big.run(ctx, bigResult{k: bigKey{baseline.ScopeName, p}, ucov: cov, finish: uc.unsignedFinished}, func(r *bigResult) {
+	l.rk.big.run(ctx, bigResult{k: bigKey{baseline.ScopeName, p}, ucov: cov, finish: uc.finished}, func(r *bigResult) {
 		r.ukey, r.ufiles, r.err = cov.ScanPath(ctx, p)
 	})
 }
 
-// unsignedFinished takes the hash of a big file of the coverage.
-func (uc *unsignedCode) unsignedFinished(ctx context.Context, r bigResult) {
+// finished takes the hash of a big file of the coverage.
+func (uc *unsignedCode) finished(ctx context.Context, r bigResult) {
 	l := uc.l
 	p := r.k.key
 	again, stale := l.rk.big.finished(r.k), l.rk.big.takeStale(r.k)
@@ -291,17 +291,17 @@ func (uc *unsignedCode) unsignedFinished(ctx context.Context, r bigResult) {
 	case uc.base == nil || uc.files == nil || uc.cov == nil:
 		return // off meanwhile, or before the first scan's merge
 	case stale || r.ucov != uc.cov:
-		uc.recheckUnsigned(ctx, p) // looked at again, or the coverage changed
+		uc.recheck(ctx, p) // looked at again, or the coverage changed
 		return
 	case r.err != nil && ctx.Err() != nil:
 		return
 	case r.err != nil:
 		l.log.Error("hash of a big unsigned file failed", zap.String("path", p), zap.Error(r.err))
 	default:
-		uc.applyUnsigned(r.ukey, r.ufiles)
+		uc.apply(r.ukey, r.ufiles)
 	}
 	if again {
-		uc.unsignedLater(ctx, p)
+		uc.hashLater(ctx, p)
 	}
 }
 
@@ -318,9 +318,9 @@ func scanUnsigned(ctx context.Context, j *scanJob) (baseline.Files, error) {
 	return c.Scan(ctx)
 }
 
-// mergeUnsigned takes the full scan's view of the coverage, but for the
+// merge takes the full scan's view of the coverage, but for the
 // keys the loop rechecked meanwhile, which are checked again.
-func (uc *unsignedCode) mergeUnsigned(ctx context.Context, res *scanResult) {
+func (uc *unsignedCode) merge(ctx context.Context, res *scanResult) {
 	l := uc.l
 	if uc.base == nil {
 		return
@@ -340,7 +340,7 @@ func (uc *unsignedCode) mergeUnsigned(ctx context.Context, res *scanResult) {
 		if !strings.HasPrefix(k, "/") {
 			p = l.in.Root + "/" + k
 		}
-		if !uc.recheckUnsigned(ctx, p) {
+		if !uc.recheck(ctx, p) {
 			return
 		}
 	}
