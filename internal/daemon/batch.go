@@ -45,17 +45,16 @@ func (p *plan) install() bool {
 }
 
 // classify turns a batch into a plan.
-func (rk *rechecker) classify(paths []string) plan {
+func (l *loop) classify(paths []string) plan {
 	p := plan{keys: map[*scope][]string{}}
 	for _, path := range paths {
-		rk.classifyPath(&p, path)
+		l.classifyPath(&p, path)
 	}
 	return p
 }
 
 // classifyPath adds what one changed path asks for to p.
-func (rk *rechecker) classifyPath(p *plan, path string) {
-	l := rk.l
+func (l *loop) classifyPath(p *plan, path string) {
 	p.trees = p.trees || l.wa.isTreeOrAbove(path)
 	p.config = p.config || l.conf.isConfigFile(path)
 	if core := l.scopes["core"]; core != nil && l.in.MimetypeInput(path) {
@@ -76,10 +75,9 @@ func (rk *rechecker) classifyPath(p *plan, path string) {
 }
 
 // apply rechecks the changed paths of one batch: classify, then execute.
-func (rk *rechecker) apply(ctx context.Context, paths []string) {
-	l := rk.l
+func (l *loop) apply(ctx context.Context, paths []string) {
 	l.stage.refreshStage()
-	p := rk.classify(paths)
+	p := l.classify(paths)
 	if p.install() {
 		l.rec.folds.lastChange = time.Now()
 	}
@@ -102,18 +100,18 @@ func (rk *rechecker) apply(ctx context.Context, paths []string) {
 	if p.apps {
 		for _, s := range l.cat.syncScopes() {
 			l.log.Info("app to check appeared", zap.String("integrity_scope", s.sc.Name))
-			rk.hold(s)
+			l.rk.hold(s)
 		}
 	}
 	for _, s := range p.order {
 		if !l.wa.treeGone(s.sc.Dir) {
-			rk.recheckScope(ctx, s, p.keys[s])
+			l.rk.recheckScope(ctx, s, p.keys[s])
 		}
 	}
 	if !l.wa.treeGone(l.in.Root) {
 		l.uc.paths(ctx, paths, p.apps)
 	}
-	rk.recheckLinks(ctx)
+	l.rk.recheckLinks(ctx)
 }
 
 // recheckScope rechecks keys of s. A new manifest makes it an update.

@@ -299,7 +299,7 @@ func (l *loop) batch(ctx context.Context, b watch.Batch) {
 		l.sched.requestScan(ctx, b.Reason, nil, false)
 	} else {
 		l.swaps.noteEntered(b.Entered, time.Now())
-		l.rk.apply(ctx, b.Paths)
+		l.apply(ctx, b.Paths)
 		l.swaps.checkSwaps(b.Entered)
 	}
 	if l.d.onBatch != nil {

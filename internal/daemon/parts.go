@@ -28,10 +28,11 @@ type record struct {
 	publishAt time.Time  // when what changed since is published (zero: nothing waits)
 }
 
-// rechecker is the live recheck of what a batch changed (batch.go): it
-// classifies the paths, rechecks the keys of each scope, holds scopes
-// being updated until they are quiet (settle.go) and hashes big files off
-// the loop (bigfiles.go).
+// rechecker is the live recheck of what a batch changed (batch.go): the
+// loop classifies the batch's paths into a plan (loop.apply), the
+// rechecker rechecks the keys of each scope, holds scopes being updated
+// until they are quiet (settle.go) and hashes big files off the loop
+// (bigfiles.go).
 type rechecker struct {
 	l          *loop
 	big        offLoop           // big files being hashed off the loop (bigfiles.go)
