@@ -32,9 +32,8 @@ type goneApp struct {
 }
 
 // appGone notes the removal of the signed app s: its SCOPE_GONE waits
-// until it is clear the directory is not coming back.
-func (ga *goneApps) appGone(s *scope) {
-	l := ga.l
+// until deadline, when it is clear the directory is not coming back.
+func (ga *goneApps) appGone(s *scope, deadline time.Time) {
 	exp := s.exp
 	if exp == nil {
 		exp = s.last
@@ -42,38 +41,38 @@ func (ga *goneApps) appGone(s *scope) {
 	if ga.by == nil {
 		ga.by = map[string]goneApp{}
 	}
-	ga.by[s.sc.Name] = goneApp{dir: s.sc.Dir, exp: exp, deadline: time.Now().Add(l.cfg.Settle)}
-	l.rec.changed = true
+	ga.by[s.sc.Name] = goneApp{dir: s.sc.Dir, exp: exp, deadline: deadline}
 }
 
 // appBack takes s, a scope just added, as the app removed moments ago
 // when it stands at the same path: it reports whether it was.
 func (ga *goneApps) appBack(s *scope) bool {
-	l := ga.l
 	g, ok := ga.by[s.sc.Name]
 	if !ok || g.dir != s.sc.Dir {
 		return false
 	}
 	delete(ga.by, s.sc.Name)
 	s.last = g.exp
-	l.log.Info(fmt.Sprintf("app %s was removed and is being copied in again (how Nextcloud updates an app): its files are checked against its last manifest and the new one once it is there",
+	ga.log.Info(fmt.Sprintf("app %s was removed and is being copied in again (how Nextcloud updates an app): its files are checked against its last manifest and the new one once it is there",
 		journal.Token(s.sc.Name)), zap.String("message_id", kind.IDUpdate), zap.String("integrity_scope", s.sc.Name), zap.String("dir", s.sc.Dir))
 	return true
 }
 
-// due alerts SCOPE_GONE for each removed app not back by its
-// deadline.
-func (ga *goneApps) due(now time.Time) {
-	l := ga.l
+// due returns the removed apps not back by now (their directory by
+// name), which it forgets: each is SCOPE_GONE (catalog.appsGone).
+func (ga *goneApps) due(now time.Time) map[string]string {
+	var out map[string]string
 	for name, g := range ga.by {
 		if now.Before(g.deadline) {
 			continue
 		}
 		delete(ga.by, name)
-		delete(l.rec.folds.by, name)
-		l.cat.scopeGone(name, g.dir)
-		l.rec.changed = true
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = g.dir
 	}
+	return out
 }
 
 // next is the earliest deadline of a removed app (zero: none).

@@ -154,8 +154,7 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 	l.sched = &scheduler{l: l}
 	l.uc = &unsignedCode{l: l}
 	l.stage = staged{l: l, dir: in.UpdaterStage()}
-	l.swaps = swapLog{l: l}
-	l.gone = goneApps{l: l}
+	l.gone = goneApps{log: d.log}
 	l.rep.pathOf = l.findingPath
 	return l
 }
@@ -265,7 +264,7 @@ func (l *loop) due(ctx context.Context, now time.Time) {
 	if !l.scans.due.IsZero() && !now.Before(l.scans.due) {
 		l.sched.rescanDue(ctx)
 	}
-	l.gone.due(now)
+	l.cat.appsGone(now)
 	if !l.conf.retry.IsZero() && !now.Before(l.conf.retry) && l.fatal == nil {
 		l.conf.retry = time.Time{}
 		l.fatal = l.configChanged()
@@ -300,7 +299,7 @@ func (l *loop) batch(ctx context.Context, b watch.Batch) {
 	} else {
 		l.swaps.noteEntered(b.Entered, time.Now())
 		l.apply(ctx, b.Paths)
-		l.swaps.checkSwaps(b.Entered)
+		l.checkSwaps(b.Entered)
 	}
 	if l.d.onBatch != nil {
 		l.d.onBatch(b.Paths)

@@ -3,6 +3,8 @@ package daemon
 import (
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/verify"
@@ -13,7 +15,8 @@ import (
 // methods are what changes that state. l is the loop it is part of, for
 // what the parts share (the settings, the log, the scopes, the other
 // parts); the state of a part is its own fields, changed by its methods
-// only.
+// only. swapLog and goneApps need nothing of the loop: the loop and the
+// catalog act on what they say.
 
 // record is the findings store: what is wrong, by scope and path, the
 // alerts held back during an update by hand (fold.go) and what of it is
@@ -98,13 +101,12 @@ type checked interface {
 // swapLog is what the loop remembers of the names new files took lately
 // (swap.go).
 type swapLog struct {
-	l    *loop
 	seen map[string]swapSeen
 }
 
 // goneApps are the signed apps whose directory went moments ago
 // (appupdate.go), by name.
 type goneApps struct {
-	l  *loop
-	by map[string]goneApp
+	log *zap.Logger
+	by  map[string]goneApp
 }

@@ -84,6 +84,9 @@ func TestSwapLogNoteEntered(t *testing.T) {
 	if e := sw.seen["/srv/nc/index.php"]; e.n != 2 || !e.first.Equal(now) {
 		t.Errorf("after two swaps: %+v, want n 2 since %v", e, now)
 	}
+	if n := sw.swapped("/srv/nc/index.php"); n != 2 {
+		t.Errorf("swapped = %d, want 2", n)
+	}
 	sw.noteEntered(nil, now.Add(swapWindow+time.Second))
 	if _, ok := sw.seen["/srv/nc/index.php"]; ok {
 		t.Error("a swap older than swapWindow is still remembered")
@@ -91,15 +94,22 @@ func TestSwapLogNoteEntered(t *testing.T) {
 }
 
 // TestGoneAppsNext: the earliest deadline of the removed apps is the
-// loop's next one for them.
+// loop's next one for them; at it, that app is due (and forgotten), the
+// other waits.
 func TestGoneAppsNext(t *testing.T) {
 	var ga goneApps
 	if !ga.next().IsZero() {
 		t.Error("a deadline without a removed app")
 	}
 	now := time.Now()
-	ga.by = map[string]goneApp{"a": {deadline: now.Add(2 * time.Second)}, "b": {deadline: now.Add(time.Second)}}
+	ga.by = map[string]goneApp{"a": {deadline: now.Add(2 * time.Second)}, "b": {dir: "/srv/nc/apps/b", deadline: now.Add(time.Second)}}
 	if got := ga.next(); !got.Equal(now.Add(time.Second)) {
 		t.Errorf("goneApps.next = %v, want %v", got, now.Add(time.Second))
+	}
+	if got := ga.due(now.Add(time.Second)); len(got) != 1 || got["b"] != "/srv/nc/apps/b" {
+		t.Errorf("due at b's deadline = %v, want b", got)
+	}
+	if _, ok := ga.by["a"]; !ok || len(ga.by) != 1 {
+		t.Errorf("after b was due: %v, want a only", ga.by)
 	}
 }

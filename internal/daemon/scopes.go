@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -159,7 +160,8 @@ func (ct *catalog) dropGone(now map[string]*verify.Scope) {
 			delete(l.scopes, name)
 			_, signed := l.meta.Signed[name]
 			if signed && !l.stage.stagedGone(name) {
-				l.gone.appGone(s) // SCOPE_GONE unless back at once (appupdate.go)
+				l.gone.appGone(s, time.Now().Add(l.cfg.Settle)) // SCOPE_GONE unless back at once (appupdate.go)
+				l.rec.changed = true
 			}
 			l.rec.drop(name)
 		}
@@ -223,4 +225,15 @@ func (ct *catalog) addScopes(now map[string]*verify.Scope) []*scope {
 		}
 	}
 	return added
+}
+
+// appsGone alerts SCOPE_GONE for each removed app not back by now
+// (appupdate.go).
+func (ct *catalog) appsGone(now time.Time) {
+	l := ct.l
+	for name, dir := range l.gone.due(now) {
+		delete(l.rec.folds.by, name)
+		ct.scopeGone(name, dir)
+		l.rec.changed = true
+	}
 }

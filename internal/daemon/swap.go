@@ -46,11 +46,10 @@ func (sw *swapLog) noteEntered(entered map[string]int, now time.Time) {
 // that two or more new files took the name of within swapWindow and that
 // is at its signed content now: the content in between (a backdoor PHP
 // may have compiled into opcache) is gone, the swap is the evidence.
-func (sw *swapLog) checkSwaps(entered map[string]int) {
-	l := sw.l
+func (l *loop) checkSwaps(entered map[string]int) {
 	for p := range entered {
-		e := sw.seen[p]
-		if e.n < 2 {
+		n := l.swaps.swapped(p)
+		if n < 2 {
 			continue
 		}
 		t, ok, _, _ := l.cat.locate(p)
@@ -60,14 +59,20 @@ func (sw *swapLog) checkSwaps(entered map[string]int) {
 		if l.rec.findings.get(t.scope.sc.Name, t.key) != nil {
 			continue // a finding of its own says what is wrong
 		}
-		delete(sw.seen, p)
+		l.swaps.forget(p)
 		who, fields := "", []zap.Field(nil)
 		if l.cfg.WhoData {
 			who, fields = l.rep.whoAt(p)
 		}
 		msg := fmt.Sprintf("SWAPPED %s %s%s: replaced %d times within %s and back at its signed content; other code was in its place in between (PHP may have compiled it: restart php-fpm)",
-			journal.Token(t.scope.sc.Name), journal.Token(t.key), who, e.n, swapWindow)
+			journal.Token(t.scope.sc.Name), journal.Token(t.key), who, n, swapWindow)
 		l.log.Warn(msg, append(fields, zap.String("message_id", kind.IDSwapped), zap.String("integrity_kind", "SWAPPED"),
-			zap.String("integrity_scope", t.scope.sc.Name), zap.String("integrity_path", t.key), zap.Int("integrity_count", e.n))...)
+			zap.String("integrity_scope", t.scope.sc.Name), zap.String("integrity_path", t.key), zap.Int("integrity_count", n))...)
 	}
 }
+
+// swapped is how many new files took the name p within swapWindow.
+func (sw *swapLog) swapped(p string) int { return sw.seen[p].n }
+
+// forget forgets the swaps of p (alerted).
+func (sw *swapLog) forget(p string) { delete(sw.seen, p) }
