@@ -212,8 +212,7 @@ func (rk *rechecker) manifestChanged(s *scope) {
 // recheckLinks rechecks the symlinks of every scope: their targets may
 // have changed with this batch, without an event on them.
 func (rk *rechecker) recheckLinks(ctx context.Context) {
-	l := rk.l
-	for _, s := range l.scopes {
+	for _, s := range rk.l.scopes {
 		if s.exp == nil || !s.settle.IsZero() {
 			continue
 		}
@@ -294,9 +293,8 @@ func wrongUnderBoth(cur, next []finding.Finding) []finding.Finding {
 // keepBig adds to fresh and links what is known of the big files that a
 // recheck left unhashed: they keep it until they are hashed off the loop.
 func (rk *rechecker) keepBig(s *scope, big []string, fresh []finding.Finding, links []string) ([]finding.Finding, []string) {
-	l := rk.l
 	for _, k := range big {
-		for _, f := range l.rec.part(s, k) {
+		for _, f := range rk.l.rec.part(s, k) {
 			fresh = append(fresh, *f)
 		}
 		if s.links[k] {

@@ -45,9 +45,8 @@ type bigResult struct {
 
 // hashLater rechecks key of s off the loop.
 func (rk *rechecker) hashLater(ctx context.Context, s *scope, key string) {
-	l := rk.l
 	sc, exp, next := s.sc, s.exp, s.next
-	l.rec.changed = true // the snapshot says a file is being hashed
+	rk.l.rec.changed = true // the snapshot says a file is being hashed
 	rk.big.run(ctx, bigResult{k: bigKey{sc.Name, key}, sc: s, exp: exp, finish: rk.scopeFinished}, func(r *bigResult) {
 		r.findings, r.links, r.err = sc.Recheck(ctx, exp, key)
 		if r.err == nil && next != nil {

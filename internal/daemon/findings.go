@@ -169,7 +169,6 @@ const (
 
 // replaceAs is replace for findings that come as how says.
 func (rc *record) replaceAs(c checked, key string, fresh []finding.Finding, how replaceHow) {
-	l := rc.l
 	name := c.name()
 	fresh = c.withRelease(rc, key, fresh)
 	ts := diff(rc.findings.part(name, key), fresh)
@@ -182,7 +181,7 @@ func (rc *record) replaceAs(c checked, key string, fresh []finding.Finding, how 
 	prev := c.inForce()
 	for _, t := range ts {
 		for _, t := range rc.folds.take(name, t, open, same, prev, now) {
-			l.rep.queue(t)
+			rc.l.rep.queue(t)
 		}
 	}
 	rc.modified()
@@ -212,11 +211,10 @@ func (rc *record) modified() {
 // publishSoon publishes what changed, at most every PublishEvery: the
 // rest at publishAt.
 func (rc *record) publishSoon() {
-	l := rc.l
 	if !rc.changed {
 		return
 	}
-	if next := rc.published.Add(l.cfg.PublishEvery); time.Now().Before(next) {
+	if next := rc.published.Add(rc.l.cfg.PublishEvery); time.Now().Before(next) {
 		rc.publishAt = next
 		return
 	}

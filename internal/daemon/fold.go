@@ -209,7 +209,6 @@ func (rc *record) foldRound(now time.Time) {
 // executable name, before a missing file, before another extra one),
 // the first in path order among equals.
 func (rc *record) unfoldFirst(s *scope, fo *fold) {
-	l := rc.l
 	fo.fresh = false
 	var first *finding.Finding
 	for p := range fo.held {
@@ -223,13 +222,12 @@ func (rc *record) unfoldFirst(s *scope, fo *fold) {
 	}
 	delete(fo.held, first.Path)
 	fo.first = first.Path
-	l.rep.queue(Transition{New: first, Alert: true})
+	rc.l.rep.queue(Transition{New: first, Alert: true})
 }
 
 // unfoldUncovered logs at once the held-back alerts of s whose file a
 // new or staged manifest (exps) does not account for either.
 func (rc *record) unfoldUncovered(s *scope, fo *fold, exps []*verify.Expected) {
-	l := rc.l
 	for _, p := range slices.Sorted(maps.Keys(fo.held)) {
 		f := rc.findings.get(s.sc.Name, p)
 		if f == nil {
@@ -237,7 +235,7 @@ func (rc *record) unfoldUncovered(s *scope, fo *fold, exps []*verify.Expected) {
 		}
 		if !slices.ContainsFunc(exps, func(e *verify.Expected) bool { return e.Covers(f) }) {
 			delete(fo.held, p)
-			l.rep.queue(Transition{New: f, Alert: true})
+			rc.l.rep.queue(Transition{New: f, Alert: true})
 		}
 	}
 }
@@ -278,9 +276,8 @@ func (rc *record) folding(s *scope) bool {
 // manifestsBeside are the verified manifests of s besides the one in
 // force: a new one arrived in the tree, the staged release's.
 func (rc *record) manifestsBeside(s *scope) []*verify.Expected {
-	l := rc.l
 	var out []*verify.Expected
-	for _, e := range []*verify.Expected{s.next, l.stage.stagedExp(s)} {
+	for _, e := range []*verify.Expected{s.next, rc.l.stage.stagedExp(s)} {
 		if e != nil {
 			out = append(out, e)
 		}

@@ -88,9 +88,8 @@ func (wa *watches) mountChanged(ctx context.Context, c watch.MountChange, atStar
 
 // excludedBelow reports whether p lies below a directory no scope checks.
 func (wa *watches) excludedBelow(p string) bool {
-	l := wa.l
 	for q := filepath.Dir(p); q != "/" && q != "."; q = filepath.Dir(q) {
-		if l.in.Excluded(q) {
+		if wa.l.in.Excluded(q) {
 			return true
 		}
 	}

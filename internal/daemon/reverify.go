@@ -77,6 +77,5 @@ func (sq *scheduler) newPass() *scanJob {
 
 // reverifying reports whether passes run.
 func (sq *scheduler) reverifying() bool {
-	l := sq.l
-	return l.cfg.ReverifyPeriod > 0
+	return sq.l.cfg.ReverifyPeriod > 0
 }

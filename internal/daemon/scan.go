@@ -177,8 +177,7 @@ func (sq *scheduler) scanFinished(ctx context.Context, res *scanResult) {
 // touch notes keys of s that the loop checks itself, for the merge of a
 // running scan and of the scope's settle check.
 func (sq *scheduler) touch(s *scope, keys ...string) {
-	l := sq.l
-	l.scans.touch(s.sc.Name, keys...)
+	sq.l.scans.touch(s.sc.Name, keys...)
 	if s.checking != nil {
 		for _, k := range keys {
 			s.checking.touched[k] = true
@@ -269,7 +268,6 @@ func (sq *scheduler) nextScanAfter(j *scanJob, snap *Snapshot) time.Time {
 // overlay returns the scan's findings and links for s with those at keys
 // (topmost: none below another) and below replaced by the loop's own.
 func (sq *scheduler) overlay(s *scope, r scopeScan, keys []string) ([]finding.Finding, []string) {
-	l := sq.l
 	if len(keys) == 0 {
 		return r.findings, r.links
 	}
@@ -292,7 +290,7 @@ func (sq *scheduler) overlay(s *scope, r scopeScan, keys []string) ([]finding.Fi
 		}
 	}
 	for _, k := range keys {
-		for _, f := range l.rec.part(s, k) {
+		for _, f := range sq.l.rec.part(s, k) {
 			fs = append(fs, *f)
 		}
 	}

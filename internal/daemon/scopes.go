@@ -120,8 +120,7 @@ func (ct *catalog) enumerate() (map[string]*verify.Scope, error) {
 // current apps roots: a signed app stays a scope without its manifest
 // only there, not once the configuration no longer names its root.
 func (ct *catalog) inAppsRoot(dir string) bool {
-	l := ct.l
-	return slices.Contains(l.in.AppsRoots, filepath.Dir(dir))
+	return slices.Contains(ct.l.in.AppsRoots, filepath.Dir(dir))
 }
 
 func isDir(p string) bool {

@@ -116,9 +116,8 @@ func (rk *rechecker) settleFinished(ctx context.Context, res settleResult) {
 // nextSettle is when the next scope's settle time comes (zero: none is
 // held, or every held one is being checked).
 func (rk *rechecker) nextSettle() time.Time {
-	l := rk.l
 	var next time.Time
-	for _, s := range l.scopes {
+	for _, s := range rk.l.scopes {
 		if !s.settle.IsZero() && s.checking == nil && (next.IsZero() || s.settle.Before(next)) {
 			next = s.settle
 		}

@@ -154,13 +154,12 @@ func (sg *staged) updateSteps(s *scope, fresh []finding.Finding) []finding.Findi
 // stagedGone reports whether the removal of the signed app name is an
 // update step (the staged release ships it); it logs that once.
 func (sg *staged) stagedGone(name string) bool {
-	l := sg.l
 	if sg.exps == nil || !sg.apps[name] {
 		return false
 	}
 	if !sg.gone[name] {
 		sg.gone[name] = true
-		l.log.Info("app "+finding.EscapeControl(name)+" removed by the update: the staged release ships it", zap.String("message_id", kind.IDUpdate),
+		sg.l.log.Info("app "+finding.EscapeControl(name)+" removed by the update: the staged release ships it", zap.String("message_id", kind.IDUpdate),
 			zap.String("integrity_scope", name))
 	}
 	return true
@@ -173,11 +172,10 @@ func (sg *staged) stagedGone(name string) bool {
 // is checked whole once quiet. It reports false when no staged release
 // covers s.
 func (sg *staged) stagedManifestGone(s *scope) bool {
-	l := sg.l
 	if sg.stagedExp(s) == nil || s.exp == nil {
 		return false
 	}
-	l.rk.hold(s)
+	sg.l.rk.hold(s)
 	return true
 }
 
@@ -185,12 +183,11 @@ func (sg *staged) stagedManifestGone(s *scope) bool {
 // the scope's update is done: one entry says so, and the update's rules
 // end for it.
 func (sg *staged) stagedDone(s *scope, sum [sha256.Size]byte) {
-	l := sg.l
 	name := s.sc.Name
 	if sg.exps[name] == nil || sg.sums[name] != sum {
 		return
 	}
-	l.log.Info(finding.EscapeControl(name)+" updated to the staged release "+finding.EscapeControl(sg.version), zap.String("message_id", kind.IDUpdate),
+	sg.l.log.Info(finding.EscapeControl(name)+" updated to the staged release "+finding.EscapeControl(sg.version), zap.String("message_id", kind.IDUpdate),
 		zap.String("integrity_scope", name), zap.String("release", sg.version))
 	delete(sg.exps, name)
 }

@@ -67,12 +67,11 @@ func (uc *unsignedCode) start() error {
 // When checking starts or stops, the covered directories are watched
 // again under the new rule (skipDir).
 func (uc *unsignedCode) setBaseline(b *baseline.Baseline) {
-	l := uc.l
 	was := uc.base != nil
 	uc.base = b
 	if b == nil {
 		uc.cov, uc.files = nil, nil
-		l.d.coverage.Store(nil)
+		uc.l.d.coverage.Store(nil)
 		uc.drop()
 	} else {
 		uc.refreshCoverage()
@@ -151,7 +150,6 @@ func (uc *unsignedCode) refreshCoverage() []string {
 // accept): the findings follow it; one that cannot be read keeps the
 // previous one.
 func (uc *unsignedCode) baselineChanged(ctx context.Context) {
-	l := uc.l
 	was := uc.base != nil
 	if !uc.reloadBaseline() || uc.base == nil {
 		return
@@ -160,7 +158,7 @@ func (uc *unsignedCode) baselineChanged(ctx context.Context) {
 		uc.scanCoverage(ctx)
 		return
 	}
-	l.rec.replace(uc, "", uc.base.Compare(uc.files, ""))
+	uc.l.rec.replace(uc, "", uc.base.Compare(uc.files, ""))
 }
 
 // scanCoverage scans the unsigned coverage at once, on the loop, when a
@@ -240,12 +238,11 @@ func (uc *unsignedCode) paths(ctx context.Context, paths []string, apps bool) {
 // recheck checks absolute path p of the coverage (and what is
 // below it) against the baseline; false when ctx is done.
 func (uc *unsignedCode) recheck(ctx context.Context, p string) bool {
-	l := uc.l
 	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() > bigFile {
 		uc.hashLater(ctx, p)
 		return true
 	}
-	l.rk.big.looked(baseline.ScopeName, p, nil) // looked at now: the result on its way is older
+	uc.l.rk.big.looked(baseline.ScopeName, p, nil) // looked at now: the result on its way is older
 	key, files, err := uc.cov.ScanPath(ctx, p)
 	if err != nil {
 		return false

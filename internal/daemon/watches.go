@@ -50,8 +50,7 @@ func (wa *watches) linkKicks() <-chan struct{} {
 // full scan waits for it, so that a directory it watches is listed only
 // after its watch is there.
 func (wa *watches) resync() {
-	l := wa.l
-	wa.resynced = l.w.ResyncAsync()
+	wa.resynced = wa.l.w.ResyncAsync()
 }
 
 // addWatches watches, in this order (when the inotify limit is short,
