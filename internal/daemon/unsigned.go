@@ -20,7 +20,8 @@ import (
 // baseline (baseline.Baseline, in the state directory) when the unsigned
 // setting says so: its findings are those of a pseudo-scope,
 // baseline.ScopeName, kept beside the signed scopes (not in l.scopes:
-// it has no manifest), alerted through the same replace/diff path.
+// it has no manifest), alerted through the same replace/diff path: the
+// coverage (unsignedCode) is checked, as a signed scope is (parts.go).
 
 // baselinePath is the baseline file in the state directory ("" without
 // one).
