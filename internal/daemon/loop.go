@@ -110,6 +110,16 @@ func (s *scope) withRelease(rc *record, key string, fresh []finding.Finding) []f
 // folding is record.folding for s (checked).
 func (s *scope) folding(rc *record) bool { return rc.folding(s) }
 
+// abs is the absolute path of key of s (checked): below the target of a
+// symlinked app directory, where its events arrive.
+func (s *scope) abs(key string) string {
+	dir := s.sc.Dir
+	if s.real != "" {
+		dir = s.real
+	}
+	return filepath.Join(dir, filepath.FromSlash(key))
+}
+
 // files is how many files the manifest in force of s lists.
 func (s *scope) files() int {
 	if s.exp == nil {
@@ -161,17 +171,22 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 
 // findingPath is the absolute path of f's file (false: no such scope).
 func (l *loop) findingPath(f *finding.Finding) (string, bool) {
-	if s := l.scopes[f.Scope]; s != nil {
-		dir := s.sc.Dir
-		if s.real != "" {
-			dir = s.real
-		}
-		return filepath.Join(dir, filepath.FromSlash(f.Path)), true
-	}
-	if f.Scope == baseline.ScopeName && l.uc.cov != nil {
-		return filepath.Join(l.in.Root, filepath.FromSlash(f.Path)), true // the unsigned coverage's keys are the root's
+	if c := l.checkedAs(f.Scope); c != nil {
+		return c.abs(f.Path), true
 	}
 	return "", false
+}
+
+// checkedAs is what the findings of scope name are kept under: a signed
+// scope, the unsigned coverage while it is checked, or nil.
+func (l *loop) checkedAs(name string) checked {
+	if s := l.scopes[name]; s != nil {
+		return s
+	}
+	if name == baseline.ScopeName && l.uc.cov != nil {
+		return l.uc
+	}
+	return nil
 }
 
 // run is the loop: batches, settle timers, scans, requests, until ctx is

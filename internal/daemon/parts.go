@@ -84,6 +84,8 @@ type unsignedCode struct {
 type checked interface {
 	// name is the scope its findings are kept under.
 	name() string
+	// abs is the absolute path of one of its keys.
+	abs(key string) string
 	// inForce is the manifest its files are checked against, or the
 	// last one in force (nil: none; the unsigned coverage has none).
 	inForce() *verify.Expected

@@ -61,6 +61,32 @@ func TestScopeChecked(t *testing.T) {
 	}
 }
 
+// TestCheckedAbs: a finding's file is below the scope's directory, the
+// target of a symlinked app's, or the root for the unsigned coverage
+// (while it is checked).
+func TestCheckedAbs(t *testing.T) {
+	l := partsLoop(Config{})
+	l.scopes["files"] = &scope{sc: &verify.Scope{Name: "files", Dir: "/srv/nc/apps/files"}}
+	l.scopes["x"] = &scope{sc: &verify.Scope{Name: "x", Dir: "/srv/nc/apps/x"}, real: "/opt/x"}
+	for _, tt := range []struct {
+		f    finding.Finding
+		want string
+		ok   bool
+	}{
+		{finding.Finding{Scope: "files", Path: "lib/A.php"}, "/srv/nc/apps/files/lib/A.php", true},
+		{finding.Finding{Scope: "x", Path: "lib/B.php"}, "/opt/x/lib/B.php", true},
+		{finding.Finding{Scope: "gone", Path: "a.php"}, "", false},
+		{finding.Finding{Scope: baseline.ScopeName, Path: "themes/a.php"}, "", false}, // not checked
+	} {
+		if got, ok := l.findingPath(&tt.f); got != tt.want || ok != tt.ok {
+			t.Errorf("findingPath(%s:%s) = %q %v, want %q %v", tt.f.Scope, tt.f.Path, got, ok, tt.want, tt.ok)
+		}
+	}
+	if got := l.uc.abs("themes/a.php"); got != "/srv/nc/themes/a.php" {
+		t.Errorf("unsigned coverage's abs = %q, want the root's", got)
+	}
+}
+
 // TestRecheckerChurn: a burst over a good part of a scope is one walk of
 // it, a few paths are rechecked one by one.
 func TestRecheckerChurn(t *testing.T) {

@@ -348,6 +348,12 @@ func (uc *unsignedCode) merge(ctx context.Context, res *scanResult) {
 // (checked).
 func (uc *unsignedCode) name() string { return baseline.ScopeName }
 
+// abs is the absolute path of key of the coverage (checked): its keys
+// are the root's.
+func (uc *unsignedCode) abs(key string) string {
+	return filepath.Join(uc.l.in.Root, filepath.FromSlash(key))
+}
+
 // inForce is nil: no manifest covers unsigned code (checked).
 func (uc *unsignedCode) inForce() *verify.Expected { return nil }
 

@@ -23,12 +23,8 @@ func (wa *watches) trackLinks() {
 	wa.linksChanged = false
 	var paths []string
 	for _, s := range l.scopes {
-		dir := s.sc.Dir
-		if s.real != "" {
-			dir = s.real
-		}
 		for k := range s.links {
-			paths = append(paths, filepath.Join(dir, filepath.FromSlash(k)))
+			paths = append(paths, s.abs(k))
 		}
 	}
 	l.writers.Track(paths)
