@@ -57,6 +57,9 @@ type loop struct {
 	gone  goneApps      // signed apps removed moments ago (appupdate.go)
 }
 
+// scope is a signed scope (core, or an app) as the loop checks it: the
+// manifests it is checked against, its hold while it is being updated and
+// its symlinks. Its findings are the record's (checked).
 type scope struct {
 	sc  *verify.Scope
 	exp *verify.Expected  // nil when the manifest is not trusted

@@ -20,7 +20,8 @@ import (
 
 // record is the findings store: what is wrong, by scope and path, the
 // alerts held back during an update by hand (fold.go) and what of it is
-// published to readers (replace, drop, publish; loop.go, release.go).
+// published to readers (replace, drop, publish: findings.go; the fold:
+// fold.go; the releases: release.go).
 type record struct {
 	l         *loop
 	findings  findingSet // findings.go
@@ -43,15 +44,16 @@ type rechecker struct {
 }
 
 // catalog keeps the set of scopes in step with the install (which apps
-// there are, syncScopes) and says where a changed path belongs (locate).
+// there are, syncScopes) and says where a changed path belongs (locate;
+// scopes.go).
 type catalog struct {
 	l         *loop
 	extraTree map[string]bool // watched trees added for symlinked apps
 }
 
-// watches is the watch set-up (daemon.go), its re-syncs, the mounts
-// (mounts.go), the followed trees at the install's paths (roots.go) and
-// the files the writers track (loop.go).
+// watches is the watch set-up and its re-syncs and the files the writers
+// track (watches.go), the mounts (mounts.go) and the followed trees at
+// the install's paths (roots.go).
 type watches struct {
 	l            *loop
 	trees        map[string]treeID // what stands at the followed trees' paths (roots.go)
