@@ -76,7 +76,7 @@ func (l *loop) classifyPath(p *plan, path string) {
 
 // apply rechecks the changed paths of one batch: classify, then execute.
 func (l *loop) apply(ctx context.Context, paths []string) {
-	l.stage.refreshStage()
+	l.stage.refresh(l.trust, l.scopes, l.in.Root)
 	p := l.classify(paths)
 	if p.install() {
 		l.rec.folds.lastChange = time.Now()
@@ -186,8 +186,9 @@ func (rk *rechecker) manifestChanged(s *scope) {
 	l := rk.l
 	m, ex := s.sc.LoadManifest(l.trust)
 	switch {
-	case ex != nil && l.stage.stagedManifestGone(s):
+	case ex != nil && l.stage.covers(s):
 		// An update step: checked against both meanwhile (stage.go).
+		rk.hold(s)
 	case ex != nil:
 		if s.next != nil || s.exp != nil {
 			l.log.Warn("manifest no longer verifies", zap.String("integrity_scope", s.sc.Name),
@@ -230,14 +231,14 @@ func (rk *rechecker) recheckLinks(ctx context.Context) {
 // in force and the new one.
 func (rk *rechecker) recheck(ctx context.Context, s *scope, key string) bool {
 	l := rk.l
-	exp, alts, over := s.exp, []*verify.Expected{s.next, l.stage.stagedExp(s)}, int64(bigFile)
+	exp, alts, over := s.exp, []*verify.Expected{s.next, l.stage.exp(s)}, int64(bigFile)
 	if exp == nil {
 		// The last manifest in force, or only a new one (recheckScope):
 		// big files are hashed here, as there is no manifest in force
 		// for hashLater.
-		exp, alts, over = s.last, []*verify.Expected{s.next, l.stage.stagedExp(s)}, 0
+		exp, alts, over = s.last, []*verify.Expected{s.next, l.stage.exp(s)}, 0
 		if exp == nil {
-			exp, alts = s.next, []*verify.Expected{l.stage.stagedExp(s)}
+			exp, alts = s.next, []*verify.Expected{l.stage.exp(s)}
 		}
 	}
 	fresh, links, big, err := s.sc.RecheckDeferred(ctx, exp, key, over)

@@ -277,7 +277,7 @@ func (rc *record) folding(s *scope) bool {
 // force: a new one arrived in the tree, the staged release's.
 func (rc *record) manifestsBeside(s *scope) []*verify.Expected {
 	var out []*verify.Expected
-	for _, e := range []*verify.Expected{s.next, rc.l.stage.stagedExp(s)} {
+	for _, e := range []*verify.Expected{s.next, rc.l.stage.exp(s)} {
 		if e != nil {
 			out = append(out, e)
 		}

@@ -166,7 +166,7 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 	l.wa = &watches{l: l}
 	l.sched = &scheduler{l: l}
 	l.uc = &unsignedCode{l: l}
-	l.stage = staged{l: l, dir: in.UpdaterStage()}
+	l.stage = staged{log: d.log, dir: in.UpdaterStage()}
 	l.gone = goneApps{log: d.log}
 	l.rep.pathOf = l.findingPath
 	return l

@@ -15,8 +15,8 @@ import (
 // methods are what changes that state. l is the loop it is part of, for
 // what the parts share (the settings, the log, the scopes, the other
 // parts); the state of a part is its own fields, changed by its methods
-// only. swapLog and goneApps need nothing of the loop: the loop and the
-// catalog act on what they say.
+// only. staged, swapLog and goneApps need nothing of the loop: the loop,
+// the rechecker and the catalog act on what they say.
 
 // record is the findings store: what is wrong, by scope and path, the
 // alerts held back during an update by hand (fold.go) and what of it is

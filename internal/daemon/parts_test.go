@@ -139,3 +139,21 @@ func TestGoneAppsNext(t *testing.T) {
 		t.Errorf("after b was due: %v, want a only", ga.by)
 	}
 }
+
+// TestStagedCovers: a scope's manifest gone is an update step only while
+// a staged release has one for it and one was in force.
+func TestStagedCovers(t *testing.T) {
+	e := &verify.Expected{}
+	sg := staged{exps: map[string]*verify.Expected{"core": e}}
+	core := &scope{sc: &verify.Scope{Name: "core", Dir: "/srv/nc"}, exp: e}
+	files := &scope{sc: &verify.Scope{Name: "files", Dir: "/srv/nc/apps/files"}, exp: e}
+	if !sg.covers(core) || sg.exp(core) != e {
+		t.Error("the staged release does not cover core")
+	}
+	if sg.covers(files) || sg.exp(files) != nil {
+		t.Error("the staged release covers an app it has no manifest for")
+	}
+	if core.exp = nil; sg.covers(core) {
+		t.Error("covered without a manifest in force")
+	}
+}

@@ -158,7 +158,7 @@ func (ct *catalog) dropGone(now map[string]*verify.Scope) {
 		if _, ok := now[name]; !ok {
 			delete(l.scopes, name)
 			_, signed := l.meta.Signed[name]
-			if signed && !l.stage.stagedGone(name) {
+			if signed && !l.stage.shipped(name) {
 				l.gone.appGone(s, time.Now().Add(l.cfg.Settle)) // SCOPE_GONE unless back at once (appupdate.go)
 				l.rec.changed = true
 			}
@@ -177,7 +177,7 @@ func (ct *catalog) dropGone(now map[string]*verify.Scope) {
 				l.rec.modified()
 				continue
 			}
-			if !l.stage.stagedGone(name) {
+			if !l.stage.shipped(name) {
 				ct.scopeGone(name, dir)
 			}
 		}

@@ -81,10 +81,11 @@ func (rk *rechecker) settleFinished(ctx context.Context, res settleResult) {
 		}
 		return
 	}
-	if r.exp == nil && l.stage.stagedManifestGone(s) {
+	if r.exp == nil && l.stage.covers(s) {
 		// Still no manifest in the middle of an update by the updater:
 		// checked against both meanwhile; the whole check again in a
 		// while (not at once, again and again, if the updater stalls).
+		rk.hold(s)
 		s.settle, s.holdSince = time.Now().Add(stalledUpdate), time.Now()
 		return
 	}
@@ -97,7 +98,7 @@ func (rk *rechecker) settleFinished(ctx context.Context, res settleResult) {
 	l.sched.touch(s, "")
 	rk.adoptAs(s, r, true)
 	if r.exp != nil {
-		l.stage.stagedDone(s, r.sum)
+		l.stage.adopted(s, r.sum)
 	}
 	for _, k := range keys {
 		if s.exp == nil || !rk.recheck(ctx, s, k) {

@@ -41,7 +41,7 @@ const stageTTL = time.Hour
 
 // staged is the loop's view of the updater's stage.
 type staged struct {
-	l       *loop                        // the loop it is part of
+	log     *zap.Logger
 	dir     string                       // the stage ("" when the configuration cannot say)
 	stamp   stageStamp                   // of the staged core manifest when it was read
 	seen    time.Time                    // when the stage last held it
@@ -72,10 +72,9 @@ func stampOf(p string) (stageStamp, bool) {
 	return st, true
 }
 
-// refreshStage looks at the updater's stage (one stat when nothing
+// refresh looks at the updater's stage (one stat when nothing
 // changed) and reads a new staged release's manifests.
-func (sg *staged) refreshStage() {
-	l := sg.l
+func (sg *staged) refresh(trust *verify.Trust, scopes map[string]*scope, root string) {
 	if sg.dir == "" {
 		return
 	}
@@ -83,7 +82,7 @@ func (sg *staged) refreshStage() {
 	st, ok := stampOf(filepath.Join(sg.dir, "core", "signature.json"))
 	if !ok {
 		if sg.exps != nil && now.Sub(sg.seen) > stageTTL {
-			l.log.Info("staged release no longer counts: an hour since it left the updater's stage", zap.String("dir", sg.dir))
+			sg.log.Info("staged release no longer counts: an hour since it left the updater's stage", zap.String("dir", sg.dir))
 			sg.exps, sg.sums, sg.apps = nil, nil, nil
 		}
 		return
@@ -94,12 +93,12 @@ func (sg *staged) refreshStage() {
 	}
 	sg.stamp = st
 	in := verify.NewInstall(sg.dir, nil, "")
-	m, ex := in.Core().LoadManifest(l.trust)
+	m, ex := in.Core().LoadManifest(trust)
 	if ex != nil {
 		return // being extracted, or not a signed release: no update steps
 	}
 	exps, sums := map[string]*verify.Expected{}, map[string][sha256.Size]byte{}
-	if core := l.scopes["core"]; core != nil {
+	if core := scopes["core"]; core != nil {
 		exps["core"], sums["core"] = core.sc.NewExpected(m), m.Sum()
 	}
 	apps := map[string]bool{}
@@ -109,24 +108,24 @@ func (sg *staged) refreshStage() {
 			continue
 		}
 		apps[e.Name()] = true
-		s := l.scopes[e.Name()]
-		if s == nil || s.sc.Dir != filepath.Join(l.in.Root, "apps", e.Name()) {
+		s := scopes[e.Name()]
+		if s == nil || s.sc.Dir != filepath.Join(root, "apps", e.Name()) {
 			continue // the updater replaces ROOT/apps only
 		}
-		am, aex := in.App(e.Name(), filepath.Join(sg.dir, "apps", e.Name())).LoadManifest(l.trust)
+		am, aex := in.App(e.Name(), filepath.Join(sg.dir, "apps", e.Name())).LoadManifest(trust)
 		if aex == nil {
 			exps[e.Name()], sums[e.Name()] = s.sc.NewExpected(am), am.Sum()
 		}
 	}
 	sg.exps, sg.sums, sg.apps, sg.gone = exps, sums, apps, map[string]bool{}
 	sg.version = verify.ReadVersion(sg.dir).String
-	l.log.Info("Nextcloud's updater staged a release whose manifests verify: its files are update steps, not alerts",
+	sg.log.Info("Nextcloud's updater staged a release whose manifests verify: its files are update steps, not alerts",
 		zap.String("message_id", kind.IDUpdate), zap.String("dir", sg.dir), zap.String("release", sg.version),
 		zap.Int("scopes", len(exps)))
 }
 
-// stagedExp is the staged manifest for s (nil: none).
-func (sg *staged) stagedExp(s *scope) *verify.Expected {
+// exp is the staged manifest for s (nil: none).
+func (sg *staged) exp(s *scope) *verify.Expected {
 	return sg.exps[s.sc.Name]
 }
 
@@ -134,7 +133,7 @@ func (sg *staged) stagedExp(s *scope) *verify.Expected {
 // updater does while it installs the staged release: files removed, and
 // entry points holding exactly its stub.
 func (sg *staged) updateSteps(s *scope, fresh []finding.Finding) []finding.Finding {
-	if sg.stagedExp(s) == nil {
+	if sg.exp(s) == nil {
 		return fresh
 	}
 	if sg.stub.IsZero() {
@@ -151,43 +150,38 @@ func (sg *staged) updateSteps(s *scope, fresh []finding.Finding) []finding.Findi
 	})
 }
 
-// stagedGone reports whether the removal of the signed app name is an
+// shipped reports whether the removal of the signed app name is an
 // update step (the staged release ships it); it logs that once.
-func (sg *staged) stagedGone(name string) bool {
+func (sg *staged) shipped(name string) bool {
 	if sg.exps == nil || !sg.apps[name] {
 		return false
 	}
 	if !sg.gone[name] {
 		sg.gone[name] = true
-		sg.l.log.Info("app "+finding.EscapeControl(name)+" removed by the update: the staged release ships it", zap.String("message_id", kind.IDUpdate),
+		sg.log.Info("app "+finding.EscapeControl(name)+" removed by the update: the staged release ships it", zap.String("message_id", kind.IDUpdate),
 			zap.String("integrity_scope", name))
 	}
 	return true
 }
 
-// stagedManifestGone handles the manifest of s removed or unverifiable
-// while a staged release has one for it (deleteOldFiles removes
-// core/signature.json before the new one is moved in): the scope keeps
-// being checked against the manifest in force and the staged one, and
-// is checked whole once quiet. It reports false when no staged release
-// covers s.
-func (sg *staged) stagedManifestGone(s *scope) bool {
-	if sg.stagedExp(s) == nil || s.exp == nil {
-		return false
-	}
-	sg.l.rk.hold(s)
-	return true
+// covers reports whether the manifest of s removed or unverifiable is an
+// update step: a staged release has one for it (deleteOldFiles removes
+// core/signature.json before the new one is moved in) and one was in
+// force. The caller holds s: it keeps being checked against the manifest
+// in force and the staged one, and is checked whole once quiet.
+func (sg *staged) covers(s *scope) bool {
+	return sg.exp(s) != nil && s.exp != nil
 }
 
-// stagedDone notes that s adopted a manifest; when it is the staged one,
+// adopted notes that s adopted a manifest; when it is the staged one,
 // the scope's update is done: one entry says so, and the update's rules
 // end for it.
-func (sg *staged) stagedDone(s *scope, sum [sha256.Size]byte) {
+func (sg *staged) adopted(s *scope, sum [sha256.Size]byte) {
 	name := s.sc.Name
 	if sg.exps[name] == nil || sg.sums[name] != sum {
 		return
 	}
-	sg.l.log.Info(finding.EscapeControl(name)+" updated to the staged release "+finding.EscapeControl(sg.version), zap.String("message_id", kind.IDUpdate),
+	sg.log.Info(finding.EscapeControl(name)+" updated to the staged release "+finding.EscapeControl(sg.version), zap.String("message_id", kind.IDUpdate),
 		zap.String("integrity_scope", name), zap.String("release", sg.version))
 	delete(sg.exps, name)
 }
