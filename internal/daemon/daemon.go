@@ -321,7 +321,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) (err error) {
 	defer func() {
 		// The last state: a running scan stops, what changed since the
 		// last snapshot is published, the saver writes it.
-		l.scans.cancel()
+		l.sched.q.cancel()
 		l.rec.publish()
 		stopSaver()
 		<-saved

@@ -229,7 +229,7 @@ func (rc *record) publish() {
 		meta:      l.meta,
 		Scopes:    len(l.scopes),
 		Batches:   l.batches,
-		Scanning:  l.scans.running() || l.rk.big.busy(),
+		Scanning:  l.sched.q.running() || l.rk.big.busy(),
 		Folding:   len(rc.folds.by) + len(l.gone.by),
 		Published: time.Now(),
 	}

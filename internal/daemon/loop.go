@@ -43,7 +43,6 @@ type loop struct {
 	batches uint64    // batches handled
 	fatal   error     // ends run (ErrInstallChanged)
 	conf    confWatch // how reading Nextcloud's configuration goes
-	scans   scanQueue // the full scans (scanqueue.go)
 
 	// The parts (parts.go).
 	rec   *record       // the findings and what is published of them
@@ -157,14 +156,13 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 		conf:   confWatch{dir: filepath.Join(in.Root, "config")},
 		rep:    reporter{d: d, whoData: cfg.WhoData},
 		scopes: map[string]*scope{},
-		scans:  newScanQueue(),
 		meta:   state.State{Signed: map[string]string{}},
 	}
 	l.rec = &record{l: l, findings: newFindingSet()}
 	l.rk = &rechecker{l: l, big: newOffLoop(), settleDone: make(chan settleResult)}
 	l.cat = &catalog{l: l, extraTree: map[string]bool{}}
 	l.wa = &watches{l: l}
-	l.sched = &scheduler{l: l}
+	l.sched = &scheduler{l: l, q: newScanQueue()}
 	l.uc = &unsignedCode{l: l}
 	l.stage = staged{log: d.log, dir: in.UpdaterStage()}
 	l.gone = goneApps{log: d.log}
@@ -206,7 +204,7 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 	go d.watchdog(ctx)
 	status := d.snap.Load().statusLine()
 	// One timer, for the earliest of the loop's deadlines (due).
-	timer := time.NewTimer(time.Until(l.scans.due))
+	timer := time.NewTimer(time.Until(l.sched.q.due))
 	defer timer.Stop()
 	kicks := l.wa.linkKicks()
 	for {
@@ -223,7 +221,7 @@ func (l *loop) run(ctx context.Context, werr <-chan error, mounts <-chan watch.M
 			l.due(ctx, time.Now())
 		case req := <-d.reqs:
 			req.fn(ctx, l, req.done)
-		case res := <-l.scans.done:
+		case res := <-l.sched.q.done:
 			l.sched.scanFinished(ctx, res)
 		case c := <-mounts:
 			l.wa.mountChanged(ctx, c, false)
@@ -263,7 +261,7 @@ func (l *loop) watcherStopped(ctx context.Context, err error) error {
 // (publishAt, zero when nothing waits) and the end of a fold (fold.go).
 func (l *loop) nextDue() time.Time {
 	next := time.Time{}
-	for _, t := range []time.Time{l.scans.due, l.rk.nextSettle(), l.conf.retry, l.rec.publishAt, l.rec.folds.due(l.cfg.Settle, l.cfg.MaxHold), l.gone.next()} {
+	for _, t := range []time.Time{l.sched.q.due, l.rk.nextSettle(), l.conf.retry, l.rec.publishAt, l.rec.folds.due(l.cfg.Settle, l.cfg.MaxHold), l.gone.next()} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -279,7 +277,7 @@ func (l *loop) due(ctx context.Context, now time.Time) {
 	if next := l.rk.nextSettle(); !next.IsZero() && !now.Before(next) {
 		l.rk.settled(ctx)
 	}
-	if !l.scans.due.IsZero() && !now.Before(l.scans.due) {
+	if !l.sched.q.due.IsZero() && !now.Before(l.sched.q.due) {
 		l.sched.rescanDue(ctx)
 	}
 	l.cat.appsGone(now)

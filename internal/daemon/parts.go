@@ -62,10 +62,10 @@ type watches struct {
 }
 
 // scheduler starts the full scans and re-verification passes (scan.go,
-// reverify.go) and merges their results; the queue of scans is the
-// loop's (scanqueue.go).
+// reverify.go) and merges their results.
 type scheduler struct {
 	l *loop
+	q scanQueue // the full scan running, the one queued, the next due (scanqueue.go)
 }
 
 // unsignedCode is the unsigned coverage (unsigned.go): the baseline (nil:

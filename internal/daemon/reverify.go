@@ -54,8 +54,7 @@ func (p *pacer) wait(ctx context.Context, n int64) error {
 // reverifyRate is the pace of a pass for a full scan that cost cost
 // (bytes, and verify.PaceFileCost per file) over half the period.
 func (sq *scheduler) reverifyRate() float64 {
-	l := sq.l
-	rate := float64(l.scans.cost) / (l.cfg.ReverifyPeriod / 2).Seconds()
+	rate := float64(sq.q.cost) / (sq.l.cfg.ReverifyPeriod / 2).Seconds()
 	return min(max(rate, minReverifyRate), maxReverifyRate)
 }
 

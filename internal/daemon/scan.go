@@ -141,9 +141,8 @@ func checkScope(ctx context.Context, sc *verify.Scope, t *verify.Trust, over int
 // (requests queued together share one scan). done, if not nil, is closed
 // once the scan is merged.
 func (sq *scheduler) requestScan(ctx context.Context, reason string, done chan struct{}, reload bool) {
-	l := sq.l
-	if l.scans.queue(reason, done, reload) {
-		l.rec.changed = true
+	if sq.q.queue(reason, done, reload) {
+		sq.l.rec.changed = true
 		return
 	}
 	j := sq.newJob(reason)
@@ -156,18 +155,17 @@ func (sq *scheduler) requestScan(ctx context.Context, reason string, done chan s
 
 func (sq *scheduler) startScan(ctx context.Context, j *scanJob) {
 	l := sq.l
-	l.scans.start(ctx, j, l.trust)
+	sq.q.start(ctx, j, l.trust)
 	l.rec.changed = true
 }
 
 // scanFinished merges a scan and starts the queued one.
 func (sq *scheduler) scanFinished(ctx context.Context, res *scanResult) {
-	l := sq.l
-	l.scans.finished()
+	sq.q.finished()
 	if res.err == nil {
 		sq.merge(ctx, res)
 	}
-	if queued := l.scans.queued(); queued != nil {
+	if queued := sq.q.queued(); queued != nil {
 		j := sq.newJob(queued.reason)
 		j.waiters, j.reload = queued.waiters, queued.reload
 		sq.startScan(ctx, j)
@@ -177,7 +175,7 @@ func (sq *scheduler) scanFinished(ctx context.Context, res *scanResult) {
 // touch notes keys of s that the loop checks itself, for the merge of a
 // running scan and of the scope's settle check.
 func (sq *scheduler) touch(s *scope, keys ...string) {
-	sq.l.scans.touch(s.sc.Name, keys...)
+	sq.q.touch(s.sc.Name, keys...)
 	if s.checking != nil {
 		for _, k := range keys {
 			s.checking.touched[k] = true
@@ -214,9 +212,9 @@ func (sq *scheduler) merge(ctx context.Context, res *scanResult) {
 		zap.Int("scopes", snap.Scopes), zap.Int("files", snap.Files), zap.Int("findings", snap.Count()),
 		zap.Duration("duration", res.dur), zap.Int("watched_dirs", snap.meta.WatchedDirs), zap.String("degraded", snap.meta.Degraded))
 	if res.cost > 0 && !j.paced {
-		l.scans.cost = res.cost
+		sq.q.cost = res.cost
 	}
-	l.scans.due = sq.nextScanAfter(j, snap)
+	sq.q.due = sq.nextScanAfter(j, snap)
 	l.d.saver.soon()
 	// A full scan leaves tens of MB of garbage (manifests, hashes of
 	// every file): give it back to the OS now rather than over minutes.
@@ -323,16 +321,16 @@ func (sq *scheduler) rescanDue(ctx context.Context) {
 	if !l.wa.treesPresent() {
 		// Nothing at the install's path: a scan would find every file
 		// missing. The tree's return is an event (roots.go).
-		l.scans.due = time.Now().Add(l.cfg.RescanInterval)
+		sq.q.due = time.Now().Add(l.cfg.RescanInterval)
 		return
 	}
 	_, degraded := l.w.Stats()
 	l.wa.resync() // repairs watches, and retries those a limit refused
 	switch {
-	case l.scans.cur != nil:
-		l.scans.due = time.Time{} // its merge sets the next
+	case sq.q.cur != nil:
+		sq.q.due = time.Time{} // its merge sets the next
 	case sq.reverifying() && degraded == "":
-		l.scans.due = time.Time{}
+		sq.q.due = time.Time{}
 		sq.startScan(ctx, sq.newPass())
 	default:
 		sq.requestScan(ctx, "periodic", nil, false)

@@ -256,7 +256,7 @@ func (uc *unsignedCode) recheck(ctx context.Context, p string) bool {
 // the loop's view, and alerts.
 func (uc *unsignedCode) apply(key string, files baseline.Files) {
 	l := uc.l
-	l.scans.touch(baseline.ScopeName, key)
+	l.sched.q.touch(baseline.ScopeName, key)
 	for k := range uc.files {
 		if k == key || strings.HasPrefix(k, key+"/") {
 			delete(uc.files, k)
