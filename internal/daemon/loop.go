@@ -255,10 +255,12 @@ func (l *loop) watcherStopped(ctx context.Context, err error) error {
 	return fmt.Errorf("watcher stopped: %w", err)
 }
 
-// deadlines are when the loop has work without an event: the periodic
-// rescan (scans.due), the settled scopes (scope.settle), the retry of
-// reading the configuration (conf.retry), the publish of what changed
-// (publishAt, zero when nothing waits) and the end of a fold (fold.go).
+// nextDue is the earliest of the deadlines, when the loop has work
+// without an event: the periodic rescan (sched.q.due), the settled
+// scopes (scope.settle), the retry of reading the configuration
+// (conf.retry), the publish of what changed (rec.publishAt, zero when
+// nothing waits), the end of a fold (fold.go) and the removed apps
+// (appupdate.go).
 func (l *loop) nextDue() time.Time {
 	next := time.Time{}
 	for _, t := range []time.Time{l.sched.q.due, l.rk.nextSettle(), l.conf.retry, l.rec.publishAt, l.rec.folds.due(l.cfg.Settle, l.cfg.MaxHold), l.gone.next()} {
