@@ -55,6 +55,7 @@ type loop struct {
 	settleDone chan settleResult   // settle.go
 	trees      map[string]treeID   // what stands at the followed trees' paths (roots.go)
 	stage      staged              // the updater's stage (stage.go)
+	expect     staged              // the release expect-release staged (stage.go)
 	resynced   <-chan struct{}     // closed once the watcher's last re-sync is done
 	fatal      error               // ends run (ErrInstallChanged)
 	conf       confWatch           // how reading Nextcloud's configuration goes
@@ -127,6 +128,7 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 		d: d, log: d.log, cfg: cfg, in: in, trust: t,
 		conf:       confWatch{dir: filepath.Join(in.Root, "config")},
 		stage:      staged{dir: in.UpdaterStage()},
+		expect:     staged{dir: expectDir(cfg.StateDir), expected: true},
 		rep:        reporter{d: d, whoData: cfg.WhoData},
 		scopes:     map[string]*scope{},
 		findings:   newFindingSet(),
