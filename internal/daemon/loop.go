@@ -336,7 +336,11 @@ func (l *loop) batch(ctx context.Context, b watch.Batch) {
 		l.log.Warn("rescanning everything", zap.String("reason", b.Reason))
 		l.requestScan(ctx, b.Reason, nil, false)
 	} else {
-		l.noteEntered(b.Entered, time.Now())
+		at := b.First
+		if at.IsZero() {
+			at = time.Now()
+		}
+		l.noteEntered(b.Entered, at)
 		l.apply(ctx, b.Paths)
 		l.checkSwaps(b.Entered)
 	}
