@@ -29,8 +29,11 @@ type loop struct {
 	cfg   Config // the running settings (Reload changes some)
 	in    *verify.Install
 	trust *verify.Trust
-	w     *watch.Watcher
-	rep   reporter // the journal's entries (report.go)
+	// trustSeen is what the trust files held when last looked at
+	// (trustfiles.go).
+	trustSeen trustFiles
+	w         *watch.Watcher
+	rep       reporter // the journal's entries (report.go)
 	// writers says who made a change (nil: who-data off or refused);
 	// it tracks the files with several names (linksChanged: to do
 	// again), whose change through another name it reports (kicks).
@@ -56,6 +59,7 @@ type loop struct {
 	trees      map[string]treeID   // what stands at the followed trees' paths (roots.go)
 	stage      staged              // the updater's stage (stage.go)
 	expect     staged              // the release expect-release staged (stage.go)
+	writes     writes              // new findings of files being written during an update (writing.go)
 	resynced   <-chan struct{}     // closed once the watcher's last re-sync is done
 	fatal      error               // ends run (ErrInstallChanged)
 	conf       confWatch           // how reading Nextcloud's configuration goes
@@ -139,6 +143,7 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 		big:        newOffLoop(),
 	}
 	l.rep.pathOf = l.findingPath
+	l.trustSeen, _ = trustFilesOf(cfg)
 	return l
 }
 
@@ -256,7 +261,7 @@ func (l *loop) watcherStopped(ctx context.Context, err error) error {
 // (publishAt, zero when nothing waits) and the end of a fold (fold.go).
 func (l *loop) nextDue() time.Time {
 	next := time.Time{}
-	for _, t := range []time.Time{l.scans.due, l.nextSettle(), l.conf.retry, l.publishAt, l.folds.due(l.cfg.Settle, l.cfg.MaxHold), l.goneNext()} {
+	for _, t := range []time.Time{l.scans.due, l.nextSettle(), l.conf.retry, l.publishAt, l.folds.due(l.cfg.Settle, l.cfg.MaxHold), l.goneNext(), l.writes.due()} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -276,6 +281,7 @@ func (l *loop) due(ctx context.Context, now time.Time) {
 		l.rescanDue(ctx)
 	}
 	l.goneDue(now)
+	l.writesDue(ctx, now)
 	if !l.conf.retry.IsZero() && !now.Before(l.conf.retry) && l.fatal == nil {
 		l.conf.retry = time.Time{}
 		l.fatal = l.configChanged()
@@ -450,7 +456,7 @@ func (l *loop) publish() {
 		Scopes:    len(l.scopes),
 		Batches:   l.batches,
 		Scanning:  l.scans.running() || l.big.busy(),
-		Folding:   len(l.folds.by) + len(l.gone),
+		Folding:   len(l.folds.by) + len(l.gone) + len(l.writes.first) + len(l.writes.manifests),
 		Published: time.Now(),
 	}
 	for _, sc := range l.scopes {
