@@ -69,6 +69,7 @@ var commands = []command{
 	{"check-app", "APPID [--root DIR] [--path DIR]", "check one app (occ integrity:check-app); --path without --root: an app directory on its own", runCheckApp},
 	{"baseline", "--root DIR [--state-dir DIR] [--accept PATH... | --accept-all]", "record the code no signature covers (unsigned apps, themes/, PHP outside the scopes, the .htaccess below its marker) as the baseline that check and the daemon compare it with; --accept takes changes in", runBaseline},
 	{"accept-release", "SCOPE... [--state-dir DIR]", "take in an older release of core or an app that the daemon reports as VERSION_DOWNGRADE (a downgrade done on purpose; as root)", runAcceptRelease},
+	{"expect-release", "DIR|ARCHIVE [--for DURATION] [--state-dir DIR] | --clear", "before an update by hand (tar, rsync, a new image): stage the new release's manifests, verified, so that the daemon takes its files as update steps, not alerts, until --for has passed (12h; as root)", runExpectRelease},
 	{"sign-app", "--path DIR --privateKey KEY --certificate CRT", "write DIR/appinfo/signature.json", runSignApp},
 	{"sign-core", "--path DIR --privateKey KEY --certificate CRT", "write DIR/core/signature.json", runSignCore},
 	{"demo", "[--build-only] [DIR]", "build a signed demo install, check it, tamper with it, check again", runDemo},

@@ -33,6 +33,7 @@ var layers = map[string]int{
 	"internal/baseline":     4,
 	"internal/report":       4,
 	"internal/demo":         4,
+	"internal/expect":       4,
 	"internal/daemon":       5,
 	"cmd/integrityd":        6,
 }

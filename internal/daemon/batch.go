@@ -90,7 +90,7 @@ func (l *loop) apply(ctx context.Context, paths []string) {
 	if p.version {
 		l.versionChanged()
 	}
-	if p.trust {
+	if p.trust && l.trustChanged() {
 		l.log.Warn("trust anchors or CRL changed; verifying every manifest again")
 		l.sched.requestScan(ctx, "trust anchors changed", nil, false)
 	}
@@ -189,6 +189,11 @@ func (rk *rechecker) manifestChanged(s *scope) {
 	case ex != nil && l.stage.covers(s):
 		// An update step: checked against both meanwhile (stage.go).
 		rk.hold(s)
+	case ex != nil && s.exp != nil && l.writes.manifestWait(s.sc.Name, time.Now()):
+		// Right after an event on it: maybe half written, or between
+		// tar's unlink and create. Read again writeGrace after the
+		// first sighting (writing.go); meanwhile every file is still
+		// checked against the manifest in force.
 	case ex != nil:
 		if s.next != nil || s.exp != nil {
 			l.log.Warn("manifest no longer verifies", zap.String("integrity_scope", s.sc.Name),
@@ -271,7 +276,7 @@ func (rk *rechecker) recheck(ctx context.Context, s *scope, key string) bool {
 	}
 	s.setLinks(key, links)
 	l.wa.linksChanged = true
-	l.rec.replaceAs(s, key, fresh, byEvent)
+	l.rec.replaceAs(s, key, l.holdWriting(s, fresh, time.Now()), byEvent)
 	return true
 }
 

@@ -230,7 +230,7 @@ func (rc *record) publish() {
 		Scopes:    len(l.scopes),
 		Batches:   l.batches,
 		Scanning:  l.sched.q.running() || l.rk.big.busy(),
-		Folding:   len(rc.folds.by) + len(l.gone.by),
+		Folding:   len(rc.folds.by) + len(l.gone.by) + len(l.writes.first) + len(l.writes.manifests),
 		Published: time.Now(),
 	}
 	for _, sc := range l.scopes {

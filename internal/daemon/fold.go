@@ -258,11 +258,9 @@ func (rc *record) endFold(s *scope, fo *fold) {
 	name := s.sc.Name
 	msg := fmt.Sprintf("%s: %d more changes after %s were folded; the update accounts for %d of them (a verified manifest's content, a file put back, a temporary file), %d still differ (logged one by one)",
 		journal.Token(name), n, journal.Token(fo.first), fo.accounted, left)
-	level := l.log.Info
-	if left > 0 {
-		level = l.log.Warn
-	}
-	level(msg, zap.String("message_id", kind.IDFolded), zap.String("integrity_scope", name),
+	// Info: each file still differing has its own alert, just queued;
+	// an alerting rule matches those.
+	l.log.Info(msg, zap.String("message_id", kind.IDFolded), zap.String("integrity_scope", name),
 		zap.Int("integrity_count", n), zap.Int("accounted", fo.accounted), zap.Int("left", left))
 }
 

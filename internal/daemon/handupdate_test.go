@@ -14,7 +14,9 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/integrityd/integrityd/internal/expect"
 	"github.com/integrityd/integrityd/internal/kind"
+	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // handRelease builds the demo install at root and the next release
@@ -206,7 +208,8 @@ func (r *running) warningsByScope(not map[string]bool) map[string][]string {
 
 // TestHandUpdate: an update by hand between two signed releases, by
 // rsync -a --delete and by tar -x over the tree, with nothing staged:
-// at most one warning per scope for the update's own files, a backdoor
+// at most one warning per scope for the update's own files; with the
+// release staged first by expect-release ("+expected"), none; a backdoor
 // written halfway through (in a file the update does not change)
 // alerted by name, and the end state a one-shot check's.
 func TestHandUpdate(t *testing.T) {
@@ -214,15 +217,20 @@ func TestHandUpdate(t *testing.T) {
 	if _, err := exec.LookPath("tar"); err != nil {
 		t.Skip("no tar on this machine: the tar case needs the real one")
 	}
-	for _, way := range []string{"rsync", "tar", "manifests-last"} {
+	for _, how := range []string{"rsync", "tar", "manifests-last", "rsync+expected", "tar+expected"} {
 		for _, backdoor := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/backdoor=%v", way, backdoor), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/backdoor=%v", how, backdoor), func(t *testing.T) {
 				t.Parallel()
+				way, expected := strings.CutSuffix(how, "+expected")
 				root := filepath.Join(t.TempDir(), "nc")
 				next := handRelease(t, root)
-				r := start(t, testConfig(root, t.TempDir()))
+				cfg := testConfig(root, t.TempDir())
+				r := start(t, cfg)
 				if fs := r.d.Findings(); len(fs) != 0 {
 					t.Fatalf("at start: %s", render(fs))
+				}
+				if expected {
+					expectRelease(t, r, cfg, next)
 				}
 				// The backdoor goes into a file the update has written
 				// already: nothing the update does later heals it.
@@ -262,14 +270,21 @@ func TestHandUpdate(t *testing.T) {
 				for _, f := range r.d.Findings() {
 					left[f.Scope+":"+f.Path] = true
 				}
+				most := 1
+				if expected {
+					most = 0
+				}
 				for scope, ws := range r.warningsByScope(left) {
-					if len(ws) > 1 {
+					if len(ws) > most {
 						sort.Strings(ws)
-						t.Errorf("%s: %d warnings for an honest update by hand, want at most 1:\n%s", scope, len(ws), strings.Join(ws, "\n"))
+						t.Errorf("%s: %d warnings for an honest update by hand, want at most %d:\n%s", scope, len(ws), most, strings.Join(ws, "\n"))
 					}
 				}
 				if n := alerts(r.logs, sortAlert)[shell]; backdoor && n == 0 {
 					t.Errorf("no alert for the backdoor written halfway through in %s", shell)
+				}
+				if n := r.logs.FilterField(zapString("message_id", kind.IDFolded)).Len(); expected && n != 0 {
+					t.Errorf("%d fold entries with the release expected: its files are update steps", n)
 				}
 				if backdoor && !left[shell] {
 					t.Errorf("the backdoor is not a finding at the end")
@@ -288,6 +303,22 @@ func TestHandUpdate(t *testing.T) {
 			})
 		}
 	}
+}
+
+// expectRelease stages next as expect-release does and waits until the
+// daemon has taken it in.
+func expectRelease(t *testing.T, r *running, cfg Config, next string) {
+	t.Helper()
+	tr, err := verify.LoadTrust(cfg.Trust, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := expect.Stage(cfg.StateDir, next, tr, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the expected release taken in", func() bool {
+		return r.logs.FilterMessageSnippet("a release expected by expect-release").Len() > 0
+	})
 }
 
 // scopeKey is "scope:key" of the file at rel below root.

@@ -30,8 +30,11 @@ type loop struct {
 	cfg   Config // the running settings (Reload changes some)
 	in    *verify.Install
 	trust *verify.Trust
-	w     *watch.Watcher
-	rep   reporter // the journal's entries (report.go)
+	// trustSeen is what the trust files held when last looked at
+	// (trustfiles.go).
+	trustSeen trustFiles
+	w         *watch.Watcher
+	rep       reporter // the journal's entries (report.go)
 	// writers says who made a change (nil: who-data off or refused);
 	// it tracks the files with several names (wa.linksChanged: to do
 	// again), whose change through another name it reports (kicks).
@@ -45,15 +48,16 @@ type loop struct {
 	conf    confWatch // how reading Nextcloud's configuration goes
 
 	// The parts (parts.go).
-	rec   *record       // the findings and what is published of them
-	rk    *rechecker    // the live recheck of changed paths
-	cat   *catalog      // which scopes there are, and where a path belongs
-	wa    *watches      // the watches, the followed trees, the mounts
-	sched *scheduler    // the full scans and re-verification passes
-	uc    *unsignedCode // the unsigned coverage (unsigned.go)
-	stage staged        // the updater's stage (stage.go)
-	swaps swapLog       // names new files took lately (swap.go)
-	gone  goneApps      // signed apps removed moments ago (appupdate.go)
+	rec    *record       // the findings and what is published of them
+	rk     *rechecker    // the live recheck of changed paths
+	cat    *catalog      // which scopes there are, and where a path belongs
+	wa     *watches      // the watches, the followed trees, the mounts
+	sched  *scheduler    // the full scans and re-verification passes
+	uc     *unsignedCode // the unsigned coverage (unsigned.go)
+	stage  stages        // the updater's stage, the expected release (stage.go)
+	writes writes        // new findings of files being written during an update (writing.go)
+	swaps  swapLog       // names new files took lately (swap.go)
+	gone   goneApps      // signed apps removed moments ago (appupdate.go)
 }
 
 // scope is a signed scope (core, or an app) as the loop checks it: the
@@ -164,9 +168,10 @@ func newLoop(d *Daemon, cfg Config, in *verify.Install, t *verify.Trust) *loop {
 	l.wa = &watches{l: l}
 	l.sched = &scheduler{l: l, q: newScanQueue()}
 	l.uc = &unsignedCode{l: l}
-	l.stage = staged{log: d.log, dir: in.UpdaterStage()}
+	l.stage = newStages(d.log, in.UpdaterStage(), cfg.StateDir)
 	l.gone = goneApps{log: d.log}
 	l.rep.pathOf = l.findingPath
+	l.trustSeen, _ = trustFilesOf(cfg)
 	return l
 }
 
@@ -263,7 +268,7 @@ func (l *loop) watcherStopped(ctx context.Context, err error) error {
 // (appupdate.go).
 func (l *loop) nextDue() time.Time {
 	next := time.Time{}
-	for _, t := range []time.Time{l.sched.q.due, l.rk.nextSettle(), l.conf.retry, l.rec.publishAt, l.rec.folds.due(l.cfg.Settle, l.cfg.MaxHold), l.gone.next()} {
+	for _, t := range []time.Time{l.sched.q.due, l.rk.nextSettle(), l.conf.retry, l.rec.publishAt, l.rec.folds.due(l.cfg.Settle, l.cfg.MaxHold), l.gone.next(), l.writes.due()} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -283,6 +288,7 @@ func (l *loop) due(ctx context.Context, now time.Time) {
 		l.sched.rescanDue(ctx)
 	}
 	l.cat.appsGone(now)
+	l.writesDue(ctx, now)
 	if !l.conf.retry.IsZero() && !now.Before(l.conf.retry) && l.fatal == nil {
 		l.conf.retry = time.Time{}
 		l.fatal = l.configChanged()
@@ -315,7 +321,11 @@ func (l *loop) batch(ctx context.Context, b watch.Batch) {
 		l.log.Warn("rescanning everything", zap.String("reason", b.Reason))
 		l.sched.requestScan(ctx, b.Reason, nil, false)
 	} else {
-		l.swaps.noteEntered(b.Entered, time.Now())
+		at := b.First
+		if at.IsZero() {
+			at = time.Now()
+		}
+		l.swaps.noteEntered(b.Entered, at)
 		l.apply(ctx, b.Paths)
 		l.checkSwaps(b.Entered)
 	}
@@ -383,7 +393,7 @@ func (l *loop) checkPinned() {
 	if l.cfg.Trust == inTree {
 		return
 	}
-	if _, err := os.Lstat(inTree); err != nil && l.stage.exps != nil {
+	if _, err := os.Lstat(inTree); err != nil && l.stage.updater.exps != nil {
 		return // removed by the updater's deleteOldFiles; the staged release brings it back
 	}
 	differs, why := l.trust.DiffersFrom(inTree)

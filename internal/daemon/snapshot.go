@@ -18,7 +18,7 @@ type Snapshot struct {
 	Scopes    int  // scopes checked
 	Files     int  // files the verified manifests list
 	Settling  int  // scopes held while they are being updated
-	Folding   int  // scopes whose alerts wait while many files change (fold.go)
+	Folding   int  // scopes whose alerts wait while many files change (fold.go), files and manifests read again once written (writing.go)
 	Scanning  bool // a full scan runs or is queued
 
 	findings map[string]map[string]*finding.Finding // shared with the loop, read-only

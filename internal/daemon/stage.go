@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/integrityd/integrityd/internal/expect"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/verify"
@@ -39,18 +40,74 @@ var updaterEntryPoints = [...]string{"index.php", "status.php", "remote.php", "p
 // last seen in the stage (moveNewVersionInPlace renames its files away).
 const stageTTL = time.Hour
 
-// staged is the loop's view of the updater's stage.
+// stages are the staged releases the loop knows: the updater's, and the
+// one an admin announced with expect-release for an update by hand. Each
+// method asks both.
+type stages struct {
+	updater, expected staged
+}
+
+// staged is the loop's view of one staged release: the updater's stage,
+// or the release expect-release staged (expected).
 type staged struct {
-	log     *zap.Logger
-	dir     string                       // the stage ("" when the configuration cannot say)
-	stamp   stageStamp                   // of the staged core manifest when it was read
-	seen    time.Time                    // when the stage last held it
-	version string                       // the staged release
-	exps    map[string]*verify.Expected  // by scope: the staged manifest, for the files of the server root
-	sums    map[string][sha256.Size]byte // ... and the manifest's SHA-256
-	gone    map[string]bool              // shipped apps whose removal was logged as an update step
-	apps    map[string]bool              // the apps the staged release ships
-	stub    finding.Hash
+	log      *zap.Logger
+	dir      string                       // the stage ("" when the configuration cannot say)
+	expected bool                         // staged by expect-release: counts until until, apps matched by name wherever they are
+	until    time.Time                    // when an expected release stops counting
+	stamp    stageStamp                   // of the staged core manifest (expected: of its until file) when it was read
+	seen     time.Time                    // when the stage last held it
+	version  string                       // the staged release
+	exps     map[string]*verify.Expected  // by scope: the staged manifest, for the files of the server root
+	sums     map[string][sha256.Size]byte // ... and the manifest's SHA-256
+	gone     map[string]bool              // shipped apps whose removal was logged as an update step
+	apps     map[string]bool              // the apps the staged release ships
+	stub     finding.Hash
+}
+
+// newStages are the stages of an install whose updater stages in
+// updaterDir, for a daemon whose state directory is stateDir.
+func newStages(log *zap.Logger, updaterDir, stateDir string) stages {
+	st := stages{updater: staged{log: log, dir: updaterDir}, expected: staged{log: log, expected: true}}
+	if stateDir != "" {
+		st.expected.dir = expect.Dir(stateDir)
+	}
+	return st
+}
+
+// refresh looks at both stages.
+func (st *stages) refresh(trust *verify.Trust, scopes map[string]*scope, root string) {
+	st.updater.refresh(trust, scopes, root)
+	st.expected.refresh(trust, scopes, root)
+}
+
+// exp is the staged manifest for s: the updater's, else the expected
+// release's (nil: none).
+func (st *stages) exp(s *scope) *verify.Expected {
+	if e := st.updater.exp(s); e != nil {
+		return e
+	}
+	return st.expected.exp(s)
+}
+
+// updateSteps drops from fresh what either staged release's update does.
+func (st *stages) updateSteps(s *scope, fresh []finding.Finding) []finding.Finding {
+	return st.expected.updateSteps(s, st.updater.updateSteps(s, fresh))
+}
+
+// shipped reports whether either staged release ships the signed app
+// name (its removal is an update step).
+func (st *stages) shipped(name string) bool {
+	return st.updater.shipped(name) || st.expected.shipped(name)
+}
+
+// covers reports whether either staged release covers the manifest of s
+// removed or unverifiable (staged.covers).
+func (st *stages) covers(s *scope) bool { return st.exp(s) != nil && s.exp != nil }
+
+// adopted tells both staged releases that s adopted a manifest.
+func (st *stages) adopted(s *scope, sum [sha256.Size]byte) {
+	st.updater.adopted(s, sum)
+	st.expected.adopted(s, sum)
 }
 
 // stageStamp tells one staged core manifest from another without reading
@@ -72,35 +129,72 @@ func stampOf(p string) (stageStamp, bool) {
 	return st, true
 }
 
-// refresh looks at the updater's stage (one stat when nothing
-// changed) and reads a new staged release's manifests.
+// refresh looks at the stage (one stat when nothing changed) and reads
+// a new staged release's manifests.
 func (sg *staged) refresh(trust *verify.Trust, scopes map[string]*scope, root string) {
 	if sg.dir == "" {
 		return
 	}
 	now := time.Now()
-	st, ok := stampOf(filepath.Join(sg.dir, "core", "signature.json"))
+	stamp, ok := sg.stampNow(now)
 	if !ok {
-		if sg.exps != nil && now.Sub(sg.seen) > stageTTL {
-			sg.log.Info("staged release no longer counts: an hour since it left the updater's stage", zap.String("dir", sg.dir))
+		if sg.exps != nil && (sg.expected || now.Sub(sg.seen) > stageTTL) {
+			if sg.expected {
+				sg.log.Info("expected release no longer counts: removed, or its time (until "+sg.until.Format(time.RFC3339)+") is over", zap.String("dir", sg.dir))
+			} else {
+				sg.log.Info("staged release no longer counts: an hour since it left the updater's stage", zap.String("dir", sg.dir))
+			}
 			sg.exps, sg.sums, sg.apps = nil, nil, nil
 		}
 		return
 	}
 	sg.seen = now
-	if sg.exps != nil && st == sg.stamp {
+	if sg.exps != nil && stamp == sg.stamp {
 		return
 	}
-	sg.stamp = st
+	sg.stamp = stamp
 	in := verify.NewInstall(sg.dir, nil, "")
-	m, ex := in.Core().LoadManifest(trust)
-	if ex != nil {
+	exps, sums := map[string]*verify.Expected{}, map[string][sha256.Size]byte{}
+	if m, ex := in.Core().LoadManifest(trust); ex == nil {
+		if core := scopes["core"]; core != nil {
+			exps["core"], sums["core"] = core.sc.NewExpected(m), m.Sum()
+		}
+	} else if !sg.expected {
 		return // being extracted, or not a signed release: no update steps
 	}
-	exps, sums := map[string]*verify.Expected{}, map[string][sha256.Size]byte{}
-	if core := scopes["core"]; core != nil {
-		exps["core"], sums["core"] = core.sc.NewExpected(m), m.Sum()
+	apps := sg.readApps(in, trust, scopes, root, exps, sums)
+	sg.exps, sg.sums, sg.apps, sg.gone = exps, sums, apps, map[string]bool{}
+	sg.version = verify.ReadVersion(sg.dir).String
+	if sg.expected {
+		sg.log.Info("a release expected by expect-release, whose manifests verify: its files are update steps, not alerts, until "+sg.until.Format(time.RFC3339),
+			zap.String("message_id", kind.IDUpdate), zap.String("dir", sg.dir), zap.String("release", sg.version),
+			zap.Int("scopes", len(exps)), zap.Time("until", sg.until))
+		return
 	}
+	sg.log.Info("Nextcloud's updater staged a release whose manifests verify: its files are update steps, not alerts",
+		zap.String("message_id", kind.IDUpdate), zap.String("dir", sg.dir), zap.String("release", sg.version),
+		zap.Int("scopes", len(exps)))
+}
+
+// stampNow tells whether the stage holds a release now (false: none, or
+// an expected one whose time is over) and which.
+func (sg *staged) stampNow(now time.Time) (stageStamp, bool) {
+	if !sg.expected {
+		return stampOf(filepath.Join(sg.dir, "core", "signature.json"))
+	}
+	stateDir := filepath.Dir(filepath.Dir(sg.dir))
+	until, ok := expect.Until(stateDir)
+	if !ok || !now.Before(until) {
+		return stageStamp{}, false
+	}
+	sg.until = until
+	return stampOf(filepath.Join(filepath.Dir(sg.dir), "until"))
+}
+
+// readApps reads the manifests of the apps the stage ships into exps and
+// sums, for the apps the loop checks: the updater replaces ROOT/apps
+// only; an expected app is the scope of its name wherever it is.
+func (sg *staged) readApps(in *verify.Install, trust *verify.Trust, scopes map[string]*scope, root string, exps map[string]*verify.Expected, sums map[string][sha256.Size]byte) map[string]bool {
 	apps := map[string]bool{}
 	ents, _ := os.ReadDir(filepath.Join(sg.dir, "apps"))
 	for _, e := range ents {
@@ -109,19 +203,15 @@ func (sg *staged) refresh(trust *verify.Trust, scopes map[string]*scope, root st
 		}
 		apps[e.Name()] = true
 		s := scopes[e.Name()]
-		if s == nil || s.sc.Dir != filepath.Join(root, "apps", e.Name()) {
-			continue // the updater replaces ROOT/apps only
+		if s == nil || e.Name() == "core" || !sg.expected && s.sc.Dir != filepath.Join(root, "apps", e.Name()) {
+			continue
 		}
 		am, aex := in.App(e.Name(), filepath.Join(sg.dir, "apps", e.Name())).LoadManifest(trust)
 		if aex == nil {
 			exps[e.Name()], sums[e.Name()] = s.sc.NewExpected(am), am.Sum()
 		}
 	}
-	sg.exps, sg.sums, sg.apps, sg.gone = exps, sums, apps, map[string]bool{}
-	sg.version = verify.ReadVersion(sg.dir).String
-	sg.log.Info("Nextcloud's updater staged a release whose manifests verify: its files are update steps, not alerts",
-		zap.String("message_id", kind.IDUpdate), zap.String("dir", sg.dir), zap.String("release", sg.version),
-		zap.Int("scopes", len(exps)))
+	return apps
 }
 
 // exp is the staged manifest for s (nil: none).
@@ -143,7 +233,7 @@ func (sg *staged) updateSteps(s *scope, fresh []finding.Finding) []finding.Findi
 		switch {
 		case f.Kind == kind.FileMissing:
 			return true
-		case f.Kind == kind.InvalidHash && s.sc.Name == "core" && f.Current == sg.stub:
+		case f.Kind == kind.InvalidHash && s.sc.Name == "core" && f.Current == sg.stub && !sg.expected:
 			return slices.Contains(updaterEntryPoints[:], f.Path)
 		}
 		return false
@@ -181,7 +271,11 @@ func (sg *staged) adopted(s *scope, sum [sha256.Size]byte) {
 	if sg.exps[name] == nil || sg.sums[name] != sum {
 		return
 	}
-	sg.log.Info(finding.EscapeControl(name)+" updated to the staged release "+finding.EscapeControl(sg.version), zap.String("message_id", kind.IDUpdate),
+	what := "the staged release "
+	if sg.expected {
+		what = "the expected release "
+	}
+	sg.log.Info(finding.EscapeControl(name)+" updated to "+what+finding.EscapeControl(sg.version), zap.String("message_id", kind.IDUpdate),
 		zap.String("integrity_scope", name), zap.String("release", sg.version))
 	delete(sg.exps, name)
 }

@@ -22,7 +22,9 @@ type swapSeen struct {
 }
 
 // noteEntered adds a batch's names new files took (watch.Batch.Entered)
-// to what the loop remembers, dropping what is older than swapWindow.
+// to what the loop remembers, dropping what is older than swapWindow;
+// now is when the batch's first event was read (watch.Batch.First), not
+// when a busy loop took it: the window is the changes' own.
 func (sw *swapLog) noteEntered(entered map[string]int, now time.Time) {
 	for p, e := range sw.seen {
 		if now.Sub(e.first) > swapWindow {

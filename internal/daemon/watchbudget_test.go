@@ -139,9 +139,9 @@ func TestWatchBudgetInUserNS(t *testing.T) {
 	// The state directory is watched: a Sync goes through it.
 	r.waitIdle(t)
 	// The trust directory is watched: the trust anchors written again
-	// (the same bytes) are read again at once.
+	// (a line more: the same bytes are no change) are read again at once.
 	trust, _ := os.ReadFile(cfg.Trust)
-	if err := os.WriteFile(cfg.Trust, trust, 0o644); err != nil {
+	if err := os.WriteFile(cfg.Trust, append(trust, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r.waitIdle(t)
@@ -270,7 +270,7 @@ func TestWatchOrderInUserNS(t *testing.T) {
 	}
 	r.waitIdle(t) // through the state directory
 	trust, _ := os.ReadFile(cfg.Trust)
-	if err := os.WriteFile(cfg.Trust, trust, 0o644); err != nil {
+	if err := os.WriteFile(cfg.Trust, append(trust, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r.waitIdle(t)

@@ -149,3 +149,33 @@ func TestBatcherArm(t *testing.T) {
 		}
 	}
 }
+
+// TestBatcherFirst: a batch carries when its first event was read, also
+// once merged with a batch the consumer has not taken yet (the daemon's
+// swap window is measured on it, not on when a busy loop takes it).
+func TestBatcherFirst(t *testing.T) {
+	t.Parallel()
+	b := newBatcher(Options{Delay: time.Millisecond, MaxDelay: time.Second, MaxPaths: 100})
+	t0 := time.Unix(1e9, 0)
+	b.add("/a")
+	b.arm(t0)
+	b.add("/a")
+	b.arm(t0.Add(time.Millisecond))
+	b.flush()
+	if got, _ := b.next(); !got.First.Equal(t0) {
+		t.Errorf("First %v, want the first event's time %v", got.First, t0)
+	}
+	b.add("/b") // the consumer has not taken the first batch yet
+	b.arm(t0.Add(10 * time.Second))
+	b.flush()
+	if got, _ := b.next(); !got.First.Equal(t0) || len(got.Paths) != 2 {
+		t.Errorf("merged batch: First %v, paths %v; want %v and both paths", got.First, got.Paths, t0)
+	}
+	b.sent()
+	b.add("/c")
+	b.arm(t0.Add(20 * time.Second))
+	b.flush()
+	if got, _ := b.next(); !got.First.Equal(t0.Add(20 * time.Second)) {
+		t.Errorf("next batch: First %v, want its own first event's", got.First)
+	}
+}

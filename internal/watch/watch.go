@@ -80,6 +80,9 @@ type Batch struct {
 	// signed file swapped for another and back is two, though its final
 	// content is the signed one.
 	Entered map[string]int
+	// First is when the first event of the batch was read: the time of
+	// the changes, which a busy consumer takes the batch long after.
+	First time.Time
 }
 
 // Watcher watches trees and delivers batches.
@@ -822,7 +825,11 @@ func (b *batcher) flush() {
 			}
 			entered[p] += n
 		}
-		b.batch = Batch{Paths: paths, Entered: entered}
+		first := b.batch.First
+		if first.IsZero() || b.first.Before(first) {
+			first = b.first
+		}
+		b.batch = Batch{Paths: paths, Entered: entered, First: first}
 	}
 	b.pending = map[string]struct{}{}
 	b.entered = map[string]int{}
