@@ -459,3 +459,41 @@ func TestAppRemoved(t *testing.T) {
 	r.waitIdle(t)
 	assertSame(t, r, root, "after the app's removal")
 }
+
+// TestExpectedHeldScope: with a release expected, core held (its
+// version.php changed) is checked whole once quiet against the manifest
+// in force; the files the update wrote before that check began match only
+// the expected release, and are no alert (a live recheck's rule, kept by
+// the whole check). The end state, once the new manifest is in, is a
+// one-shot check's.
+func TestExpectedHeldScope(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "nc")
+	next := handRelease(t, root)
+	cfg := testConfig(root, t.TempDir())
+	r := start(t, cfg)
+	expectRelease(t, r, cfg, next)
+	for _, rel := range []string{"version.php", "lib/base.php", "lib/private/New.php", "index.php"} {
+		data, err := os.ReadFile(filepath.Join(next, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, rel), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.waitIdle(t)
+	if n := r.logs.FilterMessage("scope checked after changes").Len(); n == 0 {
+		t.Fatal("core was not held and checked whole: the test does not test what it says")
+	}
+	if ws := r.warningsByScope(nil); len(ws) != 0 {
+		t.Errorf("warnings for files the expected release signs: %v", ws)
+	}
+	if fs := r.d.Findings(); len(fs) != 0 {
+		t.Errorf("findings for files the expected release signs: %s", render(fs))
+	}
+	// The rest of the update: the new manifests, then the end state.
+	rsyncOver(t, next, root, []string{"config", "data"}, nil, func(string) {})
+	r.waitIdle(t)
+	assertSame(t, r, root, "after the update")
+}
