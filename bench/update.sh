@@ -9,18 +9,21 @@
 # Usage: bench/update.sh OLD NEW [WAY...]
 #   WAY: rsync (rsync -a --delete, if rsync is installed), tar (tar -x
 #   over the tree, then the files NEW lacks removed, as an admin does
-#   after), cp (cp -a over it, then the same removal). Default: every way
-#   available. OLD and NEW are release trees (version.php at the top);
-#   their config/ and data/ are not touched.
+#   after), cp (cp -a over it, then the same removal); WAY+expect: the
+#   same after `integrityd expect-release NEW` (an announced update).
+#   Default: every way available, unannounced and announced. OLD and NEW
+#   are release trees (version.php at the top); their config/ and data/
+#   are not touched.
 # Example: bench/update.sh /srv/releases/33.0.1 /srv/releases/34.0.1
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 2 ] || { sed -n '2,15p' "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,17p' "$0"; exit 2; }
 old=$(realpath "$1") new=$(realpath "$2"); shift 2
 ways=("$@")
 if [ ${#ways[@]} -eq 0 ]; then
 	ways=(tar cp)
 	command -v rsync >/dev/null && ways=(rsync "${ways[@]}")
+	ways+=("${ways[@]/%/+expect}")
 fi
 base=${BENCH_DIR:-/tmp}/integrityd-update.$$
 mkdir -p "$base"
@@ -41,7 +44,7 @@ removeExtra() {
 }
 
 echo "update $(ver "$old") -> $(ver "$new"): $(find "$new" -type f | wc -l) files; machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-6s | %-8s | %-9s | %-40s | %-7s | %-8s | %-8s | %-6s | %s\n' way "update s" "quiet s" "warnings for the update (max per scope; by kind)" folds resolved "CPU s" "left" "end = one-shot check"
+printf '%-12s | %-8s | %-9s | %-40s | %-7s | %-8s | %-8s | %-6s | %s\n' way "update s" "quiet s" "warnings for the update (max per scope; by kind)" folds resolved "CPU s" "left" "end = one-shot check"
 for way in "${ways[@]}"; do
 	root=$base/nc state=$base/state
 	rm -rf "$root" "$state"; mkdir -p "$state"
@@ -50,14 +53,22 @@ for way in "${ways[@]}"; do
 	"$bin" run --root "$root" --state-dir "$state" --log-format json 2>"$log" &
 	pid=$!
 	until grep -qs '"initial scan done' "$log"; do sleep 0.1; kill -0 "$pid"; done
-	sleep 1
+	# The first scan's own alerts (files the mirrored trees lack) are
+	# not the update's: counting starts once the log is still for 2 s.
+	n0=-1
+	while [ "$n0" != "$(wc -l <"$log")" ]; do n0=$(wc -l <"$log"); sleep 2; done
 	from=$(wc -l <"$log") c0=$(ticks "$pid") t0=$(date +%s.%N)
-	case $way in
+	if [[ $way == *+expect ]]; then
+		"$bin" expect-release --state-dir "$state" --for 1h "$new" >/dev/null
+		until grep -qs 'a release expected by expect-release' "$log"; do sleep 0.1; kill -0 "$pid"; done
+		from=$(wc -l <"$log")
+	fi
+	case ${way%+expect} in
 	rsync) rsync -a --delete --exclude /config --exclude /data "$new/" "$root/" ;;
 	tar) tar -C "$new" -cf - . | tar -C "$root" -xf -; removeExtra "$root" "$new" ;;
 	cp) cp -a "$new/." "$root/"; removeExtra "$root" "$new" ;;
 	esac
-	t1=$(date +%s.%N)
+	t1=$(date +%s.%N) t2=
 	# Quiet: no entry for 10 s (Settle 3 s, a fold at most 60 s).
 	last=$(wc -l <"$log") still=0
 	while [ $still -lt 100 ]; do
@@ -77,14 +88,14 @@ for way in "${ways[@]}"; do
 	nwarn=$(grep -c . <<<"$warn" || true)
 	perscope=$(cut -f1 <<<"$warn" | sort | uniq -c | sort -rn | awk 'NR == 1 {print $1 " " $2}')
 	bykind=$(cut -f2 <<<"$warn" | sort | uniq -c | sort -rn | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}')
-	folds=$(jq -r 'select(.message_id == "e09bb9dafb9843a17df8c08abc6a10e8")' <<<"$entries" 2>/dev/null | grep -c "\"msg\"" || true)
+	folds=$(jq -c 'select(.message_id == "e09bb9dafb9843a17df8c08abc6a10e8")' <<<"$entries" 2>/dev/null | grep -c . || true)
 	resolved=$(jq -r 'select(.message_id == "f12abb9c394b43fcb30bb54a5894946d") | .message' <<<"$entries" 2>/dev/null | grep -c . || true)
 	"$bin" report --state-dir "$state" --output json >"$base/daemon.json" 2>/dev/null || true
 	"$bin" check --root "$root" --output json >"$base/check.json" 2>/dev/null || true
 	same=no
 	cmp -s <(jq -S . "$base/daemon.json") <(jq -S . "$base/check.json") && same=yes
 	kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
-	printf '%-6s | %8.1f | %9.1f | %-40s | %7s | %8s | %8.2f | %6s | %s\n' "$way" "$(echo "$t1 - $t0" | bc)" "$(echo "${t2:-$t1} - $t0" | bc)" \
+	printf '%-12s | %8.1f | %9.1f | %-40s | %7s | %8s | %8.2f | %6s | %s\n' "$way" "$(echo "$t1 - $t0" | bc)" "$(echo "${t2:-$t1} - $t0" | bc)" \
 		"$nwarn (max ${perscope:-0 -}; ${bykind:-none})" "$folds" "$resolved" "$(echo "($c1 - $c0) / $hz" | bc -l)" "$(grep -c . "$base/left" || true)" "$same"
 	if [ -n "${KEEP:-}" ]; then cp "$log" "$KEEP.$way.log"; fi
 done
