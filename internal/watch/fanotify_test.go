@@ -514,9 +514,9 @@ func TestWritersExecAfterWrite(t *testing.T) {
 	}
 }
 
-// Lookup right after a write, with Run reading the group: it waits for
-// Run to read what is queued (no read of its own), so the writer is
-// there, or the lookup was late and counted as such.
+// Lookup right after a write, with Run reading the group: it reads what
+// is queued itself, or waits for Run's read when Run is reading, so the
+// writer is there, or the lookup was late and counted as such.
 func TestWritersLookupWaitsForRun(t *testing.T) {
 	root := t.TempDir()
 	w := openWriters(t, root, 0)
