@@ -406,13 +406,6 @@ func (w *Writers) caughtUp() {
 	}
 }
 
-// readable reports whether events are queued on fd.
-func readable(fd int) bool {
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	n, err := unix.Poll(fds, 0)
-	return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
-}
-
 // drain reads and records every event queued, without blocking; readMu
 // is held.
 func (w *Writers) drain(buf []byte) error {
