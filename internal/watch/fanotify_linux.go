@@ -137,7 +137,10 @@ func OpenWriters(root string, capacity int) (*Writers, error) {
 		w.Close()
 		return nil, err
 	}
-	w.quiet.group, w.quiet.mountFD = fd, w.mountFD
+	w.quiet.group, w.quiet.mountFD, w.quiet.root = fd, w.mountFD, root
+	// A directory is made quiet only where a name arriving in it tells
+	// its inode (the hard-link check needs it).
+	w.quiet.dirOff = flags&unix.FAN_REPORT_TARGET_FID == 0
 	if err := checkHandles(w.mountFD, root); err != nil {
 		w.Close()
 		return nil, err
@@ -284,7 +287,7 @@ func (w *Writers) Stats() WritersStats {
 	w.mu.Lock()
 	st := w.stats
 	w.mu.Unlock()
-	st.Quiet = w.quiet.added()
+	st.Quiet, st.QuietDirs = w.quiet.added()
 	return st
 }
 
@@ -591,24 +594,49 @@ func (w *Writers) event(ev *event, now time.Time) {
 	if full != "" && below(full, w.root) {
 		path = full // outside the root: kept by inode only, if tracked
 	}
-	tracked := w.trackedKick(ev.objHandle)
+	tracked := w.isTracked(ev.objHandle)
+	w.arrival(ev, path, tracked)
 	if path == "" && !tracked {
-		// Outside the root (or a directory that cannot be resolved), on
-		// an inode no checked file shares: nothing a lookup will ask
-		// for. Dropped before /proc is read: a filesystem mark sees every
-		// write of the filesystem, and this is most of them.
-		w.mu.Lock()
-		w.stats.Dropped++
-		w.mu.Unlock()
-		if !dirent && full != "" {
-			w.quiet.dropped(ev.objHandle)
-		}
+		w.dropped(ev, full)
 		return
 	}
-	if ev.mask&(unix.FAN_CREATE|unix.FAN_MOVED_TO) != 0 && path != "" {
+	w.record(ev, path, now)
+}
+
+// arrival tells the quiet marks of a file's name created or moved to,
+// outside the root (path "") or in it, then kicks if its inode is
+// tracked: a write through that name after the kick is not muted.
+func (w *Writers) arrival(ev *event, path string, tracked bool) {
+	arrived := ev.mask&(unix.FAN_CREATE|unix.FAN_MOVED_TO) != 0 && ev.mask&unix.FAN_ONDIR == 0
+	switch {
+	case arrived && path == "":
+		w.quiet.arrived(ev.dirHandle, ev.objHandle, tracked)
+	case arrived:
 		w.quiet.entered(ev.objHandle)
 	}
-	w.record(ev, path, now)
+	if tracked {
+		w.kickNow()
+	}
+}
+
+// dropped counts an event outside the root (or whose directory cannot
+// be resolved), on an inode no checked file shares: nothing a lookup
+// will ask for. It is dropped before /proc is read: a filesystem mark
+// sees every write of the filesystem, and this is most of them. A
+// file's content event (maybe merged with its creation) counts towards
+// making its directory or inode quiet.
+func (w *Writers) dropped(ev *event, full string) {
+	w.mu.Lock()
+	w.stats.Dropped++
+	w.mu.Unlock()
+	if ev.mask&quietMask == 0 || ev.mask&unix.FAN_ONDIR != 0 || full == "" {
+		return
+	}
+	dir := ""
+	if ev.name != "" && ev.name != "." {
+		dir = filepath.Dir(full)
+	}
+	w.quiet.dropped(ev.objHandle, ev.dirHandle, dir)
 }
 
 // unrecorded reports whether an event's mask is not one recorded: the
@@ -665,24 +693,26 @@ func (w *Writers) dirChanged(ev *event, full string) {
 	}
 	if ev.mask&unix.FAN_DELETE != 0 && ev.objHandle != nil {
 		delete(w.dirs, string(ev.objHandle))
+		w.quiet.gone(ev.objHandle)
 	}
 }
 
-// trackedKick reports whether the inode is tracked, and kicks if so.
-func (w *Writers) trackedKick(obj []byte) bool {
+// isTracked reports whether the inode is tracked.
+func (w *Writers) isTracked(obj []byte) bool {
 	if obj == nil {
 		return false
 	}
 	w.mu.Lock()
-	tracked := w.tracked["h"+string(obj)]
-	w.mu.Unlock()
-	if tracked {
-		select {
-		case w.kick <- struct{}{}:
-		default:
-		}
+	defer w.mu.Unlock()
+	return w.tracked["h"+string(obj)]
+}
+
+// kickNow kicks (coalesced).
+func (w *Writers) kickNow() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
 	}
-	return tracked
 }
 
 // record reads (or recalls) who the event's process is and records it
@@ -781,16 +811,27 @@ func closeFast(fd int) {
 // resolved is left out.
 func (w *Writers) Track(paths []string) {
 	t := make(map[string]bool, len(paths))
+	keep := map[string]bool{}
 	for _, p := range paths {
 		if k, ok := inodeKey(p); ok {
 			t[k] = true
+		}
+		// The directory of the file itself (a symlink's target's) is
+		// never made quiet: its writes there must kick. Its other names,
+		// if any, are in directories with an entry of several names,
+		// never quiet either.
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			if k, ok := handleKey(filepath.Dir(real)); ok {
+				keep[k] = true
+			}
 		}
 	}
 	w.mu.Lock()
 	w.tracked = t
 	w.mu.Unlock()
-	// A newly tracked inode may be one made quiet: no event would come.
-	w.quiet.flush()
+	// A newly tracked inode may be one made quiet, or in a directory
+	// made quiet: no event would come.
+	w.quiet.track(keep)
 }
 
 // Kicks receives (coalesced) when a tracked file changed, by any name.
@@ -798,13 +839,23 @@ func (w *Writers) Kicks() <-chan struct{} { return w.kick }
 
 // inodeKey is the ring's key of the inode at path (a symlink's target's).
 func inodeKey(path string) (string, bool) {
+	k, ok := handleKey(path)
+	if !ok {
+		return "", false
+	}
+	return "h" + k, true
+}
+
+// handleKey is the key of the inode at path (a symlink's target's) as
+// events carry it: handle type and bytes.
+func handleKey(path string) (string, bool) {
 	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
 	if err != nil {
 		return "", false
 	}
 	var t [4]byte
 	binary.NativeEndian.PutUint32(t[:], uint32(h.Type()))
-	return "h" + string(t[:]) + string(h.Bytes()), true
+	return string(t[:]) + string(h.Bytes()), true
 }
 
 // Lookup returns the latest recorded writer of path: of the path itself
@@ -993,39 +1044,68 @@ func ReadProc(pid int) Writer {
 	return wr
 }
 
-// quietMarks are ignore marks on inodes outside the root that are
-// written again and again (a session store, a cache, a log elsewhere on
-// the filesystem): after quietAfter events of one such inode, the kernel
-// is asked not to report its content events to the group any more
-// (FAN_MARK_IGNORE, evictable: the mark does not pin the inode). What is
-// never made quiet: an inode at or below the root, a tracked one, one
-// with several names (one may be at or below the root), a directory,
-// and directory-entry events (a link or rename into the root is always
-// seen, and makes its inode loud again). Track, and a directory moved
-// into the root, remove them all (FAN_MARK_FLUSH of the group's inode
-// marks: its other marks are filesystem or mount marks).
+// quietMarks are ignore marks outside the root, on what is written again
+// and again (a session store, a cache, a log elsewhere on the
+// filesystem), so that the kernel stops reporting those writes to the
+// group: the reader's cost is per event read, wherever the write was.
+//
+// A directory: after quietDirAfter content events of its files, the
+// kernel is asked not to report its children's content events
+// (FAN_MARK_IGNORE with FAN_EVENT_ON_CHILD, surviving modify, evictable:
+// Linux 6.0, and only where the group reports the inode of a name that
+// arrives, FAN_REPORT_TARGET_FID). Not a directory at or above the root,
+// not the directory of a tracked file (Track), and never one with an
+// entry of several names (the hard-link check, which reads its entries
+// before the mark): a signed file linked from data/ is written through
+// that name without an event under the install, and the group's event is
+// the only one. A name of a tracked inode, or of one with several names,
+// created or moved into a quiet directory (directory-entry events are
+// never muted) makes it loud again before its inode is kicked, and a
+// name of several links arriving in the root flushes every mark (its
+// other name may be in a quiet directory). Subdirectories are not muted
+// by their parent's mark (the kernel's ignore mark is of the directory's
+// own entries).
+//
+// An inode: where its directory cannot be made quiet, after quietAfter
+// events of one inode, its content events are ignored (evictable).
+// Never an inode with several names (one may be at or below the root), a
+// tracked one, or a directory.
+//
+// Track, and a directory moved into the root, remove every mark
+// (FAN_MARK_FLUSH of the group's inode marks: its other marks are
+// filesystem or mount marks).
 type quietMarks struct {
 	group, mountFD int
+	root           string
 
-	mu     sync.Mutex
-	off    bool            // the kernel refused an ignore mark: not tried again
-	seen   map[string]int  // inode key -> events dropped, since the last reset
-	marked map[string]bool // inode keys made quiet
-	count  uint64          // marks added
-	after  uint64          // events of inodes already quiet (read before the mark took)
+	mu      sync.Mutex
+	off     bool              // the kernel refused an inode's ignore mark: not tried again
+	dirOff  bool              // no directory marks: refused by the kernel, or no FAN_REPORT_TARGET_FID
+	seen    map[string]int    // inode key -> events dropped, since the last reset
+	marked  map[string]bool   // inode keys made quiet
+	count   uint64            // inode marks added
+	after   uint64            // events of inodes already quiet (read before the mark took)
+	dirSeen map[string]int    // directory key -> content events dropped in it
+	dirs    map[string]uint64 // directory keys made quiet -> events in it read since (before the mark took)
+	refused map[string]bool   // directories with an entry of several names (until a flush)
+	keep    map[string]bool   // directories of tracked files: never quiet
+	dirAdds uint64            // directory marks added
 }
 
 const (
-	quietAfter = 3    // events of one inode outside the root before it is made quiet
-	maxSeen    = 4096 // seen is reset when it holds as many inodes
-	maxQuiet   = 4096 // the marks are flushed when there are as many
+	quietAfter    = 3     // events of one inode outside the root before it is made quiet
+	quietDirAfter = 8     // content events in one directory outside the root before it is made quiet
+	maxSeen       = 4096  // seen (dirSeen, refused) is reset when it holds as many
+	maxQuiet      = 4096  // the marks are flushed when there are as many
+	maxDirEntries = 16384 // a directory with more entries is not read for the hard-link check, nor made quiet
 )
 
 // quietMask is what a quiet inode's events are ignored for.
 const quietMask = unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE | unix.FAN_ATTRIB
 
 func newQuietMarks() *quietMarks {
-	return &quietMarks{group: -1, mountFD: -1, seen: map[string]int{}, marked: map[string]bool{}}
+	return &quietMarks{group: -1, mountFD: -1, seen: map[string]int{}, marked: map[string]bool{},
+		dirSeen: map[string]int{}, dirs: map[string]uint64{}, refused: map[string]bool{}, keep: map[string]bool{}}
 }
 
 // flush removes every quiet mark.
@@ -1036,29 +1116,110 @@ func (q *quietMarks) flush() {
 }
 
 func (q *quietMarks) flushLocked() {
-	if len(q.marked) == 0 {
+	clear(q.refused)
+	if len(q.marked) == 0 && len(q.dirs) == 0 {
 		return
 	}
 	unix.FanotifyMark(q.group, unix.FAN_MARK_FLUSH, 0, unix.AT_FDCWD, "")
 	clear(q.marked)
 	clear(q.seen)
+	clear(q.dirs)
+	clear(q.dirSeen)
 }
 
-// added returns how many marks were added.
-func (q *quietMarks) added() uint64 {
+// track sets the directories never made quiet, and removes every mark.
+func (q *quietMarks) track(keep map[string]bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.count
+	q.keep = keep
+	q.flushLocked()
 }
 
-// dropped counts an event dropped on the inode obj (outside the root,
-// untracked), and makes it quiet after quietAfter.
-func (q *quietMarks) dropped(obj []byte) {
-	if obj == nil || q.mountFD < 0 {
+// added returns how many inode and directory marks were added.
+func (q *quietMarks) added() (inodes, dirs uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.count, q.dirAdds
+}
+
+// dropped counts a content event dropped on the inode obj in the
+// directory dir at dirPath ("" if not known), outside the root,
+// untracked, and makes the directory quiet after quietDirAfter, or else
+// the inode after quietAfter.
+func (q *quietMarks) dropped(obj, dir []byte, dirPath string) {
+	if q.mountFD < 0 {
 		return
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if _, ok := q.dirs[string(dir)]; ok && dir != nil {
+		q.dirs[string(dir)]++
+		return
+	}
+	if q.quietDir(dir, dirPath) {
+		return
+	}
+	q.quietInode(obj)
+}
+
+// quietDir counts an event in dir and makes it quiet after
+// quietDirAfter; it reports whether it is quiet.
+func (q *quietMarks) quietDir(dir []byte, dirPath string) bool {
+	if !q.mayQuietDir(dir, dirPath) {
+		return false
+	}
+	if len(q.dirSeen) >= maxSeen {
+		clear(q.dirSeen)
+	}
+	q.dirSeen[string(dir)]++
+	if q.dirSeen[string(dir)] < quietDirAfter {
+		return false
+	}
+	delete(q.dirSeen, string(dir))
+	if len(q.marked)+len(q.dirs) >= maxQuiet {
+		q.flushLocked()
+	}
+	err := q.markDir(dir)
+	switch {
+	case err == nil:
+		q.dirs[string(dir)] = 0
+		q.dirAdds++
+		return true
+	case errors.Is(err, errLinked):
+		if len(q.refused) >= maxSeen {
+			clear(q.refused)
+		}
+		q.refused[string(dir)] = true
+	case kernelRefused(err):
+		q.dirOff = true // an older kernel (FAN_MARK_IGNORE with FAN_EVENT_ON_CHILD: 6.0), or no room
+	}
+	return false
+}
+
+// mayQuietDir reports whether the directory dir at dirPath may be made
+// quiet: not at or above the root, not a tracked file's, not found with
+// an entry of several names.
+func (q *quietMarks) mayQuietDir(dir []byte, dirPath string) bool {
+	return dir != nil && dirPath != "" && !q.dirOff && !q.refused[string(dir)] && !q.keep[string(dir)] &&
+		!below(q.root, dirPath) && !below(dirPath, q.root)
+}
+
+// kernelRefused: a directory's ignore mark refused as such (not for
+// this directory only).
+func kernelRefused(err error) bool {
+	for _, e := range []error{unix.EINVAL, unix.EPERM, unix.ENOSPC, unix.ENOTDIR, unix.EISDIR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// quietInode counts an event of obj and makes it quiet after quietAfter.
+func (q *quietMarks) quietInode(obj []byte) {
+	if obj == nil {
+		return
+	}
 	if q.marked[string(obj)] {
 		q.after++
 		return
@@ -1074,7 +1235,7 @@ func (q *quietMarks) dropped(obj []byte) {
 		return
 	}
 	delete(q.seen, string(obj))
-	if len(q.marked) >= maxQuiet {
+	if len(q.marked)+len(q.dirs) >= maxQuiet {
 		q.flushLocked()
 	}
 	err := q.mark(obj, unix.FAN_MARK_ADD|unix.FAN_MARK_IGNORE_SURV|unix.FAN_MARK_EVICTABLE)
@@ -1089,13 +1250,18 @@ func (q *quietMarks) dropped(obj []byte) {
 }
 
 // entered makes the inode of a name created or moved to at or below the
-// root loud again, if it was quiet.
+// root loud again, if it was quiet; if it has several names, one may be
+// in a quiet directory: every mark goes.
 func (q *quietMarks) entered(obj []byte) {
 	if obj == nil {
 		return
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if len(q.dirs) > 0 && q.linked(obj) {
+		q.flushLocked()
+		return
+	}
 	if !q.marked[string(obj)] {
 		return
 	}
@@ -1105,14 +1271,73 @@ func (q *quietMarks) entered(obj []byte) {
 	}
 }
 
-// errLinked: an inode with several names is never made quiet.
+// arrived handles a name created or moved to in the directory dir,
+// outside the root, for the inode obj: a quiet directory is made loud
+// again if the inode is tracked or has several names (one may be in the
+// install), and is not made quiet again until a flush.
+func (q *quietMarks) arrived(dir, obj []byte, tracked bool) {
+	if dir == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.dirs[string(dir)]; !ok || (!tracked && !q.linked(obj)) {
+		return
+	}
+	delete(q.dirs, string(dir))
+	q.refused[string(dir)] = true
+	fd, err := openHandle(q.mountFD, dir, unix.O_PATH)
+	if err == nil {
+		err = unix.FanotifyMark(q.group, unix.FAN_MARK_REMOVE|unix.FAN_MARK_IGNORE_SURV, quietMask|unix.FAN_EVENT_ON_CHILD, unix.AT_FDCWD, fdPath(fd))
+		unix.Close(fd)
+	}
+	if err != nil {
+		q.flushLocked()
+	}
+}
+
+// gone forgets a directory removed.
+func (q *quietMarks) gone(dir []byte) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.dirs, string(dir))
+	delete(q.dirSeen, string(dir))
+	delete(q.refused, string(dir))
+}
+
+// linked reports whether the inode obj has several names, or may have
+// (unknown inode, or it cannot be opened).
+func (q *quietMarks) linked(obj []byte) bool {
+	if obj == nil {
+		return true
+	}
+	fd, err := openHandle(q.mountFD, obj, unix.O_PATH)
+	if err != nil {
+		return !errors.Is(err, unix.ESTALE) // gone: no name at all
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) != nil || (st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink != 1)
+}
+
+// errLinked: an inode with several names, or a directory with an entry
+// of several names (or too many entries to read), is never made quiet.
 var errLinked = errors.New("fanotify: inode has several names")
+
+// openHandle opens the inode of the handle key.
+func openHandle(mountFD int, key []byte, flags int) (int, error) {
+	h := unix.NewFileHandle(int32(binary.NativeEndian.Uint32(key)), key[4:])
+	return unix.OpenByHandleAt(mountFD, h, flags|unix.O_CLOEXEC)
+}
+
+// fdPath names a descriptor: fanotify_mark takes no O_PATH descriptor
+// as its object.
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
 // mark adds or removes an ignore mark (quietMask) on the inode of the
 // handle key.
 func (q *quietMarks) mark(key []byte, flags uint) error {
-	h := unix.NewFileHandle(int32(binary.NativeEndian.Uint32(key)), key[4:])
-	fd, err := unix.OpenByHandleAt(q.mountFD, h, unix.O_PATH|unix.O_CLOEXEC)
+	fd, err := openHandle(q.mountFD, key, unix.O_PATH)
 	if err != nil {
 		return err
 	}
@@ -1123,6 +1348,54 @@ func (q *quietMarks) mark(key []byte, flags uint) error {
 		// must be seen.
 		return errLinked
 	}
-	// fanotify_mark takes no O_PATH descriptor as its object: name it.
-	return unix.FanotifyMark(q.group, flags, quietMask, unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd))
+	return unix.FanotifyMark(q.group, flags, quietMask, unix.AT_FDCWD, fdPath(fd))
+}
+
+// markDir makes the directory of the handle key quiet, after the
+// hard-link check: none of its entries but directories has several
+// names. A name linked in after the check is seen arriving (arrived).
+func (q *quietMarks) markDir(key []byte) error {
+	fd, err := openHandle(q.mountFD, key, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unlinkedEntries(fd); err != nil {
+		return err
+	}
+	return unix.FanotifyMark(q.group, unix.FAN_MARK_ADD|unix.FAN_MARK_IGNORE_SURV|unix.FAN_MARK_EVICTABLE,
+		quietMask|unix.FAN_EVENT_ON_CHILD, unix.AT_FDCWD, fdPath(fd))
+}
+
+// unlinkedEntries reads the directory fd's entries: errLinked if one
+// that is not a directory has several names (or cannot be looked at),
+// or if there are more than maxDirEntries.
+func unlinkedEntries(fd int) error {
+	buf := make([]byte, 32<<10)
+	n, names := 0, make([]string, 0, 256)
+	for {
+		got, err := unix.Getdents(fd, buf)
+		if err != nil {
+			return err
+		}
+		if got <= 0 {
+			return nil
+		}
+		_, _, names = unix.ParseDirent(buf[:got], -1, names[:0])
+		if n += len(names); n > maxDirEntries {
+			return errLinked
+		}
+		for _, name := range names {
+			var st unix.Stat_t
+			if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				if errors.Is(err, unix.ENOENT) {
+					continue // removed meanwhile
+				}
+				return errLinked
+			}
+			if st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink != 1 {
+				return errLinked
+			}
+		}
+	}
 }

@@ -41,6 +41,7 @@ type WritersStats struct {
 	Exited     uint64 // writers found exited before /proc could be tied to them (pidfd)
 	NoPidfd    uint64 // writers unknown: the kernel could not make a pidfd (FAN_EPIDFD)
 	Quiet      uint64 // inodes outside the root made quiet (ignore marks), see quietMarks
+	QuietDirs  uint64 // directories outside the root made quiet (their files' content events ignored), see quietMarks
 }
 
 // containerRe finds a container id in a cgroup path component: docker's
