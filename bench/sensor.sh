@@ -25,6 +25,11 @@
 #                                shared machine other jobs write on the same
 #                                filesystem, and the sensor sees their
 #                                writes too; 0: don't
+#   WORK_DIR [/tmp]              where the temporary directory is made (the
+#                                tree, the writers' directory, the state):
+#                                a filesystem of its own (a tmpfs mounted
+#                                for it) keeps the machine's other writers
+#                                out of the measure
 #   KEEP=1                       keep the temporary directory
 #
 # For each mode: a fresh state directory, `integrityd run --who-data MODE`
@@ -39,7 +44,7 @@
 # alert's log entry minus the time just before the write: same clock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-work=$(mktemp -d /tmp/integrityd-sensor.XXXXXX)
+work=$(mktemp -d "${WORK_DIR:-/tmp}/integrityd-sensor.XXXXXX")
 trap '[ -n "${KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"' EXIT
 bin=$work/integrityd tree=$work/nc other=$work/other
 go build -o "$bin" ./cmd/integrityd

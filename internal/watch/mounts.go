@@ -189,23 +189,10 @@ func (m *MountWatcher) BadLines() int {
 // Sending on out blocks until the consumer takes the change (or ctx is
 // done); changes meanwhile wait in the kernel's table, read afterwards.
 func (m *MountWatcher) Run(ctx context.Context, out chan<- MountChange) error {
-	m.mu.Lock()
-	switch {
-	case m.closed:
-		m.mu.Unlock()
-		return errMountsClosed
-	case m.running:
-		m.mu.Unlock()
-		return errors.New("mount watcher: Run is already running")
+	if err := m.begin(); err != nil {
+		return err
 	}
-	m.running, m.exited = true, make(chan struct{})
-	m.mu.Unlock()
-	defer func() {
-		m.mu.Lock()
-		m.running = false
-		close(m.exited)
-		m.mu.Unlock()
-	}()
+	defer m.end()
 	drainEventfd(m.wake) // a previous Run's context may have written
 	woken := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
@@ -232,44 +219,92 @@ func (m *MountWatcher) Run(ctx context.Context, out chan<- MountChange) error {
 		}
 		m.wakeups.Add(1)
 		if fds[1].Revents != 0 {
-			if err := ctx.Err(); err != nil {
+			if err := m.woken(ctx); err != nil {
 				return err
 			}
-			select {
-			case <-m.closing:
-				return errMountsClosed
-			default:
-			}
-			drainEventfd(m.wake)
 			continue
 		}
-		ev := fds[0].Revents
-		switch {
-		case ev&unix.POLLNVAL != 0:
-			return &os.PathError{Op: "poll", Path: m.path, Err: unix.EBADF}
-		case ev&unix.POLLHUP != 0: // not from mountinfo; would wake forever
-			return &os.PathError{Op: "poll", Path: m.path, Err: errors.New("hang up")}
-		case ev&(unix.POLLPRI|unix.POLLERR) == 0:
-			continue
-		}
-		table, bad, err := m.readTable()
+		changed, err := m.tableEvent(fds[0].Revents)
 		if err != nil {
 			return err
 		}
-		m.mu.Lock()
-		old := m.table
-		m.table, m.bad = table, bad
-		m.mu.Unlock()
-		for _, c := range mountDiff(old, table, m.roots) {
-			select {
-			case out <- c:
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-m.closing:
-				return errMountsClosed
+		if changed {
+			if err := m.reread(ctx, out); err != nil {
+				return err
 			}
 		}
 	}
+}
+
+// begin marks Run running, or says why it cannot run.
+func (m *MountWatcher) begin() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.closed:
+		return errMountsClosed
+	case m.running:
+		return errors.New("mount watcher: Run is already running")
+	}
+	m.running, m.exited = true, make(chan struct{})
+	return nil
+}
+
+// end marks Run returned.
+func (m *MountWatcher) end() {
+	m.mu.Lock()
+	m.running = false
+	close(m.exited)
+	m.mu.Unlock()
+}
+
+// woken handles a write to the eventfd: ctx's error or errMountsClosed
+// when Run is to return, else nil (a previous context's wake-up).
+func (m *MountWatcher) woken(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-m.closing:
+		return errMountsClosed
+	default:
+	}
+	drainEventfd(m.wake)
+	return nil
+}
+
+// tableEvent tells what poll's revents on the mountinfo file mean: the
+// table changed, nothing, or an error.
+func (m *MountWatcher) tableEvent(ev int16) (bool, error) {
+	switch {
+	case ev&unix.POLLNVAL != 0:
+		return false, &os.PathError{Op: "poll", Path: m.path, Err: unix.EBADF}
+	case ev&unix.POLLHUP != 0: // not from mountinfo; would wake forever
+		return false, &os.PathError{Op: "poll", Path: m.path, Err: errors.New("hang up")}
+	}
+	return ev&(unix.POLLPRI|unix.POLLERR) != 0, nil
+}
+
+// reread reads the table again and sends what changed on out.
+func (m *MountWatcher) reread(ctx context.Context, out chan<- MountChange) error {
+	table, bad, err := m.readTable()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	old := m.table
+	m.table, m.bad = table, bad
+	m.mu.Unlock()
+	for _, c := range mountDiff(old, table, m.roots) {
+		select {
+		case out <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-m.closing:
+			return errMountsClosed
+		}
+	}
+	return nil
 }
 
 // Close stops a running Run (it returns an error) and releases the file.
@@ -381,28 +416,12 @@ func parseMountLine(line string) (mountEntry, bool) {
 	if len(f) < 10 {
 		return mountEntry{}, false
 	}
-	sep := -1
-	for i := 6; i < len(f); i++ {
-		if f[i] == "-" {
-			sep = i
-			break
-		}
-		if f[i] == "" { // optional fields are tag[:value]
-			return mountEntry{}, false
-		}
-	}
+	sep := mountSeparator(f)
 	if sep < 0 || len(f)-sep-1 < 3 {
 		return mountEntry{}, false
 	}
-	id, err1 := strconv.ParseUint(f[0], 10, 31)
-	parent, err2 := strconv.ParseUint(f[1], 10, 31)
-	major, minor, ok := strings.Cut(f[2], ":")
-	_, err3 := strconv.ParseUint(major, 10, 32)
-	_, err4 := strconv.ParseUint(minor, 10, 32)
-	if err1 != nil || err2 != nil || !ok || err3 != nil || err4 != nil {
-		return mountEntry{}, false
-	}
-	if f[3] == "" || f[5] == "" || f[sep+1] == "" {
+	id, parent, ok := mountIDs(f)
+	if !ok || f[3] == "" || f[5] == "" || f[sep+1] == "" {
 		return mountEntry{}, false
 	}
 	point := unescapeMount(f[4])
@@ -410,14 +429,42 @@ func parseMountLine(line string) (mountEntry, bool) {
 		return mountEntry{}, false
 	}
 	return mountEntry{
-		ID:     int(id),
-		Parent: int(parent),
+		ID:     id,
+		Parent: parent,
 		Dev:    f[2],
 		Root:   unescapeMount(f[3]), // not always a path: "net:[4026532282]" for a namespace
 		Point:  path.Clean(point),
 		FSType: unescapeMount(f[sep+1]),
 		Source: unescapeMount(f[sep+2]),
 	}, true
+}
+
+// mountSeparator returns the index of the "-" that ends a mountinfo
+// line's optional fields, or -1 (none, or an empty optional field).
+func mountSeparator(f []string) int {
+	for i := 6; i < len(f); i++ {
+		if f[i] == "-" {
+			return i
+		}
+		if f[i] == "" { // optional fields are tag[:value]
+			return -1
+		}
+	}
+	return -1
+}
+
+// mountIDs parses a mountinfo line's mount ID and parent ID, and checks
+// its major:minor.
+func mountIDs(f []string) (id, parent int, ok bool) {
+	i, err1 := strconv.ParseUint(f[0], 10, 31)
+	p, err2 := strconv.ParseUint(f[1], 10, 31)
+	major, minor, ok := strings.Cut(f[2], ":")
+	_, err3 := strconv.ParseUint(major, 10, 32)
+	_, err4 := strconv.ParseUint(minor, 10, 32)
+	if err1 != nil || err2 != nil || !ok || err3 != nil || err4 != nil {
+		return 0, 0, false
+	}
+	return int(i), int(p), true
 }
 
 // unescapeMount undoes the kernel's octal escapes (\040 for a space). A

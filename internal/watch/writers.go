@@ -22,6 +22,11 @@ type Writer struct {
 	// and maybe before /proc was read; Comm, Exe and UID are then left
 	// unknown, since what /proc says now is not who wrote.
 	Execed bool
+	// Exited: the process had exited before its event was read, or
+	// exited while /proc was read (the kernel's pidfd of it says so):
+	// only Pid is known, since what /proc says of that pid now may be
+	// another process's.
+	Exited bool
 }
 
 // WritersStats counts what a Writers did.
@@ -32,6 +37,11 @@ type WritersStats struct {
 	Overflow   uint64 // FAN_Q_OVERFLOW: the kernel dropped events
 	Late       uint64 // lookups that answered before Run had read the queue (lookupWait)
 	Dropped    uint64 // events outside the root on an untracked inode, dropped unread
+	Reads      uint64 // reads of the queue (Run gathers events for a while before it reads)
+	Exited     uint64 // writers found exited before /proc could be tied to them (pidfd)
+	NoPidfd    uint64 // writers unknown: the kernel could not make a pidfd (FAN_EPIDFD)
+	Quiet      uint64 // inodes outside the root made quiet (ignore marks), see quietMarks
+	QuietDirs  uint64 // directories outside the root made quiet (their files' content events ignored), see quietMarks
 }
 
 // containerRe finds a container id in a cgroup path component: docker's
@@ -43,11 +53,25 @@ var containerRe = regexp.MustCompile(`^(?:(docker|libpod|cri-containerd|crio)-)?
 // text: a container id ("docker:<12 hex>") where one is in the path, else
 // the last component ending in .service or .scope, else "".
 func UnitOf(cgroup string) string {
+	comps := strings.Split(cgroupPath(cgroup), "/")
+	if c, ok := containerOf(comps); ok {
+		return c
+	}
+	for i := len(comps) - 1; i >= 0; i-- {
+		if strings.HasSuffix(comps[i], ".service") || strings.HasSuffix(comps[i], ".scope") {
+			return comps[i]
+		}
+	}
+	return ""
+}
+
+// cgroupPath picks the path of a /proc/PID/cgroup text: cgroup v2's line
+// ("0::path") wins, unless it is the root (a hybrid setup), then v1's
+// name=systemd hierarchy, then any.
+func cgroupPath(cgroup string) string {
 	var v2, v1, first string
 	for line := range strings.SplitSeq(cgroup, "\n") {
-		// hierarchy-ID:controllers:path. cgroup v2's line ("0::path")
-		// wins, unless it is the root (a hybrid setup), then v1's
-		// name=systemd hierarchy, then any.
+		// hierarchy-ID:controllers:path
 		parts := strings.SplitN(line, ":", 3)
 		if len(parts) != 3 {
 			continue
@@ -65,29 +89,30 @@ func UnitOf(cgroup string) string {
 			first = parts[2]
 		}
 	}
-	path := cmp.Or(v2, v1, first)
-	comps := strings.Split(path, "/")
+	return cmp.Or(v2, v1, first)
+}
+
+// containerOf finds the innermost container id in a cgroup path's
+// components: "docker:<12 hex>", "libpod:…", "containerd:…", "crio:…".
+func containerOf(comps []string) (string, bool) {
 	for i := len(comps) - 1; i >= 0; i-- {
-		if m := containerRe.FindStringSubmatch(comps[i]); m != nil {
-			kind := m[1]
-			switch kind {
-			case "", "docker":
-				kind = "docker"
-				if i > 0 && (comps[i-1] == "libpod" || strings.HasPrefix(comps[i-1], "machine-libpod")) {
-					kind = "libpod"
-				}
-			case "cri-containerd":
-				kind = "containerd"
+		m := containerRe.FindStringSubmatch(comps[i])
+		if m == nil {
+			continue
+		}
+		kind := m[1]
+		switch kind {
+		case "", "docker":
+			kind = "docker"
+			if i > 0 && (comps[i-1] == "libpod" || strings.HasPrefix(comps[i-1], "machine-libpod")) {
+				kind = "libpod"
 			}
-			return kind + ":" + m[2][:12]
+		case "cri-containerd":
+			kind = "containerd"
 		}
+		return kind + ":" + m[2][:12], true
 	}
-	for i := len(comps) - 1; i >= 0; i-- {
-		if strings.HasSuffix(comps[i], ".service") || strings.HasSuffix(comps[i], ".scope") {
-			return comps[i]
-		}
-	}
-	return ""
+	return "", false
 }
 
 // ring is a fixed-size map of the latest entries: a key written again
