@@ -351,7 +351,7 @@ func (rk *rechecker) adoptAs(s *scope, r scopeScan, live bool) {
 	}
 	s.setLinks("", r.links)
 	l.wa.linksChanged = true
-	l.rec.replaceAs(s, "", l.stage.accounted(s, r.findings), how)
+	l.rec.replaceAs(s, "", l.stage.accounted(s, r.sum, r.findings), how)
 	l.rec.modified()
 }
 

@@ -492,8 +492,18 @@ func TestExpectedHeldScope(t *testing.T) {
 	if fs := r.d.Findings(); len(fs) != 0 {
 		t.Errorf("findings for files the expected release signs: %s", render(fs))
 	}
-	// The rest of the update: the new manifests, then the end state.
+	// The rest of the update: the new manifests, then the end state,
+	// with a file the new manifest lists missing from the copy (a
+	// mirrored tree lacks big files): a finding at the end, as in
+	// Nextcloud's check, though a missing file is an update step while
+	// the update goes on.
+	if err := os.Remove(filepath.Join(next, "lib/private/New.php")); err != nil {
+		t.Fatal(err)
+	}
 	rsyncOver(t, next, root, []string{"config", "data"}, nil, func(string) {})
 	r.waitIdle(t)
 	assertSame(t, r, root, "after the update")
+	if fs := r.d.Findings(); len(fs) != 1 || fs[0].Kind != kind.FileMissing {
+		t.Errorf("findings at the end %s, want lib/private/New.php missing", render(fs))
+	}
 }

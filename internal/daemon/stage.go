@@ -104,15 +104,16 @@ func (st *stages) shipped(name string) bool {
 // removed or unverifiable (staged.covers).
 func (st *stages) covers(s *scope) bool { return st.exp(s) != nil && s.exp != nil }
 
-// accounted drops from fs, a whole check's findings of s (a held
-// scope's, a full scan's: under the manifest in force alone), what a
+// accounted drops from fs, a whole check's findings of s under the
+// manifest of SHA-256 sum (a held scope's, a full scan's: under the
+// manifest in force alone), what a
 // staged release accounts for: content it signs at that path, and the
 // update's own steps. A live recheck has the staged manifest as an
 // alternative already (rechecker.recheck).
-func (st *stages) accounted(s *scope, fs []finding.Finding) []finding.Finding {
+func (st *stages) accounted(s *scope, sum [sha256.Size]byte, fs []finding.Finding) []finding.Finding {
 	e := st.exp(s)
-	if e == nil {
-		return fs
+	if e == nil || st.updater.sums[s.sc.Name] == sum || st.expected.sums[s.sc.Name] == sum {
+		return fs // none, or checked against the staged manifest itself: its findings are the end state's
 	}
 	fs = slices.DeleteFunc(slices.Clone(fs), func(f finding.Finding) bool {
 		return (f.Kind == kind.InvalidHash || f.Kind == kind.ExtraFile) && e.Covers(&f)

@@ -381,7 +381,7 @@ var errClosed = errors.New("fanotify: closed")
 // lookupWait bounds how long Lookup waits for Run to read what the kernel
 // has queued: the loop that asks never waits longer, whatever load the
 // rest of the filesystem puts on the group.
-const lookupWait = 5 * time.Millisecond
+const lookupWait = 50 * time.Millisecond
 
 // caughtUp returns once what the kernel had queued when it was called
 // has been read and recorded: read here when Run is not reading, else by
