@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -134,6 +135,7 @@ func (s *Scope) walkTree(ctx context.Context, dir, prefix string, send func(walk
 			// so the comparison can flag it and what it hides.
 			return send(walkedFile{key: rel + "/", path: abs, mode: fs.ModeDir, err: cleanErr(err)})
 		}
+		slices.SortFunc(ents, keyOrder)
 		for _, e := range ents {
 			name := e.Name()
 			p := abs + "/" + name
@@ -155,6 +157,38 @@ func (s *Scope) walkTree(ctx context.Context, dir, prefix string, send func(walk
 		return nil
 	}
 	return walk(dir, prefix)
+}
+
+// keyOrder orders the entries of a directory as their keys sort (a
+// directory's key is its name and "/", which is the start of the keys
+// below it), so that the walk hands on keys in byte order, the order of
+// the manifest's keys (ksort's, as Nextcloud writes them): "a.b" before
+// the files of "a", ReadDir's name order puts them after.
+func keyOrder(a, b os.DirEntry) int {
+	x, y := a.Name(), b.Name()
+	n := min(len(x), len(y))
+	if c := strings.Compare(x[:n], y[:n]); c != 0 {
+		return c
+	}
+	// One name is the other's prefix: compare what follows it, a
+	// directory's name followed by "/".
+	cx, cy := tail(x, n, a.IsDir()), tail(y, n, b.IsDir())
+	if cx != cy {
+		return cx - cy
+	}
+	return len(x) - len(y)
+}
+
+// tail is the byte at n of name as a key sorts ("/" after a directory's
+// name), or -1 past its end.
+func tail(name string, n int, dir bool) int {
+	switch {
+	case n < len(name):
+		return int(name[n])
+	case dir:
+		return '/'
+	}
+	return -1
 }
 
 // errNotRegular marks files that are never opened for reading.
