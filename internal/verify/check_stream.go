@@ -81,7 +81,7 @@ func (s *Scope) checkStream(ctx context.Context, t *Trust) (res ScopeResult, err
 		poolErr <- hashPool(hctx, &s.in.Checker,
 			func(send func(*walkSlot) error) error {
 				defer close(ordered)
-				return s.walkTree(hctx, s.Dir, "", func(f walkedFile) error {
+				return s.walkTreeOrder(hctx, s.Dir, "", true, func(f walkedFile) error {
 					sl := &walkSlot{f: f, done: make(chan struct{})}
 					select {
 					case ordered <- sl:
