@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/integrityd/integrityd/internal/finding"
 )
 
 // parseManifestEmit hands on what parseManifestStream keeps, in the same
@@ -115,5 +118,29 @@ func TestCheckStreamSameAsWhole(t *testing.T) {
 	whole, _ := sc.checkWhole(context.Background(), p.trust)
 	if gl, wl := findingLines(check(t, sc, p.trust)), findingLines(whole); !slices.Equal(gl, wl) || len(gl) == 0 {
 		t.Fatalf("unordered manifest: Check %q, checkWhole %q", gl, wl)
+	}
+}
+
+// parseHash is finding.ParseHash.
+func TestParseHashSame(t *testing.T) {
+	hex := "0123456789abcdef"
+	for _, s := range []string{"", "0", sha512hex("a"), sha512hex("b")[:127], sha512hex("c") + "0"} {
+		got, gok := parseHash(s)
+		want, wok := finding.ParseHash(s)
+		if got != want || gok != wok {
+			t.Errorf("%q: got %x %v, want %x %v", s, got, gok, want, wok)
+		}
+	}
+	base := []byte(sha512hex("x"))
+	for i := 0; i < 128; i += 7 {
+		for c := 0; c < 256; c++ {
+			b := slices.Clone(base)
+			b[i] = byte(c)
+			got, gok := parseHash(string(b))
+			want, wok := finding.ParseHash(string(b))
+			if got != want || gok != wok || gok != (strings.IndexByte(hex, byte(c)) >= 0) {
+				t.Fatalf("%q: got %x %v, want %x %v", b, got, gok, want, wok)
+			}
+		}
 	}
 }

@@ -790,13 +790,13 @@ func (h *hashesBuilder) add(key, val []byte, off int64) error {
 		if phpcompat.IsNumeric(k) || (h.n > 0 && k <= h.last) {
 			return errUnordered
 		}
-		if err := h.encode(k, v); err != nil {
-			return err
-		}
 		e := expEntry{key: h.intern(k)}
 		var ok bool
-		if e.hash, ok = finding.ParseHash(v); !ok {
+		if e.hash, ok = parseHash(v); !ok {
 			e.odd = strings.Clone(v)
+		}
+		if err := h.encodeHex(k, v, ok); err != nil {
+			return err
 		}
 		h.last = e.key
 		h.n++
@@ -836,6 +836,12 @@ func (h *hashesBuilder) add(key, val []byte, off int64) error {
 // encode appends the next entry, in plain ksort order, to the signed
 // message, and hashes what is encoded in chunks.
 func (h *hashesBuilder) encode(k, v string) error {
+	return h.encodeHex(k, v, false)
+}
+
+// encodeHex is encode, where hex says that v is lowercase hex, which
+// json_encode writes as it is.
+func (h *hashesBuilder) encodeHex(k, v string, hex bool) error {
 	var err error
 	if len(h.ents) == 0 && h.n == 0 {
 		h.out = append(h.out, '{')
@@ -846,7 +852,9 @@ func (h *hashesBuilder) encode(k, v string) error {
 		return fmt.Errorf("key: %w", err)
 	}
 	h.out = append(h.out, ':')
-	if h.out, err = phpcompat.AppendString(h.out, v); err != nil {
+	if hex {
+		h.out = append(append(append(h.out, '"'), v...), '"')
+	} else if h.out, err = phpcompat.AppendString(h.out, v); err != nil {
 		return fmt.Errorf("value of %.200q: %w", k, err)
 	}
 	if len(h.out) >= msgChunk {
@@ -895,7 +903,7 @@ func (h *hashesBuilder) push(key, val string) {
 func (h *hashesBuilder) set(i int, val string) {
 	e := &h.ents[i]
 	var ok bool
-	if e.hash, ok = finding.ParseHash(val); ok {
+	if e.hash, ok = parseHash(val); ok {
 		e.odd = ""
 	} else {
 		e.odd = strings.Clone(val)
@@ -995,4 +1003,36 @@ func (h *hashesBuilder) finish() error {
 	h.empty = nil
 	slices.SortFunc(h.ents, func(a, b expEntry) int { return strings.Compare(a.key, b.key) })
 	return nil
+}
+
+// unhex maps the lowercase hex digits to their values, all else to 0xff.
+var unhex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c] = c - 'a' + 10
+	}
+	return t
+}()
+
+// parseHash is finding.ParseHash (a lowercase hex SHA-512, else ok
+// false) by table, in one pass: a manifest has one a file.
+func parseHash(s string) (h finding.Hash, ok bool) {
+	if len(s) != 2*len(h) {
+		return h, false
+	}
+	var bad byte
+	for i := range h {
+		hi, lo := unhex[s[2*i]], unhex[s[2*i+1]]
+		bad |= hi | lo
+		h[i] = hi<<4 | lo
+	}
+	if bad&0xf0 != 0 {
+		return finding.Hash{}, false
+	}
+	return h, true
 }
