@@ -19,29 +19,8 @@ import (
 func TestManifestEmitSame(t *testing.T) {
 	streamed := 0
 	for _, data := range streamInputs(t) {
-		want, werr := parseManifestStream(bytes.NewReader(data), "x/signature.json", maxManifestSize, streamBufSize, 0)
-		var got []expEntry
-		m, gerr := parseManifestEmit(bytes.NewReader(data), "x/signature.json", maxManifestSize, func(b []expEntry) {
-			got = append(got, b...)
-		})
-		if errors.Is(gerr, errUnordered) {
-			continue
-		}
-		if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
-			t.Fatalf("emit: %v; stream: %v\ninput %q", gerr, werr, data)
-		}
-		if werr != nil {
-			continue
-		}
-		streamed++
-		if len(m.ents) != 0 {
-			t.Errorf("emit kept %d entries", len(m.ents))
-		}
-		if !slices.Equal(got, want.ents) {
-			t.Errorf("emitted\n%+v\nwant\n%+v\ninput %q", got, want.ents, data)
-		}
-		if m.signed != want.signed || m.sum != want.sum || !bytes.Equal(m.Signature, want.Signature) || m.Certificate != want.Certificate || m.sigNote != want.sigNote {
-			t.Errorf("emit: signed message, sum, signature or certificate differ\ninput %q", data)
+		if sameEmit(t, data) {
+			streamed++
 		}
 	}
 	if streamed < 5 {
@@ -58,6 +37,45 @@ func TestManifestEmitSame(t *testing.T) {
 			t.Errorf("%s: got %v, want errUnordered", s, err)
 		}
 	}
+}
+
+// sameEmit fails t unless parseManifestEmit on data hands on what
+// parseManifestStream keeps, or says errUnordered; it reports whether
+// data streamed.
+func sameEmit(t testing.TB, data []byte) bool {
+	t.Helper()
+	want, werr := parseManifestStream(bytes.NewReader(data), "x/signature.json", maxManifestSize, streamBufSize, 0)
+	var got []expEntry
+	m, gerr := parseManifestEmit(bytes.NewReader(data), "x/signature.json", maxManifestSize, func(b []expEntry) {
+		got = append(got, b...)
+	})
+	if errors.Is(gerr, errUnordered) {
+		return false
+	}
+	if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
+		t.Fatalf("emit: %v; stream: %v\ninput %q", gerr, werr, data)
+	}
+	if werr != nil {
+		return false
+	}
+	if len(m.ents) != 0 {
+		t.Errorf("emit kept %d entries", len(m.ents))
+	}
+	if !slices.Equal(got, want.ents) {
+		t.Errorf("emitted\n%+v\nwant\n%+v\ninput %q", got, want.ents, data)
+	}
+	if m.signed != want.signed || m.sum != want.sum || !bytes.Equal(m.Signature, want.Signature) || m.Certificate != want.Certificate || m.sigNote != want.sigNote {
+		t.Errorf("emit: signed message, sum, signature or certificate differ\ninput %q", data)
+	}
+	return true
+}
+
+// FuzzManifestEmit: the same as TestManifestEmitSame on any input.
+func FuzzManifestEmit(f *testing.F) {
+	for _, data := range streamInputs(f) {
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { sameEmit(t, data) })
 }
 
 // The streaming comparison (checkStream) finds what the whole one
