@@ -135,8 +135,10 @@ func (s *Scope) expects(key string) bool {
 	return !(s.core && strings.HasPrefix(key, "updater/")) && !s.adminExcluded(key)
 }
 
-// Check verifies the scope's manifest and compares every file with it.
-func (s *Scope) Check(ctx context.Context, t *Trust) (ScopeResult, error) {
+// checkWhole is Check holding the whole manifest: its entries, sorted
+// for lookups, while the tree is hashed. Check falls back on it for a
+// manifest whose hashes are not in key order.
+func (s *Scope) checkWhole(ctx context.Context, t *Trust) (ScopeResult, error) {
 	res := ScopeResult{Scope: s.Name, Dir: s.Dir}
 	// Hash while the manifest is parsed and verified; a bad manifest
 	// cancels the hashing.
@@ -227,23 +229,7 @@ func (s *Scope) compareSeen(expected []expEntry, current map[string]fileState, s
 			continue
 		}
 		e, ok := lookup(expected, key)
-		switch {
-		case !ok:
-			f := finding.Finding{Scope: scope, Kind: kind.ExtraFile, Path: key, Current: st.hash, Message: st.linkNote()}
-			if st.err != nil {
-				f.Message = st.err.Error()
-			}
-			out = append(out, f)
-		case st.err != nil:
-			out = append(out, finding.Finding{Scope: scope, Kind: kind.Exception, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd,
-				Class: ReadErrorClass, Message: st.err.Error(), Detail: e.oddDetail()})
-		case st.hash != e.hash || e.odd != "":
-			out = append(out, finding.Finding{Scope: scope, Kind: kind.InvalidHash, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd,
-				Current: st.hash, Message: st.linkNote(), Detail: e.oddDetail()})
-		case st.nlink > 1:
-			out = append(out, finding.Finding{Scope: scope, Kind: kind.HardLink, Path: e.key, Expected: e.hash, Current: st.hash,
-				Message: st.linkNote()})
-		}
+		out = judge(out, scope, key, st, e, ok)
 	}
 	for i, e := range expected {
 		if seen != nil && seen[i] {
@@ -252,11 +238,40 @@ func (s *Scope) compareSeen(expected []expEntry, current map[string]fileState, s
 		if _, ok := current[e.key]; ok || underAny(e.key, badDirs) {
 			continue
 		}
-		out = append(out, finding.Finding{Scope: scope, Kind: kind.FileMissing, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd, Detail: e.oddDetail()})
+		out = append(out, missing(scope, e))
 	}
 	out = s.noteDuplicate(out, expected, current)
 	finding.Sort(out)
 	return out
+}
+
+// judge appends the finding, if any, for the file key as the walk found
+// it (st, not a directory's entry, not skipped or deferred), e its entry
+// in the manifest when ok.
+func judge(out []finding.Finding, scope, key string, st fileState, e expEntry, ok bool) []finding.Finding {
+	switch {
+	case !ok:
+		f := finding.Finding{Scope: scope, Kind: kind.ExtraFile, Path: key, Current: st.hash, Message: st.linkNote()}
+		if st.err != nil {
+			f.Message = st.err.Error()
+		}
+		out = append(out, f)
+	case st.err != nil:
+		out = append(out, finding.Finding{Scope: scope, Kind: kind.Exception, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd,
+			Class: ReadErrorClass, Message: st.err.Error(), Detail: e.oddDetail()})
+	case st.hash != e.hash || e.odd != "":
+		out = append(out, finding.Finding{Scope: scope, Kind: kind.InvalidHash, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd,
+			Current: st.hash, Message: st.linkNote(), Detail: e.oddDetail()})
+	case st.nlink > 1:
+		out = append(out, finding.Finding{Scope: scope, Kind: kind.HardLink, Path: e.key, Expected: e.hash, Current: st.hash,
+			Message: st.linkNote()})
+	}
+	return out
+}
+
+// missing is the FILE_MISSING finding of the manifest's entry e.
+func missing(scope string, e expEntry) finding.Finding {
+	return finding.Finding{Scope: scope, Kind: kind.FileMissing, Path: e.key, Expected: e.hash, ExpectedRaw: e.odd, Detail: e.oddDetail()}
 }
 
 // infoXML is the key the duplicate-app finding is reported on.
@@ -267,6 +282,14 @@ const infoXML = "appinfo/info.xml"
 // when nothing else is wrong with it, like linkNote: one finding per path.
 // It applies only when info.xml is among the keys compared.
 func (s *Scope) noteDuplicate(out []finding.Finding, expected []expEntry, current map[string]fileState) []finding.Finding {
+	st, ok := current[infoXML]
+	e, exp := lookup(expected, infoXML)
+	return s.noteDuplicateOf(out, st, ok, e, exp)
+}
+
+// noteDuplicateOf is noteDuplicate where st (when ok) is what the walk
+// found of info.xml, e (when exp) its entry in the manifest.
+func (s *Scope) noteDuplicateOf(out []finding.Finding, st fileState, ok bool, e expEntry, exp bool) []finding.Finding {
 	if s.dupNote == "" {
 		return out
 	}
@@ -279,8 +302,6 @@ func (s *Scope) noteDuplicate(out []finding.Finding, expected []expEntry, curren
 			return out
 		}
 	}
-	st, ok := current[infoXML]
-	e, exp := lookup(expected, infoXML)
 	if !ok && !exp {
 		return out
 	}

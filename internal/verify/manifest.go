@@ -18,8 +18,12 @@ import (
 )
 
 // maxManifestSize bounds a signature.json. Nextcloud's own core manifest is
-// a few MB; 64 MiB leaves room without letting a hostile file exhaust memory.
-const maxManifestSize = 64 << 20
+// a few MB (about 170 bytes a file); 1,000,000 files make about 170 MB, so
+// 256 MiB leaves room for trees that large with keys up to about 250
+// bytes. A one-shot check streams the file (Scope.Check: its memory does
+// not grow with it); what holds the entries (the daemon, a manifest not
+// in key order) takes about 96 bytes and the key per entry.
+const maxManifestSize = 256 << 20
 
 // Manifest is a parsed signature.json.
 type Manifest struct {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -70,8 +71,34 @@ func parseManifestStream(r io.Reader, name string, limit int64, bufSize int, siz
 		},
 	}
 	p.size = min(sizeHint, limit)
+	return p.run(name)
+}
+
+// parseManifestEmit is parseManifestStream whose hashes go to emit, in
+// batches in key order (each entry passes once), as they are read: the
+// Manifest has no entries. It returns errUnordered (not a ManifestError)
+// when they cannot go by in key order; the caller then parses the file
+// again without emit.
+func parseManifestEmit(r io.Reader, name string, limit int64, emit func([]expEntry)) (*Manifest, error) {
+	p := &streamParser{
+		in: streamReader{
+			r:     io.LimitReader(r, limit+1),
+			limit: limit,
+			buf:   make([]byte, streamBufSize),
+			sum:   sha256.New(),
+		},
+		emit: emit,
+	}
+	return p.run(name)
+}
+
+// run parses the whole input.
+func (p *streamParser) run(name string) (*Manifest, error) {
 	synErr := p.document()
 	p.in.drain()
+	if p.unordered {
+		return nil, errUnordered
+	}
 	for _, err := range []error{p.in.readErr, p.in.sizeErr, p.in.utf8Err, synErr, p.phpErr, p.semErr} {
 		if err != nil {
 			return nil, &ManifestError{name, err.Error()}
@@ -256,7 +283,21 @@ type streamParser struct {
 	haveSig  bool
 	haveCert bool
 	key, val []byte // scratch: the string being decoded
+
+	// emit, when set, receives the hashes' entries as they are read, in
+	// batches, instead of the Manifest keeping them (Scope.Check's
+	// streaming comparison); it is only possible while they come in
+	// plain ksort order and "hashes" is read once: otherwise unordered
+	// is set and the parse ends in errUnordered.
+	emit      func([]expEntry)
+	unordered bool
+	emitted   bool // "hashes" was read with emit
 }
+
+// errUnordered is what a parse with emit ends in when the hashes could not
+// be handed on as they came: not in plain ksort order (as Nextcloud
+// writes them), or "hashes" given twice.
+var errUnordered = errors.New("hashes are not in plain ksort order: they cannot be streamed")
 
 func (p *streamParser) syntax(format string, args ...any) error {
 	return fmt.Errorf("invalid JSON: %s at offset %d", fmt.Sprintf(format, args...), p.in.offset())
@@ -445,7 +486,16 @@ func (p *streamParser) readHashes(c byte) error {
 		p.semantic("hashes: not an object")
 		return p.value(c)
 	}
+	if p.emit != nil {
+		if p.hashes != nil || p.emitted {
+			p.unordered = true // a second "hashes": the last wins, in PHP
+			p.semantic("hashes: given twice")
+			return p.value(c)
+		}
+		p.emitted = true
+	}
 	h := newHashesBuilder(p.size, p.in.offset())
+	h.emit = p.emit
 	entry := func(c byte) error {
 		if p.dead() {
 			return p.value(c)
@@ -462,6 +512,9 @@ func (p *streamParser) readHashes(c byte) error {
 			return nil
 		}
 		if err := h.add(p.key, p.val, p.in.offset()); err != nil {
+			if errors.Is(err, errUnordered) {
+				p.unordered = true
+			}
 			p.semantic("hashes: %v", err)
 		}
 		return nil
@@ -703,7 +756,17 @@ type hashesBuilder struct {
 	out    []byte // signed message not yet hashed
 	arena  []byte // the keys' bytes, in blocks
 	signed [sha1.Size]byte
+
+	// With emit (streamParser.emit), entries go to it in batches and
+	// are not kept: n counts them, last is the key of the one before.
+	emit  func([]expEntry)
+	batch []expEntry
+	n     int
+	last  string
 }
+
+// emitBatch is how many entries go to emit at once.
+const emitBatch = 512
 
 // msgChunk is how much of the signed message is encoded before it is
 // hashed (phpcompat.WriteJSON's chunk).
@@ -721,30 +784,36 @@ func newHashesBuilder(size, start int64) *hashesBuilder {
 // add records one entry, key and value decoded (both are scratch bytes,
 // not kept); off is the file offset just after it.
 func (h *hashesBuilder) add(key, val []byte, off int64) error {
+	k := unsafe.String(unsafe.SliceData(key), len(key))
+	v := unsafe.String(unsafe.SliceData(val), len(val))
+	if h.emit != nil {
+		if phpcompat.IsNumeric(k) || (h.n > 0 && k <= h.last) {
+			return errUnordered
+		}
+		e := expEntry{key: h.intern(k)}
+		var ok bool
+		if e.hash, ok = parseHash(v); !ok {
+			e.odd = strings.Clone(v)
+		}
+		if err := h.encodeHex(k, v, ok); err != nil {
+			return err
+		}
+		h.last = e.key
+		h.n++
+		if h.batch = append(h.batch, e); len(h.batch) == emitBatch {
+			h.emit(h.batch)
+			h.batch = make([]expEntry, 0, emitBatch)
+		}
+		return nil
+	}
 	if len(h.ents) == cap(h.ents) {
 		h.grow(off)
 	}
-	k := unsafe.String(unsafe.SliceData(key), len(key))
-	v := unsafe.String(unsafe.SliceData(val), len(val))
 	n := len(h.ents)
 	if !h.general {
 		if !phpcompat.IsNumeric(k) && (n == 0 || k > h.ents[n-1].key) {
-			var err error
-			if n == 0 {
-				h.out = append(h.out, '{')
-			} else {
-				h.out = append(h.out, ',')
-			}
-			if h.out, err = phpcompat.AppendString(h.out, k); err != nil {
-				return fmt.Errorf("key: %w", err)
-			}
-			h.out = append(h.out, ':')
-			if h.out, err = phpcompat.AppendString(h.out, v); err != nil {
-				return fmt.Errorf("value of %.200q: %w", k, err)
-			}
-			if len(h.out) >= msgChunk {
-				h.sha.Write(h.out)
-				h.out = h.out[:0]
+			if err := h.encode(k, v); err != nil {
+				return err
 			}
 			h.push(h.intern(k), v)
 			return nil
@@ -761,6 +830,37 @@ func (h *hashesBuilder) add(key, val []byte, off int64) error {
 	ks := h.intern(pk.Str)
 	h.index[ks] = n
 	h.push(ks, v)
+	return nil
+}
+
+// encode appends the next entry, in plain ksort order, to the signed
+// message, and hashes what is encoded in chunks.
+func (h *hashesBuilder) encode(k, v string) error {
+	return h.encodeHex(k, v, false)
+}
+
+// encodeHex is encode, where hex says that v is lowercase hex, which
+// json_encode writes as it is.
+func (h *hashesBuilder) encodeHex(k, v string, hex bool) error {
+	var err error
+	if len(h.ents) == 0 && h.n == 0 {
+		h.out = append(h.out, '{')
+	} else {
+		h.out = append(h.out, ',')
+	}
+	if h.out, err = phpcompat.AppendString(h.out, k); err != nil {
+		return fmt.Errorf("key: %w", err)
+	}
+	h.out = append(h.out, ':')
+	if hex {
+		h.out = append(append(append(h.out, '"'), v...), '"')
+	} else if h.out, err = phpcompat.AppendString(h.out, v); err != nil {
+		return fmt.Errorf("value of %.200q: %w", k, err)
+	}
+	if len(h.out) >= msgChunk {
+		h.sha.Write(h.out)
+		h.out = h.out[:0]
+	}
 	return nil
 }
 
@@ -803,7 +903,7 @@ func (h *hashesBuilder) push(key, val string) {
 func (h *hashesBuilder) set(i int, val string) {
 	e := &h.ents[i]
 	var ok bool
-	if e.hash, ok = finding.ParseHash(val); ok {
+	if e.hash, ok = parseHash(val); ok {
 		e.odd = ""
 	} else {
 		e.odd = strings.Clone(val)
@@ -840,8 +940,12 @@ func (h *hashesBuilder) intern(key string) string {
 // and leaves ents sorted by key.
 func (h *hashesBuilder) finish() error {
 	h.arena = nil
+	if len(h.batch) > 0 {
+		h.emit(h.batch)
+		h.batch = nil
+	}
 	if !h.general {
-		if len(h.ents) == 0 {
+		if len(h.ents) == 0 && h.n == 0 {
 			h.out = append(h.out, "[]"...) // json_encode([])
 		} else {
 			h.out = append(h.out, '}')
@@ -899,4 +1003,36 @@ func (h *hashesBuilder) finish() error {
 	h.empty = nil
 	slices.SortFunc(h.ents, func(a, b expEntry) int { return strings.Compare(a.key, b.key) })
 	return nil
+}
+
+// unhex maps the lowercase hex digits to their values, all else to 0xff.
+var unhex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c] = c - 'a' + 10
+	}
+	return t
+}()
+
+// parseHash is finding.ParseHash (a lowercase hex SHA-512, else ok
+// false) by table, in one pass: a manifest has one a file.
+func parseHash(s string) (h finding.Hash, ok bool) {
+	if len(s) != 2*len(h) {
+		return h, false
+	}
+	var bad byte
+	for i := range h {
+		hi, lo := unhex[s[2*i]], unhex[s[2*i+1]]
+		bad |= hi | lo
+		h[i] = hi<<4 | lo
+	}
+	if bad&0xf0 != 0 {
+		return finding.Hash{}, false
+	}
+	return h, true
 }

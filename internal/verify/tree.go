@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -115,8 +116,14 @@ func (s *Scope) classify(p, key string, mode fs.FileMode) (entryAction, walkedFi
 }
 
 // walkTree lists the files of the scope below dir (whose key is prefix)
-// and sends them to out.
+// and sends them to out, in ReadDir's order.
 func (s *Scope) walkTree(ctx context.Context, dir, prefix string, send func(walkedFile) error) error {
+	return s.walkTreeOrder(ctx, dir, prefix, false, send)
+}
+
+// walkTreeOrder is walkTree; with inKeyOrder, the files go in the byte
+// order of their keys (keyOrder).
+func (s *Scope) walkTreeOrder(ctx context.Context, dir, prefix string, inKeyOrder bool, send func(walkedFile) error) error {
 	var walk func(abs, rel string) error
 	walk = func(abs, rel string) error {
 		if err := ctx.Err(); err != nil {
@@ -133,6 +140,9 @@ func (s *Scope) walkTree(ctx context.Context, dir, prefix string, send func(walk
 			// An unreadable directory is one entry, key ending in "/",
 			// so the comparison can flag it and what it hides.
 			return send(walkedFile{key: rel + "/", path: abs, mode: fs.ModeDir, err: cleanErr(err)})
+		}
+		if inKeyOrder {
+			slices.SortFunc(ents, keyOrder)
 		}
 		for _, e := range ents {
 			name := e.Name()
@@ -157,6 +167,38 @@ func (s *Scope) walkTree(ctx context.Context, dir, prefix string, send func(walk
 	return walk(dir, prefix)
 }
 
+// keyOrder orders the entries of a directory as their keys sort (a
+// directory's key is its name and "/", which is the start of the keys
+// below it), so that the walk hands on keys in byte order, the order of
+// the manifest's keys (ksort's, as Nextcloud writes them): "a.b" before
+// the files of "a", ReadDir's name order puts them after.
+func keyOrder(a, b os.DirEntry) int {
+	x, y := a.Name(), b.Name()
+	n := min(len(x), len(y))
+	if c := strings.Compare(x[:n], y[:n]); c != 0 {
+		return c
+	}
+	// One name is the other's prefix: compare what follows it, a
+	// directory's name followed by "/".
+	cx, cy := tail(x, n, a.IsDir()), tail(y, n, b.IsDir())
+	if cx != cy {
+		return cx - cy
+	}
+	return len(x) - len(y)
+}
+
+// tail is the byte at n of name as a key sorts ("/" after a directory's
+// name), or -1 past its end.
+func tail(name string, n int, dir bool) int {
+	switch {
+	case n < len(name):
+		return int(name[n])
+	case dir:
+		return '/'
+	}
+	return -1
+}
+
 // errNotRegular marks files that are never opened for reading.
 var errNotRegular = errors.New("not a regular file")
 
@@ -174,6 +216,26 @@ type hasher struct {
 	progress  *Progress
 	pace      func(ctx context.Context, n int64) error
 	deferOver int64 // > 0: files larger are not read (deferred)
+	// realDevs are the devices (st_dev) of files already found on a real
+	// file system: every file with the same st_dev is on that file
+	// system (the superblock's), whose type is not asked again.
+	realDevs []uint64
+}
+
+// checkRealFS is fsutil.CheckRealFS for f, whose fstat is fi, asked once
+// per file system (st_dev) that is a real one: an fstatfs a file less.
+func (h *hasher) checkRealFS(f *os.File, fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok && slices.Contains(h.realDevs, uint64(st.Dev)) {
+		return nil
+	}
+	if err := fsutil.CheckRealFS(f); err != nil {
+		return err
+	}
+	if ok && len(h.realDevs) < 16 {
+		h.realDevs = append(h.realDevs, uint64(st.Dev))
+	}
+	return nil
 }
 
 func newHasher(c *Checker) *hasher {
@@ -268,7 +330,7 @@ func (h *hasher) hash(ctx context.Context, path string, sp special, statFirst bo
 	if !fi.Mode().IsRegular() {
 		return fileState{err: fmt.Errorf("%w (%s)", errNotRegular, fsutil.ModeName(fi.Mode()))}, nil
 	}
-	if err := fsutil.CheckRealFS(f); err != nil {
+	if err := h.checkRealFS(f, fi); err != nil {
 		return fileState{err: cleanErr(err)}, nil
 	}
 	nlink := linkCount(fi)
