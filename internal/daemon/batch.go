@@ -329,6 +329,10 @@ func (rk *rechecker) adopt(s *scope, r scopeScan) {
 // recheck's (fold.go), not a full scan's.
 func (rk *rechecker) adoptAs(s *scope, r scopeScan, live bool) {
 	l := rk.l
+	var before *verify.Expected // the release before, when this adopts the staged or expected one
+	if r.exp != nil && l.stage.staged(s, r.sum) {
+		before = s.exp
+	}
 	how := byScan
 	if live {
 		how = byEvent
@@ -351,7 +355,7 @@ func (rk *rechecker) adoptAs(s *scope, r scopeScan, live bool) {
 	}
 	s.setLinks("", r.links)
 	l.wa.linksChanged = true
-	l.rec.replaceAs(s, "", l.stage.accounted(s, r.sum, r.findings), how)
+	l.rec.replaceAfter(s, "", l.stage.accounted(s, r.sum, r.findings), how, before)
 	l.rec.modified()
 }
 

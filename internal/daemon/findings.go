@@ -10,6 +10,8 @@ import (
 
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/journal"
+	"github.com/integrityd/integrityd/internal/kind"
+	"github.com/integrityd/integrityd/internal/verify"
 )
 
 // findingSet is what the loop knows is wrong, by scope and path ("" for
@@ -169,6 +171,16 @@ const (
 
 // replaceAs is replace for findings that come as how says.
 func (rc *record) replaceAs(c checked, key string, fresh []finding.Finding, how replaceHow) {
+	rc.replaceAfter(c, key, fresh, how, nil)
+}
+
+// replaceAfter is replaceAs for a scope that has just adopted its staged
+// or expected release, before being the manifest in force until then: a
+// new EXTRA_FILE whose content before signs at that path is a file of
+// the release before that tar or cp left and the admin's cleanup removes
+// next; its alert waits in a fold (folds.holdLeftover) rather than being
+// logged at once.
+func (rc *record) replaceAfter(c checked, key string, fresh []finding.Finding, how replaceHow, before *verify.Expected) {
 	name := c.name()
 	fresh = c.withRelease(rc, key, fresh)
 	ts := diff(rc.findings.part(name, key), fresh)
@@ -180,6 +192,10 @@ func (rc *record) replaceAs(c checked, key string, fresh []finding.Finding, how 
 	same := open && how == byEvent
 	prev := c.inForce()
 	for _, t := range ts {
+		if before != nil && t.Alert && t.Old == nil && t.New != nil && t.New.Kind == kind.ExtraFile && before.Covers(t.New) {
+			rc.folds.holdLeftover(name, t, before, now)
+			continue
+		}
 		for _, t := range rc.folds.take(name, t, open, same, prev, now) {
 			rc.l.rep.queue(t)
 		}

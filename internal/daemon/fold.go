@@ -134,6 +134,21 @@ func (fs *folds) hold(scope string, t Transition, prev *verify.Expected, now tim
 	fo.held[t.New.Path] = *t.New
 }
 
+// holdLeftover holds the alert of t, a file of the release before left
+// beside the one just adopted (replaceAfter), in the fold of scope, begun
+// for it if none: no alert at once and no entry saying alerts wait (this
+// is no unannounced change); the fold's end alerts it if it is still
+// there, and its removal (the cleanup) is an update's step.
+func (fs *folds) holdLeftover(scope string, t Transition, before *verify.Expected, now time.Time) {
+	if fs.by[scope] == nil {
+		fs.hold(scope, t, before, now)
+		fo := fs.by[scope]
+		fo.fresh, fo.told, fo.first = false, true, "its new release"
+		return
+	}
+	fs.hold(scope, t, before, now)
+}
+
 // heldAt is the finding at p whose alert waits in fo (false: none).
 func (fo *fold) heldAt(p string) (finding.Finding, bool) {
 	if fo == nil {

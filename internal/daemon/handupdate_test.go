@@ -507,3 +507,49 @@ func TestExpectedHeldScope(t *testing.T) {
 		t.Errorf("findings at the end %s, want lib/private/New.php missing", render(fs))
 	}
 }
+
+// TestExpectedLeftovers: tar over the tree with the release expected,
+// then the admin's cleanup of what the new release no longer has (as
+// after tar or cp): the file of the release before, an EXTRA_FILE once the
+// new manifest is adopted, waits for the cleanup and is no alert; left
+// there, it is alerted once the install is quiet.
+func TestExpectedLeftovers(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("tar"); err != nil {
+		t.Skip("no tar on this machine: the test needs the real one")
+	}
+	for _, clean := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cleanup=%v", clean), func(t *testing.T) {
+			t.Parallel()
+			root := filepath.Join(t.TempDir(), "nc")
+			next := handRelease(t, root)
+			cfg := testConfig(root, t.TempDir())
+			cfg.Settle = 2 * time.Second // the cleanup comes within it, however busy the machine
+			r := start(t, cfg)
+			expectRelease(t, r, cfg, next)
+			tarOver(t, next, root, func(string) {})
+			waitFor(t, "core's expected release adopted", func() bool {
+				return r.logs.FilterMessageSnippet("core updated to the expected release").Len() > 0
+			})
+			if clean {
+				if err := os.Remove(filepath.Join(root, "core/css/server.css")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.waitIdle(t)
+			assertSame(t, r, root, "after the update")
+			n := alerts(r.logs, sortAlert)["core:core/css/server.css"]
+			if clean && n != 0 {
+				t.Errorf("the release before's file, removed by the cleanup, alerted %d times", n)
+			}
+			if !clean && n != 1 {
+				t.Errorf("the release before's file left there alerted %d times, want 1", n)
+			}
+			if clean {
+				if ws := r.warningsByScope(nil); len(ws) != 0 {
+					t.Errorf("warnings for an announced update: %v", ws)
+				}
+			}
+		})
+	}
+}

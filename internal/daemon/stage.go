@@ -121,6 +121,13 @@ func (st *stages) accounted(s *scope, sum [sha256.Size]byte, fs []finding.Findin
 	return st.updateSteps(s, fs)
 }
 
+// staged reports whether the manifest of SHA-256 sum is the staged or
+// expected one of s.
+func (st *stages) staged(s *scope, sum [sha256.Size]byte) bool {
+	name := s.sc.Name
+	return st.updater.exps[name] != nil && st.updater.sums[name] == sum || st.expected.exps[name] != nil && st.expected.sums[name] == sum
+}
+
 // adopted tells both staged releases that s adopted a manifest.
 func (st *stages) adopted(s *scope, sum [sha256.Size]byte) {
 	st.updater.adopted(s, sum)
