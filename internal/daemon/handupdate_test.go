@@ -283,8 +283,8 @@ func TestHandUpdate(t *testing.T) {
 				if n := alerts(r.logs, sortAlert)[shell]; backdoor && n == 0 {
 					t.Errorf("no alert for the backdoor written halfway through in %s", shell)
 				}
-				if n := r.logs.FilterField(zapString("message_id", kind.IDFolded)).Len(); expected && n != 0 {
-					t.Errorf("%d fold entries with the release expected: its files are update steps", n)
+				if n := r.logs.FilterMessageSnippet("their alerts wait").Len(); expected && n != 0 {
+					t.Errorf("%d folds begun with the release expected: its files are update steps", n)
 				}
 				if backdoor && !left[shell] {
 					t.Errorf("the backdoor is not a finding at the end")
