@@ -3,9 +3,11 @@ package daemon
 import (
 	"context"
 	"os"
+	"path"
 	"slices"
 	"time"
 
+	"github.com/integrityd/integrityd/internal/baseline"
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
 )
@@ -18,8 +20,10 @@ import (
 // writeGrace after it was first seen, and is a finding (alerted) only if
 // it still is then. A file written again and again is not held longer:
 // the wait is from the first sighting, and a file whose mtime is old (a
-// backdoor with its time set back) is alerted at once. Nothing is held
-// for a scope without a staged release.
+// backdoor with its time set back) is alerted at once, unless it is a
+// new file of a name no web server runs (rsync's temporary .NAME.XXXXXX,
+// dated as its source before its rename): that waits whatever its mtime.
+// Nothing is held for a scope without a staged release.
 
 // writeGrace bounds how long a new finding of a file being written waits
 // during an update (well within the second an alert may take then).
@@ -95,8 +99,13 @@ func (l *loop) holdWriting(s *scope, fresh []finding.Finding, now time.Time) []f
 			return false
 		}
 		fi, err := os.Lstat(p)
-		if err != nil || now.Sub(fi.ModTime()) >= writeGrace || fi.ModTime().After(now.Add(time.Second)) {
-			return false // written a while ago (or dated ahead): no write in progress
+		temp := f.Kind == kind.ExtraFile && !baseline.IsExecutableName(path.Base(f.Path))
+		if err != nil || !temp && (now.Sub(fi.ModTime()) >= writeGrace || fi.ModTime().After(now.Add(time.Second))) {
+			// Written a while ago (or dated ahead): no write in
+			// progress. A new file of a name no web server runs
+			// (rsync's .NAME.XXXXXX, dated as its source before it is
+			// renamed into place) waits whatever its mtime.
+			return false
 		}
 		if l.writes.first == nil {
 			l.writes.first = map[fileKey]time.Time{}

@@ -302,6 +302,11 @@ func (h *hasher) hash(ctx context.Context, path string, sp special, statFirst bo
 	if statFirst {
 		fi, err := os.Stat(path) // follows a symlink to a file, as PHP does
 		if err != nil {
+			if _, lerr := os.Lstat(path); errors.Is(err, fs.ErrNotExist) && errors.Is(lerr, fs.ErrNotExist) {
+				// The link itself listed, then removed (rsync putting
+				// a file in its place): not there, as above.
+				return fileState{skip: true}, nil
+			}
 			return fileState{err: cleanErr(err)}, nil
 		}
 		if !fi.Mode().IsRegular() {

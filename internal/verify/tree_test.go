@@ -930,7 +930,8 @@ func TestSignCyclicKeys(t *testing.T) {
 // rsync and updates do all the time) is not there, as a listing now would
 // say: an expected one is FILE_MISSING, not an EXCEPTION "open: no such
 // file or directory". A directory removed after its parent was listed is
-// not there either. A symlink whose target is missing stays an error.
+// not there either, nor is a symlink removed before its target was
+// looked at. A symlink whose target is missing stays an error.
 func TestGoneBeforeRead(t *testing.T) {
 	dir := t.TempDir()
 	h := newHasher(&Checker{})
@@ -944,6 +945,12 @@ func TestGoneBeforeRead(t *testing.T) {
 	st, err = h.hash(context.Background(), filepath.Join(dir, "dangling"), special{}, true)
 	if err != nil || st.skip || st.err == nil {
 		t.Errorf("a dangling symlink: %+v, %v; want its error", st, err)
+	}
+	// A symlink listed, then removed (rsync replacing it by a file)
+	// before its target is looked at: not there either.
+	st, err = h.hash(context.Background(), filepath.Join(dir, "gone-link"), special{}, true)
+	if err != nil || !st.skip || st.err != nil {
+		t.Errorf("a symlink removed before its read: %+v, %v; want it skipped as not there", st, err)
 	}
 	// A directory removed after its parent was listed, before it was
 	// read: dangling sorts before sub.
