@@ -258,13 +258,15 @@ func (rk *rechecker) recheck(ctx context.Context, s *scope, key string) bool {
 		}
 	}
 	if err == nil {
-		fresh = l.stage.updateSteps(s, fresh)
+		missing := l.rec.missing(s.sc.Name)
+		fresh = l.stage.updateSteps(s, fresh, missing)
 		if s.next != nil {
 			// Being updated (held, checked whole once quiet): a file
 			// missing for now is the copy's step (rsync replacing a
 			// symlink by a file, tar's unlink and create), not code
-			// that runs; the whole check decides.
-			fresh = slices.DeleteFunc(fresh, func(f finding.Finding) bool { return f.Kind == kind.FileMissing })
+			// that runs; the whole check decides. One missing before
+			// stays a finding.
+			fresh = slices.DeleteFunc(fresh, func(f finding.Finding) bool { return f.Kind == kind.FileMissing && !missing(f.Path) })
 		}
 	}
 	if err == nil {
@@ -355,7 +357,7 @@ func (rk *rechecker) adoptAs(s *scope, r scopeScan, live bool) {
 	}
 	s.setLinks("", r.links)
 	l.wa.linksChanged = true
-	l.rec.replaceAfter(s, "", l.stage.accounted(s, r.sum, r.findings), how, before)
+	l.rec.replaceAfter(s, "", l.stage.accounted(s, r.sum, r.findings, l.rec.missing(s.sc.Name)), how, before)
 	l.rec.modified()
 }
 

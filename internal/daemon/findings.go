@@ -203,6 +203,15 @@ func (rc *record) replaceAfter(c checked, key string, fresh []finding.Finding, h
 	rc.modified()
 }
 
+// missing reports, for keys of scope, whether the file is a FILE_MISSING
+// finding now.
+func (rc *record) missing(scope string) func(key string) bool {
+	return func(key string) bool {
+		f := rc.findings.get(scope, key)
+		return f != nil && f.Kind == kind.FileMissing
+	}
+}
+
 // drop forgets a scope that no longer exists (an app that was removed).
 func (rc *record) drop(name string) {
 	l := rc.l

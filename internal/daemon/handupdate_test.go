@@ -553,3 +553,44 @@ func TestExpectedLeftovers(t *testing.T) {
 		})
 	}
 }
+
+// TestExpectedMissingBefore: a file missing before an announced update
+// (and after it: the copy lacks it too) stays one finding through the
+// update: alerted once, never resolved in between (a file removed is an
+// update step only for files that were there).
+func TestExpectedMissingBefore(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "nc")
+	next := handRelease(t, root)
+	const gone = "lib/private/Server.php" // in both releases' manifests
+	for _, dir := range []string{root, next} {
+		if err := os.Remove(filepath.Join(dir, gone)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig(root, t.TempDir())
+	r := start(t, cfg)
+	expectRelease(t, r, cfg, next)
+	// version.php first: core is held and checked whole against the
+	// manifest in force, before the rest of the update comes.
+	data, err := os.ReadFile(filepath.Join(next, "version.php"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "version.php"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.waitIdle(t)
+	if n := r.logs.FilterMessage("scope checked after changes").Len(); n == 0 {
+		t.Fatal("core was not held and checked whole: the test does not test what it says")
+	}
+	rsyncOver(t, next, root, []string{"config", "data"}, nil, func(string) {})
+	r.waitIdle(t)
+	assertSame(t, r, root, "after the update")
+	if n := alerts(r.logs, sortAlert)["core:"+gone]; n != 1 {
+		t.Errorf("%s alerted %d times, want once (at start)", gone, n)
+	}
+	if n := alerts(r.logs, sortResolved)["core:"+gone]; n != 0 {
+		t.Errorf("%s resolved %d times while it never came back", gone, n)
+	}
+}

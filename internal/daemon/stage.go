@@ -89,9 +89,11 @@ func (st *stages) exp(s *scope) *verify.Expected {
 	return st.expected.exp(s)
 }
 
-// updateSteps drops from fresh what either staged release's update does.
-func (st *stages) updateSteps(s *scope, fresh []finding.Finding) []finding.Finding {
-	return st.expected.updateSteps(s, st.updater.updateSteps(s, fresh))
+// updateSteps drops from fresh what either staged release's update does;
+// missing reports whether a file was missing already (a finding before
+// the update: it stays one).
+func (st *stages) updateSteps(s *scope, fresh []finding.Finding, missing func(key string) bool) []finding.Finding {
+	return st.expected.updateSteps(s, st.updater.updateSteps(s, fresh, missing), missing)
 }
 
 // shipped reports whether either staged release ships the signed app
@@ -110,7 +112,7 @@ func (st *stages) covers(s *scope) bool { return st.exp(s) != nil && s.exp != ni
 // staged release accounts for: content it signs at that path, and the
 // update's own steps. A live recheck has the staged manifest as an
 // alternative already (rechecker.recheck).
-func (st *stages) accounted(s *scope, sum [sha256.Size]byte, fs []finding.Finding) []finding.Finding {
+func (st *stages) accounted(s *scope, sum [sha256.Size]byte, fs []finding.Finding, missing func(key string) bool) []finding.Finding {
 	e := st.exp(s)
 	if e == nil || st.updater.sums[s.sc.Name] == sum || st.expected.sums[s.sc.Name] == sum {
 		return fs // none, or checked against the staged manifest itself: its findings are the end state's
@@ -118,7 +120,7 @@ func (st *stages) accounted(s *scope, sum [sha256.Size]byte, fs []finding.Findin
 	fs = slices.DeleteFunc(slices.Clone(fs), func(f finding.Finding) bool {
 		return (f.Kind == kind.InvalidHash || f.Kind == kind.ExtraFile) && e.Covers(&f)
 	})
-	return st.updateSteps(s, fs)
+	return st.updateSteps(s, fs, missing)
 }
 
 // staged reports whether the manifest of SHA-256 sum is the staged or
@@ -244,9 +246,10 @@ func (sg *staged) exp(s *scope) *verify.Expected {
 }
 
 // updateSteps drops from fresh, what a recheck of s found, what the
-// updater does while it installs the staged release: files removed, and
-// entry points holding exactly its stub.
-func (sg *staged) updateSteps(s *scope, fresh []finding.Finding) []finding.Finding {
+// updater does while it installs the staged release: files removed (but
+// those missing already, which missing says), and entry points holding
+// exactly its stub.
+func (sg *staged) updateSteps(s *scope, fresh []finding.Finding, missing func(key string) bool) []finding.Finding {
 	if sg.exp(s) == nil {
 		return fresh
 	}
@@ -256,7 +259,7 @@ func (sg *staged) updateSteps(s *scope, fresh []finding.Finding) []finding.Findi
 	return slices.DeleteFunc(fresh, func(f finding.Finding) bool {
 		switch {
 		case f.Kind == kind.FileMissing:
-			return true
+			return !missing(f.Path)
 		case f.Kind == kind.InvalidHash && s.sc.Name == "core" && f.Current == sg.stub && !sg.expected:
 			return slices.Contains(updaterEntryPoints[:], f.Path)
 		}
