@@ -101,7 +101,7 @@ cmd=${build//\/out\/integrityd/$out/integrityd}
 echo "== (cd <the COPYed context> && $cmd)"
 (cd "$ctx" && VERSION=0.0.0-check sh -c "$cmd") || fail "the Dockerfile's go build failed on the context it COPYs"
 ok
-v=$("$out/integrityd" --version | head -1)
+v=$("$out/integrityd" --version | sed -n 1p) # sed reads it all: head -1 could SIGPIPE the binary (exit 141 under pipefail)
 [ "$v" = "integrityd 0.0.0-check" ] || fail "the Dockerfile's build does not stamp --build-arg VERSION: --version says $v"; ok
 desc=$(file -b "$out/integrityd")
 echo "   $desc"

@@ -433,7 +433,7 @@ out=$($E timeout 30 setpriv --reuid integrityd --regid integrityd --init-groups 
 	--inh-caps +dac_read_search --ambient-caps +dac_read_search $BIN run --config /etc/integrityd/integrityd.conf --log-format console 2>&1) || rc=$?
 [ "$rc" = 2 ] || fail "second daemon: exit $rc, want 2: $out"
 echo "$out" | grep -q "in use by another integrityd (pid $pid)" || fail "second daemon: no clear error naming pid $pid: $out"
-echo "    $(echo "$out" | grep "in use" | head -1)"
+echo "    $(echo "$out" | grep -m1 "in use")"
 scrape /run/integrityd/metrics.sock >/dev/null || fail "the refused daemon broke the running one's metrics socket"
 rc=0
 as alice $BIN status >/dev/null || rc=$?
