@@ -49,6 +49,15 @@ type fold struct {
 	told        bool                       // the entry saying alerts wait was written
 	accounted   int                        // held-back findings an update's step healed before the fold ended
 	prev        *verify.Expected           // the manifest in force when it began
+	alerted     map[string]bool            // paths whose alert this fold logged: a new content there is logged at once
+}
+
+// logged notes that the alert of the file at p was logged.
+func (fo *fold) logged(p string) {
+	if fo.alerted == nil {
+		fo.alerted = map[string]bool{}
+	}
+	fo.alerted[p] = true
 }
 
 // foldable reports whether an alert of f is one an update by hand
@@ -76,7 +85,10 @@ func (fs *folds) take(scope string, t Transition, open, same bool, prev *verify.
 	if held, ok := fo.heldAt(t.New.Path); ok {
 		return fo.again(held, t, now)
 	}
-	if !t.Alert || !open || !foldable(t.New) || t.Old != nil {
+	if !t.Alert || !open || !foldable(t.New) || t.Old != nil || fo != nil && fo.alerted[t.New.Path] {
+		// Not foldable, or a file whose alert this fold logged already
+		// and that is wrong again (healed, then another content): one
+		// alert per payload, at once.
 		return []Transition{t}
 	}
 	fs.hold(scope, t, prev, now)
@@ -103,6 +115,7 @@ func (fo *fold) healed(t Transition, same bool) []Transition {
 		return nil
 	}
 	delete(fo.held, held.Path)
+	fo.logged(held.Path)
 	return []Transition{{New: &held, Alert: true}, t}
 }
 
@@ -113,6 +126,7 @@ func (fo *fold) again(held finding.Finding, t Transition, now time.Time) []Trans
 	fo.last = now
 	if !held.Current.IsZero() && !t.New.Current.IsZero() && held.Current != t.New.Current {
 		delete(fo.held, held.Path)
+		fo.logged(held.Path)
 		return []Transition{{New: &held, Alert: true}, t}
 	}
 	fo.held[held.Path] = *t.New
@@ -236,6 +250,7 @@ func (rc *record) unfoldFirst(s *scope, fo *fold) {
 		return
 	}
 	delete(fo.held, first.Path)
+	fo.logged(first.Path)
 	fo.first = first.Path
 	rc.l.rep.queue(Transition{New: first, Alert: true})
 }
@@ -250,6 +265,7 @@ func (rc *record) unfoldUncovered(s *scope, fo *fold, exps []*verify.Expected) {
 		}
 		if !slices.ContainsFunc(exps, func(e *verify.Expected) bool { return e.Covers(f) }) {
 			delete(fo.held, p)
+			fo.logged(p)
 			rc.l.rep.queue(Transition{New: f, Alert: true})
 		}
 	}

@@ -46,6 +46,7 @@ func TestFoldsTake(t *testing.T) {
 		{"a second payload is logged with the first", []step{{appear(tmp), true, 0, false}, {appear(shell), true, 0, false}, {change(shell, f(kind.ExtraFile, "lib/s.php", "shell2")), true, 2, true}}},
 		{"missing then back with other content stays held", []step{{appear(tmp), true, 0, false}, {appear(f(kind.FileMissing, "lib/y.php", "")), true, 0, false}, {change(f(kind.FileMissing, "lib/y.php", ""), f(kind.InvalidHash, "lib/y.php", "v2")), true, 0, false}}},
 		{"a heal with no fold is logged", []step{{heal(base), true, 1, false}}},
+		{"a file alerted in this fold, then wrong again, is logged at once", []step{{appear(tmp), true, 0, false}, {appear(shell), true, 0, false}, {heal(shell), true, 2, true}, {appear(f(kind.ExtraFile, "lib/s.php", "shell2")), true, 1, true}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var fs folds
