@@ -227,68 +227,89 @@ func collectArchive(src, dst string) error {
 		return fmt.Errorf("expect-release: %w", err)
 	}
 	defer f.Close()
-	name := strings.ToLower(src)
 	keep := func(p string, size int64, open func() (io.Reader, error)) error {
-		rel, ok := keptPath(p)
-		if !ok {
-			return nil
-		}
-		if size > maxFile {
-			return fmt.Errorf("expect-release %s: %s: %d bytes, more than a manifest can be", src, finding.EscapeControl(p), size)
-		}
-		r, err := open()
-		if err != nil {
-			return fmt.Errorf("expect-release %s: %s: %w", src, finding.EscapeControl(p), err)
-		}
-		data, err := io.ReadAll(io.LimitReader(r, maxFile))
-		if err != nil {
-			return fmt.Errorf("expect-release %s: %s: %w", src, finding.EscapeControl(p), err)
-		}
-		return writeFile(filepath.Join(dst, filepath.FromSlash(rel)), data)
+		return keepEntry(src, dst, p, size, open)
 	}
+	name := strings.ToLower(src)
 	switch {
 	case strings.HasSuffix(name, ".zip"):
-		fi, err := f.Stat()
-		if err != nil {
-			return fmt.Errorf("expect-release: %w", err)
-		}
-		zr, err := zip.NewReader(f, fi.Size())
-		if err != nil {
-			return fmt.Errorf("expect-release %s: not a zip archive: %w", src, err)
-		}
-		for _, zf := range zr.File {
-			if !zf.Mode().IsRegular() {
-				continue
-			}
-			if err := keep(zf.Name, int64(zf.UncompressedSize64), func() (io.Reader, error) { return zf.Open() }); err != nil {
-				return err
-			}
-		}
-		return nil
+		return collectZip(f, src, keep)
 	case strings.HasSuffix(name, ".tar"), strings.HasSuffix(name, ".tar.gz"), strings.HasSuffix(name, ".tgz"),
 		strings.HasSuffix(name, ".tar.bz2"), strings.HasSuffix(name, ".tbz2"):
-		r, err := decompress(bufio.NewReader(f), name)
-		if err != nil {
-			return fmt.Errorf("expect-release %s: %w", src, err)
-		}
-		tr := tar.NewReader(r)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("expect-release %s: not a readable tar archive: %w", src, err)
-			}
-			if h.Typeflag != tar.TypeReg {
-				continue
-			}
-			if err := keep(h.Name, h.Size, func() (io.Reader, error) { return tr, nil }); err != nil {
-				return err
-			}
-		}
+		return collectTar(f, src, name, keep)
 	}
 	return fmt.Errorf("expect-release %s: neither a directory nor an archive this reads (.tar, .tar.gz, .tgz, .tar.bz2, .tbz2, .zip)", src)
+}
+
+// keepFunc keeps the archive's entry p of size bytes, read by open, if
+// the expectation keeps it.
+type keepFunc func(p string, size int64, open func() (io.Reader, error)) error
+
+// keepEntry writes the entry p of the archive src below dst, where
+// keptPath says, if it is kept.
+func keepEntry(src, dst, p string, size int64, open func() (io.Reader, error)) error {
+	rel, ok := keptPath(p)
+	if !ok {
+		return nil
+	}
+	if size > maxFile {
+		return fmt.Errorf("expect-release %s: %s: %d bytes, more than a manifest can be", src, finding.EscapeControl(p), size)
+	}
+	r, err := open()
+	if err != nil {
+		return fmt.Errorf("expect-release %s: %s: %w", src, finding.EscapeControl(p), err)
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxFile))
+	if err != nil {
+		return fmt.Errorf("expect-release %s: %s: %w", src, finding.EscapeControl(p), err)
+	}
+	return writeFile(filepath.Join(dst, filepath.FromSlash(rel)), data)
+}
+
+// collectZip keeps what keep keeps of the zip archive f (named src).
+func collectZip(f *os.File, src string, keep keepFunc) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("expect-release: %w", err)
+	}
+	zr, err := zip.NewReader(f, fi.Size())
+	if err != nil {
+		return fmt.Errorf("expect-release %s: not a zip archive: %w", src, err)
+	}
+	for _, zf := range zr.File {
+		if !zf.Mode().IsRegular() {
+			continue
+		}
+		if err := keep(zf.Name, int64(zf.UncompressedSize64), func() (io.Reader, error) { return zf.Open() }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collectTar keeps what keep keeps of the tar archive f (named src,
+// compressed as name says).
+func collectTar(f *os.File, src, name string, keep keepFunc) error {
+	r, err := decompress(bufio.NewReader(f), name)
+	if err != nil {
+		return fmt.Errorf("expect-release %s: %w", src, err)
+	}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("expect-release %s: not a readable tar archive: %w", src, err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		if err := keep(h.Name, h.Size, func() (io.Reader, error) { return tr, nil }); err != nil {
+			return err
+		}
+	}
 }
 
 // decompress opens the tar stream of an archive named name.
@@ -319,18 +340,26 @@ func keptPath(p string) (string, bool) {
 	if p == "" || path.Clean(p) != p || strings.HasPrefix(p, "../") || path.IsAbs(p) {
 		return "", false
 	}
-	parts := strings.Split(p, "/")
+	rest, release := strings.CutPrefix(p, "nextcloud/")
 	switch {
-	case len(parts) == 3 && parts[0] == "nextcloud" && parts[1] == "core" && parts[2] == "signature.json":
-		return "core/signature.json", true
-	case len(parts) == 2 && parts[0] == "nextcloud" && parts[1] == "version.php":
-		return "version.php", true
-	case len(parts) == 5 && parts[0] == "nextcloud" && parts[1] == "apps" && parts[3] == "appinfo" && parts[4] == "signature.json" && validID(parts[2]):
-		return path.Join("apps", parts[2], "appinfo", "signature.json"), true
-	case len(parts) == 3 && parts[1] == "appinfo" && parts[2] == "signature.json" && validID(parts[0]) && parts[0] != "nextcloud":
-		return path.Join("apps", parts[0], "appinfo", "signature.json"), true
+	case release && (rest == "core/signature.json" || rest == "version.php"):
+		return rest, true
+	case release && strings.HasPrefix(rest, "apps/"):
+		return appManifest(strings.TrimPrefix(rest, "apps/"))
+	case !release:
+		return appManifest(p)
 	}
 	return "", false
+}
+
+// appManifest maps ID/appinfo/signature.json to where the expectation
+// keeps it.
+func appManifest(p string) (string, bool) {
+	id, rest, _ := strings.Cut(p, "/")
+	if rest != "appinfo/signature.json" || !validID(id) || id == "nextcloud" {
+		return "", false
+	}
+	return path.Join("apps", id, "appinfo", "signature.json"), true
 }
 
 // validID reports whether id can be an app's directory name.
