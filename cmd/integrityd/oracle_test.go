@@ -57,6 +57,7 @@ import (
 
 	"github.com/integrityd/integrityd/internal/asnobody"
 	"github.com/integrityd/integrityd/internal/demo"
+	"github.com/integrityd/integrityd/internal/oracledir"
 	"github.com/integrityd/integrityd/internal/verify"
 )
 
@@ -1056,25 +1057,7 @@ type oracle struct{ dir string }
 // (or $INTEGRITYD_ORACLE) and php-cli, or skips.
 func findOracle(t *testing.T) oracle {
 	t.Helper()
-	dir := os.Getenv("INTEGRITYD_ORACLE")
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for d := wd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "shared/nextcloud-oracle/nc-oracle.php")); err == nil {
-				dir = filepath.Join(d, "shared/nextcloud-oracle")
-				break
-			}
-			if filepath.Dir(d) == d {
-				t.Skipf("no shared/nextcloud-oracle in %s or above it, and INTEGRITYD_ORACLE is not set: Nextcloud's Checker is not available", wd)
-			}
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "nc-oracle.php")); err != nil {
-		t.Skipf("INTEGRITYD_ORACLE=%s: %v", dir, err)
-	}
+	dir := oracledir.Find(t)
 	if _, err := exec.LookPath("php"); err != nil {
 		if os.Geteuid() == 0 {
 			if _, err := exec.LookPath("apt-get"); err == nil {

@@ -24,6 +24,7 @@ var layers = map[string]int{
 	"internal/mountns":      0,
 	"internal/tamperhelper": 0,
 	"internal/arch":         0,
+	"internal/oracledir":    0,
 	"internal/finding":      1,
 	"internal/mimetypelist": 2,
 	"internal/journal":      2,

@@ -16,57 +16,11 @@ import (
 	"github.com/integrityd/integrityd/internal/finding"
 	"github.com/integrityd/integrityd/internal/kind"
 	"github.com/integrityd/integrityd/internal/mimetypelist"
+	"github.com/integrityd/integrityd/internal/oracledir"
 )
 
 // The walk's side of core/js/mimetypelist.js (the generator itself is
 // tested in internal/mimetypelist, whose testdata holds the dist files).
-
-// oracleDir finds the shared Nextcloud oracle: $INTEGRITYD_ORACLE, or
-// shared/nextcloud-oracle in a directory above the test's.
-func oracleDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("INTEGRITYD_ORACLE"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		d := filepath.Join(dir, "shared", "nextcloud-oracle")
-		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
-			return d
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("Nextcloud oracle not found: no shared/nextcloud-oracle above the test directory and INTEGRITYD_ORACLE unset")
-		}
-		dir = parent
-	}
-}
-
-// releaseIcons lists core/img/filetypes as the release signed it.
-func releaseIcons(t *testing.T, release string) []string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(release, "root", "core", "signature.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sig struct{ Hashes map[string]string }
-	if err := json.Unmarshal(data, &sig); err != nil {
-		t.Fatal(err)
-	}
-	var icons []string
-	for k := range sig.Hashes {
-		if rest, ok := strings.CutPrefix(k, "core/img/filetypes/"); ok && !strings.Contains(rest, "/") {
-			icons = append(icons, rest)
-		}
-	}
-	if len(icons) == 0 {
-		t.Fatalf("%s lists no core/img/filetypes", release)
-	}
-	return icons
-}
 
 // mimeCase is an install's custom mime type files, config/NAME -> content.
 type mimeCase struct {
@@ -122,7 +76,7 @@ func generated(t *testing.T, root, config string, major int) (all, def []byte) {
 // must find core clean, and must report INVALID_HASH when the manifest
 // holds the file's own hash instead.
 func TestMimetypeListCheckerOracle(t *testing.T) {
-	oracle := oracleDir(t)
+	oracle := oracledir.Find(t)
 	if _, err := exec.LookPath("php"); err != nil {
 		t.Skip("php-cli is not installed (apt-get install php-cli): cannot run Nextcloud's own Checker")
 	}
@@ -134,7 +88,7 @@ func TestMimetypeListCheckerOracle(t *testing.T) {
 	}
 	for _, release := range []string{"25.0.12", "33.0.0"} {
 		major, _ := strconv.Atoi(strings.SplitN(release, ".", 2)[0])
-		icons := releaseIcons(t, filepath.Join(oracle, release))
+		icons := oracledir.ReleaseIcons(t, filepath.Join(oracle, release))
 		for _, c := range cases {
 			t.Run(release+"/"+c.name, func(t *testing.T) {
 				root, config := buildMimeTree(t, c, icons)
