@@ -524,7 +524,10 @@ if [ -n "$deb" ]; then
 	$E getent passwd integrityd >/dev/null || fail "the package's postinst created no user integrityd"
 	[ "$($E stat -c '%U %a' /var/lib/integrityd)" = "integrityd 750" ] || fail "/var/lib/integrityd after dpkg -i: $($E stat -c '%U %a' /var/lib/integrityd)"
 	pkgver=$($E dpkg-query -W -f '${Version}' integrityd)
-	$E /usr/bin/integrityd --version | grep -qx "integrityd $pkgver" || fail "integrityd --version does not print the package version $pkgver: $($E /usr/bin/integrityd --version)"
+	# Read whole before grep: grep -q stops at the first line, and the
+	# binary, still writing the next, died of SIGPIPE (pipefail).
+	v=$($E /usr/bin/integrityd --version)
+	grep -qx "integrityd $pkgver" <<<"$v" || fail "integrityd --version does not print the package version $pkgver: $v"
 	$E systemctl is-enabled -q integrityd 2>/dev/null && fail "the package enabled integrityd before root is set"
 	$E install -m 0644 "$work/d/resources/codesigning/root.crt" /etc/integrityd/d-root.crt
 	conf_set /etc/integrityd/integrityd.conf root "$work/d"
