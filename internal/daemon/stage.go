@@ -104,7 +104,7 @@ func (st *stages) shipped(name string) bool {
 
 // covers reports whether either staged release covers the manifest of s
 // removed or unverifiable (staged.covers).
-func (st *stages) covers(s *scope) bool { return st.exp(s) != nil && s.exp != nil }
+func (st *stages) covers(s *scope) bool { return st.updater.covers(s) || st.expected.covers(s) }
 
 // accounted drops from fs, a whole check's findings of s under the
 // manifest of SHA-256 sum (a held scope's, a full scan's: under the
@@ -114,7 +114,7 @@ func (st *stages) covers(s *scope) bool { return st.exp(s) != nil && s.exp != ni
 // alternative already (rechecker.recheck).
 func (st *stages) accounted(s *scope, sum [sha256.Size]byte, fs []finding.Finding, missing func(key string) bool) []finding.Finding {
 	e := st.exp(s)
-	if e == nil || st.updater.sums[s.sc.Name] == sum || st.expected.sums[s.sc.Name] == sum {
+	if e == nil || st.staged(s, sum) {
 		return fs // none, or checked against the staged manifest itself: its findings are the end state's
 	}
 	fs = slices.DeleteFunc(slices.Clone(fs), func(f finding.Finding) bool {

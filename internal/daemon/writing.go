@@ -35,14 +35,15 @@ const writeGrace = 700 * time.Millisecond
 type writes struct {
 	first map[fileKey]time.Time
 	// manifests are the scopes whose manifest did not verify just
-	// after an event on it, by when that was first seen; zero once the
-	// wait is over (the next reading decides).
+	// after an event on it, by when that was first seen.
 	manifests map[string]time.Time
 }
 
 // manifestWait reports whether the manifest of scope, which does not
 // verify just after an event on it, is read again later rather than
-// taken as it is now: for writeGrace after it was first seen so.
+// taken as it is now: for writeGrace after it was first seen so. Once
+// that has passed it is taken (and forgotten: a later change has a
+// grace of its own).
 func (w *writes) manifestWait(scope string, now time.Time) bool {
 	first, ok := w.manifests[scope]
 	switch {
@@ -52,11 +53,11 @@ func (w *writes) manifestWait(scope string, now time.Time) bool {
 		}
 		w.manifests[scope] = now
 		return true
-	case first.IsZero():
-		delete(w.manifests, scope)
-		return false
+	case now.Sub(first) < writeGrace:
+		return true
 	}
-	return now.Sub(first) < writeGrace
+	delete(w.manifests, scope)
+	return false
 }
 
 // fileKey names a file of a scope.
@@ -66,7 +67,7 @@ type fileKey struct{ scope, key string }
 func (w *writes) due() time.Time {
 	var next time.Time
 	for _, t := range w.manifests {
-		if end := t.Add(writeGrace); !t.IsZero() && (next.IsZero() || end.Before(next)) {
+		if end := t.Add(writeGrace); next.IsZero() || end.Before(next) {
 			next = end
 		}
 	}
@@ -119,10 +120,9 @@ func (l *loop) holdWriting(s *scope, fresh []finding.Finding, now time.Time) []f
 // now is a finding.
 func (l *loop) writesDue(ctx context.Context, now time.Time) {
 	for name, first := range l.writes.manifests {
-		if first.IsZero() || now.Sub(first) < writeGrace {
+		if now.Sub(first) < writeGrace {
 			continue
 		}
-		l.writes.manifests[name] = time.Time{}
 		l.rec.changed = true // published: Snapshot.Folding
 		if s := l.scopes[name]; s != nil {
 			l.rk.manifestChanged(s) // verifying now, or its EXCEPTION
