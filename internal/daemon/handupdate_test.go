@@ -524,7 +524,7 @@ func TestExpectedLeftovers(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "nc")
 			next := handRelease(t, root)
 			cfg := testConfig(root, t.TempDir())
-			cfg.Settle = 2 * time.Second // the cleanup comes within it, however busy the machine
+			cfg.Settle = 10 * time.Second // the cleanup comes within it, however busy the machine
 			r := start(t, cfg)
 			expectRelease(t, r, cfg, next)
 			tarOver(t, next, root, func(string) {})
